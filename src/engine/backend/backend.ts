@@ -1,0 +1,98 @@
+// The one small interface every remote implements (file://, sftp://, s3://, rclone://, and the test
+// backends). Names are flat file names (duplicity's remote is one folder of files); the backend knows
+// nothing of sets or chains. Retry, concurrency limits and fault injection are wrappers around it.
+//
+// Contract (checked by test/unit/backend/conformance.ts for every backend):
+// - put is atomic: a reader (get, list, stat) never sees a partial file under its final name. An
+//   interrupted put leaves at most a temporary object that cleanupPartial() can find and remove.
+// - put refuses to replace an existing name (BackendError kind 'exists') unless overwrite is set.
+// - get streams bytes [offset, offset+length); reading past the end is an error, not a short stream.
+// - errors are BackendErrors classified by the backend itself: 'notFound', 'exists', 'auth',
+//   'permission', 'noSpace' and 'permanent' are not retried; 'transient' is.
+import type { Readable } from 'node:stream';
+import { OffsiteError, type ErrorCode } from '../errors';
+
+/** Re-openable content: each open() gives a fresh stream of exactly `size` bytes, so retries can replay it. */
+export interface BlobSource {
+  readonly size: number;
+  open(): Readable;
+  /** When the content is a whole local file, its path: a backend may copy it directly (copy_file_range). */
+  readonly localPath?: string;
+}
+
+export interface BackendFileInfo {
+  readonly name: string;
+  readonly size: number;
+  readonly mtime?: Date;
+}
+
+export interface BackendProperties {
+  /** How many operations are worth running at once against this remote. */
+  readonly connections: number;
+}
+
+export interface OpOptions {
+  readonly signal?: AbortSignal;
+}
+
+export interface PutOptions extends OpOptions {
+  readonly overwrite?: boolean;
+  /** Called with the number of bytes sent so far (for progress); may be throttled by the caller. */
+  readonly onProgress?: (bytesSent: number) => void;
+}
+
+export interface GetOptions extends OpOptions {
+  readonly offset?: number;
+  readonly length?: number;
+}
+
+export interface Backend {
+  /** The remote's URL for messages and logs: never contains a password or secret. */
+  readonly displayUrl: string;
+  readonly properties: BackendProperties;
+  put(name: string, source: BlobSource, options?: PutOptions): Promise<void>;
+  get(name: string, options?: GetOptions): Promise<Readable>;
+  stat(name: string, options?: OpOptions): Promise<BackendFileInfo>;
+  /** Final names only: temporary objects of uploads in progress are not listed. */
+  list(options?: OpOptions): AsyncIterable<BackendFileInfo>;
+  /** Removing a name that does not exist is not an error. */
+  remove(name: string, options?: OpOptions): Promise<void>;
+  /**
+   * Finds leftovers of interrupted uploads (temporary files, incomplete multipart uploads) and, unless
+   * dryRun, removes them. Returns their names. Never touches final names.
+   */
+  cleanupPartial(options?: OpOptions & { readonly dryRun?: boolean }): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export type BackendErrorKind = 'notFound' | 'exists' | 'auth' | 'permission' | 'noSpace' | 'permanent' | 'transient';
+
+const CODE_OF_KIND: Record<BackendErrorKind, ErrorCode> = {
+  notFound: 'notFound',
+  exists: 'exists',
+  auth: 'auth',
+  permission: 'permission',
+  noSpace: 'noSpace',
+  permanent: 'unreachable',
+  transient: 'unreachable',
+};
+
+export class BackendError extends OffsiteError {
+  readonly kind: BackendErrorKind;
+  readonly op: string;
+
+  constructor(kind: BackendErrorKind, op: string, name: string | undefined, message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(CODE_OF_KIND[kind], message, { ...options, file: name });
+    this.name = 'BackendError';
+    this.kind = kind;
+    this.op = op;
+  }
+
+  static isKind(e: unknown, kind?: BackendErrorKind): e is BackendError {
+    return e instanceof BackendError && (kind === undefined || e.kind === kind);
+  }
+
+  get retryable(): boolean {
+    return this.kind === 'transient';
+  }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One-time set-up of a fresh Debian machine for Offsite (idempotent, quick when already done):
+# the Debian packages the tests use (real gpg, duplicity, rdiff, OpenSSH, …) and the npm packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(gnupg duplicity rdiff openssh-server openssh-client python3 ca-certificates)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages: reinstall when package-lock.json is newer than the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi

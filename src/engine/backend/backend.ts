@@ -63,6 +63,11 @@ export interface Backend {
    */
   cleanupPartial(options?: OpOptions & { readonly dryRun?: boolean }): Promise<string[]>;
   close(): Promise<void>;
+  /**
+   * Optional: when the remote's files are plain local files (file://), the path of `name`, so readers
+   * can hash and decrypt it in place instead of copying it first. Wrappers pass it through.
+   */
+  localPath?(name: string): string | undefined;
 }
 
 export type BackendErrorKind = 'notFound' | 'exists' | 'auth' | 'permission' | 'noSpace' | 'permanent' | 'transient';

@@ -1,0 +1,79 @@
+// URL → Backend. Each scheme registers a factory here (file is built in; sftp, s3 and rclone register
+// themselves), so the engine and the CLI open any remote the same way.
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Backend } from './backend';
+import { redactUrl } from './backendUtil';
+import { FileBackend, fileUrlPath } from './fileBackend';
+import { OffsiteError, throwIfAborted } from '../errors';
+
+/** Everything a backend may need from the front end (CLI or extension). */
+export interface BackendContext {
+  readonly signal?: AbortSignal;
+  readonly log?: (level: 'debug' | 'info' | 'warn', message: string) => void;
+  readonly prompt?: (question: string, opts: { secret: boolean }) => Promise<string | undefined>;
+  /** Scheme-specific options (e.g. sshKey, knownHosts, s3EndpointUrl; file: cwd for relative paths). */
+  readonly options?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Opens a remote. `rawUrl` is the URL exactly as the user wrote it: WHATWG URL parsing normalises
+ * some parts (it lowercases hosts, for one), and duplicity's own reading of a URL may differ.
+ */
+export type BackendFactory = (url: URL, ctx: BackendContext, rawUrl: string) => Promise<Backend>;
+
+const factories = new Map<string, BackendFactory>();
+
+/** Registers (or replaces) the factory of a scheme, e.g. 'sftp'. Schemes are case-insensitive. */
+export function registerBackend(scheme: string, factory: BackendFactory): void {
+  const s = scheme.toLowerCase().replace(/:$/, '');
+  if (!/^[a-z][a-z0-9+.-]*$/.test(s)) throw new OffsiteError('internal', `Invalid URL scheme "${scheme}"`);
+  factories.set(s, factory);
+}
+
+/** The schemes that can be opened, sorted. */
+export function registeredSchemes(): string[] {
+  return [...factories.keys()].sort();
+}
+
+/**
+ * Opens the remote at `url` with the factory of its scheme.
+ * Throws OffsiteError('usage') for a URL without a known scheme or that cannot be parsed.
+ */
+export async function openBackend(url: string, ctx: BackendContext = {}): Promise<Backend> {
+  throwIfAborted(ctx.signal);
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url);
+  const known = registeredSchemes()
+    .map((s) => `${s}://`)
+    .join(', ');
+  if (!m || (m[1].length === 1 && /^[A-Za-z]:[\\/]/.test(url))) {
+    throw new OffsiteError('usage', `"${redactUrl(url)}" is not a remote URL`, {
+      hint: `Write it as a URL (${known}); a local folder is file:///absolute/path`,
+    });
+  }
+  const scheme = m[1].toLowerCase();
+  const factory = factories.get(scheme);
+  if (!factory) {
+    throw new OffsiteError('usage', `Unknown kind of remote "${scheme}://" in ${redactUrl(url)}`, {
+      hint: `Supported remotes: ${known}`,
+    });
+  }
+  let parsed: URL;
+  if (scheme === 'file') {
+    // WHATWG URL would read file://relative/path as host "relative"; duplicity reads a path.
+    const cwd = typeof ctx.options?.cwd === 'string' ? ctx.options.cwd : process.cwd();
+    parsed = pathToFileURL(path.resolve(cwd, fileUrlPath(url)));
+  } else {
+    try {
+      parsed = new URL(url);
+    } catch (e) {
+      throw new OffsiteError('usage', `Bad remote URL "${redactUrl(url)}"`, {
+        cause: e,
+        hint: `Check its spelling: ${scheme}://[user@]host[:port]/path`,
+      });
+    }
+  }
+  return factory(parsed, ctx, url);
+}
+
+registerBackend('file', async (url) => new FileBackend(fileURLToPath(url)));

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 const production = process.argv.includes('--production');
 const entries = [{ in: 'src/cli/main.ts', out: 'cli' }];
 if (fs.existsSync('src/extension/extension.ts')) entries.push({ in: 'src/extension/extension.ts', out: 'extension' });
-if (fs.existsSync('src/extension/engineHost.ts')) entries.push({ in: 'src/extension/engineHost.ts', out: 'engineHost' });
+entries.push({ in: 'src/engine/serviceMain.ts', out: 'engineHost' });
 
 await esbuild.build({
   entryPoints: entries,
@@ -14,7 +14,8 @@ await esbuild.build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  external: ['vscode'],
+  // ssh2's optional native addons: their require() is in a try/catch with a pure-JS fallback.
+  external: ['vscode', '*.node'],
   sourcemap: !production,
   minify: production,
   legalComments: 'none',

@@ -30,7 +30,8 @@ fs.mkdirSync(path.join(src, 'build'));
 fs.writeFileSync(path.join(src, 'build', 'out.js'), 'generated, ignored by --gitignore\n');
 
 console.log('Offsite demo: a throwaway key, a demo folder, a local file:// remote, all under .offsite-demo/');
-execFileSync(process.execPath, [offsite, 'keygen', '--no-passphrase', '--public', path.join(root, 'demo-public.asc'), '--secret', path.join(root, 'demo-secret.asc'), 'Offsite Demo', 'demo@example.invalid'], { stdio: 'inherit' });
+process.env.OFFSITE_PASSPHRASE = 'demo passphrase (throwaway)';
+execFileSync(process.execPath, [offsite, 'keygen', '--public', path.join(root, 'demo-public.asc'), '--secret', path.join(root, 'demo-secret.asc'), 'Offsite Demo', 'demo@example.invalid'], { stdio: 'inherit' });
 
 const key = ['--encrypt-key', path.join(root, 'demo-public.asc')];
 sh(['backup', '--gitignore', ...key, src, remote]);
@@ -46,7 +47,8 @@ sh(['status', remote]);
 const restored = path.join(root, 'restored');
 sh(['restore', '--key', path.join(root, 'demo-secret.asc'), remote, restored]);
 sh(['verify', '--compare-data', '--gitignore', '--key', path.join(root, 'demo-secret.asc'), remote, src]);
+const first = JSON.parse(execFileSync(process.execPath, [offsite, '--archive-dir', cache, 'status', '--json', remote], { encoding: 'utf8' })).chains[0].sets[0].time;
 const old = path.join(root, 'restored-as-of-first-backup');
-sh(['restore', '--key', path.join(root, 'demo-secret.asc'), '--time', String(Math.floor(Date.now() / 1000) - 1), '--path', 'src/lib/util.ts', remote, old]);
+sh(['restore', '--key', path.join(root, 'demo-secret.asc'), '--time', String(first), '--path', 'src/lib/util.ts', remote, old]);
 console.log(`\nThe deleted file src/lib/util.ts, as of the first backup: ${fs.readFileSync(path.join(old, 'src', 'lib', 'util.ts'), 'utf8').trim()}`);
 console.log(`\nDone. Look around in ${root}: remote/ holds only encrypted duplicity-format files.`);

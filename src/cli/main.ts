@@ -1,1 +1,435 @@
-export {};
+// The `offsite` command: the same engine as the extension, for cron and for machines without VS Code.
+// Output contract (scripts depend on it): results on stdout, one clear line per error on stderr;
+// exit 0 on success, 1 on failure, 3 when a backup completed but some files could not be read.
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import '../engine/backend/all';
+import { openBackend } from '../engine/backend/registry';
+import { RetryBackend } from '../engine/backend/retryBackend';
+import type { Backend } from '../engine/backend/backend';
+import { ArchiveDir, archiveDirFor, defaultCacheRoot } from '../engine/cache/archiveDir';
+import { parseTimeSpec, timeToString } from '../engine/chain/time';
+import { cryptoForBackup, cryptoForRead, type KeyConfig } from '../engine/cryptoConfig';
+import { generateKeyPair } from '../engine/crypto/keys';
+import { OffsiteError, isCancellation } from '../engine/errors';
+import type { Logger } from '../engine/log';
+import { indexFromBytes, indexToString } from '../engine/pathIndex';
+import { backup } from '../engine/ops/backup';
+import { cleanup } from '../engine/ops/cleanup';
+import { fileHistory, formatListLine, formatStatus, listFiles, status } from '../engine/ops/inspect';
+import { restore } from '../engine/ops/restore';
+import { removeAllButNFull, removeOlderThan } from '../engine/ops/retention';
+import { formatStats } from '../engine/ops/stats';
+import { verify } from '../engine/ops/verify';
+import type { SelectionRule } from '../engine/scan/scanner';
+import { promptSecret } from './prompt';
+
+const MiB = 1024 * 1024;
+/** Default volume size, chosen by measurement (README, "Volume size"): small enough that restoring one file reads little. */
+export const DEFAULT_VOLSIZE_MB = 32;
+
+class Exit extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+interface Globals {
+  archiveDir?: string;
+  verbose?: boolean;
+  quiet?: boolean;
+  sshKey?: string;
+  knownHosts?: string;
+  acceptHostKey?: string;
+  concurrency?: string;
+  s3EndpointUrl?: string;
+  s3Profile?: string;
+}
+
+function makeLogger(g: Globals): Logger {
+  const out = (level: string) => (m: string) => process.stderr.write(`${level}${m}\n`);
+  return {
+    debug: g.verbose ? out('') : () => {},
+    info: g.verbose ? out('') : () => {},
+    warn: g.quiet ? () => {} : out('Warning: '),
+    error: out('Error: '),
+  };
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** --include/--exclude keep their command-line order (duplicity: the first matching rule wins). */
+function ruleOption(kind: 'include' | 'exclude') {
+  return (v: string) => {
+    currentRules.push({ kind, glob: v });
+    return v;
+  };
+}
+let currentRules: SelectionRule[] = [];
+
+async function passphraseFor(what: string): Promise<string | undefined> {
+  const env = process.env.OFFSITE_PASSPHRASE;
+  if (env !== undefined) return env;
+  const answer = await promptSecret(`Passphrase for ${what}: `);
+  if (answer === undefined) {
+    throw new OffsiteError('passphrase', `A passphrase is needed for ${what}`, { hint: 'Set OFFSITE_PASSPHRASE, or run offsite on a terminal to be asked' });
+  }
+  return answer;
+}
+
+function keyConfig(o: { encryptKey?: string[]; signKey?: string; key?: string }): KeyConfig {
+  return { encryptKeys: o.encryptKey, signKey: o.signKey, restoreKey: o.key, passphrase: passphraseFor };
+}
+
+async function openRemote(url: string, g: Globals, log: Logger, signal: AbortSignal): Promise<Backend> {
+  const backend = await openBackend(url, {
+    signal,
+    log: (level, m) => log[level](m),
+    prompt: (q, opts) => (opts.secret ? promptSecret(q) : promptSecret(q)),
+    options: {
+      sshKey: g.sshKey,
+      knownHosts: g.knownHosts,
+      acceptHostKey: g.acceptHostKey,
+      concurrency: g.concurrency ? Number(g.concurrency) : undefined,
+      s3EndpointUrl: g.s3EndpointUrl,
+      s3Profile: g.s3Profile,
+    },
+  });
+  return new RetryBackend(backend, { onRetry: (e, attempt, delay) => log.warn(`${e.message}; retrying (attempt ${attempt}) in ${Math.round(delay / 1000)} s`) });
+}
+
+function archiveFor(url: string, g: Globals): ArchiveDir {
+  // --archive-dir is the root of the cache, like duplicity's; each remote has its own folder in it.
+  return ArchiveDir.open(archiveDirFor(url, g.archiveDir ? path.resolve(g.archiveDir) : defaultCacheRoot()));
+}
+
+function parseTime(spec: string | undefined): number | undefined {
+  return spec === undefined ? undefined : parseTimeSpec(spec, Math.floor(Date.now() / 1000));
+}
+
+function relPath(p: string | undefined) {
+  return p === undefined ? undefined : indexFromBytes(Buffer.from(p));
+}
+
+function volsize(mb: string | undefined): number {
+  const n = mb === undefined ? DEFAULT_VOLSIZE_MB : Number(mb);
+  if (!Number.isFinite(n) || n < 1 || n > 4096) throw new OffsiteError('usage', `--volsize must be a number of MB between 1 and 4096 (got ${mb})`);
+  return Math.round(n * MiB);
+}
+
+function printRemoval(plan: { chains: readonly number[]; files: readonly string[]; deleted: boolean }): void {
+  if (plan.files.length === 0) {
+    process.stdout.write('No old backup sets found, nothing deleted.\n');
+    return;
+  }
+  process.stdout.write(`${plan.deleted ? 'Deleted' : 'Would delete'} ${plan.chains.length} backup chain(s) ending at: ${plan.chains.map(timeToString).join(', ')}\n`);
+  for (const f of plan.files) process.stdout.write(`${f}\n`);
+  if (!plan.deleted) process.stdout.write('Run again with --force to delete them.\n');
+}
+
+export function buildProgram(signal: AbortSignal): Command {
+  const program = new Command('offsite')
+    .description('Encrypted, incremental, duplicity-compatible backups (the CLI of the Offsite VS Code extension)')
+    .version('0.1.0')
+    .option('--archive-dir <dir>', 'local cache folder (default: ~/.cache/offsite)')
+    .option('-v, --verbose', 'say what is being done')
+    .option('-q, --quiet', 'print no warnings')
+    .option('--ssh-key <file>', 'sftp://: private key file for SSH')
+    .option('--known-hosts <file>', 'sftp://: known_hosts file to check host keys against (default ~/.ssh/known_hosts)')
+    .option('--accept-host-key <fingerprint>', 'sftp://: accept and record an unknown host key with this SHA256 fingerprint')
+    .option('--concurrency <n>', 'uploads in flight at once')
+    .option('--s3-endpoint-url <url>', 's3://: the S3 API endpoint of a non-AWS store')
+    .option('--s3-profile <name>', 's3://: the AWS profile to use')
+    .showHelpAfterError()
+    .exitOverride();
+
+  const globals = () => program.opts<Globals>();
+
+  program
+    .command('backup')
+    .description('back up SOURCE_DIR to URL: a full backup the first time, then incrementals')
+    .argument('<source_dir>')
+    .argument('<url>')
+    .option('--full', 'make a full backup (start a new chain)')
+    .option('--full-if-older-than <time>', 'make a full backup when the last full one is older than this (e.g. 30D)')
+    .option('--encrypt-key <key>', 'public key to encrypt to (file, key id, fingerprint or email); repeat for several recipients', collect)
+    .option('--sign-key <key>', 'sign the backup with this private key')
+    .option('--key <key>', 'private key, only needed to rebuild a lost local cache')
+    .option('--volsize <mb>', `volume size in MB (default ${DEFAULT_VOLSIZE_MB})`)
+    .option('--exclude <glob>', 'exclude paths matching the glob (repeatable; order matters)', ruleOption('exclude'))
+    .option('--include <glob>', 'include paths matching the glob (repeatable; order matters)', ruleOption('include'))
+    .option('--gitignore', 'also skip what .gitignore files ignore (.git itself is still backed up)')
+    .option('--allow-source-mismatch', 'continue a chain made from another folder')
+    .option('--json', 'print the statistics as one JSON object')
+    .action(async (source: string, url: string, o) => {
+      const g = globals();
+      const log = makeLogger(g);
+      const crypto = await cryptoForBackup(keyConfig(o));
+      const backend = await openRemote(url, g, log, signal);
+      try {
+        const result = await backup({
+          source,
+          backend,
+          archive: archiveFor(url, g),
+          crypto,
+          log,
+          volumeSize: volsize(o.volsize),
+          full: !!o.full,
+          fullIfOlderThan: o.fullIfOlderThan ? Math.floor(Date.now() / 1000) - parseTimeSpec(o.fullIfOlderThan, Math.floor(Date.now() / 1000)) : undefined,
+          rules: currentRules,
+          gitignore: !!o.gitignore,
+          allowSourceMismatch: !!o.allowSourceMismatch,
+          signal,
+        });
+        if (o.json) process.stdout.write(`${JSON.stringify({ ...result.stats, BackupType: result.type, BackupTime: timeToString(result.time) })}\n`);
+        else process.stdout.write(formatStats(result.stats));
+        if (result.errors.length) {
+          process.stderr.write(`offsite: the backup completed, but ${result.errors.length} path(s) could not be read:\n`);
+          for (const e of result.errors) process.stderr.write(`  ${e.path}: ${e.message}\n`);
+          throw new Exit(3);
+        }
+      } finally {
+        await backend.close();
+      }
+    });
+
+  program
+    .command('restore')
+    .description('restore the backup at URL (or one path of it) into TARGET')
+    .argument('<url>')
+    .argument('<target>')
+    .option('--time <time>', 'restore as of this time (now, 3D, 2W, 2026-07-27, ISO 8601, …)')
+    .option('--path <rel>', 'restore only this file or folder (relative to the backed-up folder), written at TARGET/REL')
+    .option('--force', 'write into a non-empty TARGET, replacing files with the same names')
+    .option('--key <key>', 'private key to decrypt with (file, or key id in your gpg keyring)')
+    .option('--sign-key <key>', 'refuse a backup not signed by this key')
+    .action(async (url: string, target: string, o) => {
+      const g = globals();
+      const log = makeLogger(g);
+      const backend = await openRemote(url, g, log, signal);
+      try {
+        const r = await restore({
+          backend,
+          archive: archiveFor(url, g),
+          crypto: cryptoForRead(keyConfig(o)),
+          log,
+          time: parseTime(o.time),
+          target,
+          path: relPath(o.path),
+          force: !!o.force,
+          signal,
+        });
+        if (g.verbose) process.stderr.write(`Restored ${r.files} file(s), ${r.bytes} bytes, as of ${timeToString(r.time)}\n`);
+        if (r.refusals.length) {
+          throw new OffsiteError('unsafePath', `${r.refusals.length} archive member(s) were not restored: ${r.refusals.slice(0, 3).map((x) => `${x.member} (${x.reason})`).join('; ')}${r.refusals.length > 3 ? '; …' : ''}`, {
+            hint: 'Everything else was restored; the backup may have been tampered with',
+          });
+        }
+      } finally {
+        await backend.close();
+      }
+    });
+
+  program
+    .command('verify')
+    .description('compare the backup at URL with SOURCE_DIR')
+    .argument('<url>')
+    .argument('<source_dir>')
+    .option('--compare-data', 'compare file contents too, not only metadata')
+    .option('--time <time>', 'verify the backup as of this time')
+    .option('--key <key>', 'private key to decrypt with')
+    .option('--sign-key <key>', 'refuse a backup not signed by this key')
+    .option('--exclude <glob>', 'the backup\'s excludes, so excluded files are not reported as new', ruleOption('exclude'))
+    .option('--include <glob>', 'the backup\'s includes', ruleOption('include'))
+    .option('--gitignore', 'the backup used --gitignore')
+    .option('--json', 'print the result as JSON')
+    .action(async (url: string, source: string, o) => {
+      const g = globals();
+      const log = makeLogger(g);
+      const backend = await openRemote(url, g, log, signal);
+      try {
+        const r = await verify({
+          backend,
+          archive: archiveFor(url, g),
+          crypto: cryptoForRead(keyConfig(o)),
+          log,
+          time: parseTime(o.time),
+          source,
+          compareData: !!o.compareData,
+          rules: currentRules,
+          gitignore: !!o.gitignore,
+          signal,
+        });
+        if (o.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+        else {
+          for (const d of r.differences) process.stdout.write(`Difference found: ${d.path}: ${d.reason}\n`);
+          process.stdout.write(`Verify complete: ${r.compared} files compared, ${r.differences.length} difference(s) found.\n`);
+        }
+        if (r.differences.length) throw new Exit(1);
+      } finally {
+        await backend.close();
+      }
+    });
+
+  program
+    .command('status')
+    .description('collection status: chains, sets, volumes and dates at URL')
+    .argument('<url>')
+    .option('--json', 'print JSON')
+    .action(async (url: string, o) => {
+      const g = globals();
+      const log = makeLogger(g);
+      const backend = await openRemote(url, g, log, signal);
+      try {
+        const s = await status({ backend, archive: archiveFor(url, g), crypto: cryptoForRead({}), log, signal });
+        process.stdout.write(o.json ? `${JSON.stringify(s)}\n` : formatStatus(s));
+      } finally {
+        await backend.close();
+      }
+    });
+
+  program
+    .command('list')
+    .description('list the files of the backup at URL as of a time')
+    .argument('<url>')
+    .option('--time <time>', 'as of this time')
+    .option('--key <key>', 'private key (needed when the local cache lacks the signature files)')
+    .option('--history <rel>', 'instead, list the backups in which this file changed')
+    .option('--json', 'print JSON lines')
+    .action(async (url: string, o) => {
+      const g = globals();
+      const log = makeLogger(g);
+      const backend = await openRemote(url, g, log, signal);
+      try {
+        const common = { backend, archive: archiveFor(url, g), crypto: cryptoForRead(keyConfig(o)), log, time: parseTime(o.time), signal };
+        if (o.history) {
+          for (const v of await fileHistory({ ...common, path: relPath(o.history)! })) {
+            process.stdout.write(o.json ? `${JSON.stringify({ time: timeToString(v.time), action: v.action })}\n` : `${timeToString(v.time)} ${v.action}\n`);
+          }
+          return;
+        }
+        for await (const f of listFiles(common)) {
+          process.stdout.write(o.json ? `${JSON.stringify({ path: indexToString(f.index), type: f.meta.type, mode: f.meta.mode, mtime: f.meta.mtime })}\n` : `${formatListLine(f)}\n`);
+        }
+      } finally {
+        await backend.close();
+      }
+    });
+
+  program
+    .command('remove-older-than')
+    .description('delete backup chains older than TIME (lists them unless --force)')
+    .argument('<time>')
+    .argument('<url>')
+    .option('--force', 'really delete')
+    .action(async (time: string, url: string, o) => {
+      const g = globals();
+      const log = makeLogger(g);
+      const backend = await openRemote(url, g, log, signal);
+      try {
+        printRemoval(await removeOlderThan({ backend, archive: archiveFor(url, g), crypto: cryptoForRead({}), log, time: parseTime(time)!, force: !!o.force, signal }));
+      } finally {
+        await backend.close();
+      }
+    });
+
+  program
+    .command('remove-all-but-n-full')
+    .description('delete all backup chains but the newest N (lists them unless --force)')
+    .argument('<n>')
+    .argument('<url>')
+    .option('--force', 'really delete')
+    .action(async (n: string, url: string, o) => {
+      const g = globals();
+      const log = makeLogger(g);
+      const count = Number(n);
+      if (!Number.isInteger(count) || count < 1) throw new OffsiteError('usage', `N must be a whole number ≥ 1 (got ${n})`);
+      const backend = await openRemote(url, g, log, signal);
+      try {
+        printRemoval(await removeAllButNFull({ backend, archive: archiveFor(url, g), crypto: cryptoForRead({}), log, n: count, force: !!o.force, signal }));
+      } finally {
+        await backend.close();
+      }
+    });
+
+  program
+    .command('cleanup')
+    .description('delete what interrupted runs left behind (lists it unless --force)')
+    .argument('<url>')
+    .option('--force', 'really delete')
+    .action(async (url: string, o) => {
+      const g = globals();
+      const log = makeLogger(g);
+      const backend = await openRemote(url, g, log, signal);
+      try {
+        const r = await cleanup({ backend, archive: archiveFor(url, g), crypto: cryptoForRead({}), log, force: !!o.force, signal });
+        const all = [...r.remote, ...r.temporary, ...r.local];
+        if (all.length === 0) process.stdout.write('Nothing to clean up.\n');
+        else {
+          for (const f of all) process.stdout.write(`${r.deleted ? 'Deleted' : 'Would delete'} ${f}\n`);
+          if (!r.deleted) process.stdout.write('Run again with --force to delete them.\n');
+        }
+      } finally {
+        await backend.close();
+      }
+    });
+
+  program
+    .command('keygen')
+    .description('make a new OpenPGP key pair (for people without GnuPG): the public key encrypts backups, the secret key restores them')
+    .argument('<name>')
+    .argument('<email>')
+    .requiredOption('--public <file>', 'where to write the public key (armored)')
+    .requiredOption('--secret <file>', 'where to write the secret key (armored, protected by the passphrase)')
+    .action(async (name: string, email: string, o) => {
+      for (const f of [o.public, o.secret]) {
+        if (fs.existsSync(f)) throw new OffsiteError('exists', `${f} exists already`, { hint: 'Choose another file name; keys are never overwritten' });
+      }
+      let passphrase = process.env.OFFSITE_PASSPHRASE;
+      if (passphrase === undefined) {
+        passphrase = await promptSecret('Passphrase for the new secret key: ');
+        const again = passphrase === undefined ? undefined : await promptSecret('Repeat the passphrase: ');
+        if (passphrase === undefined) throw new OffsiteError('passphrase', 'A passphrase is needed to protect the new secret key', { hint: 'Set OFFSITE_PASSPHRASE, or run offsite on a terminal to be asked' });
+        if (again !== passphrase) throw new OffsiteError('passphrase', 'The two passphrases differ');
+      }
+      const k = await generateKeyPair(name, email, passphrase);
+      fs.writeFileSync(o.public, k.publicArmored, { mode: 0o644, flag: 'wx' });
+      fs.writeFileSync(o.secret, k.privateArmored, { mode: 0o600, flag: 'wx' });
+      process.stdout.write(`Created key ${k.fingerprint}\n  public: ${o.public}\n  secret: ${o.secret}\nKeep a copy of the secret key and its passphrase somewhere other than this machine: without them no backup can be restored.\n`);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const ac = new AbortController();
+  const onSignal = () => ac.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  currentRules = [];
+  const program = buildProgram(ac.signal);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof Exit) return e.code;
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1;
+    if (isCancellation(e)) {
+      process.stderr.write('offsite: cancelled\n');
+      return 1;
+    }
+    const msg = e instanceof OffsiteError ? e.userMessage : `internal error: ${(e as Error)?.stack ?? String(e)}`;
+    process.stderr.write(`offsite: ${msg.replace(/\n/g, ' ')}\n`);
+    return 1;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

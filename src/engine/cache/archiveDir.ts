@@ -1,0 +1,81 @@
+// The local archive dir ("cache"): plaintext manifests and gzip'd signature archives of the remote's
+// sets, so an incremental needs no private key, plus Offsite's own stat cache and the checkpoint of
+// an interrupted backup. One folder per remote URL, like duplicity's (<cache>/<md5 of the URL>). The
+// remote is authoritative: the cache is rebuilt from it when lost (sync.ts).
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+/** ~/.cache/offsite (XDG_CACHE_HOME honoured), or the platform's own cache folder. */
+export function defaultCacheRoot(): string {
+  const home = os.homedir();
+  if (process.platform === 'darwin') return path.join(home, 'Library', 'Caches', 'offsite');
+  if (process.platform === 'win32') return path.join(process.env.LOCALAPPDATA ?? path.join(home, 'AppData', 'Local'), 'offsite', 'Cache');
+  return path.join(process.env.XDG_CACHE_HOME || path.join(home, '.cache'), 'offsite');
+}
+
+/** duplicity's default backup name: the MD5 of the target URL string. */
+export function archiveDirFor(url: string, root: string = defaultCacheRoot()): string {
+  return path.join(root, createHash('md5').update(url).digest('hex'));
+}
+
+export class ArchiveDir {
+  constructor(readonly dir: string) {}
+
+  static open(dir: string): ArchiveDir {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return new ArchiveDir(dir);
+  }
+
+  file(name: string): string {
+    return path.join(this.dir, name);
+  }
+
+  has(name: string): boolean {
+    return fs.existsSync(this.file(name));
+  }
+
+  names(): string[] {
+    try {
+      return fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+  }
+
+  /** A private temp folder for this run, removed by the caller (and by cleanup after a crash). */
+  makeTempDir(): string {
+    const tmp = path.join(this.dir, 'tmp');
+    fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
+    return fs.mkdtempSync(path.join(tmp, 'run-'));
+  }
+
+  /** Temp folders of runs that are no longer alive (checked by the caller holding the lock). */
+  staleTempDirs(): string[] {
+    const tmp = path.join(this.dir, 'tmp');
+    try {
+      return fs.readdirSync(tmp).map((n) => path.join(tmp, n));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Writes a small file atomically (temp + fsync + rename), private. */
+  writeAtomic(name: string, data: Buffer | string): void {
+    const target = this.file(name);
+    const tmp = `${target}.tmp-${process.pid}`;
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, target);
+  }
+
+  remove(name: string): void {
+    fs.rmSync(this.file(name), { force: true, recursive: true });
+  }
+}

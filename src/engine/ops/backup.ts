@@ -1,0 +1,634 @@
+// Backup: scan the source in duplicity's order next to the state of the previous backup (the merged
+// signature chain, plus Offsite's stat cache), and store what changed:
+//   new or changed regular file  → snapshot/ (or diff/ against the previous signature)
+//   other new or changed path    → snapshot/ (no data)
+//   vanished path                → deleted/
+// in 64 KiB multivol chunks, packed into size-capped encrypted volumes that upload while the next one is
+// written; then the signature archive and, last, the manifest (a set without a manifest is incomplete,
+// so an interrupted backup never looks like a finished one). A checkpoint in the archive dir lets the
+// next run resume an interrupted backup after its last volume that ended on a file boundary.
+// FORMAT §6, §8, §10; duplicity's diffdir.get_delta_iter and dup_main.write_multivol.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as zlib from 'node:zlib';
+import type { Backend } from '../backend/backend';
+import type { ArchiveDir } from '../cache/archiveDir';
+import { acquireLock } from '../cache/lock';
+import type { BackupChain, Collection } from '../chain/collection';
+import { signatureChainFor } from '../chain/collection';
+import { timeToString } from '../chain/time';
+import { DeltaEncoder } from '../delta/delta';
+import { blockLengthFor, parseSignature, SignatureBuilder } from '../delta/signature';
+import { OffsiteError, isCancellation, throwIfAborted } from '../errors';
+import type { Logger } from '../log';
+import { formatManifest, type FileChange, type Manifest } from '../manifest/manifest';
+import { manifestName, parseName, signatureName, volumeName } from '../manifest/naming';
+import { compareIndex, indexFromBytes, indexToBytes, indexToString, isPrefixOf } from '../pathIndex';
+import { throttled, type ProgressSink } from '../progress';
+import { scanTree, type ScanEntry, type SelectionRule } from '../scan/scanner';
+import { readStatCache, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
+import type { EntryMeta, PathIndex } from '../types';
+import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
+import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
+import { encodeToFile, encoder, type CryptoContext } from './remoteFiles';
+import { cacheNameOf, Repository } from './repository';
+import { AppendFile, mergeSignatureChain, openCachedSigtar, readSigtar, SigtarWriter, type SigEntry } from './sigtar';
+import { emptyStats, type BackupStats } from './stats';
+import { VolumeWriter, type FinishedVolume } from './volumeWriter';
+
+/** duplicity reads and stores file data in 64 KiB pieces (diffdir.get_read_size). */
+export const CHUNK = 64 * 1024;
+const READ_SIZE = 1 << 20;
+
+export interface BackupOptions {
+  readonly source: string;
+  readonly backend: Backend;
+  readonly archive: ArchiveDir;
+  readonly crypto: CryptoContext;
+  readonly log: Logger;
+  readonly volumeSize: number;
+  readonly full?: boolean;
+  /** Start a new chain when the current one's full backup is older than this many seconds. */
+  readonly fullIfOlderThan?: number;
+  readonly rules?: readonly SelectionRule[];
+  readonly gitignore?: boolean;
+  readonly allowSourceMismatch?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: ProgressSink;
+  /** Clock in milliseconds (tests inject one). */
+  readonly now?: () => number;
+}
+
+export interface FileError {
+  readonly path: string;
+  readonly message: string;
+}
+
+export interface BackupResult {
+  readonly type: 'full' | 'inc';
+  readonly time: number;
+  readonly stats: BackupStats;
+  readonly errors: readonly FileError[];
+  readonly volumes: number;
+  /** True when this run finished a backup an earlier run had started. */
+  readonly resumed: boolean;
+}
+
+/** A sorted stream we can peek at and advance up to an index. */
+class Cursor<T extends { index: PathIndex }> {
+  private it: AsyncIterator<T>;
+  private head?: T;
+  private done = false;
+  constructor(src: AsyncIterable<T>) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+  async peek(): Promise<T | undefined> {
+    if (!this.head && !this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else this.head = r.value;
+    }
+    return this.head;
+  }
+  async next(): Promise<T | undefined> {
+    const h = await this.peek();
+    this.head = undefined;
+    return h;
+  }
+  /** Pops and returns the element at `index` if there is one; elements before it go to `skipped`. */
+  async take(index: PathIndex, skipped?: (t: T) => Promise<void>): Promise<T | undefined> {
+    for (;;) {
+      const h = await this.peek();
+      if (!h) return undefined;
+      const c = compareIndex(h.index, index);
+      if (c > 0) return undefined;
+      this.head = undefined;
+      if (c === 0) return h;
+      if (skipped) await skipped(h);
+    }
+  }
+}
+
+/** Cuts a byte stream into duplicity's members: one member below 64 KiB, else 64 KiB multivol chunks. */
+class Chunker {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  chunks = 0;
+  constructor(private readonly emit: (data: Buffer, chunk: number | undefined, last: boolean) => Promise<void>) {}
+
+  async push(buf: Buffer): Promise<void> {
+    if (buf.length === 0) return;
+    this.pending.push(buf);
+    this.pendingBytes += buf.length;
+    // Emit a chunk only when more data is known to follow it, so every emitted chunk is "not last".
+    while (this.pendingBytes > CHUNK) await this.emit(this.take(CHUNK), ++this.chunks, false);
+  }
+
+  async end(): Promise<void> {
+    if (this.chunks === 0 && this.pendingBytes < CHUNK) {
+      await this.emit(this.take(this.pendingBytes), undefined, true);
+      return;
+    }
+    // The remainder (up to 64 KiB) is the last chunk; an exact multiple of 64 KiB ends with an empty
+    // chunk, as in duplicity (FORMAT §6.4).
+    if (this.pendingBytes === CHUNK) await this.emit(this.take(CHUNK), ++this.chunks, false);
+    await this.emit(this.take(this.pendingBytes), ++this.chunks, true);
+  }
+
+  private take(n: number): Buffer {
+    const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.pending = rest.length ? [rest] : [];
+    this.pendingBytes = rest.length;
+    return out;
+  }
+}
+
+/** duplicity's ROPath.__eq__ for the metadata it compares (FORMAT §10). */
+function sameMeta(a: EntryMeta, b: EntryMeta): boolean {
+  if (a.type !== b.type) return false;
+  if (a.type === 'sym') return !!a.linkname && !!b.linkname && a.linkname.equals(b.linkname);
+  if (a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) return false;
+  if (a.type === 'chr' || a.type === 'blk') return a.devmajor === b.devmajor && a.devminor === b.devminor;
+  return a.mtime === b.mtime;
+}
+
+function canonicalSource(source: string): string {
+  // duplicity's Path.get_canonical: drop empty and '.' components and trailing slashes, keep a leading '/'.
+  const abs = source.startsWith('/');
+  const parts = source.split('/').filter((c) => c !== '' && c !== '.');
+  return (abs ? '/' : '') + parts.join('/') || (abs ? '/' : '.');
+}
+
+export async function backup(opts: BackupOptions): Promise<BackupResult> {
+  const now = opts.now ?? Date.now;
+  const lock = await acquireLock(opts.archive.file('lockfile'), 'backup', { signal: opts.signal });
+  const tempDir = opts.archive.makeTempDir();
+  try {
+    return await new BackupRun(opts, tempDir, now).run();
+  } finally {
+    fs.rmSync(tempDir, { recursive: true, force: true });
+    lock.release();
+  }
+}
+
+interface Marks {
+  readonly sigtarBytes: number;
+  readonly filelistBytes: number;
+  readonly stats: BackupStats;
+}
+
+class BackupRun {
+  private readonly repo: Repository;
+  private stats: BackupStats;
+  private readonly errors: FileError[] = [];
+  private readonly progress: ReturnType<typeof throttled>;
+  private volumes!: VolumeWriter;
+  private sigtar!: SigtarWriter;
+  private filelist!: AppendFile;
+  private statOut?: StatCacheWriter;
+  private readonly erroredDirs: PathIndex[] = [];
+  private readonly readBuf = Buffer.allocUnsafe(READ_SIZE);
+  private files = 0;
+  private checkpoint!: Checkpoint;
+  /** Closed volumes of this run with the marks at their end, until their upload is confirmed. */
+  private readonly closed = new Map<number, { v: FinishedVolume; marks: Marks; uploaded: boolean }>();
+  private resumeFrom?: ResumePoint;
+  private nextConfirm = 1;
+  private contiguous: { v: FinishedVolume; marks: Marks }[] = [];
+
+  constructor(
+    private readonly opts: BackupOptions,
+    private readonly tempDir: string,
+    private readonly now: () => number,
+  ) {
+    this.repo = new Repository(opts.backend, opts.archive, opts.crypto, opts.log, tempDir);
+    this.stats = emptyStats(now() / 1000);
+    this.progress = throttled(opts.onProgress);
+  }
+
+  async run(): Promise<BackupResult> {
+    const { opts } = this;
+    const source = path.resolve(opts.source);
+    const st = fs.statSync(source, { throwIfNoEntry: false });
+    if (!st?.isDirectory()) throw new OffsiteError('notFound', `The source folder ${opts.source} does not exist or is not a folder`, { hint: 'Check the path you gave to back up' });
+    if (opts.crypto.recipients.length === 0) encoder(opts.crypto); // throws the 'no key' error
+
+    const collection = await this.repo.refresh(opts.signal);
+    this.repo.pruneCache();
+    const recipients = opts.crypto.recipients.map((k) => k.getFingerprint()).sort();
+    const previous = readCheckpoint(opts.archive);
+    const resumable = previous ? await this.settlePrevious(previous, collection, source, recipients) : undefined;
+
+    const chain = collection.chains.at(-1);
+    const nowSec = Math.floor(this.now() / 1000);
+    let type: 'full' | 'inc' = resumable?.type ?? 'inc';
+    let sigFiles: string[] = [];
+    if (!resumable) {
+      if (opts.full || !chain) type = 'full';
+      else if (opts.fullIfOlderThan !== undefined && chain.fullSet.endTime < nowSec - opts.fullIfOlderThan) {
+        opts.log.info(`The last full backup (${timeToString(chain.fullSet.endTime)}) is older than the limit: starting a new chain`);
+        type = 'full';
+      } else if (signatureChainFor(collection, chain)?.endTime !== chain.endTime) {
+        opts.log.warn('No signatures found for the last backup chain, switching to full backup');
+        type = 'full';
+      }
+    }
+    if (type === 'inc') {
+      const sigChain = signatureChainFor(collection, chain!)!;
+      for (const n of [sigChain.full, ...sigChain.incs.map((i) => i.name)]) if (n) sigFiles.push(await this.repo.sigtarFile(n, opts.signal));
+      await this.checkSource(chain!, source);
+    } else sigFiles = [];
+
+    let time = resumable?.time ?? nowSec;
+    if (!resumable && type === 'inc') {
+      // A set's time must be after the chain's end, in whole seconds (duplicity sleeps too).
+      const last = chain!.endTime;
+      if (last > nowSec + 60) {
+        throw new OffsiteError('format', `The last backup (${timeToString(last)}) is dated in the future`, { hint: "Check this machine's clock, or start a new chain with --full" });
+      }
+      while (time <= last) {
+        await sleep(Math.max(50, (last + 1) * 1000 - this.now()), undefined, { signal: opts.signal });
+        time = Math.floor(this.now() / 1000);
+      }
+    }
+    const startTime = type === 'inc' ? chain!.endTime : undefined;
+    this.checkpoint = resumable ?? { type, time, startTime, source, recipients, uploaded: [] };
+    this.resumeFrom = resumable?.resume;
+    writeCheckpoint(opts.archive, this.checkpoint);
+    opts.log.info(`${this.resumeFrom ? 'Resuming the interrupted ' : ''}${type === 'full' ? 'full' : 'incremental'} backup of ${source} to ${opts.backend.displayUrl}, set ${timeToString(time)}`);
+
+    try {
+      await this.write(type, time, startTime, source, sigFiles, chain);
+    } catch (e) {
+      await this.volumes?.abort();
+      await this.sigtar?.abort();
+      await this.filelist?.abort();
+      await this.statOut?.abort();
+      if (isCancellation(e)) {
+        // A cancelled backup leaves nothing behind: the user asked for it to stop, not to pause.
+        await this.removeRemote(this.checkpoint.uploaded);
+        clearCheckpoint(opts.archive);
+      } else if (this.checkpoint.uploaded.length) {
+        opts.log.warn(`The backup stopped; the next run resumes it${this.checkpoint.resume ? ` after ${indexToString(this.checkpoint.resume.index)}` : ''} or removes what it uploaded`);
+      }
+      throw e;
+    }
+    this.stats.EndTime = this.now() / 1000;
+    this.stats.ElapsedTime = this.stats.EndTime - this.stats.StartTime;
+    this.progress({ operation: 'backup', phase: 'done', files: this.files, bytes: this.stats.SourceFileSize, uploadedBytes: this.stats.TotalDestinationSizeChange }, true);
+    return { type, time, stats: this.stats, errors: this.errors, volumes: this.volumes.volumes.length, resumed: !!this.resumeFrom };
+  }
+
+  /**
+   * An earlier run left a checkpoint: it crashed, failed or was killed. Returns the checkpoint when its
+   * backup can be resumed; otherwise removes what it uploaded (never a file of a complete set).
+   */
+  private async settlePrevious(c: Checkpoint, collection: Collection, source: string, recipients: string[]): Promise<Checkpoint | undefined> {
+    const { opts } = this;
+    const complete = collection.chains.some((ch) => [ch.fullSet, ...ch.incSets].some((s) => s.endTime === c.time));
+    if (complete) {
+      // It finished on the remote; only the local bookkeeping was interrupted.
+      clearCheckpoint(opts.archive);
+      return undefined;
+    }
+    const temps = await opts.backend.cleanupPartial({ signal: opts.signal });
+    if (temps.length) opts.log.info(`Removed ${temps.length} temporary upload(s) of an interrupted run`);
+    const chain = collection.chains.at(-1);
+    const r = c.resume;
+    const why =
+      c.source !== source ? 'it was a backup of another folder'
+      : c.recipients.join() !== recipients.join() ? 'the encryption keys changed'
+      : opts.full && c.type === 'inc' ? 'a full backup was asked for'
+      : c.type === 'inc' && chain?.endTime !== c.startTime ? 'the backup chain changed since'
+      : c.type === 'full' && chain && chain.endTime > c.time ? 'newer backups exist'
+      : !r ? 'no volume of it was complete'
+      : !fs.existsSync(opts.archive.file(PARTIAL_SIGTAR)) || fs.statSync(opts.archive.file(PARTIAL_SIGTAR)).size < r.sigtarBytes ? 'its local state is missing'
+      : r.volumes.some((v, i) => this.repo.remoteFiles.get(volumeName(c.type, c.time, c.startTime, v.volumeNumber, 'gpg')) !== r.sizes[i]) ? 'some of its volumes are missing on the remote'
+      : undefined;
+    if (!why) {
+      const keep = new Set(r!.volumes.map((v) => volumeName(c.type, c.time, c.startTime, v.volumeNumber, 'gpg')));
+      await this.removeRemote(c.uploaded.filter((n) => !keep.has(n)));
+      return { ...c, uploaded: [...keep] };
+    }
+    opts.log.warn(`Not resuming the interrupted backup of ${timeToString(c.time)} (${why}): removing what it uploaded`);
+    const leftovers = new Set(c.uploaded);
+    for (const name of this.repo.remoteFiles.keys()) if (parseName(name)?.endTime === c.time) leftovers.add(name);
+    await this.removeRemote([...leftovers]);
+    clearCheckpoint(opts.archive);
+    await this.repo.refresh(opts.signal);
+    return undefined;
+  }
+
+  /** duplicity refuses to continue a chain made from another folder (Manifest.check_dirinfo). */
+  private async checkSource(chain: BackupChain, source: string): Promise<void> {
+    if (this.opts.allowSourceMismatch) return;
+    const last = chain.incSets.at(-1) ?? chain.fullSet;
+    const m = await this.repo.manifest(last, this.opts.signal);
+    const dir = m.localdir?.toString();
+    if (dir && path.isAbsolute(dir) && dir !== source) {
+      throw new OffsiteError('usage', `This backup chain was made from ${dir}, not from ${source}`, {
+        hint: 'Back up each folder to its own remote URL, or pass --allow-source-mismatch if the folder was moved',
+      });
+    }
+  }
+
+  private async write(type: 'full' | 'inc', time: number, startTime: number | undefined, source: string, sigFiles: string[], chain: BackupChain | undefined): Promise<void> {
+    const { opts } = this;
+    const r = this.resumeFrom;
+    if (r) this.stats = { ...r.stats, StartTime: this.stats.StartTime, TotalDestinationSizeChange: r.sizes.reduce((a, b) => a + b, 0) };
+    this.sigtar = await SigtarWriter.open(opts.archive.file(PARTIAL_SIGTAR), r?.sigtarBytes);
+    this.filelist = await AppendFile.open(opts.archive.file(PARTIAL_FILELIST), r?.filelistBytes);
+    this.nextConfirm = (r?.volumes.length ?? 0) + 1;
+    this.volumes = new VolumeWriter({
+      volumeSize: opts.volumeSize,
+      tempDir: this.tempDir,
+      encoder: () => encoder(opts.crypto),
+      footer: true,
+      maxPending: Math.max(2, opts.backend.properties.connections),
+      firstVolume: this.nextConfirm,
+      previous: r?.volumes,
+      onClose: async () => {
+        await this.sigtar.sync();
+        await this.filelist.sync();
+        return { sigtarBytes: this.sigtar.length, filelistBytes: this.filelist.length, stats: { ...this.stats } };
+      },
+      onVolume: (v, marks) => this.uploadVolume(type, time, startTime, v, marks as Marks),
+    });
+    const statName = `offsite-stat.${timeToString(time)}`;
+    this.statOut = await StatCacheWriter.create(opts.archive.file(statName));
+
+    // The previous state: the merged signature chain, and the stat cache written with the chain's last set.
+    const prevSig = new Cursor<SigEntry>(mergeSignatureChain(sigFiles.map((f) => readSigtar(openCachedSigtar(f)))));
+    const statFile = chain && type === 'inc' ? opts.archive.file(`offsite-stat.${timeToString(chain.endTime)}`) : undefined;
+    const prevStat = new Cursor<StatRecord>(statFile && fs.existsSync(statFile) ? this.safeStatCache(statFile) : (async function* () {})());
+    const done = r?.index; // everything up to here is in the volumes already uploaded
+
+    const scan = scanTree(source, {
+      rules: opts.rules,
+      gitignore: opts.gitignore,
+      signal: opts.signal,
+      onError: (index, err) => this.fileError(index, err, true),
+    });
+    for await (const entry of scan) {
+      throwIfAborted(opts.signal);
+      const skip = done !== undefined && compareIndex(entry.index, done) <= 0;
+      const sig = await prevSig.take(entry.index, (s) => this.vanished(s, done));
+      const stat = await prevStat.take(entry.index);
+      if (skip) continue;
+      await this.process(entry, sig, stat);
+    }
+    for (let s = await prevSig.next(); s; s = await prevSig.next()) await this.vanished(s, done);
+
+    await this.volumes.finish();
+    await this.sigtar.finish();
+    await this.filelist.close();
+
+    // Signatures, then the manifest: its presence is what makes the set complete.
+    const sigName = signatureName(type, time, startTime, 'gpg');
+    const sigLocal = opts.archive.file(cacheNameOf(sigName));
+    await pipeline(fs.createReadStream(this.sigtar.file), zlib.createGzip({ level: 1 }), fs.createWriteStream(`${sigLocal}.part`, { mode: 0o600 }));
+    const sigEnc = path.join(this.tempDir, 'sigtar.gpg');
+    const sigInfo = await encodeToFile(fs.createReadStream(this.sigtar.file), sigEnc, opts.crypto);
+    await this.put(sigName, sigEnc, sigInfo.size);
+    fs.renameSync(`${sigLocal}.part`, sigLocal);
+
+    const manifest: Manifest = {
+      hostname: os.hostname(),
+      localdir: Buffer.from(canonicalSource(opts.source)),
+      volumes: this.volumes.volumes,
+      filelist: readFilelist(opts.archive.file(PARTIAL_FILELIST)),
+    };
+    const text = formatManifest(manifest);
+    const manName = manifestName(type, time, startTime, true);
+    const manEnc = path.join(this.tempDir, 'manifest.gpg');
+    const manInfo = await encodeToFile(text, manEnc, opts.crypto);
+    opts.archive.writeAtomic(cacheNameOf(manName), text);
+    await this.put(manName, manEnc, manInfo.size);
+
+    clearCheckpoint(opts.archive);
+    await this.statOut.close();
+    this.statOut = undefined;
+    for (const n of opts.archive.names()) if (n.startsWith('offsite-stat.') && n !== statName) opts.archive.remove(n);
+  }
+
+  private async *safeStatCache(file: string): AsyncGenerator<StatRecord> {
+    try {
+      yield* readStatCache(file);
+    } catch (e) {
+      this.opts.log.warn(`Ignoring the stat cache (${(e as Error).message}): unchanged files will be read once to compare`);
+    }
+  }
+
+  private async put(name: string, file: string, size: number): Promise<void> {
+    this.checkpoint.uploaded.push(name); // before: a crash mid-put must still know the name
+    writeCheckpoint(this.opts.archive, this.checkpoint);
+    await this.opts.backend.put(name, { size, open: () => fs.createReadStream(file), localPath: file }, { signal: this.opts.signal });
+    this.stats.TotalDestinationSizeChange += size;
+    fs.rmSync(file, { force: true });
+  }
+
+  private async uploadVolume(type: 'full' | 'inc', time: number, startTime: number | undefined, v: FinishedVolume, marks: Marks): Promise<void> {
+    const name = volumeName(type, time, startTime, v.volumeNumber, 'gpg');
+    this.closed.set(v.volumeNumber, { v, marks, uploaded: false });
+    this.opts.log.debug(`Uploading ${name} (${v.size} bytes)`);
+    await this.put(name, v.file, v.size);
+    this.closed.get(v.volumeNumber)!.uploaded = true;
+    this.advanceResumePoint();
+    this.progress({ operation: 'backup', phase: 'upload', files: this.files, bytes: this.stats.SourceFileSize, uploadedBytes: this.stats.TotalDestinationSizeChange });
+  }
+
+  /**
+   * Moves the checkpoint's resume point over the volumes uploaded without a gap, up to the last of them
+   * that ends on a file boundary (a volume ending inside a file cannot be resumed after).
+   */
+  private advanceResumePoint(): void {
+    let moved = false;
+    for (let c = this.closed.get(this.nextConfirm); c?.uploaded; c = this.closed.get(this.nextConfirm)) {
+      this.closed.delete(this.nextConfirm++);
+      this.contiguous.push(c);
+      if (c.v.info.endBlock !== undefined) continue;
+      const point = this.checkpoint.resume;
+      this.checkpoint = {
+        ...this.checkpoint,
+        resume: {
+          volumes: [...(point?.volumes ?? []), ...this.contiguous.map((x) => x.v.info)],
+          sizes: [...(point?.sizes ?? []), ...this.contiguous.map((x) => x.v.size)],
+          index: c.v.info.endIndex,
+          sigtarBytes: c.marks.sigtarBytes,
+          filelistBytes: c.marks.filelistBytes,
+          stats: c.marks.stats,
+        },
+      };
+      this.contiguous = [];
+      moved = true;
+    }
+    if (moved) writeCheckpoint(this.opts.archive, this.checkpoint);
+  }
+
+  private async removeRemote(names: readonly string[]): Promise<void> {
+    for (const name of names) {
+      await this.opts.backend.remove(name).catch((e) => this.opts.log.warn(`Could not remove ${name}: ${(e as Error).message}`));
+    }
+  }
+
+  private fileError(index: PathIndex, err: Error, scanning: boolean): void {
+    if (scanning && (err as NodeJS.ErrnoException).code !== 'ENOENT') this.erroredDirs.push(index);
+    const p = indexToString(index);
+    this.errors.push({ path: p, message: err.message });
+    this.stats.Errors++;
+    this.opts.log.warn(`Cannot read ${p}: ${err.message}`);
+  }
+
+  private async addFileChange(action: FileChange['action'], index: PathIndex): Promise<void> {
+    await this.filelist.write(Buffer.from(`${action}\t${indexToBytes(index).toString('base64')}\n`));
+  }
+
+  /** A path in the previous state that the scan did not meet. */
+  private async vanished(s: SigEntry, done: PathIndex | undefined): Promise<void> {
+    if (done !== undefined && compareIndex(s.index, done) <= 0) return; // recorded before the interruption
+    // Below a folder we could not list, absence means "unknown", not "deleted": keep the old state.
+    if (this.erroredDirs.some((d) => isPrefixOf(d, s.index))) return;
+    if (s.index.length === 0) return; // never delete the root
+    await this.volumes.add({ index: s.index, header: deletedHeader(formatMemberName({ kind: 'deleted', index: s.index }, false, 'volume')) });
+    await this.sigtar.deleted(s.index);
+    this.stats.DeletedFiles++;
+    this.stats.DeltaEntries++;
+    if (s.meta.type === 'reg') await this.addFileChange('deleted', s.index);
+  }
+
+  // Counters are updated only after a path's members are added: a volume closing inside add() snapshots
+  // them for the resume point, which must not count the path being added.
+  private async process(e: ScanEntry, prior: SigEntry | undefined, stat: StatRecord | undefined): Promise<void> {
+    this.files++;
+    if (e.meta.type !== 'reg') {
+      if (!prior || !sameMeta(prior.meta, e.meta)) {
+        await this.volumes.add({ index: e.index, header: metaToTarHeader(formatMemberName({ kind: 'snapshot', index: e.index }, e.meta.type === 'dir', 'volume'), e.meta, 0) });
+        await this.sigtar.snapshot(e.index, e.meta);
+        this.count(prior ? 'changed' : 'new', e);
+      }
+      this.stats.SourceFiles++;
+      this.stats.SourceFileSize += e.size;
+      await this.statOut!.add(statRecordOf(e));
+      return;
+    }
+    const priorFile = prior?.kind === 'signature' && prior.meta.type === 'reg' ? prior : undefined;
+    // Unchanged by every stat field we know of: not read at all.
+    if (priorFile && stat && sameMeta(priorFile.meta, e.meta) && statUnchanged(e, stat)) {
+      this.stats.SourceFiles++;
+      this.stats.SourceFileSize += e.size;
+      await this.statOut!.add(statRecordOf(e));
+      return;
+    }
+    const outcome = await this.storeFile(e, priorFile);
+    if (outcome === 'error') return;
+    this.stats.SourceFiles++;
+    if (outcome === 'stored') {
+      this.count(prior ? 'changed' : 'new', e);
+      await this.addFileChange(prior ? 'changed' : 'new', e.index);
+    }
+    await this.statOut!.add(statRecordOf(e));
+  }
+
+  private count(kind: 'new' | 'changed', e: ScanEntry): void {
+    this.stats.DeltaEntries++;
+    if (kind === 'new') {
+      this.stats.NewFiles++;
+      this.stats.NewFileSize += e.size;
+    } else {
+      this.stats.ChangedFiles++;
+      this.stats.ChangedFileSize += e.size;
+    }
+    this.progress({ operation: 'backup', phase: 'scan', files: this.files, bytes: this.stats.SourceFileSize, uploadedBytes: this.stats.TotalDestinationSizeChange, path: indexToString(e.index) });
+  }
+
+  /**
+   * Reads a regular file once, computing its new signature and either its data (snapshot) or a delta
+   * against the previous signature (diff). When the previous state has the same duplicity metadata
+   * and the new signature equals the old one, the file is unchanged after all and nothing is stored.
+   */
+  private async storeFile(e: ScanEntry, prior: SigEntry | undefined): Promise<'stored' | 'unchanged' | 'error'> {
+    let fh: fs.promises.FileHandle;
+    try {
+      fh = await fs.promises.open(e.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    } catch (err) {
+      this.fileError(e.index, err as Error, false);
+      return 'error';
+    }
+    try {
+      const sig = new SignatureBuilder(blockLengthFor(e.size));
+      let delta: DeltaEncoder | undefined;
+      if (prior?.signature) {
+        try {
+          delta = new DeltaEncoder(parseSignature(prior.signature));
+        } catch (err) {
+          this.opts.log.warn(`Unreadable previous signature of ${indexToString(e.index)} (${(err as Error).message}): storing it whole`);
+        }
+      }
+      const kind = delta ? 'diff' : 'snapshot';
+      const maybeUnchanged = !!delta && !!prior && sameMeta(prior.meta, e.meta);
+      let held: Buffer | undefined;
+      const chunker = new Chunker(async (data, chunk, last) => {
+        if (last && chunk === undefined && maybeUnchanged) {
+          held = data; // one small member: decided after the signature comparison below
+          return;
+        }
+        const name = formatMemberName({ kind, index: e.index, multivol: chunk }, false, 'volume');
+        await this.volumes.add({ index: e.index, header: metaToTarHeader(name, e.meta, data.length), data, block: last ? undefined : chunk });
+        this.stats.RawDeltaSize += data.length;
+      });
+      let read = 0;
+      for (;;) {
+        throwIfAborted(this.opts.signal);
+        let bytesRead: number;
+        try {
+          ({ bytesRead } = await fh.read(this.readBuf, 0, READ_SIZE, null));
+        } catch (err) {
+          // Nothing of this file is in a volume yet (the first chunk goes out only once more than
+          // 64 KiB is known): count it as unreadable and go on, keeping its previous version.
+          if (chunker.chunks === 0) {
+            this.fileError(e.index, err as Error, false);
+            return 'error';
+          }
+          throw new OffsiteError('sourceChanged', `Error reading ${indexToString(e.index)}: ${(err as Error).message}`, { cause: err });
+        }
+        if (bytesRead === 0) break;
+        const data = this.readBuf.subarray(0, bytesRead);
+        read += bytesRead;
+        sig.update(data);
+        await chunker.push(delta ? delta.update(data) : Buffer.from(data));
+      }
+      if (delta) await chunker.push(delta.finish());
+      await chunker.end();
+      const newSig = sig.finish();
+      if (held && prior?.signature && newSig.equals(prior.signature)) {
+        this.stats.SourceFileSize += read;
+        return 'unchanged';
+      }
+      if (held) {
+        await this.volumes.add({ index: e.index, header: metaToTarHeader(formatMemberName({ kind, index: e.index }, false, 'volume'), e.meta, held.length), data: held });
+        this.stats.RawDeltaSize += held.length;
+      }
+      this.stats.SourceFileSize += read;
+      await this.sigtar.signature(e.index, e.meta, newSig);
+      return 'stored';
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+function readFilelist(file: string): FileChange[] {
+  const out: FileChange[] = [];
+  for (const line of fs.readFileSync(file, 'latin1').split('\n')) {
+    if (!line) continue;
+    const [action, b64] = line.split('\t');
+    out.push({ action: action as FileChange['action'], index: indexFromBytes(Buffer.from(b64, 'base64')) });
+  }
+  return out;
+}
+

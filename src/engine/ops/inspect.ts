@@ -1,0 +1,141 @@
+// Read-only views of a remote: collection status (chains, sets, volumes, dates), the files of the
+// backup as of a time (from the signature chain, like duplicity's list-current-files), and the
+// history of one file (the sets whose manifest lists it as new, changed or deleted).
+import * as fs from 'node:fs';
+import { chainAtTime, setsAtTime, signatureChainFor, type BackupChain, type BackupSet } from '../chain/collection';
+import { timeToString } from '../chain/time';
+import { OffsiteError } from '../errors';
+import { indexEquals, indexToString } from '../pathIndex';
+import type { EntryMeta, PathIndex } from '../types';
+import { openForRead, setsForTime, type ReadOptions } from './restore';
+import { mergeSignatureChain, openCachedSigtar, readSigtar } from './sigtar';
+
+export interface SetStatus {
+  readonly type: 'full' | 'inc';
+  readonly time: number;
+  readonly volumes: number;
+  readonly bytes: number;
+}
+
+export interface ChainStatus {
+  readonly startTime: number;
+  readonly endTime: number;
+  readonly sets: readonly SetStatus[];
+  readonly hasSignatures: boolean;
+}
+
+export interface CollectionStatus {
+  readonly url: string;
+  readonly chains: readonly ChainStatus[];
+  /** Names of files that belong to no complete set (interrupted backups, orphaned incrementals). */
+  readonly incomplete: readonly string[];
+}
+
+function setBytes(set: BackupSet, sizes: ReadonlyMap<string, number>): number {
+  let n = 0;
+  for (const name of set.volumes.values()) n += sizes.get(name) ?? 0;
+  if (set.manifestName) n += sizes.get(set.manifestName) ?? 0;
+  return n;
+}
+
+export async function status(opts: ReadOptions): Promise<CollectionStatus> {
+  const { repo, tempDir } = await openForRead(opts);
+  try {
+    const c = repo.collection;
+    const sizes = repo.remoteFiles;
+    const chains = c.chains.map((chain: BackupChain) => ({
+      startTime: chain.startTime,
+      endTime: chain.endTime,
+      hasSignatures: signatureChainFor(c, chain)?.endTime === chain.endTime,
+      sets: [chain.fullSet, ...chain.incSets].map((s) => ({ type: s.type, time: s.endTime, volumes: s.volumes.size, bytes: setBytes(s, sizes) })),
+    }));
+    const incomplete = [...c.incompleteSets, ...c.orphanedIncs].flatMap((s) => [...s.volumes.values(), ...(s.manifestName ? [s.manifestName] : [])]);
+    return { url: opts.backend.displayUrl, chains, incomplete };
+  } finally {
+    fs.rmSync(tempDir, { recursive: true, force: true });
+  }
+}
+
+function pretty(t: number): string {
+  return new Date(t * 1000).toUTCString();
+}
+
+export function formatStatus(s: CollectionStatus): string {
+  const lines: string[] = [`Collection status of ${s.url}`, ''];
+  if (s.chains.length === 0) lines.push('No backup chains found.');
+  s.chains.forEach((c, i) => {
+    const primary = i === s.chains.length - 1;
+    lines.push(`${primary ? 'Primary' : 'Secondary'} backup chain${c.hasSignatures ? '' : ' (no matching signatures)'}:`);
+    lines.push(`  Chain start time: ${pretty(c.startTime)} (${timeToString(c.startTime)})`);
+    lines.push(`  Chain end time:   ${pretty(c.endTime)} (${timeToString(c.endTime)})`);
+    lines.push(`  Number of contained backup sets: ${c.sets.length}`);
+    lines.push(`  Total number of contained volumes: ${c.sets.reduce((n, x) => n + x.volumes, 0)}`);
+    lines.push('   Type of backup set:   Time:                            Num volumes:   Size:');
+    for (const set of c.sets) {
+      lines.push(`   ${(set.type === 'full' ? 'Full' : 'Incremental').padEnd(20)}  ${pretty(set.time).padEnd(32)} ${String(set.volumes).padStart(12)}   ${set.bytes}`);
+    }
+    lines.push('');
+  });
+  lines.push(s.incomplete.length ? `Found ${s.incomplete.length} file(s) of incomplete or orphaned backup sets (offsite cleanup removes them).` : 'No orphaned or incomplete backup sets found.');
+  return `${lines.join('\n')}\n`;
+}
+
+export interface ListedFile {
+  readonly index: PathIndex;
+  readonly meta: EntryMeta;
+}
+
+/** The paths of the backup as of a time, from the signature chain up to that set. */
+export async function* listFiles(opts: ReadOptions): AsyncGenerator<ListedFile> {
+  const { repo, tempDir } = await openForRead(opts);
+  try {
+    const time = opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000);
+    const c = repo.collection;
+    const chain = chainAtTime(c, time);
+    const sets = chain ? setsAtTime(chain, time) : [];
+    if (!chain || sets.length === 0) {
+      await setsForTime(repo, time, opts.signal); // throws the clear 'no backup' error
+      return;
+    }
+    const sig = signatureChainFor(c, chain);
+    const last = sets.at(-1)!.endTime;
+    const names = sig ? [sig.full, ...sig.incs.filter((i) => i.endTime <= last).map((i) => i.name)].filter((n): n is string => !!n) : [];
+    const covered = !!sig && (sig.startTime === last || sig.incs.some((i) => i.endTime === last));
+    if (!covered) {
+      throw new OffsiteError('notFound', `The signature files for the backup of ${timeToString(last)} are missing`, { hint: 'Listing needs them; restore still works without them' });
+    }
+    const files: string[] = [];
+    for (const n of names) files.push(await repo.sigtarFile(n, opts.signal));
+    for await (const e of mergeSignatureChain(files.map((f) => readSigtar(openCachedSigtar(f))))) yield { index: e.index, meta: e.meta };
+  } finally {
+    fs.rmSync(tempDir, { recursive: true, force: true });
+  }
+}
+
+export interface FileVersion {
+  readonly time: number;
+  readonly action: 'new' | 'changed' | 'deleted';
+}
+
+/** The sets, across all chains, in which a file was stored or deleted (from the manifests' file lists). */
+export async function fileHistory(opts: ReadOptions & { path: PathIndex }): Promise<FileVersion[]> {
+  const { repo, tempDir } = await openForRead(opts);
+  try {
+    const out: FileVersion[] = [];
+    for (const chain of repo.collection.chains) {
+      for (const set of [chain.fullSet, ...chain.incSets]) {
+        const m = await repo.manifest(set, opts.signal);
+        const change = m.filelist?.find((f) => indexEquals(f.index, opts.path));
+        if (change) out.push({ time: set.endTime, action: change.action });
+      }
+    }
+    return out;
+  } finally {
+    fs.rmSync(tempDir, { recursive: true, force: true });
+  }
+}
+
+export function formatListLine(f: ListedFile): string {
+  const d = new Date(f.meta.mtime * 1000);
+  return `${d.toUTCString()} ${indexToString(f.index)}`;
+}

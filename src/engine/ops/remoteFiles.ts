@@ -1,0 +1,156 @@
+// Reading and writing the remote's files by their wrapping: OpenPGP (.gpg), gzip (.gz) or plain
+// (FORMAT §4). Reading checks the SHA1 a manifest recorded before anything is decrypted (§9 step 4),
+// and decrypts in a streaming way (a volume is never held in memory).
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PassThrough, Readable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as zlib from 'node:zlib';
+import type { PrivateKey, PublicKey } from 'openpgp';
+import type { Backend } from '../backend/backend';
+import { OffsiteError } from '../errors';
+import { createDecryptStream, type DecryptOptions } from '../crypto/decrypt';
+import { createEncryptStream } from '../crypto/encrypt';
+import type { ParsedName } from '../manifest/naming';
+
+export interface CryptoContext {
+  /** Recipients of everything written. */
+  readonly recipients: readonly PublicKey[];
+  readonly signingKey?: PrivateKey;
+  /** Keys, passwords and required signers for reading; loaded only when something must be decrypted. */
+  readonly decryptOptions: () => Promise<DecryptOptions>;
+}
+
+export type Wrapping = 'gpg' | 'gz' | 'plain';
+
+export function wrappingOf(p: Pick<ParsedName, 'encrypted' | 'gzipped'>): Wrapping {
+  return p.encrypted ? 'gpg' : p.gzipped ? 'gz' : 'plain';
+}
+
+/** A plaintext → stored-bytes encoder for files Offsite writes (always OpenPGP). */
+export function encoder(crypto: CryptoContext): Transform {
+  if (crypto.recipients.length === 0) throw new OffsiteError('config', 'No encryption key given', { hint: 'Pass --encrypt-key KEY (a public key file, key id, fingerprint or email)' });
+  return createEncryptStream({ recipients: [...crypto.recipients], signingKey: crypto.signingKey });
+}
+
+/** Encodes `data` into a private file, returning its size and SHA1. */
+export async function encodeToFile(data: Buffer | Readable, file: string, crypto: CryptoContext): Promise<{ size: number; sha1: string }> {
+  const sha1 = createHash('sha1');
+  let size = 0;
+  const out = fs.createWriteStream(file, { mode: 0o600 });
+  await pipeline(
+    Buffer.isBuffer(data) ? Readable.from([data]) : data,
+    encoder(crypto),
+    async function* (src: AsyncIterable<Buffer>) {
+      for await (const chunk of src) {
+        sha1.update(chunk);
+        size += chunk.length;
+        yield chunk;
+      }
+    },
+    out,
+  );
+  return { size, sha1: sha1.digest('hex') };
+}
+
+async function decoder(w: Wrapping, crypto: CryptoContext): Promise<Transform> {
+  if (w === 'gpg') return createDecryptStream(await crypto.decryptOptions());
+  if (w === 'gz') return zlib.createGunzip();
+  return new PassThrough();
+}
+
+export interface FetchedFile {
+  readonly path: string;
+  readonly size: number;
+  /** Removes the copy when it was downloaded (not for file:// remotes read in place). */
+  dispose(): void;
+}
+
+/**
+ * Makes a remote file available as a local file: in place for file:// remotes, else downloaded into
+ * tempDir. When expectedSha1 is given, the stored bytes must match it, else OffsiteError('integrity')
+ * naming the file (and nothing of it is decrypted).
+ */
+export async function fetchRemote(backend: Backend, name: string, tempDir: string, opts: { expectedSha1?: string; signal?: AbortSignal } = {}): Promise<FetchedFile> {
+  const local = backend.localPath?.(name);
+  let fetched: FetchedFile;
+  const hash = createHash('sha1');
+  if (local) {
+    let size = 0;
+    try {
+      for await (const chunk of fs.createReadStream(local, { highWaterMark: 1 << 20, signal: opts.signal })) {
+        hash.update(chunk as Buffer);
+        size += (chunk as Buffer).length;
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new OffsiteError('integrity', `The remote file ${name} is missing`, { file: name, hint: 'The backup set is damaged; restore from an earlier or later set, or run a new full backup' });
+      throw e;
+    }
+    fetched = { path: local, size, dispose() {} };
+  } else {
+    const file = path.join(tempDir, `dl-${name}`);
+    let size = 0;
+    try {
+      await pipeline(
+        await backend.get(name, { signal: opts.signal }),
+        async function* (src: AsyncIterable<Buffer>) {
+          for await (const chunk of src) {
+            hash.update(chunk);
+            size += chunk.length;
+            yield chunk;
+          }
+        },
+        fs.createWriteStream(file, { mode: 0o600 }),
+        { signal: opts.signal },
+      );
+    } catch (e) {
+      fs.rmSync(file, { force: true });
+      if (OffsiteError.is(e, 'notFound')) throw new OffsiteError('integrity', `The remote file ${name} is missing`, { file: name, cause: e, hint: 'The backup set is damaged; restore from an earlier or later set, or run a new full backup' });
+      throw e;
+    }
+    fetched = { path: file, size, dispose: () => fs.rmSync(file, { force: true }) };
+  }
+  if (opts.expectedSha1 !== undefined) {
+    const actual = hash.digest('hex');
+    if (actual !== opts.expectedSha1.toLowerCase()) {
+      fetched.dispose();
+      throw new OffsiteError('integrity', `Invalid data in ${name}: SHA1 hash mismatch (manifest says ${opts.expectedSha1}, file has ${actual})`, {
+        file: name,
+        hint: 'The file was changed or damaged on the remote; this set cannot be trusted',
+      });
+    }
+  }
+  return fetched;
+}
+
+/** Plaintext stream of a local copy of a stored file. */
+export async function openDecoded(file: string, w: Wrapping, crypto: CryptoContext, remoteName: string): Promise<Readable> {
+  const dec = await decoder(w, crypto);
+  const src = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  pipeline(src, dec, out).catch((e) => out.destroy(withFile(e, remoteName)));
+  return out;
+}
+
+/** Whole plaintext of a small remote file (manifests). */
+export async function readRemoteSmall(backend: Backend, name: string, w: Wrapping, crypto: CryptoContext, tempDir: string, signal?: AbortSignal): Promise<Buffer> {
+  const f = await fetchRemote(backend, name, tempDir, { signal });
+  try {
+    const chunks: Buffer[] = [];
+    for await (const c of await openDecoded(f.path, w, crypto, name)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  } finally {
+    f.dispose();
+  }
+}
+
+/** Adds the remote file's name to an error's message when it does not say it yet. */
+export function withFile(e: unknown, name: string): Error {
+  if (e instanceof OffsiteError) {
+    if (e.message.includes(name)) return e;
+    return new OffsiteError(e.code, `${name}: ${e.message}`, { hint: e.hint, cause: e.cause, file: name });
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  return new OffsiteError('format', `${name}: ${err.message}`, { cause: err, file: name });
+}

@@ -1,0 +1,147 @@
+// Restore: the tree (or one path) as of a time, from the chain covering that time, reading only the
+// volumes that may hold the requested path (FORMAT §9).
+import * as fs from 'node:fs';
+import type { Backend } from '../backend/backend';
+import type { ArchiveDir } from '../cache/archiveDir';
+import { chainAtTime, setsAtTime, type BackupSet, type Collection } from '../chain/collection';
+import { timeToString } from '../chain/time';
+import { OffsiteError } from '../errors';
+import type { Logger } from '../log';
+import type { Manifest } from '../manifest/manifest';
+import { indexToString } from '../pathIndex';
+import { throttled, type ProgressSink } from '../progress';
+import type { PathIndex } from '../types';
+import type { CryptoContext } from './remoteFiles';
+import { Repository } from './repository';
+import { FilesystemOutput } from './restoreOutput';
+import { restoreRecords, type ReadContext, type Refusal, type Restorable } from './setReader';
+
+export interface ReadOptions {
+  readonly backend: Backend;
+  readonly archive: ArchiveDir;
+  readonly crypto: CryptoContext;
+  readonly log: Logger;
+  /** Seconds since the epoch; default now. */
+  readonly time?: number;
+  readonly signal?: AbortSignal;
+  readonly now?: () => number;
+}
+
+export interface RestoreOptions extends ReadOptions {
+  readonly target: string;
+  /** Restore only this path (a file or a folder), written at target/path. */
+  readonly path?: PathIndex;
+  readonly force?: boolean;
+  /** Default: when running as root, as duplicity does. */
+  readonly restoreOwners?: boolean;
+  readonly onProgress?: ProgressSink;
+}
+
+export interface RestoreResult {
+  /** End time of the last set restored. */
+  readonly time: number;
+  readonly files: number;
+  readonly bytes: number;
+  /** Archive members that were not restored, and why. */
+  readonly refusals: readonly Refusal[];
+}
+
+/** The sets to read for a time, with their manifests: the chain's full set and its incrementals up to then. */
+export async function setsForTime(repo: Repository, time: number, signal?: AbortSignal): Promise<{ set: BackupSet; manifest: Manifest }[]> {
+  const collection: Collection = repo.collection;
+  if (collection.chains.length === 0) {
+    throw new OffsiteError('notFound', `No backups found at ${repo.backend.displayUrl}`, { hint: 'Check the URL, or run a backup first' });
+  }
+  const chain = chainAtTime(collection, time);
+  const sets = chain ? setsAtTime(chain, time) : [];
+  if (sets.length === 0) {
+    const oldest = collection.chains[0].fullSet.endTime;
+    throw new OffsiteError('notFound', `No backup as old as ${new Date(time * 1000).toISOString()}: the oldest is from ${new Date(oldest * 1000).toISOString()} (${timeToString(oldest)})`, {
+      hint: 'Give a later --time',
+    });
+  }
+  const out: { set: BackupSet; manifest: Manifest }[] = [];
+  for (const set of sets) out.push({ set, manifest: await repo.manifest(set, signal) });
+  return out;
+}
+
+/** Opens the repository for reading: lists the remote and prunes the cache. Caller removes tempDir. */
+export async function openForRead(opts: ReadOptions): Promise<{ repo: Repository; tempDir: string }> {
+  const tempDir = opts.archive.makeTempDir();
+  try {
+    const repo = new Repository(opts.backend, opts.archive, opts.crypto, opts.log, tempDir);
+    await repo.refresh(opts.signal);
+    repo.pruneCache();
+    return { repo, tempDir };
+  } catch (e) {
+    fs.rmSync(tempDir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function checkTarget(target: string, path: PathIndex | undefined, force: boolean): void {
+  const st = fs.statSync(target, { throwIfNoEntry: false });
+  if (!st) return;
+  if (!st.isDirectory()) throw new OffsiteError('exists', `The restore target ${target} exists and is not a folder`, { hint: 'Choose a new or empty folder' });
+  if (force) return;
+  if (path && path.length) {
+    const p = Buffer.concat([Buffer.from(target), ...path.flatMap((c) => [Buffer.from('/'), c])]);
+    if (fs.existsSync(p)) throw new OffsiteError('exists', `${p.toString()} exists already`, { hint: 'Restore into another folder, or pass --force to replace it' });
+    return;
+  }
+  if (fs.readdirSync(target).length > 0) {
+    throw new OffsiteError('exists', `The restore target ${target} is not empty`, { hint: 'Restore into a new or empty folder, or pass --force to write into it (files with the same names are replaced)' });
+  }
+}
+
+export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
+  checkTarget(opts.target, opts.path, !!opts.force);
+  const { repo, tempDir } = await openForRead(opts);
+  try {
+    const time = opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000);
+    const sets = await setsForTime(repo, time, opts.signal);
+    const refusals: Refusal[] = [];
+    const ctx: ReadContext = { repo, log: opts.log, signal: opts.signal, refusals };
+    const progress = throttled(opts.onProgress);
+    const out = new FilesystemOutput({
+      target: opts.target,
+      force: !!opts.force,
+      restoreOwners: opts.restoreOwners ?? process.getuid?.() === 0,
+      log: opts.log,
+      refusals,
+      onFile: (index, bytes) => progress({ operation: 'restore', phase: 'write', files: out.files, bytes: out.bytes + bytes, path: indexToString(index) }),
+    });
+    const prefix = opts.path ?? [];
+    let seen = 0;
+    for await (const item of restoreRecords(ctx, sets, prefix)) {
+      seen++;
+      await out.add(item);
+    }
+    await out.finish();
+    if (prefix.length && seen === 0) {
+      throw new OffsiteError('notFound', `${indexToString(prefix)} is not in the backup as of ${timeToString(sets.at(-1)!.set.endTime)}`, { hint: 'Check the path (relative to the backed-up folder) and the time; offsite list shows what a backup holds' });
+    }
+    return { time: sets.at(-1)!.set.endTime, files: out.files, bytes: out.bytes, refusals };
+  } finally {
+    fs.rmSync(tempDir, { recursive: true, force: true });
+  }
+}
+
+/** Streams one regular file as of a time through `write`; returns its metadata, or undefined when absent. */
+export async function readFileAt(opts: ReadOptions & { path: PathIndex }, write: (chunk: Buffer) => Promise<void>): Promise<Restorable['meta'] | undefined> {
+  const { repo, tempDir } = await openForRead(opts);
+  try {
+    const time = opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000);
+    const sets = await setsForTime(repo, time, opts.signal);
+    const ctx: ReadContext = { repo, log: opts.log, signal: opts.signal, refusals: [] };
+    for await (const item of restoreRecords(ctx, sets, opts.path)) {
+      if (item.index.length !== opts.path.length) continue;
+      if (item.meta.type !== 'reg') throw new OffsiteError('usage', `${indexToString(opts.path)} is not a file in that backup (it is a ${item.meta.type})`);
+      await item.produce?.(write);
+      return item.meta;
+    }
+    return undefined;
+  } finally {
+    fs.rmSync(tempDir, { recursive: true, force: true });
+  }
+}

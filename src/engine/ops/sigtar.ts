@@ -1,0 +1,177 @@
+// Signature archives (FORMAT §8): one member per changed path — `signature/<path>` with the librsync
+// signature of a regular file's new contents, `snapshot/<path>` for other types, `deleted/<path>` —
+// in index order. A full-signatures file describes the whole tree; the state at the end of a chain is
+// the merge of its signature files, later ones winning, `deleted/` removing.
+import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
+import type { EntryMeta, PathIndex } from '../types';
+import { compareIndex } from '../pathIndex';
+import { deletedHeader, formatMemberName, metaToTarHeader, parseMemberName, tarHeaderToMeta } from '../volume/difftar';
+import { encodeTarHeader, readTar, tarArchiveEnd, tarPadding } from '../volume/tar';
+
+export interface SigEntry {
+  readonly index: PathIndex;
+  readonly kind: 'signature' | 'snapshot';
+  readonly meta: EntryMeta;
+  /** The librsync signature of a regular file. */
+  readonly signature?: Buffer;
+}
+
+/**
+ * Appends to a private file through a buffer, with explicit flush and fsync so a checkpoint can name a
+ * length that is on disk; can reopen a file truncated to such a length (resume).
+ */
+export class AppendFile {
+  private buf = Buffer.allocUnsafe(256 * 1024);
+  private used = 0;
+  private written: number;
+
+  private constructor(private readonly fh: fs.promises.FileHandle, start: number) {
+    this.written = start;
+  }
+
+  /** Opens `file` for appending: new and empty, or truncated to `resumeAt` bytes. */
+  static async open(file: string, resumeAt?: number): Promise<AppendFile> {
+    if (resumeAt === undefined) return new AppendFile(await fs.promises.open(file, 'w', 0o600), 0);
+    const fh = await fs.promises.open(file, 'r+');
+    await fh.truncate(resumeAt);
+    return new AppendFile(fh, resumeAt);
+  }
+
+  /** Bytes appended so far (flushed or not). */
+  get length(): number {
+    return this.written + this.used;
+  }
+
+  async write(data: Buffer): Promise<void> {
+    if (this.used + data.length > this.buf.length) await this.flush();
+    if (data.length > this.buf.length) {
+      await writeAll(this.fh, data, this.written);
+      this.written += data.length;
+      return;
+    }
+    data.copy(this.buf, this.used);
+    this.used += data.length;
+  }
+
+  async flush(): Promise<void> {
+    if (this.used === 0) return;
+    await writeAll(this.fh, this.buf.subarray(0, this.used), this.written);
+    this.written += this.used;
+    this.used = 0;
+  }
+
+  async sync(): Promise<void> {
+    await this.flush();
+    await this.fh.sync();
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.fh.close();
+  }
+
+  async abort(): Promise<void> {
+    await this.fh.close().catch(() => undefined);
+  }
+}
+
+async function writeAll(fh: fs.promises.FileHandle, data: Buffer, position: number): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += (await fh.write(data, off, data.length - off, position + off)).bytesWritten;
+}
+
+/** Writes a plaintext signature tar, member by member, in index order. */
+export class SigtarWriter {
+  entries = 0;
+
+  private constructor(readonly file: string, private readonly out: AppendFile) {}
+
+  static async open(file: string, resumeAt?: number): Promise<SigtarWriter> {
+    return new SigtarWriter(file, await AppendFile.open(file, resumeAt));
+  }
+
+  get length(): number {
+    return this.out.length;
+  }
+
+  sync(): Promise<void> {
+    return this.out.sync();
+  }
+
+  signature(index: PathIndex, meta: EntryMeta, sig: Buffer): Promise<void> {
+    return this.member(metaToTarHeader(formatMemberName({ kind: 'signature', index }, false, 'sigtar'), meta, sig.length), sig);
+  }
+
+  snapshot(index: PathIndex, meta: EntryMeta): Promise<void> {
+    return this.member(metaToTarHeader(formatMemberName({ kind: 'snapshot', index }, meta.type === 'dir', 'sigtar'), meta, 0));
+  }
+
+  deleted(index: PathIndex): Promise<void> {
+    return this.member(deletedHeader(formatMemberName({ kind: 'deleted', index }, false, 'sigtar')));
+  }
+
+  async finish(): Promise<void> {
+    await this.out.write(tarArchiveEnd(this.out.length));
+    await this.out.close();
+  }
+
+  async abort(): Promise<void> {
+    await this.out.abort();
+  }
+
+  private async member(header: ReturnType<typeof deletedHeader>, data?: Buffer): Promise<void> {
+    this.entries++;
+    await this.out.write(encodeTarHeader(header));
+    if (data && data.length) {
+      await this.out.write(data);
+      if (data.length % 512) await this.out.write(tarPadding(data.length));
+    }
+  }
+}
+
+type RawEntry = { index: PathIndex; kind: 'signature' | 'snapshot' | 'deleted'; meta: EntryMeta; signature?: Buffer };
+
+/** The members of one plaintext signature tar stream, bodies read into memory (they are small). */
+export async function* readSigtar(plain: AsyncIterable<Buffer>): AsyncGenerator<RawEntry> {
+  for await (const entry of readTar(plain)) {
+    const m = parseMemberName(entry.header.name);
+    if (m.kind === 'diff') continue; // not valid in a sigtar; ignore like duplicity would fail to match
+    let signature: Buffer | undefined;
+    if (m.kind === 'signature') {
+      const parts: Buffer[] = [];
+      for await (const c of entry.body) parts.push(c);
+      signature = Buffer.concat(parts);
+    }
+    yield { index: m.index, kind: m.kind, meta: tarHeaderToMeta(entry.header), signature };
+  }
+}
+
+/** Opens a cached `.sigtar.gz` (or a plain tar) as a plaintext stream. */
+export function openCachedSigtar(file: string): AsyncIterable<Buffer> {
+  const src = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  return file.endsWith('.gz') ? src.pipe(zlib.createGunzip()) : src;
+}
+
+/**
+ * Merges the signature files of a chain (oldest first) into the state at the chain's end, in index
+ * order: for each path the newest member wins, and a `deleted/` member removes the path.
+ */
+export async function* mergeSignatureChain(streams: AsyncIterable<RawEntry>[]): AsyncGenerator<SigEntry> {
+  const its = streams.map((s) => s[Symbol.asyncIterator]());
+  const heads: (RawEntry | undefined)[] = await Promise.all(its.map(async (it) => (await it.next()).value as RawEntry | undefined));
+  for (;;) {
+    let min: PathIndex | undefined;
+    for (const h of heads) if (h && (min === undefined || compareIndex(h.index, min) < 0)) min = h.index;
+    if (min === undefined) return;
+    let winner: RawEntry | undefined;
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i];
+      if (h && compareIndex(h.index, min) === 0) {
+        winner = h; // later streams come later in the chain: last one wins
+        heads[i] = (await its[i].next()).value as RawEntry | undefined;
+      }
+    }
+    if (winner && winner.kind !== 'deleted') yield { index: winner.index, kind: winner.kind, meta: winner.meta, signature: winner.signature };
+  }
+}

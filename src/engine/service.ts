@@ -1,0 +1,214 @@
+// The engine as a request/response service with plain-data requests and results, for front ends
+// that run it somewhere else: the VS Code extension runs it in a child process (serviceMain.ts) so
+// its own thread never stalls. Everything a request needs is in it; secrets (a passphrase read from
+// SecretStorage) travel in the request and are never logged.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Backend } from './backend/backend';
+import './backend/all';
+import { openBackend } from './backend/registry';
+import { RetryBackend } from './backend/retryBackend';
+import { ArchiveDir, archiveDirFor, defaultCacheRoot } from './cache/archiveDir';
+import { parseTimeSpec, timeToString } from './chain/time';
+import { generateKeyPair } from './crypto/keys';
+import { cryptoForBackup, cryptoForRead, type KeyConfig } from './cryptoConfig';
+import { OffsiteError } from './errors';
+import type { Logger } from './log';
+import { indexFromBytes, indexToString } from './pathIndex';
+import type { Progress } from './progress';
+import { backup } from './ops/backup';
+import { cleanup } from './ops/cleanup';
+import { fileHistory, listFiles, status } from './ops/inspect';
+import { readFileAt, restore } from './ops/restore';
+import { removeAllButNFull } from './ops/retention';
+import type { BackupStats } from './ops/stats';
+import { verify } from './ops/verify';
+import type { SelectionRule } from './scan/selection';
+
+export const DEFAULT_VOLUME_SIZE_MB = 32;
+
+export interface RemoteConfig {
+  readonly url: string;
+  /** Root of the local cache (default ~/.cache/offsite). */
+  readonly archiveDir?: string;
+  readonly sshKey?: string;
+  readonly knownHosts?: string;
+  readonly acceptHostKey?: string;
+  readonly s3EndpointUrl?: string;
+  readonly s3Profile?: string;
+}
+
+export interface KeySpec {
+  readonly encryptKeys?: readonly string[];
+  readonly signKey?: string;
+  readonly restoreKey?: string;
+  /** The private key's passphrase, when the front end has one (SecretStorage). */
+  readonly passphrase?: string;
+}
+
+export interface Selection {
+  readonly excludes?: readonly string[];
+  readonly includes?: readonly string[];
+  readonly gitignore?: boolean;
+}
+
+/** A time: duplicity's syntax ('now', '3D', '2026-07-27', ISO 8601, epoch seconds) or epoch seconds. */
+export type TimeSpec = string | number;
+
+export type ServiceRequest =
+  | ({ op: 'backup'; remote: RemoteConfig; keys: KeySpec; source: string; volumeSizeMB?: number; full?: boolean; fullIfOlderThan?: string; keepFull?: number } & Selection)
+  | { op: 'restore'; remote: RemoteConfig; keys: KeySpec; target: string; path?: string; time?: TimeSpec; force?: boolean }
+  | { op: 'readFile'; remote: RemoteConfig; keys: KeySpec; path: string; time?: TimeSpec; output: string }
+  | { op: 'status'; remote: RemoteConfig }
+  | { op: 'list'; remote: RemoteConfig; keys: KeySpec; time?: TimeSpec }
+  | { op: 'history'; remote: RemoteConfig; keys: KeySpec; path: string }
+  | ({ op: 'verify'; remote: RemoteConfig; keys: KeySpec; source: string; compareData?: boolean; time?: TimeSpec } & Selection)
+  | { op: 'cleanup'; remote: RemoteConfig; force?: boolean }
+  | { op: 'createKey'; name: string; email: string; passphrase: string };
+
+export interface BackupSummary {
+  readonly type: 'full' | 'inc';
+  readonly time: number;
+  readonly stats: BackupStats;
+  readonly errors: readonly { path: string; message: string }[];
+  readonly removedChains: readonly number[];
+}
+
+export interface ListEntry {
+  readonly path: string;
+  readonly type: string;
+  readonly mode: number;
+  readonly mtime: number;
+}
+
+export interface ServiceContext {
+  readonly signal?: AbortSignal;
+  readonly log: Logger;
+  readonly onProgress?: (p: Progress) => void;
+}
+
+/** Plain-data form of an error, for crossing a process boundary. */
+export interface ServiceError {
+  readonly code: string;
+  readonly message: string;
+  readonly hint?: string;
+}
+
+export function toServiceError(e: unknown): ServiceError {
+  if (e instanceof OffsiteError) return { code: e.code, message: e.message, hint: e.hint };
+  if (e instanceof Error && (e.name === 'AbortError' || (e as NodeJS.ErrnoException).code === 'ABORT_ERR')) return { code: 'cancelled', message: 'Cancelled' };
+  return { code: 'internal', message: e instanceof Error ? e.message : String(e) };
+}
+
+function nowSec(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function toTime(t: TimeSpec | undefined): number | undefined {
+  if (t === undefined) return undefined;
+  return typeof t === 'number' ? t : parseTimeSpec(t, nowSec());
+}
+
+function keyConfig(k: KeySpec): KeyConfig {
+  return {
+    encryptKeys: k.encryptKeys,
+    signKey: k.signKey,
+    restoreKey: k.restoreKey,
+    passphrase: async (what) => {
+      if (k.passphrase !== undefined) return k.passphrase;
+      throw new OffsiteError('passphrase', `A passphrase is needed for ${what}`, { hint: 'Enter the passphrase of your private key' });
+    },
+  };
+}
+
+function rules(s: Selection): SelectionRule[] {
+  return [...(s.includes ?? []).map((glob) => ({ kind: 'include' as const, glob })), ...(s.excludes ?? []).map((glob) => ({ kind: 'exclude' as const, glob }))];
+}
+
+async function open(remote: RemoteConfig, ctx: ServiceContext): Promise<{ backend: Backend; archive: ArchiveDir }> {
+  const backend = await openBackend(remote.url, {
+    signal: ctx.signal,
+    log: (level, m) => ctx.log[level](m),
+    options: { sshKey: remote.sshKey, knownHosts: remote.knownHosts, acceptHostKey: remote.acceptHostKey, s3EndpointUrl: remote.s3EndpointUrl, s3Profile: remote.s3Profile },
+  });
+  const archive = ArchiveDir.open(archiveDirFor(remote.url, remote.archiveDir ?? defaultCacheRoot()));
+  return { backend: new RetryBackend(backend, { onRetry: (e, n, d) => ctx.log.warn(`${e.message}; retrying (attempt ${n}) in ${Math.round(d / 1000)} s`) }), archive };
+}
+
+export async function handle(req: ServiceRequest, ctx: ServiceContext): Promise<unknown> {
+  if (req.op === 'createKey') return generateKeyPair(req.name, req.email, req.passphrase);
+  const { backend, archive } = await open(req.remote, ctx);
+  const base = { backend, archive, log: ctx.log, signal: ctx.signal };
+  try {
+    switch (req.op) {
+      case 'backup': {
+        const r = await backup({
+          ...base,
+          crypto: await cryptoForBackup(keyConfig(req.keys)),
+          source: req.source,
+          volumeSize: Math.round((req.volumeSizeMB ?? DEFAULT_VOLUME_SIZE_MB) * 1024 * 1024),
+          full: req.full,
+          fullIfOlderThan: req.fullIfOlderThan ? nowSec() - parseTimeSpec(req.fullIfOlderThan, nowSec()) : undefined,
+          rules: rules(req),
+          gitignore: req.gitignore,
+          onProgress: ctx.onProgress,
+        });
+        let removedChains: readonly number[] = [];
+        if (req.keepFull && req.keepFull > 0) {
+          removedChains = (await removeAllButNFull({ ...base, crypto: cryptoForRead({}), n: req.keepFull, force: true })).chains;
+        }
+        const summary: BackupSummary = { type: r.type, time: r.time, stats: r.stats, errors: r.errors, removedChains };
+        return summary;
+      }
+      case 'restore': {
+        const r = await restore({ ...base, crypto: cryptoForRead(keyConfig(req.keys)), target: req.target, path: req.path === undefined ? undefined : indexFromBytes(req.path), time: toTime(req.time), force: req.force, onProgress: ctx.onProgress });
+        return { time: r.time, files: r.files, bytes: r.bytes, refusals: r.refusals };
+      }
+      case 'readFile': {
+        const tmp = `${req.output}.part`;
+        const fh = await fs.promises.open(tmp, 'w', 0o600);
+        try {
+          const meta = await readFileAt({ ...base, crypto: cryptoForRead(keyConfig(req.keys)), path: indexFromBytes(req.path), time: toTime(req.time) }, async (c) => {
+            await fh.write(c);
+          });
+          await fh.close();
+          if (!meta) {
+            fs.rmSync(tmp, { force: true });
+            return { found: false };
+          }
+          fs.renameSync(tmp, req.output);
+          return { found: true, mode: meta.mode, mtime: meta.mtime, size: fs.statSync(req.output).size };
+        } catch (e) {
+          await fh.close().catch(() => undefined);
+          fs.rmSync(tmp, { force: true });
+          throw e;
+        }
+      }
+      case 'status':
+        return await status({ ...base, crypto: cryptoForRead({}) });
+      case 'list': {
+        const out: ListEntry[] = [];
+        for await (const f of listFiles({ ...base, crypto: cryptoForRead(keyConfig(req.keys)), time: toTime(req.time) })) {
+          out.push({ path: indexToString(f.index), type: f.meta.type, mode: f.meta.mode, mtime: f.meta.mtime });
+        }
+        return out;
+      }
+      case 'history':
+        return await fileHistory({ ...base, crypto: cryptoForRead(keyConfig(req.keys)), path: indexFromBytes(req.path) });
+      case 'verify':
+        return await verify({ ...base, crypto: cryptoForRead(keyConfig(req.keys)), source: req.source, compareData: req.compareData, time: toTime(req.time), rules: rules(req), gitignore: req.gitignore });
+      case 'cleanup':
+        return await cleanup({ ...base, crypto: cryptoForRead({}), force: req.force });
+    }
+  } finally {
+    await backend.close();
+  }
+}
+
+/** For messages: a set time as duplicity names it. */
+export { timeToString };
+/** For the extension's tree: the relative path of a file inside the backed-up folder. */
+export function relativePath(root: string, file: string): string | undefined {
+  const rel = path.relative(root, file);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? undefined : rel.split(path.sep).join('/');
+}

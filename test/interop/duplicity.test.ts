@@ -1,0 +1,193 @@
+// Interoperability with real duplicity 0.8.22 and gpg 2.2: what Offsite writes, duplicity restores
+// and verifies; what duplicity writes, Offsite restores; each continues the other's chain.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { offsite } from '../helpers/cli';
+import { duplicity, gnupgHome, gpg, RSA_PUB, RSA_SEC, RSA_SUBKEY } from '../helpers/gpg';
+import { makeTree, randomBytesSeeded, snapshotTree, type TreeEntry } from '../helpers/tree';
+import { tempDir } from '../helpers/tmp';
+
+const LONG = `${'long-name-'.repeat(12)}end.txt`; // 126 bytes: needs a pax header
+
+function initialTree(src: string): void {
+  makeTree(src, {
+    'README.md': '# demo\nhello\n',
+    'empty.txt': '',
+    'a-b': 'dash sorts before slash in tuple order\n',
+    a: { 'z.txt': 'z\n' },
+    'emptydir': {},
+    'name with spaces.txt': 'spaces\n',
+    'ünïcödé-ñame.txt': 'utf-8 name\n',
+    [LONG]: 'long name\n',
+    bin: { 'run.sh': { content: '#!/bin/sh\necho hi\n', mode: 0o755 } },
+    big: { 'blob.bin': randomBytesSeeded(2_500_000, 7) }, // larger than a 1 MB volume
+    'exact-65536.bin': randomBytesSeeded(65536, 9),
+    src: { 'main.ts': 'export const x = 1;\n'.repeat(2000), 'util.ts': 'export function f() { return 42; }\n' },
+    'link-to-readme': { symlink: 'README.md' },
+    'dangling': { symlink: 'does/not/exist' },
+    'pipe': { fifo: true },
+    'to-delete.txt': 'will be deleted\n',
+  });
+}
+
+function mutate1(src: string): void {
+  fs.appendFileSync(path.join(src, 'README.md'), 'more text\n');
+  fs.rmSync(path.join(src, 'to-delete.txt'));
+  fs.writeFileSync(path.join(src, 'new-file.txt'), 'new in inc 1\n');
+  const big = path.join(src, 'big', 'blob.bin');
+  const fd = fs.openSync(big, 'r+');
+  fs.writeSync(fd, Buffer.from('CHANGED IN PLACE'), 0, 16, 1_000_000);
+  fs.closeSync(fd);
+  fs.chmodSync(path.join(src, 'src', 'util.ts'), 0o600);
+  fs.rmSync(path.join(src, 'link-to-readme'));
+  fs.symlinkSync('src/main.ts', path.join(src, 'link-to-readme'));
+  fs.writeFileSync(path.join(src, 'emptydir', 'now-full.txt'), 'x');
+}
+
+function mutate2(src: string): void {
+  fs.writeFileSync(path.join(src, 'src', 'main.ts'), 'export const x = 2;\n'.repeat(1500) + 'tail\n');
+  fs.rmSync(path.join(src, 'a'), { recursive: true });
+  fs.writeFileSync(path.join(src, 'empty.txt'), 'no longer empty');
+  fs.appendFileSync(path.join(src, 'big', 'blob.bin'), randomBytesSeeded(100_000, 11));
+}
+
+async function backupJson(args: string[]): Promise<{ time: string; type: string }> {
+  const r = await offsite(['backup', '--json', ...args]);
+  assert.equal(r.code, 0, `offsite backup failed: ${r.stderr}`);
+  const stats = JSON.parse(r.stdout);
+  return { time: stats.BackupTime, type: stats.BackupType };
+}
+
+/** Epoch seconds of a duplicity time string. */
+function epoch(t: string): number {
+  return Date.UTC(+t.slice(0, 4), +t.slice(4, 6) - 1, +t.slice(6, 8), +t.slice(9, 11), +t.slice(11, 13), +t.slice(13, 15)) / 1000;
+}
+
+async function duplicityRestore(home: string, url: string, time: string, cache: string): Promise<TreeEntry[]> {
+  const out = path.join(tempDir('offsite-dr-'), 'out');
+  const r = await duplicity(home, ['restore', '--archive-dir', cache, '--time', String(epoch(time)), url, out]);
+  assert.equal(r.code, 0, `duplicity restore failed: ${r.stdout}\n${r.stderr}`);
+  return snapshotTree(out);
+}
+
+async function offsiteRestore(url: string, time: string, cache: string): Promise<TreeEntry[]> {
+  const out = path.join(tempDir('offsite-or-'), 'out');
+  const r = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, '--time', String(epoch(time)), url, out]);
+  assert.equal(r.code, 0, `offsite restore failed: ${r.stderr}`);
+  return snapshotTree(out);
+}
+
+/** A snapshot to compare restores against: the root folder's own entry is compared separately. */
+function tree(dir: string): TreeEntry[] {
+  return snapshotTree(dir);
+}
+
+describe('interop with duplicity 0.8.22 and gpg 2.2', function () {
+  this.timeout(600_000);
+  let home: string;
+  before(() => {
+    home = gnupgHome();
+  });
+
+  it('duplicity restores and verifies an Offsite chain, continues it, and Offsite continues duplicity\'s', async () => {
+    const work = tempDir('offsite-interop-');
+    const src = path.join(work, 'src');
+    const vault = path.join(work, 'vault');
+    const url = `file://${vault}`;
+    const cache = path.join(work, 'cache');
+    initialTree(src);
+    const states: { time: string; tree: TreeEntry[] }[] = [];
+    const common = ['--archive-dir', cache, '--encrypt-key', RSA_PUB, '--volsize', '1'];
+
+    const full = await backupJson([...common, src, url]);
+    assert.equal(full.type, 'full');
+    states.push({ time: full.time, tree: tree(src) });
+    await sleep(1100);
+    mutate1(src);
+    const inc1 = await backupJson([...common, src, url]);
+    assert.equal(inc1.type, 'inc');
+    states.push({ time: inc1.time, tree: tree(src) });
+    await sleep(1100);
+    mutate2(src);
+    const inc2 = await backupJson([...common, src, url]);
+    states.push({ time: inc2.time, tree: tree(src) });
+
+    const names = fs.readdirSync(vault).sort();
+    assert.ok(names.some((n) => /^duplicity-full\.\d{8}T\d{6}Z\.vol2\.difftar\.gpg$/.test(n)), `several volumes: ${names.join(' ')}`);
+    assert.ok(names.every((n) => n.endsWith('.gpg')), 'every remote file is encrypted');
+
+    // gpg opens every volume, manifest and signature file Offsite wrote.
+    for (const n of names) {
+      const r = await gpg(home, ['--decrypt', '--output', '/dev/null', path.join(vault, n)]);
+      assert.equal(r.code, 0, `gpg --decrypt ${n}: ${r.stderr}`);
+    }
+
+    // duplicity restores every time identically (content, mode, mtime, symlinks, fifo, empty dirs).
+    for (const s of states) assert.deepEqual(await duplicityRestore(home, url, s.time, path.join(work, 'dcache')), s.tree, `duplicity restore at ${s.time}`);
+    // and so does Offsite.
+    for (const s of states) assert.deepEqual(await offsiteRestore(url, s.time, path.join(work, 'ocache')), s.tree, `offsite restore at ${s.time}`);
+
+    // duplicity verify --compare-data finds no difference.
+    const v = await duplicity(home, ['verify', '--compare-data', '--archive-dir', path.join(work, 'dcache'), url, src]);
+    assert.equal(v.code, 0, `duplicity verify: ${v.stdout}${v.stderr}`);
+    assert.match(v.stdout, /, 0 differences found/);
+
+    // duplicity continues the Offsite chain…
+    await sleep(1100);
+    fs.writeFileSync(path.join(src, 'by-duplicity.txt'), 'written before duplicity\'s incremental\n');
+    fs.appendFileSync(path.join(src, 'README.md'), 'duplicity edit\n');
+    await sleep(1100);
+    const d = await duplicity(home, ['incremental', '--archive-dir', path.join(work, 'dcache'), '--encrypt-key', RSA_SUBKEY, src, url]);
+    assert.equal(d.code, 0, `duplicity incremental: ${d.stdout}${d.stderr}`);
+    const dupInc = fs.readdirSync(vault).map((n) => /^duplicity-inc\.\d{8}T\d{6}Z\.to\.(\d{8}T\d{6}Z)\.manifest\.gpg$/.exec(n)?.[1]).filter((t): t is string => !!t).sort().at(-1)!;
+    assert.ok(dupInc > inc2.time);
+    states.push({ time: dupInc, tree: tree(src) });
+    // …and Offsite continues duplicity's increment in turn.
+    await sleep(1100);
+    fs.writeFileSync(path.join(src, 'after-duplicity.txt'), 'offsite again\n');
+    fs.rmSync(path.join(src, 'new-file.txt'));
+    // Offsite's cache lacks duplicity's new signatures: rebuilding it needs the private key, and without
+    // it the backup stops with a clear message.
+    const noKey = await offsite(['backup', ...common, src, url]);
+    assert.equal(noKey.code, 1);
+    assert.match(noKey.stderr, /^offsite: .*private key is needed.*--key/m);
+    const inc4 = await backupJson([...common, '--key', RSA_SEC, src, url]);
+    assert.equal(inc4.type, 'inc');
+    states.push({ time: inc4.time, tree: tree(src) });
+
+    for (const s of states.slice(3)) {
+      assert.deepEqual(await duplicityRestore(home, url, s.time, path.join(work, 'dcache2')), s.tree, `duplicity restore at ${s.time}`);
+      assert.deepEqual(await offsiteRestore(url, s.time, path.join(work, 'ocache2')), s.tree, `offsite restore at ${s.time}`);
+    }
+  });
+
+  it('Offsite continues a chain duplicity started, and both restore every time', async () => {
+    const work = tempDir('offsite-interop2-');
+    const src = path.join(work, 'src');
+    const vault = path.join(work, 'vault');
+    const url = `file://${vault}`;
+    const cache = path.join(work, 'cache');
+    initialTree(src);
+    const states: { time: string; tree: TreeEntry[] }[] = [];
+    const d = await duplicity(home, ['full', '--archive-dir', path.join(work, 'dcache'), '--encrypt-key', RSA_SUBKEY, '--volsize', '1', src, url]);
+    assert.equal(d.code, 0, d.stdout + d.stderr);
+    const fullTime = fs.readdirSync(vault).map((n) => /^duplicity-full\.(\d{8}T\d{6}Z)\.manifest\.gpg$/.exec(n)?.[1]).find((t) => t)!;
+    states.push({ time: fullTime, tree: tree(src) });
+    await sleep(1100);
+    mutate1(src);
+    // Offsite has no cache for this remote yet: it rebuilds it from the remote with the private key.
+    const inc1 = await backupJson(['--archive-dir', cache, '--encrypt-key', RSA_PUB, '--key', RSA_SEC, src, url]);
+    assert.equal(inc1.type, 'inc');
+    states.push({ time: inc1.time, tree: tree(src) });
+    await sleep(1100);
+    mutate2(src);
+    const inc2 = await backupJson(['--archive-dir', cache, '--encrypt-key', RSA_PUB, src, url]);
+    states.push({ time: inc2.time, tree: tree(src) });
+    for (const s of states) {
+      assert.deepEqual(await duplicityRestore(home, url, s.time, path.join(work, 'dc')), s.tree, `duplicity restore at ${s.time}`);
+      assert.deepEqual(await offsiteRestore(url, s.time, path.join(work, 'oc')), s.tree, `offsite restore at ${s.time}`);
+    }
+  });
+});

@@ -419,7 +419,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write('offsite: cancelled\n');
       return 1;
     }
-    const msg = e instanceof OffsiteError ? e.userMessage : `internal error: ${(e as Error)?.stack ?? String(e)}`;
+    // System errors (a full disk, a permission) carry their own clear message; anything else is a bug.
+    const errno = typeof (e as NodeJS.ErrnoException)?.code === 'string' && /^E[A-Z]+$/.test((e as NodeJS.ErrnoException).code!);
+    const msg = e instanceof OffsiteError ? e.userMessage : errno ? (e as Error).message : `internal error: ${(e as Error)?.stack ?? String(e)}`;
     process.stderr.write(`offsite: ${msg.replace(/\n/g, ' ')}\n`);
     return 1;
   } finally {

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { OffsiteError } from '../errors';
 
 /** ~/.cache/offsite (XDG_CACHE_HOME honoured), or the platform's own cache folder. */
 export function defaultCacheRoot(): string {
@@ -24,7 +25,15 @@ export class ArchiveDir {
   constructor(readonly dir: string) {}
 
   static open(dir: string): ArchiveDir {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      fs.accessSync(dir, fs.constants.W_OK);
+    } catch (e) {
+      throw new OffsiteError('permission', `Cannot use the local cache folder ${dir}: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'Make it writable, or choose another with --archive-dir',
+      });
+    }
     return new ArchiveDir(dir);
   }
 

@@ -98,6 +98,11 @@ class Cursor<T extends { index: PathIndex }> {
     this.head = undefined;
     return h;
   }
+  /** Ends the underlying iterator early (closing the files a generator holds). */
+  async close(): Promise<void> {
+    this.done = true;
+    await this.it.return?.(undefined);
+  }
   /** Pops and returns the element at `index` if there is one; elements before it go to `skipped`. */
   async take(index: PathIndex, skipped?: (t: T) => Promise<void>): Promise<T | undefined> {
     for (;;) {
@@ -374,15 +379,20 @@ class BackupRun {
       signal: opts.signal,
       onError: (index, err) => this.fileError(index, err, true),
     });
-    for await (const entry of scan) {
-      throwIfAborted(opts.signal);
-      const skip = done !== undefined && compareIndex(entry.index, done) <= 0;
-      const sig = await prevSig.take(entry.index, (s) => this.vanished(s, done));
-      const stat = await prevStat.take(entry.index);
-      if (skip) continue;
-      await this.process(entry, sig, stat);
+    try {
+      for await (const entry of scan) {
+        throwIfAborted(opts.signal);
+        const skip = done !== undefined && compareIndex(entry.index, done) <= 0;
+        const sig = await prevSig.take(entry.index, (s) => this.vanished(s, done));
+        const stat = await prevStat.take(entry.index);
+        if (skip) continue;
+        await this.process(entry, sig, stat);
+      }
+      for (let s = await prevSig.next(); s; s = await prevSig.next()) await this.vanished(s, done);
+    } finally {
+      await prevSig.close();
+      await prevStat.close();
     }
-    for (let s = await prevSig.next(); s; s = await prevSig.next()) await this.vanished(s, done);
 
     await this.volumes.finish();
     await this.sigtar.finish();

@@ -53,7 +53,9 @@ export async function setsForTime(repo: Repository, time: number, signal?: Abort
     throw new OffsiteError('notFound', `No backups found at ${repo.backend.displayUrl}`, { hint: 'Check the URL, or run a backup first' });
   }
   const chain = chainAtTime(collection, time);
-  const sets = chain ? setsAtTime(chain, time) : [];
+  // duplicity falls back to the oldest full backup for a time before it; restoring a later state as if
+  // it were older would mislead, so that is an error here.
+  const sets = chain && chain.fullSet.endTime <= time ? setsAtTime(chain, time) : [];
   if (sets.length === 0) {
     const oldest = collection.chains[0].fullSet.endTime;
     throw new OffsiteError('notFound', `No backup as old as ${new Date(time * 1000).toISOString()}: the oldest is from ${new Date(oldest * 1000).toISOString()} (${timeToString(oldest)})`, {

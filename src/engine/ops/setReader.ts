@@ -93,7 +93,16 @@ async function* members(ctx: ReadContext, set: BackupSet, volumes: VolumeInfo[])
             continue;
           }
           if (name.kind === 'signature') continue;
-          yield { name, meta: tarHeaderToMeta(entry.header), body: once(entry.body) };
+          let meta: EntryMeta;
+          try {
+            meta = tarHeaderToMeta(entry.header);
+          } catch (e) {
+            // Hard links and unknown member types: duplicity refuses them too.
+            ctx.refusals.push({ member: entry.header.name.toString('utf8'), reason: (e as Error).message });
+            ctx.log.warn(`Skipping archive member ${JSON.stringify(entry.header.name.toString('utf8'))} of ${remoteName}: ${(e as Error).message}`);
+            continue;
+          }
+          yield { name, meta, body: once(entry.body) };
         }
       } finally {
         plain.destroy();

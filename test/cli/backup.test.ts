@@ -1,0 +1,171 @@
+// `offsite backup` through the command line: statistics, exit codes, recipients, selection, chains,
+// the source check and the one-writer lock.
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { archiveDirFor } from '../../src/engine/cache/archiveDir';
+import { OFFSITE, offsite, run } from '../helpers/cli';
+import { ECC_PUB, ECC_SEC, RSA_PUB, RSA_SEC } from '../helpers/gpg';
+import { makeTree, snapshotTree } from '../helpers/tree';
+import { tempDir } from '../helpers/tmp';
+
+const STAT_FIELDS = ['StartTime', 'EndTime', 'ElapsedTime', 'SourceFiles', 'SourceFileSize', 'NewFiles', 'NewFileSize', 'DeletedFiles', 'ChangedFiles', 'ChangedFileSize', 'ChangedDeltaSize', 'DeltaEntries', 'RawDeltaSize', 'TotalDestinationSizeChange', 'Errors'];
+
+function setup(spec: Parameters<typeof makeTree>[1] = { 'a.txt': 'a\n', d: { 'b.txt': 'b\n' } }) {
+  const work = tempDir('offsite-backup-');
+  const src = path.join(work, 'src');
+  makeTree(src, spec);
+  return { work, src, url: `file://${path.join(work, 'vault')}`, cache: path.join(work, 'cache') };
+}
+
+async function backupStats(args: string[], opts: Parameters<typeof offsite>[1] = {}) {
+  const r = await offsite(['backup', '--json', ...args], opts);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+describe('offsite backup', function () {
+  this.timeout(120_000);
+
+  it("prints duplicity's statistics block, or the same fields as JSON", async () => {
+    const { src, url, cache } = setup();
+    const r = await offsite(['--archive-dir', cache, 'backup', '--encrypt-key', RSA_PUB, src, url]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^-+\[ Backup Statistics \]-+$/m);
+    for (const f of STAT_FIELDS) assert.match(r.stdout, new RegExp(`^${f} `, 'm'));
+    assert.match(r.stdout, /^SourceFiles 4$/m); // the root, a.txt, d, d/b.txt
+    assert.match(r.stdout, /^NewFiles 4$/m);
+    await sleep(1100);
+    const s = await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, src, url]);
+    for (const f of STAT_FIELDS) assert.equal(typeof s[f], 'number', f);
+    assert.equal(s.BackupType, 'inc');
+    assert.equal(s.DeltaEntries, 0, 'nothing changed');
+    assert.equal(s.RawDeltaSize, 0);
+  });
+
+  it('encrypts to every --encrypt-key: each secret key restores', async () => {
+    const { work, src, url, cache } = setup();
+    await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, '--encrypt-key', ECC_PUB, src, url]);
+    for (const key of [RSA_SEC, ECC_SEC]) {
+      const out = path.join(work, `out-${path.basename(key)}`);
+      const r = await offsite(['--archive-dir', path.join(work, `c-${path.basename(key)}`), 'restore', '--key', key, url, out]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(snapshotTree(out), snapshotTree(src));
+    }
+  });
+
+  it('options that take a value take exactly one; a missing key is a clear error', async () => {
+    const { src, url } = setup();
+    const r = await offsite(['backup', '--encrypt-key', src, url]);
+    assert.equal(r.code, 1);
+    const noKey = await offsite(['backup', src, url]);
+    assert.equal(noKey.code, 1);
+    assert.match(noKey.stderr, /^offsite: No encryption key given.*--encrypt-key/m);
+    const badKey = await offsite(['backup', '--encrypt-key', '/nonexistent/key.asc', src, url]);
+    assert.equal(badKey.code, 1);
+    assert.match(badKey.stderr, /^offsite: .*key/m);
+  });
+
+  it('detects an edit that keeps the size and the mtime (only ctime changes), which duplicity misses', async () => {
+    const { work, src, url, cache } = setup({ 'same.txt': 'AAAA\n' });
+    const f = path.join(src, 'same.txt');
+    await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, src, url]);
+    const st = fs.statSync(f, { bigint: true });
+    await sleep(1100);
+    fs.writeFileSync(f, 'BBBB\n');
+    fs.utimesSync(f, new Date(Number(st.atimeMs)), new Date(Number(st.mtimeNs / 1_000_000n)));
+    const s = await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, src, url]);
+    assert.equal(s.ChangedFiles, 1);
+    const out = path.join(work, 'out');
+    assert.equal((await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, url, out])).code, 0);
+    assert.equal(fs.readFileSync(path.join(out, 'same.txt'), 'utf8'), 'BBBB\n');
+  });
+
+  it('applies --exclude/--include in order and --gitignore, keeping .git', async () => {
+    const { src, url, cache } = setup({
+      '.gitignore': 'build/\n*.log\n',
+      build: { 'out.js': 'x' },
+      'debug.log': 'x',
+      '.git': { HEAD: 'ref: refs/heads/main\n', objects: { 'ab': 'obj' } },
+      node_modules: { lib: { 'index.js': 'x' } },
+      keep: { 'important.log': 'x', 'other.txt': 'x' },
+      'main.ts': 'x',
+    });
+    await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, '--gitignore', '--include', 'keep/important.log', '--exclude', 'node_modules', src, url]);
+    const r = await offsite(['--archive-dir', cache, 'list', '--json', url]);
+    assert.equal(r.code, 0, r.stderr);
+    const paths = r.stdout.trim().split('\n').map((l) => JSON.parse(l).path);
+    assert.deepEqual(paths, ['.', '.git', '.git/HEAD', '.git/objects', '.git/objects/ab', '.gitignore', 'keep', 'keep/important.log', 'keep/other.txt', 'main.ts']);
+  });
+
+  it('--full starts a new chain, and --full-if-older-than does when the chain is old enough', async () => {
+    const { src, url, cache } = setup();
+    const common = ['--archive-dir', cache, '--encrypt-key', RSA_PUB];
+    assert.equal((await backupStats([...common, src, url])).BackupType, 'full');
+    await sleep(1100);
+    assert.equal((await backupStats([...common, '--full-if-older-than', '1h', src, url])).BackupType, 'inc');
+    await sleep(1100);
+    assert.equal((await backupStats([...common, '--full-if-older-than', '1s', src, url])).BackupType, 'full');
+    await sleep(1100);
+    assert.equal((await backupStats([...common, '--full', src, url])).BackupType, 'full');
+    const st = JSON.parse((await offsite(['--archive-dir', cache, 'status', '--json', url])).stdout);
+    assert.deepEqual(st.chains.map((c: { sets: unknown[] }) => c.sets.length), [2, 1, 1]);
+  });
+
+  it('refuses to continue a chain made from another folder', async () => {
+    const { work, src, url, cache } = setup();
+    await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, src, url]);
+    const other = path.join(work, 'other');
+    makeTree(other, { 'x.txt': 'x' });
+    const r = await offsite(['--archive-dir', cache, 'backup', '--encrypt-key', RSA_PUB, other, url]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^offsite: This backup chain was made from .*--allow-source-mismatch/m);
+  });
+
+  it('exits 3 and lists the files it could not read, backing up the rest', async function () {
+    // As root every file is readable: run the backup as 'nobody' with one file only root can read.
+    const { work, src, url } = setup({ 'ok.txt': 'fine\n', 'secret.txt': 'root only\n', closed: { 'inside.txt': 'x' } });
+    fs.chmodSync(path.join(src, 'secret.txt'), 0o600);
+    fs.chmodSync(path.join(src, 'closed'), 0o700);
+    fs.chmodSync(work, 0o777);
+    fs.chmodSync(src, 0o755);
+    const cache = path.join(work, 'cache-nobody');
+    fs.mkdirSync(cache);
+    fs.chmodSync(cache, 0o777);
+    const r = await run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, OFFSITE, '--archive-dir', cache, 'backup', '--json', '--encrypt-key', RSA_PUB, src, url], { env: { HOME: work } });
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /secret\.txt/);
+    assert.match(r.stderr, /closed/);
+    assert.equal(JSON.parse(r.stdout).Errors, 2);
+    const out = path.join(work, 'out');
+    assert.equal((await offsite(['--archive-dir', path.join(work, 'c2'), 'restore', '--key', RSA_SEC, url, out])).code, 0);
+    assert.equal(fs.readFileSync(path.join(out, 'ok.txt'), 'utf8'), 'fine\n');
+    assert.equal(fs.existsSync(path.join(out, 'secret.txt')), false);
+  });
+
+  it('one writer at a time: waits for a live lock, then fails clearly; takes over a dead one', async () => {
+    const { src, url, cache } = setup();
+    const dir = archiveDirFor(url, cache);
+    fs.mkdirSync(dir, { recursive: true });
+    const lock = path.join(dir, 'lockfile');
+    // A live owner: a process that sleeps while we try.
+    const sleeper = execFileSync('bash', ['-c', 'sleep 30 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).trim();
+    try {
+      fs.writeFileSync(lock, JSON.stringify({ pid: Number(sleeper), host: require('node:os').hostname(), since: new Date().toISOString(), command: 'backup' }));
+      const started = Date.now();
+      const r = await offsite(['--archive-dir', cache, 'backup', '--encrypt-key', RSA_PUB, src, url]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^offsite: Another Offsite run is writing to this backup: process \d+/m);
+      assert.ok(Date.now() - started >= 4000, 'it waited before giving up');
+    } finally {
+      process.kill(Number(sleeper), 'SIGKILL');
+    }
+    await sleep(200);
+    // The owner died: its lock is taken over.
+    const r2 = await offsite(['--archive-dir', cache, 'backup', '--encrypt-key', RSA_PUB, src, url]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(fs.existsSync(lock), false, 'released after the run');
+  });
+});

@@ -1,0 +1,225 @@
+// `offsite restore` and bad input: every failure gives exit 1 and one clear line on stderr naming the
+// problem, writes nothing outside the target, and leaves existing files alone.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { offsite } from '../helpers/cli';
+import { forgeFullSet } from '../helpers/forge';
+import { ECC_SEC, RSA_PUB, RSA_SEC } from '../helpers/gpg';
+import { makeTree, randomBytesSeeded, snapshotTree } from '../helpers/tree';
+import { tempDir } from '../helpers/tmp';
+
+const PROTECTED_PUB = path.resolve(__dirname, '../fixtures/keys/protected-pub.asc');
+const PROTECTED_SEC = path.resolve(__dirname, '../fixtures/keys/protected-sec.asc');
+const PROTECTED_PASSPHRASE = 'offsite-test-passphrase'; // see test/fixtures/keys/README.md
+
+/** One line on stderr, starting with "offsite: ". */
+function oneLine(stderr: string): string {
+  const lines = stderr.trim().split('\n').filter((l) => !l.startsWith('Warning: '));
+  assert.equal(lines.length, 1, `one error line expected, got:\n${stderr}`);
+  assert.match(lines[0], /^offsite: /);
+  return lines[0];
+}
+
+/** Everything in `dir` (names only, recursively), to check nothing appeared around a target. */
+function listing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, rel: string) => {
+    for (const n of fs.readdirSync(d).sort()) {
+      out.push(path.join(rel, n));
+      const p = path.join(d, n);
+      if (fs.lstatSync(p).isDirectory()) walk(p, path.join(rel, n));
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+describe('offsite restore', function () {
+  this.timeout(120_000);
+  let work: string;
+  let src: string;
+  let url: string;
+  let cache: string;
+  let firstTime: number;
+
+  before(async () => {
+    work = tempDir('offsite-restore-');
+    src = path.join(work, 'src');
+    url = `file://${path.join(work, 'vault')}`;
+    cache = path.join(work, 'cache');
+    makeTree(src, {
+      'a.txt': 'first version\n',
+      docs: { 'guide.md': '# guide\n', 'deep': { 'x.bin': randomBytesSeeded(300_000, 3) } },
+      'big.bin': randomBytesSeeded(2_200_000, 5),
+    });
+    const r = await offsite(['--archive-dir', cache, 'backup', '--json', '--encrypt-key', RSA_PUB, '--volsize', '1', src, url]);
+    assert.equal(r.code, 0, r.stderr);
+    firstTime = Math.floor(Date.now() / 1000);
+    await sleep(1100);
+    fs.writeFileSync(path.join(src, 'a.txt'), 'second version\n');
+    const r2 = await offsite(['--archive-dir', cache, 'backup', '--encrypt-key', RSA_PUB, '--volsize', '1', src, url]);
+    assert.equal(r2.code, 0, r2.stderr);
+  });
+
+  it('restores one file as of an earlier time at TARGET/REL, and one folder', async () => {
+    const out = path.join(tempDir(), 'out');
+    const r = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, '--time', String(firstTime), '--path', 'a.txt', url, out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(out, 'a.txt'), 'utf8'), 'first version\n');
+    assert.deepEqual(fs.readdirSync(out), ['a.txt']);
+    const out2 = path.join(tempDir(), 'out');
+    const r2 = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, '--path', 'docs', url, out2]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.deepEqual(snapshotTree(path.join(out2, 'docs')), snapshotTree(path.join(src, 'docs')));
+  });
+
+  it('accepts duplicity time syntax: an interval and a date', async () => {
+    for (const t of ['2s', 'now', '2000-01-01']) {
+      const out = path.join(tempDir(), 'out');
+      const r = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, '--time', t, '--path', 'a.txt', url, out]);
+      if (t === '2000-01-01') {
+        assert.equal(r.code, 1);
+        assert.match(oneLine(r.stderr), /No backup as old as/);
+      } else assert.equal(r.code, 0, `${t}: ${r.stderr}`);
+    }
+    const bad = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, '--time', 'yesterdayish', url, path.join(tempDir(), 'o')]);
+    assert.equal(bad.code, 1);
+    assert.match(oneLine(bad.stderr), /yesterdayish/);
+  });
+
+  it('refuses a non-empty target and leaves its files alone; --force writes into it', async () => {
+    const target = tempDir();
+    fs.writeFileSync(path.join(target, 'mine.txt'), 'precious');
+    const r = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, url, target]);
+    assert.equal(r.code, 1);
+    assert.match(oneLine(r.stderr), /not empty.*--force/);
+    assert.deepEqual(fs.readdirSync(target), ['mine.txt']);
+    const f = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, '--force', url, target]);
+    assert.equal(f.code, 0, f.stderr);
+    assert.equal(fs.readFileSync(path.join(target, 'mine.txt'), 'utf8'), 'precious');
+    assert.equal(fs.readFileSync(path.join(target, 'a.txt'), 'utf8'), 'second version\n');
+  });
+
+  it('without a key: says the private key is needed', async () => {
+    const out = path.join(tempDir(), 'out');
+    const r = await offsite(['--archive-dir', path.join(tempDir(), 'c'), 'restore', url, out]);
+    assert.equal(r.code, 1);
+    assert.match(oneLine(r.stderr), /private key is needed.*--key/);
+    assert.equal(fs.existsSync(out), false);
+  });
+
+  it('with the wrong secret key: says no key matches', async () => {
+    const out = path.join(tempDir(), 'out');
+    const r = await offsite(['--archive-dir', path.join(tempDir(), 'c'), 'restore', '--key', ECC_SEC, url, out]);
+    assert.equal(r.code, 1);
+    assert.match(oneLine(r.stderr), /key/i);
+    assert.ok(!fs.existsSync(out) || fs.readdirSync(out).length === 0);
+  });
+
+  it('with a wrong passphrase: says so, and a right one works', async () => {
+    const w = tempDir('offsite-pp-');
+    const s = path.join(w, 'src');
+    makeTree(s, { 'f.txt': 'protected\n' });
+    const u = `file://${path.join(w, 'vault')}`;
+    const b = await offsite(['--archive-dir', path.join(w, 'c'), 'backup', '--encrypt-key', PROTECTED_PUB, s, u]);
+    assert.equal(b.code, 0, b.stderr);
+    const bad = await offsite(['--archive-dir', path.join(w, 'c'), 'restore', '--key', PROTECTED_SEC, u, path.join(w, 'o1')], { env: { OFFSITE_PASSPHRASE: 'not it' } });
+    assert.equal(bad.code, 1);
+    const line = oneLine(bad.stderr);
+    assert.match(line, /passphrase/i);
+    assert.ok(!line.includes('not it'), 'the passphrase never appears in messages');
+    const good = await offsite(['--archive-dir', path.join(w, 'c'), 'restore', '--key', PROTECTED_SEC, u, path.join(w, 'o2')], { env: { OFFSITE_PASSPHRASE: PROTECTED_PASSPHRASE } });
+    assert.equal(good.code, 0, good.stderr);
+    assert.equal(fs.readFileSync(path.join(w, 'o2', 'f.txt'), 'utf8'), 'protected\n');
+  });
+
+  describe('damaged remote files', () => {
+    let vault: string;
+    let cache2: string;
+    beforeEach(() => {
+      vault = path.join(tempDir('offsite-dmg-'), 'vault');
+      fs.cpSync(path.join(work, 'vault'), vault, { recursive: true });
+      cache2 = path.join(tempDir(), 'c');
+    });
+    const vol = (n: number) => fs.readdirSync(vault).find((f) => new RegExp(`^duplicity-full\\..*\\.vol${n}\\.difftar\\.gpg$`).test(f))!;
+
+    it('a flipped byte in a volume: hash mismatch naming the volume', async () => {
+      const f = path.join(vault, vol(2));
+      const buf = fs.readFileSync(f);
+      buf[buf.length >> 1] ^= 0x01;
+      fs.writeFileSync(f, buf);
+      const r = await offsite(['--archive-dir', cache2, 'restore', '--key', RSA_SEC, `file://${vault}`, path.join(tempDir(), 'o')]);
+      assert.equal(r.code, 1);
+      const line = oneLine(r.stderr);
+      assert.match(line, /SHA1 hash mismatch/);
+      assert.ok(line.includes(vol(2)), line);
+    });
+
+    it('a truncated volume: hash mismatch', async () => {
+      const f = path.join(vault, vol(1));
+      fs.truncateSync(f, fs.statSync(f).size - 100);
+      const r = await offsite(['--archive-dir', cache2, 'restore', '--key', RSA_SEC, `file://${vault}`, path.join(tempDir(), 'o')]);
+      assert.equal(r.code, 1);
+      assert.match(oneLine(r.stderr), /hash mismatch/);
+    });
+
+    it('a missing volume: named in the error', async () => {
+      const name = vol(2);
+      fs.rmSync(path.join(vault, name));
+      const r = await offsite(['--archive-dir', cache2, 'restore', '--key', RSA_SEC, `file://${vault}`, path.join(tempDir(), 'o')]);
+      assert.equal(r.code, 1);
+      assert.match(oneLine(r.stderr), /Volume 2 .*missing|missing/);
+    });
+
+    it('a volume swapped with one of another set: refused', async () => {
+      const other = fs.readdirSync(vault).find((f) => /^duplicity-inc\..*\.vol1\.difftar\.gpg$/.test(f))!;
+      fs.copyFileSync(path.join(vault, other), path.join(vault, vol(1)));
+      const r = await offsite(['--archive-dir', cache2, 'restore', '--key', RSA_SEC, `file://${vault}`, path.join(tempDir(), 'o')]);
+      assert.equal(r.code, 1);
+      assert.match(oneLine(r.stderr), /hash mismatch/);
+    });
+  });
+
+  describe('hostile archives', () => {
+    it('refuses members with .., absolute paths, symlink escapes and devices, writes nothing outside the target', async () => {
+      const box = tempDir('offsite-hostile-');
+      const vault = path.join(box, 'vault');
+      const outside = path.join(box, 'outside');
+      fs.mkdirSync(outside);
+      await forgeFullSet(vault, 1_700_000_000, [
+        { name: 'snapshot/./', type: 'dir', mode: 0o755 },
+        { name: 'snapshot/../evil-dotdot.txt', data: 'escaped' },
+        { name: 'snapshot//etc/evil-abs.txt', data: 'escaped' },
+        { name: 'snapshot/a-link', type: 'symlink', linkname: outside },
+        { name: 'snapshot/a-link/evil-through-link.txt', data: 'escaped' },
+        { name: 'snapshot/dev', type: 'chr' },
+        { name: 'snapshot/good.txt', data: 'fine' },
+        { name: '/etc/evil-no-prefix.txt', data: 'escaped' },
+      ]);
+      const before = listing(box);
+      const target = path.join(box, 'target');
+      const r = await offsite(['--archive-dir', path.join(tempDir(), 'c'), 'restore', '--key', RSA_SEC, `file://${vault}`, target]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(oneLine(r.stderr), /not restored/);
+      assert.equal(fs.readFileSync(path.join(target, 'good.txt'), 'utf8'), 'fine');
+      assert.deepEqual(listing(outside), [], 'nothing written through the symlink');
+      const after = listing(box).filter((p) => !p.startsWith('target'));
+      assert.deepEqual(after, before, 'nothing new around the target');
+      assert.ok(!fs.existsSync('/etc/evil-abs.txt') && !fs.existsSync('/etc/evil-no-prefix.txt'));
+    });
+
+    it('a member claiming more data than the volume holds: a clear error', async () => {
+      const box = tempDir('offsite-hostile-');
+      const vault = path.join(box, 'vault');
+      await forgeFullSet(vault, 1_700_000_000, [
+        { name: 'snapshot/./', type: 'dir', mode: 0o755 },
+        { name: 'snapshot/huge.bin', data: 'short', size: 1e12 },
+      ]);
+      const r = await offsite(['--archive-dir', path.join(tempDir(), 'c'), 'restore', '--key', RSA_SEC, `file://${vault}`, path.join(box, 'target')]);
+      assert.equal(r.code, 1);
+      assert.match(oneLine(r.stderr), /truncat|end of data|integrity|short/i);
+    });
+  });
+});

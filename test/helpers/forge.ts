@@ -1,0 +1,61 @@
+// Hand-made backup sets for hostile-input tests: arbitrary tar members (unsafe names, symlink escapes,
+// device files, lying sizes) packed, encrypted and described by a manifest whose hashes are right,
+// exactly as an attacker holding the public key could make them.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createEncryptStream } from '../../src/engine/crypto/encrypt';
+import { loadPublicKeys } from '../../src/engine/crypto/keys';
+import { formatManifest } from '../../src/engine/manifest/manifest';
+import { manifestName, signatureName, volumeName } from '../../src/engine/manifest/naming';
+import { encodeTarHeader, tarArchiveEnd, tarPadding, type TarHeader } from '../../src/engine/volume/tar';
+import { RSA_PUB } from './gpg';
+
+export interface ForgedMember {
+  name: string | Buffer;
+  type?: TarHeader['type'];
+  data?: Buffer | string;
+  linkname?: string;
+  mode?: number;
+  /** Size to claim in the header when it should lie. */
+  size?: number;
+}
+
+async function encryptTo(file: string, data: Buffer): Promise<string> {
+  const [key] = await loadPublicKeys([RSA_PUB]);
+  await pipeline(Readable.from([data]), createEncryptStream({ recipients: [key] }), fs.createWriteStream(file));
+  return createHash('sha1').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** Writes a one-volume full set at `time` into `vault` (encrypted to the RSA fixture key). */
+export async function forgeFullSet(vault: string, time: number, members: ForgedMember[]): Promise<void> {
+  fs.mkdirSync(vault, { recursive: true });
+  const parts: Buffer[] = [];
+  for (const m of members) {
+    const data = m.data === undefined ? Buffer.alloc(0) : Buffer.from(m.data);
+    const h: TarHeader = {
+      name: Buffer.from(m.name),
+      type: m.type ?? 'file',
+      mode: m.mode ?? 0o644,
+      uid: 0,
+      gid: 0,
+      size: m.size ?? data.length,
+      mtime: 1_700_000_000,
+      linkname: Buffer.from(m.linkname ?? ''),
+      uname: 'root',
+      gname: 'root',
+      devmajor: 0,
+      devminor: 0,
+    };
+    parts.push(encodeTarHeader(h), data);
+    if (data.length % 512) parts.push(tarPadding(data.length));
+  }
+  const body = Buffer.concat(parts);
+  const tar = Buffer.concat([body, tarArchiveEnd(body.length)]);
+  const sha1 = await encryptTo(path.join(vault, volumeName('full', time, undefined, 1, 'gpg')), tar);
+  const manifest = formatManifest({ volumes: [{ volumeNumber: 1, startIndex: [], endIndex: [Buffer.from('zzz')], hashes: { SHA1: sha1 } }], filelist: [] });
+  await encryptTo(path.join(vault, manifestName('full', time, undefined, true)), manifest);
+  await encryptTo(path.join(vault, signatureName('full', time, undefined, 'gpg')), tarArchiveEnd(0));
+}

@@ -1,0 +1,275 @@
+// One SSH connection with its SFTP channel: host key check, authentication, keepalives and a watchdog
+// that kills a connection whose requests go unanswered (a stalled link must fail, not hang).
+import { setTimeout as delay } from 'node:timers/promises';
+import SftpClient from 'ssh2-sftp-client';
+import type { Client, ConnectConfig, SFTPWrapper } from 'ssh2';
+import { BackendError } from '../backend';
+import { OffsiteError, cancelled, isCancellation } from '../../errors';
+import { KnownHosts, fingerprint, hostKeyName, keyTypeOf, recordHostKey, type HostKey } from './knownHosts';
+import { makeAuthHandler, type AuthAttempts, type AuthPlan } from './sshAuth';
+import { classifySftpError, isTransientNetworkError } from './sftpErrors';
+
+export type Log = (level: 'debug' | 'info' | 'warn', message: string) => void;
+
+export interface ConnectParams {
+  readonly hostName: string;
+  readonly port: number;
+  /** The remote as the user named it (URL), for messages. */
+  readonly where: string;
+  /** known_hosts files to read. */
+  readonly knownHostsFiles: readonly string[];
+  /** Where an accepted key is recorded. */
+  readonly knownHostsRecordFile: string;
+  /** `SHA256:…` of a key the user accepts for an unknown host. */
+  readonly acceptHostKey?: string;
+  readonly auth: AuthPlan;
+  /** No answer for this long (handshake, keepalives, any request) ends the connection. */
+  readonly timeoutMs: number;
+  readonly log?: Log;
+}
+
+const HOST_KEY_ALGORITHMS = new Set(['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']);
+
+/** The server host key algorithms that give a key of a known_hosts type, strongest first. */
+function algorithmsForType(type: string): string[] {
+  return (type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type]).filter((a) => HOST_KEY_ALGORITHMS.has(a));
+}
+
+/**
+ * ssh2's algorithm list edits: 'prepend' skips names already listed, so remove them first; it also
+ * inserts one by one at the front, hence the reversed order.
+ */
+function preferHostKeyAlgorithms(algos: string[]): ConnectConfig['algorithms'] {
+  if (algos.length === 0) return undefined;
+  return { serverHostKey: { remove: algos, prepend: [...algos].reverse() } as never };
+}
+
+/** The ssh2 Client under ssh2-sftp-client (its type declarations omit the field). */
+function sshClientOf(c: SftpClient): Client {
+  return (c as unknown as { client: Client }).client;
+}
+
+export function normalizeFingerprint(fp: string): string {
+  const b64 = fp.trim().replace(/^SHA256:/i, '').replace(/=+$/, '');
+  return `SHA256:${b64}`;
+}
+
+export class SftpConnection {
+  /** Operations currently using this connection (for load balancing in the pool). */
+  active = 0;
+  private pending = 0;
+  private lastAnswer = Date.now();
+  private deathError?: Error;
+  private readonly watchdog: NodeJS.Timeout;
+
+  private constructor(
+    private readonly client: SftpClient,
+    readonly sftp: SFTPWrapper,
+    private readonly params: ConnectParams,
+  ) {
+    this.watchdog = setInterval(() => this.checkStall(), Math.max(100, Math.min(1000, params.timeoutMs / 4)));
+    this.watchdog.unref();
+  }
+
+  get alive(): boolean {
+    return this.deathError === undefined;
+  }
+
+  /** Whether the server has an OpenSSH extension (posix-rename, fsync, statvfs, …). */
+  has(extension: string): boolean {
+    return (this.sftp as unknown as { _extensions?: Record<string, string> })._extensions?.[extension] !== undefined;
+  }
+
+  static async open(p: ConnectParams): Promise<SftpConnection> {
+    const known = KnownHosts.load(p.knownHostsFiles);
+    let hostKeyError: OffsiteError | undefined;
+    const attempts: AuthAttempts = { tried: [] };
+    const state: { conn?: SftpConnection } = {};
+    const onDead = (e: Error): void => state.conn?.die(e);
+    const client = new SftpClient('offsite', {
+      error: (e: unknown) => {
+        const err = e instanceof Error ? e : new Error(String(e));
+        p.log?.('debug', `sftp ${p.where}: ${err.message}`);
+        onDead(err);
+      },
+      end: () => onDead(new Error('Connection closed by the server')),
+      close: () => onDead(new Error('Connection closed')),
+    });
+    const knownTypes = known.typesFor(p.hostName, p.port);
+    const config: ConnectConfig = {
+      host: p.hostName,
+      port: p.port,
+      username: p.auth.user,
+      readyTimeout: p.timeoutMs,
+      keepaliveInterval: Math.max(500, Math.floor(p.timeoutMs / 3)),
+      keepaliveCountMax: 2,
+      authHandler: makeAuthHandler(p.auth, attempts),
+      hostVerifier: (blob: Buffer) => {
+        hostKeyError = checkHostKey(known, p, { type: keyTypeOf(blob), blob });
+        return hostKeyError === undefined;
+      },
+      // Ask for a key type we already know for this host, as OpenSSH does, so a server with several
+      // keys is not mistaken for one whose key changed.
+      algorithms: preferHostKeyAlgorithms(knownTypes.flatMap(algorithmsForType)),
+    };
+    let sftp: SFTPWrapper;
+    try {
+      sftp = await client.connect(config as SftpClient.ConnectOptions);
+    } catch (e) {
+      // ssh2 may still be logging in after ssh2-sftp-client gave up: make sure nothing stays open.
+      await client.end().catch(() => undefined);
+      sshClientOf(client).destroy();
+      throw connectError(e, p, hostKeyError, attempts);
+    }
+    // Many small requests are pipelined; Nagle's delay would stall each round trip by ~40 ms.
+    sshClientOf(client).setNoDelay(true);
+    const conn = new SftpConnection(client, sftp, p);
+    state.conn = conn;
+    // The SFTP channel can close on its own (sftp-server killed) while the SSH connection lives.
+    sftp.on('close', () => onDead(new Error('The SFTP channel was closed')));
+    return conn;
+  }
+
+  /**
+   * Runs one SFTP request (a method of the SFTPWrapper taking a callback) under the watchdog. A dead
+   * connection fails at once with the reason it died.
+   */
+  call<T>(start: (cb: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> {
+    if (this.deathError) return Promise.reject(this.deathError);
+    return new Promise<T>((resolve, reject) => {
+      this.begin();
+      try {
+        start((err, value) => {
+          this.end();
+          if (err) reject(this.deathError && isTransientNetworkError(err) ? this.deathError : err);
+          else resolve(value as T);
+        });
+      } catch (e) {
+        this.end();
+        reject(this.deathError ?? e);
+      }
+    });
+  }
+
+  /** Marks a request sent (pipelined writes and reads use this directly). */
+  begin(): void {
+    if (this.pending === 0) this.lastAnswer = Date.now();
+    this.pending++;
+  }
+
+  /** Marks a request answered. */
+  end(): void {
+    this.pending--;
+    this.lastAnswer = Date.now();
+  }
+
+  /** Why the connection died (a transient BackendError), or undefined while it lives. */
+  get failure(): Error | undefined {
+    return this.deathError;
+  }
+
+  private checkStall(): void {
+    if (this.pending > 0 && Date.now() - this.lastAnswer > this.params.timeoutMs) {
+      const secs = Math.round(this.params.timeoutMs / 100) / 10;
+      this.die(new Error(`the connection stalled: no answer from the server for ${secs} s`));
+    }
+  }
+
+  private die(e: Error): void {
+    if (this.deathError) return;
+    this.deathError = classifySftpError(e, { op: 'transfer', where: this.params.where });
+    if (!BackendError.isKind(this.deathError, 'transient')) {
+      this.deathError = new BackendError('transient', 'transfer', undefined, `Lost the connection to ${this.params.where}: ${e.message}`, {
+        cause: e,
+        hint: 'Check the network and the server; Offsite retries such errors',
+      });
+    }
+    clearInterval(this.watchdog);
+    // Destroying the socket fails every request still waiting, so nothing hangs.
+    sshClientOf(this.client).destroy();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.watchdog);
+    if (this.deathError) return;
+    this.deathError = new BackendError('transient', 'close', undefined, `The connection to ${this.params.where} was closed`);
+    const ended = this.client.end().catch(() => undefined);
+    // A stalled server may never answer the polite close.
+    await Promise.race([ended, delay(2000, undefined, { ref: false })]);
+    sshClientOf(this.client).destroy();
+  }
+}
+
+function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): OffsiteError | undefined {
+  const fp = fingerprint(key.blob);
+  const name = hostKeyName(p.hostName, p.port);
+  const verdict = known.check(p.hostName, p.port, key);
+  switch (verdict.kind) {
+    case 'known':
+      return undefined;
+    case 'revoked':
+      return new OffsiteError('hostKey', `The host key of ${name} (${key.type} ${fp}) is marked @revoked in ${verdict.file}:${verdict.line}`, {
+        hint: 'Do not connect to this server until its administrator replaces the key',
+      });
+    case 'changed':
+      return new OffsiteError(
+        'hostKey',
+        `The host key of ${name} has CHANGED: the server now shows ${key.type} ${fp}, but ${verdict.file}:${verdict.line} has another key. Someone may be intercepting the connection`,
+        {
+          hint: `If the server's key really was replaced, remove the old key (ssh-keygen -R '${name}' -f ${verdict.file}) and connect again to accept the new one`,
+        },
+      );
+    case 'unknown': {
+      const accepted = p.acceptHostKey !== undefined && normalizeFingerprint(p.acceptHostKey) === fp;
+      if (accepted) {
+        recordHostKey(p.knownHostsRecordFile, p.hostName, p.port, key);
+        p.log?.('info', `Recorded the host key of ${name} (${key.type} ${fp}) in ${p.knownHostsRecordFile}`);
+        return undefined;
+      }
+      const mismatch = p.acceptHostKey !== undefined ? `, not the ${normalizeFingerprint(p.acceptHostKey)} given with --accept-host-key` : '';
+      const others = verdict.knownTypes.length ? ` (known only with other key types: ${verdict.knownTypes.join(', ')})` : '';
+      return new OffsiteError('hostKey', `The host key of ${name} is not known${others}: the server shows ${key.type} ${fp}${mismatch}`, {
+        hint: `If that is the server's key (check with its administrator, or ssh-keygen -lf on the server), run again with --accept-host-key ${fp}; it is then recorded in ${p.knownHostsRecordFile}`,
+      });
+    }
+  }
+}
+
+function cancelledOr(e: unknown): OffsiteError {
+  if (isCancellation(e)) return cancelled();
+  return new OffsiteError('auth', `Could not ask for the SSH credentials: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+}
+
+function connectError(e: unknown, p: ConnectParams, hostKeyError: OffsiteError | undefined, attempts: AuthAttempts): OffsiteError {
+  if (hostKeyError) return hostKeyError;
+  const err = e as { level?: string; message?: string; code?: unknown };
+  const msg = err?.message ?? String(e);
+  if (err?.level === 'client-authentication' || /authentication methods failed/i.test(msg)) {
+    const problem = attempts.problem;
+    // A key that cannot be read or unlocked, or a cancelled prompt, is the real story; a missing
+    // passphrase only explains why one key was skipped.
+    if (problem !== undefined && !(OffsiteError.is(problem, 'passphrase') && !/Wrong/.test(problem.message))) {
+      return problem instanceof OffsiteError ? problem : cancelledOr(problem);
+    }
+    const tried = attempts.tried.length ? attempts.tried.join(', ') : 'nothing (no agent, no key file, no password)';
+    const extra = OffsiteError.is(problem) ? `; ${problem.message}` : '';
+    return new BackendError('auth', 'connect', undefined, `${p.auth.label} refused the login (tried ${tried})${extra}`, {
+      cause: e,
+      hint: 'Check the user name, load the key into ssh-agent or give it with --ssh-key, or set OFFSITE_SSH_PASSWORD',
+    });
+  }
+  if (err?.code === 'ENOTFOUND') {
+    return new BackendError('permanent', 'connect', undefined, `Unknown host ${p.hostName} (${p.where})`, {
+      cause: e,
+      hint: 'Check the host name in the URL or in ~/.ssh/config',
+    });
+  }
+  const c = classifySftpError(e, { op: 'connect', where: p.where });
+  if (BackendError.isKind(c, 'transient')) {
+    return new BackendError('transient', 'connect', undefined, `Cannot connect to ${p.hostName} port ${p.port} (${p.where}): ${msg}`, {
+      cause: e,
+      hint: 'Check that the server is up and reachable; Offsite retries such errors',
+    });
+  }
+  return c;
+}

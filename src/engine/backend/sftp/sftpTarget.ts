@@ -1,0 +1,188 @@
+// Where an sftp:// URL points: duplicity's URL convention plus the user's ~/.ssh/config, resolved the
+// way OpenSSH would (the URL wins over the config, the config over the defaults).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import SSHConfig from 'ssh-config';
+import { OffsiteError } from '../../errors';
+
+export interface SftpUrl {
+  /** The host as written in the URL: a Host alias of ~/.ssh/config or a real name/address. */
+  readonly host: string;
+  readonly user?: string;
+  readonly password?: string;
+  readonly port?: number;
+  /**
+   * The remote folder: relative to the login folder (`sftp://host/rel/path`) or absolute
+   * (`sftp://host//abs/path`), as in duplicity. '.' for the login folder itself.
+   */
+  readonly path: string;
+}
+
+/** Parses `sftp://[user[:password]@]host[:port]/relative/path` or `…//absolute/path`. */
+export function parseSftpUrl(url: URL): SftpUrl {
+  if (url.protocol !== 'sftp:') throw usage(url, `not an sftp:// URL`);
+  // WHATWG keeps IPv6 literals in brackets; ssh wants them bare.
+  const host = decodeURIComponent(url.hostname).replace(/^\[(.*)\]$/, '$1');
+  if (!host) throw usage(url, 'the URL has no host');
+  if (url.search || url.hash) throw usage(url, 'sftp:// URLs take no "?" or "#" part');
+  let rest = decodeURIComponent(url.pathname);
+  let remotePath: string;
+  if (rest.startsWith('//')) {
+    remotePath = '/' + rest.replace(/^\/+/, '');
+  } else {
+    rest = rest.replace(/^\//, '');
+    remotePath = rest === '' ? '.' : rest;
+  }
+  remotePath = remotePath.length > 1 ? remotePath.replace(/\/+$/, '') : remotePath;
+  return {
+    host,
+    user: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+    port: url.port ? Number(url.port) : undefined,
+    path: remotePath || '/',
+  };
+}
+
+function usage(url: URL, what: string): OffsiteError {
+  return new OffsiteError('usage', `Bad remote URL ${url.protocol}//${url.host}${url.pathname}: ${what}`, {
+    hint: 'Write it as sftp://user@host/relative/path or sftp://user@host//absolute/path',
+  });
+}
+
+/** The URL for messages: no password, and the path as the user wrote it. */
+export function sftpDisplayUrl(u: SftpUrl): string {
+  const host = u.host.includes(':') ? `[${u.host}]` : u.host;
+  const user = u.user ? `${encodeURIComponent(u.user)}@` : '';
+  const port = u.port ? `:${u.port}` : '';
+  // An absolute path shows as //abs/path, duplicity's way.
+  return `sftp://${user}${host}${port}/${u.path === '.' ? '' : u.path}`;
+}
+
+export interface SshTarget {
+  /** What we connect to (HostName from the config, else the URL's host). */
+  readonly hostName: string;
+  readonly port: number;
+  readonly user: string;
+  /** Identity files named by the config (IdentityFile), tilde and %-tokens expanded, in order. */
+  readonly identityFiles: readonly string[];
+  /** UserKnownHostsFile from the config, expanded; undefined when not set. */
+  readonly userKnownHostsFiles?: readonly string[];
+  /** `IdentitiesOnly yes`: do not offer the agent's other keys. */
+  readonly identitiesOnly: boolean;
+}
+
+export interface ResolveOptions {
+  /** The ssh config file to read (default ~/.ssh/config); missing is fine. */
+  readonly configFile?: string;
+  /** The home folder for `~` (default os.homedir()). */
+  readonly home: string;
+  /** The local user name, default user and %u (default os.userInfo().username). */
+  readonly localUser: string;
+}
+
+/**
+ * Applies ~/.ssh/config to a URL: HostName, Port, User, IdentityFile, IdentitiesOnly and
+ * UserKnownHostsFile of the matching Host/Match sections. `Match exec` sections are not evaluated (a
+ * backup engine should not run commands from a config file), and Include is followed one level deep.
+ */
+export function resolveSshTarget(u: SftpUrl, opts: ResolveOptions): SshTarget {
+  const configFile = opts.configFile ?? path.join(opts.home, '.ssh', 'config');
+  let computed: Record<string, string | string[]> = {};
+  const text = readConfig(configFile, opts.home);
+  if (text !== undefined) {
+    try {
+      computed = SSHConfig.parse(text).compute(u.host, { ignoreCase: true, matchExec: false });
+    } catch (e) {
+      throw new OffsiteError('config', `Cannot read the ssh config ${configFile}: ${(e as Error).message}`, {
+        cause: e,
+        file: configFile,
+        hint: 'Fix the syntax of that file, or point Offsite at another one',
+      });
+    }
+  }
+  const one = (k: string): string | undefined => {
+    const v = computed[k];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const many = (k: string): string[] => {
+    const v = computed[k];
+    if (v === undefined) return [];
+    return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(/\s+/)).filter((s) => s && s.toLowerCase() !== 'none');
+  };
+  const hostName = expandTokens(one('hostname') ?? u.host, { h: u.host }, opts).replace(/^\[(.*)\]$/, '$1');
+  const port = u.port ?? (one('port') ? Number(one('port')) : 22);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new OffsiteError('config', `Bad Port ${one('port')} for ${u.host} in ${configFile}`, { hint: 'Use a port number from 1 to 65535' });
+  }
+  const user = u.user ?? one('user') ?? opts.localUser;
+  const tokens = { h: hostName, p: String(port), r: user, n: u.host };
+  const identityFiles = many('identityfile').map((f) => expandTokens(f, tokens, opts));
+  const known = many('userknownhostsfile').map((f) => expandTokens(f, tokens, opts));
+  return {
+    hostName,
+    port,
+    user,
+    identityFiles,
+    userKnownHostsFiles: known.length ? known : undefined,
+    identitiesOnly: (one('identitiesonly') ?? '').toLowerCase() === 'yes',
+  };
+}
+
+function readConfig(file: string, home: string, depth = 0): string | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new OffsiteError('config', `Cannot read the ssh config ${file}: ${(e as Error).message}`, { cause: e, file });
+  }
+  if (depth > 0) return text;
+  // ssh-config does not follow Include: inline the included files (relative names are under ~/.ssh).
+  return text.replace(/^[ \t]*include[ \t]+(.+)$/gim, (_m, spec: string) =>
+    spec
+      .trim()
+      .split(/\s+/)
+      .flatMap((pattern) => globFiles(pattern.replace(/^~(?=\/)/, home), path.join(home, '.ssh')))
+      .map((f) => readConfig(f, home, depth + 1) ?? '')
+      .join('\n'),
+  );
+}
+
+/** Expands a glob whose wildcards are in the last component only (what people write after Include). */
+function globFiles(pattern: string, base: string): string[] {
+  const abs = path.isAbsolute(pattern) ? pattern : path.join(base, pattern);
+  const dir = path.dirname(abs);
+  const leaf = path.basename(abs);
+  if (!/[*?]/.test(leaf)) return [abs];
+  const re = new RegExp(`^${leaf.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  try {
+    return fs
+      .readdirSync(dir)
+      .filter((n) => re.test(n))
+      .sort()
+      .map((n) => path.join(dir, n));
+  } catch {
+    return [];
+  }
+}
+
+/** `~`, `%d` (home), `%u` (local user), `%h`, `%p`, `%r`, `%n`, `%%` as in ssh_config(5) TOKENS. */
+export function expandTokens(s: string, t: Readonly<Record<string, string>>, opts: { home: string; localUser: string }): string {
+  const out = s.replace(/^~(?=\/|$)/, opts.home).replace(/%([%dhpruLln])/g, (m, k: string) => {
+    switch (k) {
+      case '%':
+        return '%';
+      case 'd':
+        return opts.home;
+      case 'u':
+        return opts.localUser;
+      case 'L':
+      case 'l':
+        return os.hostname().split('.')[0];
+      default:
+        return t[k] ?? m;
+    }
+  });
+  return out;
+}

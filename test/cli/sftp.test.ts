@@ -1,0 +1,153 @@
+// The offsite command over sftp:// against a real sshd: full and incremental backups, restore as of a
+// time, verify, host key acceptance, and a backup whose connection is cut midway (through the fault
+// proxy). The remote folder is on this machine, so stock duplicity restores it too (file://).
+import * as assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { offsite, type RunResult } from '../helpers/cli';
+import { startFaultProxy, type FaultProxy } from '../helpers/faultProxy';
+import { RSA_PUB, RSA_SEC, duplicity, gnupgHome } from '../helpers/gpg';
+import { tempDir } from '../helpers/tmp';
+import { snapshotTree } from '../helpers/tree';
+import { serverFiles, startFixture, type SftpFixture } from '../unit/backend/sftp/sftpFixture';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function ok(r: RunResult, what: string): void {
+  assert.equal(r.code, 0, `${what} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
+}
+
+describe('offsite CLI over sftp://', function () {
+  this.timeout(300_000);
+  let fx: SftpFixture;
+  let proxy: FaultProxy;
+  let gnupg: string;
+  let cache: string;
+
+  before(async () => {
+    fx = await startFixture();
+    proxy = await startFaultProxy(fx.sshd.port);
+    // The proxy is another "host" for known_hosts: record the server's key under its port too.
+    fs.appendFileSync(fx.knownHosts, fx.sshd.knownHostsLines(`[127.0.0.1]:${proxy.port}`).join('\n') + '\n');
+    gnupg = gnupgHome();
+    cache = tempDir('offsite-cache-');
+  });
+  after(async () => {
+    await proxy?.close();
+    await fx?.sshd.stop();
+  });
+
+  /** Runs offsite with a private HOME (its ~/.ssh is the fixture's), no agent, a private cache. */
+  function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+    return offsite(['--archive-dir', cache, '--ssh-key', fx.sshd.userKey.file, ...args], {
+      env: { HOME: fx.home, SSH_AUTH_SOCK: '', GNUPGHOME: gnupg, TZ: 'UTC', ...extraEnv },
+    });
+  }
+
+  function makeSource(): string {
+    const src = tempDir('offsite-src-');
+    fs.mkdirSync(path.join(src, 'docs', 'deep'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'README.md'), '# hello\n');
+    fs.writeFileSync(path.join(src, 'docs', 'a.txt'), 'version 1\n'.repeat(1000));
+    fs.writeFileSync(path.join(src, 'docs', 'deep', 'blob.bin'), randomBytes(3 * 1024 * 1024));
+    return src;
+  }
+
+  it('backs up (full, incremental), restores as of each time and verifies', async () => {
+    const src = makeSource();
+    const { dir, url } = fx.freshRemote();
+    ok(await cli(['backup', '--encrypt-key', RSA_PUB, '--volsize', '1', src, url]), 'full backup');
+    const first = snapshotTree(src);
+    const t1 = Math.floor(Date.now() / 1000);
+    const afterFull = serverFiles(dir);
+    assert.ok(afterFull.some((n) => /^duplicity-full\.\d{8}T\d{6}Z\.vol1\.difftar\.gpg$/.test(n)), afterFull.join(' '));
+    assert.ok(afterFull.some((n) => /^duplicity-full\.\d{8}T\d{6}Z\.manifest\.gpg$/.test(n)));
+    assert.ok(!afterFull.some((n) => n.startsWith('.offsite-part-')), 'temporary files left on the server');
+
+    await sleep(1100); // duplicity's whole-second mtimes
+    fs.writeFileSync(path.join(src, 'docs', 'a.txt'), 'version 2\n'.repeat(1000));
+    fs.rmSync(path.join(src, 'README.md'));
+    fs.writeFileSync(path.join(src, 'new.txt'), 'new');
+    ok(await cli(['backup', '--encrypt-key', RSA_PUB, src, url]), 'incremental backup');
+    const second = snapshotTree(src);
+    assert.ok(serverFiles(dir).some((n) => n.startsWith('duplicity-inc.')));
+
+    const r1 = path.join(tempDir('offsite-restore-'), 'r1');
+    ok(await cli(['restore', '--key', RSA_SEC, '--time', String(t1), url, r1]), 'restore as of the full backup');
+    assert.deepEqual(snapshotTree(r1), first);
+    const r2 = path.join(tempDir('offsite-restore-'), 'r2');
+    ok(await cli(['restore', '--key', RSA_SEC, url, r2]), 'restore latest');
+    assert.deepEqual(snapshotTree(r2), second);
+    ok(await cli(['verify', '--key', RSA_SEC, '--compare-data', url, src]), 'verify');
+
+    // Stock duplicity reads what went over sftp (the remote folder is local here).
+    const r3 = path.join(tempDir('offsite-restore-'), 'r3');
+    const dup = await duplicity(gnupg, ['restore', '--archive-dir', tempDir('offsite-dupcache-'), `file://${dir}`, r3]);
+    assert.equal(dup.code, 0, dup.stderr);
+    assert.deepEqual(snapshotTree(r3), second);
+  });
+
+  it('refuses an unknown host with the fingerprint, then accepts it with --accept-host-key', async () => {
+    const kh = path.join(tempDir(), 'known_hosts');
+    const { url } = fx.freshRemote();
+    const src = makeSource();
+    const refused = await cli(['--known-hosts', kh, 'backup', '--encrypt-key', RSA_PUB, src, url]);
+    assert.equal(refused.code, 1);
+    const fp = fx.sshd.fingerprints.get('ssh-ed25519')!;
+    assert.ok(refused.stderr.includes(fp), refused.stderr);
+    assert.ok(refused.stderr.includes(`--accept-host-key ${fp}`), refused.stderr);
+    ok(await cli(['--known-hosts', kh, '--accept-host-key', fp, 'backup', '--encrypt-key', RSA_PUB, src, url]), 'backup with --accept-host-key');
+    assert.match(fs.readFileSync(kh, 'utf8'), /ssh-ed25519 AAAA/);
+    ok(await cli(['--known-hosts', kh, 'status', url]), 'status without the flag');
+  });
+
+  it('completes a backup whose connection is cut mid-upload; the next backup and earlier restores still work', async () => {
+    const src = makeSource();
+    const { dir } = fx.freshRemote();
+    const url = `sftp://${fx.sshd.user}@127.0.0.1:${proxy.port}/${dir}`;
+    ok(await cli(['backup', '--encrypt-key', RSA_PUB, '--volsize', '1', src, url]), 'first backup');
+    const first = snapshotTree(src);
+    const t1 = Math.floor(Date.now() / 1000);
+    await sleep(1100);
+    fs.writeFileSync(path.join(src, 'docs', 'deep', 'blob.bin'), randomBytes(3 * 1024 * 1024));
+    // Every new connection for a while is cut after 1.5 MB sent: uploads resume and retry through it.
+    const struck = proxy.struck;
+    proxy.inject({ kind: 'cut', direction: 'up', afterBytes: 1_500_000 }, 3);
+    const r = await cli(['backup', '--encrypt-key', RSA_PUB, '--volsize', '1', src, url]);
+    proxy.clear();
+    ok(r, 'backup through cuts');
+    assert.ok(proxy.struck > struck, 'the proxy cut at least one connection');
+    const files = serverFiles(dir);
+    assert.ok(!files.some((n) => n.startsWith('.offsite-part-')), `temp files left: ${files.join(' ')}`);
+    const second = snapshotTree(src);
+    const t2 = Math.floor(Date.now() / 1000);
+
+    await sleep(1100);
+    fs.writeFileSync(path.join(src, 'later.txt'), 'later');
+    ok(await cli(['backup', '--encrypt-key', RSA_PUB, src, url]), 'next backup');
+    const r1 = path.join(tempDir('offsite-restore-'), 'r1');
+    ok(await cli(['restore', '--key', RSA_SEC, '--time', String(t1), url, r1]), 'restore the first set');
+    assert.deepEqual(snapshotTree(r1), first);
+    const r2 = path.join(tempDir('offsite-restore-'), 'r2');
+    ok(await cli(['restore', '--key', RSA_SEC, '--time', String(t2), url, r2]), 'restore the set made through the cuts');
+    assert.deepEqual(snapshotTree(r2), second);
+  });
+
+  it('fails a stalled backup with a clear error instead of hanging', async () => {
+    const src = makeSource();
+    const { dir } = fx.freshRemote();
+    const url = `sftp://${fx.sshd.user}@127.0.0.1:${proxy.port}/${dir}`;
+    proxy.always({ kind: 'stall', direction: 'up', afterBytes: 200_000 });
+    try {
+      const t0 = Date.now();
+      const r = await cli(['backup', '--encrypt-key', RSA_PUB, src, url], { OFFSITE_SSH_TIMEOUT_MS: '1000' });
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /stalled|timed out|Timed out/i);
+      assert.ok(Date.now() - t0 < 280_000);
+    } finally {
+      proxy.clear();
+    }
+    assert.ok(!serverFiles(dir).some((n) => n.startsWith('duplicity-')), 'a final name on the server after a failed backup');
+  });
+});

@@ -1,0 +1,282 @@
+// Authentication and host key checking against a real sshd: agent, key files (default, explicit,
+// encrypted), ~/.ssh/config aliases, unknown / accepted / changed / hashed / revoked host keys.
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BackendError } from '../../../../src/engine/backend/backend';
+import { openBackend } from '../../../../src/engine/backend/registry';
+import type { SftpBackend } from '../../../../src/engine/backend/sftpBackend';
+import { hashHostName } from '../../../../src/engine/backend/sftp/knownHosts';
+import { OffsiteError } from '../../../../src/engine/errors';
+import { makeUserKey, startAgent, startSshd, type Sshd } from '../../../helpers/sshd';
+import { tempDir } from '../../../helpers/tmp';
+import { bufferSource, getAll, listNames } from '../conformance';
+import { closeAll, startFixture, type SftpFixture } from './sftpFixture';
+
+async function rejectsWith(p: Promise<unknown>, code: string, re?: RegExp): Promise<OffsiteError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(OffsiteError.is(e), `expected an OffsiteError, got ${String(e)}`);
+    assert.equal(e.code, code, `expected code ${code}, got ${e.code}: ${e.message}`);
+    if (re) assert.match(e.message, re);
+    return e;
+  }
+  assert.fail(`expected an OffsiteError '${code}', but it succeeded`);
+}
+
+describe('sftp backend: authentication', function () {
+  this.timeout(60_000);
+  let fx: SftpFixture;
+  const open: SftpBackend[] = [];
+
+  before(async () => {
+    fx = await startFixture();
+  });
+  after(async () => {
+    await fx?.sshd.stop();
+  });
+  afterEach(async () => {
+    await closeAll(open);
+  });
+
+  function backend(options: Record<string, unknown>, prompt?: (q: string) => Promise<string | undefined>, url?: string): SftpBackend {
+    const b = fx.open(url, { options, prompt: prompt ? (q) => prompt(q) : undefined });
+    open.push(b);
+    return b;
+  }
+
+  async function works(b: SftpBackend): Promise<void> {
+    await b.put('probe', bufferSource(Buffer.from('ok')));
+    assert.equal((await getAll(b, 'probe')).toString(), 'ok');
+  }
+
+  it('opens through the registry (sftp:// is registered)', async () => {
+    const { url } = fx.freshRemote();
+    const b = (await openBackend(url, { options: fx.options() })) as SftpBackend;
+    open.push(b);
+    await works(b);
+    assert.equal(b.displayUrl, url);
+  });
+
+  it('logs in with a key from ssh-agent (SSH_AUTH_SOCK), no key file', async () => {
+    const agent = await startAgent();
+    try {
+      await agent.add(fx.sshd.userKey.file);
+      await works(backend({ sshKey: undefined, env: { SSH_AUTH_SOCK: agent.socket } }));
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('falls back to the key file when SSH_AUTH_SOCK points nowhere', async () => {
+    await works(backend({ env: { SSH_AUTH_SOCK: path.join(tempDir(), 'gone.sock') } }));
+  });
+
+  it('refuses with an auth error naming what it tried when nothing works', async () => {
+    const other = await makeUserKey(tempDir(), 'id_other');
+    const asked: string[] = [];
+    const prompt = async (q: string): Promise<string> => {
+      asked.push(q);
+      return 'anything';
+    };
+    const e = await rejectsWith(backend({ sshKey: other.file }, prompt).stat('x'), 'auth', /refused the login/);
+    assert.deepEqual(asked, [], 'no password asked for: this server takes keys only');
+    assert.ok(BackendError.isKind(e, 'auth'));
+    assert.ok(e.message.includes(other.file), e.message);
+    assert.ok(e.hint);
+    const none = await rejectsWith(backend({ sshKey: undefined }).stat('x'), 'auth');
+    assert.match(none.message, /tried nothing/);
+  });
+
+  it('uses the default ~/.ssh/id_ed25519 of the (private) home', async () => {
+    const home = tempDir('offsite-home-');
+    fs.mkdirSync(path.join(home, '.ssh'), { mode: 0o700 });
+    fs.copyFileSync(fx.sshd.userKey.file, path.join(home, '.ssh', 'id_ed25519'));
+    fs.copyFileSync(fx.knownHosts, path.join(home, '.ssh', 'known_hosts'));
+    await works(backend({ home, sshKey: undefined, knownHosts: undefined }));
+  });
+
+  it('reports a missing --ssh-key file as a key error', async () => {
+    await rejectsWith(backend({ sshKey: path.join(fx.home, 'nope') }).stat('x'), 'key', /Cannot read the SSH key/);
+  });
+
+  describe('encrypted key', () => {
+    let enc: { file: string; publicLine: string };
+    before(async () => {
+      enc = await makeUserKey(tempDir(), 'id_enc', 'correct horse');
+      fs.appendFileSync(path.join(fx.sshd.dir, 'authorized_keys'), `${enc.publicLine}\n`);
+    });
+
+    it('takes the passphrase from OFFSITE_SSH_PASSPHRASE', async () => {
+      await works(backend({ sshKey: enc.file, env: { OFFSITE_SSH_PASSPHRASE: 'correct horse' } }));
+    });
+
+    it('asks for the passphrase through the prompt callback', async () => {
+      const asked: string[] = [];
+      await works(
+        backend({ sshKey: enc.file }, async (q) => {
+          asked.push(q);
+          return 'correct horse';
+        }),
+      );
+      assert.equal(asked.length, 1);
+      assert.ok(asked[0].includes(enc.file) && /passphrase/i.test(asked[0]));
+    });
+
+    it('says the passphrase is wrong', async () => {
+      const e = await rejectsWith(backend({ sshKey: enc.file, env: { OFFSITE_SSH_PASSPHRASE: 'wrong' } }).stat('x'), 'passphrase', /Wrong passphrase/);
+      assert.ok(e.hint?.includes('OFFSITE_SSH_PASSPHRASE'));
+    });
+
+    it('says a passphrase is needed when there is none and no prompt', async () => {
+      await rejectsWith(backend({ sshKey: enc.file }).stat('x'), 'auth', /encrypted and no passphrase/);
+    });
+  });
+
+  it('follows a ~/.ssh/config alias: HostName, Port, User, IdentityFile (via Include)', async () => {
+    const home = tempDir('offsite-home-');
+    fs.mkdirSync(path.join(home, '.ssh', 'conf.d'), { recursive: true, mode: 0o700 });
+    fs.mkdirSync(path.join(home, 'keys'));
+    fs.copyFileSync(fx.sshd.userKey.file, path.join(home, 'keys', 'backup_key'));
+    fs.copyFileSync(fx.knownHosts, path.join(home, '.ssh', 'known_hosts'));
+    fs.writeFileSync(path.join(home, '.ssh', 'config'), 'Include conf.d/*\n\nHost *\n  User nobody-by-default\n');
+    fs.writeFileSync(
+      path.join(home, '.ssh', 'conf.d', 'backup'),
+      `Host backupbox\n  HostName 127.0.0.1\n  Port ${fx.sshd.port}\n  User ${fx.sshd.user}\n  IdentityFile ~/keys/backup_key\n`,
+    );
+    const { dir } = fx.freshRemote();
+    const b = backend({ home, sshKey: undefined, knownHosts: undefined }, undefined, `sftp://backupbox/${dir}`);
+    await works(b);
+    assert.equal(b.displayUrl, `sftp://backupbox/${dir}`);
+    assert.ok(fs.existsSync(path.join(dir, 'probe')));
+  });
+
+  it('reads a relative path from the login folder and // as absolute', async () => {
+    // The login folder is the account's home (from passwd): use a folder there that we remove after.
+    const home = os.userInfo().homedir;
+    const rel = `.offsite-test-${process.pid}-${Date.now()}`;
+    try {
+      const b = backend({}, undefined, `sftp://${fx.sshd.user}@127.0.0.1:${fx.sshd.port}/${rel}/sub`);
+      await works(b);
+      assert.ok(fs.existsSync(path.join(home, rel, 'sub', 'probe')), 'relative to the login folder');
+    } finally {
+      fs.rmSync(path.join(home, rel), { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sftp backend: host keys', function () {
+  this.timeout(60_000);
+  let sshd: Sshd;
+  let other: Sshd;
+  let fx: SftpFixture;
+  const open: SftpBackend[] = [];
+
+  before(async () => {
+    fx = await startFixture();
+    sshd = fx.sshd;
+    // Another server's key, to fake a changed host key.
+    other = await startSshd();
+    await other.stop();
+  });
+  after(async () => {
+    await sshd?.stop();
+  });
+  afterEach(async () => {
+    await closeAll(open);
+  });
+
+  function withKnownHosts(lines: string[], extra: Record<string, unknown> = {}): { b: SftpBackend; file: string } {
+    const file = path.join(tempDir(), 'known_hosts');
+    fs.writeFileSync(file, lines.length ? lines.join('\n') + '\n' : '');
+    const b = fx.open(undefined, { options: { knownHosts: file, ...extra } });
+    open.push(b);
+    return { b, file };
+  }
+
+  const fp = (): string => sshd.fingerprints.get('ssh-ed25519')!;
+
+  it('refuses an unknown host with its key type, SHA256 fingerprint and how to accept it', async () => {
+    const { b, file } = withKnownHosts([]);
+    const e = await rejectsWith(b.stat('x'), 'hostKey', /not known/);
+    assert.ok(e.message.includes('ssh-ed25519'), e.message);
+    assert.ok(e.message.includes(fp()), `${e.message} lacks ${fp()}`);
+    assert.ok(e.hint?.includes(`--accept-host-key ${fp()}`), e.hint);
+    assert.equal(fs.readFileSync(file, 'utf8'), '', 'nothing recorded');
+  });
+
+  it('accepts an unknown host with --accept-host-key and records it in known_hosts', async () => {
+    const { b, file } = withKnownHosts([], { acceptHostKey: fp() });
+    await b.put('a', bufferSource(Buffer.from('a')));
+    const recorded = fs.readFileSync(file, 'utf8');
+    assert.match(recorded, new RegExp(`^\\[127\\.0\\.0\\.1\\]:${sshd.port} ssh-ed25519 AAAA`));
+    // The next connection needs no flag; ssh-keygen agrees with what we wrote.
+    const b2 = fx.open(undefined, { options: { knownHosts: file } });
+    open.push(b2);
+    assert.deepEqual(await listNames(b2), []);
+    const found = execFileSync('ssh-keygen', ['-F', `[127.0.0.1]:${sshd.port}`, '-f', file]).toString();
+    assert.match(found, /ssh-ed25519/);
+  });
+
+  it('refuses when --accept-host-key names another fingerprint', async () => {
+    const { b, file } = withKnownHosts([], { acceptHostKey: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
+    const e = await rejectsWith(b.stat('x'), 'hostKey', /not the SHA256:AAAA/);
+    assert.ok(e.message.includes(fp()));
+    assert.equal(fs.readFileSync(file, 'utf8'), '');
+  });
+
+  it('refuses a changed host key loudly, even with --accept-host-key of the new key', async () => {
+    const stale = other.knownHostsLines(`[127.0.0.1]:${sshd.port}`);
+    const { b, file } = withKnownHosts(stale, { acceptHostKey: fp() });
+    const before = fs.readFileSync(file, 'utf8');
+    const e = await rejectsWith(b.stat('x'), 'hostKey', /CHANGED/);
+    assert.ok(e.message.includes(fp()) && e.message.includes(`${file}:1`), e.message);
+    assert.ok(e.hint?.includes('ssh-keygen -R'), e.hint);
+    assert.equal(fs.readFileSync(file, 'utf8'), before, 'known_hosts must not change');
+  });
+
+  it('matches hashed known_hosts entries (ssh-keygen -H)', async () => {
+    const { b, file } = withKnownHosts(sshd.knownHostsLines());
+    execFileSync('ssh-keygen', ['-H', '-f', file], { stdio: 'ignore' });
+    fs.rmSync(`${file}.old`, { force: true });
+    assert.match(fs.readFileSync(file, 'utf8'), /^\|1\|/m);
+    assert.deepEqual(await listNames(b), []);
+    // A hashed entry with another key is a changed key, not an unknown host.
+    const line = other.knownHostsLines(hashHostName(`[127.0.0.1]:${sshd.port}`));
+    const { b: b2 } = withKnownHosts(line);
+    await rejectsWith(b2.stat('x'), 'hostKey', /CHANGED/);
+  });
+
+  it('matches wildcard patterns and honours negation', async () => {
+    const [type, key] = sshd.knownHostsLines()[0].split(' ').slice(1);
+    const { b } = withKnownHosts([`[127.0.0.?]:${sshd.port},other.example ${type} ${key}`]);
+    assert.deepEqual(await listNames(b), []);
+    const { b: b2 } = withKnownHosts([`[127.0.0.*]:*,![127.0.0.1]:${sshd.port} ${type} ${key}`]);
+    await rejectsWith(b2.stat('x'), 'hostKey', /not known/);
+  });
+
+  it('refuses a key marked @revoked', async () => {
+    const [, type, key] = sshd.knownHostsLines()[0].split(' ');
+    const { b } = withKnownHosts([...sshd.knownHostsLines(), `@revoked * ${type} ${key}`]);
+    await rejectsWith(b.stat('x'), 'hostKey', /@revoked/);
+  });
+
+  it('asks a server with several keys for the type already known (no false "changed")', async () => {
+    const multi = await startSshd({ hostKeyTypes: ['ed25519', 'rsa', 'ecdsa'] });
+    try {
+      const rsaOnly = multi.knownHostsLines().filter((l) => l.includes(' ssh-rsa '));
+      assert.equal(rsaOnly.length, 1);
+      const file = path.join(tempDir(), 'known_hosts');
+      fs.writeFileSync(file, rsaOnly.join('\n') + '\n');
+      fs.appendFileSync(path.join(multi.dir, 'authorized_keys'), `${sshd.userKey.publicLine}\n`);
+      const b = fx.open(`sftp://${multi.user}@127.0.0.1:${multi.port}/${path.join(multi.dir, 'r')}`, { options: { knownHosts: file } });
+      open.push(b);
+      assert.deepEqual(await listNames(b), []);
+    } finally {
+      await multi.stop();
+    }
+  });
+});

@@ -1,0 +1,158 @@
+// sftp:// URLs, ~/.ssh/config resolution and known_hosts matching, without a server.
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fingerprint, hashHostName, hostKeyName, KnownHosts, keyTypeOf, recordHostKey } from '../../../../src/engine/backend/sftp/knownHosts';
+import { normalizeFingerprint } from '../../../../src/engine/backend/sftp/sftpConnection';
+import { parseSftpUrl, resolveSshTarget, sftpDisplayUrl } from '../../../../src/engine/backend/sftp/sftpTarget';
+import { OffsiteError } from '../../../../src/engine/errors';
+import { tempDir } from '../../../helpers/tmp';
+
+describe('sftp URLs', () => {
+  it('reads relative and absolute paths as duplicity does', () => {
+    assert.deepEqual(parseSftpUrl(new URL('sftp://bob@host.example/backups/ws')), {
+      host: 'host.example',
+      user: 'bob',
+      password: undefined,
+      port: undefined,
+      path: 'backups/ws',
+    });
+    assert.equal(parseSftpUrl(new URL('sftp://host//srv/backups/')).path, '/srv/backups');
+    assert.equal(parseSftpUrl(new URL('sftp://host/')).path, '.');
+    assert.equal(parseSftpUrl(new URL('sftp://host')).path, '.');
+    assert.equal(parseSftpUrl(new URL('sftp://host:2222/a%20b')).path, 'a b');
+    assert.equal(parseSftpUrl(new URL('sftp://host:2222/a')).port, 2222);
+    assert.equal(parseSftpUrl(new URL('sftp://[::1]:22/x')).host, '::1');
+    const withPw = parseSftpUrl(new URL('sftp://bob:s%40cret@host/x'));
+    assert.equal(withPw.password, 's@cret');
+    assert.ok(!sftpDisplayUrl(withPw).includes('cret'));
+  });
+
+  it('shows URLs without secrets, keeping // for absolute paths', () => {
+    for (const u of ['sftp://bob@host/rel/path', 'sftp://host:2222//abs/path', 'sftp://host/', 'sftp://[::1]:2200//x']) {
+      assert.equal(sftpDisplayUrl(parseSftpUrl(new URL(u))), u);
+    }
+    assert.equal(sftpDisplayUrl(parseSftpUrl(new URL('sftp://bob:pw@host/x'))), 'sftp://bob@host/x');
+  });
+
+  it('refuses query strings and other schemes as usage errors', () => {
+    assert.throws(() => parseSftpUrl(new URL('sftp://host/x?y=1')), (e) => OffsiteError.is(e, 'usage'));
+    assert.throws(() => parseSftpUrl(new URL('ftp://host/x')), (e) => OffsiteError.is(e, 'usage'));
+  });
+});
+
+describe('~/.ssh/config resolution', () => {
+  const home = tempDir('offsite-cfg-');
+  const cfg = path.join(home, 'config');
+  const base = { home, localUser: 'me', configFile: cfg };
+
+  it('applies HostName, Port, User, IdentityFile (all of them, expanded) and the first value wins', () => {
+    fs.writeFileSync(
+      cfg,
+      ['Host nas', '  HostName 10.0.0.5', '  Port 2200', '  User backup', '  IdentityFile ~/.ssh/nas_%r_%h', '  IdentityFile %d/second', '', 'Host *', '  User fallback', '  Port 22'].join('\n'),
+    );
+    const t = resolveSshTarget(parseSftpUrl(new URL('sftp://nas/x')), base);
+    assert.deepEqual(t, {
+      hostName: '10.0.0.5',
+      port: 2200,
+      user: 'backup',
+      identityFiles: [`${home}/.ssh/nas_backup_10.0.0.5`, `${home}/second`],
+      userKnownHostsFiles: undefined,
+      identitiesOnly: false,
+    });
+    const other = resolveSshTarget(parseSftpUrl(new URL('sftp://elsewhere/x')), base);
+    assert.equal(other.user, 'fallback');
+    assert.equal(other.hostName, 'elsewhere');
+  });
+
+  it('lets the URL win over the config', () => {
+    fs.writeFileSync(cfg, 'Host nas\n  Port 2200\n  User backup\n');
+    const t = resolveSshTarget(parseSftpUrl(new URL('sftp://alice@nas:2300/x')), base);
+    assert.equal(t.user, 'alice');
+    assert.equal(t.port, 2300);
+  });
+
+  it('defaults as OpenSSH does without a config file', () => {
+    const t = resolveSshTarget(parseSftpUrl(new URL('sftp://host/x')), { ...base, configFile: path.join(home, 'missing') });
+    assert.deepEqual([t.hostName, t.port, t.user, t.identityFiles], ['host', 22, 'me', []]);
+  });
+
+  it('reads UserKnownHostsFile and IdentitiesOnly, and does not run Match exec', () => {
+    const marker = path.join(home, 'ran');
+    fs.writeFileSync(cfg, `Match exec "touch ${marker}"\n  User viaexec\nHost h\n  UserKnownHostsFile ~/kh1 ~/kh2\n  IdentitiesOnly yes\n`);
+    const t = resolveSshTarget(parseSftpUrl(new URL('sftp://h/x')), base);
+    assert.deepEqual(t.userKnownHostsFiles, [`${home}/kh1`, `${home}/kh2`]);
+    assert.equal(t.identitiesOnly, true);
+    assert.equal(t.user, 'me');
+    assert.ok(!fs.existsSync(marker), 'a Match exec command ran');
+  });
+
+  it('reports a bad Port as a config error', () => {
+    fs.writeFileSync(cfg, 'Host h\n  Port nope\n');
+    assert.throws(() => resolveSshTarget(parseSftpUrl(new URL('sftp://h/x')), base), (e) => OffsiteError.is(e, 'config'));
+  });
+});
+
+describe('known_hosts', () => {
+  const dir = tempDir('offsite-kh-');
+  let key: { type: string; blob: Buffer };
+  let otherKey: { type: string; blob: Buffer };
+
+  before(() => {
+    for (const n of ['k1', 'k2']) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, n)]);
+    const read = (n: string) => {
+      const [type, b64] = fs.readFileSync(path.join(dir, `${n}.pub`), 'utf8').split(' ');
+      return { type, blob: Buffer.from(b64, 'base64') };
+    };
+    key = read('k1');
+    otherKey = read('k2');
+  });
+
+  function kh(lines: string[]): KnownHosts {
+    const f = path.join(dir, `kh-${Math.random()}`);
+    fs.writeFileSync(f, lines.join('\n') + '\n');
+    return KnownHosts.load([f]);
+  }
+  const line = (host: string, k = key): string => `${host} ${k.type} ${k.blob.toString('base64')}`;
+
+  it('computes the fingerprint ssh-keygen prints and reads the key type from the blob', () => {
+    const printed = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', path.join(dir, 'k1.pub')]).toString().split(' ')[1];
+    assert.equal(fingerprint(key.blob), printed);
+    assert.equal(keyTypeOf(key.blob), 'ssh-ed25519');
+    assert.equal(normalizeFingerprint(`${printed.slice(7)}=`), printed);
+  });
+
+  it('names hosts as OpenSSH does', () => {
+    assert.equal(hostKeyName('h', 22), 'h');
+    assert.equal(hostKeyName('h', 2222), '[h]:2222');
+  });
+
+  it('tells known, unknown, changed and revoked keys apart', () => {
+    const k = kh(['# comment', '', line('a.example,10.0.0.1'), line('[b.example]:2222', otherKey), `@revoked * ${otherKey.type} ${otherKey.blob.toString('base64')}`]);
+    assert.equal(k.check('a.example', 22, key).kind, 'known');
+    assert.equal(k.check('10.0.0.1', 22, key).kind, 'known');
+    assert.equal(k.check('A.EXAMPLE', 22, key).kind, 'known', 'host names are case-insensitive');
+    assert.equal(k.check('a.example', 2222, key).kind, 'unknown', 'another port is another host');
+    assert.equal(k.check('b.example', 2222, key).kind, 'changed');
+    assert.equal(k.check('c.example', 22, otherKey).kind, 'revoked');
+  });
+
+  it('matches hashed names and ignores @cert-authority lines', () => {
+    const k = kh([line(hashHostName('[h.example]:2222')), `@cert-authority *.example ${otherKey.type} ${otherKey.blob.toString('base64')}`]);
+    assert.equal(k.check('h.example', 2222, key).kind, 'known');
+    assert.equal(k.check('h.example', 22, key).kind, 'unknown');
+    assert.equal(k.check('x.example', 22, otherKey).kind, 'unknown');
+    assert.deepEqual(k.typesFor('h.example', 2222), ['ssh-ed25519']);
+  });
+
+  it('records a key that OpenSSH then finds (private file, folder created)', () => {
+    const f = path.join(dir, 'new', '.ssh', 'known_hosts');
+    recordHostKey(f, '127.0.0.1', 2222, key);
+    assert.equal(fs.statSync(f).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(path.dirname(f)).mode & 0o777, 0o700);
+    const found = execFileSync('ssh-keygen', ['-F', '[127.0.0.1]:2222', '-f', f]).toString();
+    assert.ok(found.includes(key.blob.toString('base64')));
+    assert.equal(KnownHosts.load([f]).check('127.0.0.1', 2222, key).kind, 'known');
+  });
+});

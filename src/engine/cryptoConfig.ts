@@ -3,7 +3,7 @@
 // be decrypted (a restore, or rebuilding a lost cache) and the passphrase is asked for only then.
 import type { PrivateKey } from 'openpgp';
 import { OffsiteError } from './errors';
-import { loadPrivateKeys, loadPublicKeys } from './crypto/keys';
+import { loadPrivateKeys, loadPublicKeys, loadVerificationKeys } from './crypto/keys';
 import type { DecryptOptions } from './crypto/decrypt';
 import type { CryptoContext } from './ops/remoteFiles';
 
@@ -57,7 +57,8 @@ function decryptOptionsFor(k: KeyConfig, why: string): () => Promise<DecryptOpti
       }
       opts.passwords = [pw];
     }
-    if (k.signKey) opts.verificationKeys = await loadPublicKeys([k.signKey], { gnupgHome: k.gnupgHome });
+    // Sign-only, expired or revoked keys must still verify the backups they signed.
+    if (k.signKey) opts.verificationKeys = await loadVerificationKeys([k.signKey], { gnupgHome: k.gnupgHome });
     return opts;
   });
 }

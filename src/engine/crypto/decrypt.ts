@@ -1,0 +1,577 @@
+// Streaming OpenPGP decryption. Fast path for what gpg and we write (PKESK/SKESK + SEIPD v1 with a
+// node-supported cipher, then ZIP/ZLIB/uncompressed packets around a literal, optionally one-pass
+// signed): openpgp.js only decrypts the session key; CFB, the MDC, inflate and packet parsing are
+// node:crypto/zlib and our own parser. Everything else (SEIPD v2 / AEAD, ciphers node lacks) goes to
+// openpgp.js, streamed. Old SED packets (no integrity protection) are refused.
+//
+// Errors are raised where they are known: before any output for a wrong key or an unsigned message,
+// at the end for MDC failures and truncation (callers treat output as untrusted until the end). When
+// parsing fails inside the encrypted data, the rest is still decrypted so that a damaged or altered
+// file is reported as 'integrity' rather than as a parse error.
+import { createDecipheriv, createHash, getCiphers } from 'node:crypto';
+import { Readable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as zlib from 'node:zlib';
+import * as openpgp from 'openpgp';
+import type { PrivateKey, PublicKey } from 'openpgp';
+import { OffsiteError } from '../errors';
+import { dearmor, looksArmored } from './armor';
+import { asyncTransform } from './asyncTransform';
+import { ByteReader } from './byteReader';
+import { createCfbDecipher } from './cfb';
+import { describeKey } from './keys';
+import { packet, packetBody, readPacketHeader, readSmallBody, Tag, TruncatedError, type PacketHeader } from './packets';
+import { nativeRsaSessionKey } from './rsaSessionKey';
+import { parseOnePass, readSignaturePacket, SignatureHasher, verifyWithDigest } from './signature';
+
+
+export interface DecryptOptions {
+  decryptionKeys?: PrivateKey[];
+  /** Passwords for symmetric (SKESK) messages, e.g. duplicity without a key. */
+  passwords?: string[];
+  /** When given, the message MUST be signed by one of them. */
+  verificationKeys?: PublicKey[];
+}
+
+interface SessionKey {
+  readonly data: Uint8Array;
+  readonly algorithm: string;
+  readonly fromPassword: boolean;
+}
+
+/** node:crypto CFB ciphers for OpenPGP symmetric algorithms: name and block size. */
+const NODE_CIPHERS: Record<string, { name: string; block: number }> = {
+  aes128: { name: 'aes-128-cfb', block: 16 },
+  aes192: { name: 'aes-192-cfb', block: 16 },
+  aes256: { name: 'aes-256-cfb', block: 16 },
+  tripledes: { name: 'des-ede3-cfb', block: 8 },
+  cast5: { name: 'cast5-cfb', block: 8 },
+  blowfish: { name: 'bf-cfb', block: 8 },
+};
+let available: Set<string> | undefined;
+function nodeCipher(algorithm: string): { name: string; block: number } | undefined {
+  available ??= new Set(getCiphers());
+  const c = NODE_CIPHERS[algorithm];
+  return c && available.has(c.name) ? c : undefined;
+}
+
+const PLAIN_TAGS = new Set<number>([Tag.Literal, Tag.Compressed, Tag.OnePassSignature, Tag.Signature]);
+
+const DAMAGED_HINT = 'The file is damaged, truncated or was altered; restore it from another copy and do not trust its content';
+
+function integrityError(message: string, cause?: unknown): OffsiteError {
+  return new OffsiteError('integrity', message, { hint: DAMAGED_HINT, cause });
+}
+
+function notEncrypted(what: string): OffsiteError {
+  return new OffsiteError('decrypt', `Not an encrypted OpenPGP message (${what})`, {
+    hint: 'Give an encrypted file (a .gpg volume or manifest); plain data is refused so it cannot pass for a backup',
+  });
+}
+
+/**
+ * binary or armored OpenPGP message → plaintext, streaming with bounded memory.
+ * Errors (OffsiteError): 'decrypt' no matching secret key or not an encrypted OpenPGP message;
+ * 'passphrase' wrong password; 'integrity' MDC failure or truncated message (raised at the end);
+ * 'signature' unsigned or not signed by one of verificationKeys; 'format' malformed packets.
+ */
+export function createDecryptStream(opts: DecryptOptions): Transform {
+  return asyncTransform(async ({ input, push }) => {
+    const raw = new ByteReader(input);
+    const head: Buffer[] = [];
+    let got = 0;
+    while (got < 64) {
+      const c = await raw.readUpTo(64 - got);
+      if (!c) break;
+      head.push(c);
+      got += c.length;
+    }
+    const first = Buffer.concat(head);
+    if (first.length === 0) throw notEncrypted('the file is empty');
+    raw.unshift(first);
+    let reader = raw;
+    if (looksArmored(first)) reader = new ByteReader(dearmor(raw.rest()));
+    else if ((first[0] & 0x80) === 0) throw notEncrypted('no OpenPGP packet at the start');
+    await decryptMessage(reader, opts, push);
+  });
+}
+
+async function decryptMessage(r: ByteReader, opts: DecryptOptions, push: (b: Buffer) => Promise<void>): Promise<void> {
+  r.startRecording();
+  const keyPackets: Buffer[] = [];
+  const pkeskBodies: Buffer[] = [];
+  let pkeskIds: string[] = [];
+  let hasSkesk = false;
+  let h: PacketHeader | undefined;
+  for (;;) {
+    try {
+      h = await readPacketHeader(r);
+    } catch (e) {
+      if (e instanceof TruncatedError) throw integrityError('The message is truncated', e);
+      throw e;
+    }
+    if (!h) throw notEncrypted('no encrypted data packet');
+    if (h.tag === Tag.PKESK || h.tag === Tag.SKESK) {
+      const body = await readSmallBody(r, h).catch(mapTruncated);
+      keyPackets.push(packet(h.tag, body));
+      if (h.tag === Tag.PKESK) {
+        pkeskIds.push(body.length >= 9 ? body.subarray(1, 9).toString('hex').toUpperCase() : '?');
+        pkeskBodies.push(body);
+      }
+      else hasSkesk = true;
+    } else if (h.tag === Tag.Marker || h.tag === Tag.Padding) {
+      await readSmallBody(r, h).catch(mapTruncated);
+    } else if (h.tag === Tag.SEIPD || h.tag === Tag.AEADEncrypted) {
+      break;
+    } else if (h.tag === Tag.SymEncrypted) {
+      throw integrityError('The message uses the obsolete encryption without integrity protection (SED packet), which Offsite refuses');
+    } else if (PLAIN_TAGS.has(h.tag)) {
+      throw notEncrypted('it holds plain data');
+    } else {
+      throw new OffsiteError('format', `Unexpected OpenPGP packet (tag ${h.tag}) before the encrypted data`, { hint: DAMAGED_HINT });
+    }
+  }
+  pkeskIds = pkeskIds.map((id) => (id === '0000000000000000' ? 'hidden recipient' : id));
+  if (keyPackets.length === 0) throw notEncrypted('no session key packet');
+
+  const body = packetBody(r, h)[Symbol.asyncIterator]();
+  const firstBody = await body.next().catch(mapTruncated);
+  if (firstBody.done || firstBody.value.length === 0) throw integrityError('The message is truncated');
+  const fastShape = h.tag === Tag.SEIPD && firstBody.value[0] === 1;
+  const sessionKeys = fastShape ? await decryptSessionKeys(keyPackets, pkeskBodies, pkeskIds, hasSkesk, opts) : [];
+  const cipher = sessionKeys.length > 0 ? nodeCipher(sessionKeys[0].algorithm) : undefined;
+  if (!fastShape || !cipher || sessionKeys.some((k) => k.algorithm !== sessionKeys[0].algorithm)) {
+    // Not our fast path (SEIPD v2, AEAD, a cipher node lacks): replay what we read and hand the
+    // whole message to openpgp.js.
+    const consumed = r.stopRecording();
+    await decryptWithOpenpgp(replay(consumed, r), opts, sessionKeys, push);
+    return;
+  }
+  r.stopRecording();
+
+  // Ciphertext after the version byte; find the session key whose quick check (repeated prefix bytes)
+  // matches, then stream.
+  const ct = new ByteReader(chain(firstBody.value.subarray(1), body));
+  const prefix = await ct.readExact(cipher.block + 2).catch(mapTruncated);
+  const key = sessionKeys.find((k) => quickCheck(cipher, k.data, prefix));
+  if (!key) {
+    if (sessionKeys.every((k) => k.fromPassword)) {
+      throw new OffsiteError('passphrase', 'Wrong passphrase for this encrypted file', { hint: 'Enter the passphrase the backup was made with' });
+    }
+    throw new OffsiteError('decrypt', 'The decrypted session key does not fit the data', { hint: DAMAGED_HINT });
+  }
+  ct.unshift(prefix);
+  const mdcState = { checked: false };
+  const gen = decryptSeipd(ct, cipher, key.data, mdcState);
+  const plain = new ByteReader(gen);
+  const inner = new InnerParser(opts.verificationKeys, push);
+  try {
+    await inner.parse(plain, 0);
+    // Whatever follows the packets is still MDC-protected: decrypt it so the check runs.
+    while (!(await gen.next()).done) {
+      /* discard */
+    }
+  } catch (e) {
+    if (!(e instanceof OffsiteError) || (e.code !== 'integrity' && e.code !== 'signature')) {
+      // A parse error inside encrypted data: if the MDC fails too, the file was damaged. The
+      // generator computes the MDC over every chunk it yields, whoever consumed them.
+      try {
+        while (!(await gen.next()).done) {
+          /* discard */
+        }
+      } catch (e2) {
+        if (OffsiteError.is(e2, 'integrity')) throw e2;
+      }
+    }
+    throw e;
+  }
+  if (!mdcState.checked) throw integrityError('The message ended before its integrity check');
+  await inner.finish();
+  // Trailing bytes after the encrypted packet are ignored (gpg does the same).
+}
+
+function mapTruncated(e: unknown): never {
+  if (e instanceof TruncatedError) throw integrityError('The message is truncated', e);
+  throw e;
+}
+
+async function* chain(first: Buffer, rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  if (first.length > 0) yield first;
+  for (;;) {
+    const n = await rest.next();
+    if (n.done) return;
+    yield n.value;
+  }
+}
+
+async function* replay(prefix: Buffer, r: ByteReader): AsyncGenerator<Buffer> {
+  yield prefix;
+  yield* r.rest();
+}
+
+function quickCheck(cipher: { name: string; block: number }, key: Uint8Array, prefix: Buffer): boolean {
+  const d = createDecipheriv(cipher.name, key, Buffer.alloc(cipher.block));
+  const p = d.update(prefix);
+  const b = cipher.block;
+  return p[b - 2] === p[b] && p[b - 1] === p[b + 1];
+}
+
+/** SEIPD v1 body (after the version byte) → plaintext without prefix and MDC; checks the MDC at the end. */
+async function* decryptSeipd(
+  ct: ByteReader,
+  cipher: { name: string; block: number },
+  key: Uint8Array,
+  state: { checked: boolean },
+): AsyncGenerator<Buffer> {
+  const d = createCfbDecipher(cipher.name, key, cipher.block);
+  const mdc = createHash('sha1');
+  let skip = cipher.block + 2;
+  // The last 22 bytes are the MDC packet: hold back the latest chunk until the next one shows it is
+  // not the last (no copying of large chunks).
+  let held: Buffer | undefined;
+  for (let ended = false; !ended; ) {
+    // Work in pieces of ~256 KiB whatever the input's chunking: fewer, larger calls all the way down
+    // (decipher, MDC hash, inflate in the threadpool) cost much less main-thread time.
+    const chunks: Buffer[] = [];
+    let n = 0;
+    while (n < 1 << 18) {
+      let c: Buffer | null;
+      try {
+        c = await ct.readUpTo(1 << 20);
+      } catch (e) {
+        mapTruncated(e);
+      }
+      if (!c) {
+        ended = true;
+        break;
+      }
+      chunks.push(c);
+      n += c.length;
+    }
+    let p = d.update(chunks);
+    if (ended) {
+      const f = d.final();
+      if (f.length > 0) p = p.length > 0 ? Buffer.concat([p, f]) : f;
+    }
+    if (skip > 0) {
+      const n = Math.min(skip, p.length);
+      mdc.update(p.subarray(0, n));
+      p = p.subarray(n);
+      skip -= n;
+    }
+    if (p.length === 0) continue;
+    if (!held) held = p;
+    else if (p.length >= 22) {
+      mdc.update(held);
+      yield held;
+      held = p;
+    } else held = Buffer.concat([held, p]);
+  }
+  if (skip > 0 || !held || held.length < 22) throw integrityError('The message is truncated or has no integrity check (MDC)');
+  const out = held.subarray(0, held.length - 22);
+  const tail = held.subarray(held.length - 22);
+  if (out.length > 0) {
+    mdc.update(out);
+    yield out;
+  }
+  if (tail[0] !== 0xd3 || tail[1] !== 0x14) throw integrityError('The message is truncated or has no integrity check (MDC)');
+  mdc.update(tail.subarray(0, 2));
+  if (!mdc.digest().equals(tail.subarray(2))) throw integrityError('Integrity check failed (MDC mismatch): the file was damaged or altered');
+  state.checked = true;
+}
+
+async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], pkeskIds: string[], hasSkesk: boolean, opts: DecryptOptions): Promise<SessionKey[]> {
+  // RSA through OpenSSL first (see rsaSessionKey.ts); openpgp.js for everything else and for errors.
+  const keys0 = opts.decryptionKeys ?? [];
+  if (keys0.length > 0 && keys0.every((k) => k.isDecrypted())) {
+    const fast = nativeRsaSessionKey(pkeskBodies, keys0);
+    if (fast) return [{ ...fast, fromPassword: false }];
+  }
+  const message = await openpgp.readMessage({ binaryMessage: Buffer.concat(keyPackets) }).catch((e: unknown) => {
+    throw new OffsiteError('format', `Malformed session key packet: ${(e as Error).message}`, { hint: DAMAGED_HINT, cause: e });
+  });
+  const out: SessionKey[] = [];
+  let keyError: unknown;
+  const keys = opts.decryptionKeys ?? [];
+  const passwords = opts.passwords ?? [];
+  const locked = keys.find((k) => !k.isDecrypted());
+  if (locked) {
+    throw new OffsiteError('key', `The secret key ${describeKey(locked)} is still locked by its passphrase`, {
+      hint: 'Load it with loadPrivateKeys, which asks for the passphrase',
+    });
+  }
+  if (pkeskIds.length > 0 && keys.length > 0) {
+    try {
+      for (const k of await openpgp.decryptSessionKeys({ message, decryptionKeys: keys })) {
+        if (k.algorithm) out.push({ data: k.data, algorithm: k.algorithm, fromPassword: false });
+      }
+    } catch (e) {
+      keyError = e;
+    }
+  }
+  if (out.length === 0 && hasSkesk && passwords.length > 0) {
+    try {
+      for (const k of await openpgp.decryptSessionKeys({ message, passwords })) {
+        if (k.algorithm) out.push({ data: k.data, algorithm: k.algorithm, fromPassword: true });
+      }
+    } catch (e) {
+      throw new OffsiteError('passphrase', 'Wrong passphrase for this encrypted file', {
+        hint: 'Enter the passphrase the backup was made with',
+        cause: e,
+      });
+    }
+  }
+  if (out.length > 0) return out;
+  if (pkeskIds.length > 0 && (keys.length > 0 || !hasSkesk)) {
+    const ids = pkeskIds.join(', ');
+    throw new OffsiteError('decrypt', `No secret key for this file: it is encrypted to ${ids}${keys.length ? '' : ', and no secret key was given'}`, {
+      hint: `Give the secret key of ${ids} (a key file or its id in your GnuPG keyring)`,
+      cause: keyError,
+    });
+  }
+  throw new OffsiteError('decrypt', 'This file is encrypted with a passphrase (symmetric), and none was given', {
+    hint: 'Enter the passphrase the backup was made with',
+  });
+}
+
+/** Parses the packets inside the encrypted data: compressed, one-pass signatures, literal, signatures. */
+class InnerParser {
+  private readonly onePass: { keyIdHex: string; hasher: SignatureHasher; signatureType: number; publicKeyAlgorithm: number }[] = [];
+  private readonly prepended: { sig: openpgp.SignaturePacket; hasher: SignatureHasher }[] = [];
+  private readonly trailing: Buffer[] = [];
+  private literals = 0;
+  private bzip2Verified = false;
+
+  constructor(
+    private readonly verificationKeys: PublicKey[] | undefined,
+    private readonly push: (b: Buffer) => Promise<void>,
+  ) {}
+
+  private get verifying(): boolean {
+    return (this.verificationKeys?.length ?? 0) > 0;
+  }
+
+  async parse(r: ByteReader, depth: number): Promise<void> {
+    for (;;) {
+      const h = await readPacketHeader(r).catch(mapTruncated);
+      if (!h) return;
+      switch (h.tag) {
+        case Tag.Compressed: {
+          if (depth > 8) throw new OffsiteError('format', 'Compressed packets nested too deeply', { hint: DAMAGED_HINT });
+          const br = new ByteReader(packetBody(r, h));
+          const algo = (await br.readExact(1).catch(mapTruncated))[0];
+          await this.decompressed(algo, br, depth);
+          break;
+        }
+        case Tag.OnePassSignature: {
+          const ops = parseOnePass(await readSmallBody(r, h).catch(mapTruncated));
+          // v3 one-pass packets only (v6 ones belong to v6 keys, which gpg 2.2 cannot make either).
+          if (this.verifying) this.onePass.push({ ...ops, hasher: new SignatureHasher(ops.version === 3 ? ops.hashAlgorithm : -1, ops.signatureType) });
+          break;
+        }
+        case Tag.Signature: {
+          const body = await readSmallBody(r, h).catch(mapTruncated);
+          if (!this.verifying) break;
+          const raw = packet(Tag.Signature, body);
+          if (this.literals === 0) {
+            const sig = await readSignaturePacket(raw);
+            this.prepended.push({ sig, hasher: new SignatureHasher(sig.hashAlgorithm ?? -1, sig.signatureType ?? 0) });
+          } else this.trailing.push(raw);
+          break;
+        }
+        case Tag.Literal:
+          await this.literal(r, h);
+          break;
+        case Tag.Marker:
+        case Tag.Padding:
+          await readSmallBody(r, h).catch(mapTruncated);
+          break;
+        default:
+          throw new OffsiteError('format', `Unexpected OpenPGP packet (tag ${h.tag}) inside the encrypted data`, { hint: DAMAGED_HINT });
+      }
+    }
+  }
+
+  private async decompressed(algo: number, br: ByteReader, depth: number): Promise<void> {
+    if (algo === 0) return this.parse(br, depth + 1);
+    if (algo === 1 || algo === 2) {
+      return this.parse(new ByteReader(inflate(br.rest(), algo === 1)), depth + 1);
+    }
+    if (algo === 3) return this.bzip2(br);
+    throw new OffsiteError('format', `Unknown compression algorithm ${algo}`, { hint: DAMAGED_HINT });
+  }
+
+  private async literal(r: ByteReader, h: PacketHeader): Promise<void> {
+    if (++this.literals > 1) throw new OffsiteError('format', 'More than one literal data packet in the message', { hint: DAMAGED_HINT });
+    this.checkSignedBeforeData();
+    const br = new ByteReader(packetBody(r, h));
+    const fixed = await br.readExact(2).catch(mapTruncated);
+    await br.readExact(fixed[1] + 4).catch(mapTruncated); // file name and date
+    // Text literals ('t', 'u') hold CR LF line ends; gpg -d on Unix drops every CR, and so do we.
+    const text = fixed[0] === 0x74 || fixed[0] === 0x75;
+    const hashers = [...this.onePass.map((o) => o.hasher), ...this.prepended.map((p) => p.hasher)];
+    for (;;) {
+      const c = await br.readUpTo(1 << 20).catch(mapTruncated);
+      if (!c) break;
+      for (const hs of hashers) hs.update(c);
+      await this.push(text ? withoutCr(c) : c);
+    }
+  }
+
+  /** With verification keys, data must be signed by one of them: refuse before emitting anything. */
+  private checkSignedBeforeData(): void {
+    if (!this.verifying) return;
+    const ids = [...this.onePass.map((o) => o.keyIdHex), ...this.prepended.map((p) => p.sig.issuerKeyID.toHex())];
+    if (ids.length === 0) {
+      throw new OffsiteError('signature', 'The file is not signed, but a signature is required', {
+        hint: 'Someone other than the configured signer may have written it; check the signing key setting',
+      });
+    }
+    const known = ids.some((id) => this.isVerificationKey(id));
+    if (!known) {
+      throw new OffsiteError('signature', `The file is signed by ${ids.map((i) => i.toUpperCase()).join(', ')}, not by the expected signing key`, {
+        hint: 'Someone other than the configured signer may have written it; check the signing key setting',
+      });
+    }
+  }
+
+  private isVerificationKey(idHex: string): boolean {
+    return (this.verificationKeys ?? []).some((k) => k.getKeys().some((sub) => sub.getKeyID().toHex() === idHex));
+  }
+
+  /** After the MDC check: the signatures must include a good one by a verification key. */
+  async finish(): Promise<void> {
+    if (!this.verifying || this.bzip2Verified) return;
+    if (this.literals === 0) throw new OffsiteError('format', 'The message holds no literal data', { hint: DAMAGED_HINT });
+    const candidates: { sig: openpgp.SignaturePacket; hasher: SignatureHasher }[] = [...this.prepended];
+    // One-pass signatures nest: the last one-pass packet belongs to the first trailing signature.
+    for (let i = 0; i < this.trailing.length; i++) {
+      const ops = this.onePass[this.onePass.length - 1 - i];
+      const sig = await readSignaturePacket(this.trailing[i]);
+      if (!ops) continue;
+      if (sig.issuerKeyID.toHex() !== ops.keyIdHex || sig.signatureType !== ops.signatureType || sig.publicKeyAlgorithm !== ops.publicKeyAlgorithm) {
+        throw new OffsiteError('signature', 'A signature does not match its one-pass header', { hint: DAMAGED_HINT });
+      }
+      candidates.push({ sig, hasher: ops.hasher });
+    }
+    let lastError: unknown;
+    for (const c of candidates) {
+      if (!this.isVerificationKey(c.sig.issuerKeyID.toHex())) continue;
+      try {
+        await verifyWithDigest(c.sig, c.hasher, this.verificationKeys ?? []);
+        return;
+      } catch (e) {
+        lastError = e;
+      }
+    }
+    if (lastError) throw lastError;
+    throw new OffsiteError('signature', 'The file has no signature by the expected signing key', {
+      hint: 'Someone other than the configured signer may have written it; check the signing key setting',
+    });
+  }
+
+  /** BZip2 (gpg `compress-algo bzip2`): node has no bzip2, so openpgp.js reads this packet. */
+  private async bzip2(br: ByteReader): Promise<void> {
+    const packetStream = (async function* () {
+      yield Buffer.from([0xa3, 0x03]); // compressed packet, indeterminate length, BZip2
+      yield* br.rest();
+    })();
+    const web = Readable.toWeb(Readable.from(packetStream)) as ReadableStream<Uint8Array>;
+    let data: ReadableStream<Uint8Array> | Uint8Array | null;
+    let verified: Promise<unknown> | undefined;
+    try {
+      const message = await openpgp.readMessage({ binaryMessage: web });
+      if (this.verifying) {
+        const res = await openpgp.verify({ message, verificationKeys: this.verificationKeys ?? [], expectSigned: true, format: 'binary' });
+        data = res.data;
+        verified = Promise.any(res.signatures.map((s) => s.verified));
+      } else {
+        data = message.unwrapCompressed().getLiteralData() as ReadableStream<Uint8Array> | Uint8Array | null;
+      }
+      if (!data) throw new OffsiteError('format', 'The message holds no literal data', { hint: DAMAGED_HINT });
+      this.literals++;
+      if (data instanceof Uint8Array) await this.push(Buffer.from(data));
+      else for await (const c of data as unknown as AsyncIterable<Uint8Array>) await this.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+    } catch (e) {
+      throw mapOpenpgpError(e);
+    }
+    if (verified) {
+      await verified.catch((e: unknown) => {
+        throw new OffsiteError('signature', 'No good signature by the expected signing key', { hint: 'Do not trust this file', cause: e });
+      });
+      this.bzip2Verified = true;
+    }
+  }
+}
+
+function withoutCr(c: Buffer): Buffer {
+  if (c.indexOf(0x0d) === -1) return c;
+  const out = Buffer.allocUnsafe(c.length);
+  let n = 0;
+  for (let i = 0; i < c.length; i++) if (c[i] !== 0x0d) out[n++] = c[i];
+  return out.subarray(0, n);
+}
+
+/** Raw deflate (ZIP, algo 1) or zlib (ZLIB, algo 2) decompression in the threadpool. */
+async function* inflate(source: AsyncIterable<Buffer>, raw: boolean): AsyncGenerator<Buffer> {
+  const z = raw ? zlib.createInflateRaw({ chunkSize: 1 << 18 }) : zlib.createInflate({ chunkSize: 1 << 18 });
+  const feeding = pipeline(Readable.from(source, { objectMode: true, highWaterMark: 4 }), z);
+  feeding.catch(() => undefined); // awaited below on success; on failure the iteration reports it
+  let ok = false;
+  try {
+    for await (const c of z) yield c as Buffer;
+    ok = true;
+  } catch (e) {
+    if (e instanceof OffsiteError) throw e;
+    throw integrityError(`Corrupt compressed data inside the encrypted file (${(e as Error).message})`, e);
+  } finally {
+    if (!ok) z.destroy();
+  }
+  // Bytes after the end of the deflate stream (ignored by zlib) must still be read, so the source's
+  // own checks (the MDC) run.
+  await feeding;
+}
+
+/** Maps an openpgp.js error to our codes (fallback path). */
+function mapOpenpgpError(e: unknown): unknown {
+  if (e instanceof OffsiteError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/modification detected|mdc|integrity|authentication tag|tag verification|unexpected end|premature|truncated/i.test(msg)) return integrityError(msg, e);
+  if (/not signed|signature|signed digest|signing key/i.test(msg)) {
+    return new OffsiteError('signature', msg, { hint: 'Do not trust this file; check the signing key setting', cause: e });
+  }
+  if (/session key|decryption key|no key|private key/i.test(msg)) return new OffsiteError('decrypt', msg, { hint: 'Give the matching secret key', cause: e });
+  if (/password|passphrase/i.test(msg)) return new OffsiteError('passphrase', msg, { hint: 'Enter the passphrase the backup was made with', cause: e });
+  return new OffsiteError('format', `Cannot read the OpenPGP message: ${msg}`, { hint: DAMAGED_HINT, cause: e });
+}
+
+/** The whole message through openpgp.js (SEIPD v2 / AEAD, ciphers node lacks), streamed. */
+async function decryptWithOpenpgp(source: AsyncIterable<Buffer>, opts: DecryptOptions, sessionKeys: SessionKey[], push: (b: Buffer) => Promise<void>): Promise<void> {
+  const web = Readable.toWeb(Readable.from(source)) as ReadableStream<Uint8Array>;
+  const verifying = (opts.verificationKeys?.length ?? 0) > 0;
+  try {
+    const message = await openpgp.readMessage({ binaryMessage: web });
+    const res = await openpgp.decrypt({
+      message,
+      ...(sessionKeys.length > 0 ? { sessionKeys: sessionKeys.map((k) => ({ data: k.data, algorithm: k.algorithm as openpgp.enums.symmetricNames })) } : {}),
+      ...(sessionKeys.length === 0 && opts.decryptionKeys?.length ? { decryptionKeys: opts.decryptionKeys } : {}),
+      ...(sessionKeys.length === 0 && opts.passwords?.length ? { passwords: opts.passwords } : {}),
+      ...(verifying ? { verificationKeys: opts.verificationKeys, expectSigned: true } : {}),
+      format: 'binary',
+      config: { allowUnauthenticatedStream: true },
+    });
+    const data = res.data as unknown;
+    if (data instanceof Uint8Array) await push(Buffer.from(data));
+    else for await (const c of data as AsyncIterable<Uint8Array>) await push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+    if (verifying) await Promise.any(res.signatures.map((s) => s.verified));
+  } catch (e) {
+    if (e instanceof AggregateError) {
+      throw new OffsiteError('signature', 'No good signature by the expected signing key', { hint: 'Do not trust this file', cause: e });
+    }
+    const passwordsOnly = sessionKeys.length === 0 && !opts.decryptionKeys?.length && (opts.passwords?.length ?? 0) > 0;
+    if (passwordsOnly && /session key decryption failed/i.test((e as Error).message)) {
+      throw new OffsiteError('passphrase', 'Wrong passphrase for this encrypted file', { hint: 'Enter the passphrase the backup was made with', cause: e });
+    }
+    throw mapOpenpgpError(e);
+  }
+}

@@ -1,0 +1,260 @@
+// Loading, checking and making OpenPGP keys. A key spec is a key file (armored or binary) or, through
+// gpg, a key id / fingerprint / email in a GnuPG keyring. Every key we encrypt to must let us write a
+// message gpg 2.2 reads (FORMAT.md §13): a v4 key whose encryption (sub)key is RSA, ElGamal or ECDH on
+// a curve gpg 2.2 knows. We always write PKESK v3 + SEIPD v1, whatever features the key advertises.
+import { promises as fsp } from 'node:fs';
+import * as openpgp from 'openpgp';
+import type { Key, PrivateKey, PublicKey } from 'openpgp';
+import { OffsiteError } from '../errors';
+import { gpgExportPublic, gpgExportSecret, type GpgOptions } from './gpgKeyring';
+
+/** Encryption algorithms gpg 2.2 handles: RSA (1, 2), ElGamal (16), ECDH (18). */
+const GPG22_ENCRYPTION_ALGOS = new Set([1, 2, 16, 18]);
+/** ECDH curves of libgcrypt 1.8+/gpg 2.2 (openpgp.js names). */
+const GPG22_CURVES = new Set(['curve25519Legacy', 'nistP256', 'nistP384', 'nistP521', 'brainpoolP256r1', 'brainpoolP384r1', 'brainpoolP512r1', 'secp256k1']);
+
+const ALGO_NAMES: Record<string, string> = {
+  rsaEncryptSign: 'RSA',
+  rsaEncrypt: 'RSA',
+  rsaSign: 'RSA',
+  dsa: 'DSA',
+  elgamal: 'ElGamal',
+  ecdh: 'ECDH',
+  ecdsa: 'ECDSA',
+  eddsaLegacy: 'EdDSA',
+  ed25519: 'Ed25519',
+  ed448: 'Ed448',
+  x25519: 'X25519',
+  x448: 'X448',
+};
+const CURVE_NAMES: Record<string, string> = {
+  ed25519Legacy: 'ed25519',
+  curve25519Legacy: 'cv25519',
+};
+
+/** "RSA-3072 A53C…1B62 Dup Test RSA <dup-rsa@example.invalid>" (algorithm, short fingerprint, user id). */
+export function describeKey(k: PublicKey | PrivateKey): string {
+  const info = k.getAlgorithmInfo();
+  const name = ALGO_NAMES[info.algorithm] ?? info.algorithm;
+  let algo: string;
+  if (info.curve) algo = info.algorithm === 'eddsaLegacy' ? (CURVE_NAMES[info.curve] ?? info.curve) : `${name}-${CURVE_NAMES[info.curve] ?? info.curve}`;
+  else algo = info.bits ? `${name}-${info.bits}` : name;
+  const fpr = k.getFingerprint().toUpperCase();
+  const user = k.getUserIDs()[0];
+  return `${algo} ${fpr.slice(0, 4)}…${fpr.slice(-4)}${user ? ` ${user}` : ''}`;
+}
+
+async function isFile(spec: string): Promise<boolean> {
+  try {
+    return (await fsp.stat(spec)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isArmored(data: Buffer): boolean {
+  return data.subarray(0, 200).toString('latin1').trimStart().startsWith('-----BEGIN PGP');
+}
+
+async function parseKeys(data: Buffer, where: string, secret: boolean): Promise<Key[]> {
+  try {
+    if (secret) {
+      return isArmored(data)
+        ? await openpgp.readPrivateKeys({ armoredKeys: data.toString('utf8') })
+        : await openpgp.readPrivateKeys({ binaryKeys: data });
+    }
+    return isArmored(data) ? await openpgp.readKeys({ armoredKeys: data.toString('utf8') }) : await openpgp.readKeys({ binaryKeys: data });
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (secret && /no.*(secret|private) key|not a private key|private key/i.test(msg)) {
+      throw new OffsiteError('key', `${where} holds no secret key`, {
+        hint: 'Give the secret key (gpg --export-secret-keys), not only the public key',
+        cause: e,
+      });
+    }
+    throw new OffsiteError('key', `Cannot read the key in ${where}: ${msg}`, {
+      hint: 'Give an OpenPGP key (armored or binary) that gpg 2.2 can import',
+      cause: e,
+    });
+  }
+}
+
+/** Throws OffsiteError('key') unless we can encrypt to `key` in a way gpg 2.2 decrypts. */
+export async function assertEncryptionKeyUsable(key: PublicKey): Promise<void> {
+  const d = describeKey(key);
+  if (key.keyPacket.version !== 4) {
+    throw new OffsiteError('key', `The key ${d} is a version ${key.keyPacket.version} key, which gpg 2.2 (and duplicity) cannot use`, {
+      hint: 'Use a v4 key: one made by gpg 2.2/2.4 or by "Create Key"',
+    });
+  }
+  const now = new Date();
+  if (await key.isRevoked(undefined, undefined, now)) {
+    throw new OffsiteError('key', `The key ${d} is revoked`, { hint: 'Use another key; a revoked key must not receive new backups' });
+  }
+  const exp = await key.getExpirationTime();
+  if (exp instanceof Date && exp <= now) {
+    throw new OffsiteError('key', `The key ${d} expired on ${exp.toISOString().slice(0, 10)}`, {
+      hint: 'Extend its expiry (gpg --quick-set-expire) and export it again, or use another key',
+    });
+  }
+  let enc;
+  try {
+    enc = await key.getEncryptionKey(undefined, now);
+  } catch (e) {
+    throw new OffsiteError('key', `The key ${d} has no valid encryption key: ${(e as Error).message}`, {
+      hint: 'Use a key with an encryption subkey that is neither expired nor revoked',
+      cause: e,
+    });
+  }
+  const kp = enc.keyPacket;
+  const info = kp.getAlgorithmInfo();
+  const curveOk = kp.algorithm !== openpgp.enums.publicKey.ecdh || (info.curve !== undefined && GPG22_CURVES.has(info.curve));
+  if (kp.version !== 4 || !GPG22_ENCRYPTION_ALGOS.has(kp.algorithm) || !curveOk) {
+    throw new OffsiteError('key', `The encryption key of ${d} uses ${info.algorithm}${info.curve ? ` (${info.curve})` : ''}, which gpg 2.2 cannot decrypt`, {
+      hint: 'Use an RSA or cv25519/NIST-curve ECDH encryption key (gpg 2.2 default, or "Create Key")',
+    });
+  }
+}
+
+/** The keys of one spec: a key file, or gpg's export of a keyring entry. */
+async function keysOfSpec(spec: string, opts: GpgOptions): Promise<{ keys: Key[]; fromFile: boolean }> {
+  if (await isFile(spec)) return { keys: await parseKeys(await fsp.readFile(spec), spec, false), fromFile: true };
+  const data = await gpgExportPublic(spec, opts);
+  return { keys: await parseKeys(data, `the keyring entry "${spec}"`, false), fromFile: false };
+}
+
+/**
+ * Public keys to encrypt to. Each spec is a key file (armored or binary, public or secret: the public
+ * part is used) or a key id, fingerprint or email in the GnuPG keyring. Refuses with
+ * OffsiteError('key') keys that cannot encrypt, are expired or revoked, or that gpg 2.2 could not use.
+ */
+export async function loadPublicKeys(specs: string[], opts: { gnupgHome?: string } = {}): Promise<PublicKey[]> {
+  if (specs.length === 0) throw new OffsiteError('key', 'No encryption key given', { hint: 'Name a key file or a key id from your GnuPG keyring' });
+  const out = new Map<string, PublicKey>();
+  for (const spec of specs) {
+    const { keys, fromFile } = await keysOfSpec(spec, opts);
+    const publics = keys.map((k) => (k.isPrivate() ? k.toPublic() : (k as PublicKey)));
+    let firstError: unknown;
+    let usable = 0;
+    for (const k of publics) {
+      try {
+        await assertEncryptionKeyUsable(k);
+        out.set(k.getFingerprint(), k);
+        usable++;
+      } catch (e) {
+        // A file's keys must all be usable; a keyring query may also match old keys, which we skip.
+        if (fromFile) throw e;
+        firstError ??= e;
+      }
+    }
+    if (usable === 0) throw firstError;
+  }
+  return [...out.values()];
+}
+
+/**
+ * Public keys to check signatures with (DecryptOptions.verificationKeys). Same specs as
+ * loadPublicKeys, but no encryption checks: a sign-only key, or one that expired or was revoked after
+ * it signed old backups, still verifies them (the signature's own date is checked when verifying).
+ */
+export async function loadVerificationKeys(specs: string[], opts: { gnupgHome?: string } = {}): Promise<PublicKey[]> {
+  if (specs.length === 0) throw new OffsiteError('key', 'No signing key given', { hint: 'Name the key file or key id that signs the backups' });
+  const out = new Map<string, PublicKey>();
+  for (const spec of specs) {
+    for (const k of (await keysOfSpec(spec, opts)).keys) {
+      const pub = k.isPrivate() ? k.toPublic() : (k as PublicKey);
+      out.set(pub.getFingerprint(), pub);
+    }
+  }
+  return [...out.values()];
+}
+
+async function unlock(key: PrivateKey, passphrase: string | undefined, getPassphrase: (d: string) => Promise<string | undefined>): Promise<PrivateKey> {
+  if (key.getKeys().every((k) => (k.keyPacket as { isDummy?: () => boolean }).isDummy?.() === true)) {
+    throw new OffsiteError('key', `The secret key ${describeKey(key)} has no secret key material (only a stub)`, {
+      hint: 'Use the machine or smartcard that holds the secret key, or export it with gpg --export-secret-keys',
+    });
+  }
+  if (key.isDecrypted()) return key;
+  const pass = passphrase ?? (await getPassphrase(describeKey(key)));
+  if (pass === undefined) {
+    throw new OffsiteError('passphrase', `No passphrase given for the key ${describeKey(key)}`, { hint: 'Enter the key\'s passphrase' });
+  }
+  try {
+    return await openpgp.decryptKey({ privateKey: key, passphrase: pass });
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/incorrect|passphrase/i.test(msg)) {
+      throw new OffsiteError('passphrase', `Wrong passphrase for the key ${describeKey(key)}`, { hint: 'Enter the passphrase again', cause: e });
+    }
+    throw new OffsiteError('key', `Cannot unlock the key ${describeKey(key)}: ${msg}`, { cause: e });
+  }
+}
+
+async function secretKeysFromGpg(spec: string, getPassphrase: (d: string) => Promise<string | undefined>, opts: GpgOptions): Promise<PrivateKey[]> {
+  let r = await gpgExportSecret(spec, undefined, opts);
+  let passphrase: string | undefined;
+  if (!r.ok && r.reason !== 'noSecretKey') {
+    const pub = await parseKeys(await gpgExportPublic(spec, opts), `the keyring entry "${spec}"`, false);
+    passphrase = await getPassphrase(describeKey(pub[0] as PublicKey));
+    if (passphrase === undefined) {
+      throw new OffsiteError('passphrase', `No passphrase given for the key ${describeKey(pub[0] as PublicKey)}`, { hint: 'Enter the key\'s passphrase' });
+    }
+    r = await gpgExportSecret(spec, passphrase, opts);
+    if (!r.ok && r.reason !== 'noSecretKey') {
+      throw new OffsiteError('passphrase', `Wrong passphrase for the key ${describeKey(pub[0] as PublicKey)}`, { hint: 'Enter the passphrase again' });
+    }
+  }
+  if (!r.ok) {
+    await gpgExportPublic(spec, opts); // says "no key matches" when there is no key at all
+    throw new OffsiteError('key', `The GnuPG keyring has no secret key for "${spec}" (${r.detail})`, {
+      hint: 'Import the secret key into the keyring, or give the path of a secret key file',
+    });
+  }
+  const keys = (await parseKeys(r.data, `the keyring entry "${spec}"`, true)) as PrivateKey[];
+  const out: PrivateKey[] = [];
+  for (const k of keys) out.push(await unlock(k, passphrase, getPassphrase));
+  return out;
+}
+
+/**
+ * Secret keys for decryption or signing, unlocked. getPassphrase is called only for a protected key,
+ * with a description of that key. Wrong passphrase: OffsiteError('passphrase').
+ */
+export async function loadPrivateKeys(
+  specs: string[],
+  getPassphrase: (keyDescription: string) => Promise<string | undefined>,
+  opts: { gnupgHome?: string } = {},
+): Promise<PrivateKey[]> {
+  const out = new Map<string, PrivateKey>();
+  for (const spec of specs) {
+    let keys: PrivateKey[];
+    if (await isFile(spec)) {
+      const parsed = (await parseKeys(await fsp.readFile(spec), spec, true)) as PrivateKey[];
+      keys = [];
+      for (const k of parsed) keys.push(await unlock(k, undefined, getPassphrase));
+    } else {
+      keys = await secretKeysFromGpg(spec, getPassphrase, opts);
+    }
+    for (const k of keys) out.set(k.getFingerprint(), k);
+  }
+  return [...out.values()];
+}
+
+/**
+ * A new key pair gpg 2.2 reads: v4, ed25519 (legacy EdDSA) primary with a cv25519 encryption subkey,
+ * features without SEIPDv2, secret part protected by `passphrase`. Armored strings.
+ */
+export async function generateKeyPair(name: string, email: string, passphrase: string): Promise<{ publicArmored: string; privateArmored: string; fingerprint: string }> {
+  if (!passphrase) throw new OffsiteError('usage', 'A passphrase is required to protect the new secret key', { hint: 'Choose a passphrase' });
+  const { publicKey, privateKey } = await openpgp.generateKey({
+    type: 'ecc',
+    curve: 'curve25519Legacy',
+    userIDs: [{ name, email }],
+    passphrase,
+    format: 'armored',
+    config: { v6Keys: false, aeadProtect: false },
+  });
+  const key = await openpgp.readKey({ armoredKey: publicKey });
+  return { publicArmored: publicKey, privateArmored: privateKey, fingerprint: key.getFingerprint().toUpperCase() };
+}

@@ -1,0 +1,352 @@
+// createDecryptStream: what gpg 2.2, duplicity and openpgp.js write must come out byte-exact; every
+// failure must be the right OffsiteError code.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as openpgp from 'openpgp';
+import type { PrivateKey, PublicKey } from 'openpgp';
+import { createDecryptStream, type DecryptOptions } from '../../../src/engine/crypto/decrypt';
+import { createEncryptStream } from '../../../src/engine/crypto/encrypt';
+import { loadPrivateKeys, loadPublicKeys } from '../../../src/engine/crypto/keys';
+import { OffsiteError, type ErrorCode } from '../../../src/engine/errors';
+import { tempDir } from '../../helpers/tmp';
+import { ECC_FPR, ECC_PUB, ECC_SEC, GpgHome, mixedData, noise, PROTECTED_SEC, RSA_FPR, RSA_PUB, RSA_SEC, sampleFiles, sourceText, through } from './gpgEnv';
+
+describe('crypto: createDecryptStream', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let home: GpgHome;
+  let rsaSec: PrivateKey[];
+  let eccSec: PrivateKey[];
+  let rsaPub: PublicKey[];
+  let eccPub: PublicKey[];
+  const data = mixedData(2 * 1024 * 1024 + 123, 21);
+  let plainFile: string;
+
+  before(async () => {
+    dir = tempDir();
+    home = new GpgHome([RSA_SEC, ECC_SEC]);
+    plainFile = path.join(dir, 'plain.bin');
+    fs.writeFileSync(plainFile, data);
+    rsaSec = await loadPrivateKeys([RSA_SEC], async () => undefined);
+    eccSec = await loadPrivateKeys([ECC_SEC], async () => undefined);
+    rsaPub = await loadPublicKeys([RSA_PUB]);
+    eccPub = await loadPublicKeys([ECC_PUB]);
+  });
+  after(() => GpgHome.killAll());
+
+  function gpgEncrypt(name: string, args: string[], passphrase?: string, input = plainFile): string {
+    const out = path.join(dir, name);
+    home.ok(['--yes', '-o', out, ...args, input], passphrase);
+    return out;
+  }
+
+  async function decryptFile(file: string, opts: DecryptOptions, chunkSizes?: number[]): Promise<Buffer> {
+    return through(createDecryptStream(opts), fs.readFileSync(file), chunkSizes);
+  }
+
+  async function rejectsWith(p: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<void> {
+    await assert.rejects(p, (e: unknown) => {
+      assert.ok(OffsiteError.is(e), `not an OffsiteError: ${String(e)}`);
+      assert.equal(e.code, code, `${e.code}: ${e.message}`);
+      if (message) assert.match(e.message, message);
+      assert.ok(e.hint, 'has a hint');
+      return true;
+    });
+  }
+
+  describe('gpg 2.2 output', () => {
+    const variants: [string, string[]][] = [
+      ['gpg -e (default ZLIB)', []],
+      ['gpg -e -z 0 (no compression)', ['-z', '0']],
+      ['--compress-algo zip', ['--compress-algo', 'zip']],
+      ['--compress-algo zlib', ['--compress-algo', 'zlib']],
+      ['--compress-algo bzip2 (openpgp.js inflates)', ['--compress-algo', 'bzip2']],
+      ['--cipher-algo 3DES (8-byte block)', ['--cipher-algo', '3DES']],
+      ['--cipher-algo CAST5 (not in node: openpgp.js fallback)', ['--cipher-algo', 'CAST5']],
+      ['armored', ['--armor']],
+      ['hidden recipient (key id 0)', ['--throw-keyids']],
+    ];
+    for (const [label, args] of variants) {
+      it(`${label}: byte-exact`, async () => {
+        const f = gpgEncrypt(`${label.replace(/\W+/g, '_')}.gpg`, ['--recipient', RSA_FPR, ...args, '--encrypt']);
+        assert.ok((await decryptFile(f, { decryptionKeys: rsaSec }, [7, 65536, 1000])).equals(data));
+      });
+    }
+
+    it('cv25519 recipient, signed (gpg -s -e): byte-exact, signature verified', async () => {
+      const f = gpgEncrypt('signed.gpg', ['--recipient', ECC_FPR, '--local-user', ECC_FPR, '--sign', '--encrypt']);
+      assert.ok((await decryptFile(f, { decryptionKeys: eccSec, verificationKeys: eccPub })).equals(data));
+      // Without verification keys the signature is ignored.
+      assert.ok((await decryptFile(f, { decryptionKeys: eccSec })).equals(data));
+    });
+
+    it('signed with --textmode (text literal, text signature): verifies, output as gpg -d', async () => {
+      const text = Buffer.from('line one\nline two\r\nline three\n\nend');
+      const src = path.join(dir, 'text.txt');
+      fs.writeFileSync(src, text);
+      const f = gpgEncrypt('textmode.gpg', ['--textmode', '--recipient', ECC_FPR, '--local-user', ECC_FPR, '--sign', '--encrypt'], undefined, src);
+      const want = home.decrypt(f).plain; // gpg -d on Unix drops the CRs of a text literal
+      assert.equal(want.toString(), 'line one\nline two\nline three\n\nend');
+      assert.ok((await decryptFile(f, { decryptionKeys: eccSec, verificationKeys: eccPub }, [5])).equals(want));
+    });
+
+    it('signed and BZip2-compressed: verified through openpgp.js', async () => {
+      const f = gpgEncrypt('signed-bz.gpg', ['--compress-algo', 'bzip2', '--recipient', ECC_FPR, '--local-user', ECC_FPR, '--sign', '--encrypt']);
+      assert.ok((await decryptFile(f, { decryptionKeys: eccSec, verificationKeys: eccPub })).equals(data));
+      await rejectsWith(decryptFile(f, { decryptionKeys: eccSec, verificationKeys: rsaPub }), 'signature');
+    });
+
+    it('gpg --symmetric: byte-exact with the passphrase', async () => {
+      const f = gpgEncrypt('sym.gpg', ['--symmetric'], 'sym pass');
+      assert.ok((await decryptFile(f, { passwords: ['sym pass'] })).equals(data));
+      assert.ok((await decryptFile(f, { passwords: ['wrong', 'sym pass'] })).equals(data));
+    });
+
+    it('empty plaintext', async () => {
+      const empty = path.join(dir, 'empty.txt');
+      fs.writeFileSync(empty, '');
+      const f = gpgEncrypt('empty.gpg', ['--recipient', RSA_FPR, '--encrypt'], undefined, empty);
+      assert.equal((await decryptFile(f, { decryptionKeys: rsaSec })).length, 0);
+    });
+  });
+
+  describe('duplicity fixtures', () => {
+    const fixtures: [string, string, () => DecryptOptions][] = [
+      ['01-dup-enc-chain', '', () => ({ decryptionKeys: rsaSec })],
+      ['04-dup-signed-ecc', '', () => ({ decryptionKeys: eccSec, verificationKeys: eccPub })],
+      ['05-dup-symmetric', 'test-passphrase', () => ({ passwords: ['test-passphrase'] })],
+      ['06-indep-openpgpjs', '', () => ({ decryptionKeys: rsaSec })],
+    ];
+    for (const [sample, pass, opts] of fixtures) {
+      it(`${sample}: every .gpg file equals gpg -d`, async () => {
+        const files = sampleFiles(sample);
+        assert.ok(files.length >= 3);
+        for (const f of files) {
+          const want = home.decrypt(f, pass);
+          assert.equal(want.code, 0, want.stderr);
+          assert.ok((await decryptFile(f, opts())).equals(want.plain), path.basename(f));
+        }
+      });
+    }
+  });
+
+  describe('our own output and openpgp.js output', () => {
+    it('round trip through createEncryptStream, signed, several chunkings', async () => {
+      const [signingKey] = eccSec;
+      const enc = await through(createEncryptStream({ recipients: [...rsaPub, ...eccPub], signingKey }), data);
+      const f = path.join(dir, 'ours.gpg');
+      fs.writeFileSync(f, enc);
+      for (const chunks of [[1 << 20], [1, 2, 3, 500], [65537]]) {
+        assert.ok((await decryptFile(f, { decryptionKeys: rsaSec, verificationKeys: eccPub }, chunks)).equals(data));
+      }
+      assert.ok((await decryptFile(f, { decryptionKeys: eccSec })).equals(data));
+    });
+
+    it('SEIPD v2 (AEAD) from openpgp.js goes through the openpgp.js fallback', async () => {
+      const msg = await openpgp.encrypt({
+        message: await openpgp.createMessage({ binary: data }),
+        passwords: ['aead pass'],
+        format: 'binary',
+        config: { aeadProtect: true },
+      });
+      const f = path.join(dir, 'aead.gpg');
+      fs.writeFileSync(f, msg);
+      assert.equal(msg[0] & 0x3f, 3); // SKESK
+      assert.ok((await decryptFile(f, { passwords: ['aead pass'] })).equals(data));
+      await rejectsWith(decryptFile(f, { passwords: ['nope'] }), 'passphrase');
+    });
+
+    it('openpgp.js signed + encrypted message (prepended one-pass) verifies', async () => {
+      const msg = await openpgp.encrypt({
+        message: await openpgp.createMessage({ binary: sourceText(10_000) }),
+        encryptionKeys: rsaPub,
+        signingKeys: eccSec,
+        format: 'binary',
+      });
+      const f = path.join(dir, 'pgpjs-signed.gpg');
+      fs.writeFileSync(f, msg);
+      assert.ok((await decryptFile(f, { decryptionKeys: rsaSec, verificationKeys: eccPub })).equals(sourceText(10_000)));
+      await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec, verificationKeys: rsaPub }), 'signature', /not by the expected/);
+    });
+  });
+
+  describe('errors', () => {
+    let good: string;
+    before(() => {
+      good = gpgEncrypt('good.gpg', ['--recipient', RSA_FPR, '--encrypt']);
+    });
+
+    it('wrong secret key → decrypt, naming the key the file is for', async () => {
+      await rejectsWith(decryptFile(good, { decryptionKeys: eccSec }), 'decrypt', /E58B2D7FA184113F/);
+    });
+
+    it('no key at all → decrypt', async () => {
+      await rejectsWith(decryptFile(good, {}), 'decrypt');
+    });
+
+    it('wrong passphrase → passphrase (duplicity fixture 05 and gpg --symmetric)', async () => {
+      const [f] = sampleFiles('05-dup-symmetric');
+      await rejectsWith(decryptFile(f, { passwords: ['wrong'] }), 'passphrase');
+      await rejectsWith(decryptFile(f, {}), 'decrypt');
+    });
+
+    it('a flipped byte anywhere in the encrypted data → integrity (MDC)', async () => {
+      const bytes = fs.readFileSync(good);
+      for (const at of [500, Math.floor(bytes.length / 2), bytes.length - 30, bytes.length - 1]) {
+        const bad = Buffer.from(bytes);
+        bad[at] ^= 0x01;
+        const f = path.join(dir, `flip-${at}.gpg`);
+        fs.writeFileSync(f, bad);
+        await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec }), 'integrity');
+      }
+    });
+
+    it('a flipped byte in an uncompressed message → integrity, raised at the end after the data', async () => {
+      const f0 = gpgEncrypt('z0.gpg', ['--recipient', RSA_FPR, '-z', '0', '--encrypt']);
+      const bad = fs.readFileSync(f0);
+      bad[bad.length - 1000] ^= 0x80;
+      let emitted = 0;
+      await assert.rejects(
+        pipeline(
+          Readable.from([bad]),
+          createDecryptStream({ decryptionKeys: rsaSec }),
+          new Writable({
+            write(c: Buffer, _e, cb) {
+              emitted += c.length;
+              cb();
+            },
+          }),
+        ),
+        (e: unknown) => OffsiteError.is(e, 'integrity'),
+      );
+      assert.ok(emitted > data.length / 2, 'data was streamed before the check');
+    });
+
+    it('a truncated message → integrity', async () => {
+      const bytes = fs.readFileSync(good);
+      for (const len of [450, Math.floor(bytes.length / 2), bytes.length - 1, bytes.length - 21]) {
+        const f = path.join(dir, `trunc-${len}.gpg`);
+        fs.writeFileSync(f, bytes.subarray(0, len));
+        await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec }), 'integrity');
+      }
+    });
+
+    it('unsigned message with verificationKeys → signature, before any output', async () => {
+      let emitted = 0;
+      await assert.rejects(
+        pipeline(
+          fs.createReadStream(good),
+          createDecryptStream({ decryptionKeys: rsaSec, verificationKeys: eccPub }),
+          new Writable({
+            write(c: Buffer, _e, cb) {
+              emitted += c.length;
+              cb();
+            },
+          }),
+        ),
+        (e: unknown) => OffsiteError.is(e, 'signature') && /not signed/.test(e.message),
+      );
+      assert.equal(emitted, 0);
+    });
+
+    it('signed by another key → signature', async () => {
+      const f = gpgEncrypt('signed-rsa.gpg', ['--recipient', ECC_FPR, '--local-user', RSA_FPR, '--sign', '--encrypt']);
+      await rejectsWith(decryptFile(f, { decryptionKeys: eccSec, verificationKeys: eccPub }), 'signature');
+      assert.ok((await decryptFile(f, { decryptionKeys: eccSec, verificationKeys: rsaPub })).equals(data));
+    });
+
+    it('a bad signature (over other data, by the right key) → signature', async () => {
+      // One-pass signature packet + literal 'AAAA' + a signature packet over 'AAAA' (good) or 'BBBB' (bad).
+      const detached = async (text: string) =>
+        (await openpgp.readSignature({ binarySignature: await openpgp.sign({ message: await openpgp.createMessage({ binary: Buffer.from(text) }), signingKeys: eccSec, detached: true, format: 'binary' }) })).packets[0];
+      const signed = await openpgp.sign({ message: await openpgp.createMessage({ binary: Buffer.from('AAAA') }), signingKeys: eccSec, format: 'binary' });
+      const opsAndLiteral = (await openpgp.readMessage({ binaryMessage: signed })).packets.filter((p) => !(p instanceof openpgp.SignaturePacket));
+      const messageWith = async (sig: openpgp.SignaturePacket, name: string) => {
+        const list = new openpgp.PacketList();
+        list.push(...opsAndLiteral, sig);
+        const f = path.join(dir, name);
+        fs.writeFileSync(f, await openpgp.encrypt({ message: new openpgp.Message(list), encryptionKeys: rsaPub, format: 'binary' }));
+        return f;
+      };
+      const good = await messageWith(await detached('AAAA'), 'sig-good.gpg');
+      assert.equal((await decryptFile(good, { decryptionKeys: rsaSec, verificationKeys: eccPub })).toString(), 'AAAA');
+      const bad = await messageWith(await detached('BBBB'), 'sig-bad.gpg');
+      await rejectsWith(decryptFile(bad, { decryptionKeys: rsaSec, verificationKeys: eccPub }), 'signature', /Bad signature/);
+      // One-pass header but the signature packet is missing.
+      const list = new openpgp.PacketList();
+      list.push(...opsAndLiteral);
+      const none = path.join(dir, 'sig-missing.gpg');
+      fs.writeFileSync(none, await openpgp.encrypt({ message: new openpgp.Message(list), encryptionKeys: rsaPub, format: 'binary' }));
+      await rejectsWith(decryptFile(none, { decryptionKeys: rsaSec, verificationKeys: eccPub }), 'signature', /no signature/);
+    });
+
+    it('not OpenPGP, plain OpenPGP data, empty input → decrypt', async () => {
+      const notPgp = path.join(dir, 'not.gpg');
+      fs.writeFileSync(notPgp, 'hello, this is text');
+      await rejectsWith(decryptFile(notPgp, { decryptionKeys: rsaSec }), 'decrypt');
+      const stored = gpgEncrypt('store.gpg', ['--store']);
+      await rejectsWith(decryptFile(stored, { decryptionKeys: rsaSec }), 'decrypt', /plain data/);
+      await rejectsWith(through(createDecryptStream({ decryptionKeys: rsaSec }), Buffer.alloc(0)), 'decrypt');
+      const armoredKey = path.join(dir, 'key.asc');
+      fs.copyFileSync(RSA_PUB, armoredKey);
+      await rejectsWith(decryptFile(armoredKey, { decryptionKeys: rsaSec }), 'decrypt');
+    });
+
+    it('old SED packet (no integrity protection) → integrity, refused', async () => {
+      // SKESK v4 (AES-256, simple S2K SHA-256) followed by a tag 9 packet.
+      const skesk = Buffer.from([0xc3, 0x04, 0x04, 0x09, 0x00, 0x08]);
+      const sed = Buffer.concat([Buffer.from([0xc9, 0x20]), noise(32, 3)]);
+      await rejectsWith(through(createDecryptStream({ passwords: ['x'] }), Buffer.concat([skesk, sed])), 'integrity', /SED/);
+    });
+
+    it('malformed packet header → format', async () => {
+      // A PKESK whose length runs past the end is truncation; a reserved tag 0 is malformed.
+      await rejectsWith(through(createDecryptStream({ decryptionKeys: rsaSec }), Buffer.from([0xc0, 0x01, 0x00])), 'format');
+    });
+
+    it('a secret key still locked by its passphrase → key', async () => {
+      const locked = await openpgp.readPrivateKey({ armoredKey: fs.readFileSync(PROTECTED_SEC, 'utf8') });
+      assert.equal(locked.isDecrypted(), false);
+      await rejectsWith(decryptFile(good, { decryptionKeys: [locked] }), 'key', /locked/);
+    });
+  });
+
+  it('keeps memory bounded: 96 MiB encrypted and decrypted into a slow consumer', async () => {
+    const enc = createEncryptStream({ recipients: rsaPub });
+    const dec = createDecryptStream({ decryptionKeys: rsaSec });
+    const total = 96 * 1024 * 1024;
+    const block = mixedData(1 << 20, 12);
+    let produced = 0;
+    const src = new Readable({
+      read() {
+        if (produced >= total) return void this.push(null);
+        produced += block.length;
+        this.push(Buffer.from(block));
+      },
+    });
+    let lag = 0;
+    let got = 0;
+    let same = true;
+    await pipeline(
+      src,
+      enc,
+      dec,
+      new Writable({
+        write(c: Buffer, _e, cb) {
+          const at = got % block.length;
+          same &&= at + c.length <= block.length ? c.equals(block.subarray(at, at + c.length)) : true;
+          got += c.length;
+          lag = Math.max(lag, produced - got);
+          setImmediate(cb);
+        },
+      }),
+    );
+    assert.equal(got, total);
+    assert.ok(same, 'output equals input');
+    // Bytes read but not yet delivered (a buffering decryptor would hold the whole message).
+    assert.ok(lag < 24 * 1024 * 1024, `${(lag / 1048576).toFixed(1)} MiB in flight`);
+  });
+});

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One-time set-up of a fresh Debian machine for Offsite (idempotent, quick when already done):
-# the Debian packages the tests use (real gpg, duplicity, rdiff, OpenSSH, …) and the npm packages.
+# the Debian packages the tests use (real gpg, duplicity, rdiff, OpenSSH, …), those `npm run bench`
+# uses (restic, GNU time, and paramiko for duplicity's sftp://), and the npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(gnupg duplicity rdiff openssh-server openssh-client python3 ca-certificates)
+PACKAGES=(gnupg duplicity rdiff openssh-server openssh-client python3 ca-certificates restic time python3-paramiko swift swift-proxy swift-account swift-container swift-object python3-swift memcached python3-boto3 rclone)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,3 +21,6 @@ fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+
+# The extension tests' real VS Code (code-server) and headless Chromium.
+scripts/setup-vscode.sh

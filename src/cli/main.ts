@@ -45,6 +45,7 @@ interface Globals {
   concurrency?: string;
   s3EndpointUrl?: string;
   s3Profile?: string;
+  s3StorageClass?: string;
 }
 
 function makeLogger(g: Globals): Logger {
@@ -94,6 +95,7 @@ async function openRemote(url: string, g: Globals, log: Logger, signal: AbortSig
       concurrency: g.concurrency ? Number(g.concurrency) : undefined,
       s3EndpointUrl: g.s3EndpointUrl,
       s3Profile: g.s3Profile,
+      s3StorageClass: g.s3StorageClass,
     },
   });
   return new RetryBackend(backend, { onRetry: (e, attempt, delay) => log.warn(`${e.message}; retrying (attempt ${attempt}) in ${Math.round(delay / 1000)} s`) });
@@ -141,6 +143,7 @@ export function buildProgram(signal: AbortSignal): Command {
     .option('--concurrency <n>', 'uploads in flight at once')
     .option('--s3-endpoint-url <url>', 's3://: the S3 API endpoint of a non-AWS store')
     .option('--s3-profile <name>', 's3://: the AWS profile to use')
+    .option('--s3-storage-class <class>', 's3://: storage class of new volumes (STANDARD, STANDARD_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE, …)')
     .showHelpAfterError()
     .exitOverride();
 

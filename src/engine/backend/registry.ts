@@ -23,12 +23,23 @@ export interface BackendContext {
 export type BackendFactory = (url: URL, ctx: BackendContext, rawUrl: string) => Promise<Backend>;
 
 const factories = new Map<string, BackendFactory>();
+const opaque = new Set<string>();
+
+export interface RegisterOptions {
+  /**
+   * The scheme's URLs are not WHATWG URLs (rclone://remote:path has a "port" that is not a number):
+   * the factory reads rawUrl itself and gets `scheme:` as its URL.
+   */
+  readonly opaque?: boolean;
+}
 
 /** Registers (or replaces) the factory of a scheme, e.g. 'sftp'. Schemes are case-insensitive. */
-export function registerBackend(scheme: string, factory: BackendFactory): void {
+export function registerBackend(scheme: string, factory: BackendFactory, options: RegisterOptions = {}): void {
   const s = scheme.toLowerCase().replace(/:$/, '');
   if (!/^[a-z][a-z0-9+.-]*$/.test(s)) throw new OffsiteError('internal', `Invalid URL scheme "${scheme}"`);
   factories.set(s, factory);
+  if (options.opaque) opaque.add(s);
+  else opaque.delete(s);
 }
 
 /** The schemes that can be opened, sorted. */
@@ -59,7 +70,9 @@ export async function openBackend(url: string, ctx: BackendContext = {}): Promis
     });
   }
   let parsed: URL;
-  if (scheme === 'file') {
+  if (opaque.has(scheme)) {
+    parsed = new URL(`${scheme}:`);
+  } else if (scheme === 'file') {
     // WHATWG URL would read file://relative/path as host "relative"; duplicity reads a path.
     const cwd = typeof ctx.options?.cwd === 'string' ? ctx.options.cwd : process.cwd();
     parsed = pathToFileURL(path.resolve(cwd, fileUrlPath(url)));

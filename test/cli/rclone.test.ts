@@ -1,0 +1,102 @@
+// The offsite command on rclone:// remotes: through an rclone S3 remote on the test server (Swift +
+// s3api) and an rclone `local` remote, read and written by stock duplicity's rclone backend with the
+// same URL, and the errors for a missing rclone and an unknown remote.
+import * as assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { offsite, type RunResult } from '../helpers/cli';
+import { RSA_PUB, RSA_SEC, RSA_SUBKEY, duplicity, gnupgHome } from '../helpers/gpg';
+import { sharedS3Server, type S3Server } from '../helpers/s3Server';
+import { tempDir } from '../helpers/tmp';
+import { snapshotTree } from '../helpers/tree';
+import { rcloneFixture, type RcloneFixture } from '../unit/backend/rclone/rcloneFixture';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function ok(r: RunResult, what: string): void {
+  assert.equal(r.code, 0, `${what} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
+}
+
+function makeSource(): string {
+  const src = tempDir('offsite-src-');
+  fs.mkdirSync(path.join(src, 'docs'), { recursive: true });
+  fs.writeFileSync(path.join(src, 'README.md'), '# hello\n');
+  fs.writeFileSync(path.join(src, 'docs', 'a.txt'), 'version 1\n'.repeat(1000));
+  fs.writeFileSync(path.join(src, 'docs', 'blob.bin'), randomBytes(2 * 1024 * 1024));
+  return src;
+}
+
+describe('offsite CLI over rclone://', function () {
+  this.timeout(300_000);
+  let server: S3Server;
+  let fx: RcloneFixture;
+  let bucket: string;
+  let gnupg: string;
+
+  before(async () => {
+    server = await sharedS3Server();
+    fx = rcloneFixture(server);
+    bucket = await server.createBucket();
+    gnupg = gnupgHome();
+  });
+
+  function cli(args: string[], extra: NodeJS.ProcessEnv = {}, cache = tempDir('offsite-cache-')): Promise<RunResult> {
+    return offsite(['--archive-dir', cache, ...args], { env: { ...fx.env, GNUPGHOME: gnupg, TZ: 'UTC', ...extra } });
+  }
+
+  it('backs up (full, incremental) to an rclone S3 remote, restores as of each time and verifies', async () => {
+    const src = makeSource();
+    const { url } = fx.freshS3(bucket);
+    const cache = tempDir('offsite-cache-');
+    ok(await cli(['backup', '--encrypt-key', RSA_PUB, '--volsize', '1', src, url], {}, cache), 'full backup');
+    const first = snapshotTree(src);
+    const t1 = Math.floor(Date.now() / 1000);
+    await sleep(1100);
+    fs.writeFileSync(path.join(src, 'docs', 'a.txt'), 'version 2\n');
+    fs.rmSync(path.join(src, 'README.md'));
+    ok(await cli(['backup', '--encrypt-key', RSA_PUB, src, url], {}, cache), 'incremental backup');
+    const r1 = path.join(tempDir('offsite-restore-'), 'r1');
+    ok(await cli(['restore', '--key', RSA_SEC, '--time', String(t1), url, r1]), 'restore as of the full backup');
+    assert.deepEqual(snapshotTree(r1), first);
+    const r2 = path.join(tempDir('offsite-restore-'), 'r2');
+    ok(await cli(['restore', '--key', RSA_SEC, url, r2]), 'restore latest');
+    assert.deepEqual(snapshotTree(r2), snapshotTree(src));
+    ok(await cli(['verify', '--key', RSA_SEC, '--compare-data', url, src], {}, cache), 'verify');
+    const st = await cli(['status', url], {}, cache);
+    ok(st, 'status');
+    assert.ok(!st.stdout.includes(server.secretAccessKey) && !st.stderr.includes(server.secretAccessKey));
+  });
+
+  it('shares rclone://loc://… with duplicity\'s rclone backend, both ways', async () => {
+    const src = makeSource();
+    const { url, dir } = fx.freshLocal();
+    ok(await cli(['backup', '--encrypt-key', RSA_PUB, '--volsize', '1', src, url]), 'offsite backup');
+    assert.ok(fs.readdirSync(dir).some((n) => n.endsWith('.manifest.gpg')), `the files are in ${dir}`);
+    assert.ok(!fs.readdirSync(dir).some((n) => n.startsWith('.offsite-part-')), 'temporary files left');
+    const out = path.join(tempDir('offsite-restore-'), 'dup');
+    const d = await duplicity(gnupg, ['restore', '--archive-dir', tempDir('offsite-dupcache-'), url, out], fx.env);
+    assert.equal(d.code, 0, `duplicity restore: ${d.stdout}\n${d.stderr}`);
+    assert.deepEqual(snapshotTree(out), snapshotTree(src));
+
+    const other = fx.freshLocal();
+    const full = await duplicity(gnupg, ['full', '--archive-dir', tempDir('offsite-dupcache-'), '--encrypt-key', RSA_SUBKEY, src, other.url], fx.env);
+    assert.equal(full.code, 0, `duplicity full: ${full.stdout}\n${full.stderr}`);
+    const out2 = path.join(tempDir('offsite-restore-'), 'o');
+    ok(await cli(['restore', '--key', RSA_SEC, other.url, out2]), 'offsite restore of duplicity\'s set');
+    assert.deepEqual(snapshotTree(out2), snapshotTree(src));
+  });
+
+  it('says clearly when rclone is missing or the remote is not configured', async () => {
+    const { url } = fx.freshLocal();
+    const missing = await cli(['status', url], { OFFSITE_RCLONE: '/nonexistent/rclone' });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /rclone is not installed.*Install rclone/s);
+    const unknown = await cli(['status', 'rclone://nosuchremote:backups']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /rclone has no remote named "nosuchremote".*rclone config.*loc, s3t/s);
+    const noRemote = await cli(['status', 'rclone://just-a-path']);
+    assert.equal(noRemote.code, 1);
+    assert.match(noRemote.stderr, /names no rclone remote/);
+  });
+});

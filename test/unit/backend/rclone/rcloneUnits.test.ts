@@ -1,0 +1,71 @@
+// rclone:// URLs as duplicity reads them, redaction of secrets, and rclone's errors (pure), plus the
+// registry opening both new schemes.
+import * as assert from 'node:assert/strict';
+import '../../../../src/engine/backend/all';
+import { BackendError } from '../../../../src/engine/backend/backend';
+import { openBackend } from '../../../../src/engine/backend/registry';
+import { classifyRclone, displayRemote, lastError, makeRedactor, rcloneEnv } from '../../../../src/engine/backend/rclone/rcloneRun';
+import { parseRcloneUrl } from '../../../../src/engine/backend/rcloneBackend';
+import { OffsiteError } from '../../../../src/engine/errors';
+
+describe('rclone:// URLs and errors', () => {
+  it('reads URLs as duplicity does (first ":/" becomes ":", the path is decoded)', () => {
+    assert.equal(parseRcloneUrl('rclone://gdrive:backups/laptop'), 'gdrive:backups/laptop');
+    assert.equal(parseRcloneUrl('rclone://gdrive:/backups'), 'gdrive:backups');
+    assert.equal(parseRcloneUrl('rclone://local://srv/backup'), 'local:/srv/backup');
+    assert.equal(parseRcloneUrl('rclone://s3t:bucket/my%20dir'), 's3t:bucket/my dir');
+    assert.equal(parseRcloneUrl('rclone://remote:'), 'remote:');
+    assert.equal(parseRcloneUrl('rclone://:s3,provider=AWS:bucket/x'), ':s3,provider=AWS:bucket/x');
+    for (const bad of ['rclone://nocolon/x', 'rclone://', 'rclone://a/b:c', 'rclone://x:a/%zz']) {
+      assert.throws(() => parseRcloneUrl(bad), (e) => OffsiteError.is(e, 'usage'), bad);
+    }
+  });
+
+  it('never shows the secrets of a connection-string remote', () => {
+    const remote = ":s3,access_key_id=AK,secret_access_key='S3CRET',endpoint='http://h:1':bucket/x";
+    assert.equal(displayRemote(remote), ':s3:bucket/x');
+    assert.equal(displayRemote('gd,team_drive=x:dir'), 'gd:dir');
+    assert.equal(displayRemote('plain:dir'), 'plain:dir');
+    const redact = makeRedactor(remote);
+    const text = `Failed to create file system for "${remote}": bad; also pass=hunter2 and https://u:pw@host/x`;
+    const out = redact(text);
+    for (const s of ['S3CRET', 'hunter2', ':pw@']) assert.ok(!out.includes(s), out);
+    assert.match(out, /":s3:bucket\/x"/);
+  });
+
+  it('hands AWS_CA_BUNDLE to rclone as RCLONE_CA_CERT (rclone 1.60 cannot use it)', () => {
+    assert.deepEqual(rcloneEnv({ AWS_CA_BUNDLE: '/ca.pem', X: '1', U: undefined }), { RCLONE_CA_CERT: '/ca.pem', X: '1' });
+    assert.deepEqual(rcloneEnv({ AWS_CA_BUNDLE: '/ca.pem', RCLONE_CA_CERT: '/mine.pem' }), { RCLONE_CA_CERT: '/mine.pem' });
+  });
+
+  it('classifies rclone failures from its last error line', () => {
+    const r = { binary: 'rclone', globalArgs: [], env: {}, redact: (t: string) => t, where: 'rclone://s3t:b/x' };
+    const ts = '2026/11/27 08:53:31 ';
+    const cases: Array<[string, number, string]> = [
+      [`${ts}ERROR : : error listing: SignatureDoesNotMatch: The request signature we calculated does not match\n\tstatus code: 403\n${ts}Failed to lsjson: SignatureDoesNotMatch: x`, 1, 'auth'],
+      [`${ts}Failed to lsjson: RequestError: send request failed\ncaused by: Get "http://127.0.0.1:1/b": dial tcp 127.0.0.1:1: connect: connection refused`, 1, 'transient'],
+      [`${ts}Failed to deletefile: s3t:b/x/missing is a directory or doesn't exist`, 1, 'notFound'],
+      [`${ts}Failed to create file system for "nosuch:b": didn't find section in config file`, 1, 'permanent'],
+      [`${ts}Failed to copyto: AccessDenied: Access Denied\n\tstatus code: 403`, 1, 'permission'],
+      [`${ts}Failed to copyto: write /mnt/x: no space left on device`, 1, 'noSpace'],
+      [`${ts}Failed to cat: something odd`, 5, 'transient'],
+      [`${ts}Failed to cat: something odd`, 7, 'permanent'],
+    ];
+    for (const [stderr, code, kind] of cases) {
+      const e = classifyRclone(r, { code, stderr }, 'list', undefined);
+      assert.ok(e instanceof BackendError);
+      assert.equal(e.kind, kind, stderr);
+      assert.ok(!e.message.includes('2026/11/27'), 'no timestamps');
+    }
+    assert.match(classifyRclone(r, { code: 1, stderr: cases[3][0] }, 'open', undefined).hint ?? '', /rclone config/);
+    assert.equal(lastError(`${ts}NOTICE: x\n${ts}Failed to lsjson: boom\ncaused by: deeper`), 'Failed to lsjson: boom (caused by: deeper)');
+  });
+
+  it('opens s3:// and boto3+s3:// through the registry, and gives rclone:// its raw URL', async () => {
+    const b = await openBackend('boto3+s3://some-bucket/a/b', { options: { s3EndpointUrl: 'http://127.0.0.1:9', s3AccessKeyId: 'k', s3SecretAccessKey: 's', s3Region: 'us-east-1', env: {} } });
+    assert.equal(b.displayUrl, 's3://some-bucket/a/b/');
+    await b.close();
+    // rclone://remote:path is no WHATWG URL ("path" would be a port): it must still reach the factory.
+    await assert.rejects(openBackend('rclone://nosuchremote:backups', { options: { rcloneBinary: '/nonexistent/rclone', env: {} } }), (e: unknown) => BackendError.isKind(e, 'permanent') && /rclone is not installed/.test((e as Error).message));
+  });
+});

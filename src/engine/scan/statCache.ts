@@ -1,0 +1,495 @@
+// The stat cache: what every scanned path looked like at the last backup, so an incremental can skip
+// unchanged files without reading them. Duplicity compares whole-second mtimes only and misses a
+// same-second, same-size edit; we compare nanosecond mtime and ctime, inode, size, mode and owner.
+//
+// Racy entries (git's "racy clean" problem): file times come from a coarse kernel clock (a few ms; 1-2 s
+// on some file systems), so a file changed again right after we looked at it can keep the same times.
+// A record whose ctime is within RACY_WINDOW_NS of the scan's start (or later) is stored as racy and
+// never counts as unchanged; it is simply read again next time. ctime, unlike mtime, cannot be set
+// by programs, so this also holds for files with mtimes in the future.
+//
+// File layout (little-endian):
+//   header  "OFFSTAT1" u32 version=1 u32 flags=0
+//   blocks  u8 codec (0 raw, 1 deflate-raw) u32 rawLength u32 storedLength u32 crc32(raw) bytes…
+//   end     u8 0xff u32 recordCount(low) u32 recordCount(high) u32 crc32(the previous 8 bytes)
+// A block holds whole records: varint sharedComponents (leading index components equal to the previous
+// record's), varint newComponents, then each new component as varint length + bytes; u8 type (bit 7:
+// racy), varint mode, uid, gid, size, i64 mtimeNs, i64 ctimeNs, u64 ino. Sharing components keeps both
+// the file and the reader's allocations small (one new Buffer per record, typically).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as zlib from 'node:zlib';
+import { randomBytes } from 'node:crypto';
+import type { EntryType, PathIndex } from '../types';
+import { OffsiteError } from '../errors';
+import { compareIndex } from '../pathIndex';
+import type { ScanEntry } from './scanner';
+
+export interface StatRecord {
+  readonly index: PathIndex;
+  readonly type: EntryType;
+  /** Permission bits (S_IMODE). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  readonly ino: bigint;
+  /** Stored too close to its last change to be trusted (see the top of statCache.ts). */
+  readonly racy?: boolean;
+}
+
+export function statRecordOf(e: ScanEntry): StatRecord {
+  return {
+    index: e.index,
+    type: e.meta.type,
+    mode: e.meta.mode,
+    uid: e.meta.uid,
+    gid: e.meta.gid,
+    size: e.size,
+    mtimeNs: e.mtimeNs,
+    ctimeNs: e.ctimeNs,
+    ino: e.ino,
+  };
+}
+
+/** True when nothing that could mean a content or metadata change differs. */
+export function statUnchanged(e: ScanEntry, r: StatRecord): boolean {
+  return (
+    r.racy !== true &&
+    e.mtimeNs === r.mtimeNs &&
+    e.ctimeNs === r.ctimeNs &&
+    e.size === r.size &&
+    e.ino === r.ino &&
+    e.meta.type === r.type &&
+    e.meta.mode === r.mode &&
+    e.meta.uid === r.uid &&
+    e.meta.gid === r.gid
+  );
+}
+
+/** Changes within this long before the scan started may not show in the file's times. */
+export const RACY_WINDOW_NS = 2_000_000_000n;
+
+const MAGIC = Buffer.from('OFFSTAT1', 'latin1');
+const VERSION = 1;
+const HEADER_LEN = 16;
+const BLOCK_HEADER_LEN = 13;
+const CODEC_RAW = 0;
+const CODEC_DEFLATE = 1;
+const CODEC_END = 0xff;
+/** Raw bytes per block: big enough to compress well, small enough to keep memory flat. */
+const BLOCK_TARGET = 256 * 1024;
+/** A reader refuses blocks larger than this (a corrupt length must not allocate gigabytes). */
+const MAX_BLOCK = 64 * 1024 * 1024;
+const TYPES: readonly EntryType[] = ['reg', 'dir', 'sym', 'fifo', 'chr', 'blk'];
+const TYPE_CODE: Record<EntryType, number> = { reg: 0, dir: 1, sym: 2, fifo: 3, chr: 4, blk: 5 };
+const RACY_BIT = 0x80;
+const SLASH = 0x2f;
+
+export interface StatCacheWriterOptions {
+  /** When the scan whose records are written began (ns since the epoch); default: when create() runs. */
+  readonly scanStartNs?: bigint;
+  /** deflate each block (level 1); default true. */
+  readonly compress?: boolean;
+}
+
+/** Writes records (added in index order) to `path` atomically: a 0600 temp file renamed on close. */
+export class StatCacheWriter {
+  private block: Buffer = Buffer.allocUnsafe(BLOCK_TARGET + 8192);
+  private pos = 0;
+  private prevIndex: PathIndex | undefined;
+  private count = 0;
+  private flushing = false;
+  private done = false;
+
+  private constructor(
+    private readonly fh: fs.promises.FileHandle,
+    private readonly tempPath: string,
+    private readonly finalPath: string,
+    private readonly racyFromNs: bigint,
+    private readonly compress: boolean,
+  ) {}
+
+  static async create(path: string, options: StatCacheWriterOptions = {}): Promise<StatCacheWriter> {
+    const tempPath = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    const fh = await fs.promises.open(tempPath, 'wx', 0o600);
+    const start = options.scanStartNs ?? BigInt(Date.now()) * 1_000_000n;
+    const w = new StatCacheWriter(fh, tempPath, path, start - RACY_WINDOW_NS, options.compress ?? true);
+    try {
+      const header = Buffer.alloc(HEADER_LEN);
+      MAGIC.copy(header, 0);
+      header.writeUInt32LE(VERSION, 8);
+      await writeAll(fh, header);
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+    return w;
+  }
+
+  /** Adds one record; records must come in strictly increasing index order. Await each call. */
+  add(r: StatRecord): Promise<void> {
+    if (this.done || this.flushing) {
+      return Promise.reject(
+        new OffsiteError('internal', 'StatCacheWriter.add() called after close or during a pending add'),
+      );
+    }
+    const index = r.index;
+    const prev = this.prevIndex;
+    let shared = 0;
+    if (prev !== undefined) {
+      const max = Math.min(prev.length, index.length);
+      while (shared < max && (prev[shared] === index[shared] || prev[shared].equals(index[shared]))) shared++;
+      // Strictly increasing: the previous index is a proper prefix, or the first differing component is larger.
+      const ordered = shared < max ? Buffer.compare(prev[shared], index[shared]) < 0 : prev.length < index.length;
+      if (!ordered) {
+        return Promise.reject(new OffsiteError('internal', 'Stat cache records must be added in index order'));
+      }
+    }
+    let need = 64;
+    for (let k = shared; k < index.length; k++) {
+      const c = index[k];
+      if (c.length === 0 || c.includes(SLASH) || c.includes(0)) {
+        return Promise.reject(new OffsiteError('internal', 'Stat cache: invalid path component'));
+      }
+      need += c.length + 5;
+    }
+    if (this.pos + need > this.block.length) {
+      if (this.pos > 0) return this.flushBlock().then(() => this.add(r));
+      this.block = Buffer.allocUnsafe(need + BLOCK_TARGET); // a record bigger than a block
+    }
+    const b = this.block;
+    let pos = putVarint(b, this.pos, shared);
+    pos = putVarint(b, pos, index.length - shared);
+    for (let k = shared; k < index.length; k++) {
+      const c = index[k];
+      pos = putVarint(b, pos, c.length);
+      pos += c.copy(b, pos);
+    }
+    const racy = r.racy === true || r.ctimeNs >= this.racyFromNs;
+    b[pos++] = TYPE_CODE[r.type] | (racy ? RACY_BIT : 0);
+    pos = putVarint(b, pos, r.mode);
+    pos = putVarint(b, pos, r.uid);
+    pos = putVarint(b, pos, r.gid);
+    pos = putVarint(b, pos, r.size);
+    pos = putTimes(b, pos, r.mtimeNs, r.ctimeNs, r.ino);
+    this.pos = pos;
+    this.prevIndex = index;
+    this.count++;
+    return this.pos >= BLOCK_TARGET ? this.flushBlock() : RESOLVED;
+  }
+
+  /** Writes the end marker, syncs and renames the file into place. */
+  async close(): Promise<void> {
+    if (this.done) throw new OffsiteError('internal', 'StatCacheWriter closed twice');
+    try {
+      await this.flushBlock();
+      const end = Buffer.alloc(BLOCK_HEADER_LEN);
+      end[0] = CODEC_END;
+      end.writeUInt32LE(this.count % 2 ** 32, 1);
+      end.writeUInt32LE(Math.floor(this.count / 2 ** 32), 5);
+      end.writeUInt32LE(zlib.crc32(end.subarray(1, 9)), 9);
+      await writeAll(this.fh, end);
+      await this.fh.datasync();
+      this.done = true;
+      await this.fh.close();
+      await fs.promises.rename(this.tempPath, this.finalPath);
+    } catch (e) {
+      await this.abort();
+      throw e;
+    }
+  }
+
+  /** Drops the temp file; the previous cache file (if any) stays. */
+  async abort(): Promise<void> {
+    this.done = true;
+    await this.fh.close().catch(() => undefined);
+    await fs.promises.rm(this.tempPath, { force: true });
+  }
+
+  private async flushBlock(): Promise<void> {
+    if (this.pos === 0) return;
+    this.flushing = true;
+    try {
+      const raw = this.block.subarray(0, this.pos);
+      const stored = this.compress ? zlib.deflateRawSync(raw, { level: 1 }) : Buffer.from(raw);
+      const head = Buffer.allocUnsafe(BLOCK_HEADER_LEN);
+      head[0] = this.compress ? CODEC_DEFLATE : CODEC_RAW;
+      head.writeUInt32LE(raw.length, 1);
+      head.writeUInt32LE(stored.length, 5);
+      head.writeUInt32LE(zlib.crc32(raw), 9);
+      this.pos = 0;
+      await writeAll(this.fh, Buffer.concat([head, stored]));
+    } finally {
+      this.flushing = false;
+    }
+  }
+}
+
+/**
+ * Reads a stat cache back in order, one block in memory at a time. A missing file yields nothing; a
+ * corrupt or truncated one throws OffsiteError('format') (the caller then reads the files instead).
+ */
+export function readStatCache(path: string): AsyncIterableIterator<StatRecord> {
+  // An async generator's yield costs several promise hops; handing out a decoded block's records
+  // from an array is ~3x cheaper per record.
+  return new Flatten(readStatCacheBlocks(path));
+}
+
+/** The same records, one decoded block (a few thousand records) at a time. */
+export async function* readStatCacheBlocks(path: string): AsyncGenerator<readonly StatRecord[], void, undefined> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  const corrupt = (why: string): OffsiteError =>
+    new OffsiteError('format', `The stat cache ${path} is corrupt (${why})`, {
+      hint: 'It is rebuilt by the next backup; files are compared by content meanwhile.',
+      file: path,
+    });
+  try {
+    let offset = 0;
+    const header = Buffer.alloc(HEADER_LEN);
+    if ((await readFully(fh, header, offset)) !== HEADER_LEN) throw corrupt('short header');
+    if (!header.subarray(0, 8).equals(MAGIC)) throw corrupt('not a stat cache');
+    if (header.readUInt32LE(8) !== VERSION) throw corrupt(`unknown version ${header.readUInt32LE(8)}`);
+    offset += HEADER_LEN;
+    const head = Buffer.alloc(BLOCK_HEADER_LEN);
+    const state: DecodeState = { prevIndex: [], count: 0 };
+    for (;;) {
+      if ((await readFully(fh, head, offset)) !== BLOCK_HEADER_LEN) throw corrupt('truncated');
+      offset += BLOCK_HEADER_LEN;
+      const codec = head[0];
+      if (codec === CODEC_END) {
+        if (head.readUInt32LE(9) !== zlib.crc32(head.subarray(1, 9))) throw corrupt('bad end marker');
+        const total = head.readUInt32LE(1) + head.readUInt32LE(5) * 2 ** 32;
+        if (total !== state.count) throw corrupt('record count mismatch');
+        if ((await readFully(fh, Buffer.alloc(1), offset)) !== 0) throw corrupt('data after the end');
+        return;
+      }
+      const rawLen = head.readUInt32LE(1);
+      const storedLen = head.readUInt32LE(5);
+      if ((codec !== CODEC_RAW && codec !== CODEC_DEFLATE) || rawLen > MAX_BLOCK || storedLen > MAX_BLOCK) {
+        throw corrupt('bad block header');
+      }
+      const stored = Buffer.allocUnsafe(storedLen);
+      if ((await readFully(fh, stored, offset)) !== storedLen) throw corrupt('truncated');
+      offset += storedLen;
+      let raw: Buffer;
+      try {
+        raw = codec === CODEC_RAW ? stored : zlib.inflateRawSync(stored, { maxOutputLength: rawLen });
+      } catch {
+        throw corrupt('bad compressed data');
+      }
+      if (raw.length !== rawLen || zlib.crc32(raw) !== head.readUInt32LE(9)) throw corrupt('checksum mismatch');
+      const records = decodeBlock(raw, state);
+      if (records === undefined) throw corrupt('bad record');
+      yield records;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+class Flatten<T> implements AsyncIterableIterator<T> {
+  private buf: readonly T[] = [];
+  private i = 0;
+
+  constructor(private readonly src: AsyncIterator<readonly T[]>) {}
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.i < this.buf.length) return Promise.resolve({ done: false, value: this.buf[this.i++] });
+    return this.refill();
+  }
+
+  async return(): Promise<IteratorResult<T>> {
+    this.buf = [];
+    await this.src.return?.(undefined);
+    return { done: true, value: undefined };
+  }
+
+  private async refill(): Promise<IteratorResult<T>> {
+    for (;;) {
+      const r = await this.src.next();
+      if (r.done === true) {
+        this.buf = [];
+        return { done: true, value: undefined };
+      }
+      this.buf = r.value;
+      this.i = 0;
+      if (this.buf.length > 0) return { done: false, value: this.buf[this.i++] };
+    }
+  }
+}
+
+/**
+ * Looks records up for a scan that runs in the same (index) order: each find() moves forward only.
+ */
+export class StatCacheCursor {
+  private readonly it: AsyncIterator<StatRecord>;
+  private current: StatRecord | undefined;
+  private started = false;
+  private ended = false;
+
+  constructor(records: AsyncIterable<StatRecord>) {
+    this.it = records[Symbol.asyncIterator]();
+  }
+
+  static open(path: string): StatCacheCursor {
+    return new StatCacheCursor(readStatCache(path));
+  }
+
+  /** The record of `index`, if any. Calls must come in increasing index order. */
+  async find(index: PathIndex): Promise<StatRecord | undefined> {
+    if (!this.started) {
+      this.started = true;
+      await this.advance();
+    }
+    while (this.current !== undefined && compareIndex(this.current.index, index) < 0) await this.advance();
+    return this.current !== undefined && compareIndex(this.current.index, index) === 0 ? this.current : undefined;
+  }
+
+  async close(): Promise<void> {
+    if (!this.ended) {
+      this.ended = true;
+      await this.it.return?.();
+    }
+  }
+
+  private async advance(): Promise<void> {
+    if (this.ended) {
+      this.current = undefined;
+      return;
+    }
+    const r = await this.it.next();
+    if (r.done) {
+      this.ended = true;
+      this.current = undefined;
+    } else this.current = r.value;
+  }
+}
+
+interface DecodeState {
+  prevIndex: PathIndex;
+  count: number;
+}
+
+/** Decodes one block's records; undefined if anything is out of place. */
+function decodeBlock(b: Buffer, state: DecodeState): StatRecord[] | undefined {
+  const out: StatRecord[] = [];
+  const cur = { pos: 0 };
+  const end = b.length;
+  let prev = state.prevIndex;
+  while (cur.pos < end) {
+    const shared = getVarint(b, cur);
+    const fresh = getVarint(b, cur);
+    if (shared < 0 || fresh < 0 || shared > prev.length) return undefined;
+    // Strict order: a record extends its predecessor or differs from it at component `shared`.
+    if (state.count > 0 && fresh === 0) return undefined;
+    if (state.count === 0 && shared !== 0) return undefined;
+    const index: Buffer[] = prev.slice(0, shared);
+    for (let k = 0; k < fresh; k++) {
+      const len = getVarint(b, cur);
+      if (len <= 0 || cur.pos + len > end) return undefined;
+      for (let q = cur.pos; q < cur.pos + len; q++) if (b[q] === SLASH || b[q] === 0) return undefined;
+      // A view into the block: one object per component, no copy.
+      index.push(b.subarray(cur.pos, cur.pos + len));
+      cur.pos += len;
+    }
+    if (state.count > 0 && shared < prev.length && Buffer.compare(prev[shared], index[shared]) >= 0) return undefined;
+    if (cur.pos + 1 > end) return undefined;
+    const typeByte = b[cur.pos++];
+    const type = TYPES[typeByte & 0x7f];
+    const mode = getVarint(b, cur);
+    const uid = getVarint(b, cur);
+    const gid = getVarint(b, cur);
+    const size = getVarint(b, cur);
+    if (type === undefined || mode < 0 || uid < 0 || gid < 0 || size < 0 || cur.pos + 24 > end) return undefined;
+    TIMES_U8.set(b.subarray(cur.pos, cur.pos + 24));
+    cur.pos += 24;
+    const mtimeNs = TIMES_I64[0];
+    const ctimeNs = TIMES_I64[1];
+    const ino = TIMES_U64[2];
+    const r: StatRecord =
+      typeByte & RACY_BIT
+        ? { index, type, mode, uid, gid, size, mtimeNs, ctimeNs, ino, racy: true }
+        : { index, type, mode, uid, gid, size, mtimeNs, ctimeNs, ino };
+    out.push(r);
+    prev = index;
+    state.count++;
+  }
+  state.prevIndex = prev;
+  return out;
+}
+
+// Three 64-bit fields through typed arrays: much cheaper than Buffer's BigInt read/write helpers.
+// The file is little-endian; so are the machines Node runs on (checked once below).
+const TIMES = new ArrayBuffer(24);
+const TIMES_U8 = new Uint8Array(TIMES);
+const TIMES_I64 = new BigInt64Array(TIMES);
+const TIMES_U64 = new BigUint64Array(TIMES);
+if (os.endianness() !== 'LE') throw new Error('statCache.ts assumes a little-endian machine');
+
+function putTimes(b: Buffer, pos: number, mtimeNs: bigint, ctimeNs: bigint, ino: bigint): number {
+  TIMES_I64[0] = mtimeNs;
+  TIMES_I64[1] = ctimeNs;
+  TIMES_U64[2] = ino;
+  b.set(TIMES_U8, pos);
+  return pos + 24;
+}
+
+const RESOLVED = Promise.resolve();
+
+function putVarint(b: Buffer, pos: number, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new OffsiteError('internal', `Stat cache: cannot store ${v}`);
+  }
+  while (v >= 0x80) {
+    b[pos++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  b[pos++] = v;
+  return pos;
+}
+
+/** -1 on a truncated or over-long varint. */
+function getVarint(b: Buffer, cur: { pos: number }): number {
+  let v = 0;
+  let mul = 1;
+  for (let k = 0; k < 8; k++) {
+    if (cur.pos >= b.length) return -1;
+    const byte = b[cur.pos++];
+    v += (byte & 0x7f) * mul;
+    if ((byte & 0x80) === 0) return v;
+    mul *= 0x80;
+  }
+  return -1;
+}
+
+async function writeAll(fh: fs.promises.FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    off += bytesWritten;
+  }
+}
+
+/** Reads up to buf.length bytes at `position`; returns how many (fewer only at the end of the file). */
+async function readFully(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<number> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got;
+}

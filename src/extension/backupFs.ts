@@ -1,0 +1,163 @@
+// The backup version of a file, read-only, on the `offsite:` scheme: the left side of "Compare With
+// Backup" diffs. A FileSystemProvider rather than a text content provider, so binary and large files
+// work and VS Code gets a real stat (git's fileSystemProvider.ts). The URI keeps the file's own path
+// (so the language mode is right) and carries {folder, path, time} as JSON in the query (git's uri.ts).
+// The engine writes each version to a private temp file (0600); they are dropped after a few idle
+// minutes and when the extension stops.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { EngineError } from './engineClient';
+import type { BackupModel } from './model';
+
+export const SCHEME = 'offsite';
+
+export interface BackupRef {
+  /** The workspace folder's URI. */
+  readonly folder: string;
+  /** Relative to the folder, '/'-separated. */
+  readonly path: string;
+  /** The backup set time (epoch seconds): the version as of then. */
+  readonly time: number;
+}
+
+export function toBackupUri(fileUri: vscode.Uri, ref: BackupRef): vscode.Uri {
+  return fileUri.with({ scheme: SCHEME, query: JSON.stringify(ref), fragment: '' });
+}
+
+export function fromBackupUri(uri: vscode.Uri): BackupRef {
+  try {
+    const q = JSON.parse(uri.query) as Partial<BackupRef>;
+    if (typeof q.folder === 'string' && typeof q.path === 'string' && typeof q.time === 'number') return { folder: q.folder, path: q.path, time: q.time };
+  } catch {
+    // fall through
+  }
+  throw vscode.FileSystemError.FileNotFound(uri);
+}
+
+/** The local file a backup URI stands for. */
+export function originalUri(uri: vscode.Uri): vscode.Uri {
+  return uri.with({ scheme: 'file', query: '', fragment: '' });
+}
+
+interface Cached {
+  readonly file: string;
+  readonly size: number;
+  readonly mtime: number;
+  lastUsed: number;
+}
+
+const IDLE_MS = 5 * 60 * 1000;
+
+export class BackupFileSystemProvider implements vscode.FileSystemProvider, vscode.Disposable {
+  private readonly _onDidChangeFile = new vscode.EventEmitter<vscode.FileChangeEvent[]>();
+  readonly onDidChangeFile = this._onDidChangeFile.event;
+  private readonly cache = new Map<string, Promise<Cached>>();
+  private tempDir?: string;
+  private counter = 0;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly model: BackupModel) {
+    this.sweeper = setInterval(() => this.sweep(), 60_000);
+  }
+
+  watch(): vscode.Disposable {
+    // Backup versions never change.
+    return new vscode.Disposable(() => undefined);
+  }
+
+  async stat(uri: vscode.Uri): Promise<vscode.FileStat> {
+    const c = await this.fetch(uri);
+    return { type: vscode.FileType.File, size: c.size, mtime: c.mtime * 1000, ctime: c.mtime * 1000, permissions: vscode.FilePermission.Readonly };
+  }
+
+  async readFile(uri: vscode.Uri): Promise<Uint8Array> {
+    const c = await this.fetch(uri);
+    return fs.promises.readFile(c.file);
+  }
+
+  readDirectory(): [string, vscode.FileType][] {
+    return [];
+  }
+
+  createDirectory(uri: vscode.Uri): void {
+    throw vscode.FileSystemError.NoPermissions(uri);
+  }
+
+  writeFile(uri: vscode.Uri): void {
+    throw vscode.FileSystemError.NoPermissions(uri);
+  }
+
+  delete(uri: vscode.Uri): void {
+    throw vscode.FileSystemError.NoPermissions(uri);
+  }
+
+  rename(uri: vscode.Uri): void {
+    throw vscode.FileSystemError.NoPermissions(uri);
+  }
+
+  /** The version's content from the engine (cached), or FileNotFound when the file was not in that backup. */
+  private fetch(uri: vscode.Uri): Promise<Cached> {
+    const key = uri.toString();
+    let p = this.cache.get(key);
+    if (!p) {
+      p = this.load(uri);
+      this.cache.set(key, p);
+      p.catch(() => this.cache.delete(key));
+    }
+    return p.then((c) => {
+      c.lastUsed = Date.now();
+      return c;
+    });
+  }
+
+  private async load(uri: vscode.Uri): Promise<Cached> {
+    const ref = fromBackupUri(uri);
+    const f = this.model.folders.find((x) => x.folder.uri.toString() === ref.folder);
+    if (!f) throw vscode.FileSystemError.Unavailable(uri);
+    const file = path.join(this.dir(), `v${++this.counter}${path.extname(ref.path)}`);
+    try {
+      const r = await this.model.read(f, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: ref.path, time: ref.time, output: file }));
+      if (!r.found) throw vscode.FileSystemError.FileNotFound(uri);
+      return { file, size: r.size, mtime: r.mtime, lastUsed: Date.now() };
+    } catch (e) {
+      fs.rmSync(file, { force: true });
+      // Let the editor show the engine's own words.
+      if (EngineError.is(e)) throw new vscode.FileSystemError(e.hint ? `${e.message}. ${e.hint}` : e.message);
+      throw e;
+    }
+  }
+
+  private dir(): string {
+    if (!this.tempDir || !fs.existsSync(this.tempDir)) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offsite-versions-'));
+      this.tempDir = dir;
+      // dispose() removes it; this also covers an extension host that exits without deactivating.
+      process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    }
+    return this.tempDir;
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - IDLE_MS;
+    for (const [key, p] of this.cache) {
+      p.then(
+        (c) => {
+          if (c.lastUsed < cutoff && this.cache.get(key) === p) {
+            this.cache.delete(key);
+            fs.rmSync(c.file, { force: true });
+          }
+        },
+        () => undefined,
+      );
+    }
+  }
+
+  dispose(): void {
+    clearInterval(this.sweeper);
+    this._onDidChangeFile.dispose();
+    this.cache.clear();
+    if (this.tempDir) fs.rmSync(this.tempDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,80 @@
+// The composition root (git's main.ts): builds the log, the engine client (a child process, started on
+// first use so activation stays cheap), the model, the commands, the `offsite:` file system, the tree,
+// the status bar and the scheduler, and disposes them all together.
+import * as vscode from 'vscode';
+import { BackupFileSystemProvider, SCHEME } from './backupFs';
+import { CommandCenter } from './commands';
+import { EngineClient } from './engineClient';
+import { redactUrl } from './folderConfig';
+import { EngineGateway } from './gateway';
+import { BackupModel } from './model';
+import { Scheduler } from './scheduler';
+import { Secrets } from './secrets';
+import { SnapshotTreeProvider } from './snapshotTree';
+import { BackupStatusBar } from './statusBar';
+import { STATUS_SCHEME, StatusDocumentProvider } from './statusDocument';
+import { Ui } from './ui';
+
+/** What activate() returns: for other extensions and for the integration tests. */
+export interface OffsiteApi {
+  /** The engine process's pid while it runs (the engine never runs on the extension host's thread). */
+  readonly enginePid: () => number | undefined;
+  readonly ui: Ui;
+  readonly model: BackupModel;
+  readonly tree: SnapshotTreeProvider;
+  readonly statusBar: BackupStatusBar;
+  readonly scheduler: Scheduler;
+  /** How long activate() took, in ms (for the benchmark). */
+  readonly activationMs: number;
+}
+
+export function activate(context: vscode.ExtensionContext): OffsiteApi {
+  const t0 = performance.now();
+  const log = vscode.window.createOutputChannel('Offsite', { log: true });
+  const ui = new Ui();
+  const client = new EngineClient({
+    hostScript: context.asAbsolutePath('dist/engineHost.js'),
+    log: (level, message) => log[level === 'debug' ? 'debug' : level](message),
+  });
+  const secrets = new Secrets(context.secrets, context.globalState);
+  const gateway = new EngineGateway(client, secrets, ui);
+  const model = new BackupModel(gateway, context.globalState, log);
+  const statusDoc = new StatusDocumentProvider();
+  const fsProvider = new BackupFileSystemProvider(model);
+  const tree = new SnapshotTreeProvider(model);
+  const treeView = vscode.window.createTreeView('offsite.backups', { treeDataProvider: tree, showCollapseAll: true });
+  const statusBar = new BackupStatusBar(model);
+  const scheduler = new Scheduler(model, ui);
+  const commands = new CommandCenter(model, ui, secrets, log, statusDoc);
+
+  // The view shows where each folder's backups go.
+  const describeView = () => {
+    const folders = model.folders;
+    treeView.description = folders.length === 1 && folders[0].config.url ? redactUrl(folders[0].config.url) : undefined;
+  };
+  describeView();
+
+  const disposables: vscode.Disposable[] = [
+    log,
+    { dispose: () => client.dispose() },
+    model,
+    statusDoc,
+    fsProvider,
+    tree,
+    treeView,
+    statusBar,
+    scheduler,
+    commands,
+    vscode.workspace.registerFileSystemProvider(SCHEME, fsProvider, { isReadonly: true, isCaseSensitive: true }),
+    vscode.workspace.registerTextDocumentContentProvider(STATUS_SCHEME, statusDoc),
+    model.onDidChangeState(describeView),
+  ];
+  context.subscriptions.push({ dispose: () => disposables.reverse().forEach((d) => d.dispose()) });
+  const activationMs = performance.now() - t0;
+  log.debug(`activated in ${activationMs.toFixed(1)} ms`);
+  return { enginePid: () => client.pid, ui, model, tree, statusBar, scheduler, activationMs };
+}
+
+export function deactivate(): void {
+  // Everything is disposed through context.subscriptions.
+}

@@ -1,0 +1,195 @@
+// From the raw `offsite.*` settings of one workspace folder to what the engine needs: the folder's
+// own remote URL (<offsite.remote>/<folder name>), its keys and its selection. Pure (no 'vscode'), so
+// the rules are unit-tested under plain Node and the CLI line for cron is built from the same result.
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { KeySpec, RemoteConfig, Selection } from '../engine/service';
+
+export type NotificationLevel = 'all' | 'failures' | 'off';
+
+/** The settings as VS Code returns them (see package.json contributes.configuration). */
+export interface RawSettings {
+  readonly remote: string;
+  readonly encryptKeys: readonly string[];
+  readonly restoreKey: string;
+  readonly signKey: string;
+  readonly schedule: number;
+  readonly staleAfter: number;
+  readonly drillEvery: number;
+  readonly exclude: readonly string[];
+  readonly useGitignore: boolean;
+  readonly volumeSize: number;
+  readonly fullIfOlderThan: string;
+  readonly keepFull: number;
+  readonly notifications: NotificationLevel;
+  readonly sshKey: string;
+  readonly s3EndpointUrl: string;
+  readonly s3Profile: string;
+}
+
+export const DEFAULT_SETTINGS: RawSettings = {
+  remote: '',
+  encryptKeys: [],
+  restoreKey: '',
+  signKey: '',
+  schedule: 0,
+  staleAfter: 24,
+  drillEvery: 30,
+  exclude: [],
+  useGitignore: true,
+  volumeSize: 32,
+  fullIfOlderThan: '',
+  keepFull: 0,
+  notifications: 'failures',
+  sshKey: '',
+  s3EndpointUrl: '',
+  s3Profile: '',
+};
+
+export interface FolderRef {
+  readonly name: string;
+  readonly fsPath: string;
+}
+
+export interface FolderConfig {
+  readonly folder: FolderRef;
+  /** The folder's own remote: <offsite.remote>/<folder name>; '' when offsite.remote is not set. */
+  readonly url: string;
+  readonly remote: RemoteConfig;
+  /** Keys without the passphrase (that comes from SecretStorage when the engine asks). */
+  readonly keys: KeySpec;
+  readonly selection: Selection;
+  readonly volumeSizeMB: number;
+  readonly fullIfOlderThan?: string;
+  readonly keepFull?: number;
+  readonly settings: RawSettings;
+  /** Remote and at least one encryption key: enough to back up. */
+  readonly configured: boolean;
+}
+
+/**
+ * `<root>/<folder name>`: one user-level root serves every workspace, each folder in its own chain.
+ * The name is percent-encoded (a URL path segment); a query (?…) stays at the end.
+ */
+export function folderRemoteUrl(root: string, folderName: string): string {
+  const r = root.trim();
+  if (!r) return '';
+  const q = r.search(/[?#]/);
+  const base = q < 0 ? r : r.slice(0, q);
+  const rest = q < 0 ? '' : r.slice(q);
+  // Only one trailing '/' goes: in sftp://host// the second '/' means "absolute path".
+  const trimmed = base.endsWith('/') ? base.slice(0, -1) : base;
+  return `${trimmed}/${encodeURIComponent(folderName)}${rest}`;
+}
+
+/** The URL without a password, for the tree, the status bar and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@');
+}
+
+export function isSshUrl(url: string): boolean {
+  return /^(sftp|ssh|scp):\/\//i.test(url);
+}
+
+/** `user@host:port` of an sftp:// URL (the key under which its password is remembered). */
+export function sshTargetOf(url: string): string | undefined {
+  if (!isSshUrl(url)) return undefined;
+  try {
+    const u = new URL(url.replace(/^[a-z]+:/i, 'ssh:'));
+    return `${decodeURIComponent(u.username) || os.userInfo().username}@${u.hostname}${u.port ? `:${u.port}` : ''}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A key file given relative to the folder (or with ~ or ${workspaceFolder}) as an absolute path; key ids, fingerprints and emails unchanged. */
+export function resolveKeySpec(spec: string, folderPath: string, home = os.homedir()): string {
+  const s = spec.trim().replace(/\$\{workspaceFolder\}/g, folderPath);
+  if (s.startsWith('~/') || s === '~') return path.join(home, s.slice(1));
+  if (path.isAbsolute(s)) return s;
+  const looksLikeFile = s.includes('/') || s.includes(path.sep) || /\.(asc|gpg|pgp|key|pub)$/i.test(s);
+  return looksLikeFile ? path.resolve(folderPath, s) : s;
+}
+
+function resolvePath(p: string, folderPath: string, home: string): string | undefined {
+  return p.trim() ? resolveKeySpec(p, folderPath, home) : undefined;
+}
+
+export function resolveFolderConfig(raw: RawSettings, folder: FolderRef, home = os.homedir()): FolderConfig {
+  const url = folderRemoteUrl(raw.remote, folder.name);
+  const encryptKeys = raw.encryptKeys.map((k) => k.trim()).filter(Boolean).map((k) => resolveKeySpec(k, folder.fsPath, home));
+  const remote: RemoteConfig = {
+    url,
+    sshKey: resolvePath(raw.sshKey, folder.fsPath, home),
+    s3EndpointUrl: raw.s3EndpointUrl.trim() || undefined,
+    s3Profile: raw.s3Profile.trim() || undefined,
+  };
+  const keys: KeySpec = {
+    encryptKeys,
+    restoreKey: resolvePath(raw.restoreKey, folder.fsPath, home),
+    signKey: resolvePath(raw.signKey, folder.fsPath, home),
+  };
+  return {
+    folder,
+    url,
+    remote,
+    keys,
+    selection: { excludes: raw.exclude.filter((g) => g.trim()), gitignore: raw.useGitignore },
+    volumeSizeMB: raw.volumeSize > 0 ? raw.volumeSize : DEFAULT_SETTINGS.volumeSize,
+    fullIfOlderThan: raw.fullIfOlderThan.trim() || undefined,
+    keepFull: raw.keepFull > 0 ? Math.floor(raw.keepFull) : undefined,
+    settings: raw,
+    configured: url !== '' && encryptKeys.length > 0,
+  };
+}
+
+/** Which private key a request may need the passphrase of (the id its passphrase is remembered under). */
+export function passphraseIdFor(cfg: FolderConfig, op: string): string {
+  const k = cfg.keys;
+  if (op === 'backup' && k.signKey) return k.signKey;
+  return k.restoreKey || k.signKey || (k.encryptKeys ?? []).join(',');
+}
+
+/** Quotes one word for a POSIX shell (sh, bash, cron). */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The `offsite backup` command line that writes the same chain the same way as the extension: same
+ * folder, URL, keys, selection, volume size and full-backup policy. Secrets are never in it (the CLI
+ * asks, or reads OFFSITE_PASSPHRASE). With keepFull, a retention command follows.
+ */
+export function cronCommand(c: FolderConfig): string {
+  const args = ['offsite'];
+  if (c.remote.sshKey) args.push('--ssh-key', c.remote.sshKey);
+  if (c.remote.s3EndpointUrl) args.push('--s3-endpoint-url', c.remote.s3EndpointUrl);
+  if (c.remote.s3Profile) args.push('--s3-profile', c.remote.s3Profile);
+  args.push('backup');
+  for (const k of c.keys.encryptKeys ?? []) args.push('--encrypt-key', k);
+  if (c.keys.signKey) args.push('--sign-key', c.keys.signKey);
+  if (c.volumeSizeMB !== DEFAULT_SETTINGS.volumeSize) args.push('--volsize', String(c.volumeSizeMB));
+  if (c.fullIfOlderThan) args.push('--full-if-older-than', c.fullIfOlderThan);
+  for (const g of c.selection.excludes ?? []) args.push('--exclude', g);
+  if (c.selection.gitignore) args.push('--gitignore');
+  args.push(c.folder.fsPath, c.url);
+  let line = args.map(shellQuote).join(' ');
+  if (c.keepFull) {
+    const pre = ['offsite', ...(c.remote.sshKey ? ['--ssh-key', c.remote.sshKey] : []), ...(c.remote.s3EndpointUrl ? ['--s3-endpoint-url', c.remote.s3EndpointUrl] : []), ...(c.remote.s3Profile ? ['--s3-profile', c.remote.s3Profile] : [])];
+    line += ` && ${[...pre, 'remove-all-but-n-full', String(c.keepFull), '--force', c.url].map(shellQuote).join(' ')}`;
+  }
+  return line;
+}
+
+/** A crontab line for the schedule (every N minutes, N ≥ 1), or the plain command when it is off. */
+export function crontabLine(c: FolderConfig): string {
+  const m = Math.floor(c.settings.schedule);
+  const cmd = cronCommand(c);
+  if (m <= 0) return cmd;
+  let when: string;
+  if (m < 60 && 60 % m === 0) when = `*/${m} * * * *`;
+  else if (m % 60 === 0 && m < 1440 && 24 % (m / 60) === 0) when = `0 */${m / 60} * * *`;
+  else if (m >= 1440) when = '0 3 * * *';
+  else when = '0 * * * *';
+  return `${when} ${cmd}`;
+}

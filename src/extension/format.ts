@@ -1,0 +1,75 @@
+// Words and numbers for the UI: ages ("2h ago"), sizes, dates, progress lines, statistics and the
+// status report. Pure, so the wording is unit-tested under plain Node.
+import type { Progress } from '../engine/progress';
+import type { BackupStats } from '../engine/ops/stats';
+import type { CollectionStatus } from '../engine/ops/inspect';
+
+/** "just now", "5m ago", "2h ago", "3d ago" (seconds between then and now). */
+export function formatAge(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+/** 1 decimal below 10 units, none above: "0 B", "512 B", "1.5 KB", "23 MB", "4.2 GB". */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let v = Math.max(0, n);
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${Math.round(v)} B` : `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/** Local time, sortable and short: "2026-07-27 14:05:09". */
+export function formatTime(epochSeconds: number): string {
+  const d = new Date(epochSeconds * 1000);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+const PHASES: Record<string, string> = { scan: 'Reading', upload: 'Uploading', download: 'Downloading', write: 'Writing', done: 'Finishing' };
+
+/** One line for withProgress: "Reading: 1,234 files, 45 MB read, 12 MB uploaded — src/a.ts". */
+export function progressMessage(p: Progress): string {
+  const verb = p.operation === 'backup' ? 'read' : p.operation === 'restore' ? 'written' : 'checked';
+  const parts = [`${p.files.toLocaleString('en-US')} files`, `${formatBytes(p.bytes)} ${verb}`];
+  if (p.uploadedBytes !== undefined && p.uploadedBytes > 0) parts.push(`${formatBytes(p.uploadedBytes)} uploaded`);
+  const phase = PHASES[p.phase] ?? p.phase;
+  const where = p.path ? ` — ${p.path.length > 60 ? `…${p.path.slice(-59)}` : p.path}` : '';
+  return `${phase}: ${parts.join(', ')}${where}`;
+}
+
+/** "3 new, 2 changed, 1 deleted; 1.2 MB uploaded in 3.4 s" */
+export function statsSummary(s: BackupStats): string {
+  const changes = `${s.NewFiles} new, ${s.ChangedFiles} changed, ${s.DeletedFiles} deleted`;
+  return `${changes}; ${formatBytes(s.TotalDestinationSizeChange)} uploaded in ${s.ElapsedTime.toFixed(1)} s`;
+}
+
+/** The status report shown by "Show Backup Status", one section per folder. */
+export function formatStatusReport(folderName: string, url: string, s: CollectionStatus | undefined, error?: string): string {
+  const lines = [`${folderName} → ${url}`, ''];
+  if (error) {
+    lines.push(`  Could not read the remote: ${error}`, '');
+    return lines.join('\n');
+  }
+  if (!s || s.chains.length === 0) {
+    lines.push('  No backups yet.', '');
+    return lines.join('\n');
+  }
+  s.chains.forEach((c, i) => {
+    const primary = i === s.chains.length - 1;
+    lines.push(`  ${primary ? 'Current' : 'Older'} chain: ${formatTime(c.startTime)} … ${formatTime(c.endTime)}, ${c.sets.length} set(s)${c.hasSignatures ? '' : ' (signatures missing)'}`);
+    for (const set of c.sets) {
+      lines.push(`    ${set.type === 'full' ? 'full       ' : 'incremental'}  ${formatTime(set.time)}  ${String(set.volumes).padStart(3)} volume(s)  ${formatBytes(set.bytes).padStart(8)}`);
+    }
+  });
+  if (s.incomplete.length) lines.push('', `  ${s.incomplete.length} file(s) of interrupted backups remain; the next backup resumes or removes them.`);
+  lines.push('');
+  return lines.join('\n');
+}

@@ -1,0 +1,314 @@
+// The window's backup state: one FolderBackup per workspace folder (its effective configuration, what
+// runs now, the remote's last known status) plus a FolderRecord per remote URL in globalState (last
+// success, statistics, last failure, last verify), shared by every window that backs up to it. Every
+// engine operation of the extension goes through here, so the status bar, the tree, the context keys
+// and the progress UI all derive from one place (git's Model + OperationManager pattern).
+import * as vscode from 'vscode';
+import type { CollectionStatus } from '../engine/ops/inspect';
+import type { SetChanges } from '../engine/service';
+import { folderConfig } from './config';
+import { EngineError, isCancelled, type EngineOp, type EngineResults } from './engineClient';
+import { buildFileTree, type FileNode } from './fileTree';
+import type { FolderConfig } from './folderConfig';
+import { progressMessage } from './format';
+import type { EngineGateway, RequestBuilder } from './gateway';
+import type { FolderRecord } from './schedule';
+
+export type OperationKind = 'backup' | 'restore' | 'verify';
+
+export interface Running {
+  readonly kind: OperationKind;
+  readonly background: boolean;
+  readonly abort: AbortController;
+  /** Files and bytes so far (for the status bar). */
+  files: number;
+}
+
+export class FolderBackup {
+  running?: Running;
+  status?: CollectionStatus;
+  statusError?: string;
+  /** Per-set change counts (all sets), loaded with the tree. */
+  changes?: Map<number, SetChanges>;
+  changesError?: string;
+  /** File trees per set time. */
+  readonly trees = new Map<number, Promise<FileNode>>();
+
+  constructor(
+    readonly folder: vscode.WorkspaceFolder,
+    public config: FolderConfig,
+  ) {}
+
+  get name(): string {
+    return this.folder.name;
+  }
+
+  clearCaches(): void {
+    this.status = undefined;
+    this.statusError = undefined;
+    this.changes = undefined;
+    this.changesError = undefined;
+    this.trees.clear();
+  }
+}
+
+const RECORD_PREFIX = 'offsite.record:';
+
+function now(): number {
+  return Date.now() / 1000;
+}
+
+export class BackupModel implements vscode.Disposable {
+  private readonly _onDidChangeState = new vscode.EventEmitter<void>();
+  /** Running operations, records or configuration changed (status bar, context keys). */
+  readonly onDidChangeState = this._onDidChangeState.event;
+  private readonly _onDidChangeBackups = new vscode.EventEmitter<FolderBackup | undefined>();
+  /** What is known about a folder's backups changed (the tree). undefined: all folders. */
+  readonly onDidChangeBackups = this._onDidChangeBackups.event;
+  private readonly disposables: vscode.Disposable[] = [];
+  private _folders: FolderBackup[] = [];
+
+  constructor(
+    readonly gateway: EngineGateway,
+    private readonly state: vscode.Memento,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    this.reload();
+    this.disposables.push(
+      this._onDidChangeState,
+      this._onDidChangeBackups,
+      vscode.workspace.onDidChangeWorkspaceFolders(() => this.reload()),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('offsite')) this.reload();
+      }),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => this.reload()),
+    );
+  }
+
+  get folders(): readonly FolderBackup[] {
+    return this._folders;
+  }
+
+  get configuredFolders(): FolderBackup[] {
+    return this._folders.filter((f) => f.config.configured);
+  }
+
+  /** Recomputes each folder's configuration; keeps state of folders whose remote did not change. */
+  reload(): void {
+    const old = new Map(this._folders.map((f) => [f.folder.uri.toString(), f]));
+    this._folders = (vscode.workspace.workspaceFolders ?? []).map((wf) => {
+      const cfg = folderConfig(wf);
+      const prev = old.get(wf.uri.toString());
+      if (prev && prev.config.url === cfg.url && JSON.stringify(prev.config.keys) === JSON.stringify(cfg.keys)) {
+        prev.config = cfg;
+        return prev;
+      }
+      return new FolderBackup(wf, cfg);
+    });
+    void this.updateContext();
+    this._onDidChangeState.fire();
+    this._onDidChangeBackups.fire(undefined);
+  }
+
+  /** The folder of a resource (or of the only folder), if any. */
+  folderOf(uri?: vscode.Uri): FolderBackup | undefined {
+    if (uri) {
+      const wf = vscode.workspace.getWorkspaceFolder(uri);
+      return wf ? this._folders.find((f) => f.folder.uri.toString() === wf.uri.toString()) : undefined;
+    }
+    return this._folders.length === 1 ? this._folders[0] : undefined;
+  }
+
+  record(f: FolderBackup): FolderRecord {
+    return f.config.url ? this.state.get<FolderRecord>(RECORD_PREFIX + f.config.url, {}) : {};
+  }
+
+  async updateRecord(f: FolderBackup, patch: Partial<FolderRecord>): Promise<void> {
+    if (!f.config.url) return;
+    const next: FolderRecord = { ...this.record(f), ...patch };
+    for (const k of Object.keys(next) as (keyof FolderRecord)[]) if (next[k] === undefined) delete next[k];
+    await this.state.update(RECORD_PREFIX + f.config.url, next);
+    this._onDidChangeState.fire();
+  }
+
+  get anyRunning(): boolean {
+    return this._folders.some((f) => f.running);
+  }
+
+  /** Cancels what runs (all folders, or one). */
+  cancel(f?: FolderBackup): number {
+    let n = 0;
+    for (const x of f ? [f] : this._folders) {
+      if (x.running && !x.running.abort.signal.aborted) {
+        x.running.abort.abort();
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** A read-only engine call (status, list, history, readFile, …): not exclusive, no progress UI. */
+  read<Op extends EngineOp>(f: FolderBackup, op: Op, build: RequestBuilder<Op>, opts: { signal?: AbortSignal; interactive?: boolean } = {}): Promise<EngineResults[Op]> {
+    return this.gateway.call(f.config, op, build, { signal: opts.signal, interactive: opts.interactive ?? true });
+  }
+
+  /**
+   * An exclusive operation on a folder, shown with progress: a cancellable notification, or only the
+   * window's progress and the status bar spinner when it runs in the background.
+   */
+  async run<Op extends EngineOp>(
+    f: FolderBackup,
+    kind: OperationKind,
+    title: string,
+    op: Op,
+    build: RequestBuilder<Op>,
+    opts: { background?: boolean } = {},
+  ): Promise<EngineResults[Op]> {
+    if (f.running) {
+      throw new EngineError({ code: 'busy', message: vscode.l10n.t('Offsite is already running a {0} of {1}', f.running.kind, f.name), hint: vscode.l10n.t('Wait for it to finish, or cancel it') });
+    }
+    const running: Running = { kind, background: !!opts.background, abort: new AbortController(), files: 0 };
+    f.running = running;
+    await this.updateContext();
+    this._onDidChangeState.fire();
+    try {
+      return await vscode.window.withProgress(
+        { location: opts.background ? vscode.ProgressLocation.Window : vscode.ProgressLocation.Notification, title, cancellable: !opts.background },
+        async (progress, token) => {
+          const sub = token.onCancellationRequested(() => running.abort.abort());
+          let lastMessage = '';
+          try {
+            return await this.gateway.call(f.config, op, build, {
+              signal: running.abort.signal,
+              interactive: !opts.background,
+              onProgress: (p) => {
+                running.files = p.files;
+                const m = progressMessage(p);
+                if (m !== lastMessage) progress.report({ message: m });
+                lastMessage = m;
+              },
+            });
+          } finally {
+            sub.dispose();
+          }
+        },
+      );
+    } finally {
+      f.running = undefined;
+      await this.updateContext();
+      this._onDidChangeState.fire();
+    }
+  }
+
+  /** Backs up a folder; keeps the record (success or failure) for the status bar and the schedule. */
+  async backup(f: FolderBackup, opts: { background?: boolean } = {}): Promise<EngineResults['backup']> {
+    const cfg = f.config;
+    await this.updateRecord(f, { lastAttempt: now() });
+    this.log.info(`Backing up ${cfg.folder.fsPath} to ${cfg.url}${opts.background ? ' (scheduled)' : ''}`);
+    try {
+      const r = await this.run(f, 'backup', vscode.l10n.t('Offsite: backing up {0}', f.name), 'backup', (remote, keys) => ({
+        op: 'backup',
+        remote,
+        keys,
+        source: cfg.folder.fsPath,
+        volumeSizeMB: cfg.volumeSizeMB,
+        fullIfOlderThan: cfg.fullIfOlderThan,
+        keepFull: cfg.keepFull,
+        ...cfg.selection,
+      }), opts);
+      await this.updateRecord(f, { lastSuccess: r.time, lastStats: r.stats, lastType: r.type, lastFailure: undefined });
+      this.log.info(`Backup of ${f.name} done: ${r.type}, ${r.stats.DeltaEntries} change(s), ${r.stats.TotalDestinationSizeChange} bytes uploaded${r.errors.length ? `, ${r.errors.length} unreadable path(s)` : ''}`);
+      for (const e of r.errors) this.log.warn(`Not backed up: ${e.path}: ${e.message}`);
+      f.clearCaches();
+      this._onDidChangeBackups.fire(f);
+      void this.refreshStatus(f, { interactive: false }).catch(() => undefined);
+      return r;
+    } catch (e) {
+      if (isCancelled(e)) this.log.info(`Backup of ${f.name} cancelled`);
+      else {
+        const message = e instanceof Error ? e.message : String(e);
+        this.log.error(`Backup of ${f.name} failed: ${message}`);
+        await this.updateRecord(f, { lastFailure: { time: now(), message } });
+      }
+      throw e;
+    }
+  }
+
+  /** Reads the remote's status; the newest set there counts as the last success (cron's too). */
+  async refreshStatus(f: FolderBackup, opts: { interactive?: boolean } = {}): Promise<CollectionStatus> {
+    try {
+      const s = await this.read(f, 'status', (remote) => ({ op: 'status', remote }), opts);
+      f.status = s;
+      f.statusError = undefined;
+      const chain = s.chains.at(-1);
+      // The remote is the truth: a backup made by cron counts, a deleted chain no longer does.
+      await this.updateRecord(f, { chainSets: chain?.sets.length, lastSuccess: chain?.sets.at(-1)?.time });
+      await this.updateContext();
+      return s;
+    } catch (e) {
+      f.statusError = e instanceof Error ? e.message : String(e);
+      throw e;
+    } finally {
+      this._onDidChangeBackups.fire(f);
+    }
+  }
+
+  async statusOf(f: FolderBackup): Promise<CollectionStatus> {
+    return f.status ?? this.refreshStatus(f);
+  }
+
+  /** Change counts of every set (needs the private key when the manifests are not cached). */
+  async changesOf(f: FolderBackup): Promise<Map<number, SetChanges>> {
+    if (f.changes) return f.changes;
+    const list = await this.read(f, 'changes', (remote, keys) => ({ op: 'changes', remote, keys }));
+    f.changes = new Map(list.map((c) => [c.time, c]));
+    return f.changes;
+  }
+
+  /** The folder/file tree as of a set, with the files that set deleted. */
+  treeOf(f: FolderBackup, time: number): Promise<FileNode> {
+    let t = f.trees.get(time);
+    if (!t) {
+      t = (async () => {
+        const [list, changes] = await Promise.all([
+          this.read(f, 'list', (remote, keys) => ({ op: 'list', remote, keys, time })),
+          this.read(f, 'changes', (remote, keys) => ({ op: 'changes', remote, keys, time })),
+        ]);
+        const deleted = (changes[0]?.time === time ? changes[0].files ?? [] : []).filter((c) => c.action === 'deleted').map((c) => c.path);
+        return buildFileTree(list, deleted);
+      })();
+      f.trees.set(time, t);
+      t.catch(() => f.trees.delete(time));
+    }
+    return t;
+  }
+
+  async verify(f: FolderBackup): Promise<EngineResults['verify']> {
+    const cfg = f.config;
+    const r = await this.run(f, 'verify', vscode.l10n.t('Offsite: verifying the backup of {0}', f.name), 'verify', (remote, keys) => ({
+      op: 'verify',
+      remote,
+      keys,
+      source: cfg.folder.fsPath,
+      compareData: true,
+      ...cfg.selection,
+    }));
+    await this.updateRecord(f, { lastVerify: { time: now(), ok: r.differences.length === 0, differences: r.differences.length } });
+    return r;
+  }
+
+  private async updateContext(): Promise<void> {
+    const configured = this._folders.some((f) => f.config.configured);
+    const hasBackups = this._folders.some((f) => (f.status?.chains.length ?? 0) > 0 || this.record(f).lastSuccess !== undefined);
+    await Promise.all([
+      vscode.commands.executeCommand('setContext', 'offsite.configured', configured),
+      vscode.commands.executeCommand('setContext', 'offsite.hasBackups', hasBackups),
+      vscode.commands.executeCommand('setContext', 'offsite.operationInProgress', this.anyRunning),
+    ]);
+  }
+
+  dispose(): void {
+    this.cancel();
+    for (const d of this.disposables) d.dispose();
+  }
+}

@@ -1,0 +1,102 @@
+// When things are due (the next scheduled backup, the stale warning, the restore drill) and what the
+// status bar says about it. Pure: the times come in as arguments, so the rules are tested under plain
+// Node with made-up clocks.
+import type { BackupStats } from '../engine/ops/stats';
+import { formatAge, formatBytes, formatTime, statsSummary } from './format';
+
+const HOUR = 3600;
+const DAY = 86400;
+
+/** What the extension remembers about one folder's backups (globalState, keyed by the remote URL). */
+export interface FolderRecord {
+  /** End time of the last successful backup (from this window, cron, or the remote's status). */
+  lastSuccess?: number;
+  lastStats?: BackupStats;
+  lastType?: 'full' | 'inc';
+  /** Start time of the last scheduled or manual attempt. */
+  lastAttempt?: number;
+  /** The last run failed (cleared by a success). */
+  lastFailure?: { time: number; message: string };
+  /** Sets in the current chain, from the last status. */
+  chainSets?: number;
+  lastVerify?: { time: number; ok: boolean; differences: number };
+}
+
+/** A scheduled backup is due: schedule > 0 and at least that many minutes since the last attempt. */
+export function backupDue(rec: FolderRecord, scheduleMinutes: number, now: number): boolean {
+  if (!(scheduleMinutes > 0)) return false;
+  const last = Math.max(rec.lastAttempt ?? 0, rec.lastSuccess ?? 0);
+  return now - last >= scheduleMinutes * 60;
+}
+
+/** Seconds until the next scheduled backup (0 when due; undefined when the schedule is off). */
+export function secondsUntilDue(rec: FolderRecord, scheduleMinutes: number, now: number): number | undefined {
+  if (!(scheduleMinutes > 0)) return undefined;
+  const last = Math.max(rec.lastAttempt ?? 0, rec.lastSuccess ?? 0);
+  return Math.max(0, last + scheduleMinutes * 60 - now);
+}
+
+/** No successful backup for longer than staleAfter hours (0 = never warn). A folder never backed up is not stale: it is new. */
+export function isStale(rec: FolderRecord, staleAfterHours: number, now: number): boolean {
+  if (!(staleAfterHours > 0) || rec.lastSuccess === undefined) return false;
+  return now - rec.lastSuccess > staleAfterHours * HOUR;
+}
+
+/** A restore drill (Verify Backup) is due: backups exist and the last verify is older than drillEvery days (0 = off). */
+export function drillDue(rec: FolderRecord, drillEveryDays: number, now: number): boolean {
+  if (!(drillEveryDays > 0) || rec.lastSuccess === undefined) return false;
+  const since = rec.lastVerify?.time;
+  if (since === undefined) return true;
+  return now - since > drillEveryDays * DAY;
+}
+
+export interface FolderView {
+  readonly name: string;
+  readonly url: string;
+  readonly record: FolderRecord;
+  readonly running: boolean;
+  readonly staleAfterHours: number;
+}
+
+export interface StatusBarView {
+  readonly text: string;
+  /** Markdown. */
+  readonly tooltip: string;
+  readonly warning: boolean;
+}
+
+/** One item for all folders: the spinner while any runs, else the oldest success; a warning on failure or staleness. */
+export function statusBarView(folders: readonly FolderView[], now: number): StatusBarView {
+  const running = folders.filter((f) => f.running);
+  const failed = folders.filter((f) => f.record.lastFailure && !f.running);
+  const stale = folders.filter((f) => isStale(f.record, f.staleAfterHours, now));
+  const successes = folders.map((f) => f.record.lastSuccess);
+  const oldest = successes.some((s) => s === undefined) ? undefined : Math.min(...(successes as number[]));
+  let text: string;
+  if (running.length) text = `$(sync~spin) Backing up${folders.length > 1 ? ` ${running.map((f) => f.name).join(', ')}` : ''}…`;
+  else if (failed.length) text = `$(warning) Backup failed`;
+  else if (oldest === undefined) text = '$(cloud-upload) No backup yet';
+  else text = `${stale.length ? '$(warning)' : '$(cloud-upload)'} ${formatAge(now - oldest)}`;
+  const sections = folders.map((f) => folderTooltip(f, now));
+  return { text, tooltip: sections.join('\n\n---\n\n') + '\n\n_Click for status and log_', warning: !running.length && (failed.length > 0 || stale.length > 0) };
+}
+
+function folderTooltip(f: FolderView, now: number): string {
+  const r = f.record;
+  const lines = [`**${escapeMd(f.name)}** → \`${f.url}\``];
+  if (f.running) lines.push('Backing up now…');
+  if (r.lastSuccess !== undefined) {
+    lines.push(`Last backup: ${formatTime(r.lastSuccess)} (${formatAge(now - r.lastSuccess)})${r.lastType ? `, ${r.lastType === 'full' ? 'full' : 'incremental'}` : ''}`);
+  } else lines.push('No backup yet');
+  if (r.lastStats) lines.push(`Last run: ${statsSummary(r.lastStats)}; ${r.lastStats.SourceFiles} files, ${formatBytes(r.lastStats.SourceFileSize)} scanned`);
+  if (r.chainSets !== undefined) lines.push(`Chain length: ${r.chainSets} set(s)`);
+  if (r.lastVerify) lines.push(`Last verify: ${formatTime(r.lastVerify.time)}, ${r.lastVerify.ok ? 'no differences' : `${r.lastVerify.differences} difference(s)`}`);
+  else lines.push('Last verify: never');
+  if (r.lastFailure) lines.push(`$(error) Last attempt failed ${formatAge(now - r.lastFailure.time)}: ${escapeMd(r.lastFailure.message)}`);
+  if (isStale(r, f.staleAfterHours, now)) lines.push(`$(warning) No successful backup for more than ${f.staleAfterHours} h`);
+  return lines.join('  \n');
+}
+
+function escapeMd(s: string): string {
+  return s.replace(/([\\`*_{}[\]()#+\-.!|<>])/g, '\\$1');
+}

@@ -1,0 +1,84 @@
+// Automatic backups while VS Code is open (offsite.schedule minutes apart), and the reminders: a
+// warning when backups went stale (offsite.staleAfter hours without a success) and a nudge when a
+// restore drill is due (offsite.drillEvery days since the last Verify Backup). Failures of scheduled
+// runs notify with "Show Log" and "Retry"; offsite.notifications decides what is shown. Untrusted
+// workspaces never back up. The rules themselves are pure (schedule.ts).
+import * as vscode from 'vscode';
+import { EngineError, isCancelled } from './engineClient';
+import { statsSummary } from './format';
+import type { BackupModel, FolderBackup } from './model';
+import { backupDue, drillDue, isStale } from './schedule';
+import type { Ui } from './ui';
+
+const TICK_MS = 60_000;
+
+export class Scheduler implements vscode.Disposable {
+  private readonly timer: NodeJS.Timeout;
+  private readonly first: NodeJS.Timeout;
+  /** Remote URL → the lastSuccess we already warned about (stale), or that a drill was suggested this session. */
+  private readonly staleWarned = new Map<string, number>();
+  private readonly drillSuggested = new Set<string>();
+
+  constructor(
+    private readonly model: BackupModel,
+    private readonly ui: Ui,
+  ) {
+    this.timer = setInterval(() => void this.tick(), TICK_MS);
+    // Not at activation: let the window settle first.
+    this.first = setTimeout(() => void this.tick(), 20_000);
+  }
+
+  /** One round: start due backups, warn about stale ones, suggest due drills. */
+  async tick(now = Date.now() / 1000): Promise<void> {
+    if (!vscode.workspace.isTrusted) return;
+    const due: Promise<void>[] = [];
+    for (const f of this.model.configuredFolders) {
+      const s = f.config.settings;
+      const rec = this.model.record(f);
+      if (!f.running && backupDue(rec, s.schedule, now)) due.push(this.scheduledBackup(f));
+      if (s.notifications !== 'off' && isStale(rec, s.staleAfter, now) && this.staleWarned.get(f.config.url) !== rec.lastSuccess) {
+        this.staleWarned.set(f.config.url, rec.lastSuccess!);
+        const backUp = vscode.l10n.t('Back Up Now');
+        const showLog = vscode.l10n.t('Show Log');
+        void this.ui
+          .notify('warning', vscode.l10n.t('No successful backup of {0} for more than {1} hours.', f.name, s.staleAfter), {}, backUp, showLog)
+          .then((a) => this.act(a, f, { [backUp]: 'offsite.backupWorkspace', [showLog]: 'offsite.showLog' }));
+      }
+      if (s.notifications !== 'off' && drillDue(rec, s.drillEvery, now) && !this.drillSuggested.has(f.config.url)) {
+        this.drillSuggested.add(f.config.url);
+        const verify = vscode.l10n.t('Verify Now');
+        void this.ui
+          .notify('info', vscode.l10n.t('Time for a restore drill of {0}: Verify Backup restores every file of the last backup and compares it with the workspace.', f.name), {}, verify)
+          .then((a) => this.act(a, f, { [verify]: 'offsite.verify' }));
+      }
+    }
+    await Promise.all(due);
+  }
+
+  private async scheduledBackup(f: FolderBackup): Promise<void> {
+    const level = f.config.settings.notifications;
+    try {
+      const r = await this.model.backup(f, { background: true });
+      if (level === 'all') void this.ui.notify('info', vscode.l10n.t('Scheduled backup of {0} done: {1}', f.name, statsSummary(r.stats)));
+    } catch (e) {
+      // Another window or cron is backing up the same remote: not a failure of ours.
+      if (isCancelled(e) || EngineError.is(e, 'locked') || EngineError.is(e, 'busy') || level === 'off') return;
+      const showLog = vscode.l10n.t('Show Log');
+      const retry = vscode.l10n.t('Retry');
+      const message = e instanceof EngineError && e.hint ? `${e.message}. ${e.hint}` : e instanceof Error ? e.message : String(e);
+      void this.ui
+        .notify('error', vscode.l10n.t('Scheduled backup of {0} failed: {1}', f.name, message), {}, showLog, retry)
+        .then((a) => this.act(a, f, { [showLog]: 'offsite.showLog', [retry]: 'offsite.backupWorkspace' }));
+    }
+  }
+
+  private act(answer: string | undefined, f: FolderBackup, commands: Record<string, string>): void {
+    const command = answer === undefined ? undefined : commands[answer];
+    if (command) void vscode.commands.executeCommand(command, f.folder.uri);
+  }
+
+  dispose(): void {
+    clearInterval(this.timer);
+    clearTimeout(this.first);
+  }
+}

@@ -1,0 +1,211 @@
+// The "Backups" view: (folders →) chains → sets (date, full/incremental, size, files changed) → the
+// folder/file tree as of that set, with the files the set deleted shown (and restorable from the set
+// before). Children load lazily from the model; errors show as a node rather than a notification.
+import * as vscode from 'vscode';
+import type { ChainStatus, SetStatus } from '../engine/ops/inspect';
+import type { FileNode } from './fileTree';
+import { redactUrl } from './folderConfig';
+import { formatAge, formatBytes, formatTime } from './format';
+import type { BackupModel, FolderBackup } from './model';
+
+export type BackupNode = FolderNode | ChainNode | SetNode | EntryNode | MessageNode;
+
+export interface FolderNode {
+  readonly kind: 'folder';
+  readonly folder: FolderBackup;
+}
+
+export interface ChainNode {
+  readonly kind: 'chain';
+  readonly folder: FolderBackup;
+  readonly chain: ChainStatus;
+  readonly current: boolean;
+}
+
+export interface SetNode {
+  readonly kind: 'set';
+  readonly folder: FolderBackup;
+  readonly set: SetStatus;
+  /** The set before it in the chain (deleted files are restored as of then). */
+  readonly previous?: number;
+  readonly parent: ChainNode;
+}
+
+export interface EntryNode {
+  readonly kind: 'entry';
+  readonly folder: FolderBackup;
+  readonly node: FileNode;
+  /** The set the entry is listed in. */
+  readonly setTime: number;
+  /** The set before it (deleted entries are restored as of then). */
+  readonly previousTime?: number;
+}
+
+/** The backup time of the version an entry stands for: its set, or for a deleted entry the set before. */
+export function versionTimeOf(n: EntryNode): number | undefined {
+  return n.node.deleted ? n.previousTime : n.setTime;
+}
+
+export interface MessageNode {
+  readonly kind: 'message';
+  readonly text: string;
+  readonly error?: boolean;
+}
+
+export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>, vscode.Disposable {
+  private readonly _onDidChangeTreeData = new vscode.EventEmitter<BackupNode | undefined | void>();
+  readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
+  private readonly disposables: vscode.Disposable[] = [];
+  private refreshTimer?: NodeJS.Timeout;
+
+  constructor(private readonly model: BackupModel) {
+    this.disposables.push(this._onDidChangeTreeData, model.onDidChangeBackups(() => this.refreshSoon()));
+  }
+
+  /** Debounced: a backup fires several changes in a row. */
+  refreshSoon(): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => this._onDidChangeTreeData.fire(), 100);
+  }
+
+  getTreeItem(n: BackupNode): vscode.TreeItem {
+    switch (n.kind) {
+      case 'folder': {
+        const item = new vscode.TreeItem(n.folder.name, vscode.TreeItemCollapsibleState.Expanded);
+        item.description = n.folder.config.url ? redactUrl(n.folder.config.url) : vscode.l10n.t('not configured');
+        item.tooltip = n.folder.config.url ? `${n.folder.folder.uri.fsPath} → ${redactUrl(n.folder.config.url)}` : undefined;
+        item.iconPath = new vscode.ThemeIcon('root-folder');
+        item.contextValue = 'folder';
+        return item;
+      }
+      case 'chain': {
+        const c = n.chain;
+        const item = new vscode.TreeItem(
+          n.current ? vscode.l10n.t('Chain since {0}', formatTime(c.startTime)) : vscode.l10n.t('Older chain {0}', formatTime(c.startTime)),
+          n.current ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed,
+        );
+        const bytes = c.sets.reduce((s, x) => s + x.bytes, 0);
+        item.description = `${vscode.l10n.t('{0} set(s)', c.sets.length)} · ${formatBytes(bytes)}`;
+        item.tooltip = `${formatTime(c.startTime)} … ${formatTime(c.endTime)}${c.hasSignatures ? '' : `\n${vscode.l10n.t('Signature files missing: listing needs them')}`}`;
+        item.iconPath = new vscode.ThemeIcon('link');
+        item.contextValue = 'chain';
+        return item;
+      }
+      case 'set': {
+        const s = n.set;
+        const item = new vscode.TreeItem(formatTime(s.time), vscode.TreeItemCollapsibleState.Collapsed);
+        const ch = n.folder.changes?.get(s.time);
+        const changed = ch ? ch.new + ch.changed + ch.deleted : undefined;
+        item.description = [
+          s.type === 'full' ? vscode.l10n.t('full') : vscode.l10n.t('incremental'),
+          formatBytes(s.bytes),
+          changed === undefined ? undefined : vscode.l10n.t('{0} changed', changed),
+        ]
+          .filter(Boolean)
+          .join(' · ');
+        item.tooltip = new vscode.MarkdownString(
+          [
+            `**${s.type === 'full' ? vscode.l10n.t('Full backup') : vscode.l10n.t('Incremental backup')}** ${formatTime(s.time)} (${formatAge(Date.now() / 1000 - s.time)})`,
+            vscode.l10n.t('{0} volume(s), {1}', s.volumes, formatBytes(s.bytes)),
+            ch ? vscode.l10n.t('{0} new, {1} changed, {2} deleted', ch.new, ch.changed, ch.deleted) : '',
+          ]
+            .filter(Boolean)
+            .join('  \n'),
+        );
+        item.iconPath = new vscode.ThemeIcon(s.type === 'full' ? 'package' : 'history');
+        item.contextValue = 'set';
+        item.id = `${n.folder.folder.uri.toString()}#set:${s.time}`;
+        return item;
+      }
+      case 'entry': {
+        const e = n.node;
+        const isDir = e.kind === 'dir';
+        const item = new vscode.TreeItem(e.name, isDir ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
+        // The workspace file's URI: the theme picks the file icon and VS Code shows its label decorations.
+        item.resourceUri = vscode.Uri.joinPath(n.folder.folder.uri, ...e.path.split('/'));
+        item.iconPath = isDir ? vscode.ThemeIcon.Folder : e.kind === 'link' ? new vscode.ThemeIcon('file-symlink-file') : vscode.ThemeIcon.File;
+        if (e.deleted) {
+          item.description = vscode.l10n.t('deleted');
+          item.iconPath = new vscode.ThemeIcon(isDir ? 'folder' : 'trash', new vscode.ThemeColor('gitDecoration.deletedResourceForeground'));
+        }
+        item.tooltip = e.deleted
+          ? vscode.l10n.t('{0} was deleted by the backup of {1}; its last version is from {2}', e.path, formatTime(n.setTime), n.previousTime ? formatTime(n.previousTime) : '?')
+          : vscode.l10n.t('{0} as of {1}', e.path, formatTime(n.setTime));
+        item.contextValue = `${isDir ? 'dir' : e.kind === 'file' ? 'file' : 'other'}${e.deleted ? ':deleted' : ''}`;
+        item.id = `${n.folder.folder.uri.toString()}#${n.setTime}:${e.path}`;
+        if (e.kind === 'file' && versionTimeOf(n) !== undefined) {
+          item.command = { command: 'offsite.compareWithCurrent', title: vscode.l10n.t('Compare with Current'), arguments: [n] };
+        }
+        return item;
+      }
+      case 'message': {
+        const item = new vscode.TreeItem(n.text, vscode.TreeItemCollapsibleState.None);
+        item.iconPath = new vscode.ThemeIcon(n.error ? 'error' : 'info');
+        item.tooltip = n.text;
+        item.contextValue = 'message';
+        if (n.error) item.command = { command: 'offsite.refresh', title: vscode.l10n.t('Refresh') };
+        return item;
+      }
+    }
+  }
+
+  async getChildren(n?: BackupNode): Promise<BackupNode[]> {
+    if (!n) {
+      if (!vscode.workspace.isTrusted) return [];
+      const folders = this.model.folders;
+      if (folders.length === 1) return folders[0].config.configured ? this.chainsOf(folders[0]) : [];
+      if (!folders.some((f) => f.config.configured)) return [];
+      return folders.map((folder) => ({ kind: 'folder', folder }));
+    }
+    switch (n.kind) {
+      case 'folder':
+        return n.folder.config.configured ? this.chainsOf(n.folder) : [{ kind: 'message', text: vscode.l10n.t('Not configured: set offsite.remote and offsite.encryptKeys') }];
+      case 'chain':
+        return this.setsOf(n);
+      case 'set':
+        return this.filesOf(n);
+      case 'entry':
+        return n.node.children.map((node) => ({ kind: 'entry', folder: n.folder, node, setTime: n.setTime, previousTime: n.previousTime }));
+      default:
+        return [];
+    }
+  }
+
+  private async chainsOf(f: FolderBackup): Promise<BackupNode[]> {
+    try {
+      const s = await this.model.statusOf(f);
+      if (s.chains.length === 0) {
+        // One folder: an empty tree, so the welcome view offers "Backup Workspace".
+        return this.model.folders.length === 1 ? [] : [{ kind: 'message', text: vscode.l10n.t('No backups yet at {0}', redactUrl(f.config.url)) }];
+      }
+      // Newest first.
+      return s.chains.map((chain, i) => ({ kind: 'chain' as const, folder: f, chain, current: i === s.chains.length - 1 })).reverse();
+    } catch (e) {
+      return [{ kind: 'message', text: vscode.l10n.t('Cannot read {0}: {1}', redactUrl(f.config.url), e instanceof Error ? e.message : String(e)), error: true }];
+    }
+  }
+
+  private async setsOf(n: ChainNode): Promise<BackupNode[]> {
+    // Change counts need the manifests (cached locally after a backup from this machine): best effort.
+    await this.model.changesOf(n.folder).catch((e) => {
+      n.folder.changesError = e instanceof Error ? e.message : String(e);
+    });
+    const sets = n.chain.sets;
+    return sets.map((set, i) => ({ kind: 'set' as const, folder: n.folder, set, previous: i > 0 ? sets[i - 1].time : undefined, parent: n })).reverse();
+  }
+
+  private async filesOf(n: SetNode): Promise<BackupNode[]> {
+    try {
+      const root = await this.model.treeOf(n.folder, n.set.time);
+      if (root.children.length === 0) return [{ kind: 'message', text: vscode.l10n.t('This backup holds no files') }];
+      return root.children.map((node) => ({ kind: 'entry', folder: n.folder, node, setTime: n.set.time, previousTime: n.previous }));
+    } catch (e) {
+      return [{ kind: 'message', text: e instanceof Error ? e.message : String(e), error: true }];
+    }
+  }
+
+  dispose(): void {
+    clearTimeout(this.refreshTimer);
+    for (const d of this.disposables) d.dispose();
+  }
+}

@@ -1,0 +1,447 @@
+// Integration tests inside a real VS Code extension host (code-server's VS Code 1.100, driven by
+// headless Chromium): the extension, its child-process engine, a file:// remote, real keys. The tests
+// run in order and build on each other (backup, change, backup, compare, restore, …).
+import * as assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { OffsiteApi } from '../../../src/extension/extension';
+import { formatTime } from '../../../src/extension/format';
+import type { BackupNode, EntryNode, SetNode } from '../../../src/extension/snapshotTree';
+import { fixture, manifests, nextSecond, offsite, remoteFiles, waitFor, write } from './fixture';
+
+const fx = fixture();
+const execFileAsync = promisify(execFile);
+const README_V1 = '# Demo\n\nfirst version\n';
+const README_V2 = '# Demo\n\nsecond version, edited\n';
+const OLD_TXT = 'this file is deleted later\n';
+
+async function children(api: OffsiteApi, n?: BackupNode): Promise<BackupNode[]> {
+  return (await api.tree.getChildren(n)) ?? [];
+}
+
+function label(api: OffsiteApi, n: BackupNode): string {
+  const l = api.tree.getTreeItem(n).label;
+  return typeof l === 'string' ? l : (l?.label ?? '');
+}
+
+async function setNodes(api: OffsiteApi): Promise<SetNode[]> {
+  const chains = await children(api);
+  assert.equal(chains[0]?.kind, 'chain', `the tree's root lists chains: ${JSON.stringify(chains.map((c) => c.kind === 'message' ? c.text : c.kind))}`);
+  return (await children(api, chains[0])) as SetNode[];
+}
+
+async function entry(api: OffsiteApi, set: SetNode, name: string): Promise<EntryNode> {
+  const files = (await children(api, set)) as EntryNode[];
+  const e = files.find((f) => f.kind === 'entry' && f.node.name === name);
+  assert.ok(e, `${name} in the set's tree: ${files.map((f) => f.kind === 'entry' ? f.node.name : f.kind).join(', ')}`);
+  return e;
+}
+
+function activeDiff(): vscode.TabInputTextDiff | undefined {
+  const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+  return input instanceof vscode.TabInputTextDiff ? input : undefined;
+}
+
+describe('Offsite in a real VS Code extension host', () => {
+  let api: OffsiteApi;
+  let firstSet = 0;
+  const readme = path.join(fx.workspace, 'README.md');
+
+  before(async () => {
+    api = await offsite();
+    // Questions get scripted answers; a question without one is dismissed (never waits for a person).
+    api.ui.script();
+  });
+
+  afterEach(async function () {
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    const unused = api.ui.takeUnusedAnswers();
+    // A failed test may leave answers behind: they must not answer the next test's questions.
+    if (this.currentTest?.state === 'passed') assert.deepEqual(unused, [], 'every scripted answer was used');
+    if (this.currentTest?.state === 'failed') {
+      console.log('notices:', JSON.stringify(api.ui.notices.slice(-5), null, 1));
+      console.log('prompts:', JSON.stringify(api.ui.prompts.slice(-8)));
+    }
+  });
+
+  it('activates lazily: every contributed command is registered, the engine is not started yet', async () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(vscode.extensions.getExtension('offsite.offsite')!.extensionPath, 'package.json'), 'utf8'));
+    const registered = new Set(await vscode.commands.getCommands(true));
+    const contributed: string[] = pkg.contributes.commands.map((c: { command: string }) => c.command);
+    assert.deepEqual(contributed.filter((c) => !registered.has(c)), []);
+    assert.equal(api.enginePid(), undefined, 'no engine process before the first request');
+    assert.equal(api.model.folders.length, 1);
+    assert.equal(api.model.folders[0].config.url, `${fx.remoteRoot}/workspace`, 'the folder backs up to <offsite.remote>/<folder name>');
+    assert.ok(api.model.folders[0].config.configured);
+  });
+
+  it('Backup Workspace writes a duplicity set to the file:// remote, in a child process', async () => {
+    const notices = api.ui.notices.length;
+    const [summary] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string; time: number }[];
+    assert.ok(summary, `the backup returned a summary; notices: ${JSON.stringify(api.ui.notices.slice(notices))}`);
+    assert.equal(summary.type, 'full');
+    firstSet = summary.time;
+    const files = remoteFiles(fx.remoteDir);
+    assert.ok(files.some((f) => /^duplicity-full\.\d{8}T\d{6}Z\.manifest\.gpg$/.test(f)), files.join(' '));
+    assert.ok(files.some((f) => /^duplicity-full\.\d{8}T\d{6}Z\.vol1\.difftar\.gpg$/.test(f)), files.join(' '));
+    assert.ok(files.some((f) => /^duplicity-full-signatures\.\d{8}T\d{6}Z\.sigtar\.gpg$/.test(f)), files.join(' '));
+    // Stock duplicity reads the collection.
+    const archive = fs.mkdtempSync(path.join(fx.scratch, 'dup-'));
+    const out = execFileSync('duplicity', ['collection-status', '--archive-dir', archive, `file://${fx.remoteDir}`], { encoding: 'utf8', env: { ...process.env, PASSPHRASE: '' } });
+    assert.match(out, /Full\s+.*\s+1\s*$/m);
+    // The work ran in the engine's own process, not on the extension host's thread.
+    const pid = api.enginePid();
+    assert.ok(pid && pid !== process.pid, `engine pid ${pid}, extension host pid ${process.pid}`);
+    assert.ok(api.ui.notices.slice(notices).some((n) => n.severity === 'info' && /Backup of workspace done \(full\)/.test(n.message)));
+  });
+
+  it('the status bar shows the age of the last backup, without a warning', async () => {
+    // The chain length comes from the remote's status, read right after the backup.
+    const view = await waitFor('status bar', () => (/Chain length/.test(api.statusBar.view?.tooltip ?? '') ? api.statusBar.view : undefined));
+    assert.match(view.text, /^\$\(cloud-upload\) just now$/);
+    assert.equal(view.warning, false);
+    assert.equal(api.statusBar.warning, false);
+    assert.match(view.tooltip, /Chain length: 1 set/);
+    assert.match(view.tooltip, /Last verify: never/);
+  });
+
+  it('the tree lists the chain, its full set and the files as of that set', async () => {
+    const sets = await setNodes(api);
+    assert.equal(sets.length, 1);
+    assert.equal(label(api, sets[0]), formatTime(firstSet));
+    assert.match(String(api.tree.getTreeItem(sets[0]).description), /^full · .+ · \d+ changed$/);
+    const e = await entry(api, sets[0], 'README.md');
+    assert.equal(api.tree.getTreeItem(e).contextValue, 'file');
+    await entry(api, sets[0], 'old.txt');
+    const src = await entry(api, sets[0], 'src');
+    assert.equal(api.tree.getTreeItem(src).contextValue, 'dir');
+    const inSrc = (await children(api, src)) as EntryNode[];
+    assert.deepEqual(inSrc.map((x) => x.node.name), ['main.ts']);
+  });
+
+  it('an incremental backup records a change and a deletion; the tree shows the deleted file', async () => {
+    await nextSecond();
+    fs.writeFileSync(readme, README_V2);
+    fs.rmSync(path.join(fx.workspace, 'old.txt'));
+    const [summary] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string; time: number }[];
+    assert.equal(summary?.type, 'inc');
+    assert.equal(manifests(fx.remoteDir).length, 2);
+    const sets = await setNodes(api);
+    assert.deepEqual(sets.map((s) => s.set.type), ['inc', 'full'], 'newest first');
+    assert.match(String(api.tree.getTreeItem(sets[0]).description), /incremental · .+ · 2 changed/);
+    const gone = await entry(api, sets[0], 'old.txt');
+    assert.equal(gone.node.deleted, true);
+    assert.equal(api.tree.getTreeItem(gone).contextValue, 'file:deleted');
+    assert.equal(api.tree.getTreeItem(gone).description, 'deleted');
+    const view = await waitFor('chain length 2', () => (/Chain length: 2 set/.test(api.statusBar.view?.tooltip ?? '') ? api.statusBar.view : undefined));
+    assert.equal(view.warning, false);
+  });
+
+  it('Compare With Backup as of an earlier (typed) time opens a diff whose left side has the old content', async () => {
+    const doc = await vscode.workspace.openTextDocument(readme);
+    await vscode.window.showTextDocument(doc);
+    // Pick "Type a date or time…", then type the first backup's time (epoch seconds: duplicity's syntax takes them).
+    api.ui.script('Type a date or time', String(firstSet));
+    const backupUri = (await vscode.commands.executeCommand('offsite.compareWithBackup')) as vscode.Uri;
+    assert.ok(backupUri, `compare returned the backup URI; last notice: ${JSON.stringify(api.ui.notices.at(-1))}`);
+    const diff = await waitFor('a diff editor', () => activeDiff());
+    assert.equal(diff.original.scheme, 'offsite');
+    assert.equal(diff.modified.fsPath, readme);
+    const left = await vscode.workspace.openTextDocument(diff.original);
+    assert.equal(left.getText(), README_V1);
+    assert.equal(left.languageId, 'markdown', 'the backup version keeps the file\'s language');
+    const right = vscode.window.visibleTextEditors.find((e) => e.document.uri.scheme === 'file' && e.document.uri.fsPath === readme);
+    assert.equal(right?.document.getText(), README_V2);
+  });
+
+  it('the history quick pick lists the dates where the file changed, newest first', async () => {
+    let offered: string[] = [];
+    const doc = await vscode.workspace.openTextDocument(readme);
+    await vscode.window.showTextDocument(doc);
+    // Answer with the oldest version's label, and remember what was offered.
+    const first = formatTime(firstSet);
+    api.ui.script(() => first);
+    const before = api.ui.prompts.length;
+    await vscode.commands.executeCommand('offsite.compareWithBackup', vscode.Uri.file(readme));
+    offered = api.ui.prompts.slice(before).map((p) => p.text);
+    assert.ok(offered.some((t) => /Compare README\.md with the backup of/.test(t)), JSON.stringify(offered));
+    const diff = await waitFor('a diff editor', () => activeDiff());
+    assert.equal(JSON.parse(diff.original.query).time, firstSet);
+    assert.equal((await vscode.workspace.openTextDocument(diff.original)).getText(), README_V1);
+  });
+
+  it('"Restore this version" asks, then writes the old content over the current file', async () => {
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(readme));
+    api.ui.script('Type a date or time', String(firstSet));
+    await vscode.commands.executeCommand('offsite.compareWithBackup');
+    await waitFor('a diff editor', () => activeDiff());
+    fs.chmodSync(readme, 0o640);
+    // Declining the question changes nothing.
+    api.ui.script(undefined);
+    assert.equal(await vscode.commands.executeCommand('offsite.restoreThisVersion'), undefined);
+    assert.equal(fs.readFileSync(readme, 'utf8'), README_V2);
+    const asked = api.ui.notices.at(-1)!;
+    assert.equal(asked.modal, true);
+    assert.match(asked.message, /Restore README\.md as of/);
+    api.ui.script('Restore');
+    const written = await vscode.commands.executeCommand('offsite.restoreThisVersion');
+    assert.equal(written, readme);
+    assert.equal(fs.readFileSync(readme, 'utf8'), README_V1);
+    assert.equal(fs.statSync(readme).mode & 0o777, 0o644, 'the backup\'s permissions, not the engine\'s private 0600');
+    assert.deepEqual(fs.readdirSync(fx.workspace).filter((n) => n.endsWith('.part')), [], 'no temporary file left');
+  });
+
+  it('a deleted file is restorable from the tree (as of the set before its deletion)', async () => {
+    const sets = await setNodes(api);
+    const gone = await entry(api, sets[0], 'old.txt');
+    const asked = api.ui.prompts.length;
+    await vscode.commands.executeCommand('offsite.restoreVersion', gone);
+    assert.equal(fs.readFileSync(path.join(fx.workspace, 'old.txt'), 'utf8'), OLD_TXT);
+    assert.equal(api.ui.prompts.length, asked, 'nothing is overwritten, so nothing is asked');
+    // And "Compare with Current" of a listed file opens the backup version against it.
+    const main = (await children(api, await entry(api, sets[0], 'src')))[0] as EntryNode;
+    await vscode.commands.executeCommand('offsite.compareWithCurrent', main);
+    const diff = await waitFor('a diff editor', () => activeDiff());
+    assert.equal((await vscode.workspace.openTextDocument(diff.original)).getText(), fs.readFileSync(path.join(fx.workspace, 'src', 'main.ts'), 'utf8'));
+  });
+
+  it('binary files are served by the offsite: file system byte for byte', async () => {
+    const bin = path.join(fx.workspace, 'logo.bin');
+    const sets = await setNodes(api);
+    const uri = vscode.Uri.file(bin).with({ scheme: 'offsite', query: JSON.stringify({ folder: vscode.Uri.file(fx.workspace).toString(), path: 'logo.bin', time: sets[0].set.time }) });
+    const bytes = await vscode.workspace.fs.readFile(uri);
+    assert.ok(Buffer.from(bytes).equals(fs.readFileSync(bin)));
+    const st = await vscode.workspace.fs.stat(uri);
+    assert.equal(st.size, fs.statSync(bin).size);
+    assert.equal(st.permissions, vscode.FilePermission.Readonly);
+    await assert.rejects(Promise.resolve(vscode.workspace.fs.writeFile(uri, new Uint8Array([1]))));
+  });
+
+  it('a bad remote shows an error notification, and the status bar shows the failure', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    const blocker = write(fx.scratch, 'not-a-folder', 'a file where a folder should be');
+    await config.update('remote', `file://${blocker}`, vscode.ConfigurationTarget.Workspace);
+    try {
+      await waitFor('the new remote', () => api.model.folders[0].config.url.startsWith(`file://${blocker}`));
+      const notices = api.ui.notices.length;
+      const r = await vscode.commands.executeCommand('offsite.backupWorkspace');
+      assert.equal(r, undefined, 'the command fails');
+      const errors = api.ui.notices.slice(notices).filter((n) => n.severity === 'error');
+      assert.equal(errors.length, 1, JSON.stringify(api.ui.notices.slice(notices)));
+      assert.match(errors[0].message, /^Offsite: /);
+      assert.ok(errors[0].actions.includes('Show Log'));
+      const view = await waitFor('failure in the status bar', () => (api.statusBar.view?.warning ? api.statusBar.view : undefined));
+      assert.equal(view.text, '$(warning) Backup failed');
+      assert.match(view.tooltip, /Last attempt failed/);
+      assert.equal(api.statusBar.warning, true, 'warning background');
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+    }
+    const view = await waitFor('success in the status bar again', () => (api.statusBar.view && !api.statusBar.view.warning ? api.statusBar.view : undefined));
+    assert.match(view.text, /^\$\(cloud-upload\) /);
+  });
+
+  it('a cancelled backup leaves no partial set, and the next backup completes the chain cleanly', async function () {
+    this.timeout(300_000);
+    const sizeBefore = manifests(fx.remoteDir).length;
+    const big = path.join(fx.workspace, 'big');
+    fs.mkdirSync(big, { recursive: true });
+    // Incompressible data, so the backup takes long enough to be cancelled in the middle (written by
+    // another process: this thread is the extension host's, and must not stall).
+    for (let i = 0; i < 12; i++) {
+      await execFileAsync('dd', ['if=/dev/urandom', `of=${path.join(big, `blob${i}.bin`)}`, 'bs=1M', 'count=8', 'status=none']);
+    }
+    await nextSecond();
+    const notices = api.ui.notices.length;
+    const running = vscode.commands.executeCommand('offsite.backupWorkspace');
+    await waitFor('the backup to be under way', () => (api.model.folders[0].running?.files ?? 0) > 0, 60_000);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await vscode.commands.executeCommand('offsite.cancel'), 1);
+    assert.equal(await running, undefined, 'the cancelled command resolves without a result');
+    assert.equal(manifests(fx.remoteDir).length, sizeBefore, 'no new set on the remote');
+    assert.deepEqual(api.ui.notices.slice(notices).filter((n) => n.severity === 'error'), [], 'cancelling is not an error');
+    assert.equal(api.model.folders[0].running, undefined);
+    const status = await api.model.refreshStatus(api.model.folders[0]);
+    assert.equal(status.chains.at(-1)?.sets.length, sizeBefore, 'the chain has no extra set');
+    // The next run resumes or removes what the cancelled one left, and ends with one more complete set.
+    fs.rmSync(big, { recursive: true, force: true });
+    const [summary] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string }[];
+    assert.equal(summary?.type, 'inc');
+    const after = await api.model.refreshStatus(api.model.folders[0]);
+    assert.equal(after.chains.at(-1)?.sets.length, sizeBefore + 1);
+    assert.deepEqual(after.incomplete, [], 'nothing incomplete left on the remote');
+  });
+
+  it('the engine runs in its own process, and a new one starts when it dies', async () => {
+    const pid = api.enginePid();
+    assert.ok(pid && pid !== process.pid);
+    process.kill(pid, 'SIGKILL');
+    await waitFor('the engine to exit', () => api.enginePid() === undefined);
+    const status = await api.model.refreshStatus(api.model.folders[0]);
+    assert.ok(status.chains.length >= 1);
+    const again = api.enginePid();
+    assert.ok(again && again !== pid, `a new engine process (${again}) replaced ${pid}`);
+  });
+
+  it('Verify Backup restores and compares; the status bar remembers the last verify', async () => {
+    const r = (await vscode.commands.executeCommand('offsite.verify')) as { compared: number; differences: unknown[] };
+    assert.ok(r && r.compared > 0, JSON.stringify(api.ui.notices.at(-1)));
+    assert.deepEqual(r.differences, [], 'the workspace is what the last backup holds');
+    assert.match(api.statusBar.view?.tooltip ?? '', /Last verify: .*no differences/);
+  });
+
+  it('Show Backup Status opens the report; Copy Command for Cron gives the same backup as a command line', async () => {
+    const text = (await vscode.commands.executeCommand('offsite.showStatus')) as string;
+    assert.match(text, /workspace → file:\/\//);
+    assert.match(text, /Current chain: .* set\(s\)/);
+    const doc = vscode.window.activeTextEditor?.document;
+    assert.equal(doc?.uri.scheme, 'offsite-status');
+    assert.equal(doc?.getText(), text);
+    const line = (await vscode.commands.executeCommand('offsite.copyCronCommand')) as string;
+    assert.equal(line, `offsite backup --encrypt-key ${fx.keys.rsaPub} --gitignore ${fx.workspace} ${fx.remoteRoot}/workspace`);
+  });
+
+  it('asks for a protected key\'s passphrase (wrong, then right), remembers it in SecretStorage, then never asks again', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    const root2 = `file://${path.join(fx.scratch, 'remote-protected')}`;
+    await config.update('remote', root2, vscode.ConfigurationTarget.Workspace);
+    await config.update('encryptKeys', [fx.keys.protectedPub], vscode.ConfigurationTarget.Workspace);
+    await config.update('restoreKey', fx.keys.protectedSec, vscode.ConfigurationTarget.Workspace);
+    try {
+      await waitFor('the new remote', () => api.model.folders[0].config.url.startsWith(root2));
+      // Backing up needs only the public key: no question.
+      const before = api.ui.prompts.length;
+      const [first] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { time: number }[];
+      assert.ok(first, JSON.stringify(api.ui.notices.at(-1)));
+      assert.deepEqual(api.ui.prompts.slice(before), []);
+      // Reading a version needs the private key: wrong passphrase, then the right one, remembered.
+      await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(readme));
+      api.ui.script('Type a date or time', String(first.time), 'wrong passphrase', 'Only This Session', fx.keys.passphrase, 'Remember');
+      await vscode.commands.executeCommand('offsite.compareWithBackup');
+      const diff = await waitFor('a diff editor', () => activeDiff(), 60_000);
+      assert.equal((await vscode.workspace.openTextDocument(diff.original)).getText(), README_V1);
+      const asked = api.ui.prompts.slice(before).filter((p) => p.kind === 'input' && /Passphrase of your private key/.test(p.text));
+      assert.equal(asked.length, 2, JSON.stringify(api.ui.prompts.slice(before)));
+      // Remembered: the next read asks nothing beyond the time.
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+      const mark = api.ui.prompts.length;
+      api.ui.script('Type a date or time', String(first.time));
+      await vscode.commands.executeCommand('offsite.restoreFileAsOf', vscode.Uri.file(path.join(fx.workspace, 'src', 'main.ts')));
+      await waitFor('a diff editor', () => activeDiff(), 60_000);
+      assert.deepEqual(api.ui.prompts.slice(mark).map((p) => p.kind), ['pick', 'input'], 'no passphrase question');
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      await config.update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);
+      await config.update('restoreKey', fx.keys.rsaSec, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
+  it('sftp://: an unknown SSH host key is shown with its fingerprint, and saved only when accepted', async function () {
+    this.timeout(180_000);
+    const sftp = fx.sftp!;
+    const knownHosts = path.join(sftp.home, '.ssh', 'known_hosts');
+    const config = vscode.workspace.getConfiguration('offsite');
+    await config.update('remote', sftp.root, vscode.ConfigurationTarget.Workspace);
+    await config.update('sshKey', sftp.sshKey, vscode.ConfigurationTarget.Workspace);
+    try {
+      await waitFor('the sftp remote', () => api.model.folders[0].config.url.startsWith('sftp://') && api.model.folders[0].config.remote.sshKey === sftp.sshKey);
+      // Declined: no backup, nothing saved.
+      api.ui.script(undefined);
+      assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
+      const asked = api.ui.notices.filter((n) => n.modal && /Unknown SSH host key/.test(n.message)).at(-1);
+      assert.ok(asked, JSON.stringify(api.ui.notices.slice(-3)));
+      assert.ok(asked.detail?.includes(sftp.fingerprint), `the fingerprint ${sftp.fingerprint} is shown: ${asked.detail}`);
+      assert.deepEqual(asked.actions, ['Accept and Save']);
+      assert.ok(!fs.existsSync(knownHosts) || !fs.readFileSync(knownHosts, 'utf8').includes(sftp.hostPattern), 'not saved');
+      // Accepted: saved in known_hosts, and the backup runs.
+      api.ui.script('Accept and Save');
+      const [r] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string }[];
+      assert.equal(r?.type, 'full', JSON.stringify(api.ui.notices.at(-1)));
+      assert.match(fs.readFileSync(knownHosts, 'utf8'), new RegExp(`^${sftp.hostPattern.replace(/[[\].]/g, '\\$&')} ssh-ed25519 `, 'm'));
+      // Known now: no question.
+      const mark = api.ui.prompts.length;
+      const [again] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string }[];
+      assert.equal(again?.type, 'inc');
+      assert.deepEqual(api.ui.prompts.slice(mark), []);
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      await config.update('sshKey', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
+  it('Restore Workspace To… restores a chosen backup into a new folder inside the chosen one', async () => {
+    const parent = fs.mkdtempSync(path.join(fx.scratch, 'restore-'));
+    // The oldest set (listed last, before "Type a date…"), then the destination.
+    api.ui.script(() => formatTime(firstSet), parent);
+    const r = (await vscode.commands.executeCommand('offsite.restoreWorkspaceTo')) as { target: string; files: number };
+    assert.ok(r, JSON.stringify(api.ui.notices.at(-1)));
+    assert.equal(path.dirname(r.target), parent);
+    assert.match(path.basename(r.target), /^workspace-\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d$/);
+    assert.equal(fs.readFileSync(path.join(r.target, 'README.md'), 'utf8'), README_V1);
+    assert.equal(fs.readFileSync(path.join(r.target, 'old.txt'), 'utf8'), OLD_TXT);
+    assert.equal(fs.existsSync(path.join(r.target, 'build')), false, '.gitignored files were never backed up');
+  });
+
+  it('Configure Backup… sets the schedule; the scheduler backs up when due and notifies a failure with Show Log and Retry', async () => {
+    api.ui.script('Schedule', 'Every hour');
+    await vscode.commands.executeCommand('offsite.configure');
+    const config = vscode.workspace.getConfiguration('offsite');
+    assert.equal(config.get('schedule'), 60);
+    assert.equal(config.inspect('schedule')?.globalValue, 60, 'a setting nobody set yet goes to the user settings');
+    await waitFor('the schedule in the model', () => api.model.folders[0].config.settings.schedule === 60);
+    const before = manifests(fx.remoteDir).length;
+    await nextSecond();
+    fs.appendFileSync(path.join(fx.workspace, 'src', 'main.ts'), '// scheduled\n');
+    // An hour and a bit later: due.
+    const notices = api.ui.notices.length;
+    await api.scheduler.tick(Date.now() / 1000 + 3700);
+    assert.equal(manifests(fx.remoteDir).length, before + 1, 'the scheduled backup made a set');
+    assert.deepEqual(api.ui.notices.slice(notices).filter((n) => /Scheduled/.test(n.message)), [], 'a scheduled success is silent with offsite.notifications = failures');
+    // Not due again right after.
+    await api.scheduler.tick(Date.now() / 1000 + 60);
+    assert.equal(manifests(fx.remoteDir).length, before + 1);
+    const blocker = write(fx.scratch, 'blocker-file', 'x');
+    await config.update('remote', `file://${blocker}`, vscode.ConfigurationTarget.Workspace);
+    try {
+      await waitFor('the bad remote', () => api.model.folders[0].config.url.startsWith(`file://${blocker}`));
+      await api.scheduler.tick(Date.now() / 1000 + 3 * 3700);
+      const failure = api.ui.notices.slice(notices).find((n) => n.severity === 'error');
+      assert.match(failure?.message ?? '', /^Scheduled backup of workspace failed: /);
+      assert.deepEqual(failure?.actions, ['Show Log', 'Retry']);
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      await config.update('schedule', undefined, vscode.ConfigurationTarget.Global);
+    }
+    // A day without a success: the stale warning, once.
+    await waitFor('the good remote, no schedule', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace` && api.model.folders[0].config.settings.schedule === 0);
+    const mark = api.ui.notices.length;
+    await api.scheduler.tick(Date.now() / 1000 + 25 * 3600);
+    await api.scheduler.tick(Date.now() / 1000 + 26 * 3600);
+    const stale = api.ui.notices.slice(mark).filter((n) => /No successful backup of workspace for more than 24 hours/.test(n.message));
+    assert.equal(stale.length, 1, JSON.stringify(api.ui.notices.slice(mark)));
+    assert.deepEqual(stale[0].actions, ['Back Up Now', 'Show Log']);
+  });
+
+  it('Create Key makes a key pair, saves the private key 0600, and puts the public key in offsite.encryptKeys', async () => {
+    const dest = path.join(fx.scratch, 'keys', 'me-private.asc');
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    api.ui.script('Test Person', 'test@example.invalid', 'correct horse battery', 'correct horse battery', dest, undefined);
+    const publicFile = (await vscode.commands.executeCommand('offsite.createKey')) as string;
+    assert.equal(publicFile, path.join(fx.scratch, 'keys', 'me-public.asc'));
+    assert.match(fs.readFileSync(dest, 'utf8'), /BEGIN PGP PRIVATE KEY BLOCK/);
+    assert.equal(fs.statSync(dest).mode & 0o777, 0o600);
+    assert.match(fs.readFileSync(publicFile, 'utf8'), /BEGIN PGP PUBLIC KEY BLOCK/);
+    const warning = api.ui.notices.at(-1)!;
+    assert.equal(warning.modal, true);
+    assert.match(warning.message, /Keep a copy of your private key somewhere else/);
+    assert.ok(vscode.workspace.getConfiguration('offsite').get<string[]>('encryptKeys')?.includes(publicFile));
+    // gpg 2.2 reads the new key.
+    const home = fs.mkdtempSync(path.join(fx.scratch, 'gnupg-'));
+    const out = execFileSync('gpg', ['--batch', '--homedir', home, '--import-options', 'show-only', '--import', publicFile], { encoding: 'utf8' });
+    assert.match(out, /Test Person <test@example\.invalid>/);
+    await vscode.workspace.getConfiguration('offsite').update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);
+  });
+});

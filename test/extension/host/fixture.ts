@@ -1,0 +1,63 @@
+// What the outer test (test/extension/extensionHost.test.ts) prepared for a run inside the extension
+// host, and small helpers the host suites share.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { OffsiteApi } from '../../../src/extension/extension';
+
+export interface HostFixture {
+  /** The workspace folder VS Code opened. */
+  readonly workspace: string;
+  /** offsite.remote (the root URL) and the folder's own remote directory under it. */
+  readonly remoteRoot: string;
+  readonly remoteDir: string;
+  /** The untrusted run: offsite.remote in the user's own settings (the workspace names another). */
+  readonly userRemoteRoot?: string;
+  readonly scratch: string;
+  readonly keys: { rsaPub: string; rsaSec: string; protectedPub: string; protectedSec: string; passphrase: string };
+  /** A real sshd on 127.0.0.1 (main suite): a root URL, the client key, the host key's fingerprint. */
+  readonly sftp?: { root: string; sshKey: string; fingerprint: string; hostPattern: string; home: string };
+}
+
+export function fixture(): HostFixture {
+  const file = process.env.OFFSITE_TEST_FIXTURE;
+  if (!file) throw new Error('OFFSITE_TEST_FIXTURE is not set');
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as HostFixture;
+}
+
+export async function offsite(): Promise<OffsiteApi> {
+  const ext = vscode.extensions.getExtension<OffsiteApi>('offsite.offsite');
+  if (!ext) throw new Error('the Offsite extension is not loaded');
+  return ext.activate();
+}
+
+export async function waitFor<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The remote's file names (sorted). */
+export function remoteFiles(dir: string): string[] {
+  return fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [];
+}
+
+export function manifests(dir: string): string[] {
+  return remoteFiles(dir).filter((n) => /\.manifest(\.gpg)?$/.test(n));
+}
+
+export function write(root: string, rel: string, content: string | Buffer): string {
+  const p = path.join(root, rel);
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, content);
+  return p;
+}
+
+/** Set times are whole seconds: wait into the next one so two backups never share a time. */
+export async function nextSecond(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 1100 - (Date.now() % 1000)));
+}

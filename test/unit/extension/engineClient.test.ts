@@ -1,0 +1,142 @@
+// The extension's engine client against the real engine process (dist/engineHost.js, built by
+// test/setup.ts): requests run in a child process, progress and logs come back, errors are typed,
+// cancelling stops the work, and a dead engine is replaced on the next request.
+import * as assert from 'node:assert/strict';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EngineClient, EngineError, isCancelled, unknownHostKeyFingerprint, type LogLevel } from '../../../src/extension/engineClient';
+import type { Progress } from '../../../src/engine/progress';
+import { REPO } from '../../helpers/cli';
+import { RSA_PUB, RSA_SEC } from '../../helpers/gpg';
+import { tempDir } from '../../helpers/tmp';
+
+const HOST = path.join(REPO, 'dist', 'engineHost.js');
+
+function client(extra: Partial<ConstructorParameters<typeof EngineClient>[0]> = {}) {
+  const root = tempDir('offsite-client-');
+  const logs: [LogLevel, string][] = [];
+  const c = new EngineClient({ hostScript: HOST, env: { ...process.env, XDG_CACHE_HOME: path.join(root, 'cache') }, log: (l, m) => logs.push([l, m]), ...extra });
+  return { c, root, logs };
+}
+
+function tree(root: string, files: Record<string, string | Buffer>): string {
+  const src = path.join(root, 'src');
+  for (const [rel, data] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(src, rel)), { recursive: true });
+    fs.writeFileSync(path.join(src, rel), data);
+  }
+  return src;
+}
+
+function manifests(dir: string): string[] {
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.includes('.manifest')) : [];
+}
+
+describe('extension: EngineClient (real engine process)', () => {
+  const open: EngineClient[] = [];
+  afterEach(() => open.splice(0).forEach((c) => c.dispose()));
+
+  it('starts no process until the first request, then runs requests in a child process', async () => {
+    const { c } = client();
+    open.push(c);
+    assert.equal(c.pid, undefined);
+    const t = await c.request({ op: 'parseTime', time: '2026-07-27T10:00:00Z' });
+    assert.equal(t, Date.UTC(2026, 6, 27, 10) / 1000);
+    assert.ok(c.pid && c.pid !== process.pid);
+    assert.equal(c.startCount, 1);
+  });
+
+  it('backs up with progress and engine logs, then reads the file back as of that backup', async () => {
+    const { c, root, logs } = client();
+    open.push(c);
+    const src = tree(root, { 'a.txt': 'hello\n', 'd/b.txt': 'world\n' });
+    const remote = { url: `file://${path.join(root, 'remote')}` };
+    const progress: Progress[] = [];
+    const r = await c.request({ op: 'backup', remote, keys: { encryptKeys: [RSA_PUB] }, source: src }, { onProgress: (p) => progress.push(p) });
+    assert.equal(r.type, 'full');
+    assert.equal(r.stats.NewFiles, 4); // the root, a.txt, d, d/b.txt
+    assert.ok(progress.length > 0 && progress.every((p) => p.operation === 'backup'));
+    assert.equal(progress.at(-1)!.phase, 'done');
+    assert.ok(logs.some(([, m]) => /engine request #\d+: backup/.test(m)), 'the client logs the operation (never the request itself)');
+    const out = path.join(root, 'out.txt');
+    const read = await c.request({ op: 'readFile', remote, keys: { restoreKey: RSA_SEC }, path: 'd/b.txt', time: r.time, output: out });
+    assert.equal(read.found, true);
+    assert.equal(fs.readFileSync(out, 'utf8'), 'world\n');
+    const changes = await c.request({ op: 'changes', remote, keys: { restoreKey: RSA_SEC } });
+    assert.deepEqual(changes.map((x) => [x.type, x.new, x.changed, x.deleted, x.files]), [['full', 2, 0, 0, undefined]], 'counts of every set (files only)');
+    const one = await c.request({ op: 'changes', remote, keys: { restoreKey: RSA_SEC }, time: r.time });
+    assert.deepEqual(one[0].files, [{ path: 'a.txt', action: 'new' }, { path: 'd/b.txt', action: 'new' }]);
+  });
+
+  it('turns engine errors into typed EngineErrors with the engine\'s code and hint', async () => {
+    const { c } = client();
+    open.push(c);
+    await assert.rejects(c.request({ op: 'status', remote: { url: 'nosuch://x' } }), (e: unknown) => {
+      assert.ok(EngineError.is(e, 'usage'));
+      assert.match(e.message, /Unknown kind of remote/);
+      assert.match(e.hint ?? '', /Supported remotes/);
+      return true;
+    });
+    await assert.rejects(c.request({ op: 'parseTime', time: 'yesterday-ish' }), (e: unknown) => EngineError.is(e) && !isCancelled(e));
+  });
+
+  it('cancels through the protocol: the backup stops and leaves no set', async function () {
+    this.timeout(120_000);
+    const { c, root } = client();
+    open.push(c);
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 8; i++) files[`blob${i}.bin`] = crypto.randomBytes(8 * 1024 * 1024);
+    const src = tree(root, files);
+    const remoteDir = path.join(root, 'remote');
+    const ac = new AbortController();
+    const started = Date.now();
+    const p = c.request({ op: 'backup', remote: { url: `file://${remoteDir}` }, keys: { encryptKeys: [RSA_PUB] }, source: src, volumeSizeMB: 2 }, { signal: ac.signal, onProgress: (x) => x.files > 0 && ac.abort() });
+    await assert.rejects(p, (e: unknown) => isCancelled(e));
+    assert.ok(Date.now() - started < 60_000);
+    assert.deepEqual(manifests(remoteDir), [], 'no manifest: no set');
+    // The engine is still usable after a cancel.
+    assert.equal(typeof (await c.request({ op: 'parseTime', time: '1D' })), 'number');
+  });
+
+  it('replaces a dead engine process on the next request, and fails the requests it was running', async () => {
+    const { c, root } = client();
+    open.push(c);
+    await c.request({ op: 'parseTime', time: 'now' });
+    const first = c.pid!;
+    const src = tree(root, { 'big.bin': crypto.randomBytes(32 * 1024 * 1024) });
+    const running = c.request({ op: 'backup', remote: { url: `file://${path.join(root, 'r')}` }, keys: { encryptKeys: [RSA_PUB] }, source: src });
+    process.kill(first, 'SIGKILL');
+    await assert.rejects(running, (e: unknown) => EngineError.is(e, 'internal') && /stopped unexpectedly/.test(e.message));
+    await c.request({ op: 'parseTime', time: 'now' });
+    assert.ok(c.pid && c.pid !== first);
+    assert.equal(c.startCount, 2);
+  });
+
+  it('stops an idle engine, and a disposed client refuses new requests', async () => {
+    const { c } = client({ idleTimeoutMs: 100 });
+    await c.request({ op: 'parseTime', time: 'now' });
+    const pid = c.pid!;
+    for (let i = 0; i < 100 && c.pid !== undefined; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(c.pid, undefined, 'stopped after being idle');
+    for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(isAlive(pid), false, 'the process is gone');
+    c.dispose();
+    await assert.rejects(c.request({ op: 'parseTime', time: 'now' }), (e: unknown) => isCancelled(e));
+  });
+
+  it('finds the fingerprint in an unknown-host-key error, and only there', () => {
+    const m = 'The host key of [127.0.0.1]:2222 is not known: the server shows ssh-ed25519 SHA256:abcDEF+/0123=';
+    assert.equal(unknownHostKeyFingerprint(m), 'SHA256:abcDEF+/0123=');
+    assert.equal(unknownHostKeyFingerprint('The host key of x has CHANGED: the server now shows ssh-ed25519 SHA256:abc'), undefined);
+  });
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,128 @@
+// Where each folder's backups go, how key specs resolve, and the command line for cron (checked by a
+// real shell, and by running it: it must write the same chain the extension writes).
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  DEFAULT_SETTINGS,
+  cronCommand,
+  crontabLine,
+  folderRemoteUrl,
+  passphraseIdFor,
+  redactUrl,
+  resolveFolderConfig,
+  resolveKeySpec,
+  shellQuote,
+  sshTargetOf,
+  type RawSettings,
+} from '../../../src/extension/folderConfig';
+import { OFFSITE } from '../../helpers/cli';
+import { RSA_PUB } from '../../helpers/gpg';
+import { tempDir } from '../../helpers/tmp';
+
+const raw = (s: Partial<RawSettings>): RawSettings => ({ ...DEFAULT_SETTINGS, ...s });
+
+describe('extension: folder configuration', () => {
+  it('each folder backs up to <offsite.remote>/<folder name>', () => {
+    assert.equal(folderRemoteUrl('file:///mnt/backup', 'proj'), 'file:///mnt/backup/proj');
+    assert.equal(folderRemoteUrl('file:///mnt/backup/', 'proj'), 'file:///mnt/backup/proj');
+    assert.equal(folderRemoteUrl('file:///', 'proj'), 'file:///proj');
+    assert.equal(folderRemoteUrl('sftp://me@nas/backups', 'my project'), 'sftp://me@nas/backups/my%20project');
+    // sftp://host//abs: the double slash means an absolute path and must survive.
+    assert.equal(folderRemoteUrl('sftp://nas//srv/backup/', 'p'), 'sftp://nas//srv/backup/p');
+    assert.equal(folderRemoteUrl('s3://bucket/prefix?region=eu-west-1', 'p'), 's3://bucket/prefix/p?region=eu-west-1');
+    assert.equal(folderRemoteUrl('  ', 'p'), '');
+    assert.equal(folderRemoteUrl('file:///b', 'a/b#c'), 'file:///b/a%2Fb%23c');
+  });
+
+  it('a folder URL is what the file:// backend opens', () => {
+    const url = folderRemoteUrl(`file://${tempDir()}`, 'with space');
+    assert.match(new URL(url).pathname, /\/with%20space$/);
+    assert.match(decodeURIComponent(new URL(url).pathname), /\/with space$/);
+  });
+
+  it('key files resolve against the folder; key ids, fingerprints and emails stay as they are', () => {
+    assert.equal(resolveKeySpec('keys/pub.asc', '/ws'), '/ws/keys/pub.asc');
+    assert.equal(resolveKeySpec('pub.asc', '/ws'), '/ws/pub.asc');
+    assert.equal(resolveKeySpec('${workspaceFolder}/k.asc', '/ws'), '/ws/k.asc');
+    assert.equal(resolveKeySpec('~/k.asc', '/ws', '/home/me'), '/home/me/k.asc');
+    assert.equal(resolveKeySpec('/abs/k.gpg', '/ws'), '/abs/k.gpg');
+    assert.equal(resolveKeySpec('me@example.com', '/ws'), 'me@example.com');
+    assert.equal(resolveKeySpec('E58B2D7FA184113F', '/ws'), 'E58B2D7FA184113F');
+  });
+
+  it('configured means a remote and at least one encryption key', () => {
+    const folder = { name: 'proj', fsPath: '/ws/proj' };
+    assert.equal(resolveFolderConfig(raw({}), folder).configured, false);
+    assert.equal(resolveFolderConfig(raw({ remote: 'file:///b' }), folder).configured, false);
+    assert.equal(resolveFolderConfig(raw({ encryptKeys: ['k.asc'] }), folder).configured, false);
+    const c = resolveFolderConfig(raw({ remote: 'file:///b', encryptKeys: [' k.asc ', ''], exclude: ['node_modules', ' '], keepFull: 2.7, volumeSize: 0, fullIfOlderThan: ' 30D ', sshKey: '~/.ssh/id', restoreKey: 'sec.asc' }), folder, '/home/me');
+    assert.equal(c.configured, true);
+    assert.equal(c.url, 'file:///b/proj');
+    assert.deepEqual(c.keys.encryptKeys, ['/ws/proj/k.asc']);
+    assert.equal(c.keys.restoreKey, '/ws/proj/sec.asc');
+    assert.deepEqual(c.selection, { excludes: ['node_modules'], gitignore: true });
+    assert.equal(c.keepFull, 2);
+    assert.equal(c.volumeSizeMB, DEFAULT_SETTINGS.volumeSize);
+    assert.equal(c.fullIfOlderThan, '30D');
+    assert.equal(c.remote.sshKey, '/home/me/.ssh/id');
+  });
+
+  it('the passphrase is remembered per private key', () => {
+    const folder = { name: 'p', fsPath: '/ws' };
+    const c = resolveFolderConfig(raw({ remote: 'file:///b', encryptKeys: ['pub.asc'], restoreKey: '/k/sec.asc', signKey: 'SIGNER' }), folder);
+    assert.equal(passphraseIdFor(c, 'backup'), 'SIGNER', 'a backup signs');
+    assert.equal(passphraseIdFor(c, 'readFile'), '/k/sec.asc', 'a read decrypts');
+    assert.equal(passphraseIdFor(resolveFolderConfig(raw({ encryptKeys: ['both.asc'] }), folder), 'restore'), '/ws/both.asc');
+  });
+
+  it('never shows a password from a URL', () => {
+    assert.equal(redactUrl('sftp://me:s3cret@nas/b'), 'sftp://me:***@nas/b');
+    assert.equal(redactUrl('sftp://me@nas/b'), 'sftp://me@nas/b');
+    assert.equal(redactUrl('file:///a:b@c'), 'file:///a:b@c');
+    assert.equal(sshTargetOf('sftp://me:pw@nas.local:2222/b'), 'me@nas.local:2222');
+    assert.equal(sshTargetOf('file:///x'), undefined);
+  });
+
+  it('quotes words for a POSIX shell', () => {
+    for (const w of ['plain', 'with space', "it's", '$HOME', 'a"b', '*', 'back\\slash', '']) {
+      const out = execFileSync('sh', ['-c', `printf '%s' ${shellQuote(w)}`], { encoding: 'utf8' });
+      assert.equal(out, w);
+    }
+  });
+
+  it('the cron command has the same folder, remote, keys, selection and policy', () => {
+    const c = resolveFolderConfig(
+      raw({ remote: 'sftp://me@nas/b', encryptKeys: ['/k/a.asc', 'me@example.com'], signKey: '/k/s.asc', exclude: ['**/*.log', 'tmp dir'], useGitignore: true, volumeSize: 64, fullIfOlderThan: '30D', keepFull: 2, sshKey: '/k/id', schedule: 30 }),
+      { name: 'my proj', fsPath: '/home/me/my proj' },
+    );
+    const cmd = cronCommand(c);
+    assert.equal(
+      cmd,
+      "offsite --ssh-key /k/id backup --encrypt-key /k/a.asc --encrypt-key me@example.com --sign-key /k/s.asc --volsize 64 --full-if-older-than 30D --exclude '**/*.log' --exclude 'tmp dir' --gitignore '/home/me/my proj' sftp://me@nas/b/my%20proj" +
+        ' && offsite --ssh-key /k/id remove-all-but-n-full 2 --force sftp://me@nas/b/my%20proj',
+    );
+    assert.equal(crontabLine(c), `*/30 * * * * ${cmd}`);
+    assert.match(crontabLine({ ...c, settings: { ...c.settings, schedule: 120 } }), /^0 \*\/2 \* \* \* offsite /);
+    assert.match(crontabLine({ ...c, settings: { ...c.settings, schedule: 1440 } }), /^0 3 \* \* \* offsite /);
+    assert.equal(crontabLine({ ...c, settings: { ...c.settings, schedule: 0 } }), cmd);
+  });
+
+  it('the cron command, run by a shell, backs up the folder to the folder\'s remote', function () {
+    this.timeout(60_000);
+    const root = tempDir();
+    const src = path.join(root, 'the project');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a.txt'), 'a\n');
+    fs.writeFileSync(path.join(src, 'skip.log'), 'no\n');
+    const c = resolveFolderConfig(raw({ remote: `file://${path.join(root, 'remote')}`, encryptKeys: [RSA_PUB], exclude: ['*.log'] }), { name: 'the project', fsPath: src });
+    // `offsite` as the README installs it: on the PATH.
+    const bin = path.join(root, 'bin');
+    fs.mkdirSync(bin);
+    fs.symlinkSync(OFFSITE, path.join(bin, 'offsite'));
+    execFileSync('sh', ['-c', cronCommand(c)], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, XDG_CACHE_HOME: path.join(root, 'cache') }, stdio: 'pipe' });
+    const files = fs.readdirSync(path.join(root, 'remote', 'the project'));
+    assert.ok(files.some((f) => /^duplicity-full\..*\.manifest\.gpg$/.test(f)), files.join(' '));
+  });
+});

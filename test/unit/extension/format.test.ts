@@ -1,0 +1,54 @@
+import * as assert from 'node:assert/strict';
+import { emptyStats } from '../../../src/engine/ops/stats';
+import { formatAge, formatBytes, formatStatusReport, formatTime, progressMessage, statsSummary } from '../../../src/extension/format';
+
+describe('extension: wording', () => {
+  it('ages', () => {
+    assert.equal(formatAge(-5), 'just now');
+    assert.equal(formatAge(59), 'just now');
+    assert.equal(formatAge(60), '1m ago');
+    assert.equal(formatAge(3599), '59m ago');
+    assert.equal(formatAge(2 * 3600 + 59), '2h ago');
+    assert.equal(formatAge(86400 * 3 + 5), '3d ago');
+  });
+
+  it('sizes', () => {
+    assert.equal(formatBytes(0), '0 B');
+    assert.equal(formatBytes(1023), '1023 B');
+    assert.equal(formatBytes(1536), '1.5 KB');
+    assert.equal(formatBytes(23 * 1024 * 1024), '23 MB');
+    assert.equal(formatBytes(4.2 * 1024 ** 3), '4.2 GB');
+  });
+
+  it('times are local and sortable', () => {
+    const t = new Date(2026, 6, 27, 14, 5, 9).getTime() / 1000;
+    assert.equal(formatTime(t), '2026-07-27 14:05:09');
+  });
+
+  it('progress lines report files and bytes', () => {
+    assert.equal(progressMessage({ operation: 'backup', phase: 'scan', files: 1234, bytes: 5 * 1024 * 1024, uploadedBytes: 1024 * 1024, path: 'src/a.ts' }), 'Reading: 1,234 files, 5.0 MB read, 1.0 MB uploaded — src/a.ts');
+    assert.equal(progressMessage({ operation: 'restore', phase: 'write', files: 3, bytes: 10 }), 'Writing: 3 files, 10 B written');
+    const long = `${'x/'.repeat(60)}file.txt`;
+    assert.match(progressMessage({ operation: 'backup', phase: 'upload', files: 1, bytes: 0, path: long }), /— …\/x\/x\/.*file\.txt$/);
+  });
+
+  it('statistics summary', () => {
+    assert.equal(statsSummary({ ...emptyStats(0), NewFiles: 3, ChangedFiles: 2, DeletedFiles: 1, TotalDestinationSizeChange: 1.2 * 1024 * 1024, ElapsedTime: 3.42 }), '3 new, 2 changed, 1 deleted; 1.2 MB uploaded in 3.4 s');
+  });
+
+  it('the status report lists chains and sets, or says what is wrong', () => {
+    const s = {
+      url: 'file:///b/p',
+      chains: [{ startTime: 0, endTime: 100, hasSignatures: true, sets: [{ type: 'full' as const, time: 0, volumes: 2, bytes: 2048 }, { type: 'inc' as const, time: 100, volumes: 1, bytes: 10 }] }],
+      incomplete: ['duplicity-inc.x.vol1.difftar.gpg'],
+    };
+    const text = formatStatusReport('p', 'file:///b/p', s);
+    assert.match(text, /^p → file:\/\/\/b\/p$/m);
+    assert.match(text, /Current chain: .*, 2 set\(s\)$/m);
+    assert.match(text, /full\s+\S+ \S+\s+2 volume\(s\)\s+2\.0 KB/);
+    assert.match(text, /incremental\s+\S+ \S+\s+1 volume\(s\)\s+10 B/);
+    assert.match(text, /1 file\(s\) of interrupted backups remain/);
+    assert.match(formatStatusReport('p', 'u', { url: 'u', chains: [], incomplete: [] }), /No backups yet/);
+    assert.match(formatStatusReport('p', 'u', undefined, 'connection refused'), /Could not read the remote: connection refused/);
+  });
+});

@@ -1,0 +1,66 @@
+import * as assert from 'node:assert/strict';
+import { emptyStats } from '../../../src/engine/ops/stats';
+import { backupDue, drillDue, isStale, secondsUntilDue, statusBarView, type FolderView } from '../../../src/extension/schedule';
+
+const H = 3600;
+const NOW = 1_800_000_000;
+
+function view(p: Partial<FolderView> & { record?: FolderView['record'] }): FolderView {
+  return { name: 'proj', url: 'file:///b/proj', running: false, staleAfterHours: 24, record: {}, ...p };
+}
+
+describe('extension: schedule rules', () => {
+  it('a scheduled backup is due schedule minutes after the last attempt or success', () => {
+    assert.equal(backupDue({}, 0, NOW), false, 'schedule off');
+    assert.equal(backupDue({}, 30, NOW), true, 'never ran');
+    assert.equal(backupDue({ lastSuccess: NOW - 29 * 60 }, 30, NOW), false);
+    assert.equal(backupDue({ lastSuccess: NOW - 30 * 60 }, 30, NOW), true);
+    assert.equal(backupDue({ lastSuccess: NOW - 3 * H, lastAttempt: NOW - 60 }, 30, NOW), false, 'a failed attempt also waits a period');
+    assert.equal(secondsUntilDue({ lastSuccess: NOW - 10 * 60 }, 30, NOW), 20 * 60);
+    assert.equal(secondsUntilDue({}, 0, NOW), undefined);
+  });
+
+  it('stale after staleAfter hours without a success; a folder never backed up is new, not stale', () => {
+    assert.equal(isStale({}, 24, NOW), false);
+    assert.equal(isStale({ lastSuccess: NOW - 24 * H }, 24, NOW), false);
+    assert.equal(isStale({ lastSuccess: NOW - 24 * H - 1 }, 24, NOW), true);
+    assert.equal(isStale({ lastSuccess: NOW - 1000 * H }, 0, NOW), false, '0 = never warn');
+  });
+
+  it('a restore drill is due drillEvery days after the last verify, once there are backups', () => {
+    assert.equal(drillDue({}, 30, NOW), false, 'nothing to verify yet');
+    assert.equal(drillDue({ lastSuccess: NOW }, 30, NOW), true, 'never verified');
+    assert.equal(drillDue({ lastSuccess: NOW, lastVerify: { time: NOW - 29 * 24 * H, ok: true, differences: 0 } }, 30, NOW), false);
+    assert.equal(drillDue({ lastSuccess: NOW, lastVerify: { time: NOW - 31 * 24 * H, ok: true, differences: 0 } }, 30, NOW), true);
+    assert.equal(drillDue({ lastSuccess: NOW }, 0, NOW), false, '0 = off');
+  });
+
+  it('the status bar: age, spinner, failure, staleness, and a tooltip with statistics, chain and verify', () => {
+    const ok = view({ record: { lastSuccess: NOW - 2 * H - 5, lastType: 'inc', chainSets: 3, lastStats: { ...emptyStats(NOW), NewFiles: 2, ChangedFiles: 1, TotalDestinationSizeChange: 2048, ElapsedTime: 1.25 } } });
+    const v = statusBarView([ok], NOW);
+    assert.equal(v.text, '$(cloud-upload) 2h ago');
+    assert.equal(v.warning, false);
+    assert.match(v.tooltip, /Last backup: .* \(2h ago\), incremental/);
+    assert.match(v.tooltip, /Last run: 2 new, 1 changed, 0 deleted; 2\.0 KB uploaded in 1\.3 s/);
+    assert.match(v.tooltip, /Chain length: 3 set\(s\)/);
+    assert.match(v.tooltip, /Last verify: never/);
+    assert.equal(statusBarView([{ ...ok, running: true }], NOW).text, '$(sync~spin) Backing up…');
+    const failed = statusBarView([view({ record: { ...ok.record, lastFailure: { time: NOW - 60, message: 'disk full' } } })], NOW);
+    assert.equal(failed.text, '$(warning) Backup failed');
+    assert.equal(failed.warning, true);
+    assert.match(failed.tooltip, /Last attempt failed 1m ago: disk full/);
+    const stale = statusBarView([view({ record: { lastSuccess: NOW - 50 * H } })], NOW);
+    assert.equal(stale.text, '$(warning) 2d ago');
+    assert.equal(stale.warning, true);
+    assert.equal(statusBarView([view({})], NOW).text, '$(cloud-upload) No backup yet');
+  });
+
+  it('several folders: the oldest success counts, and the spinner names the running ones', () => {
+    const a = view({ name: 'a', record: { lastSuccess: NOW - 60 } });
+    const b = view({ name: 'b', record: { lastSuccess: NOW - 5 * H } });
+    assert.equal(statusBarView([a, b], NOW).text, '$(cloud-upload) 5h ago');
+    assert.equal(statusBarView([a, { ...b, running: true }], NOW).text, '$(sync~spin) Backing up b…');
+    assert.equal(statusBarView([a, view({ name: 'c' })], NOW).text, '$(cloud-upload) No backup yet');
+    assert.equal(statusBarView([a, b], NOW).tooltip.split('---').length, 2, 'one tooltip section per folder');
+  });
+});

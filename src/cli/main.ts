@@ -22,6 +22,7 @@ import { restore } from '../engine/ops/restore';
 import { removeAllButNFull, removeOlderThan } from '../engine/ops/retention';
 import { formatStats } from '../engine/ops/stats';
 import { verify } from '../engine/ops/verify';
+import { DEFAULT_DRILL_SAMPLE, drill, recordDrill } from '../engine/ops/drill';
 import type { SelectionRule } from '../engine/scan/scanner';
 import { promptSecret } from './prompt';
 
@@ -128,6 +129,28 @@ function printRemoval(plan: { chains: readonly number[]; files: readonly string[
   process.stdout.write(`${plan.deleted ? 'Deleted' : 'Would delete'} ${plan.chains.length} backup chain(s) ending at: ${plan.chains.map(timeToString).join(', ')}\n`);
   for (const f of plan.files) process.stdout.write(`${f}\n`);
   if (!plan.deleted) process.stdout.write('Run again with --force to delete them.\n');
+}
+
+async function runDrill(url: string, source: string, o: { sample?: string; time?: string; json?: boolean; key?: string; signKey?: string }, g: Globals, log: Logger, signal: AbortSignal): Promise<void> {
+  const sample = o.sample === undefined ? undefined : Number(o.sample);
+  if (sample !== undefined && (!Number.isInteger(sample) || sample < 1)) throw new OffsiteError('usage', `--sample must be a whole number ≥ 1 (got ${o.sample})`);
+  const backend = await openRemote(url, g, log, signal);
+  try {
+    const r = await drill({ backend, crypto: cryptoForRead(keyConfig(o)), log, source, sample, time: parseTime(o.time), signal });
+    recordDrill(archiveFor(url, g), r);
+    if (o.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    else {
+      for (const f of r.files) if (f.outcome === 'mismatch' || f.outcome === 'error') process.stdout.write(`Difference found: ${f.path}: ${f.detail}\n`);
+      for (const f of r.files) if (f.outcome === 'changed') process.stdout.write(`Not compared: ${f.path}: ${f.detail}\n`);
+      process.stdout.write(
+        `Restore drill as of ${timeToString(r.time)}, with no local cache: ${r.files.length} of ${r.filesInBackup} file(s) restored, ${r.matched} identical to the source, ` +
+          `${r.failed} damaged, ${r.changed} changed since the backup (${(r.bytes / MiB).toFixed(1)} MB in ${r.seconds.toFixed(1)} s).\n`,
+      );
+    }
+    if (!r.ok) throw new Exit(1);
+  } finally {
+    await backend.close();
+  }
 }
 
 export function buildProgram(signal: AbortSignal): Command {
@@ -247,9 +270,12 @@ export function buildProgram(signal: AbortSignal): Command {
     .option('--include <glob>', 'the backup\'s includes', ruleOption('include'))
     .option('--gitignore', 'the backup used --gitignore')
     .option('--json', 'print the result as JSON')
+    .option('--drill', 'restore drill: restore a random sample of files with no local cache (as on a new machine; needs --key) and compare them with SOURCE_DIR')
+    .option('--sample <n>', `--drill: how many files to restore (default ${DEFAULT_DRILL_SAMPLE})`)
     .action(async (url: string, source: string, o) => {
       const g = globals();
       const log = makeLogger(g);
+      if (o.drill) return runDrill(url, source, o, g, log, signal);
       const backend = await openRemote(url, g, log, signal);
       try {
         const r = await verify({

@@ -19,10 +19,11 @@ import type { Progress } from './progress';
 import { backup } from './ops/backup';
 import { cleanup } from './ops/cleanup';
 import { fileHistory, listFiles, status } from './ops/inspect';
-import { readFileAt, restore } from './ops/restore';
+import { openForRead, readFileAt, restore, type ReadOptions } from './ops/restore';
 import { removeAllButNFull } from './ops/retention';
 import type { BackupStats } from './ops/stats';
 import { verify } from './ops/verify';
+import { drill, lastDrill, recordDrill } from './ops/drill';
 import type { SelectionRule } from './scan/selection';
 
 export const DEFAULT_VOLUME_SIZE_MB = 32;
@@ -36,6 +37,9 @@ export interface RemoteConfig {
   readonly acceptHostKey?: string;
   readonly s3EndpointUrl?: string;
   readonly s3Profile?: string;
+  /** sftp://: the SSH password, and the passphrase of an encrypted SSH key (from SecretStorage; never logged). */
+  readonly sshPassword?: string;
+  readonly sshPassphrase?: string;
 }
 
 export interface KeySpec {
@@ -64,7 +68,28 @@ export type ServiceRequest =
   | { op: 'history'; remote: RemoteConfig; keys: KeySpec; path: string }
   | ({ op: 'verify'; remote: RemoteConfig; keys: KeySpec; source: string; compareData?: boolean; time?: TimeSpec } & Selection)
   | { op: 'cleanup'; remote: RemoteConfig; force?: boolean }
-  | { op: 'createKey'; name: string; email: string; passphrase: string };
+  | { op: 'createKey'; name: string; email: string; passphrase: string }
+  /** The sets' changes from their manifests: counts for every set, or one set's files when a time is given. */
+  | { op: 'changes'; remote: RemoteConfig; keys: KeySpec; time?: TimeSpec }
+  /** A time in duplicity's syntax as epoch seconds (validates what a user typed). */
+  | { op: 'parseTime'; time: TimeSpec }
+  /**
+   * Restore drill: a random sample of files restored with no local cache (the private key is needed)
+   * and compared with the source; the outcome (DrillResult) is recorded for lastDrill.
+   */
+  | { op: 'drill'; remote: RemoteConfig; keys: KeySpec; source: string; sample?: number; time?: TimeSpec }
+  /** The last recorded drill of this remote (a DrillRecord), or null; reads only the local cache. */
+  | { op: 'lastDrill'; remote: RemoteConfig };
+
+export interface SetChanges {
+  readonly time: number;
+  readonly type: 'full' | 'inc';
+  readonly new: number;
+  readonly changed: number;
+  readonly deleted: number;
+  /** Only when the request named a time: that set's changes, path by path. */
+  readonly files?: readonly { path: string; action: 'new' | 'changed' | 'deleted' }[];
+}
 
 export interface BackupSummary {
   readonly type: 'full' | 'inc';
@@ -92,10 +117,12 @@ export interface ServiceError {
   readonly code: string;
   readonly message: string;
   readonly hint?: string;
+  /** The file the error is about (e.g. the SSH key whose passphrase is wrong), when there is one. */
+  readonly file?: string;
 }
 
 export function toServiceError(e: unknown): ServiceError {
-  if (e instanceof OffsiteError) return { code: e.code, message: e.message, hint: e.hint };
+  if (e instanceof OffsiteError) return { code: e.code, message: e.message, hint: e.hint, file: e.file };
   if (e instanceof Error && (e.name === 'AbortError' || (e as NodeJS.ErrnoException).code === 'ABORT_ERR')) return { code: 'cancelled', message: 'Cancelled' };
   return { code: 'internal', message: e instanceof Error ? e.message : String(e) };
 }
@@ -129,7 +156,16 @@ async function open(remote: RemoteConfig, ctx: ServiceContext): Promise<{ backen
   const backend = await openBackend(remote.url, {
     signal: ctx.signal,
     log: (level, m) => ctx.log[level](m),
-    options: { sshKey: remote.sshKey, knownHosts: remote.knownHosts, acceptHostKey: remote.acceptHostKey, s3EndpointUrl: remote.s3EndpointUrl, s3Profile: remote.s3Profile },
+    options: {
+      sshKey: remote.sshKey,
+      knownHosts: remote.knownHosts,
+      acceptHostKey: remote.acceptHostKey,
+      s3EndpointUrl: remote.s3EndpointUrl,
+      s3Profile: remote.s3Profile,
+      ...(remote.sshPassword !== undefined || remote.sshPassphrase !== undefined
+        ? { env: { ...process.env, OFFSITE_SSH_PASSWORD: remote.sshPassword ?? process.env.OFFSITE_SSH_PASSWORD, OFFSITE_SSH_PASSPHRASE: remote.sshPassphrase ?? process.env.OFFSITE_SSH_PASSPHRASE } }
+        : {}),
+    },
   });
   const archive = ArchiveDir.open(archiveDirFor(remote.url, remote.archiveDir ?? defaultCacheRoot()));
   return { backend: new RetryBackend(backend, { onRetry: (e, n, d) => ctx.log.warn(`${e.message}; retrying (attempt ${n}) in ${Math.round(d / 1000)} s`) }), archive };
@@ -137,6 +173,8 @@ async function open(remote: RemoteConfig, ctx: ServiceContext): Promise<{ backen
 
 export async function handle(req: ServiceRequest, ctx: ServiceContext): Promise<unknown> {
   if (req.op === 'createKey') return generateKeyPair(req.name, req.email, req.passphrase);
+  if (req.op === 'parseTime') return toTime(req.time);
+  if (req.op === 'lastDrill') return lastDrill(ArchiveDir.open(archiveDirFor(req.remote.url, req.remote.archiveDir ?? defaultCacheRoot()))) ?? null;
   const { backend, archive } = await open(req.remote, ctx);
   const base = { backend, archive, log: ctx.log, signal: ctx.signal };
   try {
@@ -199,9 +237,41 @@ export async function handle(req: ServiceRequest, ctx: ServiceContext): Promise<
         return await verify({ ...base, crypto: cryptoForRead(keyConfig(req.keys)), source: req.source, compareData: req.compareData, time: toTime(req.time), rules: rules(req), gitignore: req.gitignore });
       case 'cleanup':
         return await cleanup({ ...base, crypto: cryptoForRead({}), force: req.force });
+      case 'changes':
+        return await setChanges({ ...base, crypto: cryptoForRead(keyConfig(req.keys)) }, toTime(req.time));
+      case 'drill': {
+        const r = await drill({ backend, log: ctx.log, signal: ctx.signal, crypto: cryptoForRead(keyConfig(req.keys)), source: req.source, sample: req.sample, time: toTime(req.time), onProgress: ctx.onProgress });
+        recordDrill(archive, r);
+        return r;
+      }
     }
   } finally {
     await backend.close();
+  }
+}
+
+async function setChanges(opts: ReadOptions, time: number | undefined): Promise<SetChanges[]> {
+  const { repo, tempDir } = await openForRead(opts);
+  try {
+    const sets = repo.collection.chains.flatMap((c) => [c.fullSet, ...c.incSets]);
+    // With a time: the set made at that time, else the last one before it (as a restore would use).
+    const wanted = time === undefined ? sets : [sets.find((s) => s.endTime === time) ?? sets.filter((s) => s.endTime <= time).at(-1)].filter((s) => s !== undefined);
+    const out: SetChanges[] = [];
+    for (const set of wanted) {
+      const files = (await repo.manifest(set, opts.signal)).filelist ?? [];
+      const count = (a: string) => files.reduce((n, f) => n + (f.action === a ? 1 : 0), 0);
+      out.push({
+        time: set.endTime,
+        type: set.type,
+        new: count('new'),
+        changed: count('changed'),
+        deleted: count('deleted'),
+        files: time === undefined ? undefined : files.map((f) => ({ path: indexToString(f.index), action: f.action })),
+      });
+    }
+    return out;
+  } finally {
+    fs.rmSync(tempDir, { recursive: true, force: true });
   }
 }
 

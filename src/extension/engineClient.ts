@@ -12,6 +12,7 @@ import type { CleanupResult } from '../engine/ops/cleanup';
 import type { CollectionStatus, FileVersion } from '../engine/ops/inspect';
 import type { RestoreResult } from '../engine/ops/restore';
 import type { VerifyResult } from '../engine/ops/verify';
+import type { DrillRecord, DrillResult } from '../engine/ops/drill';
 
 export type ReadFileResult = { found: false } | { found: true; mode: number; mtime: number; size: number };
 
@@ -28,6 +29,8 @@ export interface EngineResults {
   createKey: { publicArmored: string; privateArmored: string; fingerprint: string };
   changes: SetChanges[];
   parseTime: number;
+  drill: DrillResult;
+  lastDrill: DrillRecord | null;
 }
 
 export type EngineOp = ServiceRequest['op'];

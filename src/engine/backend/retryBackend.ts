@@ -51,7 +51,11 @@ export class RetryBackend implements Backend {
         await this.inner.put(name, source, options);
       } catch (e) {
         if (attempt > 1 && !options.overwrite && BackendError.isKind(e, 'exists')) {
-          const info = await this.inner.stat(name, { signal: options.signal }).catch(() => undefined);
+          // A stat that fails transiently cannot tell either way: retry the attempt (and the stat).
+          const info = await this.inner.stat(name, { signal: options.signal }).catch((se: unknown) => {
+            if (BackendError.isKind(se, 'transient')) throw se;
+            return undefined;
+          });
           if (info?.size === source.size) return;
         }
         throw e;

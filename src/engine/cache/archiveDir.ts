@@ -53,27 +53,49 @@ export class ArchiveDir {
     }
   }
 
-  /** A private temp folder for this run, removed by the caller (and by cleanup after a crash). */
+  /**
+   * A private temp folder for this run, removed by the caller (and after a crash by the next backup or
+   * by cleanup). Its name holds our pid: readers (restore, verify) take no lock, so only folders of
+   * processes that are gone may be removed by others.
+   */
   makeTempDir(): string {
     const tmp = path.join(this.dir, 'tmp');
     fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
-    return fs.mkdtempSync(path.join(tmp, 'run-'));
+    return fs.mkdtempSync(path.join(tmp, `run-${process.pid}-`));
   }
 
-  /** Temp folders of runs that are no longer alive (checked by the caller holding the lock). */
+  /** Temp folders of runs that are no longer alive (a crash, a kill). */
   staleTempDirs(): string[] {
     const tmp = path.join(this.dir, 'tmp');
     try {
-      return fs.readdirSync(tmp).map((n) => path.join(tmp, n));
+      return fs.readdirSync(tmp).filter((n) => !ownerAlive(/^run-(\d+)-/.exec(n)?.[1])).map((n) => path.join(tmp, n));
     } catch {
       return [];
     }
   }
 
+  /** A temporary name for writing `name` (renamed over it when complete), marked with our pid. */
+  tempFile(name: string): string {
+    return `${this.file(name)}.tmp-${process.pid}`;
+  }
+
+  /**
+   * Temporary files in the cache folder left by processes that are gone: writeAtomic's and tempFile's
+   * (NAME.tmp-PID) and the stat cache's (NAME.PID.HEX.tmp). Full paths.
+   */
+  staleTempFiles(): string[] {
+    const out: string[] = [];
+    for (const n of this.names()) {
+      const pid = /\.tmp-(\d+)$/.exec(n)?.[1] ?? /\.(\d+)\.[0-9a-f]+\.tmp$/.exec(n)?.[1];
+      if (pid !== undefined && !ownerAlive(pid)) out.push(this.file(n));
+    }
+    return out;
+  }
+
   /** Writes a small file atomically (temp + fsync + rename), private. */
   writeAtomic(name: string, data: Buffer | string): void {
     const target = this.file(name);
-    const tmp = `${target}.tmp-${process.pid}`;
+    const tmp = this.tempFile(name);
     const fd = fs.openSync(tmp, 'w', 0o600);
     try {
       fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
@@ -86,5 +108,18 @@ export class ArchiveDir {
 
   remove(name: string): void {
     fs.rmSync(this.file(name), { force: true, recursive: true });
+  }
+}
+
+/** Whether the process that made a temporary is still running (a name without a pid: an old run, gone). */
+function ownerAlive(pid: string | undefined): boolean {
+  if (pid === undefined) return false;
+  const n = Number(pid);
+  if (n === process.pid) return true;
+  try {
+    process.kill(n, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

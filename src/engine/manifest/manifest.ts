@@ -87,12 +87,15 @@ export function formatManifest(m: Manifest): Buffer {
   for (const v of m.volumes) parts.push(formatVolume(v), Buffer.from('\n', 'latin1'));
   if (m.filelist) {
     let text = `Filelist ${m.filelist.length}\n`;
-    for (const f of m.filelist) {
-      text += `    ${f.action.padEnd(7)}  ${quoteStr(indexToLatin1(f.index))}\n`;
-    }
+    for (const f of m.filelist) text += formatFileChange(f);
     parts.push(Buffer.from(text, 'latin1'));
   }
   return Buffer.concat(parts);
+}
+
+/** One line of the Filelist section (latin1 text): what formatManifest writes per entry. */
+export function formatFileChange(f: FileChange): string {
+  return `    ${f.action.padEnd(7)}  ${quoteStr(indexToLatin1(f.index))}\n`;
 }
 
 function formatVolume(v: VolumeInfo): Buffer {
@@ -163,13 +166,18 @@ export function parseManifest(text: Buffer): Manifest {
 
   const fl = FILELIST_RE.exec(s);
   if (fl) {
-    m.filelist = [];
-    if (Number(fl[1]) > 0) {
-      for (const line of fl[2].split('\n')) {
-        const f = parseFileChange(line);
-        if (f) m.filelist.push(f);
-      }
-    }
+    // Parsed on first use: a full set's list has a line per file, and restores never read it.
+    const count = Number(fl[1]);
+    const body = fl[2];
+    let list: FileChange[] | undefined;
+    Object.defineProperty(m, 'filelist', {
+      enumerable: true,
+      configurable: true,
+      get: () => (list ??= count > 0 ? parseFileList(body) : []),
+      set: (v: FileChange[]) => {
+        list = v;
+      },
+    });
   }
   return m;
 }
@@ -256,6 +264,15 @@ function stringToIndex(word: string): PathIndex {
 
 // The Filelist is informational (duplicity reads it only for --file-changed): unreadable lines are
 // skipped rather than failing the whole manifest.
+function parseFileList(body: string): FileChange[] {
+  const out: FileChange[] = [];
+  for (const line of body.split('\n')) {
+    const f = parseFileChange(line);
+    if (f) out.push(f);
+  }
+  return out;
+}
+
 function parseFileChange(line: string): FileChange | undefined {
   const words = splitWs(line);
   if (words.length < 2 || !ACTIONS.has(words[0])) return undefined;

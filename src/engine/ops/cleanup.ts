@@ -19,7 +19,7 @@ export interface CleanupResult {
 export async function cleanup(opts: ReadOptions & { force?: boolean }): Promise<CleanupResult> {
   const lock = await acquireLock(opts.archive.file('lockfile'), 'cleanup', { signal: opts.signal });
   try {
-    const local = opts.archive.staleTempDirs();
+    const local = [...opts.archive.staleTempDirs(), ...opts.archive.staleTempFiles()];
     const { repo, tempDir } = await openForRead(opts);
     try {
       const c = repo.collection;

@@ -8,7 +8,8 @@ import { PassThrough, Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import type { PrivateKey, PublicKey } from 'openpgp';
-import type { Backend } from '../backend/backend';
+import { BackendError, type Backend } from '../backend/backend';
+import { abortableDelay } from '../backend/backendUtil';
 import { OffsiteError } from '../errors';
 import { createDecryptStream, type DecryptOptions } from '../crypto/decrypt';
 import { createEncryptStream } from '../crypto/encrypt';
@@ -28,20 +29,23 @@ export function wrappingOf(p: Pick<ParsedName, 'encrypted' | 'gzipped'>): Wrappi
   return p.encrypted ? 'gpg' : p.gzipped ? 'gz' : 'plain';
 }
 
-/** A plaintext → stored-bytes encoder for files Offsite writes (always OpenPGP). */
-export function encoder(crypto: CryptoContext): Transform {
+/**
+ * A plaintext → stored-bytes encoder for files Offsite writes (always OpenPGP). `deflateLevel`: zlib
+ * level of the compressible stretches (default: the encrypter's, 1, the fastest).
+ */
+export function encoder(crypto: CryptoContext, deflateLevel?: number): Transform {
   if (crypto.recipients.length === 0) throw new OffsiteError('config', 'No encryption key given', { hint: 'Pass --encrypt-key KEY (a public key file, key id, fingerprint or email)' });
-  return createEncryptStream({ recipients: [...crypto.recipients], signingKey: crypto.signingKey });
+  return createEncryptStream({ recipients: [...crypto.recipients], signingKey: crypto.signingKey, ...(deflateLevel === undefined ? {} : { deflate: { level: deflateLevel } }) });
 }
 
 /** Encodes `data` into a private file, returning its size and SHA1. */
-export async function encodeToFile(data: Buffer | Readable, file: string, crypto: CryptoContext): Promise<{ size: number; sha1: string }> {
+export async function encodeToFile(data: Buffer | Readable, file: string, crypto: CryptoContext, deflateLevel?: number): Promise<{ size: number; sha1: string }> {
   const sha1 = createHash('sha1');
   let size = 0;
   const out = fs.createWriteStream(file, { mode: 0o600 });
   await pipeline(
     Buffer.isBuffer(data) ? Readable.from([data]) : data,
-    encoder(crypto),
+    encoder(crypto, deflateLevel),
     async function* (src: AsyncIterable<Buffer>) {
       for await (const chunk of src) {
         sha1.update(chunk);
@@ -60,6 +64,10 @@ async function decoder(w: Wrapping, crypto: CryptoContext): Promise<Transform> {
   return new PassThrough();
 }
 
+/** Downloads whose stream breaks midway with a transient error are started again, this many times in all. */
+const DOWNLOAD_ATTEMPTS = 5;
+const DOWNLOAD_RETRY_MS = 500;
+
 export interface FetchedFile {
   readonly path: string;
   readonly size: number;
@@ -72,10 +80,10 @@ export interface FetchedFile {
  * tempDir. When expectedSha1 is given, the stored bytes must match it, else OffsiteError('integrity')
  * naming the file (and nothing of it is decrypted).
  */
-export async function fetchRemote(backend: Backend, name: string, tempDir: string, opts: { expectedSha1?: string; signal?: AbortSignal } = {}): Promise<FetchedFile> {
+export async function fetchRemote(backend: Backend, name: string, tempDir: string, opts: { expectedSha1?: string; manifestName?: string; signal?: AbortSignal } = {}): Promise<FetchedFile> {
   const local = backend.localPath?.(name);
   let fetched: FetchedFile;
-  const hash = createHash('sha1');
+  let hash = createHash('sha1');
   if (local) {
     let size = 0;
     try {
@@ -91,23 +99,36 @@ export async function fetchRemote(backend: Backend, name: string, tempDir: strin
   } else {
     const file = path.join(tempDir, `dl-${name}`);
     let size = 0;
-    try {
-      await pipeline(
-        await backend.get(name, { signal: opts.signal }),
-        async function* (src: AsyncIterable<Buffer>) {
-          for await (const chunk of src) {
-            hash.update(chunk);
-            size += chunk.length;
-            yield chunk;
-          }
-        },
-        fs.createWriteStream(file, { mode: 0o600 }),
-        { signal: opts.signal },
-      );
-    } catch (e) {
-      fs.rmSync(file, { force: true });
-      if (OffsiteError.is(e, 'notFound')) throw new OffsiteError('integrity', `The remote file ${name} is missing`, { file: name, cause: e, hint: 'The backup set is damaged; restore from an earlier or later set, or run a new full backup' });
-      throw e;
+    // A retrying backend retries opening a stream, not a stream that breaks midway (bytes already
+    // delivered cannot be taken back): that is ours to retry. Each attempt starts over, with a fresh
+    // hash, so what is checked is exactly what is on disk.
+    for (let attempt = 1; ; attempt++) {
+      hash = createHash('sha1');
+      size = 0;
+      let opened = false;
+      try {
+        const stream = await backend.get(name, { signal: opts.signal });
+        opened = true;
+        await pipeline(
+          stream,
+          async function* (src: AsyncIterable<Buffer>) {
+            for await (const chunk of src) {
+              hash.update(chunk);
+              size += chunk.length;
+              yield chunk;
+            }
+          },
+          fs.createWriteStream(file, { mode: 0o600 }),
+          { signal: opts.signal },
+        );
+        break;
+      } catch (e) {
+        fs.rmSync(file, { force: true });
+        if (OffsiteError.is(e, 'notFound')) throw new OffsiteError('integrity', `The remote file ${name} is missing`, { file: name, cause: e, hint: 'The backup set is damaged; restore from an earlier or later set, or run a new full backup' });
+        // A get that could not even start was retried by the backend's retry wrapper already.
+        if (!opened || !BackendError.isKind(e, 'transient') || attempt >= DOWNLOAD_ATTEMPTS || opts.signal?.aborted) throw e;
+        await abortableDelay(DOWNLOAD_RETRY_MS * 2 ** (attempt - 1), opts.signal);
+      }
     }
     fetched = { path: file, size, dispose: () => fs.rmSync(file, { force: true }) };
   }
@@ -115,7 +136,7 @@ export async function fetchRemote(backend: Backend, name: string, tempDir: strin
     const actual = hash.digest('hex');
     if (actual !== opts.expectedSha1.toLowerCase()) {
       fetched.dispose();
-      throw new OffsiteError('integrity', `Invalid data in ${name}: SHA1 hash mismatch (manifest says ${opts.expectedSha1}, file has ${actual})`, {
+      throw new OffsiteError('integrity', `Invalid data in ${name}: SHA1 hash mismatch (${opts.manifestName ? `its manifest ${opts.manifestName}` : 'the manifest'} says ${opts.expectedSha1}, the file has ${actual})`, {
         file: name,
         hint: 'The file was changed or damaged on the remote; this set cannot be trusted',
       });
@@ -129,7 +150,16 @@ export async function openDecoded(file: string, w: Wrapping, crypto: CryptoConte
   const dec = await decoder(w, crypto);
   const src = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   const out = new PassThrough({ highWaterMark: 1 << 20 });
-  pipeline(src, dec, out).catch((e) => out.destroy(withFile(e, remoteName)));
+  // The reader must see errors with the file's name: pipeline(src, dec, out) would destroy `out` with
+  // the bare error before a handler could name it. A reader that stops early frees the file.
+  pipeline(src, dec).catch((e) => out.destroy(withFile(e, remoteName)));
+  dec.pipe(out);
+  // Until the reader starts, nobody listens: the error is kept in the stream and thrown to the reader.
+  out.on('error', () => undefined);
+  out.once('close', () => {
+    src.destroy();
+    dec.destroy();
+  });
   return out;
 }
 

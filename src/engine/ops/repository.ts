@@ -104,7 +104,7 @@ export class Repository {
     if (!p) throw new OffsiteError('internal', `Not a signature file name: ${remoteName}`);
     this.log.info(`Fetching ${remoteName} from the remote`);
     const fetched = await fetchRemote(this.backend, remoteName, this.tempDir, { signal });
-    const part = `${file}.part`;
+    const part = this.archive.tempFile(local);
     try {
       await pipeline(await openDecoded(fetched.path, wrappingOf(p), this.crypto, remoteName), zlib.createGzip({ level: 1 }), fs.createWriteStream(part, { mode: 0o600 }));
       fs.renameSync(part, file);

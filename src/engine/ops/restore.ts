@@ -8,9 +8,11 @@ import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
 import type { Logger } from '../log';
 import type { Manifest } from '../manifest/manifest';
+import { manifestName, signatureName } from '../manifest/naming';
 import { indexToString } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
 import type { PathIndex } from '../types';
+import { readCheckpoint } from './checkpoint';
 import type { CryptoContext } from './remoteFiles';
 import { Repository } from './repository';
 import { FilesystemOutput } from './restoreOutput';
@@ -49,13 +51,14 @@ export interface RestoreResult {
 /** The sets to read for a time, with their manifests: the chain's full set and its incrementals up to then. */
 export async function setsForTime(repo: Repository, time: number, signal?: AbortSignal): Promise<{ set: BackupSet; manifest: Manifest }[]> {
   const collection: Collection = repo.collection;
-  if (collection.chains.length === 0) {
-    throw new OffsiteError('notFound', `No backups found at ${repo.backend.displayUrl}`, { hint: 'Check the URL, or run a backup first' });
-  }
-  const chain = chainAtTime(collection, time);
+  const chain = collection.chains.length ? chainAtTime(collection, time) : undefined;
   // duplicity falls back to the oldest full backup for a time before it; restoring a later state as if
   // it were older would mislead, so that is an error here.
   const sets = chain && chain.fullSet.endTime <= time ? setsAtTime(chain, time) : [];
+  checkNoNewerDamagedSets(repo, sets.at(-1)?.endTime ?? -1, time);
+  if (collection.chains.length === 0) {
+    throw new OffsiteError('notFound', `No backups found at ${repo.backend.displayUrl}`, { hint: 'Check the URL, or run a backup first' });
+  }
   if (sets.length === 0) {
     const oldest = collection.chains[0].fullSet.endTime;
     throw new OffsiteError('notFound', `No backup as old as ${new Date(time * 1000).toISOString()}: the oldest is from ${new Date(oldest * 1000).toISOString()} (${timeToString(oldest)})`, {
@@ -65,6 +68,33 @@ export async function setsForTime(repo: Repository, time: number, signal?: Abort
   const out: { set: BackupSet; manifest: Manifest }[] = [];
   for (const set of sets) out.push({ set, manifest: await repo.manifest(set, signal) });
   return out;
+}
+
+/**
+ * Refuses to restore an older state as if it were the one asked for: a set made after `chosen` and by
+ * `time` that cannot be used (its manifest or signature file is missing, or it continues a set that
+ * is) means the remote lost files, by damage or by someone deleting them to roll the backup back. The
+ * one set this machine's checkpoint explains (a backup interrupted or running here) is not damage.
+ */
+function checkNoNewerDamagedSets(repo: Repository, chosen: number, time: number): void {
+  const c = repo.collection;
+  const explained = readCheckpoint(repo.archive)?.time;
+  const suspects = [...c.incompleteSets, ...c.orphanedIncs].filter((s) => s.endTime > chosen && s.endTime <= time && s.endTime !== explained);
+  if (suspects.length === 0) return;
+  const encrypted = (s: BackupSet) => s.encrypted || s.volumes.size === 0;
+  const missing = suspects.map((s) => {
+    if (!s.manifestName) return manifestName(s.type, s.endTime, s.startTime, encrypted(s));
+    if (s === c.discardedLastInc) return signatureName(s.type, s.endTime, s.startTime, encrypted(s) ? 'gpg' : '');
+    // An orphaned incremental: the set it continues is incomplete or gone.
+    const base = c.incompleteSets.find((x) => x.endTime === s.startTime);
+    return base ? manifestName(base.type, base.endTime, base.startTime, encrypted(base)) : `the backup set of ${timeToString(s.startTime!)}`;
+  });
+  const unique = [...new Set(missing)];
+  const newer = chosen < 0 ? 'Backups' : `Backups newer than ${timeToString(chosen)}`;
+  throw new OffsiteError('integrity', `${newer} cannot be used: ${unique.join(', ')} ${unique.length === 1 ? 'is' : 'are'} missing on the remote`, {
+    file: unique[0],
+    hint: `If a backup was interrupted, run the next backup or offsite cleanup first${chosen < 0 ? '' : `; to restore the last complete backup anyway, give --time ${timeToString(chosen)}`}`,
+  });
 }
 
 /** Opens the repository for reading: lists the remote and prunes the cache. Caller removes tempDir. */

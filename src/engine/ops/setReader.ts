@@ -10,7 +10,7 @@ import type { Logger } from '../log';
 import type { BackupSet } from '../chain/collection';
 import { applyDelta, fileHandleSource } from '../delta/patch';
 import { volumeMayContain, type Manifest, type VolumeInfo } from '../manifest/manifest';
-import { parseName } from '../manifest/naming';
+import { parseName, volumeName } from '../manifest/naming';
 import { compareIndex, indexToString, isPrefixOf } from '../pathIndex';
 import type { EntryMeta, PathIndex } from '../types';
 import { parseMemberName, tarHeaderToMeta, type MemberKind } from '../volume/difftar';
@@ -66,50 +66,72 @@ export function volumesFor(manifest: Manifest, prefix: PathIndex): VolumeInfo[] 
 
 /** Every tar member of the chosen volumes of one set, in order, hash-checked before decryption. */
 async function* members(ctx: ReadContext, set: BackupSet, volumes: VolumeInfo[]): AsyncGenerator<RawMember> {
-  for (const v of volumes) {
+  // The next volume is fetched and hash-checked (downloaded, for remote backends) while this one is
+  // decrypted and read: the two overlap, on two cores.
+  const fetchVolume = async (v: VolumeInfo) => {
     throwIfAborted(ctx.signal);
     const remoteName = set.volumes.get(v.volumeNumber);
     if (!remoteName) {
-      throw new OffsiteError('integrity', `Volume ${v.volumeNumber} of the backup set of ${new Date(set.endTime * 1000).toISOString()} is missing on the remote`, {
+      const expected = volumeName(set.type, set.endTime, set.startTime, v.volumeNumber, set.encrypted ? 'gpg' : set.gzipped ? 'gz' : '');
+      throw new OffsiteError('integrity', `Volume ${v.volumeNumber} of the backup set of ${new Date(set.endTime * 1000).toISOString()} is missing on the remote (${expected})`, {
+        file: expected,
         hint: 'The set is damaged; restore as of another time',
       });
     }
     const hash = v.hashes.SHA1 ?? v.hashes.sha1;
     const md5 = v.hashes.MD5 ?? v.hashes.md5;
     if (!hash && !md5) throw new OffsiteError('integrity', `The manifest has no hash for ${remoteName}`, { file: remoteName, hint: 'The manifest is damaged or was not written by duplicity/Offsite' });
-    const fetched = await fetchRemote(ctx.repo.backend, remoteName, ctx.repo.tempDir, { expectedSha1: hash, signal: ctx.signal });
+    const fetched = await fetchRemote(ctx.repo.backend, remoteName, ctx.repo.tempDir, { expectedSha1: hash, manifestName: set.manifestName, signal: ctx.signal });
     try {
       if (!hash && md5) await checkMd5(fetched.path, md5, remoteName);
-      const parsed = parseName(remoteName)!;
-      const plain = await openDecoded(fetched.path, wrappingOf(parsed), ctx.repo.crypto, remoteName);
+    } catch (e) {
+      fetched.dispose();
+      throw e;
+    }
+    return { remoteName, fetched };
+  };
+  let next = volumes.length > 0 ? fetchVolume(volumes[0]) : undefined;
+  try {
+    for (let i = 0; i < volumes.length; i++) {
+      const { remoteName, fetched } = await next!;
+      next = i + 1 < volumes.length ? fetchVolume(volumes[i + 1]) : undefined;
+      // A failure of the prefetch surfaces when it is awaited; until then it must not go unhandled.
+      next?.catch(() => undefined);
       try {
-        for await (const entry of readTar(plain)) {
-          let name: RawMember['name'];
-          try {
-            name = parseMemberName(entry.header.name);
-          } catch (e) {
-            ctx.refusals.push({ member: entry.header.name.toString('utf8'), reason: (e as Error).message });
-            ctx.log.warn(`Skipping archive member ${JSON.stringify(entry.header.name.toString('utf8'))} of ${remoteName}: ${(e as Error).message}`);
-            continue;
+        const parsed = parseName(remoteName)!;
+        const plain = await openDecoded(fetched.path, wrappingOf(parsed), ctx.repo.crypto, remoteName);
+        try {
+          for await (const entry of readTar(plain)) {
+            let name: RawMember['name'];
+            try {
+              name = parseMemberName(entry.header.name);
+            } catch (e) {
+              ctx.refusals.push({ member: entry.header.name.toString('utf8'), reason: (e as Error).message });
+              ctx.log.warn(`Skipping archive member ${JSON.stringify(entry.header.name.toString('utf8'))} of ${remoteName}: ${(e as Error).message}`);
+              continue;
+            }
+            if (name.kind === 'signature') continue;
+            let meta: EntryMeta;
+            try {
+              meta = tarHeaderToMeta(entry.header);
+            } catch (e) {
+              // Hard links and unknown member types: duplicity refuses them too.
+              ctx.refusals.push({ member: entry.header.name.toString('utf8'), reason: (e as Error).message });
+              ctx.log.warn(`Skipping archive member ${JSON.stringify(entry.header.name.toString('utf8'))} of ${remoteName}: ${(e as Error).message}`);
+              continue;
+            }
+            yield { name, meta, body: once(entry.body) };
           }
-          if (name.kind === 'signature') continue;
-          let meta: EntryMeta;
-          try {
-            meta = tarHeaderToMeta(entry.header);
-          } catch (e) {
-            // Hard links and unknown member types: duplicity refuses them too.
-            ctx.refusals.push({ member: entry.header.name.toString('utf8'), reason: (e as Error).message });
-            ctx.log.warn(`Skipping archive member ${JSON.stringify(entry.header.name.toString('utf8'))} of ${remoteName}: ${(e as Error).message}`);
-            continue;
-          }
-          yield { name, meta, body: once(entry.body) };
+        } finally {
+          plain.destroy();
         }
       } finally {
-        plain.destroy();
+        fetched.dispose();
       }
-    } finally {
-      fetched.dispose();
     }
+  } finally {
+    // Stopped early (a one-file restore past its file) or failed: drop a prefetched volume.
+    if (next) await next.then((f) => f.fetched.dispose(), () => undefined);
   }
 }
 
@@ -130,6 +152,9 @@ export async function* setRecords(ctx: ReadContext, set: BackupSet, volumes: Vol
       pending = undefined;
       const kind = first.name.kind as SetRecord['kind'];
       if (!isPrefixOf(prefix, first.name.index)) {
+        // Paths under `prefix` are contiguous in index order: past them nothing more can match, so
+        // the rest of the set is neither decrypted nor read (a one-file restore stops at its file).
+        if (compareIndex(first.name.index, prefix) > 0) return;
         await drain(first.body);
         // skip the rest of a multivol run too
         for (;;) {

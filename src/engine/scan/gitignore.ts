@@ -269,16 +269,24 @@ function classRegex(pat: string, start: number, pathname: boolean): { source: st
 
 /** Reads a small file without following a symlink (git refuses symlinked .gitignore); undefined if absent. */
 export function readRulesFile(file: Buffer | string): Buffer | undefined {
+  return readRegularFile(file, false);
+}
+
+/**
+ * A regular file's bytes, else undefined: absent, a folder named .gitignore, an I/O error (git skips
+ * those too), or a fifo, whose opening would wait for a writer forever (hence O_NONBLOCK).
+ */
+function readRegularFile(file: Buffer | string, follow: boolean): Buffer | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | (follow ? 0 : fs.constants.O_NOFOLLOW));
   } catch {
     return undefined;
   }
   try {
-    return fs.readFileSync(fd);
+    return fs.fstatSync(fd).isFile() ? fs.readFileSync(fd) : undefined;
   } catch {
-    return undefined; // a folder named .gitignore, an I/O error: git skips it too
+    return undefined;
   } finally {
     fs.closeSync(fd);
   }
@@ -291,21 +299,13 @@ export function readInfoExclude(dotGit: Buffer): Buffer | undefined {
   if (direct !== undefined) return direct;
   // A worktree or submodule: `.git` is a file "gitdir: <path>"; a linked worktree shares the main
   // repository's info/exclude (named by its `commondir`).
-  let gitdir: string;
-  try {
-    const text = fs.readFileSync(dotGit, 'latin1');
-    const m = /^gitdir: (.*)$/m.exec(text);
-    if (!m) return undefined;
-    gitdir = path.resolve(path.dirname(dotGit.toString('latin1')), m[1].trim());
-  } catch {
-    return undefined;
-  }
+  const text = readRegularFile(dotGit, true)?.toString('latin1');
+  const m = text === undefined ? null : /^gitdir: (.*)$/m.exec(text);
+  if (!m) return undefined;
+  const gitdir = path.resolve(path.dirname(dotGit.toString('latin1')), m[1].trim());
   let common = gitdir;
-  try {
-    common = path.resolve(gitdir, fs.readFileSync(Buffer.from(path.join(gitdir, 'commondir'), 'latin1'), 'latin1').trim());
-  } catch {
-    // not a linked worktree
-  }
+  const commondir = readRegularFile(Buffer.from(path.join(gitdir, 'commondir'), 'latin1'), true);
+  if (commondir) common = path.resolve(gitdir, commondir.toString('latin1').trim()); // else not a linked worktree
   return readRulesFile(Buffer.from(path.join(common, 'info', 'exclude'), 'latin1'));
 }
 

@@ -50,17 +50,29 @@ describe('backup (in-process)', function () {
     await backup({ source: src, backend, archive, crypto, log, volumeSize: 1 << 20 });
     await sleep(1100);
     fs.writeFileSync(path.join(src, 'b.txt'), 'changed');
+    // The backup reads source files with synchronous calls (bench/README.md), and either kind counts.
     const opened: string[] = [];
     const realOpen = fs.promises.open;
-    fs.promises.open = (async (p: fs.PathLike, ...rest: unknown[]) => {
+    // The module object itself (the namespace import's properties are read-only views of it).
+    const fsModule = require('node:fs') as typeof fs;
+    const realOpenSync = fsModule.openSync;
+    const note = (p: fs.PathLike) => {
       if (String(p).startsWith(src)) opened.push(path.relative(src, String(p)));
+    };
+    fs.promises.open = (async (p: fs.PathLike, ...rest: unknown[]) => {
+      note(p);
       return (realOpen as (...a: unknown[]) => Promise<fs.promises.FileHandle>)(p, ...rest);
     }) as typeof fs.promises.open;
+    fsModule.openSync = ((p: fs.PathLike, ...rest: unknown[]) => {
+      note(p);
+      return (realOpenSync as (...a: unknown[]) => number)(p, ...rest);
+    }) as typeof fs.openSync;
     let r;
     try {
       r = await backup({ source: src, backend, archive, crypto, log, volumeSize: 1 << 20 });
     } finally {
       fs.promises.open = realOpen;
+      fsModule.openSync = realOpenSync;
     }
     assert.deepEqual(opened, ['b.txt']);
     assert.equal(r.type, 'inc');

@@ -15,21 +15,12 @@ import { Writable } from 'node:stream';
 import { createDecryptStream } from '../src/engine/crypto/decrypt';
 import { createEncryptStream } from '../src/engine/crypto/encrypt';
 import { loadPrivateKeys, loadPublicKeys } from '../src/engine/crypto/keys';
+import { mulberry32 as rng } from '../src/engine/util/seededRandom';
 
 const KEYS = process.env.OFFSITE_DUP_SAMPLES ? path.join(process.env.OFFSITE_DUP_SAMPLES, 'keys') : '/work/shared/duplicity/samples/keys';
 const RSA_SUBKEY = 'E58B2D7FA184113F';
 const MiB = 1024 * 1024;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = 'const let function return import export interface async await value result error config options backup restore volume manifest signature delta chunk encrypt decrypt archive remote local sync status buffer stream file path index item list map key data user request response handler context state'.split(' ');
 

@@ -3,6 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { stringToTime } from '../../src/engine/chain/time';
 import { offsite } from '../helpers/cli';
 import { RSA_PUB, RSA_SEC } from '../helpers/gpg';
 import { makeTree } from '../helpers/tree';
@@ -21,7 +22,7 @@ describe('status, list, verify, retention and cleanup', function () {
     const r = await offsite(['--archive-dir', cache, 'backup', '--json', '--encrypt-key', RSA_PUB, ...extra, src, url]);
     assert.equal(r.code, 0, r.stderr);
     const t = JSON.parse(r.stdout).BackupTime as string;
-    times.push(Date.UTC(+t.slice(0, 4), +t.slice(4, 6) - 1, +t.slice(6, 8), +t.slice(9, 11), +t.slice(11, 13), +t.slice(13, 15)) / 1000);
+    times.push(stringToTime(t)!);
     await sleep(1100);
   }
 

@@ -29,9 +29,11 @@ async function encryptTo(file: string, data: Buffer): Promise<string> {
   return createHash('sha1').update(fs.readFileSync(file)).digest('hex');
 }
 
-/** Writes a one-volume full set at `time` into `vault` (encrypted to the RSA fixture key). */
-export async function forgeFullSet(vault: string, time: number, members: ForgedMember[]): Promise<void> {
+/** One-volume set of hand-made members (encrypted to the RSA fixture key): a full set, or an
+ *  incremental one when `startTime` (the end of the set it continues) is given. */
+export async function forgeSet(vault: string, time: number, members: ForgedMember[], startTime?: number): Promise<void> {
   fs.mkdirSync(vault, { recursive: true });
+  const type = startTime === undefined ? 'full' : 'inc';
   const parts: Buffer[] = [];
   for (const m of members) {
     const data = m.data === undefined ? Buffer.alloc(0) : Buffer.from(m.data);
@@ -42,7 +44,7 @@ export async function forgeFullSet(vault: string, time: number, members: ForgedM
       uid: 0,
       gid: 0,
       size: m.size ?? data.length,
-      mtime: 1_700_000_000,
+      mtime: time,
       linkname: Buffer.from(m.linkname ?? ''),
       uname: 'root',
       gname: 'root',
@@ -54,8 +56,12 @@ export async function forgeFullSet(vault: string, time: number, members: ForgedM
   }
   const body = Buffer.concat(parts);
   const tar = Buffer.concat([body, tarArchiveEnd(body.length)]);
-  const sha1 = await encryptTo(path.join(vault, volumeName('full', time, undefined, 1, 'gpg')), tar);
+  const sha1 = await encryptTo(path.join(vault, volumeName(type, time, startTime, 1, 'gpg')), tar);
   const manifest = formatManifest({ volumes: [{ volumeNumber: 1, startIndex: [], endIndex: [Buffer.from('zzz')], hashes: { SHA1: sha1 } }], filelist: [] });
-  await encryptTo(path.join(vault, manifestName('full', time, undefined, true)), manifest);
-  await encryptTo(path.join(vault, signatureName('full', time, undefined, 'gpg')), tarArchiveEnd(0));
+  await encryptTo(path.join(vault, manifestName(type, time, startTime, true)), manifest);
+  await encryptTo(path.join(vault, signatureName(type, time, startTime, 'gpg')), tarArchiveEnd(0));
+}
+
+export function forgeFullSet(vault: string, time: number, members: ForgedMember[]): Promise<void> {
+  return forgeSet(vault, time, members);
 }

@@ -4,6 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { stringToTime } from '../../src/engine/chain/time';
 import { offsite } from '../helpers/cli';
 import { duplicity, gnupgHome, gpg, RSA_PUB, RSA_SEC, RSA_SUBKEY } from '../helpers/gpg';
 import { makeTree, randomBytesSeeded, snapshotTree, type TreeEntry } from '../helpers/tree';
@@ -60,21 +61,17 @@ async function backupJson(args: string[]): Promise<{ time: string; type: string 
   return { time: stats.BackupTime, type: stats.BackupType };
 }
 
-/** Epoch seconds of a duplicity time string. */
-function epoch(t: string): number {
-  return Date.UTC(+t.slice(0, 4), +t.slice(4, 6) - 1, +t.slice(6, 8), +t.slice(9, 11), +t.slice(11, 13), +t.slice(13, 15)) / 1000;
-}
 
 async function duplicityRestore(home: string, url: string, time: string, cache: string): Promise<TreeEntry[]> {
   const out = path.join(tempDir('offsite-dr-'), 'out');
-  const r = await duplicity(home, ['restore', '--archive-dir', cache, '--time', String(epoch(time)), url, out]);
+  const r = await duplicity(home, ['restore', '--archive-dir', cache, '--time', String(stringToTime(time)), url, out]);
   assert.equal(r.code, 0, `duplicity restore failed: ${r.stdout}\n${r.stderr}`);
   return snapshotTree(out);
 }
 
 async function offsiteRestore(url: string, time: string, cache: string): Promise<TreeEntry[]> {
   const out = path.join(tempDir('offsite-or-'), 'out');
-  const r = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, '--time', String(epoch(time)), url, out]);
+  const r = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, '--time', String(stringToTime(time)), url, out]);
   assert.equal(r.code, 0, `offsite restore failed: ${r.stderr}`);
   return snapshotTree(out);
 }

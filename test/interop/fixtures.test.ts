@@ -4,6 +4,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { stringToTime } from '../../src/engine/chain/time';
 import { offsite } from '../helpers/cli';
 import { ECC_PUB, ECC_SEC, RSA_SEC, SAMPLES } from '../helpers/gpg';
 import { snapshotTree } from '../helpers/tree';
@@ -18,9 +19,6 @@ const OPTIONS: Record<string, { args: string[]; env?: NodeJS.ProcessEnv }> = {
   '06-indep-openpgpjs': { args: ['--key', RSA_SEC] },
 };
 
-function epoch(t: string): number {
-  return Date.UTC(+t.slice(0, 4), +t.slice(4, 6) - 1, +t.slice(6, 8), +t.slice(9, 11), +t.slice(11, 13), +t.slice(13, 15)) / 1000;
-}
 
 describe('restoring the duplicity fixtures', function () {
   this.timeout(120_000);
@@ -31,7 +29,7 @@ describe('restoring the duplicity fixtures', function () {
       it(`${fixture} as of ${time}`, async () => {
         const work = tempDir('offsite-fx-');
         const out = path.join(work, 'out');
-        const r = await offsite(['--archive-dir', path.join(work, 'cache'), 'restore', ...opt.args, '--time', String(epoch(time)), `file://${dir}/vault`, out], { env: opt.env });
+        const r = await offsite(['--archive-dir', path.join(work, 'cache'), 'restore', ...opt.args, '--time', String(stringToTime(time)), `file://${dir}/vault`, out], { env: opt.env });
         assert.equal(r.code, 0, r.stderr);
         const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected', exp), 'utf8'));
         assert.deepEqual(snapshotTree(out), expected);

@@ -5,24 +5,17 @@
 // compares the whole folder around it before and after), and the user is told what was skipped. A
 // property test then throws random mixes of these members at restore.
 import * as assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import fc from 'fast-check';
 import { FileBackend } from '../../src/engine/backend/fileBackend';
 import { ArchiveDir } from '../../src/engine/cache/archiveDir';
-import { createEncryptStream } from '../../src/engine/crypto/encrypt';
 import { OffsiteError } from '../../src/engine/errors';
 import { MemoryLogger } from '../../src/engine/log';
-import { formatManifest } from '../../src/engine/manifest/manifest';
-import { manifestName, signatureName, volumeName } from '../../src/engine/manifest/naming';
 import { restore } from '../../src/engine/ops/restore';
-import { encodeTarHeader, tarArchiveEnd, tarPadding, type TarHeader } from '../../src/engine/volume/tar';
 import { offsite } from '../helpers/cli';
-import { forgeFullSet, type ForgedMember } from '../helpers/forge';
+import { forgeFullSet, forgeSet, type ForgedMember } from '../helpers/forge';
 import { RSA_SEC } from '../helpers/gpg';
 import { tempDir } from '../helpers/tmp';
 import { runCase, suiteSeed } from './figures';
@@ -33,43 +26,9 @@ const PROPERTY_RUNS = 40;
 const T_FULL = 1_700_000_000;
 const T_INC = T_FULL + 3600;
 
-async function encryptTo(file: string, data: Buffer): Promise<string> {
-  const c = await rsaCrypto();
-  await pipeline(Readable.from([data]), createEncryptStream({ recipients: [...c.recipients] }), fs.createWriteStream(file));
-  return createHash('sha1').update(fs.readFileSync(file)).digest('hex');
-}
-
-function tarOf(members: ForgedMember[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const m of members) {
-    const data = m.data === undefined ? Buffer.alloc(0) : Buffer.from(m.data);
-    const h: TarHeader = {
-      name: Buffer.from(m.name),
-      type: m.type ?? 'file',
-      mode: m.mode ?? 0o644,
-      uid: 0,
-      gid: 0,
-      size: m.size ?? data.length,
-      mtime: T_FULL,
-      linkname: Buffer.from(m.linkname ?? ''),
-      uname: 'root',
-      gname: 'root',
-      devmajor: 0,
-      devminor: 0,
-    };
-    parts.push(encodeTarHeader(h), data);
-    if (data.length % 512) parts.push(tarPadding(data.length));
-  }
-  const body = Buffer.concat(parts);
-  return Buffer.concat([body, tarArchiveEnd(body.length)]);
-}
-
-/** An incremental set continuing the forged full set of T_FULL (forge.ts makes only full sets). */
-async function forgeIncSet(vault: string, members: ForgedMember[]): Promise<void> {
-  const sha1 = await encryptTo(path.join(vault, volumeName('inc', T_INC, T_FULL, 1, 'gpg')), tarOf(members));
-  const manifest = formatManifest({ volumes: [{ volumeNumber: 1, startIndex: [], endIndex: [Buffer.from('zzz')], hashes: { SHA1: sha1 } }], filelist: [] });
-  await encryptTo(path.join(vault, manifestName('inc', T_INC, T_FULL, true)), manifest);
-  await encryptTo(path.join(vault, signatureName('inc', T_INC, T_FULL, 'gpg')), tarArchiveEnd(0));
+/** An incremental set continuing the forged full set of T_FULL. */
+function forgeIncSet(vault: string, members: ForgedMember[]): Promise<void> {
+  return forgeSet(vault, T_INC, members, T_FULL);
 }
 
 interface Box {

@@ -15,6 +15,10 @@ import { restore } from '../../src/engine/ops/restore';
 import { RSA_PUB, RSA_SEC } from '../helpers/gpg';
 import { tempDir } from '../helpers/tmp';
 import { snapshotTree, type TreeEntry } from '../helpers/tree';
+import { mulberry32 } from '../../src/engine/util/seededRandom';
+
+/** Seeded random numbers in [0, 1), to pick test cases reproducibly. */
+export const rng = mulberry32;
 
 let cryptoP: Promise<CryptoContext> | undefined;
 
@@ -70,17 +74,6 @@ export function listing(dir: string): string[] {
   return out;
 }
 
-/** mulberry32: small, seedable, good enough to pick test cases. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** An integer in [lo, hi]. */
 export function between(r: () => number, lo: number, hi: number): number {

@@ -14,6 +14,7 @@ import type {
 } from './backend';
 import { BackendError } from './backend';
 import { abortableDelay } from './backendUtil';
+import { mulberry32 } from '../util/seededRandom';
 
 export type FaultOp = 'put' | 'get' | 'stat' | 'list' | 'remove';
 
@@ -321,14 +322,3 @@ function countingStream(input: Readable, check: (total: number) => [number, Erro
   });
 }
 
-/** A small seeded PRNG (public-domain mulberry32): the same seed gives the same faults. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

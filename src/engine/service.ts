@@ -24,6 +24,7 @@ import { removeAllButNFull } from './ops/retention';
 import type { BackupStats } from './ops/stats';
 import { verify } from './ops/verify';
 import { drill, lastDrill, recordDrill } from './ops/drill';
+import { listFolder } from './ops/listFolder';
 import type { SelectionRule } from './scan/selection';
 
 export const DEFAULT_VOLUME_SIZE_MB = 32;
@@ -40,6 +41,10 @@ export interface RemoteConfig {
   /** sftp://: the SSH password, and the passphrase of an encrypted SSH key (from SecretStorage; never logged). */
   readonly sshPassword?: string;
   readonly sshPassphrase?: string;
+  /** s3://: keys from the extension's SecretStorage (both, or neither: then the AWS chain); never logged. */
+  readonly s3AccessKeyId?: string;
+  readonly s3SecretAccessKey?: string;
+  readonly s3SessionToken?: string;
 }
 
 export interface KeySpec {
@@ -64,7 +69,14 @@ export type ServiceRequest =
   | { op: 'restore'; remote: RemoteConfig; keys: KeySpec; target: string; path?: string; time?: TimeSpec; force?: boolean }
   | { op: 'readFile'; remote: RemoteConfig; keys: KeySpec; path: string; time?: TimeSpec; output: string }
   | { op: 'status'; remote: RemoteConfig }
-  | { op: 'list'; remote: RemoteConfig; keys: KeySpec; time?: TimeSpec }
+  /**
+   * The paths of the backup as of a time. With `path`, only what lies below that folder ('' = the
+   * root), `depth` levels deep (1 = its children), so a tree can ask per folder; `deleted` adds the
+   * paths the listed set deleted (ListEntry.deleted); `after` and `limit` page through a big folder
+   * (ask limit + 1 to learn whether there is more). With any of these the folder's own entry is not
+   * listed; without them, the whole listing with the root ('.'), as before.
+   */
+  | { op: 'list'; remote: RemoteConfig; keys: KeySpec; time?: TimeSpec; path?: string; depth?: number; deleted?: boolean; after?: string; limit?: number }
   | { op: 'history'; remote: RemoteConfig; keys: KeySpec; path: string }
   | ({ op: 'verify'; remote: RemoteConfig; keys: KeySpec; source: string; compareData?: boolean; time?: TimeSpec } & Selection)
   | { op: 'cleanup'; remote: RemoteConfig; force?: boolean }
@@ -104,6 +116,8 @@ export interface ListEntry {
   readonly type: string;
   readonly mode: number;
   readonly mtime: number;
+  /** Only with `deleted`: the listed set deleted this path (type 'dir' when deleted paths lie below it, else 'reg'). */
+  readonly deleted?: true;
 }
 
 export interface ServiceContext {
@@ -162,6 +176,9 @@ async function open(remote: RemoteConfig, ctx: ServiceContext): Promise<{ backen
       acceptHostKey: remote.acceptHostKey,
       s3EndpointUrl: remote.s3EndpointUrl,
       s3Profile: remote.s3Profile,
+      s3AccessKeyId: remote.s3AccessKeyId,
+      s3SecretAccessKey: remote.s3SecretAccessKey,
+      s3SessionToken: remote.s3SessionToken,
       ...(remote.sshPassword !== undefined || remote.sshPassphrase !== undefined
         ? { env: { ...process.env, OFFSITE_SSH_PASSWORD: remote.sshPassword ?? process.env.OFFSITE_SSH_PASSWORD, OFFSITE_SSH_PASSPHRASE: remote.sshPassphrase ?? process.env.OFFSITE_SSH_PASSPHRASE } }
         : {}),
@@ -226,6 +243,22 @@ export async function handle(req: ServiceRequest, ctx: ServiceContext): Promise<
         return await status({ ...base, crypto: cryptoForRead({}) });
       case 'list': {
         const out: ListEntry[] = [];
+        if (req.path !== undefined || req.depth !== undefined || req.deleted || req.after !== undefined || req.limit !== undefined) {
+          const entries = listFolder({
+            ...base,
+            crypto: cryptoForRead(keyConfig(req.keys)),
+            time: toTime(req.time),
+            path: indexFromBytes(req.path ?? ''),
+            depth: req.depth,
+            deleted: req.deleted,
+            after: req.after === undefined ? undefined : indexFromBytes(req.after),
+            limit: req.limit,
+          });
+          for await (const e of entries) {
+            out.push({ path: indexToString(e.index), type: e.meta.type, mode: e.meta.mode, mtime: e.meta.mtime, ...(e.deleted ? { deleted: true as const } : {}) });
+          }
+          return out;
+        }
         for await (const f of listFiles({ ...base, crypto: cryptoForRead(keyConfig(req.keys)), time: toTime(req.time) })) {
           out.push({ path: indexToString(f.index), type: f.meta.type, mode: f.meta.mode, mtime: f.meta.mtime });
         }

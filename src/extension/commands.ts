@@ -10,8 +10,9 @@ import { fromBackupUri, originalUri, SCHEME, toBackupUri } from './backupFs';
 import { readSettings, targetOf, updateSetting } from './config';
 import { EngineError, isCancelled } from './engineClient';
 import { crontabLine, redactUrl } from './folderConfig';
-import { formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
+import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
 import type { BackupModel, FolderBackup } from './model';
+import { drillLine } from './schedule';
 import type { Secrets } from './secrets';
 import { versionTimeOf, type EntryNode, type SetNode } from './snapshotTree';
 import { STATUS_URI, type StatusDocumentProvider } from './statusDocument';
@@ -48,6 +49,7 @@ export class CommandCenter implements vscode.Disposable {
       'offsite.compareWithBackup': (a) => this.compareWithBackup(a),
       'offsite.restoreWorkspaceTo': (a) => this.restoreWorkspaceTo(a),
       'offsite.verify': (a) => this.verify(a),
+      'offsite.drill': (a) => this.drill(a),
       'offsite.showStatus': () => this.showStatus(),
       'offsite.showLog': () => this.log.show(),
       'offsite.configure': (a) => this.configure(a),
@@ -461,6 +463,33 @@ export class CommandCenter implements vscode.Disposable {
     return r;
   }
 
+  /**
+   * Restore drill: a random sample of files restored with no local cache (the private key is needed,
+   * as on a new machine) and compared with the workspace; the result is shown, logged and recorded.
+   */
+  private async drill(arg: unknown): Promise<unknown> {
+    const f = await this.pickFolder(arg);
+    const r = await this.model.drill(f);
+    const summary = drillSummary(r);
+    this.log.info(`Restore drill of ${f.name}: ${summary} (${r.seconds.toFixed(1)} s, seed ${r.seed})`);
+    for (const x of r.files) {
+      if (x.outcome === 'mismatch' || x.outcome === 'error') this.log.error(`Restore drill of ${f.name}: ${x.path}: ${x.detail ?? x.outcome}`);
+      else if (x.outcome === 'changed') this.log.info(`Restore drill of ${f.name}: ${x.path}: ${x.detail ?? 'changed since the backup'}`);
+    }
+    const showLog = vscode.l10n.t('Show Log');
+    if (r.failed > 0) {
+      const bad = r.files.filter((x) => x.outcome === 'mismatch' || x.outcome === 'error').slice(0, 3).map((x) => x.path);
+      void this.ui
+        .notify('error', vscode.l10n.t('Restore drill of {0} FAILED: {1}. Failed: {2}', f.name, summary, bad.join(', ')), {}, showLog)
+        .then((a) => a && this.log.show());
+    } else if (r.matched === 0) {
+      void this.ui.notify('warning', vscode.l10n.t('Restore drill of {0}: nothing could be compared. {1}', f.name, summary), {}, showLog).then((a) => a && this.log.show());
+    } else {
+      void this.ui.notify('info', vscode.l10n.t('Restore drill of {0} passed: {1}.', f.name, summary));
+    }
+    return r;
+  }
+
   private async showStatus(): Promise<string> {
     const parts: string[] = [`Offsite backup status, ${formatTime(Date.now() / 1000)}`, ''];
     if (!vscode.workspace.isTrusted) parts.push(vscode.l10n.t('This workspace is not trusted: Offsite does not back it up.'), '');
@@ -480,7 +509,8 @@ export class CommandCenter implements vscode.Disposable {
       const rec = this.model.record(f);
       if (rec.lastStats) parts.push(`  Last run: ${statsSummary(rec.lastStats)}`);
       if (rec.lastFailure) parts.push(`  Last failure (${formatTime(rec.lastFailure.time)}): ${rec.lastFailure.message}`);
-      parts.push(`  Last verify: ${rec.lastVerify ? `${formatTime(rec.lastVerify.time)}, ${rec.lastVerify.ok ? 'no differences' : `${rec.lastVerify.differences} difference(s)`}` : 'never'}`, '');
+      parts.push(`  Last verify: ${rec.lastVerify ? `${formatTime(rec.lastVerify.time)}, ${rec.lastVerify.ok ? 'no differences' : `${rec.lastVerify.differences} difference(s)`}` : 'never'}`);
+      parts.push(`  Last restore drill: ${rec.lastDrill ? drillLine(rec.lastDrill, Date.now() / 1000) : 'never'}`, '');
     }
     const text = parts.join('\n');
     this.statusDoc.content = text;
@@ -497,7 +527,7 @@ export class CommandCenter implements vscode.Disposable {
 
   private async forgetSecrets(): Promise<void> {
     const n = await this.secrets.clear();
-    void this.ui.notify('info', vscode.l10n.t('Offsite forgot {0} remembered passphrase(s) and password(s).', n));
+    void this.ui.notify('info', vscode.l10n.t('Offsite forgot {0} remembered passphrase(s), password(s) and S3 key(s).', n));
   }
 
   // ---- configuration ---------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 // The composition root (git's main.ts): builds the log, the engine client (a child process, started on
 // first use so activation stays cheap), the model, the commands, the `offsite:` file system, the tree,
-// the status bar and the scheduler, and disposes them all together.
+// the status bar, the scheduler and the drill reminder, and disposes them all together.
 import * as vscode from 'vscode';
 import { BackupFileSystemProvider, SCHEME } from './backupFs';
 import { CommandCenter } from './commands';
 import { EngineClient } from './engineClient';
+import { DrillReminder } from './drillReminder';
 import { redactUrl } from './folderConfig';
 import { EngineGateway } from './gateway';
 import { BackupModel } from './model';
@@ -24,6 +25,9 @@ export interface OffsiteApi {
   readonly tree: SnapshotTreeProvider;
   readonly statusBar: BackupStatusBar;
   readonly scheduler: Scheduler;
+  readonly drillReminder: DrillReminder;
+  /** Where the log (the Offsite output channel) is written. */
+  readonly logUri: vscode.Uri;
   /** How long activate() took, in ms (for the benchmark). */
   readonly activationMs: number;
 }
@@ -45,6 +49,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
   const treeView = vscode.window.createTreeView('offsite.backups', { treeDataProvider: tree, showCollapseAll: true });
   const statusBar = new BackupStatusBar(model);
   const scheduler = new Scheduler(model, ui);
+  const drillReminder = new DrillReminder(model, ui);
   const commands = new CommandCenter(model, ui, secrets, log, statusDoc);
 
   // The view shows where each folder's backups go.
@@ -64,6 +69,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
     treeView,
     statusBar,
     scheduler,
+    drillReminder,
     commands,
     vscode.workspace.registerFileSystemProvider(SCHEME, fsProvider, { isReadonly: true, isCaseSensitive: true }),
     vscode.workspace.registerTextDocumentContentProvider(STATUS_SCHEME, statusDoc),
@@ -72,7 +78,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
   context.subscriptions.push({ dispose: () => disposables.reverse().forEach((d) => d.dispose()) });
   const activationMs = performance.now() - t0;
   log.debug(`activated in ${activationMs.toFixed(1)} ms`);
-  return { enginePid: () => client.pid, ui, model, tree, statusBar, scheduler, activationMs };
+  return { enginePid: () => client.pid, ui, model, tree, statusBar, scheduler, drillReminder, logUri: context.logUri, activationMs };
 }
 
 export function deactivate(): void {

@@ -3,6 +3,7 @@
 import type { Progress } from '../engine/progress';
 import type { BackupStats } from '../engine/ops/stats';
 import type { CollectionStatus } from '../engine/ops/inspect';
+import type { DrillResult } from '../engine/ops/drill';
 
 /** "just now", "5m ago", "2h ago", "3d ago" (seconds between then and now). */
 export function formatAge(seconds: number): string {
@@ -33,7 +34,7 @@ export function formatTime(epochSeconds: number): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-const PHASES: Record<string, string> = { scan: 'Reading', upload: 'Uploading', download: 'Downloading', write: 'Writing', done: 'Finishing' };
+const PHASES: Record<string, string> = { scan: 'Reading', upload: 'Uploading', download: 'Downloading', write: 'Writing', done: 'Finishing', drill: 'Restoring and comparing' };
 
 /** One line for withProgress: "Reading: 1,234 files, 45 MB read, 12 MB uploaded — src/a.ts". */
 export function progressMessage(p: Progress): string {
@@ -72,4 +73,15 @@ export function formatStatusReport(folderName: string, url: string, s: Collectio
   if (s.incomplete.length) lines.push('', `  ${s.incomplete.length} file(s) of interrupted backups remain; the next backup resumes or removes them.`);
   lines.push('');
   return lines.join('\n');
+}
+
+/**
+ * The outcome of a restore drill in one sentence: "12 of 340 file(s) restored from the backup of …
+ * with an empty cache: 11 identical to the workspace, 1 changed since the backup (not compared)."
+ */
+export function drillSummary(r: DrillResult): string {
+  const parts = [`${r.matched} identical to the workspace`];
+  if (r.failed) parts.unshift(`${r.failed} FAILED (damaged, or not restorable)`);
+  if (r.changed) parts.push(`${r.changed} changed since the backup (not compared)`);
+  return `${r.files.length} of ${r.filesInBackup} file(s) restored from the backup of ${formatTime(r.time)} with an empty cache, as on a new machine: ${parts.join(', ')}`;
 }

@@ -1,11 +1,13 @@
 // The engine as the rest of the extension sees it: a request for a folder's configuration, with the
 // secrets it needs filled in from SecretStorage, and the errors a person can fix on the spot fixed by
 // asking and retrying the request (not the whole command): a missing or wrong passphrase, an SSH
-// password, an unknown SSH host key (shown with its fingerprint; saved only if accepted). Every other
-// error goes up, typed, to the command wrapper, which turns it into a notification.
+// password, an unknown SSH host key (shown with its fingerprint; saved only if accepted), S3 keys for
+// an s3:// remote that has none configured the AWS way (or whose remembered keys were refused). Every
+// other error goes up, typed, to the command wrapper, which turns it into a notification.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { KeySpec, RemoteConfig } from '../engine/service';
+import { awsCredentialsConfigured, decodeS3Keys, encodeS3Keys, isS3Url, s3KeysIdFor } from './awsCredentials';
 import { EngineError, unknownHostKeyFingerprint, type EngineClient, type EngineOp, type EngineRequest, type EngineResults, type RequestOptions } from './engineClient';
 import { isSshUrl, passphraseIdFor, sshTargetOf, type FolderConfig } from './folderConfig';
 import type { SecretKind, Secrets } from './secrets';
@@ -26,18 +28,28 @@ export class EngineGateway {
     readonly client: EngineClient,
     private readonly secrets: Secrets,
     private readonly ui: Ui,
+    /** The engine's environment (AWS_* variables, HOME): the engine process inherits this one. */
+    private readonly env: Readonly<Record<string, string | undefined>> = process.env,
   ) {}
 
   async call<Op extends EngineOp>(cfg: FolderConfig, op: Op, build: RequestBuilder<Op>, opts: CallOptions): Promise<EngineResults[Op]> {
     const pgpId = passphraseIdFor(cfg, op);
     const sshTarget = sshTargetOf(cfg.url);
+    const s3Id = isS3Url(cfg.url) ? s3KeysIdFor(cfg) : undefined;
     let acceptHostKey: string | undefined;
     for (let attempt = 1; ; attempt++) {
       const passphrase = await this.secrets.get('pgpPassphrase', pgpId);
       const sshPassword = sshTarget ? await this.secrets.get('sshPassword', sshTarget) : undefined;
       const sshKeyFile = cfg.remote.sshKey;
       const sshPassphrase = sshKeyFile ? await this.secrets.get('sshPassphrase', sshKeyFile) : undefined;
-      const remote: RemoteConfig = { ...cfg.remote, sshPassword, sshPassphrase, acceptHostKey };
+      const s3Keys = s3Id ? decodeS3Keys(await this.secrets.get('s3Keys', s3Id)) : undefined;
+      const remote: RemoteConfig = {
+        ...cfg.remote,
+        sshPassword,
+        sshPassphrase,
+        acceptHostKey,
+        ...(s3Keys ? { s3AccessKeyId: s3Keys.accessKeyId, s3SecretAccessKey: s3Keys.secretAccessKey, s3SessionToken: s3Keys.sessionToken } : {}),
+      };
       const keys: KeySpec = { ...cfg.keys, passphrase };
       try {
         return await this.client.request<Op>(build(remote, keys), opts);
@@ -50,6 +62,9 @@ export class EngineGateway {
           await this.ask('pgpPassphrase', pgpId, passphrase !== undefined, vscode.l10n.t('Passphrase of your private key ({0})', describeKey(pgpId)), e);
         } else if (e.code === 'auth' && sshTarget && isSshUrl(cfg.url)) {
           await this.ask('sshPassword', sshTarget, sshPassword !== undefined, vscode.l10n.t('SSH password for {0}', sshTarget), e);
+        } else if (e.code === 'auth' && s3Id && (s3Keys !== undefined || !awsCredentialsConfigured(cfg.remote.s3Profile, this.env, this.env.HOME || undefined))) {
+          // Keys of ours that were refused, or none anywhere: ask. Keys configured the AWS way are the user's to fix there.
+          await this.askS3Keys(s3Id, s3Keys !== undefined, e);
         } else if (e.code === 'hostKey' && acceptHostKey === undefined) {
           const fp = unknownHostKeyFingerprint(e.message);
           if (!fp) throw e;
@@ -83,6 +98,44 @@ export class EngineGateway {
       ignoreFocusOut: true,
     });
     if (value === undefined) throw new EngineError({ code: 'cancelled', message: 'Cancelled' });
+    await this.secrets.set(kind, id, value, await this.remember());
+  }
+
+  /** Asks for an S3 access key id, secret access key and optional session token; forgets refused ones. */
+  private async askS3Keys(id: string, hadSome: boolean, e: EngineError): Promise<void> {
+    if (hadSome) await this.secrets.delete('s3Keys', id);
+    const cancelled = () => new EngineError({ code: 'cancelled', message: 'Cancelled' });
+    const why = hadSome ? vscode.l10n.t('{0}. Try again.', e.message) : vscode.l10n.t('{0}. No credentials are configured for it (no AWS_* variables, no profile).', e.message);
+    const accessKeyId = (
+      await this.ui.input({
+        title: vscode.l10n.t('S3 access key id for {0} (1/3)', id),
+        prompt: why,
+        ignoreFocusOut: true,
+        validateInput: (v) => (v.trim() ? undefined : vscode.l10n.t('The access key id is needed')),
+      })
+    )?.trim();
+    if (!accessKeyId) throw cancelled();
+    const secretAccessKey = await this.ui.input({
+      title: vscode.l10n.t('S3 secret access key for {0} (2/3)', id),
+      prompt: vscode.l10n.t('The secret key of {0}', accessKeyId),
+      password: true,
+      ignoreFocusOut: true,
+      validateInput: (v) => (v ? undefined : vscode.l10n.t('The secret access key is needed')),
+    });
+    if (!secretAccessKey) throw cancelled();
+    const sessionToken = await this.ui.input({
+      title: vscode.l10n.t('S3 session token (3/3, optional)'),
+      prompt: vscode.l10n.t('Only for temporary credentials (STS); leave it empty otherwise.'),
+      password: true,
+      ignoreFocusOut: true,
+    });
+    if (sessionToken === undefined) throw cancelled();
+    const keys = encodeS3Keys({ accessKeyId, secretAccessKey, sessionToken: sessionToken.trim() || undefined });
+    await this.secrets.set('s3Keys', id, keys, await this.remember());
+  }
+
+  /** "Remember" keeps a secret in SecretStorage; otherwise it stays in memory for this window. */
+  private async remember(): Promise<boolean> {
     const remember = vscode.l10n.t('Remember');
     const session = vscode.l10n.t('Only This Session');
     const choice = await this.ui.notify(
@@ -92,7 +145,7 @@ export class EngineGateway {
       remember,
       session,
     );
-    await this.secrets.set(kind, id, value, choice === remember);
+    return choice === remember;
   }
 }
 

@@ -8,13 +8,20 @@ import type { CollectionStatus } from '../engine/ops/inspect';
 import type { SetChanges } from '../engine/service';
 import { folderConfig } from './config';
 import { EngineError, isCancelled, type EngineOp, type EngineResults } from './engineClient';
-import { buildFileTree, type FileNode } from './fileTree';
+import { FOLDER_PAGE, sortNodes, toPage, type FileNode } from './fileTree';
 import type { FolderConfig } from './folderConfig';
 import { progressMessage } from './format';
 import type { EngineGateway, RequestBuilder } from './gateway';
 import type { FolderRecord } from './schedule';
 
-export type OperationKind = 'backup' | 'restore' | 'verify';
+export type OperationKind = 'backup' | 'restore' | 'verify' | 'drill';
+
+/** The entries of one folder of a set loaded so far (pages are appended as the user asks for more). */
+export interface FolderListing {
+  readonly nodes: FileNode[];
+  /** The cursor of the next page, while the folder has more. */
+  readonly next?: string;
+}
 
 export interface Running {
   readonly kind: OperationKind;
@@ -31,8 +38,8 @@ export class FolderBackup {
   /** Per-set change counts (all sets), loaded with the tree. */
   changes?: Map<number, SetChanges>;
   changesError?: string;
-  /** File trees per set time. */
-  readonly trees = new Map<number, Promise<FileNode>>();
+  /** Folders of sets listed so far, by `${set time}:${folder path}`. */
+  readonly listings = new Map<string, Promise<FolderListing>>();
 
   constructor(
     readonly folder: vscode.WorkspaceFolder,
@@ -48,7 +55,7 @@ export class FolderBackup {
     this.statusError = undefined;
     this.changes = undefined;
     this.changesError = undefined;
-    this.trees.clear();
+    this.listings.clear();
   }
 }
 
@@ -65,6 +72,9 @@ export class BackupModel implements vscode.Disposable {
   private readonly _onDidChangeBackups = new vscode.EventEmitter<FolderBackup | undefined>();
   /** What is known about a folder's backups changed (the tree). undefined: all folders. */
   readonly onDidChangeBackups = this._onDidChangeBackups.event;
+  private readonly _onDidBackup = new vscode.EventEmitter<FolderBackup>();
+  /** A backup of a folder succeeded (manual or scheduled). */
+  readonly onDidBackup = this._onDidBackup.event;
   private readonly disposables: vscode.Disposable[] = [];
   private _folders: FolderBackup[] = [];
 
@@ -77,6 +87,7 @@ export class BackupModel implements vscode.Disposable {
     this.disposables.push(
       this._onDidChangeState,
       this._onDidChangeBackups,
+      this._onDidBackup,
       vscode.workspace.onDidChangeWorkspaceFolders(() => this.reload()),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('offsite')) this.reload();
@@ -222,6 +233,7 @@ export class BackupModel implements vscode.Disposable {
       f.clearCaches();
       this._onDidChangeBackups.fire(f);
       void this.refreshStatus(f, { interactive: false }).catch(() => undefined);
+      this._onDidBackup.fire(f);
       return r;
     } catch (e) {
       if (isCancelled(e)) this.log.info(`Backup of ${f.name} cancelled`);
@@ -265,22 +277,59 @@ export class BackupModel implements vscode.Disposable {
     return f.changes;
   }
 
-  /** The folder/file tree as of a set, with the files that set deleted. */
-  treeOf(f: FolderBackup, time: number): Promise<FileNode> {
-    let t = f.trees.get(time);
-    if (!t) {
-      t = (async () => {
-        const [list, changes] = await Promise.all([
-          this.read(f, 'list', (remote, keys) => ({ op: 'list', remote, keys, time })),
-          this.read(f, 'changes', (remote, keys) => ({ op: 'changes', remote, keys, time })),
-        ]);
-        const deleted = (changes[0]?.time === time ? changes[0].files ?? [] : []).filter((c) => c.action === 'deleted').map((c) => c.path);
-        return buildFileTree(list, deleted);
-      })();
-      f.trees.set(time, t);
-      t.catch(() => f.trees.delete(time));
+  /**
+   * One folder of a set's tree (its first page; listMore adds the others), with the files that set
+   * deleted. The engine answers per folder, so a set of any size never crosses as one message.
+   */
+  listFolder(f: FolderBackup, time: number, dir: string): Promise<FolderListing> {
+    const key = `${time}:${dir}`;
+    let l = f.listings.get(key);
+    if (!l) {
+      l = this.listPage(f, time, dir).then((p) => ({ nodes: sortNodes(p.nodes), next: p.next }));
+      f.listings.set(key, l);
+      l.catch(() => f.listings.delete(key));
     }
-    return t;
+    return l;
+  }
+
+  /** Loads the next page of a folder listed with listFolder. */
+  async listMore(f: FolderBackup, time: number, dir: string): Promise<FolderListing> {
+    const key = `${time}:${dir}`;
+    const have = await this.listFolder(f, time, dir);
+    if (have.next === undefined) return have;
+    const p = await this.listPage(f, time, dir, have.next);
+    const merged: FolderListing = { nodes: sortNodes([...have.nodes, ...p.nodes]), next: p.next };
+    // Unless a refresh dropped the listing meanwhile.
+    if (f.listings.has(key)) f.listings.set(key, Promise.resolve(merged));
+    return merged;
+  }
+
+  private async listPage(f: FolderBackup, time: number, dir: string, after?: string): Promise<{ nodes: FileNode[]; next?: string }> {
+    const entries = await this.read(f, 'list', (remote, keys) => ({ op: 'list', remote, keys, time, path: dir, depth: 1, deleted: true, after, limit: FOLDER_PAGE + 1 }));
+    return toPage(entries, FOLDER_PAGE);
+  }
+
+  /**
+   * Restore drill: a sample of files restored with an empty cache, as on a new machine, compared with
+   * the workspace. The outcome is recorded (status bar, reminder).
+   */
+  async drill(f: FolderBackup): Promise<EngineResults['drill']> {
+    const cfg = f.config;
+    this.log.info(`Restore drill of ${f.name} from ${cfg.url}`);
+    const r = await this.run(f, 'drill', vscode.l10n.t('Offsite: restore drill of {0}', f.name), 'drill', (remote, keys) => ({ op: 'drill', remote, keys, source: cfg.folder.fsPath }));
+    await this.updateRecord(f, { lastDrill: { at: Math.floor(now()), ok: r.ok, setTime: r.time, matched: r.matched, failed: r.failed, changed: r.changed }, drillSnoozedUntil: undefined });
+    return r;
+  }
+
+  /**
+   * The last drill as the engine recorded it in the local cache (cheap: no remote, no key), kept when
+   * newer than the one remembered here (a drill run by the CLI counts too).
+   */
+  async refreshLastDrill(f: FolderBackup): Promise<FolderRecord['lastDrill']> {
+    const fromEngine = await this.read(f, 'lastDrill', (remote) => ({ op: 'lastDrill', remote }), { interactive: false });
+    const known = this.record(f).lastDrill;
+    if (fromEngine && (!known || fromEngine.at > known.at)) await this.updateRecord(f, { lastDrill: fromEngine });
+    return this.record(f).lastDrill;
   }
 
   async verify(f: FolderBackup): Promise<EngineResults['verify']> {

@@ -1,6 +1,7 @@
-// When things are due (the next scheduled backup, the stale warning, the restore drill) and what the
+// When things are due (the next scheduled backup, the stale warning, the restore drill reminder) and what the
 // status bar says about it. Pure: the times come in as arguments, so the rules are tested under plain
 // Node with made-up clocks.
+import type { DrillRecord } from '../engine/ops/drill';
 import type { BackupStats } from '../engine/ops/stats';
 import { formatAge, formatBytes, formatTime, statsSummary } from './format';
 
@@ -20,6 +21,10 @@ export interface FolderRecord {
   /** Sets in the current chain, from the last status. */
   chainSets?: number;
   lastVerify?: { time: number; ok: boolean; differences: number };
+  /** The last restore drill (this window's, or the engine's record of one the CLI ran). */
+  lastDrill?: DrillRecord;
+  /** "Later" on the drill reminder: not before this time. */
+  drillSnoozedUntil?: number;
 }
 
 /** A scheduled backup is due: schedule > 0 and at least that many minutes since the last attempt. */
@@ -42,12 +47,28 @@ export function isStale(rec: FolderRecord, staleAfterHours: number, now: number)
   return now - rec.lastSuccess > staleAfterHours * HOUR;
 }
 
-/** A restore drill (Verify Backup) is due: backups exist and the last verify is older than drillEvery days (0 = off). */
+/**
+ * A restore drill is due: backups exist, no drill ran for more than drillEvery days (or none ever
+ * ran), and the reminder is not snoozed. drillEvery 0 = never.
+ */
 export function drillDue(rec: FolderRecord, drillEveryDays: number, now: number): boolean {
   if (!(drillEveryDays > 0) || rec.lastSuccess === undefined) return false;
-  const since = rec.lastVerify?.time;
+  if (rec.drillSnoozedUntil !== undefined && now < rec.drillSnoozedUntil) return false;
+  const since = rec.lastDrill?.at;
   if (since === undefined) return true;
   return now - since > drillEveryDays * DAY;
+}
+
+/** "2026-07-27 14:05:09 (3d ago): all 20 files matched" — one line about a drill. */
+export function drillLine(d: DrillRecord, now: number): string {
+  const outcome = d.failed > 0
+    ? `${d.failed} file(s) FAILED (damaged or unrestorable), ${d.matched} matched`
+    : d.matched > 0
+      ? `${d.matched} file(s) matched${d.changed ? `, ${d.changed} changed since the backup` : ''}`
+      : d.changed > 0
+        ? `nothing compared (${d.changed} file(s) changed since the backup)`
+        : 'no files to compare';
+  return `${formatTime(d.at)} (${formatAge(now - d.at)}): ${outcome}`;
 }
 
 export interface FolderView {
@@ -92,6 +113,7 @@ function folderTooltip(f: FolderView, now: number): string {
   if (r.chainSets !== undefined) lines.push(`Chain length: ${r.chainSets} set(s)`);
   if (r.lastVerify) lines.push(`Last verify: ${formatTime(r.lastVerify.time)}, ${r.lastVerify.ok ? 'no differences' : `${r.lastVerify.differences} difference(s)`}`);
   else lines.push('Last verify: never');
+  lines.push(r.lastDrill ? `${r.lastDrill.failed > 0 ? '$(error) ' : ''}Last restore drill: ${drillLine(r.lastDrill, now)}` : 'Last restore drill: never');
   if (r.lastFailure) lines.push(`$(error) Last attempt failed ${formatAge(now - r.lastFailure.time)}: ${escapeMd(r.lastFailure.message)}`);
   if (isStale(r, f.staleAfterHours, now)) lines.push(`$(warning) No successful backup for more than ${f.staleAfterHours} h`);
   return lines.join('  \n');

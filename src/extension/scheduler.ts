@@ -1,13 +1,12 @@
-// Automatic backups while VS Code is open (offsite.schedule minutes apart), and the reminders: a
-// warning when backups went stale (offsite.staleAfter hours without a success) and a nudge when a
-// restore drill is due (offsite.drillEvery days since the last Verify Backup). Failures of scheduled
-// runs notify with "Show Log" and "Retry"; offsite.notifications decides what is shown. Untrusted
-// workspaces never back up. The rules themselves are pure (schedule.ts).
+// Automatic backups while VS Code is open (offsite.schedule minutes apart), and a warning when backups
+// went stale (offsite.staleAfter hours without a success). Failures of scheduled runs notify with
+// "Show Log" and "Retry"; offsite.notifications decides what is shown. Untrusted workspaces never
+// back up. The rules themselves are pure (schedule.ts); the restore drill reminder is drillReminder.ts.
 import * as vscode from 'vscode';
 import { EngineError, isCancelled } from './engineClient';
 import { statsSummary } from './format';
 import type { BackupModel, FolderBackup } from './model';
-import { backupDue, drillDue, isStale } from './schedule';
+import { backupDue, isStale } from './schedule';
 import type { Ui } from './ui';
 
 const TICK_MS = 60_000;
@@ -15,9 +14,8 @@ const TICK_MS = 60_000;
 export class Scheduler implements vscode.Disposable {
   private readonly timer: NodeJS.Timeout;
   private readonly first: NodeJS.Timeout;
-  /** Remote URL → the lastSuccess we already warned about (stale), or that a drill was suggested this session. */
+  /** Remote URL → the lastSuccess we already warned about (stale). */
   private readonly staleWarned = new Map<string, number>();
-  private readonly drillSuggested = new Set<string>();
 
   constructor(
     private readonly model: BackupModel,
@@ -28,7 +26,7 @@ export class Scheduler implements vscode.Disposable {
     this.first = setTimeout(() => void this.tick(), 20_000);
   }
 
-  /** One round: start due backups, warn about stale ones, suggest due drills. */
+  /** One round: start due backups, warn about stale ones. */
   async tick(now = Date.now() / 1000): Promise<void> {
     if (!vscode.workspace.isTrusted) return;
     const due: Promise<void>[] = [];
@@ -43,13 +41,6 @@ export class Scheduler implements vscode.Disposable {
         void this.ui
           .notify('warning', vscode.l10n.t('No successful backup of {0} for more than {1} hours.', f.name, s.staleAfter), {}, backUp, showLog)
           .then((a) => this.act(a, f, { [backUp]: 'offsite.backupWorkspace', [showLog]: 'offsite.showLog' }));
-      }
-      if (s.notifications !== 'off' && drillDue(rec, s.drillEvery, now) && !this.drillSuggested.has(f.config.url)) {
-        this.drillSuggested.add(f.config.url);
-        const verify = vscode.l10n.t('Verify Now');
-        void this.ui
-          .notify('info', vscode.l10n.t('Time for a restore drill of {0}: Verify Backup restores every file of the last backup and compares it with the workspace.', f.name), {}, verify)
-          .then((a) => this.act(a, f, { [verify]: 'offsite.verify' }));
       }
     }
     await Promise.all(due);

@@ -1,8 +1,9 @@
-// Passphrases and passwords: in VS Code's SecretStorage when the user chose "Remember", else in memory
+// Passphrases, passwords and S3 keys: in VS Code's SecretStorage when the user chose "Remember", else in memory
 // for this window only. Never in settings, never in logs. Keys name what the secret unlocks.
 import type * as vscode from 'vscode';
 
-export type SecretKind = 'pgpPassphrase' | 'sshPassphrase' | 'sshPassword';
+/** s3Keys: an s3:// remote's keys as one JSON value (awsCredentials.ts). */
+export type SecretKind = 'pgpPassphrase' | 'sshPassphrase' | 'sshPassword' | 's3Keys';
 
 const PREFIX = 'offsite.';
 const INDEX = 'offsite.secretKeys';

@@ -1,14 +1,16 @@
 // The "Backups" view: (folders →) chains → sets (date, full/incremental, size, files changed) → the
 // folder/file tree as of that set, with the files the set deleted shown (and restorable from the set
-// before). Children load lazily from the model; errors show as a node rather than a notification.
+// before). Children load lazily from the model, a folder at a time as it is expanded (a big folder a
+// page at a time, with "Show more…"); errors show as a node rather than a notification.
 import * as vscode from 'vscode';
 import type { ChainStatus, SetStatus } from '../engine/ops/inspect';
+import { isCancelled } from './engineClient';
 import type { FileNode } from './fileTree';
 import { redactUrl } from './folderConfig';
 import { formatAge, formatBytes, formatTime } from './format';
 import type { BackupModel, FolderBackup } from './model';
 
-export type BackupNode = FolderNode | ChainNode | SetNode | EntryNode | MessageNode;
+export type BackupNode = FolderNode | ChainNode | SetNode | EntryNode | MoreNode | MessageNode;
 
 export interface FolderNode {
   readonly kind: 'folder';
@@ -46,6 +48,20 @@ export function versionTimeOf(n: EntryNode): number | undefined {
   return n.node.deleted ? n.previousTime : n.setTime;
 }
 
+/** The last child of a folder with more entries than one page: loads the next page. */
+export interface MoreNode {
+  readonly kind: 'more';
+  readonly folder: FolderBackup;
+  readonly setTime: number;
+  /** The folder whose entries these are ('' = the set's root). */
+  readonly dir: string;
+  /** The node to refresh when more are loaded. */
+  readonly parent: SetNode | EntryNode;
+  readonly shown: number;
+}
+
+const SHOW_MORE = 'offsite.showMoreEntries';
+
 export interface MessageNode {
   readonly kind: 'message';
   readonly text: string;
@@ -59,7 +75,25 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
   private refreshTimer?: NodeJS.Timeout;
 
   constructor(private readonly model: BackupModel) {
-    this.disposables.push(this._onDidChangeTreeData, model.onDidChangeBackups(() => this.refreshSoon()));
+    this.disposables.push(
+      this._onDidChangeTreeData,
+      model.onDidChangeBackups(() => this.refreshSoon()),
+      // Internal (the tree's "Show more…" item), so not contributed in package.json.
+      vscode.commands.registerCommand(SHOW_MORE, (n: MoreNode) => this.showMore(n)),
+    );
+  }
+
+  /** Loads the next page of a big folder and shows it under the same parent. */
+  async showMore(n: MoreNode): Promise<void> {
+    if (n?.kind !== 'more') return;
+    try {
+      await this.model.listMore(n.folder, n.setTime, n.dir);
+    } catch (e) {
+      // The item stays, so a click tries again.
+      if (!isCancelled(e)) void vscode.window.showErrorMessage(vscode.l10n.t('Offsite: {0}', e instanceof Error ? e.message : String(e)));
+    } finally {
+      this._onDidChangeTreeData.fire(n.parent);
+    }
   }
 
   /** Debounced: a backup fires several changes in a row. */
@@ -138,6 +172,15 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
         }
         return item;
       }
+      case 'more': {
+        const item = new vscode.TreeItem(vscode.l10n.t('Show more…'), vscode.TreeItemCollapsibleState.None);
+        item.description = vscode.l10n.t('{0} shown', n.shown);
+        item.iconPath = new vscode.ThemeIcon('ellipsis');
+        item.contextValue = 'more';
+        item.id = `${n.folder.folder.uri.toString()}#${n.setTime}:${n.dir}#more`;
+        item.command = { command: SHOW_MORE, title: vscode.l10n.t('Show more…'), arguments: [n] };
+        return item;
+      }
       case 'message': {
         const item = new vscode.TreeItem(n.text, vscode.TreeItemCollapsibleState.None);
         item.iconPath = new vscode.ThemeIcon(n.error ? 'error' : 'info');
@@ -163,9 +206,9 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
       case 'chain':
         return this.setsOf(n);
       case 'set':
-        return this.filesOf(n);
+        return this.entriesOf(n, n.set.time, n.previous, '');
       case 'entry':
-        return n.node.children.map((node) => ({ kind: 'entry', folder: n.folder, node, setTime: n.setTime, previousTime: n.previousTime }));
+        return n.node.kind === 'dir' ? this.entriesOf(n, n.setTime, n.previousTime, n.node.path) : [];
       default:
         return [];
     }
@@ -194,11 +237,13 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
     return sets.map((set, i) => ({ kind: 'set' as const, folder: n.folder, set, previous: i > 0 ? sets[i - 1].time : undefined, parent: n })).reverse();
   }
 
-  private async filesOf(n: SetNode): Promise<BackupNode[]> {
+  private async entriesOf(parent: SetNode | EntryNode, setTime: number, previousTime: number | undefined, dir: string): Promise<BackupNode[]> {
     try {
-      const root = await this.model.treeOf(n.folder, n.set.time);
-      if (root.children.length === 0) return [{ kind: 'message', text: vscode.l10n.t('This backup holds no files') }];
-      return root.children.map((node) => ({ kind: 'entry', folder: n.folder, node, setTime: n.set.time, previousTime: n.previous }));
+      const l = await this.model.listFolder(parent.folder, setTime, dir);
+      if (l.nodes.length === 0 && dir === '') return [{ kind: 'message', text: vscode.l10n.t('This backup holds no files') }];
+      const out: BackupNode[] = l.nodes.map((node) => ({ kind: 'entry', folder: parent.folder, node, setTime, previousTime }));
+      if (l.next !== undefined) out.push({ kind: 'more', folder: parent.folder, setTime, dir, parent, shown: l.nodes.length });
+      return out;
     } catch (e) {
       return [{ kind: 'message', text: e instanceof Error ? e.message : String(e), error: true }];
     }

@@ -8,6 +8,7 @@ import * as esbuild from 'esbuild';
 import { runTests } from '@vscode/test-electron';
 import { REPO } from '../helpers/cli';
 import { KEYS } from '../helpers/gpg';
+import { startS3Server, type S3Server } from '../helpers/s3Server';
 import { startSshd, type Sshd } from '../helpers/sshd';
 import { tempDir } from '../helpers/tmp';
 import type { HostFixture } from './host/fixture';
@@ -74,7 +75,16 @@ export async function runHostSuite(run: HostRun): Promise<void> {
   for (const d of [home, gnupg, scratch]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   const remoteRoot = `file://${path.join(root, 'remote')}`;
   const sshd: Sshd | undefined = run.suite === 'main' ? await startSshd() : undefined;
+  let s3: S3Server | undefined;
+  try {
+    // A real S3 API server on loopback (OpenStack Swift's s3api) for the s3:// tests of the main suite.
+    s3 = run.suite === 'main' ? await startS3Server() : undefined;
+  } catch (e) {
+    await sshd?.stop();
+    throw e;
+  }
   const fx: HostFixture = {
+    s3: s3 ? { endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, bucket: await s3.createBucket() } : undefined,
     sftp: sshd
       ? {
           root: `sftp://${sshd.user}@127.0.0.1:${sshd.port}/${path.join(root, 'sftp-remote')}`,
@@ -100,7 +110,8 @@ export async function runHostSuite(run: HostRun): Promise<void> {
   // What a user writes in .vscode/settings.json to back the workspace up.
   const settings = run.trust
     ? { 'offsite.remote': remoteRoot, 'offsite.encryptKeys': [fx.keys.protectedPub], 'offsite.schedule': 1 }
-    : { 'offsite.remote': remoteRoot, 'offsite.encryptKeys': [fx.keys.rsaPub], 'offsite.restoreKey': fx.keys.rsaSec };
+    : // No drill reminder while the other tests run (the drill test turns it on).
+      { 'offsite.remote': remoteRoot, 'offsite.encryptKeys': [fx.keys.rsaPub], 'offsite.restoreKey': fx.keys.rsaSec, 'offsite.drillEvery': 0 };
   fs.mkdirSync(path.join(ws, '.vscode'));
   fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify(settings, null, 2));
   const fixtureFile = path.join(root, 'fixture.json');
@@ -123,11 +134,19 @@ export async function runHostSuite(run: HostRun): Promise<void> {
         TMPDIR: scratch,
         // No ssh-agent of the user's: the tests' SSH key is given explicitly.
         SSH_AUTH_SOCK: '',
+        // No AWS credentials of the user's (the s3:// test gives its keys when asked), and no
+        // instance-metadata lookup (non-loopback) when there are none.
+        AWS_ACCESS_KEY_ID: '',
+        AWS_SECRET_ACCESS_KEY: '',
+        AWS_SESSION_TOKEN: '',
+        AWS_ENDPOINT_URL: '',
+        AWS_EC2_METADATA_DISABLED: 'true',
         ...(process.env.OFFSITE_HOST_GREP ? { OFFSITE_HOST_GREP: process.env.OFFSITE_HOST_GREP } : {}),
         ...run.env,
       },
     });
   } finally {
     await sshd?.stop();
+    await s3?.stop();
   }
 }

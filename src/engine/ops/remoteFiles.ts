@@ -10,7 +10,7 @@ import * as zlib from 'node:zlib';
 import type { PrivateKey, PublicKey } from 'openpgp';
 import { BackendError, type Backend } from '../backend/backend';
 import { abortableDelay } from '../backend/backendUtil';
-import { OffsiteError } from '../errors';
+import { OffsiteError, throwIfAborted } from '../errors';
 import { createDecryptStream, type DecryptOptions } from '../crypto/decrypt';
 import { createEncryptStream } from '../crypto/encrypt';
 import type { ParsedName } from '../manifest/naming';
@@ -87,9 +87,20 @@ export async function fetchRemote(backend: Backend, name: string, tempDir: strin
   if (local) {
     let size = 0;
     try {
-      for await (const chunk of fs.createReadStream(local, { highWaterMark: 1 << 20, signal: opts.signal })) {
-        hash.update(chunk as Buffer);
-        size += (chunk as Buffer).length;
+      // One reused buffer: a stream's fresh 1 MiB buffer per read made V8 run a full GC every few
+      // dozen MB of external memory (profiled: ~30% of restoring a 1 GB file, bench/README.md).
+      const fh = await fs.promises.open(local, 'r');
+      try {
+        const buf = Buffer.allocUnsafe(1 << 20);
+        for (;;) {
+          throwIfAborted(opts.signal);
+          const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+          if (bytesRead === 0) break;
+          hash.update(buf.subarray(0, bytesRead));
+          size += bytesRead;
+        }
+      } finally {
+        await fh.close();
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new OffsiteError('integrity', `The remote file ${name} is missing`, { file: name, hint: 'The backup set is damaged; restore from an earlier or later set, or run a new full backup' });

@@ -9,7 +9,11 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { OffsiteApi } from '../../../src/extension/extension';
 import { formatTime } from '../../../src/extension/format';
-import type { BackupNode, EntryNode, SetNode } from '../../../src/extension/snapshotTree';
+import { DrillReminder } from '../../../src/extension/drillReminder';
+import { FOLDER_PAGE } from '../../../src/extension/fileTree';
+import { EngineGateway } from '../../../src/extension/gateway';
+import type { Secrets } from '../../../src/extension/secrets';
+import type { BackupNode, EntryNode, MoreNode, SetNode } from '../../../src/extension/snapshotTree';
 import { fixture, manifests, nextSecond, offsite, remoteFiles, waitFor, write } from './fixture';
 
 const fx = fixture();
@@ -293,6 +297,89 @@ describe('Offsite in a real VS Code extension host', () => {
     assert.match(api.statusBar.view?.tooltip ?? '', /Last verify: .*no differences/);
   });
 
+  it('Run Restore Drill restores a sample with no local cache, compares it, shows and logs the result, and the status bar shows it', async () => {
+    const f = api.model.folders[0];
+    const notices = api.ui.notices.length;
+    const r = (await vscode.commands.executeCommand('offsite.drill')) as { ok: boolean; matched: number; failed: number; files: unknown[]; filesInBackup: number; time: number };
+    assert.ok(r, JSON.stringify(api.ui.notices.slice(notices)));
+    assert.equal(r.ok, true);
+    assert.equal(r.failed, 0);
+    assert.ok(r.matched > 0 && r.matched === r.files.length, JSON.stringify(r));
+    const shown = api.ui.notices.slice(notices).find((n) => /Restore drill of workspace passed/.test(n.message));
+    assert.ok(shown, JSON.stringify(api.ui.notices.slice(notices)));
+    assert.match(shown.message, new RegExp(`${r.files.length} of ${r.filesInBackup} file\\(s\\) restored from the backup of .* with an empty cache`));
+    const rec = api.model.record(f).lastDrill;
+    assert.ok(rec && rec.ok && rec.matched === r.matched && rec.setTime === r.time, JSON.stringify(rec));
+    assert.match(api.statusBar.view?.tooltip ?? '', new RegExp(`Last restore drill: .*\\(just now\\): ${r.matched} file\\(s\\) matched`));
+    // The engine recorded it in its cache too (what the reminder reads, and what a CLI drill writes).
+    const engine = await api.model.gateway.client.request({ op: 'lastDrill', remote: f.config.remote });
+    assert.equal(engine?.matched, r.matched);
+    const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+    assert.match(log, /Restore drill of workspace: \d+ of \d+ file\(s\) restored/, 'logged');
+  });
+
+  it('reminds about a restore drill after startup and after a backup (Run Drill, Later), honouring drillEvery and notifications', async function () {
+    this.timeout(120_000);
+    const f = api.model.folders[0];
+    const config = vscode.workspace.getConfiguration('offsite');
+    const reminders = () => api.ui.notices.filter((n) => /^Time for a restore drill of workspace/.test(n.message));
+    try {
+      // drillEvery = 0: never.
+      assert.equal(await api.drillReminder.check(f, Date.now() / 1000 + 400 * 86400), false);
+      // A check after startup (a reminder made as activate() makes it, with a short delay) finds the
+      // drill just run: not due.
+      await config.update('drillEvery', 30, vscode.ConfigurationTarget.Workspace);
+      await waitFor('drillEvery 30', () => api.model.folders[0].config.settings.drillEvery === 30);
+      let before = reminders().length;
+      const startup = new DrillReminder(api.model, api.ui, { startupDelayMs: 10 });
+      try {
+        await waitFor('the startup check', () => startup.startupChecked);
+        assert.equal(reminders().length, before, 'a drill ran just now');
+        // 31 days later it is due: one reminder, with its two actions; not again the same day.
+        const later = Date.now() / 1000 + 31 * 86400;
+        assert.deepEqual(await startup.checkAll(later), [api.model.folders[0]]);
+        const r = reminders().at(-1)!;
+        assert.match(r.message, /the last one ran .* \(31d ago\)/);
+        assert.deepEqual(r.actions, ['Run Drill', 'Later']);
+        assert.equal(r.modal, false);
+        assert.deepEqual(await startup.checkAll(later + 3600), [], 'once a day per window');
+        // "Later" snoozes it for a day, in every window.
+        await startup.answer(api.model.folders[0], 'later', later);
+        const fresh = new DrillReminder(api.model, api.ui, { startupDelayMs: 3_600_000 });
+        try {
+          assert.equal(await fresh.check(api.model.folders[0], later + 3600), false, 'snoozed');
+          assert.equal(await fresh.check(api.model.folders[0], later + 86400 + 60), true, 'the snooze is over');
+        } finally {
+          fresh.dispose();
+        }
+      } finally {
+        startup.dispose();
+      }
+      // "Run Drill" runs the drill command.
+      const at = api.model.record(f).lastDrill!.at;
+      await nextSecond();
+      await api.drillReminder.answer(api.model.folders[0], 'run');
+      assert.ok(api.model.record(api.model.folders[0]).lastDrill!.at > at, 'a new drill ran');
+      assert.equal(api.model.record(api.model.folders[0]).drillSnoozedUntil, undefined, 'a drill ends the snooze');
+      // After a successful backup the extension's own reminder checks: with drills due every 2 s, it reminds.
+      await config.update('drillEvery', 2 / 86400, vscode.ConfigurationTarget.Workspace);
+      await waitFor('drillEvery 2 s', () => api.model.folders[0].config.settings.drillEvery < 1);
+      await new Promise((r) => setTimeout(r, 2500));
+      before = reminders().length;
+      fs.appendFileSync(path.join(fx.workspace, 'src', 'main.ts'), '// drill\n');
+      const [b] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string }[];
+      assert.equal(b?.type, 'inc');
+      await waitFor('the reminder after the backup', () => reminders().length > before);
+      // notifications = off: no reminder.
+      await config.update('notifications', 'off', vscode.ConfigurationTarget.Workspace);
+      await waitFor('notifications off', () => api.model.folders[0].config.settings.notifications === 'off');
+      assert.equal(await api.drillReminder.check(api.model.folders[0], Date.now() / 1000 + 2 * 86400), false);
+    } finally {
+      await config.update('drillEvery', 0, vscode.ConfigurationTarget.Workspace);
+      await config.update('notifications', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
   it('Show Backup Status opens the report; Copy Command for Cron gives the same backup as a command line', async () => {
     const text = (await vscode.commands.executeCommand('offsite.showStatus')) as string;
     assert.match(text, /workspace → file:\/\//);
@@ -372,6 +459,92 @@ describe('Offsite in a real VS Code extension host', () => {
     }
   });
 
+  it('s3://: asks for the S3 keys when none are configured (wrong, then right), keeps them in secret storage, never in settings or logs', async function () {
+    this.timeout(180_000);
+    const s3 = fx.s3!;
+    const config = vscode.workspace.getConfiguration('offsite');
+    const root = `s3://${s3.bucket}/backups`;
+    await config.update('remote', root, vscode.ConfigurationTarget.Workspace);
+    await config.update('s3EndpointUrl', s3.endpoint, vscode.ConfigurationTarget.Workspace);
+    const keyPrompts = () => api.ui.prompts.filter((p) => p.kind === 'input' && /S3 access key id/.test(p.text));
+    try {
+      await waitFor('the s3 remote', () => api.model.folders[0].config.url === `${root}/workspace` && api.model.folders[0].config.remote.s3EndpointUrl === s3.endpoint);
+      const asked = keyPrompts().length;
+      const notices = api.ui.notices.length;
+      // No credentials anywhere: asked. A wrong secret is refused and asked again; the right one is remembered.
+      api.ui.script(s3.accessKeyId, 'not-the-secret', '', 'Only This Session', s3.accessKeyId, s3.secretAccessKey, '', 'Remember');
+      const [first] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string }[];
+      assert.equal(first?.type, 'full', JSON.stringify(api.ui.notices.slice(notices)));
+      const prompts = keyPrompts().slice(asked);
+      assert.equal(prompts.length, 2, JSON.stringify(api.ui.prompts.slice(-10)));
+      assert.match(prompts[0].text, /No S3 credentials found .*No credentials are configured for it/);
+      assert.match(prompts[1].text, /refused the credentials.*Try again/);
+      assert.ok(api.ui.prompts.some((p) => /S3 secret access key for s3:\/\/.* @ http:\/\/127\.0\.0\.1:\d+ \(2\/3\)/.test(p.text)), 'remembered per remote URL and endpoint');
+      // Remembered: the next backup asks nothing.
+      const mark = api.ui.prompts.length;
+      await nextSecond();
+      const [second] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string }[];
+      assert.equal(second?.type, 'inc');
+      assert.deepEqual(api.ui.prompts.slice(mark), []);
+      // Never in settings, notifications or the log.
+      const secret = s3.secretAccessKey;
+      assert.ok(!fs.readFileSync(path.join(fx.workspace, '.vscode', 'settings.json'), 'utf8').includes(secret));
+      assert.ok(!JSON.stringify(config.inspect('s3EndpointUrl')).includes(secret) && !JSON.stringify(vscode.workspace.getConfiguration('offsite')).includes(secret));
+      assert.ok(!JSON.stringify(api.ui.notices).includes(secret) && !JSON.stringify(api.ui.notices).includes('not-the-secret'));
+      const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+      assert.match(log, /Backing up .* to s3:\/\//, 'the log is there');
+      assert.ok(!log.includes(secret) && !log.includes('not-the-secret'), 'no key in the log');
+      // "Forget Remembered Passphrases" forgets them too: the next backup asks again (declined: cancelled, no error).
+      await vscode.commands.executeCommand('offsite.forgetSecrets');
+      assert.match(api.ui.notices.at(-1)?.message ?? '', /forgot [1-9]\d* remembered/);
+      const again = keyPrompts().length;
+      const n2 = api.ui.notices.length;
+      api.ui.script(undefined);
+      assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
+      assert.equal(keyPrompts().length, again + 1, 'asked again');
+      assert.deepEqual(api.ui.notices.slice(n2).filter((n) => n.severity === 'error'), [], 'declining is a cancel, not an error');
+      // Credentials configured the AWS way (here: a profile named in the environment) are the user's to
+      // fix there: the refusal is reported, nothing is asked.
+      const none = { get: async () => undefined, set: async () => undefined, delete: async () => undefined } as unknown as Secrets;
+      const withProfile = new EngineGateway(api.model.gateway.client, none, api.ui, { AWS_PROFILE: 'work', HOME: fx.scratch });
+      const promptsBefore = api.ui.prompts.length;
+      await assert.rejects(
+        withProfile.call(api.model.folders[0].config, 'status', (remote) => ({ op: 'status', remote }), { interactive: true }),
+        (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'auth',
+      );
+      assert.equal(api.ui.prompts.length, promptsBefore, 'not asked');
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      await config.update('s3EndpointUrl', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
+  it('Configure Backup… (the first-run wizard) accepts s3://bucket/prefix and rclone://remote:path like the other remotes', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    const cases = [
+      { kind: 'An S3 bucket', url: 's3://my-bucket/backups' },
+      { kind: 'Another URL', url: 'rclone://myremote:backups/laptop' },
+    ];
+    try {
+      for (const c of cases) {
+        // Not configured: no remote.
+        await config.update('remote', '', vscode.ConfigurationTarget.Workspace);
+        await waitFor('no remote', () => !api.model.folders[0].config.configured);
+        const notices = api.ui.notices.length;
+        api.ui.script(c.kind, c.url, 'Workspace Settings');
+        await vscode.commands.executeCommand('offsite.configure');
+        assert.equal(config.inspect('remote')?.workspaceValue, c.url);
+        await waitFor(`the ${c.url} remote`, () => api.model.folders[0].config.configured);
+        assert.equal(api.model.folders[0].config.url, `${c.url}/workspace`);
+        const ready = api.ui.notices.slice(notices).find((n) => /Offsite is ready/.test(n.message));
+        assert.equal(ready?.message, `Offsite is ready: workspace backs up to ${c.url}/workspace.`);
+      }
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      await waitFor('the file remote', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace`);
+    }
+  });
+
   it('Restore Workspace To… restores a chosen backup into a new folder inside the chosen one', async () => {
     const parent = fs.mkdtempSync(path.join(fx.scratch, 'restore-'));
     // The oldest set (listed last, before "Type a date…"), then the destination.
@@ -443,5 +616,48 @@ describe('Offsite in a real VS Code extension host', () => {
     const out = execFileSync('gpg', ['--batch', '--homedir', home, '--import-options', 'show-only', '--import', publicFile], { encoding: 'utf8' });
     assert.match(out, /Test Person <test@example\.invalid>/);
     await vscode.workspace.getConfiguration('offsite').update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);
+  });
+  it('the tree lists a set a folder at a time as folders are expanded, and a big folder a page at a time', async function () {
+    this.timeout(180_000);
+    const many = path.join(fx.workspace, 'many');
+    fs.mkdirSync(many);
+    const count = FOLDER_PAGE + 150;
+    for (let i = 0; i < count; i++) fs.writeFileSync(path.join(many, `f${String(i).padStart(5, '0')}.txt`), `${i}\n`);
+    fs.mkdirSync(path.join(many, 'sub'));
+    fs.writeFileSync(path.join(many, 'sub', 'deep.txt'), 'deep\n');
+    try {
+      await nextSecond();
+      const [b] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string; time: number }[];
+      assert.ok(b, JSON.stringify(api.ui.notices.at(-1)));
+      const f = api.model.folders[0];
+      const sets = await setNodes(api);
+      assert.equal(sets[0].set.time, b.time);
+      const top = (await children(api, sets[0])) as EntryNode[];
+      assert.deepEqual([...f.listings.keys()], [`${b.time}:`], 'only the set\'s top folder was listed');
+      const dir = top.find((e) => e.node.name === 'many')!;
+      assert.ok(dir, top.map((e) => e.node.name).join(' '));
+      const first = await children(api, dir);
+      assert.deepEqual([...f.listings.keys()].sort(), [`${b.time}:`, `${b.time}:many`], 'then the expanded folder, nothing else');
+      assert.equal(first.length, FOLDER_PAGE + 1, 'one page and "Show more…"');
+      const more = first.at(-1) as MoreNode;
+      assert.equal(more.kind, 'more');
+      assert.equal(label(api, more), 'Show more…');
+      assert.equal(api.tree.getTreeItem(more).command?.command, 'offsite.showMoreEntries');
+      await vscode.commands.executeCommand('offsite.showMoreEntries', more);
+      const all = (await children(api, dir)) as EntryNode[];
+      assert.equal(all.length, count + 1, 'every entry, and no "Show more…" left');
+      assert.ok(all.every((e) => e.kind === 'entry'));
+      assert.equal(new Set(all.map((e) => e.node.path)).size, all.length, 'no entry twice');
+      assert.equal(all[0].node.name, 'sub', 'folders first (among the entries loaded)');
+      const sub = all.find((e) => e.node.name === 'sub')!;
+      assert.deepEqual(((await children(api, sub)) as EntryNode[]).map((e) => e.node.path), ['many/sub/deep.txt']);
+      // A listed file opens against the workspace from the tree as before.
+      const file = all.find((e) => e.node.name === 'f00007.txt')!;
+      await vscode.commands.executeCommand('offsite.compareWithCurrent', file);
+      const diff = await waitFor('a diff editor', () => activeDiff());
+      assert.equal((await vscode.workspace.openTextDocument(diff.original)).getText(), '7\n');
+    } finally {
+      fs.rmSync(many, { recursive: true, force: true });
+    }
   });
 });

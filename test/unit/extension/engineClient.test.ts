@@ -69,6 +69,34 @@ describe('extension: EngineClient (real engine process)', () => {
     assert.deepEqual(one[0].files, [{ path: 'a.txt', action: 'new' }, { path: 'd/b.txt', action: 'new' }]);
   });
 
+  it('lists one folder at a time (children, the set\'s deleted paths, pages), and runs and records a restore drill', async function () {
+    this.timeout(60_000);
+    const { c, root } = client();
+    open.push(c);
+    const src = tree(root, { 'a.txt': 'a\n', 'd/b.txt': 'b\n', 'd/gone.txt': 'bye\n', 'd/e/f.txt': 'f\n', 'z.txt': 'z\n' });
+    const remote = { url: `file://${path.join(root, 'remote')}` };
+    const keys = { encryptKeys: [RSA_PUB], restoreKey: RSA_SEC };
+    await c.request({ op: 'backup', remote, keys, source: src });
+    await new Promise((r) => setTimeout(r, 1100));
+    fs.rmSync(path.join(src, 'd', 'gone.txt'));
+    const inc = await c.request({ op: 'backup', remote, keys, source: src });
+    const rows = (l: { path: string; type: string; deleted?: true }[]) => l.map((e) => `${e.path}:${e.type}${e.deleted ? ':deleted' : ''}`);
+    assert.deepEqual(rows(await c.request({ op: 'list', remote, keys, time: inc.time, path: '', depth: 1, deleted: true })), ['a.txt:reg', 'd:dir', 'z.txt:reg']);
+    assert.deepEqual(rows(await c.request({ op: 'list', remote, keys, time: inc.time, path: 'd', depth: 1, deleted: true })), ['d/b.txt:reg', 'd/e:dir', 'd/gone.txt:reg:deleted']);
+    assert.deepEqual(rows(await c.request({ op: 'list', remote, keys, time: inc.time, path: 'd', depth: 1, deleted: true, limit: 2 })), ['d/b.txt:reg', 'd/e:dir']);
+    assert.deepEqual(rows(await c.request({ op: 'list', remote, keys, time: inc.time, path: 'd', depth: 1, deleted: true, after: 'd/e' })), ['d/gone.txt:reg:deleted']);
+    // Without the new fields: the whole listing with the root, as before.
+    assert.deepEqual(rows(await c.request({ op: 'list', remote, keys, time: inc.time })), ['.:dir', 'a.txt:reg', 'd:dir', 'd/b.txt:reg', 'd/e:dir', 'd/e/f.txt:reg', 'z.txt:reg']);
+
+    assert.equal(await c.request({ op: 'lastDrill', remote }), null, 'no drill yet');
+    const d = await c.request({ op: 'drill', remote, keys, source: src, sample: 10 });
+    assert.equal(d.ok, true);
+    assert.equal(d.matched, 4);
+    assert.equal(d.filesInBackup, 4);
+    const last = await c.request({ op: 'lastDrill', remote });
+    assert.ok(last && last.ok && last.matched === 4 && last.setTime === inc.time, JSON.stringify(last));
+  });
+
   it('turns engine errors into typed EngineErrors with the engine\'s code and hint', async () => {
     const { c } = client();
     open.push(c);

@@ -1,45 +1,25 @@
 import * as assert from 'node:assert/strict';
-import { buildFileTree, findNode, type FileNode } from '../../../src/extension/fileTree';
+import { nodeOf, sortNodes, toPage } from '../../../src/extension/fileTree';
 
-function shape(n: FileNode): unknown {
-  return n.children.map((c) => (c.children.length ? { [`${c.name}${c.deleted ? ' (deleted)' : ''}`]: shape(c) } : `${c.name}:${c.kind}${c.deleted ? ' (deleted)' : ''}`));
-}
-
-describe('extension: file tree of a backup set', () => {
-  it('nests the flat listing, folders first, names in byte order', () => {
-    const root = buildFileTree([
-      { path: '.', type: 'dir' },
-      { path: 'b.txt', type: 'reg' },
-      { path: 'A.txt', type: 'reg' },
-      { path: 'src', type: 'dir' },
-      { path: 'src/z.ts', type: 'reg' },
-      { path: 'src/lib', type: 'dir' },
-      { path: 'src/lib/u.ts', type: 'reg' },
-      { path: 'link', type: 'sym' },
-      { path: 'fifo', type: 'fifo' },
-    ]);
-    assert.deepEqual(shape(root), [{ src: [{ lib: ['u.ts:file'] }, 'z.ts:file'] }, 'A.txt:file', 'b.txt:file', 'fifo:other', 'link:link']);
-    assert.equal(findNode(root, 'src/lib/u.ts')?.path, 'src/lib/u.ts');
-    assert.equal(findNode(root, 'src/nope'), undefined);
-    assert.equal(findNode(root, ''), root);
+describe('extension: a folder of the snapshot tree', () => {
+  it('turns the engine\'s entries into nodes: name, kind, deleted', () => {
+    assert.deepEqual(nodeOf({ path: 'src/lib/u.ts', type: 'reg', mode: 0o644, mtime: 1 }), { name: 'u.ts', path: 'src/lib/u.ts', kind: 'file', deleted: false });
+    assert.deepEqual(nodeOf({ path: 'old', type: 'dir', mode: 0, mtime: 0, deleted: true }), { name: 'old', path: 'old', kind: 'dir', deleted: true });
+    assert.equal(nodeOf({ path: 'l', type: 'sym', mode: 0o777, mtime: 1 }).kind, 'link');
+    assert.equal(nodeOf({ path: 'p', type: 'fifo', mode: 0o644, mtime: 1 }).kind, 'other');
   });
 
-  it('shows deleted files in their folders, making deleted folders as needed', () => {
-    const root = buildFileTree(
-      [
-        { path: 'keep', type: 'dir' },
-        { path: 'keep/a.txt', type: 'reg' },
-      ],
-      ['keep/gone.txt', 'old', 'old/x.txt', 'old/sub/y.txt', 'keep/a.txt'],
-    );
-    assert.deepEqual(shape(root), [{ keep: ['a.txt:file', 'gone.txt:file (deleted)'] }, { 'old (deleted)': [{ 'sub (deleted)': ['y.txt:file (deleted)'] }, 'x.txt:file (deleted)'] }]);
-    assert.equal(findNode(root, 'old')?.kind, 'dir', 'a deleted path with deleted children is a folder');
-    assert.equal(findNode(root, 'keep/a.txt')?.deleted, false, 'a listed file is never shown as deleted');
+  it('sorts folders first, then names', () => {
+    const nodes = ['b.txt', 'a.txt', 'src/', 'lib/', 'Z'].map((n) => nodeOf({ path: n.replace('/', ''), type: n.endsWith('/') ? 'dir' : 'reg', mode: 0, mtime: 0 }));
+    assert.deepEqual(sortNodes(nodes).map((n) => n.name), ['lib', 'src', 'Z', 'a.txt', 'b.txt']);
   });
 
-  it('a listed folder stays a folder that is not deleted even when a child was deleted first', () => {
-    const root = buildFileTree([{ path: 'd/new.txt', type: 'reg' }], ['d/old.txt']);
-    assert.equal(findNode(root, 'd')?.deleted, false);
-    assert.equal(findNode(root, 'd')?.kind, 'dir');
+  it('a page: at most pageSize nodes, and the cursor of the next page only when the engine had more', () => {
+    const entries = Array.from({ length: 5 }, (_, i) => ({ path: `d/f${i}`, type: 'reg', mode: 0, mtime: 0 }));
+    assert.deepEqual(toPage(entries, 5), { nodes: entries.map(nodeOf), next: undefined });
+    const p = toPage(entries, 4);
+    assert.equal(p.nodes.length, 4);
+    assert.equal(p.next, 'd/f3');
+    assert.deepEqual(toPage([], 4), { nodes: [], next: undefined });
   });
 });

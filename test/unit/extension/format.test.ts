@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { emptyStats } from '../../../src/engine/ops/stats';
-import { formatAge, formatBytes, formatStatusReport, formatTime, progressMessage, statsSummary } from '../../../src/extension/format';
+import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, progressMessage, statsSummary } from '../../../src/extension/format';
 
 describe('extension: wording', () => {
   it('ages', () => {
@@ -50,5 +50,15 @@ describe('extension: wording', () => {
     assert.match(text, /1 file\(s\) of interrupted backups remain/);
     assert.match(formatStatusReport('p', 'u', { url: 'u', chains: [], incomplete: [] }), /No backups yet/);
     assert.match(formatStatusReport('p', 'u', undefined, 'connection refused'), /Could not read the remote: connection refused/);
+  });
+
+  it('a restore drill: files restored, identical, failed, changed; and its progress', () => {
+    const base = { time: 1_800_000_000, filesInBackup: 340, bytes: 1000, seconds: 2, seed: 7 };
+    const file = (outcome: 'match' | 'mismatch' | 'changed' | 'error') => ({ path: `f-${outcome}`, bytes: 1, outcome });
+    const ok = drillSummary({ ...base, files: [file('match'), file('match'), file('changed')], matched: 2, failed: 0, changed: 1, ok: true });
+    assert.equal(ok, `3 of 340 file(s) restored from the backup of ${formatTime(1_800_000_000)} with an empty cache, as on a new machine: 2 identical to the workspace, 1 changed since the backup (not compared)`);
+    const bad = drillSummary({ ...base, files: [file('match'), file('mismatch')], matched: 1, failed: 1, changed: 0, ok: false });
+    assert.match(bad, /: 1 FAILED \(damaged, or not restorable\), 1 identical to the workspace$/);
+    assert.equal(progressMessage({ operation: 'verify', phase: 'drill', files: 3, bytes: 2048, path: 'src/a.ts' }), 'Restoring and comparing: 3 files, 2.0 KB checked — src/a.ts');
   });
 });

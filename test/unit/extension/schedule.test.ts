@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { emptyStats } from '../../../src/engine/ops/stats';
-import { backupDue, drillDue, isStale, secondsUntilDue, statusBarView, type FolderView } from '../../../src/extension/schedule';
+import { formatTime } from '../../../src/extension/format';
+import { backupDue, drillDue, drillLine, isStale, secondsUntilDue, statusBarView, type FolderView } from '../../../src/extension/schedule';
 
 const H = 3600;
 const NOW = 1_800_000_000;
@@ -27,12 +28,19 @@ describe('extension: schedule rules', () => {
     assert.equal(isStale({ lastSuccess: NOW - 1000 * H }, 0, NOW), false, '0 = never warn');
   });
 
-  it('a restore drill is due drillEvery days after the last verify, once there are backups', () => {
-    assert.equal(drillDue({}, 30, NOW), false, 'nothing to verify yet');
-    assert.equal(drillDue({ lastSuccess: NOW }, 30, NOW), true, 'never verified');
-    assert.equal(drillDue({ lastSuccess: NOW, lastVerify: { time: NOW - 29 * 24 * H, ok: true, differences: 0 } }, 30, NOW), false);
-    assert.equal(drillDue({ lastSuccess: NOW, lastVerify: { time: NOW - 31 * 24 * H, ok: true, differences: 0 } }, 30, NOW), true);
+  it('a restore drill is due drillEvery days after the last drill (or with none), once there are backups, unless snoozed', () => {
+    const drill = (daysAgo: number, failed = 0) => ({ at: NOW - daysAgo * 24 * H, ok: failed === 0, setTime: NOW - 40 * 24 * H, matched: 20 - failed, failed, changed: 0 });
+    assert.equal(drillDue({}, 30, NOW), false, 'nothing to drill yet');
+    assert.equal(drillDue({ lastSuccess: NOW }, 30, NOW), true, 'never drilled');
+    assert.equal(drillDue({ lastSuccess: NOW, lastDrill: drill(29) }, 30, NOW), false);
+    assert.equal(drillDue({ lastSuccess: NOW, lastDrill: drill(31) }, 30, NOW), true);
+    assert.equal(drillDue({ lastSuccess: NOW, lastVerify: { time: NOW, ok: true, differences: 0 } }, 30, NOW), true, 'a verify is not a drill (it uses the local cache)');
     assert.equal(drillDue({ lastSuccess: NOW }, 0, NOW), false, '0 = off');
+    assert.equal(drillDue({ lastSuccess: NOW, drillSnoozedUntil: NOW + 60 }, 30, NOW), false, '"Later"');
+    assert.equal(drillDue({ lastSuccess: NOW, drillSnoozedUntil: NOW - 60 }, 30, NOW), true, 'the snooze is over');
+    assert.equal(drillLine(drill(3), NOW), `${formatTime(NOW - 3 * 24 * H)} (3d ago): 20 file(s) matched`);
+    assert.match(drillLine(drill(0, 2), NOW), /: 2 file\(s\) FAILED \(damaged or unrestorable\), 18 matched$/);
+    assert.match(drillLine({ ...drill(0), matched: 0, changed: 4 }, NOW), /nothing compared \(4 file\(s\) changed since the backup\)$/);
   });
 
   it('the status bar: age, spinner, failure, staleness, and a tooltip with statistics, chain and verify', () => {
@@ -44,6 +52,11 @@ describe('extension: schedule rules', () => {
     assert.match(v.tooltip, /Last run: 2 new, 1 changed, 0 deleted; 2\.0 KB uploaded in 1\.3 s/);
     assert.match(v.tooltip, /Chain length: 3 set\(s\)/);
     assert.match(v.tooltip, /Last verify: never/);
+    assert.match(v.tooltip, /Last restore drill: never/);
+    const drilled = statusBarView([view({ record: { ...ok.record, lastDrill: { at: NOW - 2 * 24 * H, ok: true, setTime: NOW - 3 * 24 * H, matched: 20, failed: 0, changed: 1 } } })], NOW);
+    assert.match(drilled.tooltip, /Last restore drill: .* \(2d ago\): 20 file\(s\) matched, 1 changed since the backup/);
+    const damaged = statusBarView([view({ record: { ...ok.record, lastDrill: { at: NOW - 60, ok: false, setTime: NOW - 3 * H, matched: 19, failed: 1, changed: 0 } } })], NOW);
+    assert.match(damaged.tooltip, /\$\(error\) Last restore drill: .*1 file\(s\) FAILED/);
     assert.equal(statusBarView([{ ...ok, running: true }], NOW).text, '$(sync~spin) Backing up…');
     const failed = statusBarView([view({ record: { ...ok.record, lastFailure: { time: NOW - 60, message: 'disk full' } } })], NOW);
     assert.equal(failed.text, '$(warning) Backup failed');

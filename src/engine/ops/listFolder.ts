@@ -1,0 +1,149 @@
+// One folder of a backup as of a time, for front ends that show a tree and ask per folder as the user
+// expands it (a whole listing of a big set would be one huge message). Answered from the signature
+// chain like listFiles, streaming: the signature files are read member header by member header (the
+// librsync signatures are skipped, not read into memory), and reading stops as soon as the merged
+// order has passed the folder, since a folder's paths are contiguous in index order. Optionally the
+// paths the listed set deleted are merged in (from its manifest), as a tree shows them.
+import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
+import { pipeline, type Readable } from 'node:stream';
+import { chainAtTime, setsAtTime, signatureChainFor } from '../chain/collection';
+import { timeToString } from '../chain/time';
+import { OffsiteError, throwIfAborted } from '../errors';
+import { compareIndex, isPrefixOf, ROOT } from '../pathIndex';
+import type { EntryMeta, PathIndex } from '../types';
+import { parseMemberName, tarHeaderToMeta } from '../volume/difftar';
+import { readTar } from '../volume/tar';
+import { openForRead, setsForTime, type ReadOptions } from './restore';
+import { mergeSignatureChain } from './sigtar';
+
+export interface ListFolderOptions extends ReadOptions {
+  /** The folder (default the root). A path that is not a folder of the backup has no entries. */
+  readonly path?: PathIndex;
+  /** How deep below the folder: 1 = its direct children (default: everything below it). */
+  readonly depth?: number;
+  /** Merge in the paths the listed set deleted (FolderEntry.deleted). */
+  readonly deleted?: boolean;
+  /** Only entries after this path (index order): the cursor of a paged listing. */
+  readonly after?: PathIndex;
+  /** At most this many entries. */
+  readonly limit?: number;
+}
+
+export interface FolderEntry {
+  readonly index: PathIndex;
+  /**
+   * A deleted path has no metadata (the manifest records none): it is 'dir' when deleted paths lie
+   * below it, else 'reg'; its mode and mtime are 0.
+   */
+  readonly meta: Pick<EntryMeta, 'type' | 'mode' | 'mtime'>;
+  /** In the set before the listed one, gone in it. */
+  readonly deleted: boolean;
+}
+
+type HeaderEntry = { index: PathIndex; kind: 'signature' | 'snapshot' | 'deleted'; meta: EntryMeta };
+
+/** The members of a cached signature file, headers only (bodies are skipped by readTar). */
+async function* sigtarHeaders(plain: Readable): AsyncGenerator<HeaderEntry> {
+  for await (const e of readTar(plain)) {
+    const m = parseMemberName(e.header.name);
+    if (m.kind === 'diff') continue;
+    yield { index: m.index, kind: m.kind as HeaderEntry['kind'], meta: tarHeaderToMeta(e.header) };
+  }
+}
+
+/**
+ * The deleted paths of a set as entries under `folder` within `depth`: each deleted path, and each of
+ * its ancestors below the folder as a deleted folder (it may be gone too; a listed one wins later).
+ * Sorted in index order.
+ */
+function deletedEntries(deleted: readonly PathIndex[], folder: PathIndex, depth: number): FolderEntry[] {
+  const byKey = new Map<string, FolderEntry>();
+  for (const d of deleted) {
+    if (d.length <= folder.length || !isPrefixOf(folder, d)) continue;
+    const deepest = Math.min(d.length, folder.length + depth);
+    for (let n = folder.length + 1; n <= deepest; n++) {
+      const index = d.slice(0, n);
+      const key = index.map((c) => c.toString('hex')).join('/');
+      const isDir = n < d.length;
+      const had = byKey.get(key);
+      if (!had || (isDir && had.meta.type !== 'dir')) byKey.set(key, { index, meta: { type: isDir ? 'dir' : 'reg', mode: 0, mtime: 0 }, deleted: true });
+    }
+  }
+  return [...byKey.values()].sort((a, b) => compareIndex(a.index, b.index));
+}
+
+export async function* listFolder(opts: ListFolderOptions): AsyncGenerator<FolderEntry> {
+  const folder = opts.path ?? ROOT;
+  const depth = opts.depth === undefined || !(opts.depth >= 1) ? Infinity : Math.floor(opts.depth);
+  const limit = opts.limit === undefined ? Infinity : Math.max(0, Math.floor(opts.limit));
+  if (limit === 0) return;
+  const { repo, tempDir } = await openForRead(opts);
+  const sources: Readable[] = [];
+  try {
+    const time = opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000);
+    const c = repo.collection;
+    const chain = chainAtTime(c, time);
+    const sets = chain ? setsAtTime(chain, time) : [];
+    if (!chain || sets.length === 0) {
+      await setsForTime(repo, time, opts.signal); // throws the clear 'no backup' error
+      return;
+    }
+    const sig = signatureChainFor(c, chain);
+    const last = sets.at(-1)!;
+    const names = sig ? [sig.full, ...sig.incs.filter((i) => i.endTime <= last.endTime).map((i) => i.name)].filter((n): n is string => !!n) : [];
+    const covered = !!sig && (sig.startTime === last.endTime || sig.incs.some((i) => i.endTime === last.endTime));
+    if (!covered) {
+      throw new OffsiteError('notFound', `The signature files for the backup of ${timeToString(last.endTime)} are missing`, { hint: 'Listing needs them; restore still works without them' });
+    }
+    let gone: FolderEntry[] = [];
+    // A full set deletes nothing (its manifest lists every file as new: skip parsing it).
+    if (opts.deleted && last.type !== 'full') {
+      const files = (await repo.manifest(last, opts.signal)).filelist ?? [];
+      gone = deletedEntries(files.filter((f) => f.action === 'deleted').map((f) => f.index), folder, depth);
+    }
+    const streams: AsyncIterable<HeaderEntry>[] = [];
+    for (const n of names) {
+      const file = await repo.sigtarFile(n, opts.signal);
+      const src = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+      sources.push(src);
+      let plain: Readable = src;
+      if (file.endsWith('.gz')) {
+        // pipeline, not pipe: a read error must reach the reader rather than leave it waiting.
+        plain = pipeline(src, zlib.createGunzip(), () => undefined);
+        sources.push(plain);
+      }
+      streams.push(sigtarHeaders(plain));
+    }
+
+    const after = opts.after;
+    const wanted = (index: PathIndex) => index.length - folder.length <= depth && (after === undefined || compareIndex(index, after) > 0);
+    let g = 0;
+    let yielded = 0;
+    let seen = 0;
+    for await (const e of mergeSignatureChain(streams)) {
+      if ((++seen & 1023) === 0) throwIfAborted(opts.signal);
+      const cmp = compareIndex(e.index, folder);
+      if (cmp <= 0) continue; // before the folder, or the folder itself
+      if (!isPrefixOf(folder, e.index)) break; // past the folder: its paths are contiguous
+      if (!wanted(e.index)) continue;
+      // Deleted paths that sort before this one; one equal to it is not deleted (it is listed).
+      for (; g < gone.length && compareIndex(gone[g].index, e.index) <= 0; g++) {
+        if (compareIndex(gone[g].index, e.index) === 0 || !wanted(gone[g].index)) continue;
+        yield gone[g];
+        if (++yielded >= limit) return;
+      }
+      yield { index: e.index, meta: { type: e.meta.type, mode: e.meta.mode, mtime: e.meta.mtime }, deleted: false };
+      if (++yielded >= limit) return;
+    }
+    for (; g < gone.length; g++) {
+      if (!wanted(gone[g].index)) continue;
+      yield gone[g];
+      if (++yielded >= limit) return;
+    }
+  } finally {
+    // mergeSignatureChain does not close its sources when the caller stops early: close them here.
+    for (const s of sources) s.destroy();
+    fs.rmSync(tempDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,79 @@
+// s3:// remotes in the extension: whether the user configured S3 credentials the AWS way (variables,
+// a profile, the shared files), in which case a refusal is theirs to fix there; else the extension
+// asks for keys and keeps them in SecretStorage. Pure (no 'vscode'): unit-tested under plain Node.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { FolderConfig } from './folderConfig';
+
+export function isS3Url(url: string): boolean {
+  return /^(s3|boto3\+s3):\/\//i.test(url);
+}
+
+/** What is remembered per remote: the keys the engine's s3 backend takes (RemoteConfig.s3*). */
+export interface S3Keys {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string;
+}
+
+export function encodeS3Keys(k: S3Keys): string {
+  return JSON.stringify(k.sessionToken ? k : { accessKeyId: k.accessKeyId, secretAccessKey: k.secretAccessKey });
+}
+
+/** The stored value, or undefined when there is none or it is not one of ours. */
+export function decodeS3Keys(v: string | undefined): S3Keys | undefined {
+  if (!v) return undefined;
+  try {
+    const o = JSON.parse(v) as Partial<S3Keys>;
+    if (typeof o.accessKeyId !== 'string' || typeof o.secretAccessKey !== 'string' || !o.accessKeyId || !o.secretAccessKey) return undefined;
+    return { accessKeyId: o.accessKeyId, secretAccessKey: o.secretAccessKey, ...(typeof o.sessionToken === 'string' && o.sessionToken ? { sessionToken: o.sessionToken } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The id the keys are remembered under: the remote URL the user set (offsite.remote, so every folder
+ * backed up there shares them), with the endpoint when there is one (the same bucket name on another
+ * store is another remote).
+ */
+export function s3KeysIdFor(cfg: FolderConfig): string {
+  const root = cfg.settings.remote.trim() || cfg.url;
+  return cfg.remote.s3EndpointUrl ? `${root} @ ${cfg.remote.s3EndpointUrl}` : root;
+}
+
+function hasSection(file: string, names: readonly string[], read: (f: string) => string | undefined, needs?: RegExp): boolean {
+  const text = read(file);
+  if (text === undefined) return false;
+  // INI sections: [default] in credentials, [default] or [profile NAME] in config.
+  const sections = text.split(/^\s*\[/m).slice(1);
+  return sections.some((sec) => {
+    const name = sec.slice(0, sec.indexOf(']')).trim();
+    return names.includes(name) && (!needs || needs.test(sec));
+  });
+}
+
+/**
+ * Whether S3 credentials are configured outside Offsite: AWS_ACCESS_KEY_ID, a container or web
+ * identity, a profile named by offsite.s3Profile or AWS_PROFILE, or a default profile with keys in
+ * ~/.aws/credentials or ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE).
+ */
+export function awsCredentialsConfigured(
+  s3Profile: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  home = os.homedir(),
+  read: (file: string) => string | undefined = (f) => {
+    try {
+      return fs.readFileSync(f, 'utf8');
+    } catch {
+      return undefined;
+    }
+  },
+): boolean {
+  if (env.AWS_ACCESS_KEY_ID || env.AWS_WEB_IDENTITY_TOKEN_FILE || env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI) return true;
+  if (s3Profile || env.AWS_PROFILE) return true;
+  const credentials = env.AWS_SHARED_CREDENTIALS_FILE || path.join(home, '.aws', 'credentials');
+  const config = env.AWS_CONFIG_FILE || path.join(home, '.aws', 'config');
+  return hasSection(credentials, ['default'], read) || hasSection(config, ['default', 'profile default'], read, /^\s*(aws_access_key_id|credential_process|sso_session|sso_start_url|role_arn|web_identity_token_file)\s*=/m);
+}

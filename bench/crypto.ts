@@ -17,7 +17,7 @@ import { createEncryptStream } from '../src/engine/crypto/encrypt';
 import { loadPrivateKeys, loadPublicKeys } from '../src/engine/crypto/keys';
 import { mulberry32 as rng } from '../src/engine/util/seededRandom';
 
-const KEYS = process.env.OFFSITE_DUP_SAMPLES ? path.join(process.env.OFFSITE_DUP_SAMPLES, 'keys') : '/work/shared/duplicity/samples/keys';
+const KEYS = path.resolve(__dirname, 'keys');
 const RSA_SUBKEY = 'E58B2D7FA184113F';
 const MiB = 1024 * 1024;
 

@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tempDir } from './tmp';
 
-export const SAMPLES = process.env.OFFSITE_DUP_SAMPLES ?? path.resolve(__dirname, '../../../shared/duplicity/samples');
+import { SAMPLES } from './samples';
+export { SAMPLES };
 
 /** The Python duplicity runs on (its tarfile writes the headers we must equal); falls back to PATH. */
 export const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';

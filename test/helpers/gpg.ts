@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { run, type RunResult } from './cli';
 import { tempDir } from './tmp';
 
-export const SAMPLES = '/work/shared/duplicity/samples';
+import { SAMPLES } from './samples';
+export { SAMPLES };
 export const KEYS = path.join(SAMPLES, 'keys');
 export const RSA_PUB = path.join(KEYS, 'rsa-pub.asc');
 export const RSA_SEC = path.join(KEYS, 'rsa-sec.asc');

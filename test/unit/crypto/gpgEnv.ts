@@ -8,7 +8,8 @@ import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { tempDir } from '../../helpers/tmp';
 
-export const SAMPLES = process.env.OFFSITE_DUP_SAMPLES ?? path.resolve(__dirname, '../../../../shared/duplicity/samples');
+import { SAMPLES } from '../../helpers/samples';
+export { SAMPLES };
 export const KEYS = path.join(SAMPLES, 'keys');
 export const RSA_PUB = path.join(KEYS, 'rsa-pub.asc');
 export const RSA_SEC = path.join(KEYS, 'rsa-sec.asc');

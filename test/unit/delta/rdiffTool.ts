@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { tempDir } from '../../helpers/tmp';
 
 /** duplicity's sample fixtures (same convention as test/helpers/dupSamples.ts). */
-export const SAMPLES = process.env.OFFSITE_DUP_SAMPLES ?? path.resolve(__dirname, '../../../../shared/duplicity/samples');
+import { SAMPLES } from '../../helpers/samples';
+export { SAMPLES };
 
 let dir: string | undefined;
 let seq = 0;

@@ -29,13 +29,13 @@ import { manifestName, parseName, signatureName, volumeName } from '../manifest/
 import { compareIndex, indexFromBytes, indexToBytes, indexToString, isPrefixOf } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
 import { scanTree, type ScanEntry, type SelectionRule } from '../scan/scanner';
-import { readStatCache, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
-import type { EntryMeta, PathIndex } from '../types';
+import { readStatCache, statCacheComplete, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
+import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
 import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
 import { encodeToFile, encoder, type CryptoContext } from './remoteFiles';
 import { cacheNameOf, Repository } from './repository';
-import { AppendFile, mergeSignatureChain, openCachedSigtar, readSigtar, SigtarWriter, type SigEntry } from './sigtar';
+import { AppendFile, mergeSignatureChain, readCachedSigtar, SigtarWriter, type SigEntry } from './sigtar';
 import { emptyStats, type BackupStats } from './stats';
 import { VolumeWriter, type FinishedVolume } from './volumeWriter';
 
@@ -201,6 +201,8 @@ class BackupRun {
   private filelist!: AppendFile;
   private statOut?: StatCacheWriter;
   private readonly erroredDirs: PathIndex[] = [];
+  /** A path of this set's state has no stat record (it kept an older version after an error). */
+  private incomplete = false;
   private readonly readBuf = Buffer.allocUnsafe(READ_SIZE);
   private files = 0;
   private checkpoint!: Checkpoint;
@@ -382,10 +384,29 @@ class BackupRun {
     this.statOut = await StatCacheWriter.create(opts.archive.file(statName));
 
     // The previous state: the merged signature chain, and the stat cache written with the chain's last set.
-    const prevSig = new Cursor<SigEntry>(mergeSignatureChain(sigFiles.map((f) => readSigtar(openCachedSigtar(f)))));
+    // The signature files are opened only when first read (a no-change incremental never reads them).
+    const prevSig = new Cursor<SigEntry>(mergeSignatureChain(sigFiles.map((f) => readCachedSigtar(f))));
     const statFile = chain && type === 'inc' ? opts.archive.file(`offsite-stat.${timeToString(chain.endTime)}`) : undefined;
-    const prevStat = new Cursor<StatRecord>(statFile && fs.existsSync(statFile) ? this.safeStatCache(statFile) : (async function* () {})());
+    const statFailed = { value: false };
+    const prevStat = new Cursor<StatRecord>(statFile && fs.existsSync(statFile) ? this.safeStatCache(statFile, statFailed) : (async function* () {})());
     const done = r?.index; // everything up to here is in the volumes already uploaded
+    // With a complete stat cache, its records are exactly the paths of the previous state: a path whose
+    // record matches is unchanged, a record the scan does not meet is a deletion, and the signature
+    // chain is read (lazily) only up to the paths that changed. Otherwise the chain is the state.
+    let statMode = !!statFile && statCacheComplete(statFile);
+    /** Every path of the previous state up to here is accounted for (met by the scan, or deleted). */
+    let frontier: PathIndex | undefined;
+    const goneFromStat = async (rec: StatRecord): Promise<void> => {
+      await this.vanished(rec.index, rec.type, done);
+      frontier = rec.index;
+    };
+    // A stat cache found corrupt part way: what its lost records said is unknown, so the signature
+    // chain takes over from the frontier on.
+    const leaveStatMode = async (): Promise<void> => {
+      statMode = false;
+      opts.log.debug('Stat cache unreadable part way: comparing against the signature chain from here');
+      if (frontier) await prevSig.take(frontier);
+    };
 
     const scan = scanTree(source, {
       rules: opts.rules,
@@ -397,12 +418,31 @@ class BackupRun {
       for await (const entry of scan) {
         throwIfAborted(opts.signal);
         const skip = done !== undefined && compareIndex(entry.index, done) <= 0;
-        const sig = await prevSig.take(entry.index, (s) => this.vanished(s, done));
-        const stat = await prevStat.take(entry.index);
+        let stat: StatRecord | undefined;
+        if (statMode) {
+          stat = await prevStat.take(entry.index, goneFromStat);
+          if (statFailed.value) await leaveStatMode();
+        }
+        if (statMode) {
+          frontier = entry.index;
+          if (skip) continue;
+          if (stat && statUnchanged(entry, stat)) {
+            await this.unchanged(entry);
+            continue;
+          }
+          await this.process(entry, await prevSig.take(entry.index), stat);
+          continue;
+        }
+        const sig = await prevSig.take(entry.index, (s) => this.vanished(s.index, s.meta.type, done));
+        stat ??= await prevStat.take(entry.index);
         if (skip) continue;
         await this.process(entry, sig, stat);
       }
-      for (let s = await prevSig.next(); s; s = await prevSig.next()) await this.vanished(s, done);
+      if (statMode) {
+        for (let rec = await prevStat.next(); rec; rec = await prevStat.next()) await goneFromStat(rec);
+        if (statFailed.value) await leaveStatMode();
+      }
+      if (!statMode) for (let s = await prevSig.next(); s; s = await prevSig.next()) await this.vanished(s.index, s.meta.type, done);
     } finally {
       await prevSig.close();
       await prevStat.close();
@@ -438,15 +478,17 @@ class BackupRun {
     await this.put(manName, manEnc, manInfo.size);
 
     clearCheckpoint(opts.archive);
-    await this.statOut.close();
+    // Complete: a record for every path of this set's state (see statCacheComplete).
+    await this.statOut.close({ complete: !this.incomplete && !this.resumeFrom });
     this.statOut = undefined;
     for (const n of opts.archive.names()) if (n.startsWith('offsite-stat.') && n !== statName) opts.archive.remove(n);
   }
 
-  private async *safeStatCache(file: string): AsyncGenerator<StatRecord> {
+  private async *safeStatCache(file: string, failed: { value: boolean }): AsyncGenerator<StatRecord> {
     try {
       yield* readStatCache(file);
     } catch (e) {
+      failed.value = true;
       this.opts.log.warn(`Ignoring the stat cache (${(e as Error).message}): unchanged files will be read once to compare`);
     }
   }
@@ -504,6 +546,9 @@ class BackupRun {
   }
 
   private fileError(index: PathIndex, err: Error, scanning: boolean): void {
+    // A path that vanished during the scan is simply absent from the new state; any other error keeps
+    // an older version in it, without a stat record.
+    if (!scanning || (err as NodeJS.ErrnoException).code !== 'ENOENT') this.incomplete = true;
     if (scanning && (err as NodeJS.ErrnoException).code !== 'ENOENT') this.erroredDirs.push(index);
     const p = indexToString(index);
     this.errors.push({ path: p, message: err.message });
@@ -516,16 +561,24 @@ class BackupRun {
   }
 
   /** A path in the previous state that the scan did not meet. */
-  private async vanished(s: SigEntry, done: PathIndex | undefined): Promise<void> {
-    if (done !== undefined && compareIndex(s.index, done) <= 0) return; // recorded before the interruption
+  private async vanished(index: PathIndex, type: EntryType, done: PathIndex | undefined): Promise<void> {
+    if (done !== undefined && compareIndex(index, done) <= 0) return; // recorded before the interruption
     // Below a folder we could not list, absence means "unknown", not "deleted": keep the old state.
-    if (this.erroredDirs.some((d) => isPrefixOf(d, s.index))) return;
-    if (s.index.length === 0) return; // never delete the root
-    await this.volumes.add({ index: s.index, header: deletedHeader(formatMemberName({ kind: 'deleted', index: s.index }, false, 'volume')) });
-    await this.sigtar.deleted(s.index);
+    if (this.erroredDirs.some((d) => isPrefixOf(d, index))) return;
+    if (index.length === 0) return; // never delete the root
+    await this.volumes.add({ index, header: deletedHeader(formatMemberName({ kind: 'deleted', index }, false, 'volume')) });
+    await this.sigtar.deleted(index);
     this.stats.DeletedFiles++;
     this.stats.DeltaEntries++;
-    if (s.meta.type === 'reg') await this.addFileChange('deleted', s.index);
+    if (type === 'reg') await this.addFileChange('deleted', index);
+  }
+
+  /** A path the stat cache shows unchanged: counted, recorded again, nothing stored. */
+  private unchanged(e: ScanEntry): Promise<void> {
+    this.files++;
+    this.stats.SourceFiles++;
+    this.stats.SourceFileSize += e.size;
+    return this.statOut!.add(statRecordOf(e));
   }
 
   // Counters are updated only after a path's members are added: a volume closing inside add() snapshots

@@ -3,6 +3,7 @@
 // in index order. A full-signatures file describes the whole tree; the state at the end of a chain is
 // the merge of its signature files, later ones winning, `deleted/` removing.
 import * as fs from 'node:fs';
+import { pipeline } from 'node:stream';
 import * as zlib from 'node:zlib';
 import type { EntryMeta, PathIndex } from '../types';
 import { compareIndex } from '../pathIndex';
@@ -150,7 +151,13 @@ export async function* readSigtar(plain: AsyncIterable<Buffer>): AsyncGenerator<
 /** Opens a cached `.sigtar.gz` (or a plain tar) as a plaintext stream. */
 export function openCachedSigtar(file: string): AsyncIterable<Buffer> {
   const src = fs.createReadStream(file, { highWaterMark: 1 << 20 });
-  return file.endsWith('.gz') ? src.pipe(zlib.createGunzip()) : src;
+  // pipeline, not pipe: a reader that stops early destroys the gunzip stream, and with it the file.
+  return file.endsWith('.gz') ? pipeline(src, zlib.createGunzip(), () => undefined) : src;
+}
+
+/** The members of a cached signature file, opened only when the first member is asked for. */
+export async function* readCachedSigtar(file: string): AsyncGenerator<RawEntry> {
+  yield* readSigtar(openCachedSigtar(file));
 }
 
 /**
@@ -159,19 +166,25 @@ export function openCachedSigtar(file: string): AsyncIterable<Buffer> {
  */
 export async function* mergeSignatureChain(streams: AsyncIterable<RawEntry>[]): AsyncGenerator<SigEntry> {
   const its = streams.map((s) => s[Symbol.asyncIterator]());
-  const heads: (RawEntry | undefined)[] = await Promise.all(its.map(async (it) => (await it.next()).value as RawEntry | undefined));
-  for (;;) {
-    let min: PathIndex | undefined;
-    for (const h of heads) if (h && (min === undefined || compareIndex(h.index, min) < 0)) min = h.index;
-    if (min === undefined) return;
-    let winner: RawEntry | undefined;
-    for (let i = 0; i < heads.length; i++) {
-      const h = heads[i];
-      if (h && compareIndex(h.index, min) === 0) {
-        winner = h; // later streams come later in the chain: last one wins
-        heads[i] = (await its[i].next()).value as RawEntry | undefined;
+  try {
+    const heads: (RawEntry | undefined)[] = await Promise.all(its.map(async (it) => (await it.next()).value as RawEntry | undefined));
+    for (;;) {
+      let min: PathIndex | undefined;
+      for (const h of heads) if (h && (min === undefined || compareIndex(h.index, min) < 0)) min = h.index;
+      if (min === undefined) return;
+      let winner: RawEntry | undefined;
+      for (let i = 0; i < heads.length; i++) {
+        const h = heads[i];
+        if (h && compareIndex(h.index, min) === 0) {
+          winner = h; // later streams come later in the chain: last one wins
+          heads[i] = (await its[i].next()).value as RawEntry | undefined;
+        }
       }
+      if (winner && winner.kind !== 'deleted') yield { index: winner.index, kind: winner.kind, meta: winner.meta, signature: winner.signature };
     }
-    if (winner && winner.kind !== 'deleted') yield { index: winner.index, kind: winner.kind, meta: winner.meta, signature: winner.signature };
+  } finally {
+    // A reader that stops early (an incremental needs the chain only up to its last changed path)
+    // must not leave the files open.
+    await Promise.all(its.map((it) => it.return?.(undefined)));
   }
 }

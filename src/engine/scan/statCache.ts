@@ -9,7 +9,7 @@
 // by programs, so this also holds for files with mtimes in the future.
 //
 // File layout (little-endian):
-//   header  "OFFSTAT1" u32 version=1 u32 flags=0
+//   header  "OFFSTAT1" u32 version=1 u32 flags (bit 0: complete, see FLAG_COMPLETE)
 //   blocks  u8 codec (0 raw, 1 deflate-raw) u32 rawLength u32 storedLength u32 crc32(raw) bytes…
 //   end     u8 0xff u32 recordCount(low) u32 recordCount(high) u32 crc32(the previous 8 bytes)
 // A block holds whole records: varint sharedComponents (leading index components equal to the previous
@@ -86,6 +86,13 @@ const MAX_BLOCK = 64 * 1024 * 1024;
 const TYPES: readonly EntryType[] = ['reg', 'dir', 'sym', 'fifo', 'chr', 'blk'];
 const TYPE_CODE: Record<EntryType, number> = { reg: 0, dir: 1, sym: 2, fifo: 3, chr: 4, blk: 5 };
 const RACY_BIT = 0x80;
+/**
+ * Header flag: the file has a record for every path of its backup set's state (no path kept from an
+ * older set because it could not be read, not a resumed backup). Only then may an incremental take
+ * "no record met by the scan" to mean "deleted" without reading the signature chain.
+ */
+const FLAG_COMPLETE = 1;
+const FLAGS_OFFSET = 12;
 const SLASH = 0x2f;
 
 export interface StatCacheWriterOptions {
@@ -181,8 +188,11 @@ export class StatCacheWriter {
     return this.pos >= BLOCK_TARGET ? this.flushBlock() : RESOLVED;
   }
 
-  /** Writes the end marker, syncs and renames the file into place. */
-  async close(): Promise<void> {
+  /**
+   * Writes the end marker, syncs and renames the file into place. `complete`: the records cover every
+   * path of the set's state (see FLAG_COMPLETE); known only at the end, so written into the header now.
+   */
+  async close(options: { readonly complete?: boolean } = {}): Promise<void> {
     if (this.done) throw new OffsiteError('internal', 'StatCacheWriter closed twice');
     try {
       await this.flushBlock();
@@ -192,6 +202,11 @@ export class StatCacheWriter {
       end.writeUInt32LE(Math.floor(this.count / 2 ** 32), 5);
       end.writeUInt32LE(zlib.crc32(end.subarray(1, 9)), 9);
       await writeAll(this.fh, end);
+      if (options.complete === true) {
+        const flags = Buffer.alloc(4);
+        flags.writeUInt32LE(FLAG_COMPLETE);
+        await this.fh.write(flags, 0, 4, FLAGS_OFFSET);
+      }
       await this.fh.datasync();
       this.done = true;
       await this.fh.close();
@@ -225,6 +240,28 @@ export class StatCacheWriter {
     } finally {
       this.flushing = false;
     }
+  }
+}
+
+/**
+ * True when the stat cache at `path` says it is complete (a record for every path of its set's state).
+ * Reads only the header: a file corrupt further on is reported by readStatCache, which the caller
+ * must then handle (see ops/backup.ts). False when the file is missing or not a stat cache.
+ */
+export function statCacheComplete(path: string): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const header = Buffer.alloc(HEADER_LEN);
+    if (fs.readSync(fd, header, 0, HEADER_LEN, 0) !== HEADER_LEN) return false;
+    if (!header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== VERSION) return false;
+    return (header.readUInt32LE(FLAGS_OFFSET) & FLAG_COMPLETE) !== 0;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

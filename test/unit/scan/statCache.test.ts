@@ -6,6 +6,7 @@ import {
   StatCacheCursor,
   StatCacheWriter,
   readStatCache,
+  statCacheComplete,
   statRecordOf,
   statUnchanged,
   type StatCacheWriterOptions,
@@ -279,5 +280,22 @@ describe('scan/statCache', () => {
     const empty = StatCacheCursor.open(file + '.missing');
     assert.equal(await empty.find([]), undefined);
     await empty.close();
+  });
+
+  it('records in the header whether the cache is complete; the records read the same either way', async () => {
+    const dir = tempDir('offsite-sc-');
+    const records = syntheticRecords(300);
+    const plain = path.join(dir, 'plain');
+    await writeAll(plain, records);
+    assert.equal(statCacheComplete(plain), false, 'not complete unless the writer says so');
+    const complete = path.join(dir, 'complete');
+    const w = await StatCacheWriter.create(complete, { scanStartNs: FUTURE });
+    for (const r of records) await w.add(r);
+    await w.close({ complete: true });
+    assert.equal(statCacheComplete(complete), true);
+    assert.deepEqual(await readAll(complete), await readAll(plain));
+    assert.equal(statCacheComplete(path.join(dir, 'missing')), false);
+    fs.writeFileSync(path.join(dir, 'other'), 'not a stat cache, but long enough');
+    assert.equal(statCacheComplete(path.join(dir, 'other')), false);
   });
 });

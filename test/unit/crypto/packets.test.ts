@@ -110,6 +110,18 @@ describe('crypto: parallel deflate', () => {
     assert.ok(z.length < data.length / 5, `cross-block matches found (${z.length})`);
   });
 
+  it('several deflaters at once, at different levels, share the reused zlib streams correctly', async () => {
+    const datas = [mixedData(2_000_000, 11), sourceText(1_200_000, 12), mixedData(1_500_000, 13), sourceText(900_000, 14)];
+    const levels = [1, 6, 1, 9];
+    for (let round = 0; round < 2; round++) {
+      const zs = await Promise.all(datas.map((d, i) => deflate(d, { blockSize: 100_000 + i * 37_000, level: levels[i], maxInFlight: 3 }, 30_011)));
+      zs.forEach((z, i) => assert.ok(zlib.inflateRawSync(z).equals(datas[i]), `stream ${i}, round ${round}`));
+      // Level 6 or 9 compresses text smaller than level 1 would: each job ran at its own level.
+      const l1 = await deflate(datas[1], { blockSize: 137_000, level: 1 });
+      assert.ok(zs[1].length < l1.length, `level 6 (${zs[1].length}) < level 1 (${l1.length})`);
+    }
+  });
+
   it('sampleEntropy tells text from random', () => {
     assert.ok(sampleEntropy(sourceText(65536)) < 5.5);
     assert.ok(sampleEntropy(noise(65536)) > 7.9);

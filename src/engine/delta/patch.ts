@@ -118,50 +118,21 @@ class DeltaReader {
   }
 }
 
-/**
- * Applies a librsync delta (any valid opcode widths, incl. rdiff's) streamed from `delta` to `basis`,
- * writing the result through `write` in order (await each call: backpressure). Returns bytes written.
- * Throws OffsiteError('format') on a bad magic/opcode/truncated delta (and on data after END),
- * OffsiteError('integrity') when a COPY reaches past the end of the basis.
- * Chunks given to `write` are never modified afterwards; they may be views of the delta's chunks or of
- * what `basis.read` returned, so `write` must not modify them either.
- */
-export async function applyDelta(
-  basis: RandomAccessSource,
-  delta: AsyncIterable<Buffer>,
-  write: (chunk: Buffer) => Promise<void> | void,
-): Promise<number> {
-  const r = new DeltaReader(delta);
-  let written = 0;
-  // Output buffer: handed to write() when full and then replaced, never reused (write may keep it).
-  let out = Buffer.allocUnsafe(OUT_CHUNK);
-  let outLen = 0;
-  const flush = async (): Promise<void> => {
-    if (outLen === 0) return;
-    const chunk = out.subarray(0, outLen);
-    out = Buffer.allocUnsafe(OUT_CHUNK);
-    outLen = 0;
-    written += chunk.length;
-    await write(chunk);
-  };
-  /** Gathers a small piece into the output buffer; false when it must go through emit(). */
-  const gather = (piece: Buffer): boolean => {
-    if (piece.length >= OUT_CHUNK / 4 || outLen + piece.length > OUT_CHUNK) return false;
-    piece.copy(out, outLen);
-    outLen += piece.length;
-    return true;
-  };
-  const emit = async (piece: Buffer): Promise<void> => {
-    if (piece.length >= OUT_CHUNK / 4) {
-      await flush();
-      written += piece.length;
-      await write(piece);
-      return;
-    }
-    await flush();
-    gather(piece);
-  };
+/** What a delta says to do, in order (see walkDelta). */
+export interface DeltaCommands {
+  /** Bytes of a LITERAL (a view of the delta's current chunk: copy it to keep it), in order. */
+  literal(piece: Buffer): Promise<void> | void;
+  /** A COPY of `length` bytes of the basis from `position` (both ≥ 1 byte, within safe integers). */
+  copy(position: number, length: number): Promise<void> | void;
+}
 
+/**
+ * Parses a librsync delta (any valid opcode widths, incl. rdiff's) as it streams in, calling `cmds` for
+ * each command (awaited when it returns a promise). Throws OffsiteError('format') on a bad
+ * magic/opcode/truncated delta and on data after END.
+ */
+export async function walkDelta(delta: AsyncIterable<Buffer>, cmds: DeltaCommands): Promise<void> {
+  const r = new DeltaReader(delta);
   try {
     const magic = await r.uint(4, 'the magic number');
     if (magic !== DELTA_MAGIC) {
@@ -182,8 +153,8 @@ export async function applyDelta(
             throw formatError(`Delta is truncated: it ends inside a LITERAL of ${len} bytes (command at byte ${at})`);
           }
           const n = Math.min(left, r.chunk.length - r.off);
-          const piece = r.chunk.subarray(r.off, r.off + n);
-          if (!gather(piece)) await emit(piece);
+          const pending = cmds.literal(r.chunk.subarray(r.off, r.off + n));
+          if (pending) await pending;
           r.off += n;
           left -= n;
         }
@@ -194,27 +165,97 @@ export async function applyDelta(
         let len = r.uintNow(WIDTHS[k & 3], 'COPY length');
         if (len < 0) len = await r.uint(WIDTHS[k & 3], 'COPY length');
         if (len === 0) throw formatError(`Delta has a COPY of length 0 at byte ${at}`);
-        for (let done = 0; done < len; ) {
-          const want = Math.min(COPY_PIECE, len - done);
-          const piece = await basis.read(where + done, want);
-          if (piece.length < want) {
-            const end = piece.length > 0 ? ` at byte ${where + done + piece.length}` : '';
-            throw new OffsiteError('integrity', `Delta copies bytes ${where}..${where + len} of the previous version, past its end${end}`, {
-              hint: 'The delta does not belong to this version of the file: the backup chain is damaged or out of order',
-            });
-          }
-          const exact = piece.length === want ? piece : piece.subarray(0, want);
-          if (!gather(exact)) await emit(exact);
-          done += want;
-        }
+        if (where + len > Number.MAX_SAFE_INTEGER) throw formatError(`Delta has an impossible COPY (${where}+${len}) at byte ${at}`);
+        const pending = cmds.copy(where, len);
+        if (pending) await pending;
       } else {
         throw formatError(`Delta has a reserved opcode 0x${op.toString(16)} at byte ${at}`);
       }
     }
     if (await r.more()) throw formatError(`Delta has data after its END command (byte ${r.offset})`);
-    await flush();
-    return written;
   } finally {
     await r.close();
   }
+}
+
+/** The error for a COPY that reaches past the end of the version it copies from. */
+export function copyPastEnd(position: number, length: number, reached?: number): OffsiteError {
+  const end = reached !== undefined ? ` at byte ${reached}` : '';
+  return new OffsiteError('integrity', `Delta copies bytes ${position}..${position + length} of the previous version, past its end${end}`, {
+    hint: 'The delta does not belong to this version of the file: the backup chain is damaged or out of order',
+  });
+}
+
+/**
+ * Gathers output pieces into chunks of OUT_CHUNK for an awaited `write`; big pieces go through as they
+ * are. Chunks handed to `write` are never modified afterwards.
+ */
+export class OutputGatherer {
+  written = 0;
+  private out = Buffer.allocUnsafe(OUT_CHUNK);
+  private outLen = 0;
+
+  constructor(private readonly write: (chunk: Buffer) => Promise<void> | void) {}
+
+  /** Takes a copy of a small piece (no await needed: returns undefined), else emits through `write`. */
+  add(piece: Buffer): Promise<void> | undefined {
+    if (piece.length < OUT_CHUNK / 4 && this.outLen + piece.length <= OUT_CHUNK) {
+      piece.copy(this.out, this.outLen);
+      this.outLen += piece.length;
+      return undefined;
+    }
+    return this.emit(piece);
+  }
+
+  async flush(): Promise<void> {
+    if (this.outLen === 0) return;
+    // Handed to write() and then replaced, never reused (write may keep it).
+    const chunk = this.out.subarray(0, this.outLen);
+    this.out = Buffer.allocUnsafe(OUT_CHUNK);
+    this.outLen = 0;
+    this.written += chunk.length;
+    await this.write(chunk);
+  }
+
+  private async emit(piece: Buffer): Promise<void> {
+    await this.flush();
+    if (piece.length >= OUT_CHUNK / 4) {
+      this.written += piece.length;
+      await this.write(piece);
+      return;
+    }
+    piece.copy(this.out, 0);
+    this.outLen = piece.length;
+  }
+}
+
+/**
+ * Applies a librsync delta (any valid opcode widths, incl. rdiff's) streamed from `delta` to `basis`,
+ * writing the result through `write` in order (await each call: backpressure). Returns bytes written.
+ * Throws OffsiteError('format') on a bad magic/opcode/truncated delta (and on data after END),
+ * OffsiteError('integrity') when a COPY reaches past the end of the basis.
+ * Chunks given to `write` are never modified afterwards; they may be views of the delta's chunks or of
+ * what `basis.read` returned, so `write` must not modify them either.
+ */
+export async function applyDelta(
+  basis: RandomAccessSource,
+  delta: AsyncIterable<Buffer>,
+  write: (chunk: Buffer) => Promise<void> | void,
+): Promise<number> {
+  const out = new OutputGatherer(write);
+  await walkDelta(delta, {
+    literal: (piece) => out.add(piece),
+    copy: async (where, len) => {
+      for (let done = 0; done < len; ) {
+        const want = Math.min(COPY_PIECE, len - done);
+        const piece = await basis.read(where + done, want);
+        if (piece.length < want) throw copyPastEnd(where, len, piece.length > 0 ? where + done + piece.length : undefined);
+        const pending = out.add(piece.length === want ? piece : piece.subarray(0, want));
+        if (pending) await pending;
+        done += want;
+      }
+    },
+  });
+  await out.flush();
+  return out.written;
 }

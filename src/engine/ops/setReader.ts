@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { OffsiteError, throwIfAborted } from '../errors';
 import type { Logger } from '../log';
 import type { BackupSet } from '../chain/collection';
-import { applyDelta, fileHandleSource } from '../delta/patch';
+import { patchThroughDeltas } from '../delta/compose';
 import { volumeMayContain, type Manifest, type VolumeInfo } from '../manifest/manifest';
 import { parseName, volumeName } from '../manifest/naming';
 import { compareIndex, indexToString, isPrefixOf } from '../pathIndex';
@@ -264,48 +264,15 @@ export async function* restoreRecords(ctx: ReadContext, sets: { set: BackupSet; 
   }
 }
 
-/** Applies a snapshot and the deltas after it; intermediate versions go to private temp files. */
+/**
+ * A snapshot and the deltas after it, written out in one pass (delta/compose.ts: the deltas are
+ * composed, and the snapshot is read once, as a stream when it can be).
+ */
 async function patchChain(recs: SetRecord[], write: (chunk: Buffer) => Promise<void>, tempName: () => string): Promise<void> {
-  if (recs.length === 1) {
-    for await (const c of recs[0].body) await write(c);
-    return;
-  }
-  let basis = tempName();
-  const temps = [basis];
-  try {
-    await writeFile(basis, recs[0].body);
-    for (let k = 1; k < recs.length; k++) {
-      const fh = await fs.promises.open(basis, 'r');
-      try {
-        if (k === recs.length - 1) {
-          await applyDelta(fileHandleSource(fh), recs[k].body, write);
-        } else {
-          const next = tempName();
-          temps.push(next);
-          const out = await fs.promises.open(next, 'w', 0o600);
-          try {
-            await applyDelta(fileHandleSource(fh), recs[k].body, async (c) => {
-              await out.write(c);
-            });
-          } finally {
-            await out.close();
-          }
-          basis = next;
-        }
-      } finally {
-        await fh.close();
-      }
-    }
-  } finally {
-    for (const t of temps) fs.rmSync(t, { force: true });
-  }
-}
-
-async function writeFile(file: string, body: AsyncIterable<Buffer>): Promise<void> {
-  const out = await fs.promises.open(file, 'w', 0o600);
-  try {
-    for await (const c of body) await out.write(c);
-  } finally {
-    await out.close();
-  }
+  await patchThroughDeltas(
+    recs[0].body,
+    recs.slice(1).map((r) => r.body),
+    write,
+    { tempFile: tempName },
+  );
 }

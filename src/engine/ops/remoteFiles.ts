@@ -12,6 +12,7 @@ import { BackendError, type Backend } from '../backend/backend';
 import { abortableDelay } from '../backend/backendUtil';
 import { OffsiteError, throwIfAborted } from '../errors';
 import { createDecryptStream, type DecryptOptions } from '../crypto/decrypt';
+import type { ParallelDeflateOptions } from '../crypto/deflate';
 import { createEncryptStream } from '../crypto/encrypt';
 import type { ParsedName } from '../manifest/naming';
 
@@ -30,22 +31,23 @@ export function wrappingOf(p: Pick<ParsedName, 'encrypted' | 'gzipped'>): Wrappi
 }
 
 /**
- * A plaintext → stored-bytes encoder for files Offsite writes (always OpenPGP). `deflateLevel`: zlib
- * level of the compressible stretches (default: the encrypter's, 1, the fastest).
+ * A plaintext → stored-bytes encoder for files Offsite writes (always OpenPGP). `deflate`: the
+ * compressor's options (default: the encrypter's, zlib level 1, the fastest; stretches that look
+ * incompressible stored).
  */
-export function encoder(crypto: CryptoContext, deflateLevel?: number): Transform {
+export function encoder(crypto: CryptoContext, deflate?: ParallelDeflateOptions): Transform {
   if (crypto.recipients.length === 0) throw new OffsiteError('config', 'No encryption key given', { hint: 'Pass --encrypt-key KEY (a public key file, key id, fingerprint or email)' });
-  return createEncryptStream({ recipients: [...crypto.recipients], signingKey: crypto.signingKey, ...(deflateLevel === undefined ? {} : { deflate: { level: deflateLevel } }) });
+  return createEncryptStream({ recipients: [...crypto.recipients], signingKey: crypto.signingKey, ...(deflate === undefined ? {} : { deflate }) });
 }
 
 /** Encodes `data` into a private file, returning its size and SHA1. */
-export async function encodeToFile(data: Buffer | Readable, file: string, crypto: CryptoContext, deflateLevel?: number): Promise<{ size: number; sha1: string }> {
+export async function encodeToFile(data: Buffer | Readable, file: string, crypto: CryptoContext, deflate?: ParallelDeflateOptions): Promise<{ size: number; sha1: string }> {
   const sha1 = createHash('sha1');
   let size = 0;
   const out = fs.createWriteStream(file, { mode: 0o600 });
   await pipeline(
     Buffer.isBuffer(data) ? Readable.from([data]) : data,
-    encoder(crypto, deflateLevel),
+    encoder(crypto, deflate),
     async function* (src: AsyncIterable<Buffer>) {
       for await (const chunk of src) {
         sha1.update(chunk);

@@ -94,6 +94,20 @@ describe('backup (in-process)', function () {
     assert.deepEqual(await restored(backend, archive, work), snapshotTree(src));
   });
 
+  it('compresses the signature archive even when its sums look random (repeated data, as in a database file)', async () => {
+    // 32 MiB of one random 128 KiB page repeated: 16384 signature blocks of 2 KiB, whose 12-byte sums
+    // repeat every 64 blocks (768 bytes). Byte by byte they look random (the entropy sample would store
+    // them), yet deflate makes a few kilobytes of them; stored, they would be ≥ 192 KiB.
+    const page = randomBytesSeeded(128 * 1024, 3);
+    const { src, archive, log } = env({ 'app.db': Buffer.concat(Array.from({ length: 256 }, () => page)) });
+    const backend = new MemoryBackend();
+    await backup({ source: src, backend, archive, crypto, log, volumeSize: 64 << 20 });
+    const sig: number[] = [];
+    for await (const f of backend.list()) if (f.name.includes('signatures')) sig.push(f.size);
+    assert.equal(sig.length, 1);
+    assert.ok(sig[0] < 20_000, `signature archive of ${sig[0]} bytes`);
+  });
+
   it('resumes an interrupted backup after the volumes already uploaded', async () => {
     const spec: Record<string, Buffer> = {};
     for (let i = 0; i < 12; i++) spec[`f${String(i).padStart(2, '0')}.bin`] = randomBytesSeeded(300_000, 10 + i);

@@ -514,7 +514,10 @@ function withoutCr(c: Buffer): Buffer {
 
 /** Raw deflate (ZIP, algo 1) or zlib (ZLIB, algo 2) decompression in the threadpool. */
 async function* inflate(source: AsyncIterable<Buffer>, raw: boolean): AsyncGenerator<Buffer> {
-  const z = raw ? zlib.createInflateRaw({ chunkSize: 1 << 18 }) : zlib.createInflate({ chunkSize: 1 << 18 });
+  // 64 KiB output chunks: below the malloc mmap threshold bin/offsite sets (128 KiB), so they come from
+  // the heap instead of an mmap + page faults + munmap each (measured: verify 5.8 → 5.2 s, half the
+  // system time; a 100 MiB file's restore unchanged).
+  const z = raw ? zlib.createInflateRaw({ chunkSize: 1 << 16 }) : zlib.createInflate({ chunkSize: 1 << 16 });
   const feeding = pipeline(Readable.from(source, { objectMode: true, highWaterMark: 4 }), z);
   feeding.catch(() => undefined); // awaited below on success; on failure the iteration reports it
   let ok = false;

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { OffsiteError } from '../errors';
 import type { Logger } from '../log';
-import { compareIndex, indexToString, isPrefixOf } from '../pathIndex';
+import { indexToString, isPrefixOf } from '../pathIndex';
 import { lookupGid, lookupUid } from '../scan/owners';
 import type { EntryMeta, PathIndex } from '../types';
 import type { Refusal, Restorable } from './setReader';
@@ -29,9 +29,6 @@ export class FilesystemOutput {
   private readonly root: Buffer;
   private readonly pendingDirs: { index: PathIndex; path: Buffer; meta: EntryMeta }[] = [];
   private readonly knownDirs = new Set<string>();
-  /** Folders this run made: nothing else can be in them, so their entries need no existence check. */
-  private readonly createdDirs = new Set<string>();
-  private last: PathIndex | undefined;
   /** Temporary names: random per run (unguessable), then a counter (no randomness per file). */
   private readonly tempPrefix = randomBytes(6).toString('hex');
   private tempSeq = 0;
@@ -40,9 +37,8 @@ export class FilesystemOutput {
 
   constructor(private readonly opts: FilesystemOutputOptions) {
     this.root = Buffer.from(opts.target.replace(/\/+$/, '') || '/');
-    const made = fs.mkdirSync(this.root, { recursive: true });
+    fs.mkdirSync(this.root, { recursive: true });
     this.knownDirs.add(this.root.toString('latin1'));
-    if (made !== undefined) this.createdDirs.add(this.root.toString('latin1'));
   }
 
   private pathOf(index: PathIndex): Buffer {
@@ -65,7 +61,6 @@ export class FilesystemOutput {
       const st = fs.lstatSync(p, { throwIfNoEntry: false });
       if (!st) {
         fs.mkdirSync(p, { mode: 0o755 });
-        this.createdDirs.add(key);
       } else if (!st.isDirectory()) {
         this.refuse(index, `${indexToString(index.slice(0, n))} is not a folder${st.isSymbolicLink() ? ' (a symlink: following it could write outside the target)' : ''}`);
         return false;
@@ -87,12 +82,7 @@ export class FilesystemOutput {
     const { index, meta } = item;
     if (!this.ensureParents(index)) return;
     const p = this.pathOf(index);
-    // A restore into a new folder creates tens of thousands of paths: no lstat for those in folders
-    // this run made (the O_EXCL create below still refuses anything unexpected).
-    // Only for paths in strictly increasing order: a path met twice (a hostile archive) is checked.
-    const fresh = (this.last === undefined || compareIndex(index, this.last) > 0) && index.length > 0 && this.createdDirs.has(p.subarray(0, p.lastIndexOf(0x2f)).toString('latin1'));
-    this.last = index;
-    const existing = fresh ? undefined : fs.lstatSync(p, { throwIfNoEntry: false });
+    const existing = index.length === 0 ? undefined : fs.lstatSync(p, { throwIfNoEntry: false });
     if (existing && !this.opts.force && !(existing.isDirectory() && meta.type === 'dir')) {
       throw new OffsiteError('exists', `Refusing to overwrite ${p.toString()}`, { hint: 'Restore into an empty folder, or pass --force' });
     }
@@ -101,10 +91,7 @@ export class FilesystemOutput {
         if (existing && !existing.isDirectory()) {
           if (existing.isSymbolicLink() || existing.isFile() || existing.isFIFO()) fs.unlinkSync(p);
         }
-        if (index.length > 0 && (!existing || !existing.isDirectory())) {
-          fs.mkdirSync(p, { mode: 0o700 });
-          this.createdDirs.add(p.toString('latin1'));
-        }
+        if (index.length > 0 && (!existing || !existing.isDirectory())) fs.mkdirSync(p, { mode: 0o700 });
         this.knownDirs.add(p.toString('latin1'));
         this.pendingDirs.push({ index, path: p, meta });
         return;
@@ -126,8 +113,6 @@ export class FilesystemOutput {
               while (off < chunk.length) off += fs.writeSync(fd, chunk, off);
             });
           }
-          // Owner, mode and times through the open file: no path lookups (three per file otherwise).
-          this.applyAttributes(p, meta, false, fd);
         } catch (e) {
           fs.closeSync(fd);
           fs.rmSync(tmp, { force: true });
@@ -135,6 +120,7 @@ export class FilesystemOutput {
         }
         fs.closeSync(fd);
         fs.renameSync(tmp, p);
+        this.applyAttributes(p, meta, false);
         this.files++;
         this.bytes += n;
         this.opts.onFile?.(index, n);
@@ -179,26 +165,19 @@ export class FilesystemOutput {
   }
 
   /** Owner (as root), then permissions, then mtime (FORMAT §9.7); symlinks keep their own times. */
-  /** `fd`: the file is open (a regular file being restored): set everything through it, no path lookups. */
-  private applyAttributes(p: Buffer, meta: EntryMeta, symlink = false, fd?: number): void {
+  private applyAttributes(p: Buffer, meta: EntryMeta, symlink: boolean): void {
     if (this.opts.restoreOwners) {
       // The name wins over the number, as in duplicity (unless the name is unknown here).
       const uid = (meta.uname ? lookupUid(meta.uname) : undefined) ?? meta.uid;
       const gid = (meta.gname ? lookupGid(meta.gname) : undefined) ?? meta.gid;
       try {
-        if (fd === undefined) fs.lchownSync(p, uid, gid);
-        else fs.fchownSync(fd, uid, gid);
+        fs.lchownSync(p, uid, gid);
       } catch (e) {
         this.opts.log.warn(`Cannot set the owner of ${p.toString()}: ${(e as Error).message}`);
       }
     }
     if (symlink) return;
-    if (fd === undefined) {
-      fs.chmodSync(p, meta.mode & 0o7777);
-      fs.utimesSync(p, new Date(), meta.mtime);
-    } else {
-      fs.fchmodSync(fd, meta.mode & 0o7777);
-      fs.futimesSync(fd, new Date(), meta.mtime);
-    }
+    fs.chmodSync(p, meta.mode & 0o7777);
+    fs.utimesSync(p, new Date(), meta.mtime);
   }
 }

@@ -9,7 +9,7 @@ import { runTests } from '@vscode/test-electron';
 import { REPO } from '../helpers/cli';
 import { KEYS } from '../helpers/gpg';
 import { startS3Server, type S3Server } from '../helpers/s3Server';
-import { startSshd, type Sshd } from '../helpers/sshd';
+import { createTestUser, startSshd, type Sshd, type TestUser } from '../helpers/sshd';
 import { tempDir } from '../helpers/tmp';
 import type { HostFixture } from './host/fixture';
 
@@ -74,12 +74,16 @@ export async function runHostSuite(run: HostRun): Promise<void> {
   const scratch = path.join(root, 'scratch');
   for (const d of [home, gnupg, scratch]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   const remoteRoot = `file://${path.join(root, 'remote')}`;
-  const sshd: Sshd | undefined = run.suite === 'main' ? await startSshd() : undefined;
+  // Password logins too: the extension asks for an SSH password (a throwaway account, as root in CI).
+  const sshd: Sshd | undefined = run.suite === 'main' ? await startSshd({ passwordAuth: true }) : undefined;
   let s3: S3Server | undefined;
+  let passwordUser: TestUser | undefined;
   try {
+    passwordUser = sshd ? await createTestUser() : undefined;
     // A real S3 API server on loopback (OpenStack Swift's s3api) for the s3:// tests of the main suite.
     s3 = run.suite === 'main' ? await startS3Server() : undefined;
   } catch (e) {
+    await passwordUser?.remove();
     await sshd?.stop();
     throw e;
   }
@@ -92,6 +96,9 @@ export async function runHostSuite(run: HostRun): Promise<void> {
           fingerprint: sshd.fingerprints.get('ssh-ed25519')!,
           hostPattern: `[127.0.0.1]:${sshd.port}`,
           home,
+          // A relative path: in the account's home folder.
+          passwordRoot: passwordUser ? `sftp://${passwordUser.name}@127.0.0.1:${sshd.port}/backups` : '',
+          password: passwordUser?.password ?? '',
         }
       : undefined,
     workspace: ws,
@@ -146,6 +153,7 @@ export async function runHostSuite(run: HostRun): Promise<void> {
       },
     });
   } finally {
+    await passwordUser?.remove();
     await sshd?.stop();
     await s3?.stop();
   }

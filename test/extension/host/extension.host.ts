@@ -459,6 +459,44 @@ describe('Offsite in a real VS Code extension host', () => {
     }
   });
 
+  it('sftp://: asks for the SSH password (wrong, then right), keeps it in secret storage, never in settings or logs', async function () {
+    this.timeout(180_000);
+    const sftp = fx.sftp!;
+    assert.ok(sftp.passwordRoot, 'a throwaway account with a password (the tests run as root)');
+    const config = vscode.workspace.getConfiguration('offsite');
+    await config.update('remote', sftp.passwordRoot, vscode.ConfigurationTarget.Workspace);
+    const passwordPrompts = () => api.ui.prompts.filter((p) => p.kind === 'input' && /SSH password for/.test(p.text));
+    try {
+      await waitFor('the password remote', () => api.model.folders[0].config.url === `${sftp.passwordRoot}/workspace` && !api.model.folders[0].config.remote.sshKey);
+      const asked = passwordPrompts().length;
+      const notices = api.ui.notices.length;
+      // No key, no agent: asked. A wrong password is refused and asked again; the right one is remembered.
+      api.ui.script('not-the-password', 'Only This Session', sftp.password, 'Remember');
+      const [first] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string }[];
+      assert.equal(first?.type, 'full', JSON.stringify(api.ui.notices.slice(notices)));
+      const prompts = passwordPrompts().slice(asked);
+      assert.equal(prompts.length, 2, JSON.stringify(api.ui.prompts.slice(-6)));
+      assert.match(prompts[1].text, /Try again/);
+      // Remembered: the next backup asks nothing.
+      const mark = api.ui.prompts.length;
+      await nextSecond();
+      const [second] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string }[];
+      assert.equal(second?.type, 'inc', JSON.stringify(api.ui.notices.slice(-2)));
+      assert.deepEqual(api.ui.prompts.slice(mark), []);
+      // Never in settings, notifications or the log.
+      for (const secret of [sftp.password, 'not-the-password']) {
+        assert.ok(!fs.readFileSync(path.join(fx.workspace, '.vscode', 'settings.json'), 'utf8').includes(secret));
+        assert.ok(!JSON.stringify(vscode.workspace.getConfiguration('offsite')).includes(secret));
+        assert.ok(!JSON.stringify(api.ui.notices).includes(secret));
+        const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+        assert.match(log, /Backing up .* to sftp:\/\//, 'the log is there');
+        assert.ok(!log.includes(secret), 'no password in the log');
+      }
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
   it('s3://: asks for the S3 keys when none are configured (wrong, then right), keeps them in secret storage, never in settings or logs', async function () {
     this.timeout(180_000);
     const s3 = fx.s3!;

@@ -131,8 +131,8 @@ describe('sftp backend: authentication', function () {
       assert.ok(e.hint?.includes('OFFSITE_SSH_PASSPHRASE'));
     });
 
-    it('says a passphrase is needed when there is none and no prompt', async () => {
-      await rejectsWith(backend({ sshKey: enc.file }).stat('x'), 'auth', /encrypted and no passphrase/);
+    it('says a passphrase is needed when there is none and no prompt (a passphrase error naming the key: that is what to ask for)', async () => {
+      await rejectsWith(backend({ sshKey: enc.file }).stat('x'), 'passphrase', new RegExp(`SSH key ${enc.file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is encrypted and no passphrase`));
     });
   });
 

@@ -9,7 +9,7 @@ import { runTests } from '@vscode/test-electron';
 import { REPO } from '../helpers/cli';
 import { KEYS } from '../helpers/gpg';
 import { startS3Server, type S3Server } from '../helpers/s3Server';
-import { createTestUser, startSshd, type Sshd, type TestUser } from '../helpers/sshd';
+import { createTestUser, makeUserKey, startSshd, type Sshd, type TestUser, type UserKey } from '../helpers/sshd';
 import { tempDir } from '../helpers/tmp';
 import type { HostFixture } from './host/fixture';
 
@@ -78,8 +78,15 @@ export async function runHostSuite(run: HostRun): Promise<void> {
   const sshd: Sshd | undefined = run.suite === 'main' ? await startSshd({ passwordAuth: true }) : undefined;
   let s3: S3Server | undefined;
   let passwordUser: TestUser | undefined;
+  let protectedKey: UserKey | undefined;
+  const sshKeyPassphrase = 'ssh-key-passphrase-for-tests';
   try {
     passwordUser = sshd ? await createTestUser() : undefined;
+    // And an SSH key protected by a passphrase, authorized for that account.
+    if (passwordUser) {
+      protectedKey = await makeUserKey(root, 'id_protected', sshKeyPassphrase);
+      passwordUser.authorize(protectedKey.publicLine);
+    }
     // A real S3 API server on loopback (OpenStack Swift's s3api) for the s3:// tests of the main suite.
     s3 = run.suite === 'main' ? await startS3Server() : undefined;
   } catch (e) {
@@ -99,6 +106,8 @@ export async function runHostSuite(run: HostRun): Promise<void> {
           // A relative path: in the account's home folder.
           passwordRoot: passwordUser ? `sftp://${passwordUser.name}@127.0.0.1:${sshd.port}/backups` : '',
           password: passwordUser?.password ?? '',
+          protectedKey: protectedKey?.file ?? '',
+          protectedKeyPassphrase: sshKeyPassphrase,
         }
       : undefined,
     workspace: ws,

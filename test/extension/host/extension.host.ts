@@ -497,6 +497,47 @@ describe('Offsite in a real VS Code extension host', () => {
     }
   });
 
+  it('sftp://: asks for the passphrase of a protected SSH key (wrong, then right), remembers it, never shows or logs it', async function () {
+    this.timeout(180_000);
+    const sftp = fx.sftp!;
+    assert.ok(sftp.protectedKey, 'a protected key authorized for the throwaway account');
+    const config = vscode.workspace.getConfiguration('offsite');
+    const root = sftp.passwordRoot.replace(/\/backups$/, '/backups-key');
+    await config.update('remote', root, vscode.ConfigurationTarget.Workspace);
+    await config.update('sshKey', sftp.protectedKey, vscode.ConfigurationTarget.Workspace);
+    // The account's password is remembered from the test before (and would log in): forget it.
+    await vscode.commands.executeCommand('offsite.forgetSecrets');
+    const passphrasePrompts = () => api.ui.prompts.filter((p) => p.kind === 'input' && /Passphrase of the SSH key/.test(p.text));
+    try {
+      await waitFor('the key remote', () => api.model.folders[0].config.url === `${root}/workspace` && api.model.folders[0].config.remote.sshKey === sftp.protectedKey);
+      const asked = passphrasePrompts().length;
+      const notices = api.ui.notices.length;
+      const start = api.ui.prompts.length;
+      api.ui.script('not-the-key-passphrase', 'Only This Session', sftp.protectedKeyPassphrase, 'Remember');
+      const first = ((await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string }[] | undefined)?.[0];
+      assert.equal(first?.type, 'full', JSON.stringify({ notices: api.ui.notices.slice(notices), prompts: api.ui.prompts.slice(-6) }));
+      const prompts = passphrasePrompts().slice(asked);
+      assert.equal(prompts.length, 2, JSON.stringify(api.ui.prompts.slice(-6)));
+      assert.ok(prompts.every((p) => p.text.includes(sftp.protectedKey)), 'the key file is named');
+      assert.deepEqual(api.ui.prompts.slice(start).filter((p) => /SSH password/.test(p.text)), [], 'no password asked: the key is what is locked');
+      // Remembered: the next backup asks nothing.
+      const mark = api.ui.prompts.length;
+      await nextSecond();
+      const [second] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string }[];
+      assert.equal(second?.type, 'inc', JSON.stringify(api.ui.notices.slice(-2)));
+      assert.deepEqual(api.ui.prompts.slice(mark), []);
+      const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+      for (const secret of [sftp.protectedKeyPassphrase, 'not-the-key-passphrase']) {
+        assert.ok(!fs.readFileSync(path.join(fx.workspace, '.vscode', 'settings.json'), 'utf8').includes(secret));
+        assert.ok(!JSON.stringify(api.ui.notices).includes(secret));
+        assert.ok(!log.includes(secret), 'no passphrase in the log');
+      }
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      await config.update('sshKey', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
   it('s3://: asks for the S3 keys when none are configured (wrong, then right), keeps them in secret storage, never in settings or logs', async function () {
     this.timeout(180_000);
     const s3 = fx.s3!;

@@ -16,7 +16,7 @@ export interface HostFixture {
   readonly scratch: string;
   readonly keys: { rsaPub: string; rsaSec: string; protectedPub: string; protectedSec: string; passphrase: string };
   /** A real sshd on 127.0.0.1 (main suite): a root URL, the client key, the host key's fingerprint. */
-  readonly sftp?: { root: string; sshKey: string; fingerprint: string; hostPattern: string; home: string; passwordRoot: string; password: string };
+  readonly sftp?: { root: string; sshKey: string; fingerprint: string; hostPattern: string; home: string; passwordRoot: string; password: string; protectedKey: string; protectedKeyPassphrase: string };
   /** A real S3 API server on 127.0.0.1 (main suite) and an empty bucket on it. */
   readonly s3?: { endpoint: string; accessKeyId: string; secretAccessKey: string; bucket: string };
 }

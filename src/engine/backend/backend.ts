@@ -58,6 +58,12 @@ export interface Backend {
   /** Removing a name that does not exist is not an error. */
   remove(name: string, options?: OpOptions): Promise<void>;
   /**
+   * Optional: removes many names in few requests (S3: DeleteObjects, 1000 a request), for retention.
+   * remove()'s contract for each name; not atomic (a failure may leave some removed), in no particular
+   * order. Wrappers pass it through (or fall back to remove() one name at a time).
+   */
+  removeMany?(names: readonly string[], options?: OpOptions): Promise<void>;
+  /**
    * Finds leftovers of interrupted uploads (temporary files, incomplete multipart uploads) and, unless
    * dryRun, removes them. Returns their names. Never touches final names.
    */

@@ -75,6 +75,20 @@ export class LimitBackend implements Backend {
     }
   }
 
+  async removeMany(names: readonly string[], options: OpOptions = {}): Promise<void> {
+    const inner = this.inner;
+    if (!inner.removeMany) {
+      for (const n of names) await this.remove(n, options);
+      return;
+    }
+    const release = await this.acquire(options.signal);
+    try {
+      await inner.removeMany(names, options);
+    } finally {
+      release();
+    }
+  }
+
   cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
     return this.inner.cleanupPartial(options);
   }

@@ -89,6 +89,13 @@ export class RetryBackend implements Backend {
     return this.run(options.signal, () => this.inner.remove(name, options));
   }
 
+  /** A batch is retried whole (removing a missing name is not an error); without one, name by name. */
+  async removeMany(names: readonly string[], options: OpOptions = {}): Promise<void> {
+    const inner = this.inner;
+    if (inner.removeMany) return this.run(options.signal, () => inner.removeMany!(names, options));
+    for (const n of names) await this.remove(n, options);
+  }
+
   cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
     return this.run(options.signal, () => this.inner.cleanupPartial(options));
   }

@@ -50,12 +50,28 @@ async function removePlan(opts: ReadOptions & { force?: boolean }, pick: (c: Col
   }
 }
 
+/**
+ * Deletes `files` (in deletion order, see chainFiles). Where the remote deletes in batches (S3), the
+ * manifests still go first, one at a time and in order, and the rest follows in batches: a batch has
+ * no order, but once no manifest is left an interruption can only leave files that `cleanup` removes.
+ */
 export async function removeFiles(repo: Repository, files: readonly string[], signal?: AbortSignal): Promise<void> {
-  for (const name of files) {
-    await repo.backend.remove(name, { signal });
+  const { backend } = repo;
+  const deleted = (name: string): void => {
     const p = parseName(name);
     if (p && (p.kind === 'manifest' || p.kind === 'signature')) repo.archive.remove(cacheNameOf(name));
     repo.log.info(`Deleted ${name}`);
+  };
+  const batched = backend.removeMany ? files.filter((n) => parseName(n)?.kind !== 'manifest') : [];
+  const later = new Set(batched);
+  for (const name of files) {
+    if (later.has(name)) continue;
+    await backend.remove(name, { signal });
+    deleted(name);
+  }
+  if (batched.length > 0) {
+    await backend.removeMany!(batched, { signal });
+    batched.forEach(deleted);
   }
 }
 

@@ -149,6 +149,16 @@ describe('RetryBackend', () => {
     assert.equal(fault.count('stat'), 1);
   });
 
+  it('removeMany over a backend without batches: name by name, each retried; missing names are fine', async () => {
+    const inner = new MemoryBackend();
+    for (const n of ['a', 'b', 'c', 'keep']) await inner.put(n, bufferSource(Buffer.from(n)));
+    const fault = new FaultBackend(inner, { rules: [{ op: 'remove', name: 'b', times: 2, action: 'fail', kind: 'transient' }] });
+    const b = new RetryBackend(fault, { baseDelayMs: 1 });
+    await b.removeMany(['a', 'b', 'c', 'never-there']);
+    assert.deepEqual(await listNames(inner), ['keep']);
+    assert.equal(fault.calls.filter((c) => c.op === 'remove' && c.name === 'b').length, 3, 'b tried three times');
+  });
+
   it('passes displayUrl, properties and cleanupPartial through', async () => {
     const inner = new MemoryBackend({ name: 'r', connections: 3 });
     const b = new RetryBackend(inner);

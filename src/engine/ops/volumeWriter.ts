@@ -52,6 +52,11 @@ class HashCount extends Writable {
   size = 0;
   constructor(private readonly fd: fs.WriteStream) {
     super({ highWaterMark: 1 << 20 });
+    // The file's errors (a full disk; a write that completes after a cancelled backup destroyed the
+    // file) end this stream: never an 'error' event without a listener, which would kill the process.
+    fd.on('error', (e) => {
+      if (!this.destroyed) this.destroy(e);
+    });
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     this.sha1.update(chunk);

@@ -7,6 +7,7 @@ import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
 import { indexEquals, indexToString } from '../pathIndex';
 import type { EntryMeta, PathIndex } from '../types';
+import type { Repository } from './repository';
 import { openForRead, setsForTime, type ReadOptions } from './restore';
 import { mergeSignatureChain, openCachedSigtar, readSigtar } from './sigtar';
 
@@ -85,28 +86,38 @@ export interface ListedFile {
   readonly meta: EntryMeta;
 }
 
+/**
+ * The signature files (local copies, fetched when missing) that describe the backup as of `time`, and
+ * that backup's last set; undefined when there is nothing to list. Throws the clear errors: no backup
+ * at that time, or its signature files missing.
+ */
+export async function signatureFilesAt(repo: Repository, time: number, signal?: AbortSignal): Promise<{ last: BackupSet; files: string[] } | undefined> {
+  const c = repo.collection;
+  const chain = chainAtTime(c, time);
+  const sets = chain ? setsAtTime(chain, time) : [];
+  if (!chain || sets.length === 0) {
+    await setsForTime(repo, time, signal); // throws the clear 'no backup' error
+    return undefined;
+  }
+  const sig = signatureChainFor(c, chain);
+  const last = sets.at(-1)!;
+  const covered = !!sig && (sig.startTime === last.endTime || sig.incs.some((i) => i.endTime === last.endTime));
+  if (!sig || !covered) {
+    throw new OffsiteError('notFound', `The signature files for the backup of ${timeToString(last.endTime)} are missing`, { hint: 'Listing needs them; restore still works without them' });
+  }
+  const names = [sig.full, ...sig.incs.filter((i) => i.endTime <= last.endTime).map((i) => i.name)].filter((n): n is string => !!n);
+  const files: string[] = [];
+  for (const n of names) files.push(await repo.sigtarFile(n, signal));
+  return { last, files };
+}
+
 /** The paths of the backup as of a time, from the signature chain up to that set. */
 export async function* listFiles(opts: ReadOptions): AsyncGenerator<ListedFile> {
   const { repo, tempDir } = await openForRead(opts);
   try {
-    const time = opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000);
-    const c = repo.collection;
-    const chain = chainAtTime(c, time);
-    const sets = chain ? setsAtTime(chain, time) : [];
-    if (!chain || sets.length === 0) {
-      await setsForTime(repo, time, opts.signal); // throws the clear 'no backup' error
-      return;
-    }
-    const sig = signatureChainFor(c, chain);
-    const last = sets.at(-1)!.endTime;
-    const names = sig ? [sig.full, ...sig.incs.filter((i) => i.endTime <= last).map((i) => i.name)].filter((n): n is string => !!n) : [];
-    const covered = !!sig && (sig.startTime === last || sig.incs.some((i) => i.endTime === last));
-    if (!covered) {
-      throw new OffsiteError('notFound', `The signature files for the backup of ${timeToString(last)} are missing`, { hint: 'Listing needs them; restore still works without them' });
-    }
-    const files: string[] = [];
-    for (const n of names) files.push(await repo.sigtarFile(n, opts.signal));
-    for await (const e of mergeSignatureChain(files.map((f) => readSigtar(openCachedSigtar(f))))) yield { index: e.index, meta: e.meta };
+    const at = await signatureFilesAt(repo, opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000), opts.signal);
+    if (!at) return;
+    for await (const e of mergeSignatureChain(at.files.map((f) => readSigtar(openCachedSigtar(f))))) yield { index: e.index, meta: e.meta };
   } finally {
     fs.rmSync(tempDir, { recursive: true, force: true });
   }

@@ -5,17 +5,15 @@
 // order has passed the folder, since a folder's paths are contiguous in index order. Optionally the
 // paths the listed set deleted are merged in (from its manifest), as a tree shows them.
 import * as fs from 'node:fs';
-import * as zlib from 'node:zlib';
-import { pipeline, type Readable } from 'node:stream';
-import { chainAtTime, setsAtTime, signatureChainFor } from '../chain/collection';
-import { timeToString } from '../chain/time';
-import { OffsiteError, throwIfAborted } from '../errors';
+import type { Readable } from 'node:stream';
+import { throwIfAborted } from '../errors';
 import { compareIndex, isPrefixOf, ROOT } from '../pathIndex';
 import type { EntryMeta, PathIndex } from '../types';
 import { parseMemberName, tarHeaderToMeta } from '../volume/difftar';
 import { readTar } from '../volume/tar';
-import { openForRead, setsForTime, type ReadOptions } from './restore';
-import { mergeSignatureChain } from './sigtar';
+import { signatureFilesAt } from './inspect';
+import { openForRead, type ReadOptions } from './restore';
+import { mergeSignatureChain, openCachedSigtar } from './sigtar';
 
 export interface ListFolderOptions extends ReadOptions {
   /** The folder (default the root). A path that is not a folder of the backup has no entries. */
@@ -81,21 +79,9 @@ export async function* listFolder(opts: ListFolderOptions): AsyncGenerator<Folde
   const { repo, tempDir } = await openForRead(opts);
   const sources: Readable[] = [];
   try {
-    const time = opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000);
-    const c = repo.collection;
-    const chain = chainAtTime(c, time);
-    const sets = chain ? setsAtTime(chain, time) : [];
-    if (!chain || sets.length === 0) {
-      await setsForTime(repo, time, opts.signal); // throws the clear 'no backup' error
-      return;
-    }
-    const sig = signatureChainFor(c, chain);
-    const last = sets.at(-1)!;
-    const names = sig ? [sig.full, ...sig.incs.filter((i) => i.endTime <= last.endTime).map((i) => i.name)].filter((n): n is string => !!n) : [];
-    const covered = !!sig && (sig.startTime === last.endTime || sig.incs.some((i) => i.endTime === last.endTime));
-    if (!covered) {
-      throw new OffsiteError('notFound', `The signature files for the backup of ${timeToString(last.endTime)} are missing`, { hint: 'Listing needs them; restore still works without them' });
-    }
+    const at = await signatureFilesAt(repo, opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000), opts.signal);
+    if (!at) return;
+    const { last } = at;
     let gone: FolderEntry[] = [];
     // A full set deletes nothing (its manifest lists every file as new: skip parsing it).
     if (opts.deleted && last.type !== 'full') {
@@ -103,16 +89,9 @@ export async function* listFolder(opts: ListFolderOptions): AsyncGenerator<Folde
       gone = deletedEntries(files.filter((f) => f.action === 'deleted').map((f) => f.index), folder, depth);
     }
     const streams: AsyncIterable<HeaderEntry>[] = [];
-    for (const n of names) {
-      const file = await repo.sigtarFile(n, opts.signal);
-      const src = fs.createReadStream(file, { highWaterMark: 1 << 20 });
-      sources.push(src);
-      let plain: Readable = src;
-      if (file.endsWith('.gz')) {
-        // pipeline, not pipe: a read error must reach the reader rather than leave it waiting.
-        plain = pipeline(src, zlib.createGunzip(), () => undefined);
-        sources.push(plain);
-      }
+    for (const file of at.files) {
+      const plain = openCachedSigtar(file);
+      sources.push(plain);
       streams.push(sigtarHeaders(plain));
     }
 
@@ -142,7 +121,7 @@ export async function* listFolder(opts: ListFolderOptions): AsyncGenerator<Folde
       if (++yielded >= limit) return;
     }
   } finally {
-    // mergeSignatureChain does not close its sources when the caller stops early: close them here.
+    // mergeSignatureChain returns the streams it started; a stream opened but never read is closed here.
     for (const s of sources) s.destroy();
     fs.rmSync(tempDir, { recursive: true, force: true });
   }

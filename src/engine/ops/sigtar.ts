@@ -3,7 +3,7 @@
 // in index order. A full-signatures file describes the whole tree; the state at the end of a chain is
 // the merge of its signature files, later ones winning, `deleted/` removing.
 import * as fs from 'node:fs';
-import { pipeline } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import type { EntryMeta, PathIndex } from '../types';
 import { compareIndex } from '../pathIndex';
@@ -149,7 +149,7 @@ export async function* readSigtar(plain: AsyncIterable<Buffer>): AsyncGenerator<
 }
 
 /** Opens a cached `.sigtar.gz` (or a plain tar) as a plaintext stream. */
-export function openCachedSigtar(file: string): AsyncIterable<Buffer> {
+export function openCachedSigtar(file: string): Readable {
   const src = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   // pipeline, not pipe: a reader that stops early destroys the gunzip stream, and with it the file.
   return file.endsWith('.gz') ? pipeline(src, zlib.createGunzip(), () => undefined) : src;

@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startSshd, type Sshd } from '../test/helpers/sshd';
+import { startSshd } from '../test/helpers/sshd';
 import { duBytes, measure, run, type Cmd, type Measurement } from './measure';
 import { renderMarkdown, type Results, type Sample } from './report';
 import { extensionMetrics } from './extensionMetrics';
@@ -264,12 +264,7 @@ async function phaseFile(b: Bench, pristine: string): Promise<void> {
 /** sftp:// through a loopback OpenSSH: full, no-change incremental, one small file, full restore. */
 async function phaseSftp(b: Bench, pristine: string): Promise<void> {
   const R = b.args.runs;
-  let sshd: Sshd | undefined;
-  try {
-    sshd = await startSshd();
-    const knownHosts = path.join(b.scratch, 'known_hosts');
-    fs.writeFileSync(knownHosts, `${sshd.knownHostsLines().join('\n')}\n`, { mode: 0o600 });
-    const ssh = { port: sshd.port, user: sshd.user, keyFile: sshd.userKey.file, knownHosts };
+  await withSshd(b, async (ssh) => {
     const chain = new Map<ToolName, Remote>();
     for (let i = 1; i <= R; i++) {
       for (const t of b.order(i)) {
@@ -285,8 +280,18 @@ async function phaseSftp(b: Bench, pristine: string): Promise<void> {
     }
     for (let i = 1; i <= R; i++) for (const t of b.order(i)) await b.restoreAll('restoreAll', 'sftp', t, chain.get(t.name)!, pristine, i, i === 1);
     for (const r of chain.values()) b.dropRemote(r);
+  });
+}
+
+/** Runs `fn` with a loopback OpenSSH server and the `ssh` settings of a Remote for it; stops the server. */
+async function withSshd(b: Bench, fn: (ssh: NonNullable<Remote['ssh']>) => Promise<void>): Promise<void> {
+  const sshd = await startSshd();
+  try {
+    const knownHosts = path.join(b.scratch, 'known_hosts');
+    fs.writeFileSync(knownHosts, `${sshd.knownHostsLines().join('\n')}\n`, { mode: 0o600 });
+    await fn({ port: sshd.port, user: sshd.user, keyFile: sshd.userKey.file, knownHosts });
   } finally {
-    await sshd?.stop();
+    await sshd.stop();
   }
 }
 
@@ -323,12 +328,7 @@ async function phaseAgain(b: Bench, pristine: string): Promise<void> {
   for (let i = 1; i <= R; i++) for (const t of b.order(i)) await b.time('verify', 'file', t.name, i, t.verify(remotes.get(t.name)!, pristine));
   for (let i = 1; i <= R; i++) for (const t of b.order(i)) await b.restoreAll('restoreAll', 'file', t, remotes.get(t.name)!, pristine, i, i === 1);
   for (const r of remotes.values()) b.dropRemote(r);
-  let sshd: Sshd | undefined;
-  try {
-    sshd = await startSshd();
-    const knownHosts = path.join(b.scratch, 'known_hosts');
-    fs.writeFileSync(knownHosts, `${sshd.knownHostsLines().join('\n')}\n`, { mode: 0o600 });
-    const ssh = { port: sshd.port, user: sshd.user, keyFile: sshd.userKey.file, knownHosts };
+  await withSshd(b, async (ssh) => {
     const sftp = new Map<ToolName, Remote>();
     for (const t of b.order(1)) {
       const r = await b.newRemote(t, 'again-sftp', ssh);
@@ -337,9 +337,7 @@ async function phaseAgain(b: Bench, pristine: string): Promise<void> {
     }
     for (let i = 1; i <= R; i++) for (const t of b.order(i)) await b.restoreAll('restoreAll', 'sftp', t, sftp.get(t.name)!, pristine, i, i === 1);
     for (const r of sftp.values()) b.dropRemote(r);
-  } finally {
-    await sshd?.stop();
-  }
+  });
 }
 
 /** Edit days again (wall time and bytes added), after a change, with --merge: as in phaseFile. */

@@ -1,8 +1,8 @@
 // Retention and cleanup, with duplicity's rules: whole chains only (an old full set is kept while a
 // newer incremental depends on it), never the newest chain; without `force` nothing is deleted and
-// the caller lists what would be. Within a chain the newest sets go first and each set's manifest
-// before its volumes, so an interrupted removal leaves a shorter valid chain plus files `cleanup`
-// recognises, never a complete-looking set with missing volumes.
+// the caller lists what would be. The manifests go first, newest set first, and only then the volumes
+// and signature files (in batches where the remote has them), so an interrupted removal leaves a
+// shorter valid chain plus files `cleanup` recognises, never a complete-looking set with missing volumes.
 import * as fs from 'node:fs';
 import type { BackupChain, BackupSet, Collection } from '../chain/collection';
 import { signatureChainFor } from '../chain/collection';

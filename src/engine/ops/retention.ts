@@ -51,9 +51,9 @@ async function removePlan(opts: ReadOptions & { force?: boolean }, pick: (c: Col
 }
 
 /**
- * Deletes `files` (in deletion order, see chainFiles). Where the remote deletes in batches (S3), the
- * manifests still go first, one at a time and in order, and the rest follows in batches: a batch has
- * no order, but once no manifest is left an interruption can only leave files that `cleanup` removes.
+ * Deletes `files` (see chainFiles): every manifest first, one at a time and in order, then the rest,
+ * in batches where the remote has them (a batch has no order; once no manifest is left an interruption
+ * can only leave files that `cleanup` removes).
  */
 export async function removeFiles(repo: Repository, files: readonly string[], signal?: AbortSignal): Promise<void> {
   const { backend } = repo;
@@ -62,16 +62,20 @@ export async function removeFiles(repo: Repository, files: readonly string[], si
     if (p && (p.kind === 'manifest' || p.kind === 'signature')) repo.archive.remove(cacheNameOf(name));
     repo.log.info(`Deleted ${name}`);
   };
-  const batched = backend.removeMany ? files.filter((n) => parseName(n)?.kind !== 'manifest') : [];
-  const later = new Set(batched);
-  for (const name of files) {
-    if (later.has(name)) continue;
+  const isManifest = (n: string) => parseName(n)?.kind === 'manifest';
+  const rest = files.filter((n) => !isManifest(n));
+  for (const name of files.filter(isManifest)) {
     await backend.remove(name, { signal });
     deleted(name);
   }
-  if (batched.length > 0) {
-    await backend.removeMany!(batched, { signal });
-    batched.forEach(deleted);
+  if (backend.removeMany) {
+    if (rest.length > 0) await backend.removeMany(rest, { signal });
+    rest.forEach(deleted);
+  } else {
+    for (const name of rest) {
+      await backend.remove(name, { signal });
+      deleted(name);
+    }
   }
 }
 

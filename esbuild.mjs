@@ -6,6 +6,8 @@ const production = process.argv.includes('--production');
 const entries = [{ in: 'src/cli/main.ts', out: 'cli' }];
 if (fs.existsSync('src/extension/extension.ts')) entries.push({ in: 'src/extension/extension.ts', out: 'extension' });
 entries.push({ in: 'src/engine/serviceMain.ts', out: 'engineHost' });
+// The worker thread of a tree restore, beside the bundles that start it (src/engine/ops/restoreOutput.ts).
+entries.push({ in: 'src/engine/ops/restoreWriterWorker.ts', out: 'restoreWriter' });
 
 await esbuild.build({
   entryPoints: entries,
@@ -15,7 +17,8 @@ await esbuild.build({
   format: 'cjs',
   target: 'node20',
   // ssh2's optional native addons: their require() is in a try/catch with a pure-JS fallback.
-  external: ['vscode', '*.node'],
+  // tsx: only named (require.resolve) where the engine runs from its sources, in tests.
+  external: ['vscode', '*.node', 'tsx'],
   sourcemap: !production,
   minify: production,
   legalComments: 'none',

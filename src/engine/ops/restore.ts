@@ -145,11 +145,15 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     });
     const prefix = opts.path ?? [];
     let seen = 0;
-    for await (const item of restoreRecords(ctx, sets, prefix)) {
-      seen++;
-      await out.add(item);
+    try {
+      for await (const item of restoreRecords(ctx, sets, prefix)) {
+        seen++;
+        await out.add(item);
+      }
+      await out.finish();
+    } finally {
+      await out.dispose();
     }
-    await out.finish();
     if (prefix.length && seen === 0) {
       throw new OffsiteError('notFound', `${indexToString(prefix)} is not in the backup as of ${timeToString(sets.at(-1)!.set.endTime)}`, { hint: 'Check the path (relative to the backed-up folder) and the time; offsite list shows what a backup holds' });
     }

@@ -1,19 +1,20 @@
-// Writing restored paths into a folder, safely: nothing is ever written outside the target (archive
-// paths are checked when parsed, and every parent folder inside the target must be a real folder,
-// never a symlink, so a symlink member cannot redirect later members), files are written under a
-// temporary name and renamed into place only when complete, folders get their permissions and times
-// after their contents (FORMAT §9 step 7), owners only when running as root.
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+// Where a restore's paths go: a TreeWriter (treeWriter.ts: the safety rules, temporary names, attributes)
+// run inline for a single file, or in a worker thread for a folder or the whole tree. A full restore
+// spends most of its time in system calls (creating 47k files and folders: mkdir, open, write, rename,
+// chmod, utimes); in the worker they overlap with the decryption, decompression and tar parsing on
+// this thread. The operations go over in batches (a few hundred entries, or 256 KiB of file data in a
+// transferred buffer that comes back for reuse), at most MAX_IN_FLIGHT batches ahead of the worker, so
+// memory stays bounded. The worker's first error is thrown here at the next call, and nothing after
+// it is written.
 import * as fs from 'node:fs';
-import { OffsiteError } from '../errors';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log';
 import { indexToString, isPrefixOf } from '../pathIndex';
-import { lookupGid, lookupUid } from '../scan/owners';
-import type { EntryMeta, PathIndex } from '../types';
+import type { PathIndex } from '../types';
 import type { Refusal, Restorable } from './setReader';
-
-const SLASH = Buffer.from('/');
+import { TreeWriter } from './treeWriter';
+import { decodeError, encodeMeta, type WriterAck, type WriterBatch, type WriterInit, type WriterOp } from './writerProtocol';
 
 export interface FilesystemOutputOptions {
   readonly target: string;
@@ -23,161 +24,210 @@ export interface FilesystemOutputOptions {
   readonly log: Logger;
   readonly refusals: Refusal[];
   readonly onFile?: (index: PathIndex, bytes: number) => void;
+  /** Where the writing runs; default: a worker when the first path is a folder, else this thread. */
+  readonly writer?: 'inline' | 'worker';
 }
 
+const BATCH_BYTES = 256 << 10;
+const BATCH_OPS = 512;
+const MAX_IN_FLIGHT = 3;
+
 export class FilesystemOutput {
-  private readonly root: Buffer;
-  private readonly pendingDirs: { index: PathIndex; path: Buffer; meta: EntryMeta }[] = [];
-  private readonly knownDirs = new Set<string>();
-  /** Temporary names: random per run (unguessable), then a counter (no randomness per file). */
-  private readonly tempPrefix = randomBytes(6).toString('hex');
-  private tempSeq = 0;
-  files = 0;
-  bytes = 0;
+  private inline: TreeWriter | undefined;
+  private worker: Worker | undefined;
+  private ops: WriterOp[] = [];
+  private buf: ArrayBuffer | null = null;
+  private used = 0;
+  private readonly spare: ArrayBuffer[] = [];
+  private inFlight = 0;
+  private failure: Error | undefined;
+  private exited = false;
+  private wake: (() => void) | undefined;
+  private workerFiles = 0;
+  private workerBytes = 0;
+  /** The last member that is not a folder. */
+  private leaf: { index: PathIndex; type: string } | undefined;
 
-  constructor(private readonly opts: FilesystemOutputOptions) {
-    this.root = Buffer.from(opts.target.replace(/\/+$/, '') || '/');
-    fs.mkdirSync(this.root, { recursive: true });
-    this.knownDirs.add(this.root.toString('latin1'));
+  constructor(private readonly opts: FilesystemOutputOptions) {}
+
+  /** Files written (in worker mode: confirmed by the worker so far, all of them after finish()). */
+  get files(): number {
+    return this.inline?.files ?? this.workerFiles;
   }
 
-  private pathOf(index: PathIndex): Buffer {
-    const parts: Buffer[] = [this.root];
-    for (const c of index) parts.push(SLASH, c);
-    return Buffer.concat(parts);
-  }
-
-  private refuse(index: PathIndex, reason: string): void {
-    this.opts.refusals.push({ member: indexToString(index), reason });
-    this.opts.log.warn(`Not restoring ${indexToString(index)}: ${reason}`);
-  }
-
-  /** Makes sure every folder from the target down to `index`'s parent is a real folder. */
-  private ensureParents(index: PathIndex): boolean {
-    for (let n = 1; n < index.length; n++) {
-      const p = this.pathOf(index.slice(0, n));
-      const key = p.toString('latin1');
-      if (this.knownDirs.has(key)) continue;
-      const st = fs.lstatSync(p, { throwIfNoEntry: false });
-      if (!st) {
-        fs.mkdirSync(p, { mode: 0o755 });
-      } else if (!st.isDirectory()) {
-        this.refuse(index, `${indexToString(index.slice(0, n))} is not a folder${st.isSymbolicLink() ? ' (a symlink: following it could write outside the target)' : ''}`);
-        return false;
-      }
-      this.knownDirs.add(key);
-    }
-    return true;
-  }
-
-  private async closeDirsNotAbove(index: PathIndex): Promise<void> {
-    while (this.pendingDirs.length && !isPrefixOf(this.pendingDirs[this.pendingDirs.length - 1].index, index)) {
-      const d = this.pendingDirs.pop()!;
-      this.applyAttributes(d.path, d.meta, false);
-    }
+  get bytes(): number {
+    return this.inline?.bytes ?? this.workerBytes;
   }
 
   async add(item: Restorable): Promise<void> {
-    await this.closeDirsNotAbove(item.index);
-    const { index, meta } = item;
-    if (!this.ensureParents(index)) return;
-    const p = this.pathOf(index);
-    const existing = index.length === 0 ? undefined : fs.lstatSync(p, { throwIfNoEntry: false });
-    if (existing && !this.opts.force && !(existing.isDirectory() && meta.type === 'dir')) {
-      throw new OffsiteError('exists', `Refusing to overwrite ${p.toString()}`, { hint: 'Restore into an empty folder, or pass --force' });
+    // Members under a symlink or file of the backup (only a forged archive has them) are refused here,
+    // before their data is read: the worker would refuse them too (it checks every parent in the
+    // target), but only after this thread had decoded their data, deltas included.
+    const leaf = this.leaf;
+    if (leaf && leaf.index.length < item.index.length && isPrefixOf(leaf.index, item.index)) {
+      const what = leaf.type === 'sym' ? 'a symlink' : leaf.type === 'reg' ? 'a file' : `a ${leaf.type}`;
+      return this.refused(indexToString(item.index), `${indexToString(leaf.index)} is not a folder in the backup (${what}): nothing under it is restored`);
     }
-    switch (meta.type) {
-      case 'dir': {
-        if (existing && !existing.isDirectory()) {
-          if (existing.isSymbolicLink() || existing.isFile() || existing.isFIFO()) fs.unlinkSync(p);
-        }
-        if (index.length > 0 && (!existing || !existing.isDirectory())) fs.mkdirSync(p, { mode: 0o700 });
-        this.knownDirs.add(p.toString('latin1'));
-        this.pendingDirs.push({ index, path: p, meta });
-        return;
-      }
-      case 'reg': {
-        if (existing?.isDirectory()) return this.refuse(index, 'a folder with that name exists in the target');
-        const tmp = Buffer.concat([this.pathOf(index.slice(0, -1)), SLASH, Buffer.from(`.offsite-restore-${this.tempPrefix}-${++this.tempSeq}`)]);
-        // Synchronous open/write/close: a restore writes thousands of small files, and a thread-pool
-        // round trip per call cost more than the calls. Measured against a version that created files
-        // and folders in pool jobs, several at once: that one used 60% more CPU (threads contending
-        // for the same folders' locks in the kernel) for no gain in time (bench/README.md).
-        const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-        let n = 0;
-        try {
-          if (item.produce) {
-            await item.produce(async (chunk) => {
-              n += chunk.length;
-              let off = 0;
-              while (off < chunk.length) off += fs.writeSync(fd, chunk, off);
-            });
-          }
-        } catch (e) {
-          fs.closeSync(fd);
-          fs.rmSync(tmp, { force: true });
-          throw e;
-        }
-        fs.closeSync(fd);
-        fs.renameSync(tmp, p);
-        this.applyAttributes(p, meta, false);
-        this.files++;
-        this.bytes += n;
-        this.opts.onFile?.(index, n);
-        return;
-      }
-      case 'sym': {
-        if (existing?.isDirectory()) return this.refuse(index, 'a folder with that name exists in the target');
-        if (existing) fs.unlinkSync(p);
-        fs.symlinkSync(meta.linkname ?? Buffer.alloc(0), p);
-        this.applyAttributes(p, meta, true);
-        this.files++;
-        return;
-      }
-      case 'fifo': {
-        if (existing?.isDirectory()) return this.refuse(index, 'a folder with that name exists in the target');
-        if (existing) fs.unlinkSync(p);
-        // Node has no mkfifo(); coreutils' mkfifo is on every system that has fifos. It takes the path
-        // as text, and a name need not be UTF-8: made under an ASCII name in the target's top folder
-        // (a string the user gave), then renamed into place.
-        const tmp = Buffer.concat([this.root, SLASH, Buffer.from(`.offsite-restore-${this.tempPrefix}-${++this.tempSeq}`)]);
-        execFileSync('mkfifo', ['-m', '600', tmp.toString()]);
-        try {
-          fs.renameSync(tmp, p);
-        } catch (e) {
-          fs.rmSync(tmp, { force: true });
-          throw e;
-        }
-        this.applyAttributes(p, meta, false);
-        this.files++;
-        return;
-      }
-      default:
-        return this.refuse(index, `${meta.type === 'chr' || meta.type === 'blk' ? 'device files' : `${meta.type} entries`} are not restored`);
+    if (item.meta.type !== 'dir') this.leaf = { index: item.index, type: item.meta.type };
+    if (!this.inline && !this.worker) this.start((this.opts.writer ?? (item.meta.type === 'dir' ? 'worker' : 'inline')) === 'worker');
+    if (this.worker) return this.addThroughWorker(item);
+    const w = this.inline!;
+    if (!w.begin(item.index, item.meta)) return;
+    try {
+      if (item.produce) await item.produce(async (chunk) => w.write(chunk));
+    } catch (e) {
+      w.abort();
+      throw e;
     }
+    const n = w.end();
+    this.opts.onFile?.(item.index, n);
   }
 
+  /** Gives the folders their attributes and waits until everything is written (then stops the worker). */
   async finish(): Promise<void> {
-    while (this.pendingDirs.length) {
-      const d = this.pendingDirs.pop()!;
-      this.applyAttributes(d.path, d.meta, false);
+    if (this.inline) return this.inline.finish();
+    if (!this.worker) return;
+    this.ops.push({ t: 'finish' });
+    try {
+      this.post();
+      await this.drain();
+      this.throwIfFailed();
+    } finally {
+      await this.dispose();
     }
   }
 
-  /** Owner (as root), then permissions, then mtime (FORMAT §9.7); symlinks keep their own times. */
-  private applyAttributes(p: Buffer, meta: EntryMeta, symlink: boolean): void {
-    if (this.opts.restoreOwners) {
-      // The name wins over the number, as in duplicity (unless the name is unknown here).
-      const uid = (meta.uname ? lookupUid(meta.uname) : undefined) ?? meta.uid;
-      const gid = (meta.gname ? lookupGid(meta.gname) : undefined) ?? meta.gid;
-      try {
-        fs.lchownSync(p, uid, gid);
-      } catch (e) {
-        this.opts.log.warn(`Cannot set the owner of ${p.toString()}: ${(e as Error).message}`);
-      }
-    }
-    if (symlink) return;
-    fs.chmodSync(p, meta.mode & 0o7777);
-    fs.utimesSync(p, new Date(), meta.mtime);
+  /** At the end, also after an error (then it is a must): lets the worker complete what was sent, then stops it. */
+  async dispose(): Promise<void> {
+    const w = this.worker;
+    if (!w) return;
+    this.post();
+    await this.drain();
+    this.worker = undefined;
+    await w.terminate();
   }
+
+  private start(useWorker: boolean): void {
+    const init: WriterInit = { target: this.opts.target, force: this.opts.force, restoreOwners: this.opts.restoreOwners };
+    if (!useWorker) {
+      this.inline = new TreeWriter({ ...init, onRefuse: (m, r) => this.refused(m, r), onWarn: (m) => this.opts.log.warn(m) });
+      return;
+    }
+    const w = startWorker(init);
+    w.on('message', (a: WriterAck) => this.onAck(a));
+    w.on('error', (e) => this.fail(new Error(`The restore's writer thread failed: ${e.message}`)));
+    w.on('exit', () => {
+      this.exited = true;
+      this.fail(new Error("The restore's writer thread stopped"));
+    });
+    this.worker = w;
+  }
+
+  private async addThroughWorker(item: Restorable): Promise<void> {
+    this.throwIfFailed();
+    this.ops.push({ t: 'begin', index: item.index.map((c) => c.toString('latin1')), meta: encodeMeta(item.meta) });
+    if (item.meta.type === 'reg') {
+      let n = 0;
+      try {
+        if (item.produce) {
+          await item.produce(async (chunk) => {
+            n += chunk.length;
+            await this.pushData(chunk);
+          });
+        }
+      } catch (e) {
+        this.ops.push({ t: 'abort' });
+        throw e;
+      }
+      this.ops.push({ t: 'end' });
+      this.opts.onFile?.(item.index, n);
+    }
+    if (this.ops.length >= BATCH_OPS) await this.postAndThrottle();
+  }
+
+  private async pushData(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      this.throwIfFailed();
+      if (this.buf === null) {
+        this.buf = this.spare.pop() ?? new ArrayBuffer(BATCH_BYTES);
+        this.used = 0;
+      }
+      const len = Math.min(chunk.length - off, BATCH_BYTES - this.used);
+      new Uint8Array(this.buf, this.used, len).set(chunk.subarray(off, off + len));
+      this.ops.push({ t: 'data', off: this.used, len });
+      this.used += len;
+      off += len;
+      if (this.used === BATCH_BYTES) await this.postAndThrottle();
+    }
+  }
+
+  private post(): void {
+    if (this.ops.length === 0 || !this.worker || this.exited) return;
+    const batch: WriterBatch = { ops: this.ops, buf: this.buf };
+    this.worker.postMessage(batch, this.buf ? [this.buf] : []);
+    this.inFlight++;
+    this.ops = [];
+    this.buf = null;
+    this.used = 0;
+  }
+
+  private async postAndThrottle(): Promise<void> {
+    this.post();
+    while (this.inFlight >= MAX_IN_FLIGHT && !this.failure) await this.nextAck();
+    this.throwIfFailed();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.inFlight > 0 && !this.exited) await this.nextAck();
+  }
+
+  private nextAck(): Promise<void> {
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  private onAck(a: WriterAck): void {
+    this.inFlight--;
+    if (a.buf && this.spare.length < MAX_IN_FLIGHT) this.spare.push(a.buf);
+    this.workerFiles = a.files;
+    this.workerBytes = a.bytes;
+    for (const r of a.refusals) this.refused(r.member, r.reason);
+    for (const w of a.warnings) this.opts.log.warn(w);
+    if (a.error) this.fail(decodeError(a.error));
+    this.notify();
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  private refused(member: string, reason: string): void {
+    this.opts.refusals.push({ member, reason });
+    this.opts.log.warn(`Not restoring ${member}: ${reason}`);
+  }
+}
+
+/**
+ * dist/restoreWriter.js beside the bundle that runs this (the CLI, the extension's engine process);
+ * from the sources (tests under tsx), the TypeScript entry through tsx's require hook.
+ */
+function startWorker(init: WriterInit): Worker {
+  // A small heap: the worker only passes buffers to system calls.
+  const options = { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } };
+  const bundled = path.join(__dirname, 'restoreWriter.js');
+  if (fs.existsSync(bundled)) return new Worker(bundled, options);
+  const source = path.join(__dirname, 'restoreWriterWorker.ts');
+  const code = `require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(source)});`;
+  return new Worker(code, { ...options, eval: true });
 }

@@ -192,7 +192,8 @@ export function copyPastEnd(position: number, length: number, reached?: number):
  */
 export class OutputGatherer {
   written = 0;
-  private out = Buffer.allocUnsafe(OUT_CHUNK);
+  /** Allocated when a small piece needs it: most files' output is a few big pieces, or none. */
+  private out: Buffer | undefined;
   private outLen = 0;
 
   constructor(private readonly write: (chunk: Buffer) => Promise<void> | void) {}
@@ -200,6 +201,7 @@ export class OutputGatherer {
   /** Takes a copy of a small piece (no await needed: returns undefined), else emits through `write`. */
   add(piece: Buffer): Promise<void> | undefined {
     if (piece.length < OUT_CHUNK / 4 && this.outLen + piece.length <= OUT_CHUNK) {
+      this.out ??= Buffer.allocUnsafe(OUT_CHUNK);
       piece.copy(this.out, this.outLen);
       this.outLen += piece.length;
       return undefined;
@@ -209,9 +211,9 @@ export class OutputGatherer {
 
   async flush(): Promise<void> {
     if (this.outLen === 0) return;
-    // Handed to write() and then replaced, never reused (write may keep it).
-    const chunk = this.out.subarray(0, this.outLen);
-    this.out = Buffer.allocUnsafe(OUT_CHUNK);
+    // Handed to write() and then dropped, never reused (write may keep it).
+    const chunk = this.out!.subarray(0, this.outLen);
+    this.out = undefined;
     this.outLen = 0;
     this.written += chunk.length;
     await this.write(chunk);
@@ -224,6 +226,7 @@ export class OutputGatherer {
       await this.write(piece);
       return;
     }
+    this.out = Buffer.allocUnsafe(OUT_CHUNK);
     piece.copy(this.out, 0);
     this.outLen = piece.length;
   }

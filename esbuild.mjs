@@ -6,7 +6,7 @@ const production = process.argv.includes('--production');
 const entries = [{ in: 'src/cli/main.ts', out: 'cli' }];
 if (fs.existsSync('src/extension/extension.ts')) entries.push({ in: 'src/extension/extension.ts', out: 'extension' });
 entries.push({ in: 'src/engine/serviceMain.ts', out: 'engineHost' });
-// The worker thread of a tree restore, beside the bundles that start it (src/engine/ops/restoreOutput.ts).
+// The worker thread of a tree restore, beside the bundles that start it (src/engine/util/engineWorker.ts).
 entries.push({ in: 'src/engine/ops/restoreWriterWorker.ts', out: 'restoreWriter' });
 
 await esbuild.build({

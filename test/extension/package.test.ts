@@ -20,8 +20,8 @@ describe('npm run package', function () {
     assert.ok(size < 2 * 1024 * 1024, `small: ${size} bytes`);
     const listing = execFileSync('python3', ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', vsix], { encoding: 'utf8' }).trim().split('\n');
     const files = listing.filter((f) => f.startsWith('extension/')).map((f) => f.slice('extension/'.length)).sort();
-    // The engine process starts dist/restoreWriter.js (a worker thread) for every folder it restores.
-    assert.ok(files.includes('dist/extension.js') && files.includes('dist/engineHost.js') && files.includes('dist/restoreWriter.js'), files.join(' '));
+    // The engine process starts dist/restoreWriter.js (a worker thread) to restore a folder.
+    for (const f of ['dist/extension.js', 'dist/engineHost.js', 'dist/restoreWriter.js']) assert.ok(files.includes(f), `${f} in ${files.join(' ')}`);
     assert.ok(files.includes('package.json') && files.includes('package.nls.json') && files.includes('media/offsite.svg'));
     assert.deepEqual(files.filter((f) => /^(src|test|node_modules|out|bench|scripts)\//.test(f) || /\.(ts|map)$/.test(f)), []);
     // Everything it runs is bundled: the extension needs nothing but 'vscode' and Node's own modules.

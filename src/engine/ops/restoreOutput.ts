@@ -1,20 +1,21 @@
 // Where a restore's paths go: a TreeWriter (treeWriter.ts: the safety rules, temporary names, attributes)
-// run inline for a single file, or in a worker thread for a folder or the whole tree. A full restore
+// run inline for a single file, or in a worker thread for a folder or the whole tree (restore.ts uses
+// it where the volumes are local files; see there). A full restore
 // spends most of its time in system calls (creating 47k files and folders: mkdir, open, write, rename,
 // chmod, utimes); in the worker they overlap with the decryption, decompression and tar parsing on
 // this thread. The operations go over in batches (a few hundred entries, or 256 KiB of file data in a
 // transferred buffer that comes back for reuse), at most MAX_IN_FLIGHT batches ahead of the worker, so
 // memory stays bounded. The worker's first error is thrown here at the next call, and nothing after
 // it is written.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../log';
 import { indexToString, isPrefixOf } from '../pathIndex';
 import type { PathIndex } from '../types';
 import type { Refusal, Restorable } from './setReader';
 import { TreeWriter } from './treeWriter';
-import { decodeError, encodeMeta, type WriterAck, type WriterBatch, type WriterInit, type WriterOp } from './writerProtocol';
+import { decodeError, startEngineWorker } from '../util/engineWorker';
+import { encodeMeta, type WriterAck, type WriterBatch, type WriterInit, type WriterOp } from './writerProtocol';
 
 export interface FilesystemOutputOptions {
   readonly target: string;
@@ -30,7 +31,7 @@ export interface FilesystemOutputOptions {
 
 const BATCH_BYTES = 256 << 10;
 const BATCH_OPS = 512;
-const MAX_IN_FLIGHT = 3;
+const MAX_IN_FLIGHT = 2;
 
 export class FilesystemOutput {
   private inline: TreeWriter | undefined;
@@ -218,16 +219,10 @@ export class FilesystemOutput {
   }
 }
 
-/**
- * dist/restoreWriter.js beside the bundle that runs this (the CLI, the extension's engine process);
- * from the sources (tests under tsx), the TypeScript entry through tsx's require hook.
- */
 function startWorker(init: WriterInit): Worker {
   // A small heap: the worker only passes buffers to system calls.
-  const options = { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } };
-  const bundled = path.join(__dirname, 'restoreWriter.js');
-  if (fs.existsSync(bundled)) return new Worker(bundled, options);
-  const source = path.join(__dirname, 'restoreWriterWorker.ts');
-  const code = `require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(source)});`;
-  return new Worker(code, { ...options, eval: true });
+  return startEngineWorker(path.join(__dirname, 'restoreWriter.js'), path.join(__dirname, 'restoreWriterWorker.ts'), {
+    workerData: init,
+    resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
+  });
 }

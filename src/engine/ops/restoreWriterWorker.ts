@@ -4,7 +4,8 @@
 // error it only acks: nothing more is written.
 import { parentPort, workerData } from 'node:worker_threads';
 import { TreeWriter } from './treeWriter';
-import { decodeMeta, encodeError, type WriterAck, type WriterBatch, type WriterInit } from './writerProtocol';
+import { encodeError } from '../util/engineWorker';
+import { decodeMeta, type WriterAck, type WriterBatch, type WriterInit } from './writerProtocol';
 
 const port = parentPort!;
 const init = workerData as WriterInit;

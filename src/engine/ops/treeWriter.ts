@@ -30,7 +30,11 @@ export interface TreeWriterOptions {
 export class TreeWriter {
   private readonly root: Buffer;
   private readonly pendingDirs: { index: PathIndex; path: Buffer; meta: EntryMeta }[] = [];
-  private readonly knownDirs = new Set<string>();
+  /**
+   * Real folders checked (or made) by this run along the last path: [n] is the folder of the first n+1
+   * components. Paths come in tree order, so the next one shares most of it; memory is the depth.
+   */
+  private readonly knownDirs: string[] = [];
   /** Temporary names: random per run (unguessable), then a counter (no randomness per file). */
   private readonly tempPrefix = randomBytes(6).toString('hex');
   private tempSeq = 0;
@@ -42,7 +46,6 @@ export class TreeWriter {
   constructor(private readonly opts: TreeWriterOptions) {
     this.root = Buffer.from(opts.target.replace(/\/+$/, '') || '/');
     fs.mkdirSync(this.root, { recursive: true });
-    this.knownDirs.add(this.root.toString('latin1'));
   }
 
   /**
@@ -65,7 +68,7 @@ export class TreeWriter {
           if (existing.isSymbolicLink() || existing.isFile() || existing.isFIFO()) fs.unlinkSync(p);
         }
         if (index.length > 0 && (!existing || !existing.isDirectory())) fs.mkdirSync(p, { mode: 0o700 });
-        this.knownDirs.add(p.toString('latin1'));
+        if (index.length > 0) this.known(index.length - 1, p.toString('latin1'));
         this.pendingDirs.push({ index, path: p, meta });
         return false;
       }
@@ -178,7 +181,7 @@ export class TreeWriter {
     for (let n = 1; n < index.length; n++) {
       const p = this.pathOf(index.slice(0, n));
       const key = p.toString('latin1');
-      if (this.knownDirs.has(key)) continue;
+      if (this.knownDirs[n - 1] === key) continue;
       const st = fs.lstatSync(p, { throwIfNoEntry: false });
       if (!st) {
         fs.mkdirSync(p, { mode: 0o755 });
@@ -186,9 +189,14 @@ export class TreeWriter {
         this.refuse(index, `${indexToString(index.slice(0, n))} is not a folder${st.isSymbolicLink() ? ' (a symlink: following it could write outside the target)' : ''}`);
         return false;
       }
-      this.knownDirs.add(key);
+      this.known(n - 1, key);
     }
     return true;
+  }
+
+  private known(depth: number, key: string): void {
+    this.knownDirs.length = depth;
+    this.knownDirs.push(key);
   }
 
   private closeDirsNotAbove(index: PathIndex): void {

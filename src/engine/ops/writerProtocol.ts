@@ -1,8 +1,7 @@
-// Messages between restoreOutput.ts (main thread) and restoreWriterWorker.ts (worker thread). Only
-// strings, numbers and whole ArrayBuffers cross: a Buffer from Node's pool would drag its whole 8 KiB
-// slab through structured cloning, so path components and link targets travel as latin1 strings.
-import { OffsiteError, type ErrorCode } from '../errors';
+// Messages between restoreOutput.ts (main thread) and restoreWriterWorker.ts (worker thread): path
+// components and link targets travel as latin1 strings, file data in whole ArrayBuffers.
 import type { EntryMeta } from '../types';
+import type { WireError } from '../util/engineWorker';
 
 export interface WriterInit {
   readonly target: string;
@@ -26,17 +25,6 @@ export interface WriterBatch {
   readonly buf: ArrayBuffer | null;
 }
 
-export interface WireError {
-  readonly name: string;
-  readonly message: string;
-  readonly code?: string;
-  readonly hint?: string;
-  readonly file?: string;
-  readonly errno?: number;
-  readonly syscall?: string;
-  readonly path?: string;
-}
-
 export interface WriterAck {
   readonly buf: ArrayBuffer | null;
   /** Totals so far. */
@@ -56,30 +44,4 @@ export function encodeMeta(m: EntryMeta): WireMeta {
 
 export function decodeMeta(m: WireMeta): EntryMeta {
   return m.linkname === undefined ? (m as EntryMeta) : { ...m, linkname: Buffer.from(m.linkname, 'latin1') };
-}
-
-export function encodeError(e: unknown): WireError {
-  if (!(e instanceof Error)) return { name: 'Error', message: String(e) };
-  const x = e as Error & { code?: unknown; hint?: string; file?: string; errno?: number; syscall?: string; path?: unknown };
-  return {
-    name: x.name,
-    message: x.message,
-    code: typeof x.code === 'string' ? x.code : undefined,
-    hint: x.hint,
-    file: x.file,
-    errno: x.errno,
-    syscall: x.syscall,
-    path: typeof x.path === 'string' ? x.path : Buffer.isBuffer(x.path) ? x.path.toString() : undefined,
-  };
-}
-
-/** The error as the writer threw it: an OffsiteError again, or a system error with its code. */
-export function decodeError(w: WireError): Error {
-  if (w.name === 'OffsiteError') return new OffsiteError(w.code as ErrorCode, w.message, { hint: w.hint, file: w.file });
-  const e = new Error(w.message) as NodeJS.ErrnoException;
-  if (w.code !== undefined) e.code = w.code;
-  if (w.errno !== undefined) e.errno = w.errno;
-  if (w.syscall !== undefined) e.syscall = w.syscall;
-  if (w.path !== undefined) e.path = w.path;
-  return e;
 }

@@ -41,8 +41,8 @@ export class FilesystemOutput {
   private used = 0;
   private readonly spare: ArrayBuffer[] = [];
   private inFlight = 0;
+  /** The first error: reported by the worker (nothing after it is written), or the worker gone. */
   private failure: Error | undefined;
-  private exited = false;
   private wake: (() => void) | undefined;
   private workerFiles = 0;
   private workerBytes = 0;
@@ -109,6 +109,7 @@ export class FilesystemOutput {
   }
 
   private start(useWorker: boolean): void {
+    this.opts.log.debug(`Writing into ${this.opts.target} ${useWorker ? 'from a worker thread' : 'on this thread'}`);
     const init: WriterInit = { target: this.opts.target, force: this.opts.force, restoreOwners: this.opts.restoreOwners };
     if (!useWorker) {
       this.inline = new TreeWriter({ ...init, onRefuse: (m, r) => this.refused(m, r), onWarn: (m) => this.opts.log.warn(m) });
@@ -117,10 +118,7 @@ export class FilesystemOutput {
     const w = startWorker(init);
     w.on('message', (a: WriterAck) => this.onAck(a));
     w.on('error', (e) => this.fail(new Error(`The restore's writer thread failed: ${e.message}`)));
-    w.on('exit', () => {
-      this.exited = true;
-      this.fail(new Error("The restore's writer thread stopped"));
-    });
+    w.on('exit', () => this.fail(new Error("The restore's writer thread stopped")));
     this.worker = w;
   }
 
@@ -164,7 +162,7 @@ export class FilesystemOutput {
   }
 
   private post(): void {
-    if (this.ops.length === 0 || !this.worker || this.exited) return;
+    if (this.ops.length === 0 || !this.worker || this.failure) return;
     const batch: WriterBatch = { ops: this.ops, buf: this.buf };
     this.worker.postMessage(batch, this.buf ? [this.buf] : []);
     this.inFlight++;
@@ -179,8 +177,9 @@ export class FilesystemOutput {
     this.throwIfFailed();
   }
 
+  /** Until the worker has done what was sent; after a failure it writes nothing more, so not then. */
   private async drain(): Promise<void> {
-    while (this.inFlight > 0 && !this.exited) await this.nextAck();
+    while (this.inFlight > 0 && !this.failure) await this.nextAck();
   }
 
   private nextAck(): Promise<void> {

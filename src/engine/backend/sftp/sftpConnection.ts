@@ -253,7 +253,7 @@ function connectError(e: unknown, p: ConnectParams, hostKeyError: OffsiteError |
     }
     // The key the user named is locked and no password was tried: its passphrase is what is missing
     // (asking for a password instead would send the user after the wrong secret).
-    if (attempts.lockedKey !== undefined && OffsiteError.is(problem, 'passphrase') && !attempts.tried.some((t) => t.startsWith('a password'))) return problem;
+    if (attempts.namedKeyLocked && OffsiteError.is(problem, 'passphrase') && !attempts.tried.some((t) => t.startsWith('a password'))) return problem;
     const tried = attempts.tried.length ? attempts.tried.join(', ') : 'nothing (no agent, no key file, no password)';
     const extra = OffsiteError.is(problem) ? `; ${problem.message}` : '';
     return new BackendError('auth', 'connect', undefined, `${p.auth.label} refused the login (tried ${tried})${extra}`, {

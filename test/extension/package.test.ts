@@ -20,8 +20,11 @@ describe('npm run package', function () {
     assert.ok(size < 2 * 1024 * 1024, `small: ${size} bytes`);
     const listing = execFileSync('python3', ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', vsix], { encoding: 'utf8' }).trim().split('\n');
     const files = listing.filter((f) => f.startsWith('extension/')).map((f) => f.slice('extension/'.length)).sort();
-    // The engine process starts dist/restoreWriter.js (a worker thread) to restore a folder.
-    for (const f of ['dist/extension.js', 'dist/engineHost.js', 'dist/restoreWriter.js']) assert.ok(files.includes(f), `${f} in ${files.join(' ')}`);
+    // The engine process starts dist/restoreWriter.js (a worker thread) to restore a folder, and
+    // requires the vendor bundles when an sftp:// or s3:// remote is first opened.
+    for (const f of ['dist/extension.js', 'dist/engineHost.js', 'dist/restoreWriter.js', 'dist/vendor-sftp.js', 'dist/vendor-s3.js']) {
+      assert.ok(files.includes(f), `${f} in ${files.join(' ')}`);
+    }
     assert.ok(files.includes('package.json') && files.includes('package.nls.json') && files.includes('media/offsite.svg'));
     assert.deepEqual(files.filter((f) => /^(src|test|node_modules|out|bench|scripts)\//.test(f) || /\.(ts|map)$/.test(f)), []);
     // Everything it runs is bundled: the extension needs nothing but 'vscode' and Node's own modules.
@@ -29,6 +32,11 @@ describe('npm run package', function () {
     const required = [...ext.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]).filter((m) => !m.startsWith('node:'));
     const builtin = new Set(require('node:module').builtinModules as string[]);
     assert.deepEqual(required.filter((m) => m !== 'vscode' && !builtin.has(m)), []);
+    // What the engine bundle requires beside itself (the vendor bundles) is in the package.
+    const engine = fs.readFileSync(path.join(REPO, 'dist', 'engineHost.js'), 'utf8');
+    const siblings = [...new Set([...engine.matchAll(/require\("\.\/([^"]+)"\)/g)].map((m) => `dist/${m[1]}`))];
+    assert.ok(siblings.length >= 2, `the engine requires its vendor bundles: ${siblings.join(' ')}`);
+    for (const f of siblings) assert.ok(files.includes(f), `${f} (required by dist/engineHost.js) in the package`);
     const extDir = path.join(dir, 'extensions');
     const out = execFileSync(process.execPath, [CODE_SERVER_ENTRY, '--extensions-dir', extDir, '--user-data-dir', path.join(dir, 'data'), '--install-extension', vsix], {
       encoding: 'utf8',

@@ -165,8 +165,8 @@ export async function openDecoded(file: string, w: Wrapping, crypto: CryptoConte
   // faults and a munmap (verify of the 20k-file workspace: ~5.6 -> ~4.5 s through bin/offsite).
   const src = fs.createReadStream(file, { highWaterMark: 112 * 1024 });
   // Chunks one by one: a byte stream's async iterator returns everything buffered joined into a new
-  // Buffer (Readable.read() → fromList), a copy of every restored byte. ~16 inflate chunks ≈ 1 MiB.
-  const out = new PassThrough({ writableHighWaterMark: 1 << 20, readableObjectMode: true, readableHighWaterMark: 16 });
+  // Buffer (Readable.read() → fromList), a copy of every restored byte. 9 inflate chunks ≈ 1 MiB.
+  const out = new PassThrough({ writableHighWaterMark: 1 << 20, readableObjectMode: true, readableHighWaterMark: 9 });
   // The reader must see errors with the file's name: pipeline(src, dec, out) would destroy `out` with
   // the bare error before a handler could name it. A reader that stops early frees the file.
   pipeline(src, dec).catch((e) => out.destroy(withFile(e, remoteName)));

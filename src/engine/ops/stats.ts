@@ -41,11 +41,15 @@ export function byteSummary(n: number): string {
   return n === 1 ? '1 byte' : `${Math.round(n)} bytes`;
 }
 
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
 function prettyTime(t: number): string {
   // duplicity: time.asctime(time.localtime(t)), e.g. "Fri Nov 27 08:21:43 2026"
+  // Names from tables: toLocaleString loads ICU's locale data, 13 ms of every backup (cpu-prof).
   const d = new Date(t * 1000);
-  const day = d.toLocaleString('en-US', { weekday: 'short' });
-  const mon = d.toLocaleString('en-US', { month: 'short' });
+  const day = DAYS[d.getDay()];
+  const mon = MONTHS[d.getMonth()];
   const pad = (x: number) => String(x).padStart(2, '0');
   return `${day} ${mon} ${String(d.getDate()).padStart(2, ' ')} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${d.getFullYear()}`;
 }

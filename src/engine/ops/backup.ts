@@ -28,6 +28,7 @@ import { formatFileChange, formatManifest, type FileChange, type Manifest } from
 import { manifestName, parseName, signatureName, volumeName } from '../manifest/naming';
 import { compareIndex, indexFromBytes, indexToBytes, indexToString, isPrefixOf } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
+import { ListingCache } from '../scan/listingCache';
 import { scanTree, type ScanEntry, type SelectionRule } from '../scan/scanner';
 import { readStatCache, statCacheComplete, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
@@ -42,6 +43,8 @@ import { VolumeWriter, type FinishedVolume } from './volumeWriter';
 /** duplicity reads and stores file data in 64 KiB pieces (diffdir.get_read_size). */
 export const CHUNK = 64 * 1024;
 const READ_SIZE = 1 << 20;
+/** The folder listings of a scan, named by the set's time (see scan/listingCache.ts). */
+const DIRS_FILE = /^offsite-dirs\.\d{8}T\d{6}Z$/;
 /**
  * The scan loop gives the event loop a turn at least this often. Small files and unchanged ones are
  * handled with synchronous reads and already-resolved promises, which never reach the poll phase, so a
@@ -419,11 +422,22 @@ class BackupRun {
       if (frontier) await prevSig.take(frontier);
     };
 
+    // Folder listings: the newest in the cache folder, whichever set's scan wrote it (listingCache.ts).
+    const dirsName = `offsite-dirs.${timeToString(time)}`;
+    const prevDirs = opts.archive.names().filter((n) => DIRS_FILE.test(n)).sort().at(-1);
+    const listings = new ListingCache({
+      previous: prevDirs === undefined ? undefined : opts.archive.file(prevDirs),
+      next: opts.archive.file(dirsName),
+      scanStartNs: BigInt(Date.now()) * 1_000_000n,
+      onProblem: (m) => opts.log.debug(`Folder listings: ${m}`),
+    });
+    let scanned = false;
     const scan = scanTree(source, {
       rules: opts.rules,
       gitignore: opts.gitignore,
       signal: opts.signal,
       onError: (index, err) => this.fileError(index, err, true),
+      listings,
     });
     try {
       let lastYield = performance.now();
@@ -459,10 +473,16 @@ class BackupRun {
         if (statFailed.value) await leaveStatMode();
       }
       if (!statMode) for (let s = await prevSig.next(); s; s = await prevSig.next()) await this.vanished(s.index, s.meta.type, done);
+      scanned = true;
     } finally {
       await prevSig.close();
       await prevStat.close();
+      if (scanned) listings.close();
+      else listings.abort();
     }
+    opts.log.debug(`Folder listings: ${listings.reused} of ${listings.reused + listings.listed} folders unchanged since the previous scan, not read again`);
+    // Only the newest listings are kept (they describe the folder as it is, whatever becomes of this set).
+    if (scanned && opts.archive.has(dirsName)) for (const n of opts.archive.names()) if (DIRS_FILE.test(n) && n !== dirsName) opts.archive.remove(n);
 
     await this.volumes.finish();
     await this.sigtar.finish();

@@ -2,7 +2,8 @@
 // each folder's names sorted bytewise, a folder before its contents (FORMAT.md §6.4). Symlinks are not
 // followed; sockets are skipped. Paths stay bytes throughout (names need not be UTF-8).
 //
-// Speed: the walk is kernel-bound (one lstat per entry, open+getdents+close per folder). Synchronous
+// Speed: the walk is kernel-bound (one lstat per entry, open+getdents+close per folder, the latter
+// skipped for folders unchanged since a previous scan when its listings are given). Synchronous
 // fs calls measured ~4x faster than the libuv thread pool on this kind of machine (thread wake-ups
 // cost more than the calls), so the walk is a synchronous generator; the async wrapper lets the event
 // loop run every few hundred entries. Memory: the sorted names of each folder on the current path.
@@ -21,6 +22,7 @@ import {
   readRulesFile,
   type GitContext,
 } from './gitignore';
+import type { Listings } from './listingCache';
 import { OwnerNames } from './owners';
 
 export type { SelectionRule } from './selection';
@@ -55,6 +57,8 @@ export interface ScanOptions {
    * lstat, …). The path is left out and the scan goes on.
    */
   readonly onError: (index: PathIndex, error: Error) => void;
+  /** Folder listings of the previous scan, reused for folders that have not changed (listingCache.ts). */
+  readonly listings?: Listings;
 }
 
 /**
@@ -114,10 +118,11 @@ export function* scanTreeSync(root: string, options: ScanOptions): Generator<Sca
     if (!rootStat.isDirectory()) {
       throw new OffsiteError('usage', `The source ${rootAbs} is not a folder`, { hint: 'Choose a folder to back up.' });
     }
-    rootNames = listDir(rootPath);
+    rootNames = options.listings?.lookup([], rootStat) ?? listDir(rootPath);
   } catch (e) {
     throw rootError(rootAbs, e);
   }
+  options.listings?.record([], rootStat, rootNames);
   const rootEntry = makeEntry([], rootPath, rootStat, 'dir', undefined, owners);
   yield rootEntry;
 
@@ -203,12 +208,13 @@ export function* scanTreeSync(root: string, options: ScanOptions): Generator<Sca
     if (isDir) {
       let names: Buffer[];
       try {
-        names = listDir(childPath);
+        names = options.listings?.lookup(index, st) ?? listDir(childPath);
       } catch (e) {
         // As duplicity: a folder that cannot be listed is left out, not stored empty.
         onError(index, asError(e));
         continue;
       }
+      options.listings?.record(index, st, names);
       if (verdict === 'include') {
         if (pendingFrom !== -1) {
           yield* flushPending(stack, pendingFrom);

@@ -198,3 +198,35 @@ describe('backup: incrementals from a complete stat cache', function () {
     assert.deepEqual(await e.restored(), snapshotTree(e.src));
   });
 });
+
+describe('backup: folder listings of the previous scan', function () {
+  this.timeout(60_000);
+
+  it('an incremental reads only the folders that changed, and still stores what changed in them', async () => {
+    const e = env(tempDir('offsite-listings-'), 't', tree());
+    const deep = path.join(e.src, 'docs', 'deep');
+    fs.utimesSync(deep, 1_700_000_000, 1_700_000_000);
+    await sleep(RACY);
+    await e.run(); // full: lists every folder (there are no listings yet)
+    const counts = () => {
+      const line = e.log.lines.filter((l) => l.includes('Folder listings: ')).at(-1) ?? '';
+      const m = /Folder listings: (\d+) of (\d+) folders/.exec(line);
+      assert.ok(m, e.log.lines.join('\n'));
+      return [Number(m[1]), Number(m[2])];
+    };
+    assert.deepEqual(counts(), [0, 5]);
+    await e.run();
+    assert.deepEqual(counts(), [5, 5], 'no change: no folder read again');
+    const dirs = e.archive.names().filter((n) => n.startsWith('offsite-dirs.'));
+    assert.equal(dirs.length, 1, `only the newest listings are kept: ${dirs.join(', ')}`);
+
+    // A file added to a folder whose mtime is then set back: its ctime still says it changed.
+    await sleep(1100);
+    fs.writeFileSync(path.join(deep, 'sneaked-in.txt'), 'sneaked in\n');
+    fs.utimesSync(deep, 1_700_000_000, 1_700_000_000);
+    const r = await e.run();
+    assert.deepEqual(counts(), [4, 5]);
+    assert.equal(r.stats.NewFiles, 1);
+    assert.deepEqual(await e.restored(), snapshotTree(e.src));
+  });
+});

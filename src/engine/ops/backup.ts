@@ -28,7 +28,7 @@ import { formatFileChange, formatManifest, type FileChange, type Manifest } from
 import { manifestName, parseName, signatureName, volumeName } from '../manifest/naming';
 import { compareIndex, indexFromBytes, indexToBytes, indexToString, isPrefixOf } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
-import { ListingCache } from '../scan/listingCache';
+import { isListingsName, ListingCache, listingsName, newestListings } from '../scan/listingCache';
 import { scanTree, type ScanEntry, type SelectionRule } from '../scan/scanner';
 import { readStatCache, statCacheComplete, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
@@ -43,8 +43,6 @@ import { VolumeWriter, type FinishedVolume } from './volumeWriter';
 /** duplicity reads and stores file data in 64 KiB pieces (diffdir.get_read_size). */
 export const CHUNK = 64 * 1024;
 const READ_SIZE = 1 << 20;
-/** The folder listings of a scan, named by the set's time (see scan/listingCache.ts). */
-const DIRS_FILE = /^offsite-dirs\.\d{8}T\d{6}Z$/;
 /**
  * The scan loop gives the event loop a turn at least this often. Small files and unchanged ones are
  * handled with synchronous reads and already-resolved promises, which never reach the poll phase, so a
@@ -423,8 +421,8 @@ class BackupRun {
     };
 
     // Folder listings: the newest in the cache folder, whichever set's scan wrote it (listingCache.ts).
-    const dirsName = `offsite-dirs.${timeToString(time)}`;
-    const prevDirs = opts.archive.names().filter((n) => DIRS_FILE.test(n)).sort().at(-1);
+    const dirsName = listingsName(timeToString(time));
+    const prevDirs = newestListings(opts.archive.names());
     const listings = new ListingCache({
       previous: prevDirs === undefined ? undefined : opts.archive.file(prevDirs),
       next: opts.archive.file(dirsName),
@@ -482,7 +480,7 @@ class BackupRun {
     }
     opts.log.debug(`Folder listings: ${listings.reused} of ${listings.reused + listings.listed} folders unchanged since the previous scan, not read again`);
     // Only the newest listings are kept (they describe the folder as it is, whatever becomes of this set).
-    if (scanned && opts.archive.has(dirsName)) for (const n of opts.archive.names()) if (DIRS_FILE.test(n) && n !== dirsName) opts.archive.remove(n);
+    if (scanned && opts.archive.has(dirsName)) for (const n of opts.archive.names()) if (isListingsName(n) && n !== dirsName) opts.archive.remove(n);
 
     await this.volumes.finish();
     await this.sigtar.finish();

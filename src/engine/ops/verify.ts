@@ -9,6 +9,7 @@ import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
 import { parseName, signatureName } from '../manifest/naming';
 import { compareIndex, indexToString } from '../pathIndex';
+import { ListingCache, newestListings } from '../scan/listingCache';
 import { scanTree, type ScanEntry, type SelectionRule } from '../scan/scanner';
 import type { EntryMeta, PathIndex } from '../types';
 import { openForRead, setsForTime, type ReadOptions } from './restore';
@@ -101,6 +102,7 @@ async function sameContent(file: Buffer, item: Restorable): Promise<boolean> {
 
 export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const { repo, tempDir } = await openForRead(opts);
+  let listings: ListingCache | undefined;
   try {
     const time = opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000);
     const sets = await setsForTime(repo, time, opts.signal);
@@ -123,7 +125,10 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
 
     // Local paths, in the same order, to find the ones the backup lacks; the scan's lstat of a path
     // the backup has is the one compared (a second lstat per path was a quarter of verify's time).
-    const local = scanTree(root.toString(), { rules: opts.rules, gitignore: opts.gitignore, signal: opts.signal, onError: () => {} })[Symbol.asyncIterator]();
+    // The last backup's folder listings, read only: folders unchanged since are not read again.
+    const prevDirs = newestListings(opts.archive.names());
+    listings = prevDirs === undefined ? undefined : new ListingCache({ previous: opts.archive.file(prevDirs), scanStartNs: BigInt(Date.now()) * 1_000_000n });
+    const local = scanTree(root.toString(), { rules: opts.rules, gitignore: opts.gitignore, signal: opts.signal, onError: () => {}, listings })[Symbol.asyncIterator]();
     let localHead: ScanEntry | undefined = (await local.next()).value ?? undefined;
     /** Reports local paths before `upTo` as new; returns the scan's entry for `upTo` when it has one. */
     const passLocal = async (upTo: PathIndex | undefined): Promise<ScanEntry | undefined> => {
@@ -177,9 +182,10 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     if (extra) throw sigMismatch(`${indexToString(extra.index)} is only in the signatures`);
     await passLocal(undefined);
     await local.return?.(undefined);
-    opts.log.debug(`Verify compared ${compared} paths, ${lookedUp} of them looked up outside the scan`);
+    opts.log.debug(`Verify compared ${compared} paths, ${lookedUp} of them looked up outside the scan; ${listings?.reused ?? 0} folders from the last backup's listings`);
     return { time: sets.at(-1)!.set.endTime, compared, differences };
   } finally {
+    listings?.close();
     fs.rmSync(tempDir, { recursive: true, force: true });
   }
 }

@@ -28,6 +28,20 @@ import { compareIndex } from '../pathIndex';
 import type { PathIndex } from '../types';
 import { RACY_WINDOW_NS } from './statCache';
 
+/** A listing file's name in the cache folder: the time of the set whose scan wrote it. */
+export function listingsName(time: string): string {
+  return `offsite-dirs.${time}`;
+}
+
+/** The newest listing file among the cache folder's names (temp files excluded). */
+export function newestListings(names: readonly string[]): string | undefined {
+  return names.filter(isListingsName).sort().at(-1);
+}
+
+export function isListingsName(name: string): boolean {
+  return /^offsite-dirs\.\d{8}T\d{6}Z$/.test(name);
+}
+
 /** What a listing is checked against: the folder's lstat (bigint). */
 export interface FolderStat {
   readonly mtimeNs: bigint;
@@ -83,8 +97,8 @@ function statBytes(st: FolderStat): Buffer {
 export interface ListingCacheOptions {
   /** The previous scan's listing file, if any. */
   readonly previous?: string;
-  /** Where this scan's listings go (a 0600 temp file beside it until close()). */
-  readonly next: string;
+  /** Where this scan's listings go (a 0600 temp file beside it until close()); none: read only. */
+  readonly next?: string;
   /** When this scan began (ns since the epoch): listings of folders changed since shortly before are racy. */
   readonly scanStartNs: bigint;
   /** Told once why listings stopped being read or written (debug). */
@@ -102,7 +116,7 @@ export class ListingCache implements Listings {
   constructor(private readonly opts: ListingCacheOptions) {
     this.reader = opts.previous ? ListingReader.open(opts.previous, (why) => this.problem(`previous listings not used from here (${why})`)) : undefined;
     try {
-      this.writer = new ListingWriter(opts.next, opts.scanStartNs - RACY_WINDOW_NS);
+      if (opts.next !== undefined) this.writer = new ListingWriter(opts.next, opts.scanStartNs - RACY_WINDOW_NS);
     } catch (e) {
       this.problem(`listings not written (${(e as Error).message})`);
     }

@@ -4,6 +4,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FileBackend } from '../../../src/engine/backend/fileBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
 import { loadPrivateKeys, loadPublicKeys } from '../../../src/engine/crypto/keys';
@@ -89,7 +90,7 @@ describe('verify: differences between the backup and the folder', function () {
     check(r.differences, expected('', true));
     assert.equal(r.compared, 8, 'the root and the 7 backed-up paths');
     // Only the path the scan could not meet (gone.txt) was looked up again.
-    assert.ok(log.lines.includes('debug: Verify compared 8 paths, 1 of them looked up outside the scan'), log.lines.join('\n'));
+    assert.ok(log.lines.includes("debug: Verify compared 8 paths, 1 of them looked up outside the scan; 0 folders from the last backup's listings"), log.lines.join('\n'));
   });
 
   it('paths the verify rules exclude are still compared, from an lstat of their own', async () => {
@@ -98,18 +99,32 @@ describe('verify: differences between the backup and the folder', function () {
     // sub/fresh.txt is not reported: the rules exclude it, so it is not "new" to this selection.
     check(r.differences, expected('sub/', false));
     assert.equal(r.compared, 10, 'the root, top.txt, sub and its 7 backed-up paths');
-    assert.ok(log.lines.includes('debug: Verify compared 10 paths, 8 of them looked up outside the scan'), log.lines.join('\n'));
+    assert.ok(log.lines.includes("debug: Verify compared 10 paths, 8 of them looked up outside the scan; 0 folders from the last backup's listings"), log.lines.join('\n'));
   });
 
-  it('an unchanged folder has no differences', async () => {
+  it("an unchanged folder has no differences; its folders come from the backup's listings", async () => {
     const work = tempDir('offsite-verify-');
     const src = path.join(work, 'src');
     makeTree(src, { 'a.txt': 'a', sub: { 'b.txt': 'b', link: { symlink: '../a.txt' } } });
     const backend = new FileBackend(path.join(work, 'vault'));
     const archive = ArchiveDir.open(path.join(work, 'cache'));
+    await sleep(2_100); // listings of folders changed within 2 s of a scan are not reused
     await backup({ source: src, backend, archive, crypto, log: new MemoryLogger(), volumeSize: 1 << 20 });
-    const r = await verify({ backend, archive, crypto, log: new MemoryLogger(), source: src, compareData: true });
+    const log = new MemoryLogger();
+    const r = await verify({ backend, archive, crypto, log, source: src, compareData: true });
     assert.deepEqual(r.differences, []);
     assert.equal(r.compared, 5);
+    assert.ok(log.lines.includes("debug: Verify compared 5 paths, 0 of them looked up outside the scan; 2 folders from the last backup's listings"), log.lines.join('\n'));
+    // A file added since, in a folder whose mtime is then set back as it was: the listing is not
+    // trusted (the folder's ctime moved), the file is found.
+    const sub = path.join(src, 'sub');
+    const { atime, mtime } = fs.statSync(sub);
+    fs.writeFileSync(path.join(sub, 'late.txt'), 'late');
+    fs.utimesSync(sub, atime, mtime);
+    const again = await verify({ backend, archive, crypto, log: new MemoryLogger(), source: src, compareData: true });
+    assert.deepEqual(
+      again.differences.map((d) => `${d.path}: ${d.reason}`),
+      ['sub/late.txt: new file, not in the backup'],
+    );
   });
 });

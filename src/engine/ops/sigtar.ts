@@ -47,7 +47,7 @@ export class AppendFile {
   async write(data: Buffer): Promise<void> {
     if (this.used + data.length > this.buf.length) await this.flush();
     if (data.length > this.buf.length) {
-      await writeAll(this.fh, data, this.written);
+      writeAll(this.fh, data, this.written);
       this.written += data.length;
       return;
     }
@@ -57,7 +57,7 @@ export class AppendFile {
 
   async flush(): Promise<void> {
     if (this.used === 0) return;
-    await writeAll(this.fh, this.buf.subarray(0, this.used), this.written);
+    writeAll(this.fh, this.buf.subarray(0, this.used), this.written);
     this.written += this.used;
     this.used = 0;
   }
@@ -77,9 +77,12 @@ export class AppendFile {
   }
 }
 
-async function writeAll(fh: fs.promises.FileHandle, data: Buffer, position: number): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += (await fh.write(data, off, data.length - off, position + off)).bytesWritten;
+/**
+ * Synchronous writes: during a backup the threadpool is busy with compression jobs, and an async
+ * write queued behind them kept the main thread waiting (as the volume writes did, volumeWriter.ts).
+ */
+function writeAll(fh: fs.promises.FileHandle, data: Buffer, position: number): void {
+  for (let off = 0; off < data.length; ) off += fs.writeSync(fh.fd, data, off, data.length - off, position + off);
 }
 
 /** Writes a plaintext signature tar, member by member, in index order. */

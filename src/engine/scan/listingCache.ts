@@ -123,11 +123,19 @@ export class ListingCache implements Listings {
   }
 
   lookup(index: PathIndex, st: FolderStat): Buffer[] | undefined {
-    const l = this.reader?.find(index);
-    const same = l !== undefined && !l.racy && l.stat.equals(statBytes(st));
-    if (same) this.reused++;
-    else this.listed++;
-    return same ? l.names : undefined;
+    let l: Listing | undefined;
+    try {
+      l = this.reader?.find(index);
+    } catch (e) {
+      this.reader?.close(); // an I/O error reading the file: the scan lists folders itself from here
+      this.problem(`previous listings not used from here (${(e as Error).message})`);
+    }
+    if (l !== undefined && !l.racy && l.stat.equals(statBytes(st))) {
+      this.reused++;
+      return l.names;
+    }
+    this.listed++;
+    return undefined;
   }
 
   record(index: PathIndex, st: FolderStat, names: readonly Buffer[]): void {
@@ -285,8 +293,12 @@ class ListingReader {
     }
     const r = new ListingReader(fd, fail);
     const header = Buffer.alloc(HEADER_LEN);
-    if (fs.readSync(fd, header, 0, HEADER_LEN, 0) !== HEADER_LEN || !header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== VERSION) {
-      r.stop('not a listing file of this version');
+    try {
+      if (fs.readSync(fd, header, 0, HEADER_LEN, 0) !== HEADER_LEN || !header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== VERSION) {
+        r.stop('not a listing file of this version');
+      }
+    } catch (e) {
+      r.stop((e as Error).message); // e.g. EISDIR
     }
     return r;
   }
@@ -311,7 +323,11 @@ class ListingReader {
     this.done = true;
     this.block = Buffer.alloc(0);
     this.current = undefined;
-    fs.closeSync(this.fd);
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // nothing more is read from it either way
+    }
     if (why) this.fail(why);
   }
 

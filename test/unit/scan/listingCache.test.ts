@@ -122,6 +122,7 @@ describe('folder listings (listingCache.ts)', function () {
     ['a flipped byte', (f: string) => flipByte(f, Math.floor(fs.statSync(f).size / 2)), /checksum mismatch|bad compressed data/],
     ['a truncated file', (f: string) => fs.truncateSync(f, Math.floor(fs.statSync(f).size / 2)), /truncated/],
     ['not a listing file', (f: string) => fs.writeFileSync(f, 'OFFSTAT1 something else'), /not a listing file/],
+    ['a folder in its place', (f: string) => (fs.rmSync(f), fs.mkdirSync(f)), /EISDIR|directory/],
   ] as const) {
     it(`${name}: the scan reads the folders itself and says why once`, async () => {
       const dirs1 = await agedTreeListed();

@@ -24,6 +24,8 @@ export const DELTA_MAGIC = 0x72730236;
 export const MAX_LITERAL_RUN = 32768;
 /** Input is scanned in slices of this size, which bounds the working buffer. */
 const SLICE = 1 << 20;
+/** The smallest slice a scan buffer is made for (a file that grew past its hint is scanned in these). */
+const MIN_SLICE = 16 * 1024;
 
 export const OP_END = 0x00;
 export const OP_LITERAL_N1 = 0x41;
@@ -77,7 +79,13 @@ export class DeltaEncoder {
   private outLen = 0;
   private finished = false;
 
-  constructor(signature: Signature) {
+  /**
+   * @param expectedSize the new file's size when known (its lstat): the scan buffer is sized for it,
+   *   up to a 1 MiB slice. A buffer of 1.1 MiB for every changed file (mostly small ones) was an
+   *   mmap and tens of MiB of external memory per thousand files for V8 to collect. Any input
+   *   length works whatever the hint; it only bounds how much is scanned per step.
+   */
+  constructor(signature: Signature, expectedSize = SLICE) {
     this.sig = signature;
     this.blockLen = signature.blockLen;
     this.count = signature.blockCount;
@@ -85,8 +93,9 @@ export class DeltaEncoder {
     this.filterShift = 32 - signature.lookup.filterWordBits;
     this.slots = signature.lookup.slots;
     this.slotShift = 32 - signature.lookup.slotBits;
-    this.buf = Buffer.allocUnsafe(SLICE + MAX_LITERAL_RUN + 2 * this.blockLen + 64);
-    this.out = Buffer.allocUnsafe(64 * 1024);
+    const slice = Math.min(SLICE, Math.max(MIN_SLICE, expectedSize));
+    this.buf = Buffer.allocUnsafe(slice + MAX_LITERAL_RUN + 2 * this.blockLen + 64);
+    this.out = Buffer.allocUnsafe(Math.min(64 * 1024, 4096 + expectedSize));
     this.out.writeUInt32BE(DELTA_MAGIC, 0);
     this.outLen = 4;
   }

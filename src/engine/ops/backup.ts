@@ -693,7 +693,7 @@ class BackupRun {
       let delta: DeltaEncoder | undefined;
       if (prior?.signature) {
         try {
-          delta = new DeltaEncoder(parseSignature(prior.signature));
+          delta = new DeltaEncoder(parseSignature(prior.signature), limit);
         } catch (err) {
           this.opts.log.warn(`Unreadable previous signature of ${indexToString(e.index)} (${(err as Error).message}): storing it whole`);
         }

@@ -15,8 +15,8 @@ function sign(data: Buffer, blockLen = blockLengthFor(data.length), strongLen?: 
   return b.finish();
 }
 
-function encode(sig: Buffer, chunks: Buffer[]): Buffer {
-  const e = new DeltaEncoder(parseSignature(sig));
+function encode(sig: Buffer, chunks: Buffer[], expectedSize?: number): Buffer {
+  const e = new DeltaEncoder(parseSignature(sig), expectedSize);
   const parts = chunks.map((c) => e.update(c));
   parts.push(e.finish());
   return Buffer.concat(parts);
@@ -51,6 +51,19 @@ describe('delta/DeltaEncoder', () => {
       assert.ok(encode(oldSig, randomChunks(data, data.length, 5000)).equals(ours), 'chunking does not change the delta');
     });
   }
+
+  it('the size hint only sizes the scan buffer: the same delta for a hint of 0, the size, or far too small', () => {
+    for (const [name, data] of Object.entries(scenarios)) {
+      const ours = encode(oldSig, [data]);
+      // 2.5 MB read as the backup reads (1 MiB pieces) with a 20 KB hint: a file that grew after its lstat.
+      for (const hint of [0, 1, data.length, 20_000]) assert.ok(encode(oldSig, [data], hint).equals(ours), `${name}, hint ${hint}`);
+    }
+    const grown = Buffer.concat([old, seededBytes(2_500_000, 22), old.subarray(0, 100_000)]);
+    const whole = encode(oldSig, [grown]);
+    assert.ok(rdiffPatch(old, whole).equals(grown));
+    const pieces = [grown.subarray(0, 1 << 20), grown.subarray(1 << 20, 2 << 20), grown.subarray(2 << 20)];
+    assert.ok(encode(oldSig, pieces, 20_000).equals(whole));
+  });
 
   it('empty old file: all literal, which rdiff patch applies', () => {
     const data = seededBytes(100_000, 21);

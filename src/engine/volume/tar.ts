@@ -52,10 +52,13 @@ const FLAG_OF: Record<Exclude<TarType, 'other'>, number> = {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-/** NULs from `size` to the next multiple of 512 (empty when already aligned). */
+/**
+ * NULs from `size` to the next multiple of 512 (empty when already aligned): a view of a shared zero
+ * block (one allocation less per member), never to be written to.
+ */
 export function tarPadding(size: number): Buffer {
   const r = size % TAR_BLOCK;
-  return r === 0 ? Buffer.alloc(0) : Buffer.alloc(TAR_BLOCK - r);
+  return NUL_BLOCK.subarray(0, r === 0 ? 0 : TAR_BLOCK - r);
 }
 
 /**
@@ -161,7 +164,9 @@ interface UstarFields {
 const USTAR_MAGIC = Buffer.from('ustar\x0000', 'latin1');
 
 function ustarBlock(f: UstarFields): Buffer {
-  const b = Buffer.alloc(TAR_BLOCK);
+  // From Node's buffer pool, zeroed: a header per path and archive, and Buffer.alloc makes each its
+  // own ArrayBuffer (3x the time for 94k headers, and garbage V8 tracks one by one).
+  const b = Buffer.allocUnsafe(TAR_BLOCK).fill(0);
   f.name.copy(b, 0, 0, Math.min(100, f.name.length));
   writeOctal(b, 100, 8, f.mode);
   writeOctal(b, 108, 8, f.uid);

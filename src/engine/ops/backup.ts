@@ -153,12 +153,27 @@ class Chunker {
     await this.emit(this.take(this.pendingBytes), ++this.chunks, true);
   }
 
+  /**
+   * The first n pending bytes. A snapshot's reads are 64 KiB member buffers, so the first piece is
+   * usually exactly the chunk (no copy); joining all pending pieces every time copied each multi-chunk
+   * file once more (two 64 KiB pieces per take).
+   */
   private take(n: number): Buffer {
-    const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.pending = rest.length ? [rest] : [];
-    this.pendingBytes = rest.length;
+    const first = this.pending[0];
+    let out: Buffer;
+    if (first !== undefined && first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length > n) this.pending[0] = first.subarray(n);
+      else this.pending.shift();
+    } else {
+      let k = 0;
+      let got = 0;
+      while (got < n) got += this.pending[k++].length;
+      const joined = k === 1 ? this.pending[0] : Buffer.concat(this.pending.slice(0, k), got);
+      out = joined.subarray(0, n);
+      this.pending.splice(0, k, ...(got > n ? [joined.subarray(n)] : []));
+    }
+    this.pendingBytes -= n;
     return out;
   }
 }

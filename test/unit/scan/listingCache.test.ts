@@ -97,6 +97,41 @@ describe('folder listings (listingCache.ts)', function () {
     assert.equal(second.reused, folders(root) - 5);
   });
 
+  it('with selection rules and .gitignore: the same entries as a plain scan, excluded folders never listed', async () => {
+    work = tempDir('offsite-listings-');
+    root = path.join(work, 'src');
+    makeTree(root, {
+      '.gitignore': '*.log\nbuild/\n',
+      'a.log': 'ignored',
+      'keep.txt': 'k',
+      build: { 'out.js': 'ignored', deep: { 'x.js': 'ignored' } },
+      src: { 'main.ts': 'm', 'debug.log': 'ignored', nested: { '.gitignore': 'secret.txt\n', 'secret.txt': 's', 'ok.txt': 'o' } },
+      z: { 'excluded.txt': 'e' },
+    });
+    await sleep(2_100);
+    const options: Partial<ScanOptions> = { gitignore: true, rules: [{ kind: 'exclude', glob: 'z' }] };
+    const plain = scan(root, undefined, options);
+    assert.ok(!plain.some((l) => /build|\.log|secret|excluded/.test(l)), plain.join('\n'));
+    const run = (prev: string | undefined, next: string) => {
+      const l = new ListingCache({ previous: prev, next, scanStartNs: BigInt(Date.now()) * 1_000_000n });
+      const lines = scan(root, l, options);
+      l.close();
+      return { lines, reused: l.reused, listed: l.listed };
+    };
+    const first = run(undefined, path.join(work, 'dirs.1'));
+    const second = run(path.join(work, 'dirs.1'), path.join(work, 'dirs.2'));
+    assert.deepEqual(first.lines, plain);
+    assert.deepEqual(second.lines, plain);
+    // The root, src and src/nested; build/ and z are excluded before they would be listed.
+    assert.deepEqual([first.listed, second.reused, second.listed], [3, 3, 0]);
+    // A .gitignore edited in a reused folder still counts: its rules are read, not cached.
+    fs.writeFileSync(path.join(root, 'src', 'nested', '.gitignore'), 'ok.txt\n');
+    const third = run(path.join(work, 'dirs.2'), path.join(work, 'dirs.3'));
+    assert.equal(third.reused, 3);
+    assert.deepEqual(third.lines, scan(root, undefined, options));
+    assert.ok(third.lines.some((l) => l.startsWith('src/nested/secret.txt ')) && !third.lines.some((l) => l.startsWith('src/nested/ok.txt ')));
+  });
+
   it('racy listings (folders changed shortly before the scan began) are never reused', () => {
     work = tempDir('offsite-listings-');
     root = path.join(work, 'src');

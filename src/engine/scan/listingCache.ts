@@ -13,19 +13,18 @@
 // used up to the first fault and the scan lists folders itself from there on; a listing that cannot be
 // written is dropped (the next scan lists every folder).
 //
-// File layout (little-endian), blocks as in the stat cache (statCache.ts):
+// File layout (little-endian):
 //   header  "OFFDIRS1" u32 version=1
-//   blocks  u8 codec (1 deflate-raw) u32 rawLength u32 storedLength u32 crc32(raw) bytes…
-//   end     u8 0xff u32 recordCount u32 crc32(the previous 4 bytes)
+//   blocks (deflated) and end marker as in blockFile.ts, as the stat cache's
 // A record: varint path length + the folder's path relative to the root (components joined by '/',
 // empty for the root), u8 flags (bit 0: racy), i64 mtimeNs, i64 ctimeNs, u64 ino, u64 dev, varint name
 // count, then each name as varint length + bytes, sorted bytewise as the scanner sorts them.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as zlib from 'node:zlib';
 import { compareIndex } from '../pathIndex';
 import type { PathIndex } from '../types';
+import { BLOCK_HEADER_LEN, encodeBlock, encodeEnd, getVarint, putVarint, readBlockHeader, unpackBlock } from './blockFile';
 import { RACY_WINDOW_NS } from './statCache';
 
 /** A listing file's name in the cache folder: the time of the set whose scan wrote it. */
@@ -61,12 +60,7 @@ export interface Listings {
 const MAGIC = Buffer.from('OFFDIRS1', 'latin1');
 const VERSION = 1;
 const HEADER_LEN = 12;
-const BLOCK_HEADER_LEN = 13;
-const CODEC_DEFLATE = 1;
-const CODEC_END = 0xff;
-const END_LEN = 9;
 const BLOCK_TARGET = 256 * 1024;
-const MAX_BLOCK = 64 * 1024 * 1024;
 const RACY = 1;
 const SLASH = 0x2f;
 
@@ -223,11 +217,7 @@ class ListingWriter {
 
   close(): void {
     this.flush();
-    const end = Buffer.alloc(END_LEN);
-    end[0] = CODEC_END;
-    end.writeUInt32LE(this.count, 1);
-    end.writeUInt32LE(zlib.crc32(end.subarray(1, 5)), 5);
-    this.write(end);
+    this.write(encodeEnd(this.count));
     fs.closeSync(this.fd);
     this.ok = false;
     fs.renameSync(this.temp, this.final);
@@ -247,16 +237,9 @@ class ListingWriter {
 
   private flush(): void {
     if (this.pos === 0) return;
-    const raw = this.block.subarray(0, this.pos);
-    const stored = zlib.deflateRawSync(raw, { level: 1 });
-    const head = Buffer.allocUnsafe(BLOCK_HEADER_LEN);
-    head[0] = CODEC_DEFLATE;
-    head.writeUInt32LE(raw.length, 1);
-    head.writeUInt32LE(stored.length, 5);
-    head.writeUInt32LE(zlib.crc32(raw), 9);
+    const block = encodeBlock(this.block.subarray(0, this.pos), true);
     this.pos = 0;
-    this.write(head);
-    this.write(stored);
+    this.write(block);
   }
 
   private write(b: Buffer): void {
@@ -342,26 +325,16 @@ class ListingReader {
 
   private nextBlock(): void {
     const head = Buffer.alloc(BLOCK_HEADER_LEN);
-    const got = fs.readSync(this.fd, head, 0, BLOCK_HEADER_LEN, this.offset);
-    if (got >= END_LEN && head[0] === CODEC_END) {
-      const ok = got === END_LEN && head.readUInt32LE(5) === zlib.crc32(head.subarray(1, 5)) && head.readUInt32LE(1) === this.count;
-      // The end: everything before it was read and checked.
-      return ok ? this.stop() : this.stop('bad end marker');
-    }
-    if (got !== BLOCK_HEADER_LEN || head[0] !== CODEC_DEFLATE) return this.stop('truncated or bad block');
-    const rawLen = head.readUInt32LE(1);
-    const storedLen = head.readUInt32LE(5);
-    if (rawLen === 0 || rawLen > MAX_BLOCK || storedLen > MAX_BLOCK) return this.stop('bad block header');
-    const stored = Buffer.allocUnsafe(storedLen);
-    if (fs.readSync(this.fd, stored, 0, storedLen, this.offset + BLOCK_HEADER_LEN) !== storedLen) return this.stop('truncated');
-    this.offset += BLOCK_HEADER_LEN + storedLen;
-    let raw: Buffer;
-    try {
-      raw = zlib.inflateRawSync(stored, { maxOutputLength: rawLen });
-    } catch {
-      return this.stop('bad compressed data');
-    }
-    if (raw.length !== rawLen || zlib.crc32(raw) !== head.readUInt32LE(9)) return this.stop('checksum mismatch');
+    if (fs.readSync(this.fd, head, 0, BLOCK_HEADER_LEN, this.offset) !== BLOCK_HEADER_LEN) return this.stop('truncated');
+    const h = readBlockHeader(head);
+    if ('bad' in h) return this.stop(h.bad);
+    // The end: everything before it was read and checked.
+    if ('end' in h) return h.end === this.count ? this.stop() : this.stop('record count mismatch');
+    const stored = Buffer.allocUnsafe(h.stored);
+    if (fs.readSync(this.fd, stored, 0, h.stored, this.offset + BLOCK_HEADER_LEN) !== h.stored) return this.stop('truncated');
+    this.offset += BLOCK_HEADER_LEN + h.stored;
+    const raw = unpackBlock(head, stored);
+    if (typeof raw === 'string') return this.stop(raw);
     this.block = raw;
     this.cur.pos = 0;
   }
@@ -435,27 +408,4 @@ function comparePathIndex(p: Buffer, index: PathIndex): number {
     }
     pos++; // the '/' (or past the end: no component k + 1)
   }
-}
-
-function putVarint(b: Buffer, pos: number, v: number): number {
-  while (v >= 0x80) {
-    b[pos++] = (v % 0x80) | 0x80;
-    v = Math.floor(v / 0x80);
-  }
-  b[pos++] = v;
-  return pos;
-}
-
-/** -1 on a truncated or over-long varint. */
-function getVarint(b: Buffer, cur: { pos: number }): number {
-  let v = 0;
-  let mul = 1;
-  for (let k = 0; k < 5; k++) {
-    if (cur.pos >= b.length) return -1;
-    const byte = b[cur.pos++];
-    v += (byte & 0x7f) * mul;
-    if ((byte & 0x80) === 0) return v;
-    mul *= 0x80;
-  }
-  return -1;
 }

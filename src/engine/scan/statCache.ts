@@ -10,19 +10,18 @@
 //
 // File layout (little-endian):
 //   header  "OFFSTAT1" u32 version=1 u32 flags (bit 0: complete, see FLAG_COMPLETE)
-//   blocks  u8 codec (0 raw, 1 deflate-raw) u32 rawLength u32 storedLength u32 crc32(raw) bytes…
-//   end     u8 0xff u32 recordCount(low) u32 recordCount(high) u32 crc32(the previous 8 bytes)
+//   blocks and end marker as in blockFile.ts
 // A block holds whole records: varint sharedComponents (leading index components equal to the previous
 // record's), varint newComponents, then each new component as varint length + bytes; u8 type (bit 7:
 // racy), varint mode, uid, gid, size, i64 mtimeNs, i64 ctimeNs, u64 ino. Sharing components keeps both
 // the file and the reader's allocations small (one new Buffer per record, typically).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as zlib from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import type { EntryType, PathIndex } from '../types';
 import { OffsiteError } from '../errors';
 import { compareIndex } from '../pathIndex';
+import { BLOCK_HEADER_LEN, encodeBlock, encodeEnd, getVarint, putVarint, readBlockHeader, unpackBlock } from './blockFile';
 import type { ScanEntry } from './scanner';
 
 export interface StatRecord {
@@ -75,14 +74,8 @@ export const RACY_WINDOW_NS = 2_000_000_000n;
 const MAGIC = Buffer.from('OFFSTAT1', 'latin1');
 const VERSION = 1;
 const HEADER_LEN = 16;
-const BLOCK_HEADER_LEN = 13;
-const CODEC_RAW = 0;
-const CODEC_DEFLATE = 1;
-const CODEC_END = 0xff;
 /** Raw bytes per block: big enough to compress well, small enough to keep memory flat. */
 const BLOCK_TARGET = 256 * 1024;
-/** A reader refuses blocks larger than this (a corrupt length must not allocate gigabytes). */
-const MAX_BLOCK = 64 * 1024 * 1024;
 const TYPES: readonly EntryType[] = ['reg', 'dir', 'sym', 'fifo', 'chr', 'blk'];
 const TYPE_CODE: Record<EntryType, number> = { reg: 0, dir: 1, sym: 2, fifo: 3, chr: 4, blk: 5 };
 const RACY_BIT = 0x80;
@@ -196,12 +189,7 @@ export class StatCacheWriter {
     if (this.done) throw new OffsiteError('internal', 'StatCacheWriter closed twice');
     try {
       await this.flushBlock();
-      const end = Buffer.alloc(BLOCK_HEADER_LEN);
-      end[0] = CODEC_END;
-      end.writeUInt32LE(this.count % 2 ** 32, 1);
-      end.writeUInt32LE(Math.floor(this.count / 2 ** 32), 5);
-      end.writeUInt32LE(zlib.crc32(end.subarray(1, 9)), 9);
-      await writeAll(this.fh, end);
+      await writeAll(this.fh, encodeEnd(this.count));
       if (options.complete === true) {
         const flags = Buffer.alloc(4);
         flags.writeUInt32LE(FLAG_COMPLETE);
@@ -228,15 +216,9 @@ export class StatCacheWriter {
     if (this.pos === 0) return;
     this.flushing = true;
     try {
-      const raw = this.block.subarray(0, this.pos);
-      const stored = this.compress ? zlib.deflateRawSync(raw, { level: 1 }) : Buffer.from(raw);
-      const head = Buffer.allocUnsafe(BLOCK_HEADER_LEN);
-      head[0] = this.compress ? CODEC_DEFLATE : CODEC_RAW;
-      head.writeUInt32LE(raw.length, 1);
-      head.writeUInt32LE(stored.length, 5);
-      head.writeUInt32LE(zlib.crc32(raw), 9);
+      const block = encodeBlock(this.block.subarray(0, this.pos), this.compress);
       this.pos = 0;
-      await writeAll(this.fh, Buffer.concat([head, stored]));
+      await writeAll(this.fh, block);
     } finally {
       this.flushing = false;
     }
@@ -301,29 +283,18 @@ export async function* readStatCacheBlocks(path: string): AsyncGenerator<readonl
     for (;;) {
       if ((await readFully(fh, head, offset)) !== BLOCK_HEADER_LEN) throw corrupt('truncated');
       offset += BLOCK_HEADER_LEN;
-      const codec = head[0];
-      if (codec === CODEC_END) {
-        if (head.readUInt32LE(9) !== zlib.crc32(head.subarray(1, 9))) throw corrupt('bad end marker');
-        const total = head.readUInt32LE(1) + head.readUInt32LE(5) * 2 ** 32;
-        if (total !== state.count) throw corrupt('record count mismatch');
+      const h = readBlockHeader(head);
+      if ('bad' in h) throw corrupt(h.bad);
+      if ('end' in h) {
+        if (h.end !== state.count) throw corrupt('record count mismatch');
         if ((await readFully(fh, Buffer.alloc(1), offset)) !== 0) throw corrupt('data after the end');
         return;
       }
-      const rawLen = head.readUInt32LE(1);
-      const storedLen = head.readUInt32LE(5);
-      if ((codec !== CODEC_RAW && codec !== CODEC_DEFLATE) || rawLen > MAX_BLOCK || storedLen > MAX_BLOCK) {
-        throw corrupt('bad block header');
-      }
-      const stored = Buffer.allocUnsafe(storedLen);
-      if ((await readFully(fh, stored, offset)) !== storedLen) throw corrupt('truncated');
-      offset += storedLen;
-      let raw: Buffer;
-      try {
-        raw = codec === CODEC_RAW ? stored : zlib.inflateRawSync(stored, { maxOutputLength: rawLen });
-      } catch {
-        throw corrupt('bad compressed data');
-      }
-      if (raw.length !== rawLen || zlib.crc32(raw) !== head.readUInt32LE(9)) throw corrupt('checksum mismatch');
+      const stored = Buffer.allocUnsafe(h.stored);
+      if ((await readFully(fh, stored, offset)) !== h.stored) throw corrupt('truncated');
+      offset += h.stored;
+      const raw = unpackBlock(head, stored);
+      if (typeof raw === 'string') throw corrupt(raw);
       const records = decodeBlock(raw, state);
       if (records === undefined) throw corrupt('bad record');
       yield records;
@@ -485,32 +456,6 @@ function putTimes(b: Buffer, pos: number, mtimeNs: bigint, ctimeNs: bigint, ino:
 }
 
 const RESOLVED = Promise.resolve();
-
-function putVarint(b: Buffer, pos: number, v: number): number {
-  if (!Number.isSafeInteger(v) || v < 0) {
-    throw new OffsiteError('internal', `Stat cache: cannot store ${v}`);
-  }
-  while (v >= 0x80) {
-    b[pos++] = (v % 0x80) | 0x80;
-    v = Math.floor(v / 0x80);
-  }
-  b[pos++] = v;
-  return pos;
-}
-
-/** -1 on a truncated or over-long varint. */
-function getVarint(b: Buffer, cur: { pos: number }): number {
-  let v = 0;
-  let mul = 1;
-  for (let k = 0; k < 8; k++) {
-    if (cur.pos >= b.length) return -1;
-    const byte = b[cur.pos++];
-    v += (byte & 0x7f) * mul;
-    if ((byte & 0x80) === 0) return v;
-    mul *= 0x80;
-  }
-  return -1;
-}
 
 async function writeAll(fh: fs.promises.FileHandle, buf: Buffer): Promise<void> {
   let off = 0;

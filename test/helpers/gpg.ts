@@ -7,6 +7,8 @@ import { run, type RunResult } from './cli';
 import { tempDir } from './tmp';
 
 import { SAMPLES } from './samples';
+import { loadPrivateKeys, loadPublicKeys } from '../../src/engine/crypto/keys';
+import type { CryptoContext } from '../../src/engine/ops/remoteFiles';
 export { SAMPLES };
 export const KEYS = path.join(SAMPLES, 'keys');
 export const RSA_PUB = path.join(KEYS, 'rsa-pub.asc');
@@ -32,4 +34,16 @@ export function duplicity(home: string, args: string[], env: NodeJS.ProcessEnv =
 
 export function gpg(home: string, args: string[]): Promise<RunResult> {
   return run('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { env: { GNUPGHOME: home } });
+}
+
+let cryptoP: Promise<CryptoContext> | undefined;
+
+/** Encrypts to the RSA fixture key and decrypts with its secret key (no passphrase). */
+export function rsaCrypto(): Promise<CryptoContext> {
+  cryptoP ??= (async () => {
+    const recipients = await loadPublicKeys([RSA_PUB]);
+    const keys = await loadPrivateKeys([RSA_SEC], async () => undefined);
+    return { recipients, decryptOptions: async () => ({ decryptionKeys: keys }) };
+  })();
+  return cryptoP;
 }

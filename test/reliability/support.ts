@@ -8,29 +8,18 @@ import { pipeline } from 'node:stream/promises';
 import type { Backend } from '../../src/engine/backend/backend';
 import { ArchiveDir } from '../../src/engine/cache/archiveDir';
 import { createDecryptStream } from '../../src/engine/crypto/decrypt';
-import { loadPrivateKeys, loadPublicKeys } from '../../src/engine/crypto/keys';
 import { MemoryLogger } from '../../src/engine/log';
-import type { CryptoContext } from '../../src/engine/ops/remoteFiles';
 import { restore } from '../../src/engine/ops/restore';
-import { RSA_PUB, RSA_SEC } from '../helpers/gpg';
+import { rsaCrypto } from '../helpers/gpg';
 import { tempDir } from '../helpers/tmp';
 import { snapshotTree, type TreeEntry } from '../helpers/tree';
 import { mulberry32 } from '../../src/engine/util/seededRandom';
 
+export { rsaCrypto };
+
 /** Seeded random numbers in [0, 1), to pick test cases reproducibly. */
 export const rng = mulberry32;
 
-let cryptoP: Promise<CryptoContext> | undefined;
-
-/** Encrypts to the RSA fixture key and decrypts with its secret key (no passphrase). */
-export function rsaCrypto(): Promise<CryptoContext> {
-  cryptoP ??= (async () => {
-    const recipients = await loadPublicKeys([RSA_PUB]);
-    const keys = await loadPrivateKeys([RSA_SEC], async () => undefined);
-    return { recipients, decryptOptions: async () => ({ decryptionKeys: keys }) };
-  })();
-  return cryptoP;
-}
 
 /** Decrypts a whole stored file (checking its MDC): resolves with the plaintext size, or rejects. */
 export async function decryptWhole(file: string): Promise<number> {

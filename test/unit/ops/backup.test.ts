@@ -7,22 +7,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FaultBackend } from '../../../src/engine/backend/faultBackend';
 import { MemoryBackend } from '../../../src/engine/backend/memoryBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
-import { loadPrivateKeys, loadPublicKeys } from '../../../src/engine/crypto/keys';
 import { isCancellation, OffsiteError } from '../../../src/engine/errors';
 import { MemoryLogger } from '../../../src/engine/log';
 import { backup } from '../../../src/engine/ops/backup';
 import { readCheckpoint } from '../../../src/engine/ops/checkpoint';
 import type { CryptoContext } from '../../../src/engine/ops/remoteFiles';
 import { restore } from '../../../src/engine/ops/restore';
-import { RSA_PUB, RSA_SEC } from '../../helpers/gpg';
+import { rsaCrypto } from '../../helpers/gpg';
 import { makeTree, randomBytesSeeded, snapshotTree } from '../../helpers/tree';
 import { tempDir } from '../../helpers/tmp';
 
 let crypto: CryptoContext;
 before(async () => {
-  const recipients = await loadPublicKeys([RSA_PUB]);
-  const keys = await loadPrivateKeys([RSA_SEC], async () => undefined);
-  crypto = { recipients, decryptOptions: async () => ({ decryptionKeys: keys }) };
+  crypto = await rsaCrypto();
 });
 
 function env(spec: Parameters<typeof makeTree>[1]) {

@@ -8,21 +8,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FaultBackend } from '../../../src/engine/backend/faultBackend';
 import { MemoryBackend } from '../../../src/engine/backend/memoryBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
-import { loadPrivateKeys, loadPublicKeys } from '../../../src/engine/crypto/keys';
 import { MemoryLogger } from '../../../src/engine/log';
 import { backup, type BackupResult } from '../../../src/engine/ops/backup';
 import type { CryptoContext } from '../../../src/engine/ops/remoteFiles';
 import { restore } from '../../../src/engine/ops/restore';
 import { statCacheComplete } from '../../../src/engine/scan/statCache';
-import { RSA_PUB, RSA_SEC } from '../../helpers/gpg';
+import { rsaCrypto } from '../../helpers/gpg';
 import { makeTree, randomBytesSeeded, snapshotTree, type Spec } from '../../helpers/tree';
 import { tempDir } from '../../helpers/tmp';
 
 let crypto: CryptoContext;
 before(async () => {
-  const recipients = await loadPublicKeys([RSA_PUB]);
-  const keys = await loadPrivateKeys([RSA_SEC], async () => undefined);
-  crypto = { recipients, decryptOptions: async () => ({ decryptionKeys: keys }) };
+  crypto = await rsaCrypto();
 });
 
 /** A source tree, its own cache folder and remote. */

@@ -6,7 +6,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MemoryBackend } from '../../../src/engine/backend/memoryBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
-import { loadPrivateKeys, loadPublicKeys } from '../../../src/engine/crypto/keys';
 import { OffsiteError } from '../../../src/engine/errors';
 import { MemoryLogger } from '../../../src/engine/log';
 import { backup } from '../../../src/engine/ops/backup';
@@ -14,15 +13,13 @@ import { listFiles } from '../../../src/engine/ops/inspect';
 import { listFolder, type ListFolderOptions } from '../../../src/engine/ops/listFolder';
 import type { CryptoContext } from '../../../src/engine/ops/remoteFiles';
 import { indexFromBytes, indexToString } from '../../../src/engine/pathIndex';
-import { RSA_PUB, RSA_SEC } from '../../helpers/gpg';
+import { rsaCrypto } from '../../helpers/gpg';
 import { makeTree } from '../../helpers/tree';
 import { tempDir } from '../../helpers/tmp';
 
 let crypto: CryptoContext;
 before(async () => {
-  const recipients = await loadPublicKeys([RSA_PUB]);
-  const keys = await loadPrivateKeys([RSA_SEC], async () => undefined);
-  crypto = { recipients, decryptOptions: async () => ({ decryptionKeys: keys }) };
+  crypto = await rsaCrypto();
 });
 
 type Row = [string, string, boolean?];

@@ -8,12 +8,11 @@ import type { Backend } from '../../../src/engine/backend/backend';
 import { FileBackend } from '../../../src/engine/backend/fileBackend';
 import { MemoryBackend } from '../../../src/engine/backend/memoryBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
-import { loadPrivateKeys, loadPublicKeys } from '../../../src/engine/crypto/keys';
 import { MemoryLogger } from '../../../src/engine/log';
 import { backup } from '../../../src/engine/ops/backup';
 import type { CryptoContext } from '../../../src/engine/ops/remoteFiles';
 import { restore } from '../../../src/engine/ops/restore';
-import { RSA_PUB, RSA_SEC } from '../../helpers/gpg';
+import { rsaCrypto } from '../../helpers/gpg';
 import { makeTree, randomBytesSeeded, snapshotTree } from '../../helpers/tree';
 import { tempDir } from '../../helpers/tmp';
 
@@ -21,9 +20,7 @@ describe('restore: where the files are written from', function () {
   this.timeout(60_000);
   let crypto: CryptoContext;
   before(async () => {
-    const recipients = await loadPublicKeys([RSA_PUB]);
-    const keys = await loadPrivateKeys([RSA_SEC], async () => undefined);
-    crypto = { recipients, decryptOptions: async () => ({ decryptionKeys: keys }) };
+    crypto = await rsaCrypto();
   });
 
   const cases: { name: string; backend: (work: string) => Backend; tree: RegExp; file: RegExp }[] = [

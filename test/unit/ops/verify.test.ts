@@ -7,12 +7,11 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FileBackend } from '../../../src/engine/backend/fileBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
-import { loadPrivateKeys, loadPublicKeys } from '../../../src/engine/crypto/keys';
 import { MemoryLogger } from '../../../src/engine/log';
 import { backup } from '../../../src/engine/ops/backup';
 import type { CryptoContext } from '../../../src/engine/ops/remoteFiles';
 import { verify, type VerifyOptions } from '../../../src/engine/ops/verify';
-import { RSA_PUB, RSA_SEC } from '../../helpers/gpg';
+import { rsaCrypto } from '../../helpers/gpg';
 import { makeTree } from '../../helpers/tree';
 import { tempDir } from '../../helpers/tmp';
 
@@ -20,9 +19,7 @@ describe('verify: differences between the backup and the folder', function () {
   this.timeout(60_000);
   let crypto: CryptoContext;
   before(async () => {
-    const recipients = await loadPublicKeys([RSA_PUB]);
-    const keys = await loadPrivateKeys([RSA_SEC], async () => undefined);
-    crypto = { recipients, decryptOptions: async () => ({ decryptionKeys: keys }) };
+    crypto = await rsaCrypto();
   });
 
   const T = 1_700_000_000;

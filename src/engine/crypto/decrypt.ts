@@ -218,11 +218,12 @@ function quickCheck(cipher: { name: string; block: number }, key: Uint8Array, pr
 
 /** SEIPD v1 body (after the version byte) → plaintext without prefix and MDC; checks the MDC at the end. */
 /**
- * Bytes deciphered at a time: large enough that per-call costs vanish, and (with its cipher block of
- * slack) under bin/offsite's malloc mmap threshold of 128 KiB, so each output buffer comes from the
- * heap; 256 KiB pieces were an mmap, page faults and a munmap each.
+ * Bytes deciphered (and inflated, and read from a volume: remoteFiles.ts) at a time: large enough that
+ * per-call costs vanish, and (with its cipher block of slack) under bin/offsite's malloc mmap
+ * threshold of 128 KiB, so each buffer comes from the heap; 256 KiB pieces were an mmap, page faults
+ * and a munmap each.
  */
-const PIECE = 112 * 1024;
+export const PIECE = 112 * 1024;
 
 async function* decryptSeipd(
   ct: ByteReader,

@@ -11,7 +11,7 @@ import type { PrivateKey, PublicKey } from 'openpgp';
 import { BackendError, type Backend } from '../backend/backend';
 import { abortableDelay } from '../backend/backendUtil';
 import { OffsiteError, throwIfAborted } from '../errors';
-import { createDecryptStream, type DecryptOptions } from '../crypto/decrypt';
+import { createDecryptStream, PIECE, type DecryptOptions } from '../crypto/decrypt';
 import type { ParallelDeflateOptions } from '../crypto/deflate';
 import { createEncryptStream } from '../crypto/encrypt';
 import type { ParsedName } from '../manifest/naming';
@@ -161,9 +161,9 @@ export async function fetchRemote(backend: Backend, name: string, tempDir: strin
 /** Plaintext stream of a local copy of a stored file. */
 export async function openDecoded(file: string, w: Wrapping, crypto: CryptoContext, remoteName: string): Promise<Readable> {
   const dec = await decoder(w, crypto);
-  // Chunks under bin/offsite's malloc mmap threshold (128 KiB): each 1 MiB chunk was an mmap, 256 page
-  // faults and a munmap (verify of the 20k-file workspace: ~5.6 -> ~4.5 s through bin/offsite).
-  const src = fs.createReadStream(file, { highWaterMark: 112 * 1024 });
+  // Chunks of the decryptor's piece size, under bin/offsite's malloc mmap threshold: each 1 MiB chunk
+  // was an mmap, 256 page faults and a munmap.
+  const src = fs.createReadStream(file, { highWaterMark: PIECE });
   // Chunks one by one: a byte stream's async iterator returns everything buffered joined into a new
   // Buffer (Readable.read() → fromList), a copy of every restored byte. 9 inflate chunks ≈ 1 MiB.
   const out = new PassThrough({ writableHighWaterMark: 1 << 20, readableObjectMode: true, readableHighWaterMark: 9 });

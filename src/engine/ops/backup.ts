@@ -441,7 +441,6 @@ class BackupRun {
     const listings = new ListingCache({
       previous: prevDirs === undefined ? undefined : opts.archive.file(prevDirs),
       next: opts.archive.file(dirsName),
-      scanStartNs: BigInt(Date.now()) * 1_000_000n,
       onProblem: (m) => opts.log.debug(`Folder listings: ${m}`),
     });
     let scanned = false;

@@ -127,7 +127,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     // the backup has is the one compared (a second lstat per path was a quarter of verify's time).
     // The last backup's folder listings, read only: folders unchanged since are not read again.
     const prevDirs = newestListings(opts.archive.names());
-    listings = prevDirs === undefined ? undefined : new ListingCache({ previous: opts.archive.file(prevDirs), scanStartNs: BigInt(Date.now()) * 1_000_000n });
+    listings = prevDirs === undefined ? undefined : new ListingCache({ previous: opts.archive.file(prevDirs) });
     const local = scanTree(root.toString(), { rules: opts.rules, gitignore: opts.gitignore, signal: opts.signal, onError: () => {}, listings })[Symbol.asyncIterator]();
     let localHead: ScanEntry | undefined = (await local.next()).value ?? undefined;
     /** Reports local paths before `upTo` as new; returns the scan's entry for `upTo` when it has one. */

@@ -93,8 +93,8 @@ export interface ListingCacheOptions {
   readonly previous?: string;
   /** Where this scan's listings go (a 0600 temp file beside it until close()); none: read only. */
   readonly next?: string;
-  /** When this scan began (ns since the epoch): listings of folders changed since shortly before are racy. */
-  readonly scanStartNs: bigint;
+  /** When this scan began (ns since the epoch; default now): listings of folders changed since shortly before are racy. */
+  readonly scanStartNs?: bigint;
   /** Told once why listings stopped being read or written (debug). */
   readonly onProblem?: (message: string) => void;
 }
@@ -110,7 +110,7 @@ export class ListingCache implements Listings {
   constructor(private readonly opts: ListingCacheOptions) {
     this.reader = opts.previous ? ListingReader.open(opts.previous, (why) => this.problem(`previous listings not used from here (${why})`)) : undefined;
     try {
-      if (opts.next !== undefined) this.writer = new ListingWriter(opts.next, opts.scanStartNs - RACY_WINDOW_NS);
+      if (opts.next !== undefined) this.writer = new ListingWriter(opts.next, (opts.scanStartNs ?? BigInt(Date.now()) * 1_000_000n) - RACY_WINDOW_NS);
     } catch (e) {
       this.problem(`listings not written (${(e as Error).message})`);
     }

@@ -29,8 +29,8 @@ import { manifestName, parseName, signatureName, volumeName } from '../manifest/
 import { compareIndex, indexFromBytes, indexToBytes, indexToString, isPrefixOf } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
 import { isListingsName, ListingCache, listingsName, newestListings } from '../scan/listingCache';
-import { scanTree, type ScanEntry, type SelectionRule } from '../scan/scanner';
-import { readStatCache, statCacheComplete, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
+import { scanTreeSync, type ScanEntry, type SelectionRule } from '../scan/scanner';
+import { StatCacheCursor, statCacheComplete, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
 import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
@@ -124,6 +124,63 @@ class Cursor<T extends { index: PathIndex }> {
       if (c === 0) return h;
       if (skipped) await skipped(h);
     }
+  }
+}
+
+/**
+ * The stat cache written with the chain's last set, as a cursor in scan order. A corrupt or unreadable
+ * file ends it early (failed), with a warning: the files are then compared by reading them.
+ */
+class PrevStat {
+  failed = false;
+  private cursor: StatCacheCursor | undefined;
+
+  constructor(
+    file: string | undefined,
+    private readonly warn: (message: string) => void,
+  ) {
+    if (file === undefined) return;
+    try {
+      this.cursor = StatCacheCursor.open(file);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  peek(): StatRecord | undefined {
+    try {
+      return this.cursor?.peek();
+    } catch (e) {
+      this.fail(e);
+      return undefined;
+    }
+  }
+
+  shift(): StatRecord | undefined {
+    const h = this.peek();
+    this.cursor?.shift();
+    return h;
+  }
+
+  /** The record of `index`, skipping (and dropping) the records before it. */
+  find(index: PathIndex): StatRecord | undefined {
+    try {
+      return this.cursor?.find(index);
+    } catch (e) {
+      this.fail(e);
+      return undefined;
+    }
+  }
+
+  close(): void {
+    this.cursor?.close();
+    this.cursor = undefined;
+  }
+
+  private fail(e: unknown): void {
+    this.failed = true;
+    this.cursor = undefined; // the cursor closed itself
+    this.warn(`Ignoring the stat cache (${(e as Error).message}): unchanged files will be read once to compare`);
   }
 }
 
@@ -414,8 +471,7 @@ class BackupRun {
     // The signature files are opened only when first read (a no-change incremental never reads them).
     const prevSig = new Cursor<SigEntry>(mergeSignatureChain(sigFiles.map((f) => readCachedSigtar(f))));
     const statFile = chain && type === 'inc' ? opts.archive.file(`offsite-stat.${timeToString(chain.endTime)}`) : undefined;
-    const statFailed = { value: false };
-    const prevStat = new Cursor<StatRecord>(statFile && fs.existsSync(statFile) ? this.safeStatCache(statFile, statFailed) : (async function* () {})());
+    const prevStat = new PrevStat(statFile, (m) => opts.log.warn(m));
     const done = r?.index; // everything up to here is in the volumes already uploaded
     // With a complete stat cache, its records are exactly the paths of the previous state: a path whose
     // record matches is unchanged, a record the scan does not meet is a deletion, and the signature
@@ -444,7 +500,8 @@ class BackupRun {
       onProblem: (m) => opts.log.debug(`Folder listings: ${m}`),
     });
     let scanned = false;
-    const scan = scanTree(source, {
+    // The synchronous walk: no promise per path (the loop below awaits only real work, and yields).
+    const scan = scanTreeSync(source, {
       rules: opts.rules,
       gitignore: opts.gitignore,
       signal: opts.signal,
@@ -453,7 +510,7 @@ class BackupRun {
     });
     try {
       let lastYield = performance.now();
-      for await (const entry of scan) {
+      for (const entry of scan) {
         throwIfAborted(opts.signal);
         if (performance.now() - lastYield > YIELD_MS) {
           await setImmediate();
@@ -462,34 +519,42 @@ class BackupRun {
         const skip = done !== undefined && compareIndex(entry.index, done) <= 0;
         let stat: StatRecord | undefined;
         if (statMode) {
-          stat = await prevStat.take(entry.index, goneFromStat);
-          if (statFailed.value) await leaveStatMode();
+          // Records before this path: deleted since the previous backup.
+          let h = prevStat.peek();
+          let c = 0;
+          while (h !== undefined && (c = compareIndex(h.index, entry.index)) < 0) {
+            prevStat.shift();
+            await goneFromStat(h);
+            h = prevStat.peek();
+          }
+          if (prevStat.failed) await leaveStatMode();
+          else if (h !== undefined && c === 0) stat = prevStat.shift();
         }
         if (statMode) {
           frontier = entry.index;
           if (skip) continue;
           if (stat && statUnchanged(entry, stat)) {
-            await this.unchanged(entry);
+            this.unchanged(entry);
             continue;
           }
           await this.process(entry, await prevSig.take(entry.index), stat);
           continue;
         }
         const sig = await prevSig.take(entry.index, (s) => this.vanished(s.index, s.meta.type, done));
-        stat ??= await prevStat.take(entry.index);
+        stat ??= prevStat.find(entry.index);
         if (skip) continue;
         await this.process(entry, sig, stat);
       }
       if (statMode) {
-        for (let rec = await prevStat.next(); rec; rec = await prevStat.next()) await goneFromStat(rec);
-        if (statFailed.value) await leaveStatMode();
+        for (let rec = prevStat.shift(); rec; rec = prevStat.shift()) await goneFromStat(rec);
+        if (prevStat.failed) await leaveStatMode();
       }
       if (!statMode) for (let s = await prevSig.next(); s; s = await prevSig.next()) await this.vanished(s.index, s.meta.type, done);
       scanned = true;
     } finally {
       await prevSig.close();
-      await prevStat.close();
-      if (scanned) listings.close();
+      prevStat.close();
+      if (scanned) await listings.close();
       else listings.abort();
     }
     opts.log.debug(`Folder listings: ${listings.reused} of ${listings.reused + listings.listed} folders unchanged since the previous scan, not read again`);
@@ -530,15 +595,6 @@ class BackupRun {
     await this.statOut.close({ complete: !this.incomplete && !this.resumeFrom });
     this.statOut = undefined;
     for (const n of opts.archive.names()) if (n.startsWith('offsite-stat.') && n !== statName) opts.archive.remove(n);
-  }
-
-  private async *safeStatCache(file: string, failed: { value: boolean }): AsyncGenerator<StatRecord> {
-    try {
-      yield* readStatCache(file);
-    } catch (e) {
-      failed.value = true;
-      this.opts.log.warn(`Ignoring the stat cache (${(e as Error).message}): unchanged files will be read once to compare`);
-    }
   }
 
   private async put(name: string, file: string, size: number): Promise<void> {
@@ -622,11 +678,11 @@ class BackupRun {
   }
 
   /** A path the stat cache shows unchanged: counted, recorded again, nothing stored. */
-  private unchanged(e: ScanEntry): Promise<void> {
+  private unchanged(e: ScanEntry): void {
     this.files++;
     this.stats.SourceFiles++;
     this.stats.SourceFileSize += e.size;
-    return this.statOut!.add(statRecordOf(e));
+    this.statOut!.add(statRecordOf(e));
   }
 
   // Counters are updated only after a path's members are added: a volume closing inside add() snapshots
@@ -641,7 +697,7 @@ class BackupRun {
       }
       this.stats.SourceFiles++;
       this.stats.SourceFileSize += e.size;
-      await this.statOut!.add(statRecordOf(e));
+      this.statOut!.add(statRecordOf(e));
       return;
     }
     const priorFile = prior?.kind === 'signature' && prior.meta.type === 'reg' ? prior : undefined;
@@ -649,7 +705,7 @@ class BackupRun {
     if (priorFile && stat && sameMeta(priorFile.meta, e.meta) && statUnchanged(e, stat)) {
       this.stats.SourceFiles++;
       this.stats.SourceFileSize += e.size;
-      await this.statOut!.add(statRecordOf(e));
+      this.statOut!.add(statRecordOf(e));
       return;
     }
     const outcome = await this.storeFile(e, priorFile);
@@ -659,7 +715,7 @@ class BackupRun {
       this.count(prior ? 'changed' : 'new', e);
       await this.addFileChange(prior ? 'changed' : 'new', e.index);
     }
-    await this.statOut!.add(statRecordOf(e));
+    this.statOut!.add(statRecordOf(e));
   }
 
   private count(kind: 'new' | 'changed', e: ScanEntry): void {

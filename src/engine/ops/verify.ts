@@ -185,7 +185,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     opts.log.debug(`Verify compared ${compared} paths, ${lookedUp} of them looked up outside the scan; ${listings?.reused ?? 0} folders from the last backup's listings`);
     return { time: sets.at(-1)!.set.endTime, compared, differences };
   } finally {
-    listings?.close();
+    await listings?.close();
     fs.rmSync(tempDir, { recursive: true, force: true });
   }
 }

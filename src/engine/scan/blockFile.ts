@@ -3,6 +3,11 @@
 //   blocks  u8 codec (0 raw, 1 deflate-raw) u32 rawLength u32 storedLength u32 crc32(raw) bytes…
 //   end     u8 0xff u32 recordCount(low) u32 recordCount(high) u32 crc32(the previous 8 bytes)
 // and varints (7 bits per byte, least significant first) inside the blocks.
+//
+// Compression runs in the libuv threadpool (BlockWriter, BlockReader's read-ahead): the scan that
+// writes and reads these files is the main thread's work, and zlib there was ~8% of a no-change
+// incremental (perf, 220k paths).
+import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { OffsiteError } from '../errors';
 
@@ -14,15 +19,161 @@ const CODEC_END = 0xff;
 /** A reader refuses blocks larger than this (a corrupt length must not allocate gigabytes). */
 const MAX_BLOCK = 64 * 1024 * 1024;
 
+const DEFLATE: zlib.ZlibOptions = { level: 1 };
+/** Blocks being deflated in the threadpool at once per writer; beyond that they are deflated in place. */
+const MAX_IN_FLIGHT = 3;
+
 /** One block: header and stored bytes (deflated at level 1 when `compress`). */
 export function encodeBlock(raw: Buffer, compress: boolean): Buffer {
-  const stored = compress ? zlib.deflateRawSync(raw, { level: 1 }) : raw;
+  return frame(raw, compress ? zlib.deflateRawSync(raw, DEFLATE) : raw, compress);
+}
+
+function frame(raw: Buffer, stored: Buffer, deflated: boolean): Buffer {
   const head = Buffer.allocUnsafe(BLOCK_HEADER_LEN);
-  head[0] = compress ? CODEC_DEFLATE : CODEC_RAW;
+  head[0] = deflated ? CODEC_DEFLATE : CODEC_RAW;
   head.writeUInt32LE(raw.length, 1);
   head.writeUInt32LE(stored.length, 5);
   head.writeUInt32LE(zlib.crc32(raw), 9);
   return Buffer.concat([head, stored]);
+}
+
+/**
+ * Appends blocks to a file in order, deflating them in the threadpool: add() returns at once and the
+ * block is written (synchronously, from the main thread) when it and every block before it are ready.
+ * A write error is kept and thrown by the next add() and by flush().
+ */
+export class BlockWriter {
+  private readonly queue: { raw: Buffer; block?: Buffer }[] = [];
+  private inFlight = 0;
+  private error: Error | undefined;
+  private closed = false;
+  private whenIdle: (() => void) | undefined;
+
+  constructor(
+    private readonly fd: number,
+    private readonly compress: boolean,
+  ) {}
+
+  /** Queues a block of `raw`, which is read until the block is written: the caller must not reuse it. */
+  add(raw: Buffer): void {
+    if (this.error) throw this.error;
+    if (this.closed) throw new OffsiteError('internal', 'BlockWriter.add() after close');
+    const item: { raw: Buffer; block?: Buffer } = { raw };
+    this.queue.push(item);
+    if (!this.compress || this.inFlight >= MAX_IN_FLIGHT) {
+      item.block = encodeBlock(raw, this.compress);
+      this.writeReady();
+      return;
+    }
+    this.inFlight++;
+    zlib.deflateRaw(raw, DEFLATE, (err, stored) => {
+      this.inFlight--;
+      if (err) this.error ??= err;
+      else item.block = frame(raw, stored, true);
+      this.writeReady();
+    });
+  }
+
+  /** Writes bytes after every queued block (the end marker). */
+  async end(tail: Buffer): Promise<void> {
+    await this.flush();
+    writeAllSync(this.fd, tail);
+  }
+
+  /** Resolves when every queued block is written; rejects with the first write or deflate error. */
+  async flush(): Promise<void> {
+    if (this.queue.length > 0 && !this.error) await new Promise<void>((resolve) => (this.whenIdle = resolve));
+    if (this.error) throw this.error;
+  }
+
+  /** Stops writing: blocks still being deflated are dropped (the caller closes the file after this). */
+  close(): void {
+    this.closed = true;
+    this.queue.length = 0;
+    this.wake();
+  }
+
+  private writeReady(): void {
+    if (this.closed) return;
+    try {
+      while (this.queue.length > 0 && this.queue[0].block !== undefined && !this.error) {
+        writeAllSync(this.fd, this.queue[0].block);
+        this.queue.shift();
+      }
+    } catch (e) {
+      this.error ??= e as Error;
+    }
+    if (this.queue.length === 0 || this.error) this.wake();
+  }
+
+  private wake(): void {
+    const w = this.whenIdle;
+    this.whenIdle = undefined;
+    w?.();
+  }
+}
+
+/**
+ * Reads the blocks of a file in order, synchronously, inflating the block after the one handed out
+ * in the threadpool meanwhile (the caller then finds it ready, or inflates it itself if it comes
+ * back before the event loop has run). next() throws only the file's I/O errors.
+ */
+export class BlockReader {
+  private ahead: Pending | { end: number } | { bad: string } | undefined;
+
+  /** `offset`: where the first block header is. */
+  constructor(
+    private readonly fd: number,
+    private offset: number,
+  ) {}
+
+  /** Where the next block would start (after next() returned the end: just past the end marker). */
+  get position(): number {
+    return this.offset;
+  }
+
+  /** The next block's raw bytes; or the end marker's record count; or why the file is not valid. */
+  next(): Buffer | { end: number } | { bad: string } {
+    const p = this.ahead ?? this.readAt(this.offset);
+    this.ahead = undefined;
+    if ('bad' in p || 'end' in p) {
+      if ('end' in p) this.offset += BLOCK_HEADER_LEN;
+      return p;
+    }
+    this.offset = p.next;
+    const raw = p.raw ?? unpackBlock(p.head, p.stored);
+    p.raw = raw; // a read-ahead finishing later is ignored
+    if (typeof raw === 'string') return { bad: raw };
+    const ahead = this.readAt(this.offset);
+    if ('head' in ahead) this.inflateAhead(ahead);
+    this.ahead = ahead;
+    return raw;
+  }
+
+  private readAt(offset: number): Pending | { end: number } | { bad: string } {
+    const head = Buffer.allocUnsafe(BLOCK_HEADER_LEN);
+    if (readFullySync(this.fd, head, offset) !== BLOCK_HEADER_LEN) return { bad: 'truncated' };
+    const h = readBlockHeader(head);
+    if (!('stored' in h)) return h;
+    const stored = Buffer.allocUnsafe(h.stored);
+    if (readFullySync(this.fd, stored, offset + BLOCK_HEADER_LEN) !== h.stored) return { bad: 'truncated' };
+    return { head, stored, next: offset + BLOCK_HEADER_LEN + h.stored };
+  }
+
+  private inflateAhead(p: Pending): void {
+    if (p.head[0] !== CODEC_DEFLATE) return;
+    zlib.inflateRaw(p.stored, { maxOutputLength: p.head.readUInt32LE(1) }, (err, raw) => {
+      p.raw ??= err ? 'bad compressed data' : checked(p.head, raw);
+    });
+  }
+}
+
+interface Pending {
+  readonly head: Buffer;
+  readonly stored: Buffer;
+  /** Offset of the block after this one. */
+  readonly next: number;
+  raw?: Buffer | string;
 }
 
 /** The end marker after `count` records. */
@@ -59,7 +210,26 @@ export function unpackBlock(head: Buffer, stored: Buffer): Buffer | string {
   } catch {
     return 'bad compressed data';
   }
-  return raw.length === rawLen && zlib.crc32(raw) === head.readUInt32LE(9) ? raw : 'checksum mismatch';
+  return checked(head, raw);
+}
+
+function checked(head: Buffer, raw: Buffer): Buffer | string {
+  return raw.length === head.readUInt32LE(1) && zlib.crc32(raw) === head.readUInt32LE(9) ? raw : 'checksum mismatch';
+}
+
+export function writeAllSync(fd: number, b: Buffer): void {
+  for (let off = 0; off < b.length; ) off += fs.writeSync(fd, b, off, b.length - off);
+}
+
+/** Reads up to buf.length bytes at `position`; returns how many (fewer only at the end of the file). */
+export function readFullySync(fd: number, buf: Buffer, position: number): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = fs.readSync(fd, buf, got, buf.length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
 }
 
 export function putVarint(b: Buffer, pos: number, v: number): number {

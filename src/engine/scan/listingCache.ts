@@ -24,7 +24,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { compareIndex } from '../pathIndex';
 import type { PathIndex } from '../types';
-import { BLOCK_HEADER_LEN, encodeBlock, encodeEnd, getVarint, putVarint, readBlockHeader, unpackBlock } from './blockFile';
+import { BlockReader, BlockWriter, encodeEnd, getVarint, putVarint, readFullySync, writeAllSync } from './blockFile';
 import { RACY_WINDOW_NS } from './statCache';
 
 /** A listing file's name in the cache folder: the time of the set whose scan wrote it. */
@@ -61,6 +61,7 @@ const MAGIC = Buffer.from('OFFDIRS1', 'latin1');
 const VERSION = 1;
 const HEADER_LEN = 12;
 const BLOCK_TARGET = 256 * 1024;
+const BLOCK_SIZE = BLOCK_TARGET + 8192;
 const RACY = 1;
 const SLASH = 0x2f;
 
@@ -99,7 +100,10 @@ export interface ListingCacheOptions {
   readonly onProblem?: (message: string) => void;
 }
 
-/** Listings read from the previous file and written to the next one, with synchronous I/O (the scanner is synchronous). */
+/**
+ * Listings read from the previous file and written to the next one, with synchronous I/O (the scanner
+ * is synchronous) and the blocks' compression in the threadpool (blockFile.ts).
+ */
 export class ListingCache implements Listings {
   /** Folders whose names came from the previous scan / were read from the disk. */
   reused = 0;
@@ -143,11 +147,11 @@ export class ListingCache implements Listings {
   }
 
   /** Completes the new listing file (renamed into place); closes the previous one. */
-  close(): void {
+  async close(): Promise<void> {
     this.reader?.close();
     if (!this.writer?.ok) return;
     try {
-      this.writer.close();
+      await this.writer.close();
     } catch (e) {
       this.writer.abort();
       this.problem(`listings not written (${(e as Error).message})`);
@@ -169,7 +173,8 @@ class ListingWriter {
   ok = true;
   private readonly fd: number;
   private readonly temp: string;
-  private block = Buffer.allocUnsafe(BLOCK_TARGET + 8192);
+  private readonly blocks: BlockWriter;
+  private block = Buffer.allocUnsafe(BLOCK_SIZE);
   private pos = 0;
   private count = 0;
   private prev: PathIndex | undefined;
@@ -180,10 +185,11 @@ class ListingWriter {
   ) {
     this.temp = `${final}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
     this.fd = fs.openSync(this.temp, 'wx', 0o600);
+    this.blocks = new BlockWriter(this.fd, true);
     const header = Buffer.alloc(HEADER_LEN);
     MAGIC.copy(header);
     header.writeUInt32LE(VERSION, 8);
-    this.write(header);
+    writeAllSync(this.fd, header);
   }
 
   add(index: PathIndex, st: FolderStat, names: readonly Buffer[]): void {
@@ -215,15 +221,16 @@ class ListingWriter {
     if (this.pos >= BLOCK_TARGET) this.flush();
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.flush();
-    this.write(encodeEnd(this.count));
-    fs.closeSync(this.fd);
+    await this.blocks.end(encodeEnd(this.count));
     this.ok = false;
+    fs.closeSync(this.fd);
     fs.renameSync(this.temp, this.final);
   }
 
   abort(): void {
+    this.blocks.close();
     if (this.ok) {
       this.ok = false;
       try {
@@ -237,13 +244,10 @@ class ListingWriter {
 
   private flush(): void {
     if (this.pos === 0) return;
-    const block = encodeBlock(this.block.subarray(0, this.pos), true);
+    // The block is deflated and written in the background: a new one for the next records.
+    this.blocks.add(this.block.subarray(0, this.pos));
+    this.block = Buffer.allocUnsafe(BLOCK_SIZE);
     this.pos = 0;
-    this.write(block);
-  }
-
-  private write(b: Buffer): void {
-    for (let off = 0; off < b.length; ) off += fs.writeSync(this.fd, b, off, b.length - off);
   }
 }
 
@@ -253,7 +257,7 @@ class ListingWriter {
  * moves forward.
  */
 class ListingReader {
-  private offset = HEADER_LEN;
+  private readonly blocks: BlockReader;
   private block: Buffer = Buffer.alloc(0);
   private readonly cur = { pos: 0 };
   private current: Listing | undefined;
@@ -264,7 +268,9 @@ class ListingReader {
   private constructor(
     private readonly fd: number,
     private readonly fail: (why: string) => void,
-  ) {}
+  ) {
+    this.blocks = new BlockReader(fd, HEADER_LEN);
+  }
 
   static open(file: string, fail: (why: string) => void): ListingReader | undefined {
     let fd: number;
@@ -277,7 +283,7 @@ class ListingReader {
     const r = new ListingReader(fd, fail);
     const header = Buffer.alloc(HEADER_LEN);
     try {
-      if (fs.readSync(fd, header, 0, HEADER_LEN, 0) !== HEADER_LEN || !header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== VERSION) {
+      if (readFullySync(fd, header, 0) !== HEADER_LEN || !header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== VERSION) {
         r.stop('not a listing file of this version');
       }
     } catch (e) {
@@ -324,18 +330,11 @@ class ListingReader {
   }
 
   private nextBlock(): void {
-    const head = Buffer.alloc(BLOCK_HEADER_LEN);
-    if (fs.readSync(this.fd, head, 0, BLOCK_HEADER_LEN, this.offset) !== BLOCK_HEADER_LEN) return this.stop('truncated');
-    const h = readBlockHeader(head);
-    if ('bad' in h) return this.stop(h.bad);
+    const b = this.blocks.next();
+    if ('bad' in b) return this.stop(b.bad);
     // The end: everything before it was read and checked.
-    if ('end' in h) return h.end === this.count ? this.stop() : this.stop('record count mismatch');
-    const stored = Buffer.allocUnsafe(h.stored);
-    if (fs.readSync(this.fd, stored, 0, h.stored, this.offset + BLOCK_HEADER_LEN) !== h.stored) return this.stop('truncated');
-    this.offset += BLOCK_HEADER_LEN + h.stored;
-    const raw = unpackBlock(head, stored);
-    if (typeof raw === 'string') return this.stop(raw);
-    this.block = raw;
+    if ('end' in b) return b.end === this.count ? this.stop() : this.stop('record count mismatch');
+    this.block = b;
     this.cur.pos = 0;
   }
 

@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import type { EntryType, PathIndex } from '../types';
 import { OffsiteError } from '../errors';
 import { compareIndex } from '../pathIndex';
-import { BLOCK_HEADER_LEN, encodeBlock, encodeEnd, getVarint, putVarint, readBlockHeader, unpackBlock } from './blockFile';
+import { BlockReader, BlockWriter, encodeEnd, getVarint, putVarint, readFullySync, writeAllSync } from './blockFile';
 import type { ScanEntry } from './scanner';
 
 export interface StatRecord {
@@ -76,6 +76,8 @@ const VERSION = 1;
 const HEADER_LEN = 16;
 /** Raw bytes per block: big enough to compress well, small enough to keep memory flat. */
 const BLOCK_TARGET = 256 * 1024;
+/** A block buffer: the target and room for the record that crosses it. */
+const BLOCK_SIZE = BLOCK_TARGET + 8192;
 const TYPES: readonly EntryType[] = ['reg', 'dir', 'sym', 'fifo', 'chr', 'blk'];
 const TYPE_CODE: Record<EntryType, number> = { reg: 0, dir: 1, sym: 2, fifo: 3, chr: 4, blk: 5 };
 const RACY_BIT = 0x80;
@@ -97,31 +99,34 @@ export interface StatCacheWriterOptions {
 
 /** Writes records (added in index order) to `path` atomically: a 0600 temp file renamed on close. */
 export class StatCacheWriter {
-  private block: Buffer = Buffer.allocUnsafe(BLOCK_TARGET + 8192);
+  private block: Buffer = Buffer.allocUnsafe(BLOCK_SIZE);
   private pos = 0;
   private prevIndex: PathIndex | undefined;
   private count = 0;
-  private flushing = false;
   private done = false;
+  private fdOpen = true;
+  private readonly blocks: BlockWriter;
 
   private constructor(
-    private readonly fh: fs.promises.FileHandle,
+    private readonly fd: number,
     private readonly tempPath: string,
     private readonly finalPath: string,
     private readonly racyFromNs: bigint,
-    private readonly compress: boolean,
-  ) {}
+    compress: boolean,
+  ) {
+    this.blocks = new BlockWriter(fd, compress);
+  }
 
   static async create(path: string, options: StatCacheWriterOptions = {}): Promise<StatCacheWriter> {
     const tempPath = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    const fh = await fs.promises.open(tempPath, 'wx', 0o600);
+    const fd = fs.openSync(tempPath, 'wx', 0o600);
     const start = options.scanStartNs ?? BigInt(Date.now()) * 1_000_000n;
-    const w = new StatCacheWriter(fh, tempPath, path, start - RACY_WINDOW_NS, options.compress ?? true);
+    const w = new StatCacheWriter(fd, tempPath, path, start - RACY_WINDOW_NS, options.compress ?? true);
     try {
       const header = Buffer.alloc(HEADER_LEN);
       MAGIC.copy(header, 0);
       header.writeUInt32LE(VERSION, 8);
-      await writeAll(fh, header);
+      writeAllSync(fd, header);
     } catch (e) {
       await w.abort();
       throw e;
@@ -129,13 +134,12 @@ export class StatCacheWriter {
     return w;
   }
 
-  /** Adds one record; records must come in strictly increasing index order. Await each call. */
-  add(r: StatRecord): Promise<void> {
-    if (this.done || this.flushing) {
-      return Promise.reject(
-        new OffsiteError('internal', 'StatCacheWriter.add() called after close or during a pending add'),
-      );
-    }
+  /**
+   * Adds one record; records must come in strictly increasing index order. Synchronous: full blocks
+   * are deflated and written in the background, and a write error is thrown by a later add() or close().
+   */
+  add(r: StatRecord): void {
+    if (this.done) throw new OffsiteError('internal', 'StatCacheWriter.add() called after close');
     const index = r.index;
     const prev = this.prevIndex;
     let shared = 0;
@@ -144,21 +148,17 @@ export class StatCacheWriter {
       while (shared < max && (prev[shared] === index[shared] || prev[shared].equals(index[shared]))) shared++;
       // Strictly increasing: the previous index is a proper prefix, or the first differing component is larger.
       const ordered = shared < max ? Buffer.compare(prev[shared], index[shared]) < 0 : prev.length < index.length;
-      if (!ordered) {
-        return Promise.reject(new OffsiteError('internal', 'Stat cache records must be added in index order'));
-      }
+      if (!ordered) throw new OffsiteError('internal', 'Stat cache records must be added in index order');
     }
     let need = 64;
     for (let k = shared; k < index.length; k++) {
       const c = index[k];
-      if (c.length === 0 || c.includes(SLASH) || c.includes(0)) {
-        return Promise.reject(new OffsiteError('internal', 'Stat cache: invalid path component'));
-      }
+      if (c.length === 0 || c.includes(SLASH) || c.includes(0)) throw new OffsiteError('internal', 'Stat cache: invalid path component');
       need += c.length + 5;
     }
     if (this.pos + need > this.block.length) {
-      if (this.pos > 0) return this.flushBlock().then(() => this.add(r));
-      this.block = Buffer.allocUnsafe(need + BLOCK_TARGET); // a record bigger than a block
+      this.flushBlock();
+      if (need > this.block.length) this.block = Buffer.allocUnsafe(need + BLOCK_TARGET); // a record bigger than a block
     }
     const b = this.block;
     let pos = putVarint(b, this.pos, shared);
@@ -178,7 +178,7 @@ export class StatCacheWriter {
     this.pos = pos;
     this.prevIndex = index;
     this.count++;
-    return this.pos >= BLOCK_TARGET ? this.flushBlock() : RESOLVED;
+    if (this.pos >= BLOCK_TARGET) this.flushBlock();
   }
 
   /**
@@ -188,16 +188,16 @@ export class StatCacheWriter {
   async close(options: { readonly complete?: boolean } = {}): Promise<void> {
     if (this.done) throw new OffsiteError('internal', 'StatCacheWriter closed twice');
     try {
-      await this.flushBlock();
-      await writeAll(this.fh, encodeEnd(this.count));
+      this.flushBlock();
+      await this.blocks.end(encodeEnd(this.count));
+      this.done = true;
       if (options.complete === true) {
         const flags = Buffer.alloc(4);
         flags.writeUInt32LE(FLAG_COMPLETE);
-        await this.fh.write(flags, 0, 4, FLAGS_OFFSET);
+        fs.writeSync(this.fd, flags, 0, 4, FLAGS_OFFSET);
       }
-      await this.fh.datasync();
-      this.done = true;
-      await this.fh.close();
+      await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
+      this.closeFd();
       await fs.promises.rename(this.tempPath, this.finalPath);
     } catch (e) {
       await this.abort();
@@ -207,21 +207,28 @@ export class StatCacheWriter {
 
   /** Drops the temp file; the previous cache file (if any) stays. */
   async abort(): Promise<void> {
+    this.blocks.close();
     this.done = true;
-    await this.fh.close().catch(() => undefined);
+    try {
+      this.closeFd();
+    } catch {
+      // nothing more is written to it either way
+    }
     await fs.promises.rm(this.tempPath, { force: true });
   }
 
-  private async flushBlock(): Promise<void> {
+  private closeFd(): void {
+    if (!this.fdOpen) return;
+    this.fdOpen = false; // before closing: the number may be reused at once
+    fs.closeSync(this.fd);
+  }
+
+  private flushBlock(): void {
     if (this.pos === 0) return;
-    this.flushing = true;
-    try {
-      const block = encodeBlock(this.block.subarray(0, this.pos), this.compress);
-      this.pos = 0;
-      await writeAll(this.fh, block);
-    } finally {
-      this.flushing = false;
-    }
+    // The block goes to the writer, which deflates it in the background: a new one for the next records.
+    this.blocks.add(this.block.subarray(0, this.pos));
+    this.block = Buffer.allocUnsafe(BLOCK_SIZE);
+    this.pos = 0;
   }
 }
 
@@ -248,195 +255,160 @@ export function statCacheComplete(path: string): boolean {
 }
 
 /**
- * Reads a stat cache back in order, one block in memory at a time. A missing file yields nothing; a
- * corrupt or truncated one throws OffsiteError('format') (the caller then reads the files instead).
+ * Reads a stat cache back in order (all of it; tests and tools). A missing file yields nothing; a
+ * corrupt or truncated one throws OffsiteError('format').
  */
-export function readStatCache(path: string): AsyncIterableIterator<StatRecord> {
-  // An async generator's yield costs several promise hops; handing out a decoded block's records
-  // from an array is ~3x cheaper per record.
-  return new Flatten(readStatCacheBlocks(path));
-}
-
-/** The same records, one decoded block (a few thousand records) at a time. */
-export async function* readStatCacheBlocks(path: string): AsyncGenerator<readonly StatRecord[], void, undefined> {
-  let fh: fs.promises.FileHandle;
+export async function* readStatCache(path: string): AsyncGenerator<StatRecord, void, undefined> {
+  const cursor = StatCacheCursor.open(path);
   try {
-    fh = await fs.promises.open(path, 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
-  }
-  const corrupt = (why: string): OffsiteError =>
-    new OffsiteError('format', `The stat cache ${path} is corrupt (${why})`, {
-      hint: 'It is rebuilt by the next backup; files are compared by content meanwhile.',
-      file: path,
-    });
-  try {
-    let offset = 0;
-    const header = Buffer.alloc(HEADER_LEN);
-    if ((await readFully(fh, header, offset)) !== HEADER_LEN) throw corrupt('short header');
-    if (!header.subarray(0, 8).equals(MAGIC)) throw corrupt('not a stat cache');
-    if (header.readUInt32LE(8) !== VERSION) throw corrupt(`unknown version ${header.readUInt32LE(8)}`);
-    offset += HEADER_LEN;
-    const head = Buffer.alloc(BLOCK_HEADER_LEN);
-    const state: DecodeState = { prevIndex: [], count: 0 };
-    for (;;) {
-      if ((await readFully(fh, head, offset)) !== BLOCK_HEADER_LEN) throw corrupt('truncated');
-      offset += BLOCK_HEADER_LEN;
-      const h = readBlockHeader(head);
-      if ('bad' in h) throw corrupt(h.bad);
-      if ('end' in h) {
-        if (h.end !== state.count) throw corrupt('record count mismatch');
-        if ((await readFully(fh, Buffer.alloc(1), offset)) !== 0) throw corrupt('data after the end');
-        return;
-      }
-      const stored = Buffer.allocUnsafe(h.stored);
-      if ((await readFully(fh, stored, offset)) !== h.stored) throw corrupt('truncated');
-      offset += h.stored;
-      const raw = unpackBlock(head, stored);
-      if (typeof raw === 'string') throw corrupt(raw);
-      const records = decodeBlock(raw, state);
-      if (records === undefined) throw corrupt('bad record');
-      yield records;
-    }
+    for (let r = cursor.shift(); r !== undefined; r = cursor.shift()) yield r;
   } finally {
-    await fh.close();
-  }
-}
-
-class Flatten<T> implements AsyncIterableIterator<T> {
-  private buf: readonly T[] = [];
-  private i = 0;
-
-  constructor(private readonly src: AsyncIterator<readonly T[]>) {}
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
-    return this;
-  }
-
-  next(): Promise<IteratorResult<T>> {
-    if (this.i < this.buf.length) return Promise.resolve({ done: false, value: this.buf[this.i++] });
-    return this.refill();
-  }
-
-  async return(): Promise<IteratorResult<T>> {
-    this.buf = [];
-    await this.src.return?.(undefined);
-    return { done: true, value: undefined };
-  }
-
-  private async refill(): Promise<IteratorResult<T>> {
-    for (;;) {
-      const r = await this.src.next();
-      if (r.done === true) {
-        this.buf = [];
-        return { done: true, value: undefined };
-      }
-      this.buf = r.value;
-      this.i = 0;
-      if (this.buf.length > 0) return { done: false, value: this.buf[this.i++] };
-    }
+    cursor.close();
   }
 }
 
 /**
- * Looks records up for a scan that runs in the same (index) order: each find() moves forward only.
+ * Reads a stat cache in index order, synchronously, one block in memory and one record decoded at a
+ * time (a scan consults it once per path: no promise per record, and no block's worth of records
+ * kept alive past the young generation). A missing file has no records; a corrupt or truncated one
+ * throws OffsiteError('format') from the call that meets the fault (the caller then reads files).
  */
 export class StatCacheCursor {
-  private readonly it: AsyncIterator<StatRecord>;
-  private current: StatRecord | undefined;
-  private started = false;
-  private ended = false;
+  private head: StatRecord | undefined;
+  private fd: number | undefined;
+  private blocks: BlockReader | undefined;
+  private block: Buffer = Buffer.alloc(0);
+  private readonly cur = { pos: 0 };
+  private prevIndex: PathIndex = [];
+  private count = 0;
 
-  constructor(records: AsyncIterable<StatRecord>) {
-    this.it = records[Symbol.asyncIterator]();
-  }
+  private constructor(private readonly path: string) {}
 
   static open(path: string): StatCacheCursor {
-    return new StatCacheCursor(readStatCache(path));
+    const c = new StatCacheCursor(path);
+    let fd: number;
+    try {
+      fd = fs.openSync(path, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return c;
+      throw e;
+    }
+    c.fd = fd;
+    try {
+      const header = Buffer.alloc(HEADER_LEN);
+      if (readFullySync(fd, header, 0) !== HEADER_LEN) throw c.corrupt('short header');
+      if (!header.subarray(0, 8).equals(MAGIC)) throw c.corrupt('not a stat cache');
+      if (header.readUInt32LE(8) !== VERSION) throw c.corrupt(`unknown version ${header.readUInt32LE(8)}`);
+    } catch (e) {
+      c.close();
+      throw e;
+    }
+    c.blocks = new BlockReader(fd, HEADER_LEN);
+    return c;
   }
 
-  /** The record of `index`, if any. Calls must come in increasing index order. */
-  async find(index: PathIndex): Promise<StatRecord | undefined> {
-    if (!this.started) {
-      this.started = true;
-      await this.advance();
+  /** The next record, left in place; undefined at the end. */
+  peek(): StatRecord | undefined {
+    if (this.head === undefined && this.fd !== undefined) {
+      try {
+        this.head = this.decodeNext();
+      } catch (e) {
+        this.close();
+        throw e;
+      }
+      if (this.head === undefined) this.close();
     }
-    while (this.current !== undefined && compareIndex(this.current.index, index) < 0) await this.advance();
-    return this.current !== undefined && compareIndex(this.current.index, index) === 0 ? this.current : undefined;
+    return this.head;
   }
 
-  async close(): Promise<void> {
-    if (!this.ended) {
-      this.ended = true;
-      await this.it.return?.();
-    }
+  /** The next record, consumed. */
+  shift(): StatRecord | undefined {
+    const h = this.peek();
+    this.head = undefined;
+    return h;
   }
 
-  private async advance(): Promise<void> {
-    if (this.ended) {
-      this.current = undefined;
-      return;
+  /** The record of `index`, if any, consuming it and every record before it. Calls come in increasing index order. */
+  find(index: PathIndex): StatRecord | undefined {
+    for (let h = this.peek(); h !== undefined; h = this.peek()) {
+      const c = compareIndex(h.index, index);
+      if (c > 0) return undefined;
+      this.head = undefined;
+      if (c === 0) return h;
     }
-    const r = await this.it.next();
-    if (r.done) {
-      this.ended = true;
-      this.current = undefined;
-    } else this.current = r.value;
+    return undefined;
+  }
+
+  close(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    this.blocks = undefined;
+    this.block = Buffer.alloc(0);
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+
+  private corrupt(why: string): OffsiteError {
+    return new OffsiteError('format', `The stat cache ${this.path} is corrupt (${why})`, {
+      hint: 'It is rebuilt by the next backup; files are compared by content meanwhile.',
+      file: this.path,
+    });
+  }
+
+  private decodeNext(): StatRecord | undefined {
+    while (this.cur.pos >= this.block.length) {
+      const next = this.blocks!.next();
+      if ('bad' in next) throw this.corrupt(next.bad);
+      if ('end' in next) {
+        if (next.end !== this.count) throw this.corrupt('record count mismatch');
+        if (readFullySync(this.fd!, Buffer.alloc(1), this.blocks!.position) !== 0) throw this.corrupt('data after the end');
+        return undefined;
+      }
+      this.block = next;
+      this.cur.pos = 0;
+    }
+    const r = decodeRecord(this.block, this.cur, this.prevIndex, this.count);
+    if (r === undefined) throw this.corrupt('bad record');
+    this.prevIndex = r.index;
+    this.count++;
+    return r;
   }
 }
 
-interface DecodeState {
-  prevIndex: PathIndex;
-  count: number;
-}
-
-/** Decodes one block's records; undefined if anything is out of place. */
-function decodeBlock(b: Buffer, state: DecodeState): StatRecord[] | undefined {
-  const out: StatRecord[] = [];
-  const cur = { pos: 0 };
+/** Decodes the record at `cur` (advancing it); undefined if anything is out of place. */
+function decodeRecord(b: Buffer, cur: { pos: number }, prev: PathIndex, count: number): StatRecord | undefined {
   const end = b.length;
-  let prev = state.prevIndex;
-  while (cur.pos < end) {
-    const shared = getVarint(b, cur);
-    const fresh = getVarint(b, cur);
-    if (shared < 0 || fresh < 0 || shared > prev.length) return undefined;
-    // Strict order: a record extends its predecessor or differs from it at component `shared`.
-    if (state.count > 0 && fresh === 0) return undefined;
-    if (state.count === 0 && shared !== 0) return undefined;
-    const index: Buffer[] = prev.slice(0, shared);
-    for (let k = 0; k < fresh; k++) {
-      const len = getVarint(b, cur);
-      if (len <= 0 || cur.pos + len > end) return undefined;
-      for (let q = cur.pos; q < cur.pos + len; q++) if (b[q] === SLASH || b[q] === 0) return undefined;
-      // A view into the block: one object per component, no copy.
-      index.push(b.subarray(cur.pos, cur.pos + len));
-      cur.pos += len;
-    }
-    if (state.count > 0 && shared < prev.length && Buffer.compare(prev[shared], index[shared]) >= 0) return undefined;
-    if (cur.pos + 1 > end) return undefined;
-    const typeByte = b[cur.pos++];
-    const type = TYPES[typeByte & 0x7f];
-    const mode = getVarint(b, cur);
-    const uid = getVarint(b, cur);
-    const gid = getVarint(b, cur);
-    const size = getVarint(b, cur);
-    if (type === undefined || mode < 0 || uid < 0 || gid < 0 || size < 0 || cur.pos + 24 > end) return undefined;
-    TIMES_U8.set(b.subarray(cur.pos, cur.pos + 24));
-    cur.pos += 24;
-    const mtimeNs = TIMES_I64[0];
-    const ctimeNs = TIMES_I64[1];
-    const ino = TIMES_U64[2];
-    const r: StatRecord =
-      typeByte & RACY_BIT
-        ? { index, type, mode, uid, gid, size, mtimeNs, ctimeNs, ino, racy: true }
-        : { index, type, mode, uid, gid, size, mtimeNs, ctimeNs, ino };
-    out.push(r);
-    prev = index;
-    state.count++;
+  const shared = getVarint(b, cur);
+  const fresh = getVarint(b, cur);
+  if (shared < 0 || fresh < 0 || shared > prev.length) return undefined;
+  // Strict order: a record extends its predecessor or differs from it at component `shared`.
+  if (count > 0 && fresh === 0) return undefined;
+  if (count === 0 && shared !== 0) return undefined;
+  const index: Buffer[] = prev.slice(0, shared);
+  for (let k = 0; k < fresh; k++) {
+    const len = getVarint(b, cur);
+    if (len <= 0 || cur.pos + len > end) return undefined;
+    for (let q = cur.pos; q < cur.pos + len; q++) if (b[q] === SLASH || b[q] === 0) return undefined;
+    // A view into the block: one object per component, no copy.
+    index.push(b.subarray(cur.pos, cur.pos + len));
+    cur.pos += len;
   }
-  state.prevIndex = prev;
-  return out;
+  if (count > 0 && shared < prev.length && Buffer.compare(prev[shared], index[shared]) >= 0) return undefined;
+  if (cur.pos + 1 > end) return undefined;
+  const typeByte = b[cur.pos++];
+  const type = TYPES[typeByte & 0x7f];
+  const mode = getVarint(b, cur);
+  const uid = getVarint(b, cur);
+  const gid = getVarint(b, cur);
+  const size = getVarint(b, cur);
+  if (type === undefined || mode < 0 || uid < 0 || gid < 0 || size < 0 || cur.pos + 24 > end) return undefined;
+  TIMES_U8.set(b.subarray(cur.pos, cur.pos + 24));
+  cur.pos += 24;
+  const mtimeNs = TIMES_I64[0];
+  const ctimeNs = TIMES_I64[1];
+  const ino = TIMES_U64[2];
+  return typeByte & RACY_BIT
+    ? { index, type, mode, uid, gid, size, mtimeNs, ctimeNs, ino, racy: true }
+    : { index, type, mode, uid, gid, size, mtimeNs, ctimeNs, ino };
 }
 
 // Three 64-bit fields through typed arrays: much cheaper than Buffer's BigInt read/write helpers.
@@ -453,25 +425,4 @@ function putTimes(b: Buffer, pos: number, mtimeNs: bigint, ctimeNs: bigint, ino:
   TIMES_U64[2] = ino;
   b.set(TIMES_U8, pos);
   return pos + 24;
-}
-
-const RESOLVED = Promise.resolve();
-
-async function writeAll(fh: fs.promises.FileHandle, buf: Buffer): Promise<void> {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
-    off += bytesWritten;
-  }
-}
-
-/** Reads up to buf.length bytes at `position`; returns how many (fewer only at the end of the file). */
-async function readFully(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<number> {
-  let got = 0;
-  while (got < buf.length) {
-    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return got;
 }

@@ -23,11 +23,11 @@ function scan(root: string, listings?: ListingCache, more: Partial<ScanOptions> 
 }
 
 /** Scans `root` with the listings of `prev` (if any) into `next`; returns the lines and the counts. */
-function scanWith(root: string, prev: string | undefined, next: string, scanStartNs = BigInt(Date.now()) * 1_000_000n) {
+async function scanWith(root: string, prev: string | undefined, next: string, scanStartNs = BigInt(Date.now()) * 1_000_000n) {
   const problems: string[] = [];
   const l = new ListingCache({ previous: prev, next, scanStartNs, onProblem: (m) => problems.push(m) });
   const lines = scan(root, l);
-  l.close();
+  await l.close();
   return { lines, reused: l.reused, listed: l.listed, problems };
 }
 
@@ -55,7 +55,7 @@ describe('folder listings (listingCache.ts)', function () {
     });
     fs.utimesSync(path.join(root, 'a', 'b', 'c'), T, T); // a whole second, so a test can set it back exactly
     await sleep(2_100); // folder ctimes older than the racy window of the scans below
-    const first = scanWith(root, undefined, path.join(work, 'dirs.1'));
+    const first = await scanWith(root, undefined, path.join(work, 'dirs.1'));
     assert.equal(first.reused, 0);
     assert.equal(first.listed, folders(root));
     assert.deepEqual(first.lines, scan(root));
@@ -64,13 +64,13 @@ describe('folder listings (listingCache.ts)', function () {
 
   it('an unchanged tree: every folder comes from the listings, the same entries as a plain scan', async () => {
     const dirs1 = await agedTreeListed();
-    const second = scanWith(root, dirs1, path.join(work, 'dirs.2'));
+    const second = await scanWith(root, dirs1, path.join(work, 'dirs.2'));
     assert.deepEqual(second.lines, scan(root));
     assert.equal(second.reused, folders(root));
     assert.equal(second.listed, 0);
     assert.deepEqual(second.problems, []);
     // The listings it wrote serve the next scan as well.
-    const third = scanWith(root, path.join(work, 'dirs.2'), path.join(work, 'dirs.3'));
+    const third = await scanWith(root, path.join(work, 'dirs.2'), path.join(work, 'dirs.3'));
     assert.equal(third.reused, folders(root));
     assert.equal(fs.statSync(path.join(work, 'dirs.3')).mode & 0o777, 0o600);
   });
@@ -88,7 +88,7 @@ describe('folder listings (listingCache.ts)', function () {
     fs.writeFileSync(path.join(root, 'a', 'keep.txt'), 'changed in place'); // its folder is unchanged
     assert.equal(fs.statSync(deep, { bigint: true }).mtimeNs, before.mtimeNs);
 
-    const second = scanWith(root, dirs1, path.join(work, 'dirs.2'));
+    const second = await scanWith(root, dirs1, path.join(work, 'dirs.2'));
     assert.deepEqual(second.lines, scan(root));
     for (const p of ['a/b/c/new.txt', 'a-b/y.txt', 'empty/sub']) assert.ok(second.lines.some((l) => l.startsWith(`${p} `)), p);
     for (const p of ['z/z1.txt', 'a-b/x.txt']) assert.ok(!second.lines.some((l) => l.startsWith(`${p} `)), p);
@@ -112,32 +112,32 @@ describe('folder listings (listingCache.ts)', function () {
     const options: Partial<ScanOptions> = { gitignore: true, rules: [{ kind: 'exclude', glob: 'z' }] };
     const plain = scan(root, undefined, options);
     assert.ok(!plain.some((l) => /build|\.log|secret|excluded/.test(l)), plain.join('\n'));
-    const run = (prev: string | undefined, next: string) => {
+    const run = async (prev: string | undefined, next: string) => {
       const l = new ListingCache({ previous: prev, next, scanStartNs: BigInt(Date.now()) * 1_000_000n });
       const lines = scan(root, l, options);
-      l.close();
+      await l.close();
       return { lines, reused: l.reused, listed: l.listed };
     };
-    const first = run(undefined, path.join(work, 'dirs.1'));
-    const second = run(path.join(work, 'dirs.1'), path.join(work, 'dirs.2'));
+    const first = await run(undefined, path.join(work, 'dirs.1'));
+    const second = await run(path.join(work, 'dirs.1'), path.join(work, 'dirs.2'));
     assert.deepEqual(first.lines, plain);
     assert.deepEqual(second.lines, plain);
     // The root, src and src/nested; build/ and z are excluded before they would be listed.
     assert.deepEqual([first.listed, second.reused, second.listed], [3, 3, 0]);
     // A .gitignore edited in a reused folder still counts: its rules are read, not cached.
     fs.writeFileSync(path.join(root, 'src', 'nested', '.gitignore'), 'ok.txt\n');
-    const third = run(path.join(work, 'dirs.2'), path.join(work, 'dirs.3'));
+    const third = await run(path.join(work, 'dirs.2'), path.join(work, 'dirs.3'));
     assert.equal(third.reused, 3);
     assert.deepEqual(third.lines, scan(root, undefined, options));
     assert.ok(third.lines.some((l) => l.startsWith('src/nested/secret.txt ')) && !third.lines.some((l) => l.startsWith('src/nested/ok.txt ')));
   });
 
-  it('racy listings (folders changed shortly before the scan began) are never reused', () => {
+  it('racy listings (folders changed shortly before the scan began) are never reused', async () => {
     work = tempDir('offsite-listings-');
     root = path.join(work, 'src');
     makeTree(root, { a: { 'f.txt': 'f' }, b: {} });
-    const first = scanWith(root, undefined, path.join(work, 'dirs.1'));
-    const second = scanWith(root, path.join(work, 'dirs.1'), path.join(work, 'dirs.2'));
+    const first = await scanWith(root, undefined, path.join(work, 'dirs.1'));
+    const second = await scanWith(root, path.join(work, 'dirs.1'), path.join(work, 'dirs.2'));
     assert.equal(first.listed, 3);
     assert.equal(second.reused, 0);
     assert.equal(second.listed, 3);
@@ -148,7 +148,7 @@ describe('folder listings (listingCache.ts)', function () {
     const twin = path.join(work, 'twin');
     fs.cpSync(root, twin, { recursive: true });
     fs.writeFileSync(path.join(twin, 'a', 'b', 'c', 'only-in-twin.txt'), 't');
-    const r = scanWith(twin, dirs1, path.join(work, 'dirs.twin'), BigInt(Date.now() + 10_000) * 1_000_000n);
+    const r = await scanWith(twin, dirs1, path.join(work, 'dirs.twin'), BigInt(Date.now() + 10_000) * 1_000_000n);
     assert.equal(r.reused, 0);
     assert.deepEqual(r.lines, scan(twin));
   });
@@ -162,19 +162,19 @@ describe('folder listings (listingCache.ts)', function () {
     it(`${name}: the scan reads the folders itself and says why once`, async () => {
       const dirs1 = await agedTreeListed();
       damage(dirs1);
-      const r = scanWith(root, dirs1, path.join(work, 'dirs.2'));
+      const r = await scanWith(root, dirs1, path.join(work, 'dirs.2'));
       assert.deepEqual(r.lines, scan(root));
       assert.equal(r.problems.length, 1, r.problems.join('\n'));
       assert.match(r.problems[0], why);
       assert.ok(r.listed > 0);
       // What this scan wrote is whole again.
-      assert.equal(scanWith(root, path.join(work, 'dirs.2'), path.join(work, 'dirs.3')).reused, folders(root));
+      assert.equal((await scanWith(root, path.join(work, 'dirs.2'), path.join(work, 'dirs.3'))).reused, folders(root));
     });
   }
 
   it('listings that cannot be written: the scan goes on, nothing is left behind', async () => {
     const dirs1 = await agedTreeListed();
-    const r = scanWith(root, dirs1, path.join(work, 'no-such-folder', 'dirs.2'));
+    const r = await scanWith(root, dirs1, path.join(work, 'no-such-folder', 'dirs.2'));
     assert.deepEqual(r.lines, scan(root));
     assert.equal(r.reused, folders(root));
     assert.match(r.problems.join('\n'), /listings not written/);

@@ -43,6 +43,8 @@ function frame(raw: Buffer, stored: Buffer, deflated: boolean): Buffer {
  * A write error is kept and thrown by the next add() and by flush().
  */
 export class BlockWriter {
+  /** Blocks deflated in the threadpool (the others were deflated in place, MAX_IN_FLIGHT being reached). */
+  inPool = 0;
   private readonly queue: { raw: Buffer; block?: Buffer }[] = [];
   private inFlight = 0;
   private error: Error | undefined;
@@ -66,6 +68,7 @@ export class BlockWriter {
       return;
     }
     this.inFlight++;
+    this.inPool++;
     zlib.deflateRaw(raw, DEFLATE, (err, stored) => {
       this.inFlight--;
       if (err) this.error ??= err;
@@ -119,6 +122,8 @@ export class BlockWriter {
  * back before the event loop has run). next() throws only the file's I/O errors.
  */
 export class BlockReader {
+  /** Blocks found already inflated by the read-ahead. */
+  readyAhead = 0;
   private ahead: Pending | { end: number } | { bad: string } | undefined;
 
   /** `offset`: where the first block header is. */
@@ -126,6 +131,11 @@ export class BlockReader {
     private readonly fd: number,
     private offset: number,
   ) {}
+
+  /** The read-ahead is still inflating the next block. */
+  get inflating(): boolean {
+    return this.ahead !== undefined && 'head' in this.ahead && this.ahead.head[0] === CODEC_DEFLATE && this.ahead.raw === undefined;
+  }
 
   /** Where the next block would start (after next() returned the end: just past the end marker). */
   get position(): number {
@@ -141,6 +151,7 @@ export class BlockReader {
       return p;
     }
     this.offset = p.next;
+    if (p.raw !== undefined) this.readyAhead++;
     const raw = p.raw ?? unpackBlock(p.head, p.stored);
     p.raw = raw; // a read-ahead finishing later is ignored
     if (typeof raw === 'string') return { bad: raw };

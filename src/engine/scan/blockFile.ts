@@ -49,7 +49,7 @@ export class BlockWriter {
   private inFlight = 0;
   private error: Error | undefined;
   private closed = false;
-  private whenIdle: (() => void) | undefined;
+  private readonly whenIdle: (() => void)[] = [];
 
   constructor(
     private readonly fd: number,
@@ -85,7 +85,7 @@ export class BlockWriter {
 
   /** Resolves when every queued block is written; rejects with the first write or deflate error. */
   async flush(): Promise<void> {
-    if (this.queue.length > 0 && !this.error) await new Promise<void>((resolve) => (this.whenIdle = resolve));
+    if (this.queue.length > 0 && !this.error) await new Promise<void>((resolve) => this.whenIdle.push(resolve));
     if (this.error) throw this.error;
   }
 
@@ -110,9 +110,7 @@ export class BlockWriter {
   }
 
   private wake(): void {
-    const w = this.whenIdle;
-    this.whenIdle = undefined;
-    w?.();
+    for (const w of this.whenIdle.splice(0)) w();
   }
 }
 

@@ -526,8 +526,7 @@ async function* inflate(source: AsyncIterable<Buffer>, raw: boolean): AsyncGener
   // come from the heap instead of an mmap + page faults + munmap each (256 KiB → 64 KiB: verify 5.8 →
   // 5.2 s, half the system time), and as few threadpool round trips as that allows (64 → 112 KiB:
   // the 100 MiB file's restore 0.96 → 0.87 s, a full restore 3.47 → 3.24 s into tmpfs).
-  const zo = { chunkSize: PIECE, readableHighWaterMark: 4 * PIECE };
-  const z = raw ? zlib.createInflateRaw(zo) : zlib.createInflate(zo);
+  const z = raw ? zlib.createInflateRaw({ chunkSize: PIECE }) : zlib.createInflate({ chunkSize: PIECE });
   const feeding = pipeline(Readable.from(source, { objectMode: true, highWaterMark: 4 }), z);
   feeding.catch(() => undefined); // awaited below on success; on failure the iteration reports it
   let ok = false;

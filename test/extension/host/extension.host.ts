@@ -323,6 +323,10 @@ describe('Offsite in a real VS Code extension host', () => {
     const f = api.model.folders[0];
     const config = vscode.workspace.getConfiguration('offsite');
     const reminders = () => api.ui.notices.filter((n) => /^Time for a restore drill of workspace/.test(n.message));
+    // The extension's own check 15 s after activation must be behind us: were it to run during the
+    // 2 s-drillEvery part below, its reminder would be the day's one and the backup's would not come
+    // (a flake seen once, when this test started ~12 s after activation).
+    await waitFor("the extension's startup check", () => api.drillReminder.startupChecked);
     try {
       // drillEvery = 0: never.
       assert.equal(await api.drillReminder.check(f, Date.now() / 1000 + 400 * 86400), false);

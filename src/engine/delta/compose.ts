@@ -9,6 +9,7 @@
 // literals; a version with more than MAX_PIECES pieces is written to a temp file and becomes the basis.
 import * as fs from 'node:fs';
 import { OffsiteError } from '../errors';
+import { readFullySync, writeAllSync } from '../util/syncIo';
 import { copyPastEnd, OutputGatherer, walkDelta } from './patch';
 
 export interface ComposeOptions {
@@ -156,7 +157,7 @@ class LiteralSpool {
         this.file = this.tempFile();
         this.fd = fs.openSync(this.file, 'wx+', 0o600);
       }
-      writeExactly(this.fd, this.current, this.fileBlocks * SPOOL_BLOCK);
+      writeAllSync(this.fd, this.current, this.fileBlocks * SPOOL_BLOCK);
       this.fileBlocks++;
     }
     this.current = Buffer.allocUnsafe(SPOOL_BLOCK);
@@ -165,17 +166,7 @@ class LiteralSpool {
 }
 
 function readExactly(fd: number, buf: Buffer, position: number): void {
-  let got = 0;
-  while (got < buf.length) {
-    const n = fs.readSync(fd, buf, got, buf.length - got, position + got);
-    if (n === 0) throw new OffsiteError('internal', 'A restore temp file is shorter than written');
-    got += n;
-  }
-}
-
-function writeExactly(fd: number, buf: Buffer, position: number): void {
-  let done = 0;
-  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
+  if (readFullySync(fd, buf, position) !== buf.length) throw new OffsiteError('internal', 'A restore temp file is shorter than written');
 }
 
 /**

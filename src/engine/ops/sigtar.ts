@@ -9,6 +9,7 @@ import type { EntryMeta, PathIndex } from '../types';
 import { compareIndex } from '../pathIndex';
 import { deletedHeader, formatMemberName, metaToTarHeader, parseMemberName, tarHeaderToMeta } from '../volume/difftar';
 import { encodeTarHeader, readTar, tarArchiveEnd, tarPadding } from '../volume/tar';
+import { writeAllSync } from '../util/syncIo';
 
 export interface SigEntry {
   readonly index: PathIndex;
@@ -47,7 +48,7 @@ export class AppendFile {
   async write(data: Buffer): Promise<void> {
     if (this.used + data.length > this.buf.length) await this.flush();
     if (data.length > this.buf.length) {
-      writeAll(this.fh, data, this.written);
+      writeAllSync(this.fh.fd, data, this.written);
       this.written += data.length;
       return;
     }
@@ -57,7 +58,8 @@ export class AppendFile {
 
   async flush(): Promise<void> {
     if (this.used === 0) return;
-    writeAll(this.fh, this.buf.subarray(0, this.used), this.written);
+    // Synchronous: an async write would queue behind the backup's compression jobs (util/syncIo.ts).
+    writeAllSync(this.fh.fd, this.buf.subarray(0, this.used), this.written);
     this.written += this.used;
     this.used = 0;
   }
@@ -77,13 +79,6 @@ export class AppendFile {
   }
 }
 
-/**
- * Synchronous writes: during a backup the threadpool is busy with compression jobs, and an async
- * write queued behind them kept the main thread waiting (as the volume writes did, volumeWriter.ts).
- */
-function writeAll(fh: fs.promises.FileHandle, data: Buffer, position: number): void {
-  for (let off = 0; off < data.length; ) off += fs.writeSync(fh.fd, data, off, data.length - off, position + off);
-}
 
 /** Writes a plaintext signature tar, member by member, in index order. */
 export class SigtarWriter {

@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { PathIndex } from '../types';
 import type { VolumeInfo } from '../manifest/manifest';
 import { encodeTarHeader, tarFooter, tarPadding, type TarHeader } from '../volume/tar';
+import { writeAllSync } from '../util/syncIo';
 
 export interface Member {
   readonly index: PathIndex;
@@ -66,7 +67,7 @@ class HashCount extends Writable {
     this.sha1.update(chunk);
     this.size += chunk.length;
     try {
-      for (let off = 0; off < chunk.length; ) off += fs.writeSync(this.fd!, chunk, off, chunk.length - off);
+      writeAllSync(this.fd!, chunk);
     } catch (e) {
       return cb(e as Error); // a full disk: the volume (and the backup) fails with the system's error
     }

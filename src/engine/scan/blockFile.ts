@@ -7,9 +7,9 @@
 // Compression runs in the libuv threadpool (BlockWriter, BlockReader's read-ahead): the scan that
 // writes and reads these files is the main thread's work, and zlib there was ~8% of a no-change
 // incremental (perf, 220k paths).
-import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { OffsiteError } from '../errors';
+import { readFullySync, writeAllSync } from '../util/syncIo';
 
 /** Length of a block header, and of the end marker. */
 export const BLOCK_HEADER_LEN = 13;
@@ -224,21 +224,6 @@ export function unpackBlock(head: Buffer, stored: Buffer): Buffer | string {
 
 function checked(head: Buffer, raw: Buffer): Buffer | string {
   return raw.length === head.readUInt32LE(1) && zlib.crc32(raw) === head.readUInt32LE(9) ? raw : 'checksum mismatch';
-}
-
-export function writeAllSync(fd: number, b: Buffer): void {
-  for (let off = 0; off < b.length; ) off += fs.writeSync(fd, b, off, b.length - off);
-}
-
-/** Reads up to buf.length bytes at `position`; returns how many (fewer only at the end of the file). */
-export function readFullySync(fd: number, buf: Buffer, position: number): number {
-  let got = 0;
-  while (got < buf.length) {
-    const n = fs.readSync(fd, buf, got, buf.length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }
 
 export function putVarint(b: Buffer, pos: number, v: number): number {

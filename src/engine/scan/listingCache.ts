@@ -24,7 +24,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { compareIndex } from '../pathIndex';
 import type { PathIndex } from '../types';
-import { BlockReader, BlockWriter, encodeEnd, getVarint, putVarint, readFullySync, writeAllSync } from './blockFile';
+import { readFullySync, writeAllSync } from '../util/syncIo';
+import { BlockReader, BlockWriter, encodeEnd, getVarint, putVarint } from './blockFile';
 import { RACY_WINDOW_NS } from './statCache';
 
 /** A listing file's name in the cache folder: the time of the set whose scan wrote it. */

@@ -21,7 +21,8 @@ import { randomBytes } from 'node:crypto';
 import type { EntryType, PathIndex } from '../types';
 import { OffsiteError } from '../errors';
 import { compareIndex } from '../pathIndex';
-import { BlockReader, BlockWriter, encodeEnd, getVarint, putVarint, readFullySync, writeAllSync } from './blockFile';
+import { readFullySync, writeAllSync } from '../util/syncIo';
+import { BlockReader, BlockWriter, encodeEnd, getVarint, putVarint } from './blockFile';
 import type { ScanEntry } from './scanner';
 
 export interface StatRecord {

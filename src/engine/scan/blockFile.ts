@@ -7,12 +7,16 @@
 // Compression runs in the libuv threadpool (BlockWriter, BlockReader's read-ahead): the scan that
 // writes and reads these files is the main thread's work, and zlib there was ~8% of a no-change
 // incremental (perf, 220k paths).
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { OffsiteError } from '../errors';
 import { readFullySync, writeAllSync } from '../util/syncIo';
 
 /** Length of a block header, and of the end marker. */
-export const BLOCK_HEADER_LEN = 13;
+const BLOCK_HEADER_LEN = 13;
+/** Raw bytes per block: big enough to compress well, small enough to keep memory flat. */
+const BLOCK_TARGET = 256 * 1024;
 const CODEC_RAW = 0;
 const CODEC_DEFLATE = 1;
 const CODEC_END = 0xff;
@@ -35,6 +39,104 @@ function frame(raw: Buffer, stored: Buffer, deflated: boolean): Buffer {
   head.writeUInt32LE(stored.length, 5);
   head.writeUInt32LE(zlib.crc32(raw), 9);
   return Buffer.concat([head, stored]);
+}
+
+/**
+ * A cache file written through a private temp file beside it (`<file>.<pid>.<random>.tmp`, 0600) and
+ * renamed into place by end(): the caller's header, records packed into blocks of about BLOCK_TARGET
+ * raw bytes (deflated in the threadpool by a BlockWriter), the end marker with the record count. A
+ * record is written into room()'s buffer from `pos`, then added(). Errors are thrown, and the temp file
+ * is removed when end() fails; abort() removes it otherwise.
+ */
+export class BlockFileWriter {
+  /** Records added so far. */
+  count = 0;
+  /** Where the next record starts in room()'s buffer. */
+  pos = 0;
+  /** Taking records: false after end() or abort(). */
+  open = true;
+  private readonly fd: number;
+  private readonly temp: string;
+  private readonly blocks: BlockWriter;
+  private fdOpen = true;
+  private block = Buffer.allocUnsafe(BLOCK_TARGET + 8192);
+
+  constructor(
+    private readonly file: string,
+    header: Buffer,
+    compress = true,
+  ) {
+    this.temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    this.fd = fs.openSync(this.temp, 'wx', 0o600);
+    this.blocks = new BlockWriter(this.fd, compress);
+    try {
+      writeAllSync(this.fd, header);
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+  }
+
+  /** The buffer to write a record of at most `need` bytes into, from `pos` (a full block is handed over first). */
+  room(need: number): Buffer {
+    if (this.pos + need > this.block.length) {
+      this.flush();
+      if (need > this.block.length) this.block = Buffer.allocUnsafe(need + BLOCK_TARGET); // a record bigger than a block
+    }
+    return this.block;
+  }
+
+  /** The record written into room()'s buffer ends at `end`. */
+  added(end: number): void {
+    this.pos = end;
+    this.count++;
+    if (end >= BLOCK_TARGET) this.flush();
+  }
+
+  /**
+   * Writes the last block and the end marker, then `patch` bytes into the header at their offset
+   * (what is known only at the end), syncs the data when `durable`, and renames the file into place.
+   */
+  async end(opts: { readonly patch?: { readonly at: number; readonly bytes: Buffer }; readonly durable?: boolean } = {}): Promise<void> {
+    this.open = false;
+    try {
+      this.flush();
+      await this.blocks.end(encodeEnd(this.count));
+      if (opts.patch) writeAllSync(this.fd, opts.patch.bytes, opts.patch.at);
+      if (opts.durable) await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
+      this.closeFd();
+      fs.renameSync(this.temp, this.file);
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+  }
+
+  /** Drops the temp file (blocks still being deflated are not written); the file in place, if any, stays. */
+  abort(): void {
+    this.open = false;
+    this.blocks.close();
+    try {
+      this.closeFd();
+    } catch {
+      // nothing more is written to it either way
+    }
+    fs.rmSync(this.temp, { force: true });
+  }
+
+  private closeFd(): void {
+    if (!this.fdOpen) return;
+    this.fdOpen = false; // before closing: the number may be reused at once
+    fs.closeSync(this.fd);
+  }
+
+  private flush(): void {
+    if (this.pos === 0) return;
+    // The block goes to the BlockWriter, which deflates it in the background: a new one for the next records.
+    this.blocks.add(this.block.subarray(0, this.pos));
+    this.block = Buffer.allocUnsafe(BLOCK_TARGET + 8192);
+    this.pos = 0;
+  }
 }
 
 /**
@@ -140,13 +242,17 @@ export class BlockReader {
     return this.offset;
   }
 
-  /** The next block's raw bytes; or the end marker's record count; or why the file is not valid. */
-  next(): Buffer | { end: number } | { bad: string } {
+  /**
+   * The next block's raw bytes; 'end' at an end marker that counts `records` (the records read so far);
+   * or why the file is not valid.
+   */
+  next(records: number): Buffer | 'end' | { bad: string } {
     const p = this.ahead ?? this.readAt(this.offset);
     this.ahead = undefined;
-    if ('bad' in p || 'end' in p) {
-      if ('end' in p) this.offset += BLOCK_HEADER_LEN;
-      return p;
+    if ('bad' in p) return p;
+    if ('end' in p) {
+      this.offset += BLOCK_HEADER_LEN;
+      return p.end === records ? 'end' : { bad: 'record count mismatch' };
     }
     this.offset = p.next;
     if (p.raw !== undefined) this.readyAhead++;
@@ -199,7 +305,7 @@ export function encodeEnd(count: number): Buffer {
  * What a 13-byte header announces: the end (with its record count), a data block (the stored length
  * to read next), or why it is neither.
  */
-export function readBlockHeader(head: Buffer): { end: number } | { stored: number } | { bad: string } {
+function readBlockHeader(head: Buffer): { end: number } | { stored: number } | { bad: string } {
   if (head[0] === CODEC_END) {
     if (head.readUInt32LE(9) !== zlib.crc32(head.subarray(1, 9))) return { bad: 'bad end marker' };
     return { end: head.readUInt32LE(1) + head.readUInt32LE(5) * 2 ** 32 };
@@ -211,7 +317,7 @@ export function readBlockHeader(head: Buffer): { end: number } | { stored: numbe
 }
 
 /** A data block's raw bytes from its header and stored bytes, or why they are not valid. */
-export function unpackBlock(head: Buffer, stored: Buffer): Buffer | string {
+function unpackBlock(head: Buffer, stored: Buffer): Buffer | string {
   const rawLen = head.readUInt32LE(1);
   let raw: Buffer;
   try {

@@ -19,13 +19,12 @@
 // A record: varint path length + the folder's path relative to the root (components joined by '/',
 // empty for the root), u8 flags (bit 0: racy), i64 mtimeNs, i64 ctimeNs, u64 ino, u64 dev, varint name
 // count, then each name as varint length + bytes, sorted bytewise as the scanner sorts them.
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { compareIndex } from '../pathIndex';
 import type { PathIndex } from '../types';
-import { readFullySync, writeAllSync } from '../util/syncIo';
-import { BlockReader, BlockWriter, encodeEnd, getVarint, putVarint } from './blockFile';
+import { readFullySync } from '../util/syncIo';
+import { BlockFileWriter, BlockReader, getVarint, putVarint } from './blockFile';
 import { RACY_WINDOW_NS } from './statCache';
 
 /** A listing file's name in the cache folder: the time of the set whose scan wrote it. */
@@ -61,8 +60,6 @@ export interface Listings {
 const MAGIC = Buffer.from('OFFDIRS1', 'latin1');
 const VERSION = 1;
 const HEADER_LEN = 12;
-const BLOCK_TARGET = 256 * 1024;
-const BLOCK_SIZE = BLOCK_TARGET + 8192;
 const RACY = 1;
 const SLASH = 0x2f;
 
@@ -171,26 +168,21 @@ export class ListingCache implements Listings {
 }
 
 class ListingWriter {
-  ok = true;
-  private readonly fd: number;
-  private readonly temp: string;
-  private readonly blocks: BlockWriter;
-  private block = Buffer.allocUnsafe(BLOCK_SIZE);
-  private pos = 0;
-  private count = 0;
+  private readonly file: BlockFileWriter;
   private prev: PathIndex | undefined;
 
   constructor(
-    private readonly final: string,
+    final: string,
     private readonly racyFromNs: bigint,
   ) {
-    this.temp = `${final}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    this.fd = fs.openSync(this.temp, 'wx', 0o600);
-    this.blocks = new BlockWriter(this.fd, true);
     const header = Buffer.alloc(HEADER_LEN);
     MAGIC.copy(header);
     header.writeUInt32LE(VERSION, 8);
-    writeAllSync(this.fd, header);
+    this.file = new BlockFileWriter(final, header);
+  }
+
+  get ok(): boolean {
+    return this.file.open;
   }
 
   add(index: PathIndex, st: FolderStat, names: readonly Buffer[]): void {
@@ -200,12 +192,8 @@ class ListingWriter {
     for (const c of index) pathLen += c.length;
     let need = pathLen + 64 + names.length * 5;
     for (const n of names) need += n.length;
-    if (this.pos + need > this.block.length) {
-      this.flush();
-      if (need > this.block.length) this.block = Buffer.allocUnsafe(need + BLOCK_TARGET);
-    }
-    const b = this.block;
-    let pos = putVarint(b, this.pos, pathLen);
+    const b = this.file.room(need);
+    let pos = putVarint(b, this.file.pos, pathLen);
     for (let k = 0; k < index.length; k++) {
       if (k > 0) b[pos++] = SLASH;
       pos += index[k].copy(b, pos);
@@ -217,38 +205,16 @@ class ListingWriter {
       pos = putVarint(b, pos, n.length);
       pos += n.copy(b, pos);
     }
-    this.pos = pos;
-    this.count++;
-    if (this.pos >= BLOCK_TARGET) this.flush();
+    this.file.added(pos);
   }
 
-  async close(): Promise<void> {
-    this.flush();
-    await this.blocks.end(encodeEnd(this.count));
-    this.ok = false;
-    fs.closeSync(this.fd);
-    fs.renameSync(this.temp, this.final);
+  /** Not synced: a listing lost in a crash only means the next scan reads its folders. */
+  close(): Promise<void> {
+    return this.file.end();
   }
 
   abort(): void {
-    this.blocks.close();
-    if (this.ok) {
-      this.ok = false;
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        // already closed
-      }
-    }
-    fs.rmSync(this.temp, { force: true });
-  }
-
-  private flush(): void {
-    if (this.pos === 0) return;
-    // The block is deflated and written in the background: a new one for the next records.
-    this.blocks.add(this.block.subarray(0, this.pos));
-    this.block = Buffer.allocUnsafe(BLOCK_SIZE);
-    this.pos = 0;
+    this.file.abort();
   }
 }
 
@@ -331,10 +297,10 @@ class ListingReader {
   }
 
   private nextBlock(): void {
-    const b = this.blocks.next();
-    if ('bad' in b) return this.stop(b.bad);
+    const b = this.blocks.next(this.count);
     // The end: everything before it was read and checked.
-    if ('end' in b) return b.end === this.count ? this.stop() : this.stop('record count mismatch');
+    if (b === 'end') return this.stop();
+    if ('bad' in b) return this.stop(b.bad);
     this.block = b;
     this.cur.pos = 0;
   }

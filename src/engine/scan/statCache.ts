@@ -17,12 +17,11 @@
 // the file and the reader's allocations small (one new Buffer per record, typically).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { randomBytes } from 'node:crypto';
 import type { EntryType, PathIndex } from '../types';
 import { OffsiteError } from '../errors';
 import { compareIndex } from '../pathIndex';
-import { readFullySync, writeAllSync } from '../util/syncIo';
-import { BlockReader, BlockWriter, encodeEnd, getVarint, putVarint } from './blockFile';
+import { readFullySync } from '../util/syncIo';
+import { BlockFileWriter, BlockReader, getVarint, putVarint } from './blockFile';
 import type { ScanEntry } from './scanner';
 
 export interface StatRecord {
@@ -75,10 +74,6 @@ export const RACY_WINDOW_NS = 2_000_000_000n;
 const MAGIC = Buffer.from('OFFSTAT1', 'latin1');
 const VERSION = 1;
 const HEADER_LEN = 16;
-/** Raw bytes per block: big enough to compress well, small enough to keep memory flat. */
-const BLOCK_TARGET = 256 * 1024;
-/** A block buffer: the target and room for the record that crosses it. */
-const BLOCK_SIZE = BLOCK_TARGET + 8192;
 const TYPES: readonly EntryType[] = ['reg', 'dir', 'sym', 'fifo', 'chr', 'blk'];
 const TYPE_CODE: Record<EntryType, number> = { reg: 0, dir: 1, sym: 2, fifo: 3, chr: 4, blk: 5 };
 const RACY_BIT = 0x80;
@@ -100,39 +95,19 @@ export interface StatCacheWriterOptions {
 
 /** Writes records (added in index order) to `path` atomically: a 0600 temp file renamed on close. */
 export class StatCacheWriter {
-  private block: Buffer = Buffer.allocUnsafe(BLOCK_SIZE);
-  private pos = 0;
   private prevIndex: PathIndex | undefined;
-  private count = 0;
-  private done = false;
-  private fdOpen = true;
-  private readonly blocks: BlockWriter;
 
   private constructor(
-    private readonly fd: number,
-    private readonly tempPath: string,
-    private readonly finalPath: string,
+    private readonly file: BlockFileWriter,
     private readonly racyFromNs: bigint,
-    compress: boolean,
-  ) {
-    this.blocks = new BlockWriter(fd, compress);
-  }
+  ) {}
 
   static async create(path: string, options: StatCacheWriterOptions = {}): Promise<StatCacheWriter> {
-    const tempPath = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    const fd = fs.openSync(tempPath, 'wx', 0o600);
+    const header = Buffer.alloc(HEADER_LEN);
+    MAGIC.copy(header, 0);
+    header.writeUInt32LE(VERSION, 8);
     const start = options.scanStartNs ?? BigInt(Date.now()) * 1_000_000n;
-    const w = new StatCacheWriter(fd, tempPath, path, start - RACY_WINDOW_NS, options.compress ?? true);
-    try {
-      const header = Buffer.alloc(HEADER_LEN);
-      MAGIC.copy(header, 0);
-      header.writeUInt32LE(VERSION, 8);
-      writeAllSync(fd, header);
-    } catch (e) {
-      await w.abort();
-      throw e;
-    }
-    return w;
+    return new StatCacheWriter(new BlockFileWriter(path, header, options.compress ?? true), start - RACY_WINDOW_NS);
   }
 
   /**
@@ -140,7 +115,7 @@ export class StatCacheWriter {
    * are deflated and written in the background, and a write error is thrown by a later add() or close().
    */
   add(r: StatRecord): void {
-    if (this.done) throw new OffsiteError('internal', 'StatCacheWriter.add() called after close');
+    if (!this.file.open) throw new OffsiteError('internal', 'StatCacheWriter.add() called after close');
     const index = r.index;
     const prev = this.prevIndex;
     let shared = 0;
@@ -157,12 +132,8 @@ export class StatCacheWriter {
       if (c.length === 0 || c.includes(SLASH) || c.includes(0)) throw new OffsiteError('internal', 'Stat cache: invalid path component');
       need += c.length + 5;
     }
-    if (this.pos + need > this.block.length) {
-      this.flushBlock();
-      if (need > this.block.length) this.block = Buffer.allocUnsafe(need + BLOCK_TARGET); // a record bigger than a block
-    }
-    const b = this.block;
-    let pos = putVarint(b, this.pos, shared);
+    const b = this.file.room(need);
+    let pos = putVarint(b, this.file.pos, shared);
     pos = putVarint(b, pos, index.length - shared);
     for (let k = shared; k < index.length; k++) {
       const c = index[k];
@@ -176,10 +147,8 @@ export class StatCacheWriter {
     pos = putVarint(b, pos, r.gid);
     pos = putVarint(b, pos, r.size);
     pos = putTimes(b, pos, r.mtimeNs, r.ctimeNs, r.ino);
-    this.pos = pos;
+    this.file.added(pos);
     this.prevIndex = index;
-    this.count++;
-    if (this.pos >= BLOCK_TARGET) this.flushBlock();
   }
 
   /**
@@ -187,49 +156,15 @@ export class StatCacheWriter {
    * path of the set's state (see FLAG_COMPLETE); known only at the end, so written into the header now.
    */
   async close(options: { readonly complete?: boolean } = {}): Promise<void> {
-    if (this.done) throw new OffsiteError('internal', 'StatCacheWriter closed twice');
-    try {
-      this.flushBlock();
-      await this.blocks.end(encodeEnd(this.count));
-      this.done = true;
-      if (options.complete === true) {
-        const flags = Buffer.alloc(4);
-        flags.writeUInt32LE(FLAG_COMPLETE);
-        fs.writeSync(this.fd, flags, 0, 4, FLAGS_OFFSET);
-      }
-      await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
-      this.closeFd();
-      await fs.promises.rename(this.tempPath, this.finalPath);
-    } catch (e) {
-      await this.abort();
-      throw e;
-    }
+    if (!this.file.open) throw new OffsiteError('internal', 'StatCacheWriter closed twice');
+    const flags = Buffer.alloc(4);
+    flags.writeUInt32LE(options.complete === true ? FLAG_COMPLETE : 0);
+    await this.file.end({ patch: { at: FLAGS_OFFSET, bytes: flags }, durable: true });
   }
 
   /** Drops the temp file; the previous cache file (if any) stays. */
   async abort(): Promise<void> {
-    this.blocks.close();
-    this.done = true;
-    try {
-      this.closeFd();
-    } catch {
-      // nothing more is written to it either way
-    }
-    await fs.promises.rm(this.tempPath, { force: true });
-  }
-
-  private closeFd(): void {
-    if (!this.fdOpen) return;
-    this.fdOpen = false; // before closing: the number may be reused at once
-    fs.closeSync(this.fd);
-  }
-
-  private flushBlock(): void {
-    if (this.pos === 0) return;
-    // The block goes to the writer, which deflates it in the background: a new one for the next records.
-    this.blocks.add(this.block.subarray(0, this.pos));
-    this.block = Buffer.allocUnsafe(BLOCK_SIZE);
-    this.pos = 0;
+    this.file.abort();
   }
 }
 
@@ -247,7 +182,7 @@ export function statCacheComplete(path: string): boolean {
   }
   try {
     const header = Buffer.alloc(HEADER_LEN);
-    if (fs.readSync(fd, header, 0, HEADER_LEN, 0) !== HEADER_LEN) return false;
+    if (readFullySync(fd, header, 0) !== HEADER_LEN) return false;
     if (!header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== VERSION) return false;
     return (header.readUInt32LE(FLAGS_OFFSET) & FLAG_COMPLETE) !== 0;
   } finally {
@@ -357,13 +292,12 @@ export class StatCacheCursor {
 
   private decodeNext(): StatRecord | undefined {
     while (this.cur.pos >= this.block.length) {
-      const next = this.blocks!.next();
-      if ('bad' in next) throw this.corrupt(next.bad);
-      if ('end' in next) {
-        if (next.end !== this.count) throw this.corrupt('record count mismatch');
+      const next = this.blocks!.next(this.count);
+      if (next === 'end') {
         if (readFullySync(this.fd!, Buffer.alloc(1), this.blocks!.position) !== 0) throw this.corrupt('data after the end');
         return undefined;
       }
+      if ('bad' in next) throw this.corrupt(next.bad);
       this.block = next;
       this.cur.pos = 0;
     }

@@ -38,7 +38,7 @@ async function readFile(file: string, turns: boolean): Promise<{ raws: Buffer[];
     const reader = new BlockReader(fd, 0);
     const raws: Buffer[] = [];
     for (;;) {
-      const b = reader.next();
+      const b = reader.next(raws.length); // the test's end markers count blocks
       if (!Buffer.isBuffer(b)) return { raws, result: b, reader };
       raws.push(Buffer.from(b));
       if (turns) while (reader.inflating) await sleep(1);
@@ -61,7 +61,7 @@ describe('scan/blockFile', () => {
 
     for (const turns of [false, true]) {
       const { raws: back, result, reader } = await readFile(file, turns);
-      assert.deepEqual(result, { end: raws.length });
+      assert.equal(result, 'end');
       assert.equal(back.length, raws.length);
       back.forEach((b, i) => assert.ok(b.equals(raws[i]), `block ${i}`));
       assert.equal(reader.position, expected.length, 'just past the end marker');

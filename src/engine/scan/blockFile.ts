@@ -148,7 +148,8 @@ export class BlockWriter {
   /** Blocks deflated in the threadpool (the others were deflated in place, MAX_IN_FLIGHT being reached). */
   inPool = 0;
   private readonly queue: { raw: Buffer; block?: Buffer }[] = [];
-  private inFlight = 0;
+  /** Blocks being deflated in the threadpool now (their callbacks still to come, after close() too). */
+  inFlight = 0;
   private error: Error | undefined;
   private closed = false;
   private readonly whenIdle: (() => void)[] = [];

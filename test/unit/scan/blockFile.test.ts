@@ -106,8 +106,9 @@ describe('scan/blockFile', () => {
     const fd = fs.openSync(file, 'w');
     const w = new BlockWriter(fd, true);
     for (const r of blocks(3)) w.add(r); // all in the pool, none written yet
+    assert.equal(w.inFlight, 3);
     w.close();
-    await new Promise((r) => setTimeout(r, 100)); // the deflates finish
+    while (w.inFlight > 0) await sleep(5); // their callbacks have run
     assert.equal(fs.fstatSync(fd).size, 0);
     fs.closeSync(fd);
     assert.throws(() => w.add(Buffer.alloc(1)), /after close/);

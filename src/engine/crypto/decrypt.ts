@@ -216,7 +216,6 @@ function quickCheck(cipher: { name: string; block: number }, key: Uint8Array, pr
   return p[b - 2] === p[b] && p[b - 1] === p[b + 1];
 }
 
-/** SEIPD v1 body (after the version byte) → plaintext without prefix and MDC; checks the MDC at the end. */
 /**
  * Bytes deciphered (and inflated, and read from a volume: remoteFiles.ts) at a time: large enough that
  * per-call costs vanish, and (with its cipher block of slack) under bin/offsite's malloc mmap
@@ -225,6 +224,7 @@ function quickCheck(cipher: { name: string; block: number }, key: Uint8Array, pr
  */
 export const PIECE = 112 * 1024;
 
+/** SEIPD v1 body (after the version byte) → plaintext without prefix and MDC; checks the MDC at the end. */
 async function* decryptSeipd(
   ct: ByteReader,
   cipher: { name: string; block: number },

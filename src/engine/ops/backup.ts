@@ -500,11 +500,11 @@ class BackupRun {
       onProblem: (m) => opts.log.debug(`Folder listings: ${m}`),
     });
     let scanned = false;
-    // The synchronous walk: no promise per path (the loop below awaits only real work, and yields).
+    // The synchronous walk: no promise per path (the loop below awaits only real work, yields and
+    // checks the abort signal; scanTreeSync itself does not look at one).
     const scan = scanTreeSync(source, {
       rules: opts.rules,
       gitignore: opts.gitignore,
-      signal: opts.signal,
       onError: (index, err) => this.fileError(index, err, true),
       listings,
     });

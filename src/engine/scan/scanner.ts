@@ -51,6 +51,7 @@ export interface ScanOptions {
   readonly rules?: readonly SelectionRule[];
   /** Leave out what git ignores (see gitignore.ts); `.git` itself is always kept. */
   readonly gitignore?: boolean;
+  /** Checked by scanTree (the async walk) every few hundred entries; scanTreeSync leaves it to its caller. */
   readonly signal?: AbortSignal;
   /**
    * Called for paths that cannot be read (EACCES on a directory, a file vanished between readdir and

@@ -8,6 +8,8 @@ if (fs.existsSync('src/extension/extension.ts')) entries.push({ in: 'src/extensi
 entries.push({ in: 'src/engine/serviceMain.ts', out: 'engineHost' });
 // The worker thread of a tree restore, beside the bundles that start it (src/engine/util/engineWorker.ts).
 entries.push({ in: 'src/engine/ops/restoreWriterWorker.ts', out: 'restoreWriter' });
+// The worker thread that makes a backup's lstats ahead of its walk (src/engine/scan/statAhead.ts).
+entries.push({ in: 'src/engine/scan/statAheadWorker.ts', out: 'statAhead' });
 
 // The libraries of the remote kinds (ssh2, the AWS SDK: 2.2 of the 3.7 MB a single CLI bundle had)
 // live in vendor bundles beside the others, which a main bundle require()s when a remote of that kind

@@ -30,6 +30,7 @@ import { compareIndex, indexFromBytes, indexToBytes, indexToString, isPrefixOf }
 import { throttled, type ProgressSink } from '../progress';
 import { isListingsName, ListingCache, listingsName, newestListings } from '../scan/listingCache';
 import { scanTreeSync, type ScanEntry, type SelectionRule } from '../scan/scanner';
+import { StatAhead } from '../scan/statAhead';
 import { StatCacheCursor, statCacheComplete, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
@@ -70,6 +71,8 @@ export interface BackupOptions {
   readonly onProgress?: ProgressSink;
   /** Clock in milliseconds (tests inject one). */
   readonly now?: () => number;
+  /** The smallest previous stat cache whose paths a worker thread stats ahead of the walk (default: statAhead.ts's). */
+  readonly statAheadMinBytes?: number;
 }
 
 export interface FileError {
@@ -280,6 +283,9 @@ class BackupRun {
   private sigtar!: SigtarWriter;
   private filelist!: AppendFile;
   private statOut?: StatCacheWriter;
+  /** When the scan began, for the racy rule of the stat cache and listings (ns since the epoch). */
+  private scanStartNs = 0n;
+  private ahead?: StatAhead;
   private readonly erroredDirs: PathIndex[] = [];
   /** A path of this set's state has no stat record (it kept an older version after an error). */
   private incomplete = false;
@@ -303,6 +309,14 @@ class BackupRun {
   }
 
   async run(): Promise<BackupResult> {
+    try {
+      return await this.runBackup();
+    } finally {
+      this.ahead?.close(); // whatever failed, the worker thread of statAhead.ts stops
+    }
+  }
+
+  private async runBackup(): Promise<BackupResult> {
     const { opts } = this;
     const source = path.resolve(opts.source);
     const st = fs.statSync(source, { throwIfNoEntry: false });
@@ -332,6 +346,10 @@ class BackupRun {
         type = 'full';
       }
     }
+    // The scan begins here: the worker thread of statAhead.ts starts on the previous stat cache now,
+    // so that it is ahead of the walk when the walk starts.
+    this.scanStartNs = BigInt(Date.now()) * 1_000_000n; // the file clock, not the set's (this.now)
+    if (type === 'inc') this.ahead = StatAhead.start(source, this.prevStatFile(chain!), { minCacheBytes: opts.statAheadMinBytes });
     if (type === 'inc') {
       const sigChain = signatureChainFor(collection, chain!)!;
       for (const n of [sigChain.full, ...sigChain.incs.map((i) => i.name)]) if (n) sigFiles.push(await this.repo.sigtarFile(n, opts.signal));
@@ -422,6 +440,11 @@ class BackupRun {
     return undefined;
   }
 
+  /** The stat cache written with the chain's last set. */
+  private prevStatFile(chain: BackupChain): string {
+    return this.opts.archive.file(`offsite-stat.${timeToString(chain.endTime)}`);
+  }
+
   /** duplicity refuses to continue a chain made from another folder (Manifest.check_dirinfo). */
   private async checkSource(chain: BackupChain, source: string): Promise<void> {
     if (this.opts.allowSourceMismatch) return;
@@ -465,12 +488,12 @@ class BackupRun {
       onVolume: (v, marks) => this.uploadVolume(type, time, startTime, v, marks as Marks),
     });
     const statName = `offsite-stat.${timeToString(time)}`;
-    this.statOut = await StatCacheWriter.create(opts.archive.file(statName));
+    this.statOut = await StatCacheWriter.create(opts.archive.file(statName), { scanStartNs: this.scanStartNs });
 
     // The previous state: the merged signature chain, and the stat cache written with the chain's last set.
     // The signature files are opened only when first read (a no-change incremental never reads them).
     const prevSig = new Cursor<SigEntry>(mergeSignatureChain(sigFiles.map((f) => readCachedSigtar(f))));
-    const statFile = chain && type === 'inc' ? opts.archive.file(`offsite-stat.${timeToString(chain.endTime)}`) : undefined;
+    const statFile = chain && type === 'inc' ? this.prevStatFile(chain) : undefined;
     const prevStat = new PrevStat(statFile, (m) => opts.log.warn(m));
     const done = r?.index; // everything up to here is in the volumes already uploaded
     // With a complete stat cache, its records are exactly the paths of the previous state: a path whose
@@ -497,8 +520,10 @@ class BackupRun {
     const listings = new ListingCache({
       previous: prevDirs === undefined ? undefined : opts.archive.file(prevDirs),
       next: opts.archive.file(dirsName),
+      scanStartNs: this.scanStartNs,
       onProblem: (m) => opts.log.debug(`Folder listings: ${m}`),
     });
+    const ahead = this.ahead;
     let scanned = false;
     // The synchronous walk: no promise per path (the loop below awaits only real work, yields and
     // checks the abort signal; scanTreeSync itself does not look at one).
@@ -507,6 +532,8 @@ class BackupRun {
       gitignore: opts.gitignore,
       onError: (index, err) => this.fileError(index, err, true),
       listings,
+      // The lstats the worker thread has made ahead of the walk (started in run()).
+      lstat: ahead?.lstat,
     });
     try {
       let lastYield = performance.now();
@@ -552,11 +579,13 @@ class BackupRun {
       if (!statMode) for (let s = await prevSig.next(); s; s = await prevSig.next()) await this.vanished(s.index, s.meta.type, done);
       scanned = true;
     } finally {
+      ahead?.close();
       await prevSig.close();
       prevStat.close();
       if (scanned) await listings.close();
       else listings.abort();
     }
+    if (ahead) opts.log.debug(`Stat ahead: ${ahead.hits} of ${ahead.hits + ahead.own} paths stat'ed by the worker thread`);
     opts.log.debug(`Folder listings: ${listings.reused} of ${listings.reused + listings.listed} folders unchanged since the previous scan, not read again`);
     // Only the newest listings are kept (they describe the folder as it is, whatever becomes of this set).
     if (scanned && opts.archive.has(dirsName)) for (const n of opts.archive.names()) if (isListingsName(n) && n !== dirsName) opts.archive.remove(n);

@@ -23,6 +23,7 @@ import {
   type GitContext,
 } from './gitignore';
 import type { Listings } from './listingCache';
+import type { Lstat } from './statAhead';
 import { OwnerNames } from './owners';
 
 export type { SelectionRule } from './selection';
@@ -60,6 +61,8 @@ export interface ScanOptions {
   readonly onError: (index: PathIndex, error: Error) => void;
   /** Folder listings of the previous scan, reused for folders that have not changed (listingCache.ts). */
   readonly listings?: Listings;
+  /** The lstat of every path below the root (default fs.lstatSync; statAhead.ts has them made ahead). */
+  readonly lstat?: (path: Buffer) => Lstat;
 }
 
 /**
@@ -80,6 +83,7 @@ export async function* scanTree(root: string, options: ScanOptions): AsyncGenera
 }
 
 const BIG = { bigint: true, throwIfNoEntry: true } as const;
+const lstatSync = (p: Buffer): Lstat => fs.lstatSync(p, BIG);
 const SLASH = Buffer.from('/');
 
 interface Frame {
@@ -110,6 +114,7 @@ export function* scanTreeSync(root: string, options: ScanOptions): Generator<Sca
   const onError = options.onError;
   const owners = OwnerNames.system();
   const access = accessChecker();
+  const lstat = options.lstat ?? lstatSync;
   const rootPath = Buffer.from(rootAbs);
 
   let rootStat: fs.BigIntStats;
@@ -155,9 +160,9 @@ export function* scanTreeSync(root: string, options: ScanOptions): Generator<Sca
     const name = f.names[f.next++];
     const childPath = Buffer.concat([f.path, SLASH, name]);
 
-    let st: fs.BigIntStats;
+    let st: Lstat;
     try {
-      st = fs.lstatSync(childPath, BIG);
+      st = lstat(childPath);
     } catch (e) {
       onError([...f.index, name], asError(e));
       continue;
@@ -318,7 +323,7 @@ function typeOf(mode: number): EntryType | undefined {
 function makeEntry(
   index: PathIndex,
   p: Buffer,
-  st: fs.BigIntStats,
+  st: Lstat,
   type: EntryType,
   linkname: Buffer | undefined,
   owners: OwnerNames,
@@ -370,7 +375,7 @@ function makeEntry(
  * int(os.lstat().st_mtime) as duplicity computes it: Python builds st_mtime as the double
  * sec + nsec * 1e-9, which rounds up to the next second when nsec is within ~120 ns of it.
  */
-function duplicityMtime(st: fs.BigIntStats): number {
+function duplicityMtime(st: Lstat): number {
   const ms = Number(st.mtimeMs);
   const sec = Math.floor(ms / 1000);
   // Only the last millisecond of a second can round up; everything else is plain floor.
@@ -383,7 +388,7 @@ function duplicityMtime(st: fs.BigIntStats): number {
  * A regular file we may not read is left out, as duplicity does (os.access). The permission bits
  * answer for almost every file without a system call; access(2) settles the rest (ACLs).
  */
-function accessChecker(): (p: Buffer, st: fs.BigIntStats) => Error | undefined {
+function accessChecker(): (p: Buffer, st: Lstat) => Error | undefined {
   const euid = process.geteuid?.() ?? 0;
   const groups = new Set(process.getgroups?.() ?? []);
   const egid = process.getegid?.() ?? 0;

@@ -217,6 +217,8 @@ export class StatCacheCursor {
   private readonly cur = { pos: 0 };
   private prevIndex: PathIndex = [];
   private count = 0;
+  /** shiftPath: where each component of the previous path ends in its output (-1: past its end). */
+  private readonly pathEnds: number[] = [];
 
   private constructor(private readonly path: string) {}
 
@@ -290,17 +292,61 @@ export class StatCacheCursor {
     });
   }
 
-  private decodeNext(): StatRecord | undefined {
+  /**
+   * The next record's path only, relative to the root with its components joined by '/', written into
+   * `out` from 0 (which must keep what the previous call wrote: a record shares leading components with
+   * the one before). Returns its length, -1 if it does not fit, undefined at the end. Nothing is
+   * checked but the framing: the caller (statAheadWorker.ts) uses the path only to stat it. A cursor is
+   * read either this way or by records, not both.
+   */
+  shiftPath(out: Uint8Array): number | undefined {
+    if (this.fd === undefined || !this.nextBlock()) return undefined;
+    const b = this.block;
+    const cur = this.cur;
+    const ends = this.pathEnds;
+    const shared = getVarint(b, cur);
+    const fresh = getVarint(b, cur);
+    if (shared < 0 || fresh < 0 || shared > ends.length) throw this.corrupt('bad record');
+    ends.length = shared;
+    let len = shared === 0 ? 0 : ends[shared - 1];
+    let fits = len >= 0;
+    for (let k = 0; k < fresh; k++) {
+      const n = getVarint(b, cur);
+      if (n <= 0 || cur.pos + n > b.length) throw this.corrupt('bad record');
+      const at = len === 0 ? 0 : len + 1;
+      if (fits && at + n <= out.length) {
+        if (at > 0) out[len] = SLASH;
+        b.copy(out, at, cur.pos, cur.pos + n);
+        len = at + n;
+      } else fits = false;
+      ends.push(fits ? len : -1);
+      cur.pos += n;
+    }
+    cur.pos++; // type
+    for (let k = 0; k < 4; k++) if (getVarint(b, cur) < 0) throw this.corrupt('bad record'); // mode, uid, gid, size
+    cur.pos += 24; // mtime, ctime, ino
+    if (cur.pos > b.length) throw this.corrupt('bad record');
+    this.count++;
+    return fits ? len : -1;
+  }
+
+  /** Moves to the next block when the current one is used up; false at the end. */
+  private nextBlock(): boolean {
     while (this.cur.pos >= this.block.length) {
       const next = this.blocks!.next(this.count);
       if (next === 'end') {
         if (readFullySync(this.fd!, Buffer.alloc(1), this.blocks!.position) !== 0) throw this.corrupt('data after the end');
-        return undefined;
+        return false;
       }
       if ('bad' in next) throw this.corrupt(next.bad);
       this.block = next;
       this.cur.pos = 0;
     }
+    return true;
+  }
+
+  private decodeNext(): StatRecord | undefined {
+    if (!this.nextBlock()) return undefined;
     const r = decodeRecord(this.block, this.cur, this.prevIndex, this.count);
     if (r === undefined) throw this.corrupt('bad record');
     this.prevIndex = r.index;

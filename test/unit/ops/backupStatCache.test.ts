@@ -9,7 +9,7 @@ import { FaultBackend } from '../../../src/engine/backend/faultBackend';
 import { MemoryBackend } from '../../../src/engine/backend/memoryBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
 import { MemoryLogger } from '../../../src/engine/log';
-import { backup, type BackupResult } from '../../../src/engine/ops/backup';
+import { backup, type BackupOptions, type BackupResult } from '../../../src/engine/ops/backup';
 import type { CryptoContext } from '../../../src/engine/ops/remoteFiles';
 import { restore } from '../../../src/engine/ops/restore';
 import { statCacheComplete } from '../../../src/engine/scan/statCache';
@@ -23,13 +23,13 @@ before(async () => {
 });
 
 /** A source tree, its own cache folder and remote. */
-function env(work: string, name: string, spec: Spec) {
+function env(work: string, name: string, spec: Spec, options: Partial<BackupOptions> = {}) {
   const src = path.join(work, name, 'src');
   makeTree(src, spec);
   const archive = ArchiveDir.open(path.join(work, name, 'cache'));
   const backend = new MemoryBackend();
   const log = new MemoryLogger();
-  const run = (): Promise<BackupResult> => backup({ source: src, backend, archive, crypto, log, volumeSize: 1 << 20 });
+  const run = (): Promise<BackupResult> => backup({ source: src, backend, archive, crypto, log, volumeSize: 1 << 20, ...options });
   let restores = 0;
   const restored = async (time?: number) => {
     const out = path.join(work, name, `out-${++restores}`);
@@ -124,6 +124,30 @@ describe('backup: incrementals from a complete stat cache', function () {
     assert.deepEqual(await fast.restored(full.time), before);
     assert.equal(statCacheComplete(fast.statFile()), true);
     assert.equal(statCacheComplete(slow.statFile()), true, 'the fallback writes a complete cache again');
+  });
+
+  it('with the lstats made ahead by a worker thread: the same edits, deletions and additions stored', async () => {
+    const work = tempDir('offsite-statmode-');
+    const ahead = env(work, 'ahead', tree(), { statAheadMinBytes: 0 });
+    const plain = env(work, 'plain', tree());
+    await sleep(RACY);
+    await ahead.run();
+    await plain.run();
+    await sleep(1100);
+    edit(ahead.src);
+    edit(plain.src);
+    const a = await ahead.run();
+    const b = await plain.run();
+    for (const k of ['NewFiles', 'ChangedFiles', 'DeletedFiles', 'DeltaEntries', 'SourceFiles', 'SourceFileSize', 'RawDeltaSize'] as const) {
+      assert.equal(a.stats[k], b.stats[k], k);
+    }
+    // Started and consulted for each of the 12 paths below the root (how many it had ready is timing).
+    assert.ok(ahead.log.lines.some((l) => /Stat ahead: \d+ of 12 paths/.test(l)), ahead.log.lines.join('\n'));
+    assert.ok(!plain.log.lines.some((l) => l.includes('Stat ahead')), 'not for a small cache by default');
+    assert.deepEqual(await ahead.restored(), snapshotTree(ahead.src));
+    const c = await ahead.run();
+    assert.equal(c.stats.DeltaEntries, 0, 'then nothing changed');
+    assert.equal(statCacheComplete(ahead.statFile()), true);
   });
 
   it('a file kept from an older set after a read error makes the cache incomplete: its deletion is still seen', async () => {

@@ -227,15 +227,19 @@ export class BlockReader {
   readyAhead = 0;
   private ahead: Pending | { end: number } | { bad: string } | undefined;
 
-  /** `offset`: where the first block header is. */
+  /**
+   * `offset`: where the first block header is. `readAhead` false: no inflating in the threadpool (for
+   * a caller that does not let the event loop run meanwhile, whose read-ahead would only be wasted).
+   */
   constructor(
     private readonly fd: number,
     private offset: number,
+    private readonly readAhead = true,
   ) {}
 
   /** The read-ahead is still inflating the next block. */
   get inflating(): boolean {
-    return this.ahead !== undefined && 'head' in this.ahead && this.ahead.head[0] === CODEC_DEFLATE && this.ahead.raw === undefined;
+    return this.readAhead && this.ahead !== undefined && 'head' in this.ahead && this.ahead.head[0] === CODEC_DEFLATE && this.ahead.raw === undefined;
   }
 
   /** Where the next block would start (after next() returned the end: just past the end marker). */
@@ -261,7 +265,7 @@ export class BlockReader {
     p.raw = raw; // a read-ahead finishing later is ignored
     if (typeof raw === 'string') return { bad: raw };
     const ahead = this.readAt(this.offset);
-    if ('head' in ahead) this.inflateAhead(ahead);
+    if ('head' in ahead && this.readAhead) this.inflateAhead(ahead);
     this.ahead = ahead;
     return raw;
   }

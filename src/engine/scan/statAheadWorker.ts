@@ -19,7 +19,8 @@ function run(): void {
   rootBytes.copy(full);
   full[rootBytes.length] = 0x2f;
   const rel = full.subarray(relAt);
-  const cursor = StatCacheCursor.open(file);
+  // Synchronous to the end: a threadpool read-ahead would never be picked up.
+  const cursor = StatCacheCursor.open(file, { readAhead: false });
   try {
     let produced = 0;
     let skipped = 0;

@@ -222,7 +222,8 @@ export class StatCacheCursor {
 
   private constructor(private readonly path: string) {}
 
-  static open(path: string): StatCacheCursor {
+  /** `readAhead` false: the reader never lets the event loop run (see BlockReader). */
+  static open(path: string, options: { readonly readAhead?: boolean } = {}): StatCacheCursor {
     const c = new StatCacheCursor(path);
     let fd: number;
     try {
@@ -241,7 +242,7 @@ export class StatCacheCursor {
       c.close();
       throw e;
     }
-    c.blocks = new BlockReader(fd, HEADER_LEN);
+    c.blocks = new BlockReader(fd, HEADER_LEN, options.readAhead);
     return c;
   }
 

@@ -32,16 +32,19 @@ async function writeFile(file: string, raws: readonly Buffer[], compress = true)
 }
 
 /** Every block of the file; `turns`: let the event loop run between blocks until the read-ahead is done. */
-async function readFile(file: string, turns: boolean): Promise<{ raws: Buffer[]; result: unknown; reader: BlockReader }> {
+async function readFile(file: string, turns: boolean, readAhead = true): Promise<{ raws: Buffer[]; result: unknown; reader: BlockReader }> {
   const fd = fs.openSync(file, 'r');
   try {
-    const reader = new BlockReader(fd, 0);
+    const reader = new BlockReader(fd, 0, readAhead);
     const raws: Buffer[] = [];
     for (;;) {
       const b = reader.next(raws.length); // the test's end markers count blocks
       if (!Buffer.isBuffer(b)) return { raws, result: b, reader };
       raws.push(Buffer.from(b));
-      if (turns) while (reader.inflating) await sleep(1);
+      if (turns) {
+        while (reader.inflating) await sleep(1);
+        await sleep(1); // time for a read-ahead, if one had been started
+      }
     }
   } finally {
     fs.closeSync(fd);
@@ -68,6 +71,11 @@ describe('scan/blockFile', () => {
       if (turns) assert.equal(reader.readyAhead, raws.length - 1, 'every block after the first was inflated ahead');
       else assert.equal(reader.readyAhead, 0);
     }
+    // Without read-ahead (a reader that never lets the event loop run): nothing goes to the pool.
+    const noAhead = await readFile(file, true, false);
+    assert.equal(noAhead.result, 'end');
+    noAhead.raws.forEach((b, i) => assert.ok(b.equals(raws[i]), `block ${i}`));
+    assert.equal(noAhead.reader.readyAhead, 0);
 
     // Added with room in the pool each time: each block deflated there.
     const fd = fs.openSync(path.join(dir, 'g'), 'w');

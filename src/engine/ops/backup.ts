@@ -349,7 +349,12 @@ class BackupRun {
     // The scan begins here: the worker thread of statAhead.ts starts on the previous stat cache now,
     // so that it is ahead of the walk when the walk starts.
     this.scanStartNs = BigInt(Date.now()) * 1_000_000n; // the file clock, not the set's (this.now)
-    if (type === 'inc') this.ahead = StatAhead.start(source, this.prevStatFile(chain!), { minCacheBytes: opts.statAheadMinBytes });
+    if (type === 'inc') {
+      this.ahead = StatAhead.start(source, this.prevStatFile(chain!), {
+        minCacheBytes: opts.statAheadMinBytes,
+        onProblem: (m) => opts.log.debug(`Stat ahead: ${m}`),
+      });
+    }
     if (type === 'inc') {
       const sigChain = signatureChainFor(collection, chain!)!;
       for (const n of [sigChain.full, ...sigChain.incs.map((i) => i.name)]) if (n) sigFiles.push(await this.repo.sigtarFile(n, opts.signal));

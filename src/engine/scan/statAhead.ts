@@ -156,11 +156,12 @@ export class StatAhead {
     private readonly ring: Ring,
     worker: Worker,
     root: Buffer,
+    onProblem: (message: string) => void,
   ) {
     this.skip = root.length + 1;
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     // A failed worker (an unreadable cache) only means the walk stats the rest itself.
-    worker.on('error', () => {});
+    worker.on('error', (e) => onProblem(`the worker thread stopped: ${e.message}`));
     worker.unref();
   }
 
@@ -168,7 +169,11 @@ export class StatAhead {
    * Starts the worker on `statCacheFile` (the previous backup's stat cache) for the tree at `root`,
    * or returns undefined where it would not pay: a small cache, a single core.
    */
-  static start(root: string, statCacheFile: string, options: { readonly minCacheBytes?: number } = {}): StatAhead | undefined {
+  static start(
+    root: string,
+    statCacheFile: string,
+    options: { readonly minCacheBytes?: number; readonly onProblem?: (message: string) => void } = {},
+  ): StatAhead | undefined {
     if (os.availableParallelism() < 2) return undefined;
     try {
       if (fs.statSync(statCacheFile).size < (options.minCacheBytes ?? MIN_CACHE_BYTES)) return undefined;
@@ -182,7 +187,7 @@ export class StatAhead {
       // It decodes records and makes system calls; its garbage is a Buffer per record.
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
     });
-    return new StatAhead(ring, worker, Buffer.from(rootAbs));
+    return new StatAhead(ring, worker, Buffer.from(rootAbs), options.onProblem ?? (() => {}));
   }
 
   /** The lstat of `p` (an absolute path under the root, as the walk makes it). Throws as fs.lstatSync. */

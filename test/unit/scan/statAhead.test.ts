@@ -174,8 +174,11 @@ describe('scan/statAhead', function () {
     const plain = walk(root);
     const garbage = path.join(dir, 'garbage');
     fs.writeFileSync(garbage, Buffer.alloc(4096, 7));
-    const ahead = await started(root, garbage);
+    const problems: string[] = [];
+    const ahead = StatAhead.start(root, garbage, { minCacheBytes: 0, onProblem: (m) => problems.push(m) });
+    assert.ok(ahead);
     await ahead.exited; // the worker's error ends it; nothing reaches the walk's process
+    assert.deepEqual(problems, [`the worker thread stopped: The stat cache ${garbage} is corrupt (not a stat cache)`]);
     assert.deepEqual(comparable(walk(root, ahead)), comparable(plain));
     assert.equal(ahead.hits, 0);
     assert.equal(ahead.own, plain.length - 1);

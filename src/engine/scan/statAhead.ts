@@ -134,9 +134,10 @@ export function compareWalkOrder(a: Uint8Array, aFrom: number, aLen: number, b: 
 const BIG = { bigint: true, throwIfNoEntry: true } as const;
 
 /**
- * Below ~70k paths (a stat cache takes ~15 bytes per path) the worker did not pay on a 2-core machine:
- * 20k files (47k paths, 0.7 MB) took as long with it, with ~20% more CPU; 100k files (220k paths)
- * took ~20% less time (bench/README.md).
+ * Below ~70k paths (a stat cache takes ~15 bytes per path) the worker hardly pays on a 2-core machine:
+ * a no-change incremental of 20k files (47k paths, 0.7 MB) took 0.61–0.65 s with it and 0.64–0.71 s
+ * without, for ~20% more CPU and 14 MiB; of 100k files (220k paths), 1.52–1.54 s against
+ * 1.87–1.99 s (alternating runs, bench/README.md).
  */
 export const MIN_CACHE_BYTES = 1024 * 1024;
 

@@ -1,0 +1,95 @@
+// bin/offsite compiles the bundle with V8's code cache: saved by the first run (private, named by the
+// bundle's content), used as it is by later runs (NODE_DEBUG=offsite says so), written again when V8 refuses it, and never in the
+// way of the command when it cannot be read or written.
+import { strict as assert } from 'node:assert';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { OFFSITE, offsite, REPO, run, type RunResult } from '../helpers/cli';
+import { tempDir } from '../helpers/tmp';
+
+const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** The cache file of `node bin/offsite` (no Node flags: the helper does not run the shebang's). */
+function expectedName(): string {
+  const flags = ` ${process.env.NODE_OPTIONS || ''}`; // as the launcher: its execArgv (none), NODE_OPTIONS
+  const digest = createHash('sha256').update(fs.readFileSync(path.join(REPO, 'dist', 'cli.js'))).update('\0').update(flags).digest('hex').slice(0, 32);
+  return `cli-${digest}-${process.version}-${process.arch}.bin`;
+}
+
+/** Runs `offsite --version`; what the launcher says of the code cache (NODE_DEBUG=offsite). */
+async function version(xdg: string): Promise<string> {
+  const r = await offsite(['--version'], { env: { XDG_CACHE_HOME: xdg, NODE_DEBUG: 'offsite' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), VERSION);
+  return /code cache .*: (\w+)/.exec(r.stderr)?.[1] ?? r.stderr;
+}
+
+describe('cli: the code cache of bin/offsite', function () {
+  this.timeout(60_000);
+
+  it('is saved by the first run, private and named by the bundle, and used as it is by the next', async () => {
+    const xdg = tempDir('offsite-xdg-');
+    assert.equal(await version(xdg), 'none');
+    const dir = path.join(xdg, 'offsite', 'code-cache');
+    assert.deepEqual(fs.readdirSync(dir), [expectedName()], 'one file, no temp file left');
+    const file = path.join(dir, expectedName());
+    assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.ok(fs.statSync(file).size > 10_000, 'compiled code, not an empty file');
+    const before = fs.statSync(file);
+    assert.equal(await version(xdg), 'used');
+    const after = fs.statSync(file);
+    assert.equal(after.ino, before.ino, 'accepted: not written again');
+    assert.equal(after.mtimeMs, before.mtimeMs);
+  });
+
+  it('is written again when V8 refuses it', async () => {
+    const xdg = tempDir('offsite-xdg-');
+    const dir = path.join(xdg, 'offsite', 'code-cache');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, expectedName());
+    const garbage = Buffer.alloc(4096, 0x5a);
+    fs.writeFileSync(file, garbage);
+    assert.equal(await version(xdg), 'refused');
+    assert.ok(!fs.readFileSync(file).equals(garbage), 'replaced');
+    assert.ok(fs.statSync(file).size > 10_000);
+    assert.deepEqual(fs.readdirSync(dir), [expectedName()]);
+    assert.equal(await version(xdg), 'used');
+  });
+
+  it('has one file per set of Node flags, so runs with and without them do not replace each other', async () => {
+    const xdg = tempDir('offsite-xdg-');
+    const env = { ...process.env, XDG_CACHE_HOME: xdg, NODE_DEBUG: 'offsite' };
+    const said = (r: RunResult) => /code cache .*: (\w+)/.exec(r.stderr)?.[1];
+    const flagged = () => run(process.execPath, ['--max-semi-space-size=2', OFFSITE, '--version'], { env });
+    assert.equal(await version(xdg), 'none');
+    assert.equal(said(await flagged()), 'none');
+    assert.equal(await version(xdg), 'used');
+    assert.equal(said(await flagged()), 'used');
+    assert.equal(fs.readdirSync(path.join(xdg, 'offsite', 'code-cache')).length, 2);
+  });
+
+  it('keeps the four newest files when it writes one', async () => {
+    const xdg = tempDir('offsite-xdg-');
+    const dir = path.join(xdg, 'offsite', 'code-cache');
+    fs.mkdirSync(dir, { recursive: true });
+    const old = ['cli-a.bin', 'cli-b.bin', 'cli-c.bin', 'cli-d.bin', 'cli-e.bin'];
+    old.forEach((n, i) => {
+      fs.writeFileSync(path.join(dir, n), 'an earlier build');
+      const t = new Date(Date.now() - (i + 1) * 86_400_000); // a newest, e oldest
+      fs.utimesSync(path.join(dir, n), t, t);
+    });
+    fs.writeFileSync(path.join(dir, 'notes.txt'), 'not a cache file');
+    assert.equal(await version(xdg), 'none');
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['cli-a.bin', 'cli-b.bin', 'cli-c.bin', expectedName(), 'notes.txt'].sort());
+  });
+
+  it('does not stand in the way when it cannot be written', async () => {
+    const xdg = tempDir('offsite-xdg-');
+    const blocked = path.join(xdg, 'offsite');
+    fs.writeFileSync(blocked, 'a file where the cache folder would be');
+    assert.equal(await version(xdg), 'none');
+    assert.equal(fs.readFileSync(blocked, 'utf8'), 'a file where the cache folder would be');
+  });
+});

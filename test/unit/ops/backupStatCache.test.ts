@@ -80,6 +80,13 @@ function edit(src: string): void {
   fs.writeFileSync(path.join(src, 'added', 'n.bin'), randomBytesSeeded(70_000, 9));
 }
 
+/** Two backups of the same edits stored the same things. */
+function assertSameOutcome(a: BackupResult, b: BackupResult): void {
+  for (const k of ['NewFiles', 'ChangedFiles', 'DeletedFiles', 'DeltaEntries', 'SourceFiles', 'SourceFileSize', 'RawDeltaSize'] as const) {
+    assert.equal(a.stats[k], b.stats[k], k);
+  }
+}
+
 const RACY = 2100; // files changed within 2 s of a scan are read again next time (statCache.ts)
 
 describe('backup: incrementals from a complete stat cache', function () {
@@ -114,9 +121,7 @@ describe('backup: incrementals from a complete stat cache', function () {
     edit(slow.src);
     const a = await fast.run();
     const b = await slow.run();
-    for (const k of ['NewFiles', 'ChangedFiles', 'DeletedFiles', 'DeltaEntries', 'SourceFiles', 'SourceFileSize', 'RawDeltaSize'] as const) {
-      assert.equal(a.stats[k], b.stats[k], k);
-    }
+    assertSameOutcome(a, b);
     assert.equal(a.stats.DeletedFiles, 6); // gone/, its 3 files, its sub/, z-last.txt
     assert.equal(a.stats.NewFiles, 3); // docs/new.txt, added/, added/n.bin
     assert.ok(a.stats.RawDeltaSize < 80_000, `big.bin went as a delta (${a.stats.RawDeltaSize} bytes in all)`);
@@ -131,16 +136,11 @@ describe('backup: incrementals from a complete stat cache', function () {
     const ahead = env(work, 'ahead', tree(), { statAheadMinBytes: 0 });
     const plain = env(work, 'plain', tree());
     await sleep(RACY);
-    await ahead.run();
-    await plain.run();
+    for (const e of [ahead, plain]) await e.run();
     await sleep(1100);
-    edit(ahead.src);
-    edit(plain.src);
-    const a = await ahead.run();
-    const b = await plain.run();
-    for (const k of ['NewFiles', 'ChangedFiles', 'DeletedFiles', 'DeltaEntries', 'SourceFiles', 'SourceFileSize', 'RawDeltaSize'] as const) {
-      assert.equal(a.stats[k], b.stats[k], k);
-    }
+    for (const e of [ahead, plain]) edit(e.src);
+    const [a, b] = [await ahead.run(), await plain.run()];
+    assertSameOutcome(a, b);
     // Started and consulted for each of the 12 paths below the root (how many it had ready is timing).
     assert.ok(ahead.log.lines.some((l) => /Stat ahead: \d+ of 12 paths/.test(l)), ahead.log.lines.join('\n'));
     assert.ok(!plain.log.lines.some((l) => l.includes('Stat ahead')), 'not for a small cache by default');

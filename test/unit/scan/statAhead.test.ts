@@ -39,6 +39,16 @@ function makeFiles(root: string, n: number): void {
   }
 }
 
+/** A tree of `n` files (makeFiles) and its stat cache, in a new folder. */
+async function cachedTree(n: number): Promise<{ dir: string; root: string; cache: string }> {
+  const dir = tempDir('offsite-ahead-');
+  const root = path.join(dir, 'src');
+  makeFiles(root, n);
+  const cache = path.join(dir, 'stat');
+  await writeCache(root, cache);
+  return { dir, root, cache };
+}
+
 async function started(root: string, cache: string): Promise<StatAhead> {
   const ahead = StatAhead.start(root, cache, { minCacheBytes: 0 });
   assert.ok(ahead, 'started');
@@ -86,11 +96,7 @@ describe('scan/statAhead', function () {
   });
 
   it('is exact after additions, deletions and a file that became a folder', async () => {
-    const dir = tempDir('offsite-ahead-');
-    const root = path.join(dir, 'src');
-    makeFiles(root, 120);
-    const cache = path.join(dir, 'stat');
-    await writeCache(root, cache);
+    const { root, cache } = await cachedTree(120);
     const rel = (entries: ScanEntry[]) => new Set(entries.slice(1).map((e) => e.path.toString('latin1')));
     const old = rel(walk(root));
     fs.rmSync(path.join(root, 'd3'), { recursive: true }); // a folder and all inside
@@ -116,11 +122,7 @@ describe('scan/statAhead', function () {
   });
 
   it('stays exact when the ring wraps and the walk overtakes the worker', async () => {
-    const dir = tempDir('offsite-ahead-');
-    const root = path.join(dir, 'src');
-    makeFiles(root, 3 * SLOTS);
-    const cache = path.join(dir, 'stat');
-    await writeCache(root, cache);
+    const { root, cache } = await cachedTree(3 * SLOTS);
     const plain = walk(root);
     fs.writeFileSync(path.join(root, 'd5', 'a-b', 'x', 'f5'), 'changed\n'); // an existing file
     const expected = walk(root);
@@ -135,11 +137,7 @@ describe('scan/statAhead', function () {
   });
 
   it('stops a worker waiting for room when closed', async () => {
-    const dir = tempDir('offsite-ahead-');
-    const root = path.join(dir, 'src');
-    makeFiles(root, 2 * SLOTS);
-    const cache = path.join(dir, 'stat');
-    await writeCache(root, cache);
+    const { root, cache } = await cachedTree(2 * SLOTS);
     const ahead = await started(root, cache);
     await filled(ahead, SLOTS);
     ahead.close();
@@ -206,11 +204,7 @@ describe('scan/statAhead', function () {
   });
 
   it('is not started for a small cache', async () => {
-    const dir = tempDir('offsite-ahead-');
-    const root = path.join(dir, 'src');
-    makeFiles(root, 10);
-    const cache = path.join(dir, 'stat');
-    await writeCache(root, cache);
+    const { dir, root, cache } = await cachedTree(10);
     assert.equal(StatAhead.start(root, cache), undefined);
     assert.equal(StatAhead.start(root, path.join(dir, 'missing'), { minCacheBytes: 0 }), undefined);
   });

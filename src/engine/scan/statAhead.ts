@@ -8,15 +8,15 @@
 // The main thread never waits for the worker: a path the ring does not have (yet), a path that is not
 // in the previous cache (new, or left out by the rules), and a path whose lstat failed in the worker
 // are stat'ed by the walk itself, as without this. When the walk gets ahead of the worker, the worker
-// skips as many records as the walk stat'ed meanwhile, and both go on from about the same place. Results for paths the walk has passed (deleted
-// since, or the worker lagging behind) are dropped. A result is the path's state a few ms before the
-// walk reaches it: the same race as between any walk's lstat and its read, and taken after the scan's
-// start time, so the stat cache's racy rule (statCache.ts) still covers it.
+// skips as many records as the walk stat'ed meanwhile, and both go on from about the same place.
+// Results for paths the walk has passed (deleted since, or the worker lagging behind) are dropped. A
+// result is the path's state a few ms before the walk reaches it: the same race as between any walk's
+// lstat and its read, and taken after the scan's start time, so the stat cache's racy rule
+// (statCache.ts) still covers it.
 //
 // Ring layout (one SharedArrayBuffer): CTRL Int32 [produced, consumed, state (STOP), workerWaiting,
-// walkAhead]; per slot
-// NF BigInt64 fields (FIELDS order) and Int32 [relative path length, stat ok], and PATH_MAX bytes of
-// the path relative to the root (components joined by '/').
+// walkAhead]; per slot NF BigInt64 fields (FIELDS order), Int32 [relative path length, stat ok], and
+// PATH_MAX bytes of the path relative to the root (components joined by '/').
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -38,7 +38,7 @@ export interface Lstat {
   readonly rdev: bigint;
 }
 
-export const FIELDS = ['mode', 'uid', 'gid', 'size', 'mtimeNs', 'ctimeNs', 'mtimeMs', 'ino', 'dev', 'nlink', 'rdev'] as const;
+const FIELDS = ['mode', 'uid', 'gid', 'size', 'mtimeNs', 'ctimeNs', 'mtimeMs', 'ino', 'dev', 'nlink', 'rdev'] as const;
 const NF = FIELDS.length;
 /** Slots in the ring (a power of two). */
 export const SLOTS = 1024;

@@ -18,6 +18,23 @@ export function compareIndex(a: PathIndex, b: PathIndex): number {
   return a.length - b.length;
 }
 
+/**
+ * compareIndex order of two paths held as their components joined by '/' (a[aFrom, aEnd) and
+ * b[bFrom, bEnd)), without splitting them: components compare bytewise and a shorter one first, which
+ * is bytewise order with '/' below every other byte (names hold neither '/' nor NUL).
+ */
+export function compareJoinedPaths(a: Uint8Array, aFrom: number, aEnd: number, b: Uint8Array, bFrom: number, bEnd: number): number {
+  const aLen = aEnd - aFrom;
+  const bLen = bEnd - bFrom;
+  const n = aLen < bLen ? aLen : bLen;
+  for (let i = 0; i < n; i++) {
+    const x = a[aFrom + i];
+    const y = b[bFrom + i];
+    if (x !== y) return (x === SLASH ? -1 : x) - (y === SLASH ? -1 : y);
+  }
+  return aLen - bLen;
+}
+
 export function indexEquals(a: PathIndex, b: PathIndex): boolean {
   return compareIndex(a, b) === 0;
 }

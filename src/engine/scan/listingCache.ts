@@ -21,7 +21,7 @@
 // count, then each name as varint length + bytes, sorted bytewise as the scanner sorts them.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { compareIndex } from '../pathIndex';
+import { compareIndex, compareJoinedPaths } from '../pathIndex';
 import type { PathIndex } from '../types';
 import { readFullySync } from '../util/syncIo';
 import { BlockFileWriter, BlockReader, getVarint, putVarint } from './blockFile';
@@ -312,7 +312,7 @@ class ListingReader {
     const pathLen = getVarint(b, cur);
     if (pathLen < 0 || cur.pos + pathLen + 33 > b.length) return undefined;
     const path = b.subarray(cur.pos, cur.pos + pathLen);
-    if (!validPath(path) || (this.prev !== undefined && comparePaths(this.prev, path) >= 0)) return undefined;
+    if (!validPath(path) || (this.prev !== undefined && compareJoinedPaths(this.prev, 0, this.prev.length, path, 0, path.length) >= 0)) return undefined;
     cur.pos += pathLen;
     const flags = b[cur.pos++];
     const stat = b.subarray(cur.pos, cur.pos + 32);
@@ -340,19 +340,6 @@ function validPath(p: Buffer): boolean {
   if (p[0] === SLASH || p[p.length - 1] === SLASH || p.includes(0)) return false;
   for (let i = 1; i < p.length; i++) if (p[i] === SLASH && p[i - 1] === SLASH) return false;
   return true;
-}
-
-/**
- * compareIndex order of two stored paths without splitting them: components compare bytewise and a
- * shorter one first, which is bytewise order with '/' below every other byte (names hold no '/').
- */
-function comparePaths(a: Buffer, b: Buffer): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    if (a[i] === b[i]) continue;
-    return (a[i] === SLASH ? -1 : a[i]) - (b[i] === SLASH ? -1 : b[i]);
-  }
-  return a.length - b.length;
 }
 
 /** compareIndex(the components of stored path `p`, index), without splitting `p`. */

@@ -21,6 +21,7 @@ import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
+import { compareJoinedPaths } from '../pathIndex';
 import { startEngineWorker } from '../util/engineWorker';
 
 /** What the walk uses of an lstat: fs.BigIntStats has all of it. */
@@ -115,22 +116,6 @@ export class Ring {
   }
 }
 
-/**
- * Compares the relative path in `a[aFrom, aFrom + aLen)` with `b[bFrom…]` in the walk's order
- * (compareIndex: component by component, bytewise, a folder before what is inside it). Names hold
- * neither '/' nor NUL, so that is bytewise order with '/' taken as the smallest byte.
- */
-export function compareWalkOrder(a: Uint8Array, aFrom: number, aLen: number, b: Uint8Array, bFrom: number): number {
-  const bLen = b.length - bFrom;
-  const n = aLen < bLen ? aLen : bLen;
-  for (let i = 0; i < n; i++) {
-    const x = a[aFrom + i];
-    const y = b[bFrom + i];
-    if (x !== y) return (x === 0x2f ? 0 : x) - (y === 0x2f ? 0 : y);
-  }
-  return aLen - bLen;
-}
-
 const BIG = { bigint: true, throwIfNoEntry: true } as const;
 
 /**
@@ -205,7 +190,8 @@ export class StatAhead {
         }
       }
       const s = this.next & (SLOTS - 1);
-      const c = compareWalkOrder(ring.paths, s * PATH_MAX, ring.meta[s * 2], p, this.skip);
+      const at = s * PATH_MAX;
+      const c = compareJoinedPaths(ring.paths, at, at + ring.meta[s * 2], p, this.skip, p.length);
       if (c > 0) break; // not in the previous cache
       // Read before the slot is given back: the worker may refill it at once.
       const st = c === 0 && ring.meta[s * 2 + 1] === 1 ? ring.getStat(s) : undefined;

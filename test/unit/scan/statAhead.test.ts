@@ -6,9 +6,8 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { compareIndex } from '../../../src/engine/pathIndex';
 import { scanTreeSync, type ScanEntry } from '../../../src/engine/scan/scanner';
-import { compareWalkOrder, PATH_MAX, SLOTS, StatAhead } from '../../../src/engine/scan/statAhead';
+import { PATH_MAX, SLOTS, StatAhead } from '../../../src/engine/scan/statAhead';
 import { StatCacheWriter, statRecordOf } from '../../../src/engine/scan/statCache';
 import { tempDir } from '../../helpers/tmp';
 
@@ -63,19 +62,6 @@ async function filled(ahead: StatAhead, want: number): Promise<void> {
 
 describe('scan/statAhead', function () {
   this.timeout(60_000);
-
-  it('compares relative paths in the walk order (component by component)', () => {
-    const paths = ['a', 'a/b', 'a/b/c', 'a-b', 'a.b', 'a/x', 'a0', 'ab', 'b', 'b/a-b', 'b/a/b', 'é', 'a/b-c', 'a/b/c-d'];
-    const index = (p: string) => p.split('/').map((c) => Buffer.from(c));
-    for (const x of paths) {
-      for (const y of paths) {
-        const a = Buffer.from(x);
-        const b = Buffer.concat([Buffer.from('/root/'), Buffer.from(y)]);
-        const got = Math.sign(compareWalkOrder(a, 0, a.length, b, 6));
-        assert.equal(got, Math.sign(compareIndex(index(x), index(y))), `${x} vs ${y}`);
-      }
-    }
-  });
 
   it('gives the walk every lstat of an unchanged tree, the same as its own', async () => {
     const dir = tempDir('offsite-ahead-');

@@ -354,8 +354,6 @@ class BackupRun {
         minCacheBytes: opts.statAheadMinBytes,
         onProblem: (m) => opts.log.debug(`Stat ahead: ${m}`),
       });
-    }
-    if (type === 'inc') {
       const sigChain = signatureChainFor(collection, chain!)!;
       for (const n of [sigChain.full, ...sigChain.incs.map((i) => i.name)]) if (n) sigFiles.push(await this.repo.sigtarFile(n, opts.signal));
       await this.checkSource(chain!, source);

@@ -79,7 +79,6 @@ export class AppendFile {
   }
 }
 
-
 /** Writes a plaintext signature tar, member by member, in index order. */
 export class SigtarWriter {
   entries = 0;

@@ -23,7 +23,6 @@ import {
   type GitContext,
 } from './gitignore';
 import type { Listings } from './listingCache';
-import type { Lstat } from './statAhead';
 import { OwnerNames } from './owners';
 
 export type { SelectionRule } from './selection';
@@ -45,6 +44,21 @@ export interface ScanEntry {
   readonly ino: bigint;
   readonly dev: bigint;
   readonly nlink: number;
+}
+
+/** What the walk uses of an lstat: fs.BigIntStats has all of it. */
+export interface Lstat {
+  readonly mode: bigint;
+  readonly uid: bigint;
+  readonly gid: bigint;
+  readonly size: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  readonly mtimeMs: bigint;
+  readonly ino: bigint;
+  readonly dev: bigint;
+  readonly nlink: bigint;
+  readonly rdev: bigint;
 }
 
 export interface ScanOptions {

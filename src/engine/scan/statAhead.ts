@@ -22,22 +22,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { compareJoinedPaths } from '../pathIndex';
+import type { Lstat } from './scanner';
 import { startEngineWorker } from '../util/engineWorker';
-
-/** What the walk uses of an lstat: fs.BigIntStats has all of it. */
-export interface Lstat {
-  readonly mode: bigint;
-  readonly uid: bigint;
-  readonly gid: bigint;
-  readonly size: bigint;
-  readonly mtimeNs: bigint;
-  readonly ctimeNs: bigint;
-  readonly mtimeMs: bigint;
-  readonly ino: bigint;
-  readonly dev: bigint;
-  readonly nlink: bigint;
-  readonly rdev: bigint;
-}
 
 const FIELDS = ['mode', 'uid', 'gid', 'size', 'mtimeNs', 'ctimeNs', 'mtimeMs', 'ino', 'dev', 'nlink', 'rdev'] as const;
 const NF = FIELDS.length;

@@ -170,7 +170,7 @@ export class StatCacheWriter {
 
 /**
  * True when the stat cache at `path` says it is complete (a record for every path of its set's state).
- * Reads only the header: a file corrupt further on is reported by readStatCache, which the caller
+ * Reads only the header: a file corrupt further on is reported by StatCacheCursor, which the caller
  * must then handle (see ops/backup.ts). False when the file is missing or not a stat cache.
  */
 export function statCacheComplete(path: string): boolean {
@@ -187,19 +187,6 @@ export function statCacheComplete(path: string): boolean {
     return (header.readUInt32LE(FLAGS_OFFSET) & FLAG_COMPLETE) !== 0;
   } finally {
     fs.closeSync(fd);
-  }
-}
-
-/**
- * Reads a stat cache back in order (all of it; tests and tools). A missing file yields nothing; a
- * corrupt or truncated one throws OffsiteError('format').
- */
-export async function* readStatCache(path: string): AsyncGenerator<StatRecord, void, undefined> {
-  const cursor = StatCacheCursor.open(path);
-  try {
-    for (let r = cursor.shift(); r !== undefined; r = cursor.shift()) yield r;
-  } finally {
-    cursor.close();
   }
 }
 

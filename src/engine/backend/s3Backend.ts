@@ -110,6 +110,11 @@ export class S3Backend implements Backend {
   private readonly inflight = new Set<string>();
   /** Failed multipart uploads whose abort did not reach the server (it was down): aborted again later. */
   private readonly orphans = new Map<string, string>();
+  /**
+   * Keys whose CreateMultipartUpload got no answer (a cut connection, a server killed right then): the
+   * server may have started an upload whose id we never learned. Looked up and aborted later, as orphans.
+   */
+  private readonly unanswered = new Set<string>();
 
   constructor(params: S3BackendParams) {
     this.client = params.client;
@@ -244,7 +249,15 @@ export class S3Backend implements Backend {
   }
 
   private async createUpload(name: string, signal?: AbortSignal): Promise<string> {
-    const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(name), StorageClass: this.classFor(name) }), { abortSignal: signal });
+    let created;
+    try {
+      created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(name), StorageClass: this.classFor(name) }), { abortSignal: signal });
+    } catch (e) {
+      if (s3HttpStatus(e) === undefined || ((e as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1) > 1) this.unanswered.add(this.key(name));
+      throw e;
+    }
+    // The SDK's own retries: an attempt before the one answered may have started an upload too.
+    if ((created.$metadata.attempts ?? 1) > 1) this.unanswered.add(this.key(name));
     if (!created.UploadId) throw new BackendError('permanent', 'put', name, `The S3 store of ${this.where} started a multipart upload without an id`, { hint: 'The store is not S3-compatible enough' });
     this.inflight.add(created.UploadId);
     return created.UploadId;
@@ -307,14 +320,23 @@ export class S3Backend implements Backend {
 
   /** Best effort, after a success (the server is back) and on close: what is left, cleanup removes. */
   private async abortOrphans(): Promise<void> {
-    for (const [uploadId, key] of [...this.orphans]) {
-      try {
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
-        this.orphans.delete(uploadId);
-      } catch (e) {
-        if (s3ErrorCode(e) === 'NoSuchUpload') this.orphans.delete(uploadId);
-        else return;
+    try {
+      // The uploads of a key whose start went unanswered, but for the ones this backend is sending now.
+      for (const key of [...this.unanswered]) {
+        const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: key }));
+        for (const u of page.Uploads ?? []) if (u.Key === key && u.UploadId && !this.inflight.has(u.UploadId)) this.orphans.set(u.UploadId, key);
+        this.unanswered.delete(key);
       }
+      for (const [uploadId, key] of [...this.orphans]) {
+        try {
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
+        } catch (e) {
+          if (s3ErrorCode(e) !== 'NoSuchUpload') throw e;
+        }
+        this.orphans.delete(uploadId);
+      }
+    } catch {
+      // The server is still out of reach: tried again after the next success, and on close.
     }
   }
 

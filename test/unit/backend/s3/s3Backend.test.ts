@@ -183,6 +183,55 @@ describe('s3:// backend against Swift s3api', function () {
     await b.close();
   });
 
+  it('aborts a multipart upload whose start was answered but the answer lost, once a put succeeds', async () => {
+    const { b, remote } = await backendWith({ partSize: 5 * MiB, multipartThreshold: 5 * MiB, partConcurrency: 1 });
+    const file = path.join(dir, 'lost.bin');
+    fs.writeFileSync(file, randomBytes(6 * MiB));
+    let lose = true;
+    // The server starts the upload; its answer never reaches the backend (a server killed right then).
+    b.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'CreateMultipartUploadCommand' && lose) {
+          lose = false;
+          throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        }
+        return out;
+      },
+      { step: 'initialize', name: 'testLoseAnswer' },
+    );
+    await expectKind(b.put('vol1.difftar.gpg', fileSource(file)), 'transient');
+    assert.deepEqual(await multipartUploads(b.client, remote), ['vol1.difftar.gpg'], 'started on the server, unknown to the backend');
+    await b.put('vol1.difftar.gpg', fileSource(file)); // the retry
+    assert.deepEqual(await multipartUploads(b.client, remote), [], 'the lost one was found and aborted');
+    assert.deepEqual(await listNames(b), ['vol1.difftar.gpg']);
+    await b.close();
+  });
+
+  it("aborts the upload started by an attempt the SDK retried after its answer was lost", async () => {
+    const { b, remote } = await backendWith({ partSize: 5 * MiB, multipartThreshold: 5 * MiB, partConcurrency: 1 });
+    const file = path.join(dir, 'retried.bin');
+    fs.writeFileSync(file, randomBytes(6 * MiB));
+    let lose = true;
+    // Inside the SDK's retry loop: the first attempt reaches the server, its answer is lost, the SDK tries again.
+    b.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'CreateMultipartUploadCommand' && lose) {
+          lose = false;
+          throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        }
+        return out;
+      },
+      { step: 'finalizeRequest', name: 'testLoseFirstAttempt', priority: 'low' },
+    );
+    await b.put('vol2.difftar.gpg', fileSource(file));
+    assert.equal(lose, false, 'the first attempt was lost');
+    assert.deepEqual(await multipartUploads(b.client, remote), [], "the first attempt's upload was found and aborted");
+    assert.deepEqual(await listNames(b), ['vol2.difftar.gpg']);
+    await b.close();
+  });
+
   it('refuses a local file that changed size since it was announced', async () => {
     const { b, remote } = await backendWith({ partSize: 5 * MiB, multipartThreshold: 5 * MiB });
     const file = path.join(dir, 'changed.bin');

@@ -183,23 +183,29 @@ describe('s3:// backend against Swift s3api', function () {
     await b.close();
   });
 
+  /**
+   * The first CreateMultipartUpload reaches the server, which starts the upload, and its answer is lost:
+   * outside the SDK's retries ('initialize': the put fails) or inside them ('finalizeRequest': the SDK
+   * tries again). Returns whether that happened.
+   */
+  function loseFirstCreateAnswer(b: S3Backend, inside: boolean): () => boolean {
+    let lost = false;
+    const afterSend = (command: string | undefined): void => {
+      if (command !== 'CreateMultipartUploadCommand' || lost) return;
+      lost = true;
+      throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    };
+    const stack = b.client.middlewareStack;
+    if (inside) stack.add((next, context) => async (args) => next(args).then((out) => (afterSend(context.commandName), out)), { step: 'finalizeRequest', name: 'testLoseAnswer', priority: 'low' });
+    else stack.add((next, context) => async (args) => next(args).then((out) => (afterSend(context.commandName), out)), { step: 'initialize', name: 'testLoseAnswer' });
+    return () => lost;
+  }
+
   it('aborts a multipart upload whose start was answered but the answer lost, once a put succeeds', async () => {
     const { b, remote } = await backendWith({ partSize: 5 * MiB, multipartThreshold: 5 * MiB, partConcurrency: 1 });
     const file = path.join(dir, 'lost.bin');
     fs.writeFileSync(file, randomBytes(6 * MiB));
-    let lose = true;
-    // The server starts the upload; its answer never reaches the backend (a server killed right then).
-    b.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const out = await next(args);
-        if (context.commandName === 'CreateMultipartUploadCommand' && lose) {
-          lose = false;
-          throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-        }
-        return out;
-      },
-      { step: 'initialize', name: 'testLoseAnswer' },
-    );
+    loseFirstCreateAnswer(b, false); // a server killed right then
     await expectKind(b.put('vol1.difftar.gpg', fileSource(file)), 'transient');
     assert.deepEqual(await multipartUploads(b.client, remote), ['vol1.difftar.gpg'], 'started on the server, unknown to the backend');
     await b.put('vol1.difftar.gpg', fileSource(file)); // the retry
@@ -208,25 +214,13 @@ describe('s3:// backend against Swift s3api', function () {
     await b.close();
   });
 
-  it("aborts the upload started by an attempt the SDK retried after its answer was lost", async () => {
+  it('aborts the upload started by an attempt the SDK retried after its answer was lost', async () => {
     const { b, remote } = await backendWith({ partSize: 5 * MiB, multipartThreshold: 5 * MiB, partConcurrency: 1 });
     const file = path.join(dir, 'retried.bin');
     fs.writeFileSync(file, randomBytes(6 * MiB));
-    let lose = true;
-    // Inside the SDK's retry loop: the first attempt reaches the server, its answer is lost, the SDK tries again.
-    b.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const out = await next(args);
-        if (context.commandName === 'CreateMultipartUploadCommand' && lose) {
-          lose = false;
-          throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-        }
-        return out;
-      },
-      { step: 'finalizeRequest', name: 'testLoseFirstAttempt', priority: 'low' },
-    );
+    const lost = loseFirstCreateAnswer(b, true);
     await b.put('vol2.difftar.gpg', fileSource(file));
-    assert.equal(lose, false, 'the first attempt was lost');
+    assert.equal(lost(), true, 'the first attempt was lost');
     assert.deepEqual(await multipartUploads(b.client, remote), [], "the first attempt's upload was found and aborted");
     assert.deepEqual(await listNames(b), ['vol2.difftar.gpg']);
     await b.close();

@@ -275,9 +275,7 @@ export class SftpBackend implements Backend {
       queue.push(entry);
       outstanding++;
       inflightBytes += buf.length;
-      conn.begin();
-      conn.sftp.write(handle, buf, 0, buf.length, offset, (err) => {
-        conn.end();
+      conn.send<void>((cb) => conn.sftp.write(handle, buf, 0, buf.length, offset, cb), (err) => {
         outstanding--;
         inflightBytes -= buf.length;
         if (err) {
@@ -701,9 +699,7 @@ class SftpReadStream extends Readable {
   private issue(r: { pos: number; len: number; data?: Buffer; err?: unknown }): void {
     const conn = this.conn;
     const buf = Buffer.allocUnsafe(r.len);
-    conn.begin();
-    conn.sftp.read(this.handle, buf, 0, r.len, r.pos, (err, bytesRead) => {
-      conn.end();
+    conn.send<number>((cb) => conn.sftp.read(this.handle, buf, 0, r.len, r.pos, cb), (err, bytesRead) => {
       if (conn !== this.conn) return; // an answer from a connection we left
       if (err) {
         // EOF before the end: the file shrank.

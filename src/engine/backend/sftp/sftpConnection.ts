@@ -57,7 +57,8 @@ export function normalizeFingerprint(fp: string): string {
 export class SftpConnection {
   /** Operations currently using this connection (for load balancing in the pool). */
   active = 0;
-  private pending = 0;
+  /** How to fail each request not answered yet (see send). */
+  private readonly waiting = new Set<(e: Error) => void>();
   private lastAnswer = Date.now();
   private deathError?: Error;
   private readonly watchdog: NodeJS.Timeout;
@@ -135,32 +136,46 @@ export class SftpConnection {
    * connection fails at once with the reason it died.
    */
   call<T>(start: (cb: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> {
-    if (this.deathError) return Promise.reject(this.deathError);
     return new Promise<T>((resolve, reject) => {
-      this.begin();
-      try {
-        start((err, value) => {
-          this.end();
-          if (err) reject(this.deathError && isTransientNetworkError(err) ? this.deathError : err);
-          else resolve(value as T);
-        });
-      } catch (e) {
-        this.end();
-        reject(this.deathError ?? e);
-      }
+      this.send<T>(start, (err, value) => (err ? reject(err) : resolve(value as T)));
     });
   }
 
-  /** Marks a request sent (pipelined writes and reads use this directly). */
-  begin(): void {
-    if (this.pending === 0) this.lastAnswer = Date.now();
-    this.pending++;
+  /**
+   * Sends one request under the watchdog and calls `done` exactly once: with the server's answer, or
+   * with the reason the connection died. ssh2 drops a request made on a channel that has begun to
+   * close and never calls it back, so every request is also tracked here, and dying fails those still
+   * waiting. Pipelined reads and writes use this directly.
+   */
+  send<T>(start: (cb: (err: Error | undefined | null, value?: T) => void) => void, done: (err: Error | undefined | null, value?: T) => void): void {
+    if (!this.deathError && !this.channelOpen()) this.die(new Error('The SFTP channel was closed'));
+    const dead = this.deathError;
+    if (dead) {
+      process.nextTick(() => done(dead));
+      return;
+    }
+    if (this.waiting.size === 0) this.lastAnswer = Date.now();
+    let settled = false;
+    const settle = (err: Error | undefined | null, value?: T): void => {
+      if (settled) return;
+      settled = true;
+      this.waiting.delete(fail);
+      this.lastAnswer = Date.now();
+      done(err && this.deathError && isTransientNetworkError(err) ? this.deathError : err, value);
+    };
+    const fail = (e: Error): void => settle(e);
+    this.waiting.add(fail);
+    try {
+      start(settle);
+    } catch (e) {
+      settle(this.deathError ?? (e instanceof Error ? e : new Error(String(e))));
+    }
   }
 
-  /** Marks a request answered. */
-  end(): void {
-    this.pending--;
-    this.lastAnswer = Date.now();
+  /** Whether ssh2 will still send on the SFTP channel (its state is not part of ssh2's typings). */
+  private channelOpen(): boolean {
+    const state = (this.sftp as unknown as { outgoing?: { state?: string } }).outgoing?.state;
+    return state === undefined || state === 'open';
   }
 
   /** Why the connection died (a transient BackendError), or undefined while it lives. */
@@ -169,7 +184,7 @@ export class SftpConnection {
   }
 
   private checkStall(): void {
-    if (this.pending > 0 && Date.now() - this.lastAnswer > this.params.timeoutMs) {
+    if (this.waiting.size > 0 && Date.now() - this.lastAnswer > this.params.timeoutMs) {
       const secs = Math.round(this.params.timeoutMs / 100) / 10;
       this.die(new Error(`the connection stalled: no answer from the server for ${secs} s`));
     }
@@ -185,8 +200,14 @@ export class SftpConnection {
       });
     }
     clearInterval(this.watchdog);
-    // Destroying the socket fails every request still waiting, so nothing hangs.
     sshClientOf(this.client).destroy();
+    this.failWaiting();
+  }
+
+  /** Fails every request still waiting with the reason the connection ended: no answer can come now. */
+  private failWaiting(): void {
+    const reason = this.deathError!;
+    for (const fail of [...this.waiting]) process.nextTick(fail, reason);
   }
 
   async close(): Promise<void> {
@@ -197,6 +218,7 @@ export class SftpConnection {
     // A stalled server may never answer the polite close.
     await Promise.race([ended, delay(2000, undefined, { ref: false })]);
     sshClientOf(this.client).destroy();
+    this.failWaiting();
   }
 }
 

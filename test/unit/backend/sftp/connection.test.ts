@@ -1,0 +1,90 @@
+// One SSH connection (SftpConnection) against a real sshd: no request may wait forever. ssh2 drops a
+// request made on an SFTP channel that has begun to close, without ever calling it back; a backup
+// then hung with its connection idle (CI, through a proxy cutting connections).
+import * as assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Stats } from 'ssh2';
+import { BackendError } from '../../../../src/engine/backend/backend';
+import { SftpConnection } from '../../../../src/engine/backend/sftp/sftpConnection';
+import { startFixture, type SftpFixture } from './sftpFixture';
+
+/** The request's outcome, or 'no answer' when it is still waiting after `ms`. */
+async function outcome(p: Promise<unknown>, ms = 5000): Promise<unknown> {
+  return await Promise.race([p.then(() => 'answered', (e: unknown) => e), delay(ms, 'no answer')]);
+}
+
+describe('sftp connection: requests always end', function () {
+  this.timeout(30_000);
+  let fx: SftpFixture;
+  const conns: SftpConnection[] = [];
+
+  before(async () => {
+    fx = await startFixture();
+  });
+  after(async () => {
+    await fx?.sshd.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(conns.splice(0).map((c) => c.close()));
+  });
+
+  async function connect(): Promise<SftpConnection> {
+    const c = await SftpConnection.open({
+      hostName: '127.0.0.1',
+      port: fx.sshd.port,
+      where: 'the test server',
+      knownHostsFiles: [fx.knownHosts],
+      knownHostsRecordFile: fx.knownHosts,
+      auth: { user: fx.sshd.user, explicitKeys: [fx.sshd.userKey.file], defaultKeys: [], label: 'the test server' },
+      timeoutMs: 20_000,
+    });
+    conns.push(c);
+    return c;
+  }
+
+  function stat(c: SftpConnection): Promise<Stats> {
+    return c.call<Stats>((cb) => c.sftp.stat('/', cb));
+  }
+
+  it('answers requests on a live connection', async () => {
+    const c = await connect();
+    assert.ok((await stat(c)).isDirectory());
+    assert.equal(c.alive, true);
+  });
+
+  it('fails a request made once the SFTP channel has begun to close, as a transient error', async () => {
+    const c = await connect();
+    c.sftp.end();
+    const e = await outcome(stat(c));
+    assert.ok(e instanceof BackendError, `a BackendError, not ${String(e)}`);
+    assert.equal(e.kind, 'transient');
+    assert.match(e.message, /the test server.*closed/);
+    assert.equal(c.alive, false);
+  });
+
+  it('fails requests that ssh2 dropped when the connection dies (the channel closing as they are sent)', async () => {
+    const c = await connect();
+    // The channel starts closing between the connection's check and ssh2's send: the race CI hit.
+    const dropped = c.call<Stats>((cb) => {
+      c.sftp.end();
+      c.sftp.stat('/', cb);
+    });
+    const pipelined = new Promise<void>((resolve, reject) => c.send((cb) => c.sftp.stat('/tmp', cb), (err) => (err ? reject(err) : resolve())));
+    const e = await outcome(dropped);
+    assert.ok(e instanceof BackendError && e.kind === 'transient', `a transient BackendError, not ${String(e)}`);
+    const e2 = await outcome(pipelined);
+    assert.ok(e2 instanceof BackendError && e2.kind === 'transient', `a transient BackendError, not ${String(e2)}`);
+    assert.equal(c.alive, false);
+  });
+
+  it('fails requests still waiting when the connection is closed', async () => {
+    const c = await connect();
+    const waiting = c.call<Stats>((cb) => {
+      c.sftp.end();
+      c.sftp.stat('/', cb);
+    });
+    await c.close();
+    const e = await outcome(waiting);
+    assert.ok(e instanceof BackendError && e.kind === 'transient', `a transient BackendError, not ${String(e)}`);
+  });
+});

@@ -39,6 +39,16 @@ export function rollsumInit(data: Uint8Array, off: number, len: number, state: R
   state.s2 = (s2 + Math.imul(triangleMod32(len), ROLLSUM_CHAR_OFFSET)) | 0;
 }
 
+/**
+ * The digest (as rollsumDigestInt) of a block of `len` bytes from two sums of its raw bytes: their
+ * sum, and the sum of each byte times (len − its position). What the SIMD code computes.
+ */
+export function rollsumOfSums(byteSum: number, weightedSum: number, len: number): number {
+  const s1 = (byteSum + len * ROLLSUM_CHAR_OFFSET) | 0;
+  const s2 = (weightedSum + Math.imul(triangleMod32(len), ROLLSUM_CHAR_OFFSET)) | 0;
+  return (s2 << 16) | (s1 & 0xffff);
+}
+
 /** len * (len + 1) / 2 modulo 2^32, as an int32 (exact for any block length a signature can hold). */
 function triangleMod32(len: number): number {
   if (len < 0x4000000) return (len % 2 === 0 ? (len / 2) * (len + 1) : len * ((len + 1) / 2)) % 0x100000000 | 0;

@@ -3,7 +3,8 @@
 // `rdiff -H md4 -R rollsum -b B -S 8 signature`.
 import { OffsiteError } from '../errors';
 import { md4Into } from './md4';
-import { LOOKUP_MULTIPLIER, rollsumDigestInt, rollsumInit, type RollsumState } from './rollsum';
+import { LOOKUP_MULTIPLIER, rollsumDigestInt, rollsumInit, rollsumOfSums, type RollsumState } from './rollsum';
+import * as simd from './sigSimd';
 
 // ops/backup.ts imports the encoder next to the signature functions; delta.ts imports only types from
 // this file, so this re-export makes no import cycle at run time.
@@ -80,6 +81,17 @@ export class SignatureBuilder {
       this.addBlock(this.pending, 0, B);
       this.pendingLen = 0;
     }
+    if (data.length - p >= 2 * B && simd.available(B)) {
+      // Runs of whole blocks through the SIMD sums, up to its input size at a time (the module is
+      // compiled on first use: ~5 ms, which a backup without such a file never pays).
+      const perCall = Math.floor(simd.INPUT_BYTES / B);
+      for (let n = Math.floor((data.length - p) / B); n >= 2; n = Math.floor((data.length - p) / B)) {
+        const count = Math.min(n, perCall);
+        this.reserve(count);
+        simd.sumBlocks(data, p, B, count, this.emitSums);
+        p += count * B;
+      }
+    }
     for (; data.length - p >= B; p += B) this.addBlock(data, p, B);
     if (p < data.length) {
       this.pending.set(data.subarray(p), 0);
@@ -95,25 +107,42 @@ export class SignatureBuilder {
     return Buffer.from(this.out.subarray(0, this.outLen));
   }
 
-  private addBlock(data: Uint8Array, off: number, len: number): void {
-    const entry = 4 + this.strongLen;
-    if (this.outLen + entry > this.out.length) {
-      const bigger = Buffer.allocUnsafe(this.out.length * 2);
-      this.out.copy(bigger, 0, 0, this.outLen);
-      this.out = bigger;
-    }
-    rollsumInit(data, off, len, this.weak);
-    const w = rollsumDigestInt(this.weak);
+  /** Makes room for `blocks` more entries. */
+  private reserve(blocks: number): void {
+    const need = this.outLen + blocks * (4 + this.strongLen);
+    if (need <= this.out.length) return;
+    let size = this.out.length * 2;
+    while (size < need) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    this.out.copy(bigger, 0, 0, this.outLen);
+    this.out = bigger;
+  }
+
+  private writeWeak(w: number): void {
     const o = this.out;
-    let q = this.outLen;
+    const q = this.outLen;
     o[q] = w >>> 24;
     o[q + 1] = w >>> 16;
     o[q + 2] = w >>> 8;
     o[q + 3] = w;
-    md4Into(data, off, len, o, q + 4, this.strongLen);
-    q += entry;
-    this.outLen = q;
   }
+
+  private addBlock(data: Uint8Array, off: number, len: number): void {
+    this.reserve(1);
+    rollsumInit(data, off, len, this.weak);
+    this.writeWeak(rollsumDigestInt(this.weak));
+    md4Into(data, off, len, this.out, this.outLen + 4, this.strongLen);
+    this.outLen += 4 + this.strongLen;
+  }
+
+  /** One whole block's entry from the SIMD sums (see sigSimd.sumBlocks). */
+  private readonly emitSums = (byteSum: number, weightedSum: number, md4: Int32Array, at: number): void => {
+    this.writeWeak(rollsumOfSums(byteSum, weightedSum, this.blockLen));
+    const o = this.out;
+    let q = this.outLen + 4;
+    for (let k = 0; k < this.strongLen; k++, q++) o[q] = md4[at + 4 * (k >> 2)] >>> (8 * (k & 3));
+    this.outLen = q;
+  };
 }
 
 /** A parsed MD4+rollsum signature, with the lookup structures DeltaEncoder needs. */

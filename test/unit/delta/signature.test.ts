@@ -5,7 +5,8 @@ import { OffsiteError } from '../../../src/engine/errors';
 import { md4 } from '../../../src/engine/delta/md4';
 import { rollsum, rollsumDigestInt, rollsumInit, rollsumRollout, rollsumRotate, type RollsumState } from '../../../src/engine/delta/rollsum';
 import { blockLengthFor, parseSignature, SIG_MAGIC_MD4, SignatureBuilder } from '../../../src/engine/delta/signature';
-import { randomChunks, rdiffDefaultSignature, rdiffSignature, SAMPLES, seededBytes } from './rdiffTool';
+import * as simd from '../../../src/engine/delta/sigSimd';
+import { prng, randomChunks, rdiffDefaultSignature, rdiffSignature, SAMPLES, seededBytes } from './rdiffTool';
 
 const LIBRSYNC = path.join(SAMPLES, '07-librsync');
 
@@ -120,7 +121,7 @@ describe('delta/signature', () => {
 
     it('is byte-identical to rdiff for other block and strong-sum lengths', () => {
       const data = seededBytes(20_000, 99);
-      for (const [b, s] of [[16, 8], [100, 4], [700, 16], [4096, 1], [1, 8]]) {
+      for (const [b, s] of [[16, 8], [100, 4], [700, 16], [4096, 1], [1, 8], [64, 8], [1024, 16], [2048, 3]]) {
         const want = rdiffSignature(data, b, s);
         assert.ok(sign(data, b, s).equals(want), `-b ${b} -S ${s}`);
         assert.ok(sign(data, b, s, randomChunks(data, b, 50)).equals(want), `-b ${b} -S ${s} chunked`);
@@ -133,6 +134,43 @@ describe('delta/signature', () => {
       assert.ok(sign(basis, 512).equals(fs.readFileSync(path.join(LIBRSYNC, 'basis.duplicity-style.sig'))));
       const text = Buffer.from('The quick brown fox jumps over the lazy dog.\n'.repeat(500));
       assert.ok(sign(text, 512).equals(rdiffSignature(text, 512)));
+    });
+
+    describe('whole blocks in WebAssembly SIMD (sigSimd.ts)', () => {
+      afterEach(() => simd.setSimdEnabled(true));
+
+      it('is used on this Node for every block length duplicity uses, and not for others', () => {
+        for (const b of [512, 1024, 1536, 2048]) assert.equal(simd.available(b), true, `block ${b}`);
+        for (const b of [16, 100, 700, 4096]) assert.equal(simd.available(b), false, `block ${b}`);
+      });
+
+      it('agrees with the scalar code: random data, block counts around groups of four, every strong length, any chunking', () => {
+        const next = prng(4242);
+        const rnd = (): number => (next() >>> 0) / 2 ** 32;
+        for (let round = 0; round < 60; round++) {
+          const blockLen = 64 * (1 + Math.floor(rnd() * 32));
+          const strongLen = 1 + Math.floor(rnd() * 16);
+          const size = Math.floor(rnd() * 11 * blockLen) + (round % 3 === 0 ? 0 : Math.floor(rnd() * blockLen));
+          const data = seededBytes(size, round);
+          simd.setSimdEnabled(false);
+          const want = sign(data, blockLen, strongLen);
+          simd.setSimdEnabled(true);
+          assert.ok(sign(data, blockLen, strongLen).equals(want), `${size} bytes, block ${blockLen}, strong ${strongLen}`);
+          assert.ok(sign(data, blockLen, strongLen, randomChunks(data, round, 5 * blockLen)).equals(want), `${size} bytes chunked`);
+        }
+      });
+
+      it('agrees with the scalar code at the largest sums (all bytes 0xff) and at zero, and past one call of input', () => {
+        for (const fill of [0xff, 0x00, 0x80]) {
+          for (const blockLen of [512, 2048]) {
+            const data = Buffer.alloc(simd.INPUT_BYTES * 2 + 3 * blockLen + 17, fill);
+            simd.setSimdEnabled(false);
+            const want = sign(data, blockLen);
+            simd.setSimdEnabled(true);
+            assert.ok(sign(data, blockLen).equals(want), `fill ${fill}, block ${blockLen}`);
+          }
+        }
+      });
     });
 
     it("writes the empty file's signature as the bare header", () => {

@@ -249,11 +249,11 @@ export class SftpBackend implements Backend {
     onAcked: (n: number) => void,
   ): Promise<number> {
     const { signal } = options;
-    // Resuming from a local file: read from `start` instead of reading and skipping the beginning.
-    const seek = start > 0 && source.localPath !== undefined;
-    const stream = seek ? fs.createReadStream(source.localPath!, { start, highWaterMark: WRITE_GATHER }) : source.open();
+    // A local file is read from `start` (a resume skips nothing), each chunk written at once.
+    const local = source.localPath !== undefined;
+    const stream = local ? localChunks(source.localPath!, start, conn.maxWriteLength >= WRITE_GATHER) : source.open();
     const onAbort = (): void => {
-      stream.destroy(cancelled());
+      if (stream instanceof Readable) stream.destroy(cancelled());
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     // Writes in flight, in offset order; the acknowledged prefix ends at the first unfinished one.
@@ -293,7 +293,7 @@ export class SftpBackend implements Backend {
       });
     };
     try {
-      let pos = seek ? start : 0; // position in the source
+      let pos = local ? start : 0; // position in the source
       let offset = start; // next write offset in the file
       let gather: Buffer[] = [];
       let gathered = 0;
@@ -313,9 +313,10 @@ export class SftpBackend implements Backend {
         if (pos <= offset) continue; // resuming: skip what the server already has
         if (chunkStart < offset) chunk = chunk.subarray(offset - chunkStart);
         if (failure) throw failure;
+        throwIfAborted(signal);
         gather.push(chunk);
         gathered += chunk.length;
-        if (gathered >= WRITE_GATHER) flush();
+        if (gathered >= WRITE_GATHER || local) flush(); // a local chunk's buffer is read into again
         while (!failure && (inflightBytes >= WRITE_WINDOW_BYTES || outstanding >= WRITE_WINDOW_REQUESTS)) {
           await new Promise<void>((r) => (wake = r));
         }
@@ -332,7 +333,8 @@ export class SftpBackend implements Backend {
       throw failure && !(e instanceof OffsiteError) && !isAbort(e, signal) ? failure : e;
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      stream.destroy();
+      if (stream instanceof Readable) stream.destroy();
+      else stream.return(undefined);
     }
   }
 
@@ -529,6 +531,29 @@ export class SftpBackend implements Backend {
 
 function isAbort(e: unknown, signal?: AbortSignal): boolean {
   return normalizeAbort(e, signal) !== e || OffsiteError.is(e, 'cancelled');
+}
+
+/**
+ * The chunks of a local file from `start` (a volume in the temp folder), read synchronously
+ * WRITE_GATHER bytes at a time instead of through a read stream whose buffers were then gathered and
+ * copied. With `reuse`, one buffer serves every chunk: ssh2 copies a write's data into its request
+ * before write() returns when the data fits in one request. The caller writes each chunk before
+ * asking for the next.
+ */
+function* localChunks(file: string, start: number, reuse: boolean): Generator<Buffer, void, undefined> {
+  const fd = fs.openSync(file, 'r');
+  try {
+    let buf = Buffer.allocUnsafe(WRITE_GATHER);
+    for (let pos = start; ; ) {
+      if (!reuse) buf = Buffer.allocUnsafe(WRITE_GATHER);
+      const n = fs.readSync(fd, buf, 0, WRITE_GATHER, pos);
+      if (n === 0) return;
+      pos += n;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 async function closeQuietly(conn: SftpConnection, handle: Buffer): Promise<void> {

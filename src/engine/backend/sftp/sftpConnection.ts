@@ -172,6 +172,11 @@ export class SftpConnection {
     }
   }
 
+  /** The largest write ssh2 sends as one request (the server's limits@openssh.com, else ssh2's default). */
+  get maxWriteLength(): number {
+    return (this.sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? 0;
+  }
+
   /** Whether ssh2 will still send on the SFTP channel (its state is not part of ssh2's typings). */
   private channelOpen(): boolean {
     const state = (this.sftp as unknown as { outgoing?: { state?: string } }).outgoing?.state;

@@ -2,10 +2,16 @@
 // request made on an SFTP channel that has begun to close, without ever calling it back; a backup
 // then hung with its connection idle (CI, through a proxy cutting connections).
 import * as assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Stats } from 'ssh2';
 import { BackendError } from '../../../../src/engine/backend/backend';
 import { SftpConnection } from '../../../../src/engine/backend/sftp/sftpConnection';
+import type { SftpBackend } from '../../../../src/engine/backend/sftpBackend';
+import { tempDir } from '../../../helpers/tmp';
+import { getAll } from '../conformance';
 import { startFixture, type SftpFixture } from './sftpFixture';
 
 /** The request's outcome, or 'no answer' when it is still waiting after `ms`. */
@@ -70,9 +76,8 @@ describe('sftp connection: requests always end', function () {
       c.sftp.stat('/', cb);
     });
     const pipelined = new Promise<void>((resolve, reject) => c.send((cb) => c.sftp.stat('/tmp', cb), (err) => (err ? reject(err) : resolve())));
-    const e = await outcome(dropped);
+    const [e, e2] = await Promise.all([outcome(dropped), outcome(pipelined)]);
     assert.ok(e instanceof BackendError && e.kind === 'transient', `a transient BackendError, not ${String(e)}`);
-    const e2 = await outcome(pipelined);
     assert.ok(e2 instanceof BackendError && e2.kind === 'transient', `a transient BackendError, not ${String(e2)}`);
     assert.equal(c.alive, false);
   });
@@ -83,8 +88,35 @@ describe('sftp connection: requests always end', function () {
       c.sftp.end();
       c.sftp.stat('/', cb);
     });
+    const settled = outcome(waiting);
     await c.close();
-    const e = await outcome(waiting);
+    const e = await settled;
     assert.ok(e instanceof BackendError && e.kind === 'transient', `a transient BackendError, not ${String(e)}`);
+  });
+
+  describe('uploads from a local file', () => {
+    /** A backend with one connection whose ssh2 write limit is `maxWriteLen` (OpenSSH's: 261120). */
+    async function backendWithWriteLimit(maxWriteLen?: number): Promise<SftpBackend> {
+      const b = fx.open(undefined, { options: { sshConnections: 1 } });
+      await b.connect();
+      const [conn] = (b as unknown as { pool: { conns: SftpConnection[] } }).pool.conns;
+      if (maxWriteLen !== undefined) (conn.sftp as unknown as { _maxWriteLen: number })._maxWriteLen = maxWriteLen;
+      return b;
+    }
+
+    for (const limit of [undefined, 30_000]) {
+      it(`stores every byte, ${limit ? `with a server limit (${limit}) below one chunk: ssh2 reads each chunk's rest later` : "reading into one reused buffer under OpenSSH's limit"}`, async () => {
+        const b = await backendWithWriteLimit(limit);
+        try {
+          const file = path.join(tempDir(), 'vol');
+          const data = randomBytes(3 * 1024 * 1024 + 4321);
+          fs.writeFileSync(file, data);
+          await b.put('vol', { size: data.length, localPath: file, open: () => fs.createReadStream(file) });
+          assert.ok((await getAll(b, 'vol')).equals(data), 'the stored file equals the local one');
+        } finally {
+          await b.close();
+        }
+      });
+    }
   });
 });

@@ -34,19 +34,25 @@ export function rollsumInit(data: Uint8Array, off: number, len: number, state: R
     s1 = (s1 + data[i]) | 0;
     s2 = (s2 + s1) | 0;
   }
-  // The offset's contribution, added once instead of per byte: len * 31 to s1, len(len+1)/2 * 31 to s2.
-  state.s1 = (s1 + len * ROLLSUM_CHAR_OFFSET) | 0;
-  state.s2 = (s2 + Math.imul(triangleMod32(len), ROLLSUM_CHAR_OFFSET)) | 0;
+  setFromSums(s1, s2, len, state);
 }
 
 /**
- * The digest (as rollsumDigestInt) of a block of `len` bytes from two sums of its raw bytes: their
- * sum, and the sum of each byte times (len − its position). What the SIMD code computes.
+ * Sets `state` from two sums of a block's raw bytes: their sum, and the sum of each byte times
+ * (len − its position). The offset's contribution is added once instead of per byte: len * 31 to
+ * s1, len(len+1)/2 * 31 to s2.
  */
+function setFromSums(byteSum: number, weightedSum: number, len: number, state: RollsumState): void {
+  state.s1 = (byteSum + len * ROLLSUM_CHAR_OFFSET) | 0;
+  state.s2 = (weightedSum + Math.imul(triangleMod32(len), ROLLSUM_CHAR_OFFSET)) | 0;
+}
+
+const fromSums: RollsumState = { s1: 0, s2: 0 };
+
+/** The digest (as rollsumDigestInt) of a block of `len` bytes from the two sums the SIMD code computes. */
 export function rollsumOfSums(byteSum: number, weightedSum: number, len: number): number {
-  const s1 = (byteSum + len * ROLLSUM_CHAR_OFFSET) | 0;
-  const s2 = (weightedSum + Math.imul(triangleMod32(len), ROLLSUM_CHAR_OFFSET)) | 0;
-  return (s2 << 16) | (s1 & 0xffff);
+  setFromSums(byteSum, weightedSum, len, fromSums);
+  return rollsumDigestInt(fromSums);
 }
 
 /** len * (len + 1) / 2 modulo 2^32, as an int32 (exact for any block length a signature can hold). */

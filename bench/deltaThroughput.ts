@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DeltaEncoder } from '../src/engine/delta/delta';
 import { applyDelta, fileHandleSource } from '../src/engine/delta/patch';
+import { setSimdEnabled } from '../src/engine/delta/sigSimd';
 import { blockLengthFor, parseSignature, SignatureBuilder } from '../src/engine/delta/signature';
 
 const MiB = 1 << 20;
@@ -19,8 +20,8 @@ function chunks(buf: Buffer): Buffer[] {
   return out;
 }
 
-function signature(buf: Buffer): Buffer {
-  const b = new SignatureBuilder(blockLengthFor(buf.length));
+function signature(buf: Buffer, blockLen = blockLengthFor(buf.length)): Buffer {
+  const b = new SignatureBuilder(blockLen);
   for (const c of chunks(buf)) b.update(c);
   return b.finish();
 }
@@ -70,6 +71,12 @@ async function main(): Promise<void> {
   const otherText = textLike(size, 2);
 
   await best('signature', size, () => signature(old));
+  await best('signature, 512-byte blocks', size, () => signature(old, 512));
+  // The whole blocks' sums in WebAssembly SIMD (delta/sigSimd.ts) against the scalar code.
+  setSimdEnabled(false);
+  await best('signature, scalar', size, () => signature(old));
+  await best('signature, 512-byte blocks, scalar', size, () => signature(old, 512));
+  setSimdEnabled(true);
   await best('delta: unchanged', size, () => delta(sig, old));
   await best('delta: 100 in-place edits', size, () => delta(sig, edited));
   await best('delta: insertion + deletion', size, () => delta(sig, shifted));

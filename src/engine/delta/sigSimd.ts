@@ -83,13 +83,23 @@ class Code {
     return this.simd(0x0c, ...b);
   }
   splat(n: number): this {
-    return this.i32(n).simd(0x11);
+    return this.i32(n).simd(OP.splat);
   }
   load(offset = 0): this {
     return this.simd(0x00, 4, ...uleb(offset));
   }
   store(offset = 0): this {
     return this.simd(0x0b, 4, ...uleb(offset));
+  }
+  /** `while (local i < local n) body()`, unsigned: the loops of both functions. */
+  whileBelow(i: number, n: number, body: () => void): this {
+    this.op(BLOCK, VOID, LOOP, VOID).get(i).get(n).op(I32_GE_U, BR_IF, 1);
+    body();
+    return this.op(BR, 0, END, END);
+  }
+  /** local += n */
+  inc(local: number, n: number): this {
+    return this.get(local).i32(n).op(I32_ADD).set(local);
   }
   /** i8x16.shuffle of 32-bit lanes: `lanes` index the 8 lanes of the two operands. */
   shuffle32(lanes: readonly number[]): this {
@@ -111,10 +121,12 @@ const OP = {
   extendHighU8: 0x8a,
   dot: 0xba,
   extract: 0x1b,
+  splat: 0x11,
 };
 const BLOCK = 0x02;
 const LOOP = 0x03;
 const END = 0x0b;
+const BR = 0x0c;
 const BR_IF = 0x0d;
 const VOID = 0x40;
 const I32_ADD = 0x6a;
@@ -179,42 +191,40 @@ function md4Function(): number[] {
   c.splat(0x5a827999).set(K2).splat(0x6ed9eba1).set(K3);
   // for (group = 0; group < count; group += 4, ptr += 4 * len, out += 64)
   c.i32(0).set(group);
-  c.op(BLOCK, VOID).op(LOOP, VOID);
-  c.get(group).get(count).op(I32_GE_U).op(BR_IF, 1);
-  c.splat(0x67452301).set(A).splat(0xefcdab89).set(B).splat(0x98badcfe).set(C).splat(0x10325476).set(D);
-  // for (q = ptr, end = ptr + len; q < end; q += 64): one 64-byte piece of each of the four blocks
-  c.get(ptr).set(q).get(ptr).get(len).op(I32_ADD).set(end);
-  c.op(BLOCK, VOID).op(LOOP, VOID);
-  c.get(q).get(end).op(I32_GE_U).op(BR_IF, 1);
-  for (let j = 0; j < 4; j++) {
-    // Words 4j..4j+3 of each block, transposed so that x[4j + n] holds word 4j + n of the four blocks.
-    for (let lane = 0; lane < 4; lane++) {
-      c.get(q);
-      if (lane > 0) c.get(len).i32(lane).op(I32_MUL).op(I32_ADD);
-      c.load(j * 16).set(L + lane);
-    }
-    // t0 = (r0[0], r1[0], r0[1], r1[1]) and so on, then the rows of x.
-    c.get(L).get(L + 1).shuffle32([0, 4, 1, 5]).set(AA); // AA..DD are free here: scratch
-    c.get(L).get(L + 1).shuffle32([2, 6, 3, 7]).set(BB);
-    c.get(L + 2).get(L + 3).shuffle32([0, 4, 1, 5]).set(CC);
-    c.get(L + 2).get(L + 3).shuffle32([2, 6, 3, 7]).set(DD);
-    c.get(AA).get(CC).shuffle32([0, 1, 4, 5]).set(X + 4 * j);
-    c.get(AA).get(CC).shuffle32([2, 3, 6, 7]).set(X + 4 * j + 1);
-    c.get(BB).get(DD).shuffle32([0, 1, 4, 5]).set(X + 4 * j + 2);
-    c.get(BB).get(DD).shuffle32([2, 3, 6, 7]).set(X + 4 * j + 3);
-  }
-  compress();
-  c.get(q).i32(64).op(I32_ADD).set(q);
-  c.op(0x0c, 0).op(END).op(END); // br 0 (loop), end loop, end block
-  // The padding piece, the same for all four blocks: 0x80, zeros, the length in bits.
-  for (let k = 0; k < 16; k++) c.v128const(k === 0 ? [0x80, 0x80, 0x80, 0x80] : [0, 0, 0, 0]).set(X + k);
-  c.get(len).i32(8).op(I32_MUL).simd(0x11).set(X + 14);
-  compress();
-  c.get(out).get(A).store(0).get(out).get(B).store(16).get(out).get(C).store(32).get(out).get(D).store(48);
-  c.get(group).i32(4).op(I32_ADD).set(group);
-  c.get(ptr).get(len).i32(4).op(I32_MUL).op(I32_ADD).set(ptr);
-  c.get(out).i32(64).op(I32_ADD).set(out);
-  c.op(0x0c, 0).op(END).op(END);
+  c.whileBelow(group, count, () => {
+    c.splat(0x67452301).set(A).splat(0xefcdab89).set(B).splat(0x98badcfe).set(C).splat(0x10325476).set(D);
+    // for (q = ptr, end = ptr + len; q < end; q += 64): one 64-byte piece of each of the four blocks
+    c.get(ptr).set(q).get(ptr).get(len).op(I32_ADD).set(end);
+    c.whileBelow(q, end, () => {
+      for (let j = 0; j < 4; j++) {
+        // Words 4j..4j+3 of each block, transposed so that x[4j + n] holds word 4j + n of the four blocks.
+        for (let lane = 0; lane < 4; lane++) {
+          c.get(q);
+          if (lane > 0) c.get(len).i32(lane).op(I32_MUL).op(I32_ADD);
+          c.load(j * 16).set(L + lane);
+        }
+        // t0 = (r0[0], r1[0], r0[1], r1[1]) and so on, then the rows of x.
+        c.get(L).get(L + 1).shuffle32([0, 4, 1, 5]).set(AA); // AA..DD are free here: scratch
+        c.get(L).get(L + 1).shuffle32([2, 6, 3, 7]).set(BB);
+        c.get(L + 2).get(L + 3).shuffle32([0, 4, 1, 5]).set(CC);
+        c.get(L + 2).get(L + 3).shuffle32([2, 6, 3, 7]).set(DD);
+        c.get(AA).get(CC).shuffle32([0, 1, 4, 5]).set(X + 4 * j);
+        c.get(AA).get(CC).shuffle32([2, 3, 6, 7]).set(X + 4 * j + 1);
+        c.get(BB).get(DD).shuffle32([0, 1, 4, 5]).set(X + 4 * j + 2);
+        c.get(BB).get(DD).shuffle32([2, 3, 6, 7]).set(X + 4 * j + 3);
+      }
+      compress();
+      c.inc(q, 64);
+    });
+    // The padding piece, the same for all four blocks: 0x80, zeros, the length in bits.
+    for (let k = 0; k < 16; k++) c.v128const(k === 0 ? [0x80, 0x80, 0x80, 0x80] : [0, 0, 0, 0]).set(X + k);
+    c.get(len).i32(8).op(I32_MUL).simd(OP.splat).set(X + 14);
+    compress();
+    c.get(out).get(A).store(0).get(out).get(B).store(16).get(out).get(C).store(32).get(out).get(D).store(48);
+    c.inc(group, 4);
+    c.get(ptr).get(len).i32(4).op(I32_MUL).op(I32_ADD).set(ptr);
+    c.inc(out, 64);
+  });
   c.op(END);
   const locals = [
     [...uleb(3), I32],
@@ -238,35 +248,33 @@ function rollsumFunction(): number[] {
   c.v128const(w16([16, 15, 14, 13, 12, 11, 10, 9])).set(WLO);
   c.v128const(w16([8, 7, 6, 5, 4, 3, 2, 1])).set(WHI);
   c.i32(0).set(i);
-  c.op(BLOCK, VOID).op(LOOP, VOID);
-  c.get(i).get(count).op(I32_GE_U).op(BR_IF, 1);
-  c.v128const([0, 0, 0, 0]).set(S1).v128const([0, 0, 0, 0]).set(S2);
-  c.get(ptr).set(q).get(ptr).get(len).op(I32_ADD).set(end);
-  c.op(BLOCK, VOID).op(LOOP, VOID);
-  c.get(q).get(end).op(I32_GE_U).op(BR_IF, 1);
-  c.get(q).load(0).set(BYTES);
-  // s2 += 16 * s1 (the bytes before this step count once more for each of these 16 positions)
-  c.get(S2).get(S1).i32(4).simd(OP.shl).simd(OP.add);
-  c.get(BYTES).simd(OP.extendLowU8).get(WLO).simd(OP.dot).simd(OP.add);
-  c.get(BYTES).simd(OP.extendHighU8).get(WHI).simd(OP.dot).simd(OP.add).set(S2);
-  c.get(S1).get(BYTES).simd(OP.extaddU8).simd(OP.extaddU16).simd(OP.add).set(S1);
-  c.get(q).i32(16).op(I32_ADD).set(q);
-  c.op(0x0c, 0).op(END).op(END);
-  for (const [vecLocal, offset] of [
-    [S1, 0],
-    [S2, 4],
-  ]) {
-    c.get(out);
-    for (let lane = 0; lane < 4; lane++) {
-      c.get(vecLocal).simd(OP.extract, lane);
-      if (lane > 0) c.op(I32_ADD);
+  c.whileBelow(i, count, () => {
+    c.v128const([0, 0, 0, 0]).set(S1).v128const([0, 0, 0, 0]).set(S2);
+    c.get(ptr).set(q).get(ptr).get(len).op(I32_ADD).set(end);
+    c.whileBelow(q, end, () => {
+      c.get(q).load(0).set(BYTES);
+      // s2 += 16 * s1 (the bytes before this step count once more for each of these 16 positions)
+      c.get(S2).get(S1).i32(4).simd(OP.shl).simd(OP.add);
+      c.get(BYTES).simd(OP.extendLowU8).get(WLO).simd(OP.dot).simd(OP.add);
+      c.get(BYTES).simd(OP.extendHighU8).get(WHI).simd(OP.dot).simd(OP.add).set(S2);
+      c.get(S1).get(BYTES).simd(OP.extaddU8).simd(OP.extaddU16).simd(OP.add).set(S1);
+      c.inc(q, 16);
+    });
+    for (const [vecLocal, offset] of [
+      [S1, 0],
+      [S2, 4],
+    ]) {
+      c.get(out);
+      for (let lane = 0; lane < 4; lane++) {
+        c.get(vecLocal).simd(OP.extract, lane);
+        if (lane > 0) c.op(I32_ADD);
+      }
+      c.op(I32_STORE, 2, ...uleb(offset));
     }
-    c.op(I32_STORE, 2, ...uleb(offset));
-  }
-  c.get(i).i32(1).op(I32_ADD).set(i);
-  c.get(ptr).get(len).op(I32_ADD).set(ptr);
-  c.get(out).i32(8).op(I32_ADD).set(out);
-  c.op(0x0c, 0).op(END).op(END);
+    c.inc(i, 1);
+    c.get(ptr).get(len).op(I32_ADD).set(ptr);
+    c.inc(out, 8);
+  });
   c.op(END);
   const locals = [
     [...uleb(3), I32],

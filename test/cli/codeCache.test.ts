@@ -5,6 +5,7 @@ import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { defaultCacheRoot } from '../../src/engine/cache/archiveDir';
 import { OFFSITE, offsite, REPO, run, type RunResult } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
 
@@ -15,6 +16,21 @@ function expectedName(): string {
   const flags = ` ${process.env.NODE_OPTIONS || ''}`; // as the launcher: its execArgv (none), NODE_OPTIONS
   const digest = createHash('sha256').update(fs.readFileSync(path.join(REPO, 'dist', 'cli.js'))).update('\0').update(flags).digest('hex').slice(0, 32);
   return `cli-${digest}-${process.version}-${process.arch}.bin`;
+}
+
+/**
+ * The code-cache folder for this XDG_CACHE_HOME, from the engine's own cache root: bin/offsite keeps
+ * a copy of defaultCacheRoot() (it runs before the bundle is loaded), and the two must agree.
+ */
+function cacheDir(xdg: string): string {
+  const saved = process.env.XDG_CACHE_HOME;
+  process.env.XDG_CACHE_HOME = xdg;
+  try {
+    return path.join(defaultCacheRoot(), 'code-cache');
+  } finally {
+    if (saved === undefined) delete process.env.XDG_CACHE_HOME;
+    else process.env.XDG_CACHE_HOME = saved;
+  }
 }
 
 /** Runs `offsite --version`; what the launcher says of the code cache (NODE_DEBUG=offsite). */
@@ -31,7 +47,7 @@ describe('cli: the code cache of bin/offsite', function () {
   it('is saved by the first run, private and named by the bundle, and used as it is by the next', async () => {
     const xdg = tempDir('offsite-xdg-');
     assert.equal(await version(xdg), 'none');
-    const dir = path.join(xdg, 'offsite', 'code-cache');
+    const dir = cacheDir(xdg);
     assert.deepEqual(fs.readdirSync(dir), [expectedName()], 'one file, no temp file left');
     const file = path.join(dir, expectedName());
     assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
@@ -46,7 +62,7 @@ describe('cli: the code cache of bin/offsite', function () {
 
   it('is written again when V8 refuses it', async () => {
     const xdg = tempDir('offsite-xdg-');
-    const dir = path.join(xdg, 'offsite', 'code-cache');
+    const dir = cacheDir(xdg);
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, expectedName());
     const garbage = Buffer.alloc(4096, 0x5a);
@@ -67,12 +83,12 @@ describe('cli: the code cache of bin/offsite', function () {
     assert.equal(said(await flagged()), 'none');
     assert.equal(await version(xdg), 'used');
     assert.equal(said(await flagged()), 'used');
-    assert.equal(fs.readdirSync(path.join(xdg, 'offsite', 'code-cache')).length, 2);
+    assert.equal(fs.readdirSync(cacheDir(xdg)).length, 2);
   });
 
   it('keeps the four newest files when it writes one', async () => {
     const xdg = tempDir('offsite-xdg-');
-    const dir = path.join(xdg, 'offsite', 'code-cache');
+    const dir = cacheDir(xdg);
     fs.mkdirSync(dir, { recursive: true });
     const old = ['cli-a.bin', 'cli-b.bin', 'cli-c.bin', 'cli-d.bin', 'cli-e.bin'];
     old.forEach((n, i) => {

@@ -24,6 +24,7 @@ import {
 } from './gitignore';
 import type { Listings } from './listingCache';
 import { OwnerNames } from './owners';
+import { typeOf } from './fileType';
 
 export type { SelectionRule } from './selection';
 
@@ -311,27 +312,6 @@ function isDotGit(name: Buffer): boolean {
 
 function listDir(dir: Buffer): Buffer[] {
   return fs.readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare);
-}
-
-const S_IFMT = 0o170000;
-
-function typeOf(mode: number): EntryType | undefined {
-  switch (mode & S_IFMT) {
-    case 0o100000:
-      return 'reg';
-    case 0o040000:
-      return 'dir';
-    case 0o120000:
-      return 'sym';
-    case 0o010000:
-      return 'fifo';
-    case 0o020000:
-      return 'chr';
-    case 0o060000:
-      return 'blk';
-    default:
-      return undefined; // socket (0o140000): duplicity skips it too
-  }
 }
 
 function makeEntry(

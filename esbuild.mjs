@@ -10,6 +10,8 @@ entries.push({ in: 'src/engine/serviceMain.ts', out: 'engineHost' });
 entries.push({ in: 'src/engine/ops/restoreWriterWorker.ts', out: 'restoreWriter' });
 // The worker thread that makes a backup's lstats ahead of its walk (src/engine/scan/statAhead.ts).
 entries.push({ in: 'src/engine/scan/statAheadWorker.ts', out: 'statAhead' });
+// The worker thread of the no-change probe (src/engine/scan/noChangeProbe.ts).
+entries.push({ in: 'src/engine/scan/noChangeProbeWorker.ts', out: 'noChangeProbe' });
 
 // The libraries of the remote kinds (ssh2, the AWS SDK: 2.2 of the 3.7 MB a single CLI bundle had)
 // live in vendor bundles beside the others, which a main bundle require()s when a remote of that kind

@@ -21,9 +21,9 @@ describe('npm run package', function () {
     const listing = execFileSync('python3', ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', vsix], { encoding: 'utf8' }).trim().split('\n');
     const files = listing.filter((f) => f.startsWith('extension/')).map((f) => f.slice('extension/'.length)).sort();
     // The engine process starts dist/restoreWriter.js (a worker thread) to restore a folder and
-    // dist/statAhead.js for a big incremental, and requires the vendor bundles when an sftp:// or
-    // s3:// remote is first opened.
-    for (const f of ['dist/extension.js', 'dist/engineHost.js', 'dist/restoreWriter.js', 'dist/statAhead.js', 'dist/vendor-sftp.js', 'dist/vendor-s3.js']) {
+    // dist/statAhead.js and dist/noChangeProbe.js for incrementals, and requires the vendor bundles
+    // when an sftp:// or s3:// remote is first opened.
+    for (const f of ['dist/extension.js', 'dist/engineHost.js', 'dist/restoreWriter.js', 'dist/statAhead.js', 'dist/noChangeProbe.js', 'dist/vendor-sftp.js', 'dist/vendor-s3.js']) {
       assert.ok(files.includes(f), `${f} in ${files.join(' ')}`);
     }
     assert.ok(files.includes('package.json') && files.includes('package.nls.json') && files.includes('media/offsite.svg'));

@@ -106,6 +106,25 @@ export class ArchiveDir {
     fs.renameSync(tmp, target);
   }
 
+  /** Copies the file `from` to `name` atomically (temp + fsync + rename), private. */
+  copyAtomic(from: string, name: string): void {
+    const tmp = this.tempFile(name);
+    try {
+      fs.copyFileSync(from, tmp);
+      fs.chmodSync(tmp, 0o600);
+      const fd = fs.openSync(tmp, 'r');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, this.file(name));
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+  }
+
   remove(name: string): void {
     fs.rmSync(this.file(name), { force: true, recursive: true });
   }

@@ -31,7 +31,8 @@ import { throttled, type ProgressSink } from '../progress';
 import { isListingsName, ListingCache, listingsName, newestListings } from '../scan/listingCache';
 import { scanTreeSync, type ScanEntry, type SelectionRule } from '../scan/scanner';
 import { StatAhead } from '../scan/statAhead';
-import { StatCacheCursor, statCacheComplete, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
+import { NoChangeProbe, type ProbeResult } from '../scan/noChangeProbe';
+import { StatCacheCursor, statCacheComplete, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
 import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
@@ -73,6 +74,8 @@ export interface BackupOptions {
   readonly now?: () => number;
   /** The smallest previous stat cache whose paths a worker thread stats ahead of the walk (default: statAhead.ts's). */
   readonly statAheadMinBytes?: number;
+  /** false: always walk the tree, never take the no-change probe's word (noChangeProbe.ts; tests compare the two). */
+  readonly noChangeProbe?: boolean;
 }
 
 export interface FileError {
@@ -88,6 +91,26 @@ export interface BackupResult {
   readonly volumes: number;
   /** True when this run finished a backup an earlier run had started. */
   readonly resumed: boolean;
+}
+
+/**
+ * Every path below the root is backed up: no selection rules, no .gitignore. Only then can a stat
+ * cache's records stand for the whole tree (statCache.ts's FLAG_WHOLE_TREE).
+ */
+function wholeTreeSelection(opts: BackupOptions): boolean {
+  return (opts.rules ?? []).length === 0 && opts.gitignore !== true;
+}
+
+/**
+ * The no-change probe of the cache folder's stat cache (there is one: each backup removes the older),
+ * started before the remote is even listed, so that its worker thread is under way when the backup
+ * decides whether it needs a walk (BackupRun takes it only for an incremental from that very cache).
+ */
+function startProbe(opts: BackupOptions): NoChangeProbe | undefined {
+  if (opts.full || opts.noChangeProbe === false || !wholeTreeSelection(opts)) return undefined;
+  const name = opts.archive.names().filter((n) => /^offsite-stat\.\d{8}T\d{6}Z$/.test(n)).sort().at(-1);
+  if (name === undefined || !statCacheWholeTree(opts.archive.file(name))) return undefined;
+  return NoChangeProbe.start(opts.source, opts.archive.file(name));
 }
 
 /** A sorted stream we can peek at and advance up to an index. */
@@ -260,9 +283,11 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   // What a killed run left in the cache folder (its temp folder, half-written files) goes first.
   for (const stale of [...opts.archive.staleTempDirs(), ...opts.archive.staleTempFiles()]) fs.rmSync(stale, { recursive: true, force: true });
   const tempDir = opts.archive.makeTempDir();
+  const probe = startProbe(opts);
   try {
-    return await new BackupRun(opts, tempDir, now).run();
+    return await new BackupRun(opts, tempDir, now, probe).run();
   } finally {
+    probe?.cancel();
     fs.rmSync(tempDir, { recursive: true, force: true });
     lock.release();
   }
@@ -286,6 +311,10 @@ class BackupRun {
   /** When the scan began, for the racy rule of the stat cache and listings (ns since the epoch). */
   private scanStartNs = 0n;
   private ahead?: StatAhead;
+  /** The no-change probe found the tree as the previous backup left it: nothing to walk. */
+  private noChange?: Extract<ProbeResult, { unchanged: true }>;
+  /** Then the previous stat cache, kept as this set's. */
+  private reusedStat?: string;
   private readonly erroredDirs: PathIndex[] = [];
   /** A path of this set's state has no stat record (it kept an older version after an error). */
   private incomplete = false;
@@ -302,6 +331,7 @@ class BackupRun {
     private readonly opts: BackupOptions,
     private readonly tempDir: string,
     private readonly now: () => number,
+    private readonly probe?: NoChangeProbe,
   ) {
     this.repo = new Repository(opts.backend, opts.archive, opts.crypto, opts.log, tempDir);
     this.stats = emptyStats(now() / 1000);
@@ -350,14 +380,25 @@ class BackupRun {
     // so that it is ahead of the walk when the walk starts.
     this.scanStartNs = BigInt(Date.now()) * 1_000_000n; // the file clock, not the set's (this.now)
     if (type === 'inc') {
-      this.ahead = StatAhead.start(source, this.prevStatFile(chain!), {
-        minCacheBytes: opts.statAheadMinBytes,
-        onProblem: (m) => opts.log.debug(`Stat ahead: ${m}`),
-      });
+      const prevStat = this.prevStatFile(chain!);
+      if (!resumable && this.probe?.statFile === prevStat) {
+        const probe = await this.probe.run();
+        if (probe.unchanged) {
+          this.noChange = probe;
+          opts.log.debug(`No-change probe: all ${probe.records} paths as the previous backup left them (${probe.workerRecords} checked by the worker thread); not walking the tree`);
+        } else opts.log.debug(`No-change probe: ${probe.why}; walking the tree`);
+      }
+      if (!this.noChange) {
+        this.ahead = StatAhead.start(source, prevStat, {
+          minCacheBytes: opts.statAheadMinBytes,
+          onProblem: (m) => opts.log.debug(`Stat ahead: ${m}`),
+        });
+      }
       const sigChain = signatureChainFor(collection, chain!)!;
       for (const n of [sigChain.full, ...sigChain.incs.map((i) => i.name)]) if (n) sigFiles.push(await this.repo.sigtarFile(n, opts.signal));
       await this.checkSource(chain!, source);
     } else sigFiles = [];
+    this.probe?.cancel(); // not taken, or done: its worker thread stops now, not after the backup
 
     let time = resumable?.time ?? nowSec;
     if (!resumable) {
@@ -491,8 +532,61 @@ class BackupRun {
       onVolume: (v, marks) => this.uploadVolume(type, time, startTime, v, marks as Marks),
     });
     const statName = `offsite-stat.${timeToString(time)}`;
-    this.statOut = await StatCacheWriter.create(opts.archive.file(statName), { scanStartNs: this.scanStartNs });
+    const dirsName = listingsName(timeToString(time));
+    if (this.noChange) this.reuseScan(this.noChange, chain!, dirsName);
+    else {
+      this.statOut = await StatCacheWriter.create(opts.archive.file(statName), { scanStartNs: this.scanStartNs });
+      await this.walk(type, source, sigFiles, chain, dirsName);
+    }
 
+    await this.volumes.finish();
+    await this.sigtar.finish();
+    await this.filelist.close();
+
+    // Signatures, then the manifest: its presence is what makes the set complete.
+    const sigName = signatureName(type, time, startTime, 'gpg');
+    const sigLocal = opts.archive.file(cacheNameOf(sigName));
+    const sigPart = opts.archive.tempFile(cacheNameOf(sigName));
+    const sigEnc = path.join(this.tempDir, 'sigtar.gpg');
+    // The local gzip copy and the encrypted upload copy are made at once (both compress: two cores).
+    const [, sigInfo] = await Promise.all([
+      pipeline(fs.createReadStream(this.sigtar.file), zlib.createGzip({ level: 1 }), fs.createWriteStream(sigPart, { mode: 0o600 })),
+      encodeToFile(fs.createReadStream(this.sigtar.file), sigEnc, opts.crypto, sigDeflate),
+    ]);
+    await this.put(sigName, sigEnc, sigInfo.size);
+    fs.renameSync(sigPart, sigLocal);
+
+    const manifest: Manifest = {
+      hostname: os.hostname(),
+      localdir: Buffer.from(canonicalSource(opts.source)),
+      volumes: this.volumes.volumes,
+    };
+    const text = manifestWithFilelist(manifest, opts.archive.file(PARTIAL_FILELIST));
+    const manName = manifestName(type, time, startTime, true);
+    const manEnc = path.join(this.tempDir, 'manifest.gpg');
+    const manInfo = await encodeToFile(text, manEnc, opts.crypto, deflate);
+    opts.archive.writeAtomic(cacheNameOf(manName), text);
+    await this.put(manName, manEnc, manInfo.size);
+
+    clearCheckpoint(opts.archive);
+    if (this.reusedStat !== undefined) opts.archive.copyAtomic(this.reusedStat, statName);
+    else {
+      // Complete: a record for every path of this set's state (see statCacheComplete); whole tree: and
+      // of every path below the root, nothing left out (the no-change probe may stand for the next walk).
+      const complete = !this.incomplete && !this.resumeFrom;
+      await this.statOut!.close({ complete, wholeTree: complete && wholeTreeSelection(opts) && this.errors.length === 0 });
+      this.statOut = undefined;
+    }
+    for (const n of opts.archive.names()) if (n.startsWith('offsite-stat.') && n !== statName) opts.archive.remove(n);
+  }
+
+  /**
+   * The scan: walks the tree against the previous state (the stat cache, else the signature chain),
+   * storing what changed and recording every path in the new stat cache and folder listings.
+   */
+  private async walk(type: 'full' | 'inc', source: string, sigFiles: string[], chain: BackupChain | undefined, dirsName: string): Promise<void> {
+    const { opts } = this;
+    const r = this.resumeFrom;
     // The previous state: the merged signature chain, and the stat cache written with the chain's last set.
     // The signature files are opened only when first read (a no-change incremental never reads them).
     const prevSig = new Cursor<SigEntry>(mergeSignatureChain(sigFiles.map((f) => readCachedSigtar(f))));
@@ -518,7 +612,6 @@ class BackupRun {
     };
 
     // Folder listings: the newest in the cache folder, whichever set's scan wrote it (listingCache.ts).
-    const dirsName = listingsName(timeToString(time));
     const prevDirs = newestListings(opts.archive.names());
     const listings = new ListingCache({
       previous: prevDirs === undefined ? undefined : opts.archive.file(prevDirs),
@@ -593,40 +686,23 @@ class BackupRun {
     // Only the newest listings are kept (they describe the folder as it is, whatever becomes of this set).
     if (scanned && opts.archive.has(dirsName)) for (const n of opts.archive.names()) if (isListingsName(n) && n !== dirsName) opts.archive.remove(n);
 
-    await this.volumes.finish();
-    await this.sigtar.finish();
-    await this.filelist.close();
+  }
 
-    // Signatures, then the manifest: its presence is what makes the set complete.
-    const sigName = signatureName(type, time, startTime, 'gpg');
-    const sigLocal = opts.archive.file(cacheNameOf(sigName));
-    const sigPart = opts.archive.tempFile(cacheNameOf(sigName));
-    const sigEnc = path.join(this.tempDir, 'sigtar.gpg');
-    // The local gzip copy and the encrypted upload copy are made at once (both compress: two cores).
-    const [, sigInfo] = await Promise.all([
-      pipeline(fs.createReadStream(this.sigtar.file), zlib.createGzip({ level: 1 }), fs.createWriteStream(sigPart, { mode: 0o600 })),
-      encodeToFile(fs.createReadStream(this.sigtar.file), sigEnc, opts.crypto, sigDeflate),
-    ]);
-    await this.put(sigName, sigEnc, sigInfo.size);
-    fs.renameSync(sigPart, sigLocal);
-
-    const manifest: Manifest = {
-      hostname: os.hostname(),
-      localdir: Buffer.from(canonicalSource(opts.source)),
-      volumes: this.volumes.volumes,
-    };
-    const text = manifestWithFilelist(manifest, opts.archive.file(PARTIAL_FILELIST));
-    const manName = manifestName(type, time, startTime, true);
-    const manEnc = path.join(this.tempDir, 'manifest.gpg');
-    const manInfo = await encodeToFile(text, manEnc, opts.crypto, deflate);
-    opts.archive.writeAtomic(cacheNameOf(manName), text);
-    await this.put(manName, manEnc, manInfo.size);
-
-    clearCheckpoint(opts.archive);
-    // Complete: a record for every path of this set's state (see statCacheComplete).
-    await this.statOut.close({ complete: !this.incomplete && !this.resumeFrom });
-    this.statOut = undefined;
-    for (const n of opts.archive.names()) if (n.startsWith('offsite-stat.') && n !== statName) opts.archive.remove(n);
+  /**
+   * The no-change probe's answer instead of a walk: every path is as the previous backup recorded it,
+   * so its stat cache and the newest folder listings describe this set too, and are kept under its name.
+   */
+  private reuseScan(probe: Extract<ProbeResult, { unchanged: true }>, chain: BackupChain, dirsName: string): void {
+    const { archive } = this.opts;
+    this.files = probe.records;
+    this.stats.SourceFiles += probe.records;
+    this.stats.SourceFileSize += probe.bytes;
+    const prevDirs = newestListings(archive.names());
+    if (prevDirs !== undefined) {
+      archive.copyAtomic(archive.file(prevDirs), dirsName);
+      for (const n of archive.names()) if (isListingsName(n) && n !== dirsName) archive.remove(n);
+    }
+    this.reusedStat = this.prevStatFile(chain);
   }
 
   private async put(name: string, file: string, size: number): Promise<void> {

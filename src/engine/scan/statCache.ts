@@ -53,6 +53,23 @@ export function statRecordOf(e: ScanEntry): StatRecord {
   };
 }
 
+/** A record's fields without its path, filled in place by StatCacheCursor.shiftPath. */
+export interface FlatStat {
+  type: EntryType;
+  racy: boolean;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  ino: bigint;
+}
+
+export function emptyFlatStat(): FlatStat {
+  return { type: 'reg', racy: false, mode: 0, uid: 0, gid: 0, size: 0, mtimeNs: 0n, ctimeNs: 0n, ino: 0n };
+}
+
 /** True when nothing that could mean a content or metadata change differs. */
 export function statUnchanged(e: ScanEntry, r: StatRecord): boolean {
   return (
@@ -83,6 +100,13 @@ const RACY_BIT = 0x80;
  * "no record met by the scan" to mean "deleted" without reading the signature chain.
  */
 const FLAG_COMPLETE = 1;
+/**
+ * Header flag: besides being complete, the records are every path below the root: the scan had no
+ * selection rules, did not follow .gitignore files and left nothing out for an error. A folder whose
+ * record still matches then holds exactly the names it held (see listingCache.ts), so the tree is
+ * unchanged when every record matches its path's lstat (noChangeProbe.ts), without walking it.
+ */
+const FLAG_WHOLE_TREE = 2;
 const FLAGS_OFFSET = 12;
 const SLASH = 0x2f;
 
@@ -153,12 +177,14 @@ export class StatCacheWriter {
 
   /**
    * Writes the end marker, syncs and renames the file into place. `complete`: the records cover every
-   * path of the set's state (see FLAG_COMPLETE); known only at the end, so written into the header now.
+   * path of the set's state (see FLAG_COMPLETE); `wholeTree`: and every path below the root (see
+   * FLAG_WHOLE_TREE). Known only at the end, so written into the header now.
    */
-  async close(options: { readonly complete?: boolean } = {}): Promise<void> {
+  async close(options: { readonly complete?: boolean; readonly wholeTree?: boolean } = {}): Promise<void> {
     if (!this.file.open) throw new OffsiteError('internal', 'StatCacheWriter closed twice');
     const flags = Buffer.alloc(4);
-    flags.writeUInt32LE(options.complete === true ? FLAG_COMPLETE : 0);
+    const complete = options.complete === true;
+    flags.writeUInt32LE((complete ? FLAG_COMPLETE : 0) | (complete && options.wholeTree === true ? FLAG_WHOLE_TREE : 0));
     await this.file.end({ patch: { at: FLAGS_OFFSET, bytes: flags }, durable: true });
   }
 
@@ -174,17 +200,28 @@ export class StatCacheWriter {
  * must then handle (see ops/backup.ts). False when the file is missing or not a stat cache.
  */
 export function statCacheComplete(path: string): boolean {
+  return (headerFlags(path) & FLAG_COMPLETE) !== 0;
+}
+
+/** True when the stat cache at `path` has a record for every path below its root (FLAG_WHOLE_TREE). */
+export function statCacheWholeTree(path: string): boolean {
+  const flags = headerFlags(path);
+  return (flags & FLAG_COMPLETE) !== 0 && (flags & FLAG_WHOLE_TREE) !== 0;
+}
+
+/** The header's flags; 0 when the file is missing or not a stat cache. */
+function headerFlags(path: string): number {
   let fd: number;
   try {
     fd = fs.openSync(path, 'r');
   } catch {
-    return false;
+    return 0;
   }
   try {
     const header = Buffer.alloc(HEADER_LEN);
-    if (readFullySync(fd, header, 0) !== HEADER_LEN) return false;
-    if (!header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== VERSION) return false;
-    return (header.readUInt32LE(FLAGS_OFFSET) & FLAG_COMPLETE) !== 0;
+    if (readFullySync(fd, header, 0) !== HEADER_LEN) return 0;
+    if (!header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== VERSION) return 0;
+    return header.readUInt32LE(FLAGS_OFFSET);
   } finally {
     fs.closeSync(fd);
   }
@@ -285,9 +322,10 @@ export class StatCacheCursor {
    * `out` from 0 (which must keep what the previous call wrote: a record shares leading components with
    * the one before). Returns its length, -1 if it does not fit, undefined at the end. Nothing is
    * checked but the framing: the caller (statAheadWorker.ts) uses the path only to stat it. A cursor is
-   * read either this way or by records, not both.
+   * read either this way or by records, not both. `into`: also the record's fields, written there (no
+   * object per record; noChangeProbe.ts).
    */
-  shiftPath(out: Uint8Array): number | undefined {
+  shiftPath(out: Uint8Array, into?: FlatStat): number | undefined {
     if (this.fd === undefined || !this.nextBlock()) return undefined;
     const b = this.block;
     const cur = this.cur;
@@ -310,10 +348,31 @@ export class StatCacheCursor {
       ends.push(fits ? len : -1);
       cur.pos += n;
     }
-    cur.pos++; // type
-    for (let k = 0; k < 4; k++) if (getVarint(b, cur) < 0) throw this.corrupt('bad record'); // mode, uid, gid, size
-    cur.pos += 24; // mtime, ctime, ino
-    if (cur.pos > b.length) throw this.corrupt('bad record');
+    if (into === undefined) {
+      cur.pos++; // type
+      for (let k = 0; k < 4; k++) if (getVarint(b, cur) < 0) throw this.corrupt('bad record'); // mode, uid, gid, size
+      cur.pos += 24; // mtime, ctime, ino
+      if (cur.pos > b.length) throw this.corrupt('bad record');
+    } else {
+      const typeByte = b[cur.pos++];
+      const type = TYPES[typeByte & 0x7f];
+      const mode = getVarint(b, cur);
+      const uid = getVarint(b, cur);
+      const gid = getVarint(b, cur);
+      const size = getVarint(b, cur);
+      if (type === undefined || mode < 0 || uid < 0 || gid < 0 || size < 0 || cur.pos + 24 > b.length) throw this.corrupt('bad record');
+      into.type = type;
+      into.racy = (typeByte & RACY_BIT) !== 0;
+      into.mode = mode;
+      into.uid = uid;
+      into.gid = gid;
+      into.size = size;
+      TIMES_U8.set(b.subarray(cur.pos, cur.pos + 24));
+      cur.pos += 24;
+      into.mtimeNs = TIMES_I64[0];
+      into.ctimeNs = TIMES_I64[1];
+      into.ino = TIMES_U64[2];
+    }
     this.count++;
     return fits ? len : -1;
   }

@@ -1,0 +1,214 @@
+// The no-change probe: before an incremental walks the tree, check the previous stat cache against the
+// file system, record by record, on both cores. When every record still matches, the tree is as the
+// previous backup left it and the backup writes an empty incremental without walking (ops/backup.ts);
+// at the first difference the probe stops and the backup walks as usual.
+//
+// Why this can stand for the walk: only a stat cache written with FLAG_WHOLE_TREE is probed (statCache.ts:
+// no selection rules, no .gitignore, nothing left out for an error, so its records are every path below
+// the root). A name added to, removed from or renamed in a folder changes the folder's mtime and ctime,
+// which its record holds (folder listings rely on the same, listingCache.ts); a file's change shows in
+// its own record as statUnchanged() compares it (type, permission bits, owner, size, mtime, ctime,
+// inode). Racy records (statCache.ts) count as changed. The walk made an lstat per path too: the probe
+// makes the same calls without the walk's work around them (readdir, entries, selection, new records),
+// and splits them between this thread and a worker thread.
+//
+// Sharing: records are taken in chunks of CHUNK in file order. Both threads decode every record (a
+// record's path shares leading components with the one before it) but each chunk is claimed by exactly
+// one of them (compare-and-swap on NEXT, in order), which lstats its records. A thread that finds a
+// difference sets STOP and both end. A worker that has not started when this thread is done is never
+// waited for.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { decodeError, encodeError, startEngineWorker, type WireError } from '../util/engineWorker';
+import { OffsiteError } from '../errors';
+import { typeOf } from './fileType';
+import { emptyFlatStat, StatCacheCursor, type FlatStat } from './statCache';
+
+/** Records per chunk (a power of two): ~1 ms of lstats, so the two threads end close together. */
+export const CHUNK = 256;
+/** Longest path (relative to the root) the probe checks; a longer one ends it (the walk handles it). */
+const PATH_MAX = 4096;
+
+// Control words (Int32 in a SharedArrayBuffer).
+/** The next chunk nobody has claimed. */
+const NEXT = 0;
+/** Non-zero: a difference was found (or a thread failed): stop. */
+const STOP = 1;
+/** IDLE until the worker starts (RUNNING) or this thread no longer wants it (CLOSED). */
+const STATE = 2;
+const IDLE = 0;
+const RUNNING = 1;
+const CLOSED = 2;
+const CTRL_WORDS = 3;
+
+export type ProbeResult =
+  | { readonly unchanged: true; readonly records: number; readonly bytes: number; readonly workerRecords: number }
+  | { readonly unchanged: false; readonly why: string };
+
+/** What one thread found in the chunks it claimed. */
+export interface PartResult {
+  /** Records checked, and the sum of their sizes. */
+  records: number;
+  bytes: number;
+  /** The first difference this thread met (relative path and what differs), if any. */
+  changed?: string;
+}
+
+/** The worker thread's report. */
+export type WorkerReport = { readonly part: PartResult } | { readonly error: WireError };
+
+/**
+ * A probe of the stat cache `statFile` (written with FLAG_WHOLE_TREE for the tree at `root`) against the
+ * file system. start() sets the worker thread going at once (its start-up is most of the ~30 ms it lags
+ * behind): the caller starts it as early as it can and calls run() when the backup is settled on an
+ * incremental from that cache, or cancel() when it is not.
+ */
+export class NoChangeProbe {
+  private readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
+  private worker?: Worker;
+  private report?: Promise<WorkerReport>;
+  private ended = false;
+
+  private constructor(
+    readonly root: string,
+    readonly statFile: string,
+  ) {}
+
+  /** `worker` false: run() checks every record on the calling thread. */
+  static start(root: string, statFile: string, options: { readonly worker?: boolean } = {}): NoChangeProbe {
+    const p = new NoChangeProbe(path.resolve(root), statFile);
+    if (options.worker !== false && os.availableParallelism() >= 2) {
+      const w = startEngineWorker(path.join(__dirname, 'noChangeProbe.js'), path.join(__dirname, 'noChangeProbeWorker.ts'), {
+        workerData: { sab: p.ctrl.buffer, root: p.root, file: statFile },
+        // It decodes records and makes system calls, as statAhead.ts's worker.
+        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
+      });
+      w.unref();
+      p.worker = w;
+      p.report = new Promise<WorkerReport>((resolve) => {
+        w.once('message', (m: WorkerReport) => resolve(m));
+        w.once('error', (e) => resolve({ error: encodeError(e) }));
+        w.once('exit', (code) => resolve({ error: { name: 'Error', message: `the worker thread exited (${code}) without a report` } }));
+      });
+    }
+    return p;
+  }
+
+  /**
+   * Checks the records with the worker; unchanged: false with the first difference met, or why the
+   * probe could not tell (an unreadable cache, a failed worker: the caller walks).
+   */
+  async run(): Promise<ProbeResult> {
+    if (this.ended) throw new OffsiteError('internal', 'NoChangeProbe.run() after it ended');
+    this.ended = true;
+    const ctrl = this.ctrl;
+    let mine: PartResult;
+    try {
+      mine = probePart(this.root, this.statFile, ctrl);
+    } catch (e) {
+      Atomics.store(ctrl, STOP, 1);
+      mine = { records: 0, bytes: 0, changed: `the stat cache cannot be read (${(e as Error).message})` };
+    }
+    let theirs: PartResult = { records: 0, bytes: 0 };
+    if (this.worker) {
+      if (Atomics.compareExchange(ctrl, STATE, IDLE, CLOSED) === IDLE) {
+        // It never began: this thread checked every chunk.
+        void this.worker.terminate();
+      } else {
+        this.worker.ref(); // the report is all the process waits for now
+        const r = await this.report!;
+        if ('error' in r) return { unchanged: false, why: `the probe's worker thread failed: ${decodeError(r.error).message}` };
+        theirs = r.part;
+      }
+    }
+    const changed = mine.changed ?? theirs.changed;
+    if (changed !== undefined) return { unchanged: false, why: changed };
+    // At least the root's record: a cache gone since it was chosen reads as no records at all.
+    if (mine.records + theirs.records === 0) return { unchanged: false, why: 'the stat cache has no records' };
+    return { unchanged: true, records: mine.records + theirs.records, bytes: mine.bytes + theirs.bytes, workerRecords: theirs.records };
+  }
+
+  /** Stops the worker thread without waiting for it (the probe is not needed). Idempotent. */
+  cancel(): void {
+    if (this.ended) return;
+    this.ended = true;
+    Atomics.store(this.ctrl, STOP, 1);
+    if (this.worker && Atomics.compareExchange(this.ctrl, STATE, IDLE, CLOSED) === IDLE) void this.worker.terminate();
+  }
+}
+
+/** The worker's side: claims chunks unless this thread has given up on it. */
+export function workerPart(root: string, statFile: string, sab: SharedArrayBuffer): WorkerReport | undefined {
+  const ctrl = new Int32Array(sab);
+  if (Atomics.compareExchange(ctrl, STATE, IDLE, RUNNING) !== IDLE) return undefined;
+  try {
+    return { part: probePart(root, statFile, ctrl) };
+  } catch (e) {
+    Atomics.store(ctrl, STOP, 1);
+    return { error: encodeError(e) };
+  }
+}
+
+const BIG = { bigint: true, throwIfNoEntry: false } as const;
+
+/** One thread's pass over the stat cache: checks the chunks it claims. Throws on an unreadable cache. */
+export function probePart(rootAbs: string, statFile: string, ctrl: Int32Array): PartResult {
+  const rootBytes = Buffer.from(rootAbs);
+  const relAt = rootBytes.length + 1;
+  const full = Buffer.alloc(relAt + PATH_MAX);
+  rootBytes.copy(full);
+  full[rootBytes.length] = 0x2f;
+  const rel = full.subarray(relAt);
+  const rec = emptyFlatStat();
+  const out: PartResult = { records: 0, bytes: 0 };
+  const cursor = StatCacheCursor.open(statFile, { readAhead: false });
+  try {
+    let claimed = false;
+    let r = 0;
+    for (let len = cursor.shiftPath(rel, rec); len !== undefined; len = cursor.shiftPath(rel, rec), r++) {
+      if ((r & (CHUNK - 1)) === 0) {
+        const c = r / CHUNK;
+        claimed = Atomics.compareExchange(ctrl, NEXT, c, c + 1) === c;
+      }
+      if (Atomics.load(ctrl, STOP) !== 0) break;
+      if (!claimed) continue;
+      if (len < 0) {
+        out.changed = 'a path longer than the probe checks';
+        Atomics.store(ctrl, STOP, 1);
+        break;
+      }
+      const why = difference(len === 0 ? full.subarray(0, rootBytes.length) : full.subarray(0, relAt + len), rec, len === 0);
+      if (why !== undefined) {
+        out.changed = `${len === 0 ? '.' : rel.toString('utf8', 0, len)}: ${why}`;
+        Atomics.store(ctrl, STOP, 1);
+        break;
+      }
+      out.records++;
+      out.bytes += rec.size;
+    }
+  } finally {
+    cursor.close();
+  }
+  return out;
+}
+
+/** What differs between the path's lstat now and its record (as statUnchanged compares them), if anything. */
+function difference(p: Buffer, rec: FlatStat, isRoot: boolean): string | undefined {
+  if (rec.racy) return 'recorded too soon after a change to be trusted';
+  let st: fs.BigIntStats | undefined;
+  try {
+    // The root is followed if it is a symlink, as the scan does.
+    st = isRoot ? fs.statSync(p, BIG) : fs.lstatSync(p, BIG);
+  } catch (e) {
+    return `cannot stat (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  }
+  if (st === undefined) return 'gone';
+  const mode = Number(st.mode);
+  const type = typeOf(mode);
+  if (type !== rec.type) return 'another type';
+  if ((mode & 0o7777) !== rec.mode || Number(st.uid) !== rec.uid || Number(st.gid) !== rec.gid) return 'permissions or owner';
+  if ((type === 'reg' ? Number(st.size) : 0) !== rec.size || st.mtimeNs !== rec.mtimeNs || st.ctimeNs !== rec.ctimeNs || st.ino !== rec.ino) return 'modified';
+  return undefined;
+}

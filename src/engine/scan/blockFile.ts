@@ -15,8 +15,8 @@ import { readFullySync, writeAllSync } from '../util/syncIo';
 
 /** Length of a block header, and of the end marker. */
 const BLOCK_HEADER_LEN = 13;
-/** Raw bytes per block: big enough to compress well, small enough to keep memory flat. */
-const BLOCK_TARGET = 256 * 1024;
+/** Raw bytes per block by default: big enough to compress well, small enough to keep memory flat. */
+export const BLOCK_TARGET = 256 * 1024;
 const CODEC_RAW = 0;
 const CODEC_DEFLATE = 1;
 const CODEC_END = 0xff;
@@ -68,13 +68,16 @@ export class BlockFileWriter {
   private readonly temp: string;
   private readonly blocks: BlockWriter;
   private fdOpen = true;
-  private block = Buffer.allocUnsafe(BLOCK_TARGET + 8192);
+  private block: Buffer;
 
+  /** `target`: raw bytes per block (at most BLOCK_TARGET). */
   constructor(
     private readonly file: string,
     header: Buffer,
     compress = true,
+    private readonly target = BLOCK_TARGET,
   ) {
+    this.block = Buffer.allocUnsafe(target + 8192);
     this.temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
     this.fd = fs.openSync(this.temp, 'wx', 0o600);
     this.blocks = new BlockWriter(this.fd, compress);
@@ -90,7 +93,7 @@ export class BlockFileWriter {
   room(need: number): Buffer {
     if (this.pos + need > this.block.length) {
       this.flush();
-      if (need > this.block.length) this.block = Buffer.allocUnsafe(need + BLOCK_TARGET); // a record bigger than a block
+      if (need > this.block.length) this.block = Buffer.allocUnsafe(need + this.target); // a record bigger than a block
     }
     return this.block;
   }
@@ -99,7 +102,7 @@ export class BlockFileWriter {
   added(end: number): void {
     this.pos = end;
     this.count++;
-    if (end >= BLOCK_TARGET) this.flush();
+    if (end >= this.target) this.flush();
   }
 
   /**
@@ -143,7 +146,7 @@ export class BlockFileWriter {
     if (this.pos === 0) return;
     // The block goes to the BlockWriter, which deflates it in the background: a new one for the next records.
     this.blocks.add(this.block.subarray(0, this.pos));
-    this.block = Buffer.allocUnsafe(BLOCK_TARGET + 8192);
+    this.block = Buffer.allocUnsafe(this.target + 8192);
     this.pos = 0;
   }
 }
@@ -303,6 +306,35 @@ interface Pending {
   /** Offset of the block after this one. */
   readonly next: number;
   raw?: Buffer | string;
+}
+
+/** A data block found by readBlockHeaderAt: read it with readBlockAt. */
+export interface BlockRef {
+  readonly offset: number;
+  readonly head: Buffer;
+  readonly stored: number;
+  /** Offset of the block after this one. */
+  readonly next: number;
+}
+
+/**
+ * The block header at `offset`, without its bytes: a data block, the end marker (with its record
+ * count), or why it is neither. For a reader that walks the headers and reads only some blocks.
+ */
+export function readBlockHeaderAt(fd: number, offset: number): BlockRef | { end: number } | { bad: string } {
+  const head = Buffer.allocUnsafe(BLOCK_HEADER_LEN);
+  if (readFullySync(fd, head, offset) !== BLOCK_HEADER_LEN) return { bad: 'truncated' };
+  const h = readBlockHeader(head);
+  if (!('stored' in h)) return h;
+  return { offset, head, stored: h.stored, next: offset + BLOCK_HEADER_LEN + h.stored };
+}
+
+/** The raw bytes of the block `ref` (read, inflated on this thread, checked), or why they are not valid. */
+export function readBlockAt(fd: number, ref: BlockRef): Buffer | { bad: string } {
+  const stored = Buffer.allocUnsafe(ref.stored);
+  if (readFullySync(fd, stored, ref.offset + BLOCK_HEADER_LEN) !== ref.stored) return { bad: 'truncated' };
+  const raw = unpackBlock(ref.head, stored);
+  return typeof raw === 'string' ? { bad: raw } : raw;
 }
 
 /** The end marker after `count` records. */

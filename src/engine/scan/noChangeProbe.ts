@@ -12,11 +12,11 @@
 // makes the same calls without the walk's work around them (readdir, entries, selection, new records),
 // and splits them between this thread and a worker thread.
 //
-// Sharing: records are taken in chunks of CHUNK in file order. Both threads decode every record (a
-// record's path shares leading components with the one before it) but each chunk is claimed by exactly
-// one of them (compare-and-swap on NEXT, in order), which lstats its records. A thread that finds a
-// difference sets STOP and both end. A worker that has not started when this thread is done is never
-// waited for.
+// Sharing: the stat cache's blocks stand alone (a block's first record shares no path components with
+// the one before), so the two threads split the work by blocks (~1,200 records each), claimed in order
+// by compare-and-swap on NEXT: each thread reads every block header but only the blocks it claims. A
+// thread that finds a difference sets STOP and both end; the records checked must add up to the count
+// the file ends with. A worker that has not started when this thread is done is never waited for.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -24,15 +24,13 @@ import type { Worker } from 'node:worker_threads';
 import { decodeError, encodeError, startEngineWorker, type WireError } from '../util/engineWorker';
 import { OffsiteError } from '../errors';
 import { typeOf } from './fileType';
-import { emptyFlatStat, StatCacheCursor, type FlatStat } from './statCache';
+import { emptyFlatStat, StatCacheBlocks, type FlatStat } from './statCache';
 
-/** Records per chunk (a power of two): ~1 ms of lstats, so the two threads end close together. */
-export const CHUNK = 256;
 /** Longest path (relative to the root) the probe checks; a longer one ends it (the walk handles it). */
 const PATH_MAX = 4096;
 
 // Control words (Int32 in a SharedArrayBuffer).
-/** The next chunk nobody has claimed. */
+/** The next block nobody has claimed. */
 const NEXT = 0;
 /** Non-zero: a difference was found (or a thread failed): stop. */
 const STOP = 1;
@@ -47,13 +45,15 @@ export type ProbeResult =
   | { readonly unchanged: true; readonly records: number; readonly bytes: number; readonly workerRecords: number }
   | { readonly unchanged: false; readonly why: string };
 
-/** What one thread found in the chunks it claimed. */
+/** What one thread found in the blocks it claimed. */
 export interface PartResult {
   /** Records checked, and the sum of their sizes. */
   records: number;
   bytes: number;
   /** The first difference this thread met (relative path and what differs), if any. */
   changed?: string;
+  /** The record count of the cache's end marker, when this thread read up to it. */
+  total?: number;
 }
 
 /** The worker thread's report. */
@@ -114,7 +114,7 @@ export class NoChangeProbe {
     let theirs: PartResult = { records: 0, bytes: 0 };
     if (this.worker) {
       if (Atomics.compareExchange(ctrl, STATE, IDLE, CLOSED) === IDLE) {
-        // It never began: this thread checked every chunk.
+        // It never began: this thread checked every block.
         void this.worker.terminate();
       } else {
         this.worker.ref(); // the report is all the process waits for now
@@ -125,8 +125,11 @@ export class NoChangeProbe {
     }
     const changed = mine.changed ?? theirs.changed;
     if (changed !== undefined) return { unchanged: false, why: changed };
-    // At least the root's record: a cache gone since it was chosen reads as no records at all.
-    if (mine.records + theirs.records === 0) return { unchanged: false, why: 'the stat cache has no records' };
+    // Every record, each once: the blocks checked add up to the count the cache ends with.
+    const total = mine.total ?? theirs.total;
+    if (total === undefined || mine.records + theirs.records !== total || total === 0) {
+      return { unchanged: false, why: `the records checked do not add up to the stat cache's (${mine.records} + ${theirs.records} of ${total})` };
+    }
     return { unchanged: true, records: mine.records + theirs.records, bytes: mine.bytes + theirs.bytes, workerRecords: theirs.records };
   }
 
@@ -139,7 +142,7 @@ export class NoChangeProbe {
   }
 }
 
-/** The worker's side: claims chunks unless this thread has given up on it. */
+/** The worker's side: claims blocks unless the main thread has given up on it. */
 export function workerPart(root: string, statFile: string, sab: SharedArrayBuffer): WorkerReport | undefined {
   const ctrl = new Int32Array(sab);
   if (Atomics.compareExchange(ctrl, STATE, IDLE, RUNNING) !== IDLE) return undefined;
@@ -153,7 +156,7 @@ export function workerPart(root: string, statFile: string, sab: SharedArrayBuffe
 
 const BIG = { bigint: true, throwIfNoEntry: false } as const;
 
-/** One thread's pass over the stat cache: checks the chunks it claims. Throws on an unreadable cache. */
+/** One thread's pass over the stat cache: checks the blocks it claims. Throws on an unreadable cache. */
 export function probePart(rootAbs: string, statFile: string, ctrl: Int32Array): PartResult {
   const rootBytes = Buffer.from(rootAbs);
   const relAt = rootBytes.length + 1;
@@ -163,33 +166,33 @@ export function probePart(rootAbs: string, statFile: string, ctrl: Int32Array): 
   const rel = full.subarray(relAt);
   const rec = emptyFlatStat();
   const out: PartResult = { records: 0, bytes: 0 };
-  const cursor = StatCacheCursor.open(statFile, { readAhead: false });
+  const blocks = StatCacheBlocks.open(statFile);
   try {
-    let claimed = false;
-    let r = 0;
-    for (let len = cursor.shiftPath(rel, rec); len !== undefined; len = cursor.shiftPath(rel, rec), r++) {
-      if ((r & (CHUNK - 1)) === 0) {
-        const c = r / CHUNK;
-        claimed = Atomics.compareExchange(ctrl, NEXT, c, c + 1) === c;
+    for (let b = 0; ; b++) {
+      const ref = blocks.nextBlock();
+      if ('end' in ref) {
+        out.total = ref.end;
+        break;
       }
       if (Atomics.load(ctrl, STOP) !== 0) break;
-      if (!claimed) continue;
-      if (len < 0) {
-        out.changed = 'a path longer than the probe checks';
-        Atomics.store(ctrl, STOP, 1);
-        break;
+      // Blocks are claimed in order: one the other thread took is passed over (its header only read).
+      if (Atomics.compareExchange(ctrl, NEXT, b, b + 1) !== b) continue;
+      const records = blocks.records(ref);
+      for (let len = records.shiftPath(rel, rec); len !== undefined; len = records.shiftPath(rel, rec)) {
+        const why =
+          len < 0 ? 'a path longer than the probe checks'
+          : difference(len === 0 ? full.subarray(0, rootBytes.length) : full.subarray(0, relAt + len), rec, len === 0);
+        if (why !== undefined) {
+          out.changed = `${len === 0 ? '.' : len < 0 ? '…' : rel.toString('utf8', 0, len)}: ${why}`;
+          Atomics.store(ctrl, STOP, 1);
+          return out;
+        }
+        out.records++;
+        out.bytes += rec.size;
       }
-      const why = difference(len === 0 ? full.subarray(0, rootBytes.length) : full.subarray(0, relAt + len), rec, len === 0);
-      if (why !== undefined) {
-        out.changed = `${len === 0 ? '.' : rel.toString('utf8', 0, len)}: ${why}`;
-        Atomics.store(ctrl, STOP, 1);
-        break;
-      }
-      out.records++;
-      out.bytes += rec.size;
     }
   } finally {
-    cursor.close();
+    blocks.close();
   }
   return out;
 }

@@ -21,7 +21,7 @@ import type { EntryType, PathIndex } from '../types';
 import { OffsiteError } from '../errors';
 import { compareIndex } from '../pathIndex';
 import { readFullySync } from '../util/syncIo';
-import { BlockFileWriter, BlockReader, getVarint, putVarint } from './blockFile';
+import { BlockFileWriter, BlockReader, getVarint, putVarint, readBlockAt, readBlockHeaderAt, type BlockRef } from './blockFile';
 import type { ScanEntry } from './scanner';
 
 export interface StatRecord {
@@ -108,6 +108,11 @@ const FLAG_COMPLETE = 1;
  */
 const FLAG_WHOLE_TREE = 2;
 const FLAGS_OFFSET = 12;
+/**
+ * Raw bytes per block: blocks are the no-change probe's unit of work between its two threads
+ * (~1,200 records of the benchmark's workspace each, a few ms of lstats), and compress as well.
+ */
+const BLOCK_RAW = 64 * 1024;
 const SLASH = 0x2f;
 
 export interface StatCacheWriterOptions {
@@ -131,7 +136,7 @@ export class StatCacheWriter {
     MAGIC.copy(header, 0);
     header.writeUInt32LE(VERSION, 8);
     const start = options.scanStartNs ?? BigInt(Date.now()) * 1_000_000n;
-    return new StatCacheWriter(new BlockFileWriter(path, header, options.compress ?? true), start - RACY_WINDOW_NS);
+    return new StatCacheWriter(new BlockFileWriter(path, header, options.compress ?? true, BLOCK_RAW), start - RACY_WINDOW_NS);
   }
 
   /**
@@ -151,12 +156,14 @@ export class StatCacheWriter {
       if (!ordered) throw new OffsiteError('internal', 'Stat cache records must be added in index order');
     }
     let need = 64;
-    for (let k = shared; k < index.length; k++) {
+    for (let k = 0; k < index.length; k++) {
       const c = index[k];
-      if (c.length === 0 || c.includes(SLASH) || c.includes(0)) throw new OffsiteError('internal', 'Stat cache: invalid path component');
+      if (k >= shared && (c.length === 0 || c.includes(SLASH) || c.includes(0))) throw new OffsiteError('internal', 'Stat cache: invalid path component');
       need += c.length + 5;
     }
     const b = this.file.room(need);
+    // A block's first record shares nothing: each block can be decoded alone (noChangeProbe.ts).
+    if (this.file.pos === 0) shared = 0;
     let pos = putVarint(b, this.file.pos, shared);
     pos = putVarint(b, pos, index.length - shared);
     for (let k = shared; k < index.length; k++) {
@@ -311,10 +318,7 @@ export class StatCacheCursor {
   }
 
   private corrupt(why: string): OffsiteError {
-    return new OffsiteError('format', `The stat cache ${this.path} is corrupt (${why})`, {
-      hint: 'It is rebuilt by the next backup; files are compared by content meanwhile.',
-      file: this.path,
-    });
+    return corruptCache(this.path, why);
   }
 
   /**
@@ -322,59 +326,14 @@ export class StatCacheCursor {
    * `out` from 0 (which must keep what the previous call wrote: a record shares leading components with
    * the one before). Returns its length, -1 if it does not fit, undefined at the end. Nothing is
    * checked but the framing: the caller (statAheadWorker.ts) uses the path only to stat it. A cursor is
-   * read either this way or by records, not both. `into`: also the record's fields, written there (no
-   * object per record; noChangeProbe.ts).
+   * read either this way or by records, not both.
    */
-  shiftPath(out: Uint8Array, into?: FlatStat): number | undefined {
+  shiftPath(out: Uint8Array): number | undefined {
     if (this.fd === undefined || !this.nextBlock()) return undefined;
-    const b = this.block;
-    const cur = this.cur;
-    const ends = this.pathEnds;
-    const shared = getVarint(b, cur);
-    const fresh = getVarint(b, cur);
-    if (shared < 0 || fresh < 0 || shared > ends.length) throw this.corrupt('bad record');
-    ends.length = shared;
-    let len = shared === 0 ? 0 : ends[shared - 1];
-    let fits = len >= 0;
-    for (let k = 0; k < fresh; k++) {
-      const n = getVarint(b, cur);
-      if (n <= 0 || cur.pos + n > b.length) throw this.corrupt('bad record');
-      const at = len === 0 ? 0 : len + 1;
-      if (fits && at + n <= out.length) {
-        if (at > 0) out[len] = SLASH;
-        b.copy(out, at, cur.pos, cur.pos + n);
-        len = at + n;
-      } else fits = false;
-      ends.push(fits ? len : -1);
-      cur.pos += n;
-    }
-    if (into === undefined) {
-      cur.pos++; // type
-      for (let k = 0; k < 4; k++) if (getVarint(b, cur) < 0) throw this.corrupt('bad record'); // mode, uid, gid, size
-      cur.pos += 24; // mtime, ctime, ino
-      if (cur.pos > b.length) throw this.corrupt('bad record');
-    } else {
-      const typeByte = b[cur.pos++];
-      const type = TYPES[typeByte & 0x7f];
-      const mode = getVarint(b, cur);
-      const uid = getVarint(b, cur);
-      const gid = getVarint(b, cur);
-      const size = getVarint(b, cur);
-      if (type === undefined || mode < 0 || uid < 0 || gid < 0 || size < 0 || cur.pos + 24 > b.length) throw this.corrupt('bad record');
-      into.type = type;
-      into.racy = (typeByte & RACY_BIT) !== 0;
-      into.mode = mode;
-      into.uid = uid;
-      into.gid = gid;
-      into.size = size;
-      TIMES_U8.set(b.subarray(cur.pos, cur.pos + 24));
-      cur.pos += 24;
-      into.mtimeNs = TIMES_I64[0];
-      into.ctimeNs = TIMES_I64[1];
-      into.ino = TIMES_U64[2];
-    }
+    const len = decodeFlat(this.block, this.cur, this.pathEnds, out, undefined);
+    if (len === undefined) throw this.corrupt('bad record');
     this.count++;
-    return fits ? len : -1;
+    return len;
   }
 
   /** Moves to the next block when the current one is used up; false at the end. */
@@ -402,6 +361,143 @@ export class StatCacheCursor {
   }
 }
 
+/**
+ * The blocks of a stat cache one by one, for a reader that takes only some of them (noChangeProbe.ts):
+ * nextBlock() walks the headers, records() reads and decodes one block alone (its first record shares
+ * no components). Everything damaged throws OffsiteError('format').
+ */
+export class StatCacheBlocks {
+  private offset = HEADER_LEN;
+
+  private constructor(
+    private readonly path: string,
+    private fd: number | undefined,
+  ) {}
+
+  /** Throws if the file is missing or not a stat cache. */
+  static open(path: string): StatCacheBlocks {
+    const fd = fs.openSync(path, 'r');
+    const c = new StatCacheBlocks(path, fd);
+    try {
+      const header = Buffer.alloc(HEADER_LEN);
+      if (readFullySync(fd, header, 0) !== HEADER_LEN || !header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== VERSION) {
+        throw corruptCache(path, 'not a stat cache');
+      }
+    } catch (e) {
+      c.close();
+      throw e;
+    }
+    return c;
+  }
+
+  /** Where the next block is, or the end marker's record count. */
+  nextBlock(): BlockRef | { end: number } {
+    const ref = readBlockHeaderAt(this.fd!, this.offset);
+    if ('bad' in ref) throw corruptCache(this.path, ref.bad);
+    if ('end' in ref) return ref;
+    this.offset = ref.next;
+    return ref;
+  }
+
+  /** The records of one block. */
+  records(ref: BlockRef): BlockRecords {
+    const raw = readBlockAt(this.fd!, ref);
+    if ('bad' in raw) throw corruptCache(this.path, raw.bad);
+    return new BlockRecords(raw, this.path);
+  }
+
+  close(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** One block's records, decoded without the blocks before it. */
+export class BlockRecords {
+  private readonly cur = { pos: 0 };
+  private readonly ends: number[] = [];
+
+  constructor(
+    private readonly block: Buffer,
+    private readonly path: string,
+  ) {}
+
+  /**
+   * The next record's path (relative to the root, components joined by '/') written into `out` from
+   * 0, and its fields into `into`; returns the path's length, -1 if it does not fit, undefined at the
+   * block's end.
+   */
+  shiftPath(out: Uint8Array, into: FlatStat): number | undefined {
+    if (this.cur.pos >= this.block.length) return undefined;
+    // A block written before blocks stood alone: its first record needs the one before it.
+    if (this.cur.pos === 0 && this.block[0] !== 0) throw corruptCache(this.path, 'a block that does not stand alone');
+    const len = decodeFlat(this.block, this.cur, this.ends, out, into);
+    if (len === undefined) throw corruptCache(this.path, 'bad record');
+    return len;
+  }
+}
+
+function corruptCache(path: string, why: string): OffsiteError {
+  return new OffsiteError('format', `The stat cache ${path} is corrupt (${why})`, {
+    hint: 'It is rebuilt by the next backup; files are compared by content meanwhile.',
+    file: path,
+  });
+}
+
+/**
+ * Decodes the record at `cur` (advancing it): its path into `out` from 0, relative to the root with
+ * its components joined by '/' (`ends`: where each component of the previous path ends in `out`, -1
+ * past its end), and, with `into`, its fields. The path's length, -1 if it does not fit in `out`, or
+ * undefined if the framing is wrong.
+ */
+function decodeFlat(b: Buffer, cur: { pos: number }, ends: number[], out: Uint8Array, into: FlatStat | undefined): number | undefined {
+  const shared = getVarint(b, cur);
+  const fresh = getVarint(b, cur);
+  if (shared < 0 || fresh < 0 || shared > ends.length) return undefined;
+  ends.length = shared;
+  let len = shared === 0 ? 0 : ends[shared - 1];
+  let fits = len >= 0;
+  for (let k = 0; k < fresh; k++) {
+    const n = getVarint(b, cur);
+    if (n <= 0 || cur.pos + n > b.length) return undefined;
+    const at = len === 0 ? 0 : len + 1;
+    if (fits && at + n <= out.length) {
+      if (at > 0) out[len] = SLASH;
+      b.copy(out, at, cur.pos, cur.pos + n);
+      len = at + n;
+    } else fits = false;
+    ends.push(fits ? len : -1);
+    cur.pos += n;
+  }
+  if (into === undefined) {
+    cur.pos++; // type
+    for (let k = 0; k < 4; k++) if (getVarint(b, cur) < 0) return undefined; // mode, uid, gid, size
+    cur.pos += 24; // mtime, ctime, ino
+    if (cur.pos > b.length) return undefined;
+  } else {
+    const typeByte = b[cur.pos++];
+    const type = TYPES[typeByte & 0x7f];
+    const mode = getVarint(b, cur);
+    const uid = getVarint(b, cur);
+    const gid = getVarint(b, cur);
+    const size = getVarint(b, cur);
+    if (type === undefined || mode < 0 || uid < 0 || gid < 0 || size < 0 || cur.pos + 24 > b.length) return undefined;
+    into.type = type;
+    into.racy = (typeByte & RACY_BIT) !== 0;
+    into.mode = mode;
+    into.uid = uid;
+    into.gid = gid;
+    into.size = size;
+    TIMES_U8.set(b.subarray(cur.pos, cur.pos + 24));
+    cur.pos += 24;
+    into.mtimeNs = TIMES_I64[0];
+    into.ctimeNs = TIMES_I64[1];
+    into.ino = TIMES_U64[2];
+  }
+  return fits ? len : -1;
+}
+
 /** Decodes the record at `cur` (advancing it); undefined if anything is out of place. */
 function decodeRecord(b: Buffer, cur: { pos: number }, prev: PathIndex, count: number): StatRecord | undefined {
   const end = b.length;
@@ -420,7 +516,8 @@ function decodeRecord(b: Buffer, cur: { pos: number }, prev: PathIndex, count: n
     index.push(b.subarray(cur.pos, cur.pos + len));
     cur.pos += len;
   }
-  if (count > 0 && shared < prev.length && Buffer.compare(prev[shared], index[shared]) >= 0) return undefined;
+  // (A block's first record shares nothing, though it may begin as the one before: compared whole.)
+  if (count > 0 && (shared === 0 ? compareIndex(prev, index) >= 0 : shared < prev.length && Buffer.compare(prev[shared], index[shared]) >= 0)) return undefined;
   if (cur.pos + 1 > end) return undefined;
   const typeByte = b[cur.pos++];
   const type = TYPES[typeByte & 0x7f];

@@ -9,8 +9,8 @@ import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
 import { MemoryLogger } from '../../../src/engine/log';
 import { backup, type BackupResult } from '../../../src/engine/ops/backup';
 import type { CryptoContext } from '../../../src/engine/ops/remoteFiles';
-import { CHUNK, NoChangeProbe, probePart, workerPart, type ProbeResult } from '../../../src/engine/scan/noChangeProbe';
-import { statCacheWholeTree } from '../../../src/engine/scan/statCache';
+import { NoChangeProbe, probePart, workerPart, type ProbeResult } from '../../../src/engine/scan/noChangeProbe';
+import { StatCacheBlocks, statCacheWholeTree } from '../../../src/engine/scan/statCache';
 import { rsaCrypto } from '../../helpers/gpg';
 import { makeTree, type Spec } from '../../helpers/tree';
 import { tempDir } from '../../helpers/tmp';
@@ -122,29 +122,34 @@ describe('no-change probe', function () {
         const truncated = path.join(t.work, 'truncated');
         fs.writeFileSync(truncated, fs.readFileSync(t.statFile).subarray(0, fs.statSync(t.statFile).size - 5));
         assertChanged(await probe(t.src, truncated, worker), /stat cache (cannot be read|has no records)|worker thread failed/);
-        assertChanged(await probe(t.src, path.join(t.work, 'missing'), worker), /has no records/);
+        assertChanged(await probe(t.src, path.join(t.work, 'missing'), worker), /stat cache cannot be read \(ENOENT/);
       });
     });
   }
 
-  it('shares the chunks between two passes: each is checked once, the sums add up', async () => {
+  it('shares the blocks between two passes: each is checked once, the sums add up', async () => {
     const files: Spec = {};
-    for (let d = 0; d < 12; d++) {
+    for (let d = 0; d < 20; d++) {
       const dir: Spec = {};
-      for (let f = 0; f < 100; f++) dir[`f${f}.txt`] = `${d}/${f}`;
+      for (let f = 0; f < 250; f++) dir[`file-${f}.txt`] = `${d}/${f}`;
       files[`d${d}`] = dir;
     }
     const t = await backedUp(files);
     const total = t.first.stats.SourceFiles;
-    assert.ok(total > 4 * CHUNK, `${total} paths: several chunks`);
+    const blocks = StatCacheBlocks.open(t.statFile);
+    let n = 0;
+    for (let ref = blocks.nextBlock(); !('end' in ref); ref = blocks.nextBlock()) n++;
+    blocks.close();
+    assert.ok(n >= 3, `${n} blocks of ${total} records`);
     // The worker's side claims everything when it is first; a pass after it finds nothing left.
     const sab = new SharedArrayBuffer(12);
     const w = workerPart(t.src, t.statFile, sab);
     assert.ok(w && 'part' in w, JSON.stringify(w));
     assert.equal(w.part.records, total);
+    assert.equal(w.part.total, total);
     assert.equal(w.part.changed, undefined);
     const after = probePart(t.src, t.statFile, new Int32Array(sab));
-    assert.deepEqual(after, { records: 0, bytes: 0 });
+    assert.deepEqual(after, { records: 0, bytes: 0, total });
     // A worker that comes after the main thread gave up on it does nothing.
     const closed = new Int32Array(new SharedArrayBuffer(12));
     closed[2] = 2;
@@ -157,8 +162,8 @@ describe('no-change probe', function () {
       assert.equal(r.bytes, t.first.stats.SourceFileSize);
     }
     // A change in the last chunk is found whichever thread claims it.
-    fs.writeFileSync(path.join(t.src, 'd9', 'f99.txt'), 'changed');
-    assertChanged(await probe(t.src, t.statFile, true), /^d9\/f99\.txt: modified$/);
+    fs.writeFileSync(path.join(t.src, 'd9', 'file-99.txt'), 'changed');
+    assertChanged(await probe(t.src, t.statFile, true), /^d9\/file-99\.txt: modified$/);
   });
 
   it('cancel() stops a probe that is not needed', async () => {

@@ -2,8 +2,12 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
+  BlockRecords,
+  emptyFlatStat,
   RACY_WINDOW_NS,
+  StatCacheBlocks,
   StatCacheCursor,
+  statCacheWholeTree,
   StatCacheWriter,
   statCacheComplete,
   statRecordOf,
@@ -304,5 +308,59 @@ describe('scan/statCache', () => {
     assert.equal(statCacheComplete(path.join(dir, 'missing')), false);
     fs.writeFileSync(path.join(dir, 'other'), 'not a stat cache, but long enough');
     assert.equal(statCacheComplete(path.join(dir, 'other')), false);
+  });
+
+  it('says "whole tree" only for a complete cache the writer says it of', async () => {
+    const dir = tempDir('offsite-sc-');
+    const records = syntheticRecords(50);
+    const write = async (name: string, flags: { complete?: boolean; wholeTree?: boolean }) => {
+      const w = await StatCacheWriter.create(path.join(dir, name), { scanStartNs: FUTURE });
+      for (const r of records) w.add(r);
+      await w.close(flags);
+      return path.join(dir, name);
+    };
+    assert.equal(statCacheWholeTree(await write('both', { complete: true, wholeTree: true })), true);
+    assert.equal(statCacheComplete(path.join(dir, 'both')), true);
+    assert.equal(statCacheWholeTree(await write('complete', { complete: true })), false);
+    assert.equal(statCacheWholeTree(await write('incomplete', { wholeTree: true })), false, 'never without complete');
+    assert.equal(statCacheWholeTree(path.join(dir, 'missing')), false);
+  });
+
+  it('writes blocks that stand alone: each decodes by itself to the records a cursor reads', async () => {
+    const dir = tempDir('offsite-sc-');
+    const records = syntheticRecords(20_000);
+    const file = path.join(dir, 'cache');
+    await writeAll(file, records);
+    const all = await readAll(file);
+    assert.equal(all.length, records.length);
+    const blocks = StatCacheBlocks.open(file);
+    const paths: string[] = [];
+    let n = 0;
+    const out = Buffer.alloc(4096);
+    const rec = emptyFlatStat();
+    try {
+      for (let ref = blocks.nextBlock(); ; ref = blocks.nextBlock()) {
+        if ('end' in ref) {
+          assert.equal(ref.end, records.length);
+          break;
+        }
+        n++;
+        const rs = blocks.records(ref);
+        for (let len = rs.shiftPath(out, rec); len !== undefined; len = rs.shiftPath(out, rec)) {
+          const want = all[paths.length];
+          paths.push(out.toString('latin1', 0, len));
+          assert.equal(rec.type, want.type);
+          assert.equal(rec.mtimeNs, want.mtimeNs);
+          assert.equal(rec.ino, want.ino);
+          assert.equal(rec.size, want.size);
+        }
+      }
+    } finally {
+      blocks.close();
+    }
+    assert.ok(n >= 10, `${n} blocks`);
+    assert.deepEqual(paths, all.map((r) => r.index.map((c) => c.toString('latin1')).join('/')));
+    // A block whose first record leans on the one before (as before blocks stood alone) is refused.
+    assert.throws(() => new BlockRecords(Buffer.from([1, 1, 1, 0x61]), 'old').shiftPath(out, rec), (e: unknown) => e instanceof OffsiteError && /does not stand alone/.test(e.message));
   });
 });

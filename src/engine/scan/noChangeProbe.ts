@@ -24,7 +24,7 @@ import type { Worker } from 'node:worker_threads';
 import { decodeError, encodeError, startEngineWorker, type WireError } from '../util/engineWorker';
 import { OffsiteError } from '../errors';
 import { typeOf } from './fileType';
-import { emptyFlatStat, StatCacheBlocks, type FlatStat } from './statCache';
+import { emptyFlatStat, rootedPath, StatCacheBlocks, type FlatStat } from './statCache';
 
 /** Longest path (relative to the root) the probe checks; a longer one ends it (the walk handles it). */
 const PATH_MAX = 4096;
@@ -158,12 +158,7 @@ const BIG = { bigint: true, throwIfNoEntry: false } as const;
 
 /** One thread's pass over the stat cache: checks the blocks it claims. Throws on an unreadable cache. */
 export function probePart(rootAbs: string, statFile: string, ctrl: Int32Array): PartResult {
-  const rootBytes = Buffer.from(rootAbs);
-  const relAt = rootBytes.length + 1;
-  const full = Buffer.alloc(relAt + PATH_MAX);
-  rootBytes.copy(full);
-  full[rootBytes.length] = 0x2f;
-  const rel = full.subarray(relAt);
+  const { full, rel, relAt } = rootedPath(rootAbs, PATH_MAX);
   const rec = emptyFlatStat();
   const out: PartResult = { records: 0, bytes: 0 };
   const blocks = StatCacheBlocks.open(statFile);
@@ -181,7 +176,7 @@ export function probePart(rootAbs: string, statFile: string, ctrl: Int32Array): 
       for (let len = records.shiftPath(rel, rec); len !== undefined; len = records.shiftPath(rel, rec)) {
         const why =
           len < 0 ? 'a path longer than the probe checks'
-          : difference(len === 0 ? full.subarray(0, rootBytes.length) : full.subarray(0, relAt + len), rec, len === 0);
+          : difference(len === 0 ? full.subarray(0, relAt - 1) : full.subarray(0, relAt + len), rec, len === 0);
         if (why !== undefined) {
           out.changed = `${len === 0 ? '.' : len < 0 ? '…' : rel.toString('utf8', 0, len)}: ${why}`;
           Atomics.store(ctrl, STOP, 1);

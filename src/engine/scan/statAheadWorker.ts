@@ -4,7 +4,7 @@
 // the walk stats whatever the ring does not have.
 import * as fs from 'node:fs';
 import { workerData } from 'node:worker_threads';
-import { StatCacheCursor } from './statCache';
+import { rootedPath, StatCacheCursor } from './statCache';
 import { CONSUMED, PATH_MAX, PRODUCED, Ring, SLOTS, STATE, STOP, WALK_AHEAD, WORKER_WAITING } from './statAhead';
 
 const { sab, root, file } = workerData as { sab: SharedArrayBuffer; root: string; file: string };
@@ -13,12 +13,7 @@ const ctrl = ring.ctrl;
 const BIG = { bigint: true, throwIfNoEntry: false } as const;
 
 function run(): void {
-  const rootBytes = Buffer.from(root);
-  const relAt = rootBytes.length + 1;
-  const full = Buffer.alloc(relAt + PATH_MAX);
-  rootBytes.copy(full);
-  full[rootBytes.length] = 0x2f;
-  const rel = full.subarray(relAt);
+  const { full, rel, relAt } = rootedPath(root, PATH_MAX);
   // Synchronous to the end: a threadpool read-ahead would never be picked up.
   const cursor = StatCacheCursor.open(file, { readAhead: false });
   try {

@@ -362,6 +362,19 @@ export class StatCacheCursor {
 }
 
 /**
+ * A buffer holding `root` + '/' with room for a relative path of up to `max` bytes after it, where
+ * shiftPath() writes: `full.subarray(0, relAt + len)` is then the path to stat.
+ */
+export function rootedPath(root: string, max: number): { readonly full: Buffer; readonly rel: Buffer; readonly relAt: number } {
+  const rootBytes = Buffer.from(root);
+  const relAt = rootBytes.length + 1;
+  const full = Buffer.alloc(relAt + max);
+  rootBytes.copy(full);
+  full[rootBytes.length] = SLASH;
+  return { full, rel: full.subarray(relAt), relAt };
+}
+
+/**
  * The blocks of a stat cache one by one, for a reader that takes only some of them (noChangeProbe.ts):
  * nextBlock() walks the headers, records() reads and decodes one block alone (its first record shares
  * no components). Everything damaged throws OffsiteError('format').
@@ -475,28 +488,36 @@ function decodeFlat(b: Buffer, cur: { pos: number }, ends: number[], out: Uint8A
     for (let k = 0; k < 4; k++) if (getVarint(b, cur) < 0) return undefined; // mode, uid, gid, size
     cur.pos += 24; // mtime, ctime, ino
     if (cur.pos > b.length) return undefined;
-  } else {
-    const typeByte = b[cur.pos++];
-    const type = TYPES[typeByte & 0x7f];
-    const mode = getVarint(b, cur);
-    const uid = getVarint(b, cur);
-    const gid = getVarint(b, cur);
-    const size = getVarint(b, cur);
-    if (type === undefined || mode < 0 || uid < 0 || gid < 0 || size < 0 || cur.pos + 24 > b.length) return undefined;
-    into.type = type;
-    into.racy = (typeByte & RACY_BIT) !== 0;
-    into.mode = mode;
-    into.uid = uid;
-    into.gid = gid;
-    into.size = size;
-    TIMES_U8.set(b.subarray(cur.pos, cur.pos + 24));
-    cur.pos += 24;
-    into.mtimeNs = TIMES_I64[0];
-    into.ctimeNs = TIMES_I64[1];
-    into.ino = TIMES_U64[2];
-  }
+  } else if (!decodeFields(b, cur, into)) return undefined;
   return fits ? len : -1;
 }
+
+/** The fields after a record's path, written into `into`; false if they are out of place. */
+function decodeFields(b: Buffer, cur: { pos: number }, into: FlatStat): boolean {
+  if (cur.pos + 1 > b.length) return false;
+  const typeByte = b[cur.pos++];
+  const type = TYPES[typeByte & 0x7f];
+  const mode = getVarint(b, cur);
+  const uid = getVarint(b, cur);
+  const gid = getVarint(b, cur);
+  const size = getVarint(b, cur);
+  if (type === undefined || mode < 0 || uid < 0 || gid < 0 || size < 0 || cur.pos + 24 > b.length) return false;
+  into.type = type;
+  into.racy = (typeByte & RACY_BIT) !== 0;
+  into.mode = mode;
+  into.uid = uid;
+  into.gid = gid;
+  into.size = size;
+  TIMES_U8.set(b.subarray(cur.pos, cur.pos + 24));
+  cur.pos += 24;
+  into.mtimeNs = TIMES_I64[0];
+  into.ctimeNs = TIMES_I64[1];
+  into.ino = TIMES_U64[2];
+  return true;
+}
+
+/** decodeRecord's fields, before they become the record. */
+const FIELDS = emptyFlatStat();
 
 /** Decodes the record at `cur` (advancing it); undefined if anything is out of place. */
 function decodeRecord(b: Buffer, cur: { pos: number }, prev: PathIndex, count: number): StatRecord | undefined {
@@ -518,20 +539,9 @@ function decodeRecord(b: Buffer, cur: { pos: number }, prev: PathIndex, count: n
   }
   // (A block's first record shares nothing, though it may begin as the one before: compared whole.)
   if (count > 0 && (shared === 0 ? compareIndex(prev, index) >= 0 : shared < prev.length && Buffer.compare(prev[shared], index[shared]) >= 0)) return undefined;
-  if (cur.pos + 1 > end) return undefined;
-  const typeByte = b[cur.pos++];
-  const type = TYPES[typeByte & 0x7f];
-  const mode = getVarint(b, cur);
-  const uid = getVarint(b, cur);
-  const gid = getVarint(b, cur);
-  const size = getVarint(b, cur);
-  if (type === undefined || mode < 0 || uid < 0 || gid < 0 || size < 0 || cur.pos + 24 > end) return undefined;
-  TIMES_U8.set(b.subarray(cur.pos, cur.pos + 24));
-  cur.pos += 24;
-  const mtimeNs = TIMES_I64[0];
-  const ctimeNs = TIMES_I64[1];
-  const ino = TIMES_U64[2];
-  return typeByte & RACY_BIT
+  if (!decodeFields(b, cur, FIELDS)) return undefined;
+  const { type, mode, uid, gid, size, mtimeNs, ctimeNs, ino } = FIELDS;
+  return FIELDS.racy
     ? { index, type, mode, uid, gid, size, mtimeNs, ctimeNs, ino, racy: true }
     : { index, type, mode, uid, gid, size, mtimeNs, ctimeNs, ino };
 }

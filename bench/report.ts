@@ -162,7 +162,7 @@ export function renderMarkdown(r: Results): string {
     lines.push('', '## Extension host', '', '| metric | value |', '|---|---|');
     for (const [k, v] of Object.entries(r.extension)) lines.push(`| ${k} | ${typeof v === 'number' ? v.toFixed(1) : v} |`);
   }
-  for (const m of r.remeasured ?? []) lines.push('', `Measured again on ${m.date.slice(0, 16).replace('T', ' ')} (after a fix) and merged in: ${m.ops.filter((o) => !o.endsWith('Setup')).join(', ')}.`);
+  for (const m of r.remeasured ?? []) lines.push('', `Measured again on ${m.date.slice(0, 16).replace('T', ' ')} and merged in: ${m.ops.filter((o) => !o.endsWith('Setup')).join(', ')}.`);
   if (r.failures?.length) lines.push('', '**Failed phases**:', '', ...r.failures.map((f) => `- ${f}`));
   lines.push('', 'Reproduce: `npm run bench` (see bench/README.md). Raw samples: the JSON file of the same date in bench/results/.', '');
   return lines.join('\n');

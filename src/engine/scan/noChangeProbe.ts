@@ -61,9 +61,9 @@ export type WorkerReport = { readonly part: PartResult } | { readonly error: Wir
 
 /**
  * A probe of the stat cache `statFile` (written with FLAG_WHOLE_TREE for the tree at `root`) against the
- * file system. start() sets the worker thread going at once (its start-up is most of the ~30 ms it lags
- * behind): the caller starts it as early as it can and calls run() when the backup is settled on an
- * incremental from that cache, or cancel() when it is not.
+ * file system. start() sets the worker thread going at once (a worker takes 40–100 ms to start, more
+ * on a busy machine): the caller starts it as early as it can and calls run() when the backup is
+ * settled on an incremental from that cache, or cancel() when it is not.
  */
 export class NoChangeProbe {
   private readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));

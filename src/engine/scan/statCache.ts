@@ -9,12 +9,14 @@
 // by programs, so this also holds for files with mtimes in the future.
 //
 // File layout (little-endian):
-//   header  "OFFSTAT1" u32 version=1 u32 flags (bit 0: complete, see FLAG_COMPLETE)
+//   header  "OFFSTAT1" u32 version=1 u32 flags (bit 0: complete, see FLAG_COMPLETE; bit 1: whole tree,
+//           see FLAG_WHOLE_TREE)
 //   blocks and end marker as in blockFile.ts
 // A block holds whole records: varint sharedComponents (leading index components equal to the previous
 // record's), varint newComponents, then each new component as varint length + bytes; u8 type (bit 7:
 // racy), varint mode, uid, gid, size, i64 mtimeNs, i64 ctimeNs, u64 ino. Sharing components keeps both
-// the file and the reader's allocations small (one new Buffer per record, typically).
+// the file and the reader's allocations small (one new Buffer per record, typically). A block's first
+// record shares none (since the no-change probe, which reads blocks apart; older files may share).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { EntryType, PathIndex } from '../types';
@@ -53,7 +55,7 @@ export function statRecordOf(e: ScanEntry): StatRecord {
   };
 }
 
-/** A record's fields without its path, filled in place by StatCacheCursor.shiftPath. */
+/** A record's fields without its path, filled in place by BlockRecords.shiftPath (no object per record). */
 export interface FlatStat {
   type: EntryType;
   racy: boolean;

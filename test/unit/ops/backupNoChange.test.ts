@@ -5,6 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { FaultBackend } from '../../../src/engine/backend/faultBackend';
 import { MemoryBackend } from '../../../src/engine/backend/memoryBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
 import { MemoryLogger } from '../../../src/engine/log';
@@ -155,6 +156,38 @@ describe('backup: the no-change probe', function () {
     const r = await e.run();
     assert.match(e.probeLines()[0], /walking the tree/);
     assert.equal(r.stats.DeletedFiles, 2);
+    assert.deepEqual(await e.restored(), snapshotTree(e.src));
+  });
+
+  it('a probed set whose manifest upload fails is resumed by the next run, and probing comes back after', async () => {
+    const e = env(tempDir('offsite-nochange-'), 'e');
+    await sleep(RACY);
+    await e.run();
+    const goodStat = e.statFile();
+    const cache = fs.readFileSync(goodStat);
+    await sleep(1100);
+    const faulty = new FaultBackend(e.backend, { rules: [{ op: 'put', name: /\.manifest\.gpg$/, action: 'fail', kind: 'permanent' }] });
+    const log = new MemoryLogger();
+    await assert.rejects(backup({ source: e.src, backend: faulty, archive: e.archive, crypto, log, volumeSize: 1 << 20 }));
+    assert.ok(log.lines.some((l) => l.includes('No-change probe: all 9 paths')), log.lines.join('\n'));
+    // The last good set's stat cache is still the one, unchanged.
+    assert.equal(e.statFile(), goodStat);
+    assert.ok(fs.readFileSync(goodStat).equals(cache));
+    // The next run resumes the interrupted set (a resumed backup walks: no probe) and completes it.
+    await sleep(1100);
+    const resumed = await e.run();
+    assert.equal(resumed.resumed, true);
+    assert.deepEqual(e.probeLines(), []);
+    assert.equal(statCacheComplete(e.statFile()), false, 'a resumed set writes records only after its resume point');
+    assert.deepEqual(await e.restored(), snapshotTree(e.src));
+    // A full walk writes a whole-tree cache again, and the run after it probes.
+    await sleep(1100);
+    await e.run();
+    assert.equal(statCacheWholeTree(e.statFile()), true);
+    await sleep(1100);
+    const r = await e.run();
+    assert.equal(r.stats.DeltaEntries, 0);
+    assert.match(e.probeLines()[0], /not walking the tree/);
     assert.deepEqual(await e.restored(), snapshotTree(e.src));
   });
 });

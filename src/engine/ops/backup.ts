@@ -31,8 +31,9 @@ import { throttled, type ProgressSink } from '../progress';
 import { isListingsName, ListingCache, listingsName, newestListings } from '../scan/listingCache';
 import { scanTreeSync, type ScanEntry, type SelectionRule } from '../scan/scanner';
 import { StatAhead } from '../scan/statAhead';
+import { changedRuleInput, RuleInputs, type RuleInput } from '../scan/gitignore';
 import { NoChangeProbe, type ProbeResult } from '../scan/noChangeProbe';
-import { StatCacheCursor, statCacheComplete, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
+import { RACY_WINDOW_NS, StatCacheCursor, statCacheComplete, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
 import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
@@ -94,11 +95,27 @@ export interface BackupResult {
 }
 
 /**
- * Every path below the root is backed up: no selection rules, no .gitignore. Only then can a stat
- * cache's records stand for the whole tree (statCache.ts's FLAG_WHOLE_TREE).
+ * Every path below the root is backed up, or every path .gitignore files keep: no selection rules
+ * (whose 'scan' verdicts walk folders that have no record). Only then can a stat cache's records stand
+ * for the tree (statCache.ts's FLAG_WHOLE_TREE, FLAG_GITIGNORE_TREE).
  */
 function wholeTreeSelection(opts: BackupOptions): boolean {
-  return (opts.rules ?? []).length === 0 && opts.gitignore !== true;
+  return (opts.rules ?? []).length === 0;
+}
+
+/** The rule files a .gitignore scan read, kept beside its stat cache (gitignore.ts RuleInputs). */
+function rulesNameFor(statName: string): string {
+  return statName.replace(/^offsite-stat\./, 'offsite-rules.');
+}
+
+/** The rule inputs recorded beside a stat cache; undefined when missing or unreadable. */
+function readRuleInputs(file: string): RuleInput[] | undefined {
+  try {
+    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: number; inputs?: RuleInput[] };
+    return parsed.version === 1 && Array.isArray(parsed.inputs) ? parsed.inputs : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -108,8 +125,19 @@ function wholeTreeSelection(opts: BackupOptions): boolean {
  */
 function startProbe(opts: BackupOptions): NoChangeProbe | undefined {
   if (opts.full || opts.noChangeProbe === false || !wholeTreeSelection(opts)) return undefined;
+  const gitignore = opts.gitignore === true;
   const name = opts.archive.names().filter((n) => /^offsite-stat\.\d{8}T\d{6}Z$/.test(n)).sort().at(-1);
-  if (name === undefined || !statCacheWholeTree(opts.archive.file(name))) return undefined;
+  if (name === undefined || !statCacheWholeTree(opts.archive.file(name), gitignore)) return undefined;
+  if (gitignore) {
+    // The .gitignore files (in the tree and above it) and info/exclude files the last scan read: any
+    // change there may change what is selected, and shows in no record.
+    const inputs = readRuleInputs(opts.archive.file(rulesNameFor(name)));
+    const changed = inputs === undefined ? 'no record of them' : changedRuleInput(inputs);
+    if (changed !== undefined) {
+      opts.log.debug(`No-change probe: the .gitignore rules may have changed (${changed}); walking the tree`);
+      return undefined;
+    }
+  }
   return NoChangeProbe.start(opts.source, opts.archive.file(name));
 }
 
@@ -315,6 +343,8 @@ class BackupRun {
   private noChange?: Extract<ProbeResult, { unchanged: true }>;
   /** Then the previous stat cache, kept as this set's. */
   private reusedStat?: string;
+  /** With .gitignore: the rule files the walk read (kept beside the stat cache for the probe). */
+  private ruleInputs?: RuleInputs;
   private readonly erroredDirs: PathIndex[] = [];
   /** A path of this set's state has no stat record (it kept an older version after an error). */
   private incomplete = false;
@@ -379,6 +409,7 @@ class BackupRun {
     // The scan begins here: the worker thread of statAhead.ts starts on the previous stat cache now,
     // so that it is ahead of the walk when the walk starts.
     this.scanStartNs = BigInt(Date.now()) * 1_000_000n; // the file clock, not the set's (this.now)
+    if (opts.gitignore === true && wholeTreeSelection(opts)) this.ruleInputs = new RuleInputs(this.scanStartNs - RACY_WINDOW_NS);
     if (type === 'inc') {
       const prevStat = this.prevStatFile(chain!);
       if (!resumable && this.probe?.statFile === prevStat) {
@@ -569,15 +600,23 @@ class BackupRun {
     await this.put(manName, manEnc, manInfo.size);
 
     clearCheckpoint(opts.archive);
-    if (this.reusedStat !== undefined) opts.archive.copyAtomic(this.reusedStat, statName);
-    else {
+    const rulesName = rulesNameFor(statName);
+    if (this.reusedStat !== undefined) {
+      // (Without its rule inputs, which the probe found, the next run would only walk.)
+      const rules = opts.archive.file(rulesNameFor(path.basename(this.reusedStat)));
+      if (opts.gitignore === true && fs.existsSync(rules)) opts.archive.copyAtomic(rules, rulesName);
+      opts.archive.copyAtomic(this.reusedStat, statName);
+    } else {
       // Complete: a record for every path of this set's state (see statCacheComplete); whole tree: and
-      // of every path below the root, nothing left out (the no-change probe may stand for the next walk).
+      // of every path below the root (or that .gitignore files keep), nothing left out: the no-change
+      // probe may stand for the next walk. The rule files read go beside it first.
       const complete = !this.incomplete && !this.resumeFrom;
-      await this.statOut!.close({ complete, wholeTree: complete && wholeTreeSelection(opts) && this.errors.length === 0 });
+      const wholeTree = complete && wholeTreeSelection(opts) && this.errors.length === 0;
+      if (wholeTree && this.ruleInputs) opts.archive.writeAtomic(rulesName, JSON.stringify({ version: 1, inputs: this.ruleInputs.list }));
+      await this.statOut!.close({ complete, wholeTree, gitignore: opts.gitignore === true });
       this.statOut = undefined;
     }
-    for (const n of opts.archive.names()) if (n.startsWith('offsite-stat.') && n !== statName) opts.archive.remove(n);
+    for (const n of opts.archive.names()) if ((n.startsWith('offsite-stat.') && n !== statName) || (n.startsWith('offsite-rules.') && n !== rulesName)) opts.archive.remove(n);
   }
 
   /**
@@ -630,6 +669,7 @@ class BackupRun {
       listings,
       // The lstats the worker thread has made ahead of the walk (started in run()).
       lstat: ahead?.lstat,
+      ruleInputs: this.ruleInputs,
     });
     try {
       let lastYield = performance.now();

@@ -267,25 +267,85 @@ function classRegex(pat: string, start: number, pathname: boolean): { source: st
 
 // --- Loading files -------------------------------------------------------------------------------
 
+/**
+ * The files a scan took .gitignore rules from or looked for (and the `.git` entries whose presence
+ * decided where a repository starts), each with its state as the scan found it: the no-change probe
+ * (noChangeProbe.ts) checks them again, since a change there changes what is selected without any
+ * stat record showing it. A state is the file's mode, inode, size, mtime and ctime (of the very file
+ * read), 'absent', 'exists', 'racy' (changed within `racyFromNs` of the scan: never taken as the
+ * same) or 'error:CODE' (never the same either).
+ */
+export class RuleInputs {
+  readonly list: RuleInput[] = [];
+
+  constructor(private readonly racyFromNs: bigint) {}
+
+  /** A rules file looked for at `p` (`follow`: through a symlink): `st` what was opened, if it was. */
+  file(p: Buffer | string, follow: boolean, st: fs.BigIntStats | undefined, code?: string): void {
+    const state = st !== undefined ? (st.ctimeNs >= this.racyFromNs ? 'racy' : statState(st)) : code === 'ENOENT' || code === 'ENOTDIR' ? 'absent' : `error:${code ?? '?'}`;
+    this.list.push({ path: Buffer.from(p).toString('base64'), how: follow ? 'stat' : 'lstat', state });
+  }
+
+  /** An entry whose presence decided something. */
+  exists(p: string, present: boolean): void {
+    this.list.push({ path: Buffer.from(p).toString('base64'), how: 'exists', state: present ? 'exists' : 'absent' });
+  }
+}
+
+export interface RuleInput {
+  /** The path's bytes, base64. */
+  readonly path: string;
+  readonly how: 'lstat' | 'stat' | 'exists';
+  readonly state: string;
+}
+
+function statState(st: fs.BigIntStats): string {
+  return `${st.mode}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/** The first input whose state is not what the scan found (its path and states), or undefined. */
+export function changedRuleInput(inputs: readonly RuleInput[]): string | undefined {
+  for (const i of inputs) {
+    const p = Buffer.from(i.path, 'base64');
+    let now: string;
+    if (i.how === 'exists') now = fs.existsSync(p) ? 'exists' : 'absent';
+    else {
+      try {
+        const st = i.how === 'stat' ? fs.statSync(p, { bigint: true }) : fs.lstatSync(p, { bigint: true });
+        now = statState(st);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        now = code === 'ENOENT' || code === 'ENOTDIR' ? 'absent' : `error:${code ?? '?'}`;
+      }
+    }
+    if (now !== i.state || i.state === 'racy' || i.state.startsWith('error:')) return `${p.toString()} (${i.state} → ${now})`;
+  }
+  return undefined;
+}
+
 /** Reads a small file without following a symlink (git refuses symlinked .gitignore); undefined if absent. */
-export function readRulesFile(file: Buffer | string): Buffer | undefined {
-  return readRegularFile(file, false);
+export function readRulesFile(file: Buffer | string, inputs?: RuleInputs): Buffer | undefined {
+  return readRegularFile(file, false, inputs);
 }
 
 /**
  * A regular file's bytes, else undefined: absent, a folder named .gitignore, an I/O error (git skips
  * those too), or a fifo, whose opening would wait for a writer forever (hence O_NONBLOCK).
  */
-function readRegularFile(file: Buffer | string, follow: boolean): Buffer | undefined {
+function readRegularFile(file: Buffer | string, follow: boolean, inputs?: RuleInputs): Buffer | undefined {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | (follow ? 0 : fs.constants.O_NOFOLLOW));
-  } catch {
+  } catch (e) {
+    inputs?.file(file, follow, undefined, (e as NodeJS.ErrnoException).code);
     return undefined;
   }
   try {
-    return fs.fstatSync(fd).isFile() ? fs.readFileSync(fd) : undefined;
-  } catch {
+    const st = fs.fstatSync(fd, { bigint: true });
+    inputs?.file(file, follow, st);
+    return st.isFile() ? fs.readFileSync(fd) : undefined;
+  } catch (e) {
+    inputs?.file(file, follow, undefined, (e as NodeJS.ErrnoException).code ?? 'EIO');
     return undefined;
   } finally {
     fs.closeSync(fd);
@@ -293,20 +353,20 @@ function readRegularFile(file: Buffer | string, follow: boolean): Buffer | undef
 }
 
 /** The info/exclude file of the repository whose `.git` entry is at `dotGit` (folder or gitdir file). */
-export function readInfoExclude(dotGit: Buffer): Buffer | undefined {
+export function readInfoExclude(dotGit: Buffer, inputs?: RuleInputs): Buffer | undefined {
   const sep = Buffer.from('/');
-  const direct = readRulesFile(Buffer.concat([dotGit, sep, Buffer.from('info/exclude')]));
+  const direct = readRulesFile(Buffer.concat([dotGit, sep, Buffer.from('info/exclude')]), inputs);
   if (direct !== undefined) return direct;
   // A worktree or submodule: `.git` is a file "gitdir: <path>"; a linked worktree shares the main
   // repository's info/exclude (named by its `commondir`).
-  const text = readRegularFile(dotGit, true)?.toString('latin1');
+  const text = readRegularFile(dotGit, true, inputs)?.toString('latin1');
   const m = text === undefined ? null : /^gitdir: (.*)$/m.exec(text);
   if (!m) return undefined;
   const gitdir = path.resolve(path.dirname(dotGit.toString('latin1')), m[1].trim());
   let common = gitdir;
-  const commondir = readRegularFile(Buffer.from(path.join(gitdir, 'commondir'), 'latin1'), true);
+  const commondir = readRegularFile(Buffer.from(path.join(gitdir, 'commondir'), 'latin1'), true, inputs);
   if (commondir) common = path.resolve(gitdir, commondir.toString('latin1').trim()); // else not a linked worktree
-  return readRulesFile(Buffer.from(path.join(common, 'info', 'exclude'), 'latin1'));
+  return readRulesFile(Buffer.from(path.join(common, 'info', 'exclude'), 'latin1'), inputs);
 }
 
 /**
@@ -314,8 +374,13 @@ export function readInfoExclude(dotGit: Buffer): Buffer | undefined {
  * that repository's info/exclude and the .gitignore files from its top down to the root's parent.
  * Undefined when the root is a repository's top or in none.
  */
-export function contextAboveRoot(rootAbs: string): GitContext | undefined {
-  if (fs.existsSync(path.join(rootAbs, '.git'))) return undefined;
+export function contextAboveRoot(rootAbs: string, inputs?: RuleInputs): GitContext | undefined {
+  const exists = (p: string): boolean => {
+    const present = fs.existsSync(p);
+    inputs?.exists(p, present);
+    return present;
+  };
+  if (exists(path.join(rootAbs, '.git'))) return undefined;
   const chain: string[] = [];
   let dir = rootAbs;
   for (;;) {
@@ -323,17 +388,17 @@ export function contextAboveRoot(rootAbs: string): GitContext | undefined {
     if (parent === dir) return undefined;
     chain.unshift(parent);
     dir = parent;
-    if (fs.existsSync(path.join(dir, '.git'))) break;
+    if (exists(path.join(dir, '.git'))) break;
   }
   // chain[0] is the repository's top; build lowest precedence first.
   let ctx: GitContext | undefined;
   const top = chain[0];
-  const exclude = readInfoExclude(Buffer.from(path.join(top, '.git')));
+  const exclude = readInfoExclude(Buffer.from(path.join(top, '.git')), inputs);
   // Paths are matched as latin1 views of their bytes.
   const prefixOf = (d: string): string => Buffer.from(path.relative(d, rootAbs) + '/').toString('latin1');
   if (exclude !== undefined) ctx = { list: new GitignoreList(parseGitignore(exclude), 0, prefixOf(top)), next: ctx };
   for (const d of chain) {
-    const content = readRulesFile(path.join(d, '.gitignore'));
+    const content = readRulesFile(path.join(d, '.gitignore'), inputs);
     if (content !== undefined) ctx = { list: new GitignoreList(parseGitignore(content), 0, prefixOf(d)), next: ctx };
   }
   return ctx;

@@ -21,6 +21,7 @@ import {
   readInfoExclude,
   readRulesFile,
   type GitContext,
+  type RuleInputs,
 } from './gitignore';
 import type { Listings } from './listingCache';
 import { OwnerNames } from './owners';
@@ -78,6 +79,8 @@ export interface ScanOptions {
   readonly listings?: Listings;
   /** The lstat of every path below the root (default fs.lstatSync; statAhead.ts has them made ahead). */
   readonly lstat?: (path: Buffer) => Lstat;
+  /** With gitignore: records the rule files read or looked for (gitignore.ts RuleInputs). */
+  readonly ruleInputs?: RuleInputs;
 }
 
 /**
@@ -148,7 +151,8 @@ export function* scanTreeSync(root: string, options: ScanOptions): Generator<Sca
   yield rootEntry;
 
   const stack: Frame[] = [];
-  const rootGit = useGit ? gitContextFor(contextAboveRoot(rootAbs), rootPath, '', rootNames, true) : undefined;
+  const inputs = options.ruleInputs;
+  const rootGit = useGit ? gitContextFor(contextAboveRoot(rootAbs, inputs), rootPath, '', rootNames, true, inputs) : undefined;
   stack.push({
     path: rootPath,
     index: [],
@@ -245,7 +249,7 @@ export function* scanTreeSync(root: string, options: ScanOptions): Generator<Sca
       } else if (pendingFrom === -1) pendingFrom = stack.length;
       if (relBytes === '' && useGit) relBytes = f.relBytes + name.toString('latin1');
       const git =
-        useGit && !inDotGit && !gitIgnored ? gitContextFor(f.git, childPath, relBytes + '/', names, false) : undefined;
+        useGit && !inDotGit && !gitIgnored ? gitContextFor(f.git, childPath, relBytes + '/', names, false, inputs) : undefined;
       stack.push({
         path: childPath,
         index,
@@ -283,6 +287,7 @@ function gitContextFor(
   relBytes: string,
   names: readonly Buffer[],
   isRoot: boolean,
+  inputs: RuleInputs | undefined,
 ): GitContext | undefined {
   let ctx = parent;
   let hasGit = false;
@@ -296,11 +301,11 @@ function gitContextFor(
     // A repository's top folder: the rules of an enclosing repository stop here (git treats a nested
     // repository as one opaque entry), its own info/exclude starts.
     if (!isRoot) ctx = undefined;
-    const exclude = readInfoExclude(Buffer.concat([dir, SLASH, Buffer.from('.git')]));
+    const exclude = readInfoExclude(Buffer.concat([dir, SLASH, Buffer.from('.git')]), inputs);
     if (exclude !== undefined) ctx = { list: new GitignoreList(parseGitignore(exclude), relBytes.length), next: ctx };
   }
   if (hasIgnore) {
-    const content = readRulesFile(Buffer.concat([dir, SLASH, Buffer.from('.gitignore')]));
+    const content = readRulesFile(Buffer.concat([dir, SLASH, Buffer.from('.gitignore')]), inputs);
     if (content !== undefined) ctx = { list: new GitignoreList(parseGitignore(content), relBytes.length), next: ctx };
   }
   return ctx;

@@ -10,7 +10,7 @@
 //
 // File layout (little-endian):
 //   header  "OFFSTAT1" u32 version=1 u32 flags (bit 0: complete, see FLAG_COMPLETE; bit 1: whole tree,
-//           see FLAG_WHOLE_TREE)
+//           see FLAG_WHOLE_TREE; bit 2: the tree .gitignore files keep, FLAG_GITIGNORE_TREE)
 //   blocks and end marker as in blockFile.ts
 // A block holds whole records: varint sharedComponents (leading index components equal to the previous
 // record's), varint newComponents, then each new component as varint length + bytes; u8 type (bit 7:
@@ -109,6 +109,12 @@ const FLAG_COMPLETE = 1;
  * unchanged when every record matches its path's lstat (noChangeProbe.ts), without walking it.
  */
 const FLAG_WHOLE_TREE = 2;
+/**
+ * Header flag: as FLAG_WHOLE_TREE, but the scan followed .gitignore files: the records are every path
+ * below the root that they did not leave out, given the rule files recorded beside the cache
+ * (offsite-rules.<time>, gitignore.ts RuleInputs), which the probe checks first.
+ */
+const FLAG_GITIGNORE_TREE = 4;
 const FLAGS_OFFSET = 12;
 /**
  * Raw bytes per block: blocks are the no-change probe's unit of work between its two threads
@@ -187,13 +193,15 @@ export class StatCacheWriter {
   /**
    * Writes the end marker, syncs and renames the file into place. `complete`: the records cover every
    * path of the set's state (see FLAG_COMPLETE); `wholeTree`: and every path below the root (see
-   * FLAG_WHOLE_TREE). Known only at the end, so written into the header now.
+   * FLAG_WHOLE_TREE), or with `gitignore` every path .gitignore files kept (FLAG_GITIGNORE_TREE).
+   * Known only at the end, so written into the header now.
    */
-  async close(options: { readonly complete?: boolean; readonly wholeTree?: boolean } = {}): Promise<void> {
+  async close(options: { readonly complete?: boolean; readonly wholeTree?: boolean; readonly gitignore?: boolean } = {}): Promise<void> {
     if (!this.file.open) throw new OffsiteError('internal', 'StatCacheWriter closed twice');
     const flags = Buffer.alloc(4);
     const complete = options.complete === true;
-    flags.writeUInt32LE((complete ? FLAG_COMPLETE : 0) | (complete && options.wholeTree === true ? FLAG_WHOLE_TREE : 0));
+    const whole = complete && options.wholeTree === true ? (options.gitignore === true ? FLAG_GITIGNORE_TREE : FLAG_WHOLE_TREE) : 0;
+    flags.writeUInt32LE((complete ? FLAG_COMPLETE : 0) | whole);
     await this.file.end({ patch: { at: FLAGS_OFFSET, bytes: flags }, durable: true });
   }
 
@@ -212,10 +220,13 @@ export function statCacheComplete(path: string): boolean {
   return (headerFlags(path) & FLAG_COMPLETE) !== 0;
 }
 
-/** True when the stat cache at `path` has a record for every path below its root (FLAG_WHOLE_TREE). */
-export function statCacheWholeTree(path: string): boolean {
+/**
+ * True when the stat cache at `path` has a record for every path below its root (FLAG_WHOLE_TREE), or
+ * with `gitignore` for every path .gitignore files kept (FLAG_GITIGNORE_TREE).
+ */
+export function statCacheWholeTree(path: string, gitignore = false): boolean {
   const flags = headerFlags(path);
-  return (flags & FLAG_COMPLETE) !== 0 && (flags & FLAG_WHOLE_TREE) !== 0;
+  return (flags & FLAG_COMPLETE) !== 0 && (flags & (gitignore ? FLAG_GITIGNORE_TREE : FLAG_WHOLE_TREE)) !== 0;
 }
 
 /** The header's flags; 0 when the file is missing or not a stat cache. */

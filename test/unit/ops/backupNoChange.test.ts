@@ -118,22 +118,19 @@ describe('backup: the no-change probe', function () {
     assert.deepEqual(await e.restored(), snapshotTree(e.src));
   });
 
-  it('is not taken when rules or .gitignore leave paths out', async () => {
+  it('is not taken when selection rules leave paths out', async () => {
     const work = tempDir('offsite-nochange-');
     const ruled = env(work, 'ruled', { rules: [{ kind: 'exclude', glob: '**/*.log' }] });
-    const ignoring = env(work, 'ignoring', { gitignore: true });
-    fs.writeFileSync(path.join(ignoring.src, '.gitignore'), '*.log\n');
     await sleep(RACY);
-    for (const e of [ruled, ignoring]) {
-      await e.run();
-      assert.equal(statCacheComplete(e.statFile()), true);
-      assert.equal(statCacheWholeTree(e.statFile()), false, 'the records are not the whole tree');
-      await sleep(1100);
-      const r = await e.run();
-      assert.equal(r.type, 'inc');
-      assert.equal(r.stats.DeltaEntries, 0);
-      assert.deepEqual(e.probeLines(), []);
-    }
+    await ruled.run();
+    assert.equal(statCacheComplete(ruled.statFile()), true);
+    assert.equal(statCacheWholeTree(ruled.statFile()), false, 'the records are not the whole tree');
+    assert.equal(statCacheWholeTree(ruled.statFile(), true), false);
+    await sleep(1100);
+    const again = await ruled.run();
+    assert.equal(again.type, 'inc');
+    assert.equal(again.stats.DeltaEntries, 0);
+    assert.deepEqual(ruled.probeLines(), []);
     // Without the rules now: the cache of the ruled backups is not the whole tree, so the backup walks
     // and finds the log file they left out (a probe of that cache would have missed it).
     await sleep(1100);
@@ -142,6 +139,83 @@ describe('backup: the no-change probe', function () {
     assert.equal(r.stats.NewFiles, 1, 'skip.log');
     assert.deepEqual(log.lines.filter((l) => l.includes('No-change probe')), []);
     assert.equal(statCacheWholeTree(ruled.statFile()), true, 'that walk was of the whole tree');
+  });
+
+  it('with .gitignore: taken while the rule files (in the tree and above it) stay as they were', async () => {
+    // outer/ is a repository's top (its .gitignore and info/exclude apply above the root); the root
+    // outer/proj has a .gitignore that leaves out *.log and itself (so no stat record shows it).
+    const work = tempDir('offsite-nochange-');
+    const outer = path.join(work, 'outer');
+    fs.mkdirSync(path.join(outer, '.git', 'info'), { recursive: true });
+    fs.writeFileSync(path.join(outer, '.gitignore'), 'cache/\n');
+    const src = path.join(outer, 'proj');
+    makeTree(src, { ...tree(), '.gitignore': '*.log\n.gitignore\n', cache: { 'c.bin': 'cached' }, 'keep.tmp': 'tmp\n' });
+    const archive = ArchiveDir.open(path.join(work, 'cache'));
+    const backend = new MemoryBackend();
+    let log = new MemoryLogger();
+    const run = (gitignore = true) => {
+      log = new MemoryLogger();
+      return backup({ source: src, backend, archive, crypto, log, volumeSize: 1 << 20, gitignore });
+    };
+    const probeLine = () => log.lines.find((l) => l.includes('No-change probe')) ?? '(none)';
+    const statFile = () => archive.file(archive.names().filter((n) => /^offsite-stat\.\d{8}T\d{6}Z$/.test(n))[0]);
+    const stored = async () => {
+      const out = path.join(work, `out-${Date.now()}`);
+      await restore({ backend, archive, crypto, log: new MemoryLogger(), target: out });
+      return snapshotTree(out).map((e) => e.path);
+    };
+    await sleep(RACY);
+    const first = await run();
+    assert.equal(statCacheWholeTree(statFile(), true), true, 'the tree .gitignore keeps, with its rule files beside');
+    assert.equal(statCacheWholeTree(statFile()), false);
+    assert.equal(archive.names().filter((n) => n.startsWith('offsite-rules.')).length, 1);
+    const paths = await stored();
+    assert.ok(!paths.includes('skip.log') && !paths.includes('cache') && !paths.includes('.gitignore'), paths.join(' '));
+
+    await sleep(1100);
+    let r = await run();
+    assert.match(probeLine(), /all \d+ paths as the previous backup left them/);
+    assert.equal(r.stats.SourceFiles, first.stats.SourceFiles);
+    assert.equal(archive.names().filter((n) => n.startsWith('offsite-rules.')).length, 1, 'kept for the new set, the old one removed');
+
+    // The root's own .gitignore (left out by itself: no record) no longer leaves out *.log.
+    fs.writeFileSync(path.join(src, '.gitignore'), '.gitignore\n');
+    await sleep(RACY);
+    r = await run();
+    assert.match(probeLine(), /the \.gitignore rules may have changed \(.*proj\/\.gitignore/);
+    assert.equal(r.stats.NewFiles, 1, 'skip.log');
+    await sleep(1100);
+    await run();
+    assert.match(probeLine(), /not walking the tree/);
+
+    // Above the root: the repository's .gitignore, then its info/exclude appearing.
+    fs.writeFileSync(path.join(outer, '.gitignore'), '\n');
+    await sleep(RACY);
+    r = await run();
+    assert.match(probeLine(), /rules may have changed \(.*outer\/\.gitignore/);
+    assert.equal(r.stats.NewFiles, 2, 'cache/ and cache/c.bin');
+    fs.writeFileSync(path.join(outer, '.git', 'info', 'exclude'), '*.tmp\n');
+    await sleep(RACY);
+    r = await run();
+    assert.match(probeLine(), /rules may have changed \(.*info\/exclude/);
+    assert.equal(r.stats.DeletedFiles, 1, 'keep.tmp');
+    await sleep(1100);
+    await run();
+    assert.match(probeLine(), /not walking the tree/);
+
+    // Switching .gitignore off: the cache is not of the whole tree; the walk finds the ignored files.
+    await sleep(1100);
+    r = await run(false);
+    assert.equal(probeLine(), '(none)');
+    assert.equal(r.stats.NewFiles, 2, '.gitignore and keep.tmp');
+    assert.equal(statCacheWholeTree(statFile()), true);
+    // And on again: the whole-tree cache is not what .gitignore keeps; the walk drops them again.
+    await sleep(1100);
+    r = await run(true);
+    assert.equal(probeLine(), '(none)');
+    assert.equal(r.stats.DeletedFiles, 2);
+    const final = await stored();
+    assert.ok(!final.includes('.gitignore') && !final.includes('keep.tmp'), final.join(' '));
   });
 
   it('is not taken by a full backup, and a walk follows a probe that finds a change', async () => {

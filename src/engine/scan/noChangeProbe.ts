@@ -3,9 +3,10 @@
 // previous backup left it and the backup writes an empty incremental without walking (ops/backup.ts);
 // at the first difference the probe stops and the backup walks as usual.
 //
-// Why this can stand for the walk: only a stat cache written with FLAG_WHOLE_TREE is probed (statCache.ts:
-// no selection rules, no .gitignore, nothing left out for an error, so its records are every path below
-// the root). A name added to, removed from or renamed in a folder changes the folder's mtime and ctime,
+// Why this can stand for the walk: only a stat cache written with FLAG_WHOLE_TREE or FLAG_GITIGNORE_TREE
+// is probed (statCache.ts: no selection rules, nothing left out for an error, so its records are every
+// path below the root, or every path the .gitignore files keep, and the backup checks those rule files
+// first: gitignore.ts RuleInputs, ops/backup.ts). A name added to, removed from or renamed in a folder changes the folder's mtime and ctime,
 // which its record holds (folder listings rely on the same, listingCache.ts); a file's change shows in
 // its own record as statUnchanged() compares it (type, permission bits, owner, size, mtime, ctime,
 // inode). Racy records (statCache.ts) count as changed. The walk made an lstat per path too: the probe

@@ -16,7 +16,7 @@ import { readFullySync, writeAllSync } from '../util/syncIo';
 /** Length of a block header, and of the end marker. */
 const BLOCK_HEADER_LEN = 13;
 /** Raw bytes per block by default: big enough to compress well, small enough to keep memory flat. */
-export const BLOCK_TARGET = 256 * 1024;
+const BLOCK_TARGET = 256 * 1024;
 const CODEC_RAW = 0;
 const CODEC_DEFLATE = 1;
 const CODEC_END = 0xff;
@@ -283,13 +283,10 @@ export class BlockReader {
   }
 
   private readAt(offset: number): Pending | { end: number } | { bad: string } {
-    const head = Buffer.allocUnsafe(BLOCK_HEADER_LEN);
-    if (readFullySync(this.fd, head, offset) !== BLOCK_HEADER_LEN) return { bad: 'truncated' };
-    const h = readBlockHeader(head);
-    if (!('stored' in h)) return h;
-    const stored = Buffer.allocUnsafe(h.stored);
-    if (readFullySync(this.fd, stored, offset + BLOCK_HEADER_LEN) !== h.stored) return { bad: 'truncated' };
-    return { head, stored, next: offset + BLOCK_HEADER_LEN + h.stored };
+    const ref = readBlockHeaderAt(this.fd, offset);
+    if (!('stored' in ref)) return ref;
+    const stored = readStoredAt(this.fd, ref);
+    return stored === undefined ? { bad: 'truncated' } : { head: ref.head, stored, next: ref.next };
   }
 
   private inflateAhead(p: Pending): void {
@@ -331,10 +328,16 @@ export function readBlockHeaderAt(fd: number, offset: number): BlockRef | { end:
 
 /** The raw bytes of the block `ref` (read, inflated on this thread, checked), or why they are not valid. */
 export function readBlockAt(fd: number, ref: BlockRef): Buffer | { bad: string } {
-  const stored = Buffer.allocUnsafe(ref.stored);
-  if (readFullySync(fd, stored, ref.offset + BLOCK_HEADER_LEN) !== ref.stored) return { bad: 'truncated' };
+  const stored = readStoredAt(fd, ref);
+  if (stored === undefined) return { bad: 'truncated' };
   const raw = unpackBlock(ref.head, stored);
   return typeof raw === 'string' ? { bad: raw } : raw;
+}
+
+/** The stored bytes of the block `ref`; undefined if the file ends first. */
+function readStoredAt(fd: number, ref: BlockRef): Buffer | undefined {
+  const stored = Buffer.allocUnsafe(ref.stored);
+  return readFullySync(fd, stored, ref.offset + BLOCK_HEADER_LEN) === ref.stored ? stored : undefined;
 }
 
 /** The end marker after `count` records. */

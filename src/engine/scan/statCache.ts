@@ -238,13 +238,20 @@ function headerFlags(path: string): number {
     return 0;
   }
   try {
-    const header = Buffer.alloc(HEADER_LEN);
-    if (readFullySync(fd, header, 0) !== HEADER_LEN) return 0;
-    if (!header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== VERSION) return 0;
-    return header.readUInt32LE(FLAGS_OFFSET);
+    const header = readHeader(fd);
+    return 'bad' in header ? 0 : header.readUInt32LE(FLAGS_OFFSET);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The header of the open file `fd`, or why it is not a stat cache this version reads. */
+function readHeader(fd: number): Buffer | { bad: string } {
+  const header = Buffer.alloc(HEADER_LEN);
+  if (readFullySync(fd, header, 0) !== HEADER_LEN) return { bad: 'short header' };
+  if (!header.subarray(0, 8).equals(MAGIC)) return { bad: 'not a stat cache' };
+  if (header.readUInt32LE(8) !== VERSION) return { bad: `unknown version ${header.readUInt32LE(8)}` };
+  return header;
 }
 
 /**
@@ -278,10 +285,8 @@ export class StatCacheCursor {
     }
     c.fd = fd;
     try {
-      const header = Buffer.alloc(HEADER_LEN);
-      if (readFullySync(fd, header, 0) !== HEADER_LEN) throw c.corrupt('short header');
-      if (!header.subarray(0, 8).equals(MAGIC)) throw c.corrupt('not a stat cache');
-      if (header.readUInt32LE(8) !== VERSION) throw c.corrupt(`unknown version ${header.readUInt32LE(8)}`);
+      const header = readHeader(fd);
+      if ('bad' in header) throw c.corrupt(header.bad);
     } catch (e) {
       c.close();
       throw e;
@@ -405,10 +410,8 @@ export class StatCacheBlocks {
     const fd = fs.openSync(path, 'r');
     const c = new StatCacheBlocks(path, fd);
     try {
-      const header = Buffer.alloc(HEADER_LEN);
-      if (readFullySync(fd, header, 0) !== HEADER_LEN || !header.subarray(0, 8).equals(MAGIC) || header.readUInt32LE(8) !== VERSION) {
-        throw corruptCache(path, 'not a stat cache');
-      }
+      const header = readHeader(fd);
+      if ('bad' in header) throw corruptCache(path, header.bad);
     } catch (e) {
       c.close();
       throw e;

@@ -31,9 +31,9 @@ import { throttled, type ProgressSink } from '../progress';
 import { isListingsName, ListingCache, listingsName, newestListings } from '../scan/listingCache';
 import { scanTreeSync, type ScanEntry, type SelectionRule } from '../scan/scanner';
 import { StatAhead } from '../scan/statAhead';
-import { changedRuleInput, RuleInputs, type RuleInput } from '../scan/gitignore';
+import { changedRuleInput, formatRuleInputs, isRuleInputsName, readRuleInputs, ruleInputsName, RuleInputs } from '../scan/gitignore';
 import { NoChangeProbe, type ProbeResult } from '../scan/noChangeProbe';
-import { RACY_WINDOW_NS, StatCacheCursor, statCacheComplete, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
+import { RACY_WINDOW_NS, StatCacheCursor, statCacheComplete, statCacheName, statCacheTimeOf, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
 import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
@@ -103,21 +103,6 @@ function wholeTreeSelection(opts: BackupOptions): boolean {
   return (opts.rules ?? []).length === 0;
 }
 
-/** The rule files a .gitignore scan read, kept beside its stat cache (gitignore.ts RuleInputs). */
-function rulesNameFor(statName: string): string {
-  return statName.replace(/^offsite-stat\./, 'offsite-rules.');
-}
-
-/** The rule inputs recorded beside a stat cache; undefined when missing or unreadable. */
-function readRuleInputs(file: string): RuleInput[] | undefined {
-  try {
-    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: number; inputs?: RuleInput[] };
-    return parsed.version === 1 && Array.isArray(parsed.inputs) ? parsed.inputs : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The no-change probe of the cache folder's stat cache (there is one: each backup removes the older),
  * started before the remote is even listed, so that its worker thread is under way when the backup
@@ -126,19 +111,20 @@ function readRuleInputs(file: string): RuleInput[] | undefined {
 function startProbe(opts: BackupOptions): NoChangeProbe | undefined {
   if (opts.full || opts.noChangeProbe === false || !wholeTreeSelection(opts)) return undefined;
   const gitignore = opts.gitignore === true;
-  const name = opts.archive.names().filter((n) => /^offsite-stat\.\d{8}T\d{6}Z$/.test(n)).sort().at(-1);
-  if (name === undefined || !statCacheWholeTree(opts.archive.file(name), gitignore)) return undefined;
+  const time = opts.archive.names().map(statCacheTimeOf).filter((t) => t !== undefined).sort().at(-1);
+  const file = time === undefined ? undefined : opts.archive.file(statCacheName(time));
+  if (file === undefined || !statCacheWholeTree(file, gitignore)) return undefined;
   if (gitignore) {
     // The .gitignore files (in the tree and above it) and info/exclude files the last scan read: any
     // change there may change what is selected, and shows in no record.
-    const inputs = readRuleInputs(opts.archive.file(rulesNameFor(name)));
+    const inputs = readRuleInputs(opts.archive.file(ruleInputsName(time!)));
     const changed = inputs === undefined ? 'no record of them' : changedRuleInput(inputs);
     if (changed !== undefined) {
       opts.log.debug(`No-change probe: the .gitignore rules may have changed (${changed}); walking the tree`);
       return undefined;
     }
   }
-  return NoChangeProbe.start(opts.source, opts.archive.file(name));
+  return NoChangeProbe.start(opts.source, file);
 }
 
 /** A sorted stream we can peek at and advance up to an index. */
@@ -341,8 +327,6 @@ class BackupRun {
   private ahead?: StatAhead;
   /** The no-change probe found the tree as the previous backup left it: nothing to walk. */
   private noChange?: Extract<ProbeResult, { unchanged: true }>;
-  /** Then the previous stat cache, kept as this set's. */
-  private reusedStat?: string;
   /** With .gitignore: the rule files the walk read (kept beside the stat cache for the probe). */
   private ruleInputs?: RuleInputs;
   private readonly erroredDirs: PathIndex[] = [];
@@ -517,7 +501,7 @@ class BackupRun {
 
   /** The stat cache written with the chain's last set. */
   private prevStatFile(chain: BackupChain): string {
-    return this.opts.archive.file(`offsite-stat.${timeToString(chain.endTime)}`);
+    return this.opts.archive.file(statCacheName(timeToString(chain.endTime)));
   }
 
   /** duplicity refuses to continue a chain made from another folder (Manifest.check_dirinfo). */
@@ -562,9 +546,9 @@ class BackupRun {
       },
       onVolume: (v, marks) => this.uploadVolume(type, time, startTime, v, marks as Marks),
     });
-    const statName = `offsite-stat.${timeToString(time)}`;
+    const statName = statCacheName(timeToString(time));
     const dirsName = listingsName(timeToString(time));
-    if (this.noChange) this.reuseScan(this.noChange, chain!, dirsName);
+    if (this.noChange) this.reuseScan(this.noChange, dirsName);
     else {
       this.statOut = await StatCacheWriter.create(opts.archive.file(statName), { scanStartNs: this.scanStartNs });
       await this.walk(type, source, sigFiles, chain, dirsName);
@@ -600,23 +584,24 @@ class BackupRun {
     await this.put(manName, manEnc, manInfo.size);
 
     clearCheckpoint(opts.archive);
-    const rulesName = rulesNameFor(statName);
-    if (this.reusedStat !== undefined) {
-      // (Without its rule inputs, which the probe found, the next run would only walk.)
-      const rules = opts.archive.file(rulesNameFor(path.basename(this.reusedStat)));
+    const rulesName = ruleInputsName(timeToString(time));
+    if (this.noChange) {
+      // The previous set's stat cache, and its rule inputs (without them the next run would only walk).
+      const prev = timeToString(chain!.endTime);
+      const rules = opts.archive.file(ruleInputsName(prev));
       if (opts.gitignore === true && fs.existsSync(rules)) opts.archive.copyAtomic(rules, rulesName);
-      opts.archive.copyAtomic(this.reusedStat, statName);
+      opts.archive.copyAtomic(opts.archive.file(statCacheName(prev)), statName);
     } else {
       // Complete: a record for every path of this set's state (see statCacheComplete); whole tree: and
       // of every path below the root (or that .gitignore files keep), nothing left out: the no-change
       // probe may stand for the next walk. The rule files read go beside it first.
       const complete = !this.incomplete && !this.resumeFrom;
       const wholeTree = complete && wholeTreeSelection(opts) && this.errors.length === 0;
-      if (wholeTree && this.ruleInputs) opts.archive.writeAtomic(rulesName, JSON.stringify({ version: 1, inputs: this.ruleInputs.list }));
+      if (wholeTree && this.ruleInputs) opts.archive.writeAtomic(rulesName, formatRuleInputs(this.ruleInputs.list));
       await this.statOut!.close({ complete, wholeTree, gitignore: opts.gitignore === true });
       this.statOut = undefined;
     }
-    for (const n of opts.archive.names()) if ((n.startsWith('offsite-stat.') && n !== statName) || (n.startsWith('offsite-rules.') && n !== rulesName)) opts.archive.remove(n);
+    for (const n of opts.archive.names()) if ((statCacheTimeOf(n) !== undefined && n !== statName) || (isRuleInputsName(n) && n !== rulesName)) opts.archive.remove(n);
   }
 
   /**
@@ -730,9 +715,10 @@ class BackupRun {
 
   /**
    * The no-change probe's answer instead of a walk: every path is as the previous backup recorded it,
-   * so its stat cache and the newest folder listings describe this set too, and are kept under its name.
+   * so the newest folder listings describe this set too and are kept under its name (its stat cache
+   * is too, once the set is complete: write()).
    */
-  private reuseScan(probe: Extract<ProbeResult, { unchanged: true }>, chain: BackupChain, dirsName: string): void {
+  private reuseScan(probe: Extract<ProbeResult, { unchanged: true }>, dirsName: string): void {
     const { archive } = this.opts;
     this.files = probe.records;
     this.stats.SourceFiles += probe.records;
@@ -742,7 +728,6 @@ class BackupRun {
       archive.copyAtomic(archive.file(prevDirs), dirsName);
       for (const n of archive.names()) if (isListingsName(n) && n !== dirsName) archive.remove(n);
     }
-    this.reusedStat = this.prevStatFile(chain);
   }
 
   private async put(name: string, file: string, size: number): Promise<void> {

@@ -292,6 +292,30 @@ export class RuleInputs {
   }
 }
 
+/** The name, in the cache folder, of the rule inputs kept beside the stat cache of the set of `time`. */
+export function ruleInputsName(time: string): string {
+  return `offsite-rules.${time}`;
+}
+
+export function isRuleInputsName(name: string): boolean {
+  return /^offsite-rules\.\d{8}T\d{6}Z$/.test(name);
+}
+
+/** The file's text for `list` (ArchiveDir.writeAtomic writes it). */
+export function formatRuleInputs(list: readonly RuleInput[]): string {
+  return JSON.stringify({ version: 1, inputs: list });
+}
+
+/** The rule inputs kept in `file`; undefined when missing or unreadable. */
+export function readRuleInputs(file: string): RuleInput[] | undefined {
+  try {
+    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: number; inputs?: RuleInput[] };
+    return parsed.version === 1 && Array.isArray(parsed.inputs) ? parsed.inputs : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface RuleInput {
   /** The path's bytes, base64. */
   readonly path: string;

@@ -55,6 +55,16 @@ export function statRecordOf(e: ScanEntry): StatRecord {
   };
 }
 
+/** A stat cache's name in the cache folder: the time of the set it describes. */
+export function statCacheName(time: string): string {
+  return `offsite-stat.${time}`;
+}
+
+/** The time in a stat cache's name (temp files excluded), or undefined for any other name. */
+export function statCacheTimeOf(name: string): string | undefined {
+  return /^offsite-stat\.(\d{8}T\d{6}Z)$/.exec(name)?.[1];
+}
+
 /** A record's fields without its path, filled in place by BlockRecords.shiftPath (no object per record). */
 export interface FlatStat {
   type: EntryType;

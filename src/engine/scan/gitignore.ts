@@ -282,7 +282,7 @@ export class RuleInputs {
 
   /** A rules file looked for at `p` (`follow`: through a symlink): `st` what was opened, if it was. */
   file(p: Buffer | string, follow: boolean, st: fs.BigIntStats | undefined, code?: string): void {
-    const state = st !== undefined ? (st.ctimeNs >= this.racyFromNs ? 'racy' : statState(st)) : code === 'ENOENT' || code === 'ENOTDIR' ? 'absent' : `error:${code ?? '?'}`;
+    const state = st === undefined ? missingState(code) : st.ctimeNs >= this.racyFromNs ? 'racy' : statState(st);
     this.list.push({ path: Buffer.from(p).toString('base64'), how: follow ? 'stat' : 'lstat', state });
   }
 
@@ -327,6 +327,11 @@ function statState(st: fs.BigIntStats): string {
   return `${st.mode}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
+/** The state of a path that could not be opened or stat'ed, from the error's code. */
+function missingState(code: string | undefined): string {
+  return code === 'ENOENT' || code === 'ENOTDIR' ? 'absent' : `error:${code ?? '?'}`;
+}
+
 /** The first input whose state is not what the scan found (its path and states), or undefined. */
 export function changedRuleInput(inputs: readonly RuleInput[]): string | undefined {
   for (const i of inputs) {
@@ -338,8 +343,7 @@ export function changedRuleInput(inputs: readonly RuleInput[]): string | undefin
         const st = i.how === 'stat' ? fs.statSync(p, { bigint: true }) : fs.lstatSync(p, { bigint: true });
         now = statState(st);
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        now = code === 'ENOENT' || code === 'ENOTDIR' ? 'absent' : `error:${code ?? '?'}`;
+        now = missingState((e as NodeJS.ErrnoException).code);
       }
     }
     if (now !== i.state || i.state === 'racy' || i.state.startsWith('error:')) return `${p.toString()} (${i.state} → ${now})`;
@@ -366,8 +370,9 @@ function readRegularFile(file: Buffer | string, follow: boolean, inputs?: RuleIn
   }
   try {
     const st = fs.fstatSync(fd, { bigint: true });
-    inputs?.file(file, follow, st);
-    return st.isFile() ? fs.readFileSync(fd) : undefined;
+    const content = st.isFile() ? fs.readFileSync(fd) : undefined;
+    inputs?.file(file, follow, st); // once read: a read error is recorded as that instead
+    return content;
   } catch (e) {
     inputs?.file(file, follow, undefined, (e as NodeJS.ErrnoException).code ?? 'EIO');
     return undefined;

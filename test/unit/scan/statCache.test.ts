@@ -310,17 +310,20 @@ describe('scan/statCache', () => {
     assert.equal(statCacheComplete(path.join(dir, 'other')), false);
   });
 
-  it('says "whole tree" only for a complete cache the writer says it of', async () => {
+  it('says "whole tree" (or "the tree .gitignore keeps") only for a complete cache the writer says it of', async () => {
     const dir = tempDir('offsite-sc-');
     const records = syntheticRecords(50);
-    const write = async (name: string, flags: { complete?: boolean; wholeTree?: boolean }) => {
+    const write = async (name: string, flags: { complete?: boolean; wholeTree?: boolean; gitignore?: boolean }) => {
       const w = await StatCacheWriter.create(path.join(dir, name), { scanStartNs: FUTURE });
       for (const r of records) w.add(r);
       await w.close(flags);
       return path.join(dir, name);
     };
     assert.equal(statCacheWholeTree(await write('both', { complete: true, wholeTree: true })), true);
+    assert.equal(statCacheWholeTree(path.join(dir, 'both'), true), false, 'not the tree .gitignore keeps');
     assert.equal(statCacheComplete(path.join(dir, 'both')), true);
+    assert.equal(statCacheWholeTree(await write('gitignore', { complete: true, wholeTree: true, gitignore: true }), true), true);
+    assert.equal(statCacheWholeTree(path.join(dir, 'gitignore')), false, 'a .gitignore tree is not the whole tree');
     assert.equal(statCacheWholeTree(await write('complete', { complete: true })), false);
     assert.equal(statCacheWholeTree(await write('incomplete', { wholeTree: true })), false, 'never without complete');
     assert.equal(statCacheWholeTree(path.join(dir, 'missing')), false);

@@ -174,10 +174,9 @@ export class EngineClient {
     if (this.child && this.child.connected) return this.child;
     const child = fork(this.opts.hostScript, [], {
       execPath: this.opts.execPath ?? process.execPath,
-      // V8 and malloc settings as bin/offsite's shebang (measured by npm run bench): a 2 MB young
-      // generation and a fixed malloc mmap threshold keep a backup's peak RSS ~50 MB lower at the same
-      // speed; a 48 MB initial old generation saves most of the major GCs such a small one causes.
-      execArgv: ['--max-semi-space-size=2', '--initial-old-space-size=48'],
+      // Memory caps, as bin/offsite's shebang (measured by npm run bench): a 2 MB young generation
+      // and a fixed malloc mmap threshold keep a backup's peak RSS ~50 MB lower at the same speed.
+      execArgv: ['--max-semi-space-size=2'],
       // The extension host may be Electron: run its binary as plain Node.
       env: { MALLOC_MMAP_THRESHOLD_: '131072', ...(this.opts.env ?? process.env), ELECTRON_RUN_AS_NODE: '1' },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

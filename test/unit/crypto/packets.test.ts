@@ -74,7 +74,8 @@ describe('crypto: packet framing', () => {
 describe('crypto: parallel deflate', () => {
   async function deflate(data: Buffer, opts: ConstructorParameters<typeof ParallelDeflater>[1], chunk = 65536): Promise<Buffer> {
     const out: Buffer[] = [];
-    const d = new ParallelDeflater(async (p) => void out.push(...p), opts);
+    // Pieces may be slices of a block that is reused once emit settles: keep copies.
+    const d = new ParallelDeflater(async (p) => void out.push(...p.map((b) => Buffer.from(b))), opts);
     for (let o = 0; o < data.length; o += chunk) {
       d.write(data.subarray(o, o + chunk));
       await d.drain();
@@ -120,6 +121,50 @@ describe('crypto: parallel deflate', () => {
       const l1 = await deflate(datas[1], { blockSize: 137_000, level: 1 });
       assert.ok(zs[1].length < l1.length, `level 6 (${zs[1].length}) < level 1 (${l1.length})`);
     }
+  });
+
+  it('reuses block buffers once their pieces were emitted, in the next deflater too', async () => {
+    // Random data is stored: its pieces are slices of the blocks themselves.
+    const a = noise(1_000_000, 15);
+    const kept: Buffer[] = [];
+    const copies: Buffer[] = [];
+    const d = new ParallelDeflater(
+      async (pieces) => {
+        kept.push(...pieces);
+        copies.push(...pieces.map((b) => Buffer.from(b)));
+      },
+      { blockSize: 65536, maxInFlight: 2 },
+    );
+    for (let o = 0; o < a.length; o += 50_000) {
+      d.write(a.subarray(o, o + 50_000));
+      await d.drain();
+    }
+    await d.end();
+    assert.ok(zlib.inflateRawSync(Buffer.concat(copies)).equals(a), 'what emit copied in time is the stream');
+    // The first deflater's buffers went on to later blocks and to the next deflater: what was kept
+    // without copying changed, and the next stream is still right.
+    const b = mixedData(1_000_000, 16);
+    assert.ok(zlib.inflateRawSync(await deflate(b, { blockSize: 65536, maxInFlight: 2 })).equals(b));
+    assert.ok(kept.some((k, i) => !k.equals(copies[i])), 'pieces kept past emit were overwritten: the blocks are reused');
+  });
+
+  it('keeps a block whose pieces were emitted while the next block still needs its last 32 KiB', async () => {
+    // A's first block is emitted before its second is full. B, started meanwhile, takes spare
+    // buffers and ends its block with the first 16 KiB of A's second block: were A's first block
+    // among them, A's second block would be deflated against B's bytes (matches at distance 16 KiB)
+    // and decode wrongly after A's real first block. Deflated, not stored: only matches tell.
+    const opts = { blockSize: 65536, maxInFlight: 1, storeAboveEntropy: 9 };
+    const first = noise(65536, 17);
+    const second = noise(65536, 19);
+    const copies: Buffer[] = [];
+    const a = new ParallelDeflater(async (p) => void copies.push(...p.map((b) => Buffer.from(b))), opts);
+    a.write(first);
+    await a.drain();
+    const other = Buffer.concat([noise(49152, 18), second.subarray(0, 16384)]);
+    assert.ok(zlib.inflateRawSync(await deflate(other, opts)).equals(other));
+    a.write(second);
+    await a.end();
+    assert.ok(zlib.inflateRawSync(Buffer.concat(copies)).equals(Buffer.concat([first, second])));
   });
 
   it('sampleEntropy tells text from random', () => {

@@ -217,7 +217,7 @@ function quickCheck(cipher: { name: string; block: number }, key: Uint8Array, pr
 }
 
 /**
- * Bytes deciphered (and inflated, and read from a volume: remoteFiles.ts) at a time: large enough that
+ * Bytes deciphered (and read from a volume: remoteFiles.ts) at a time: large enough that
  * per-call costs vanish, and (with its cipher block of slack) under bin/offsite's malloc mmap
  * threshold of 128 KiB, so each buffer comes from the heap; 256 KiB pieces were an mmap, page faults
  * and a munmap each.
@@ -520,13 +520,17 @@ function withoutCr(c: Buffer): Buffer {
   return out.subarray(0, n);
 }
 
+const INFLATE_CHUNK = 256 * 1024;
+
 /** Raw deflate (ZIP, algo 1) or zlib (ZLIB, algo 2) decompression in the threadpool. */
 async function* inflate(source: AsyncIterable<Buffer>, raw: boolean): AsyncGenerator<Buffer> {
-  // Output chunks of PIECE bytes: below the malloc mmap threshold bin/offsite sets (128 KiB), so they
-  // come from the heap instead of an mmap + page faults + munmap each (256 KiB → 64 KiB: verify 5.8 →
-  // 5.2 s, half the system time), and as few threadpool round trips as that allows (64 → 112 KiB:
-  // the 100 MiB file's restore 0.96 → 0.87 s, a full restore 3.47 → 3.24 s into tmpfs).
-  const z = raw ? zlib.createInflateRaw({ chunkSize: PIECE }) : zlib.createInflate({ chunkSize: PIECE });
+  // Output chunks of 256 KiB. Each is one threadpool round trip, and inflate is the critical path of
+  // reading a volume. History: 64 KiB chunks (under bin/offsite's 128 KiB malloc mmap threshold, when
+  // 256 KiB chunks cost verify 5.8 vs 5.2 s in page faults), then 112 KiB (the 100 MiB file's restore
+  // 0.96 → 0.87 s), then, once blocks and buffers were reused elsewhere, 256 KiB: the 100 MiB file
+  // 0.86 → 0.82 s, a full restore 3.62 → 3.39 s, verify 4.02 → 3.69 s, peak RSS +0–3 MiB. 1 MiB was
+  // faster still but put an sftp:// full restore at 152 MiB of the 160 it must stay under.
+  const z = raw ? zlib.createInflateRaw({ chunkSize: INFLATE_CHUNK }) : zlib.createInflate({ chunkSize: INFLATE_CHUNK });
   const feeding = pipeline(Readable.from(source, { objectMode: true, highWaterMark: 4 }), z);
   feeding.catch(() => undefined); // awaited below on success; on failure the iteration reports it
   let ok = false;

@@ -165,7 +165,8 @@ export async function openDecoded(file: string, w: Wrapping, crypto: CryptoConte
   // was an mmap, 256 page faults and a munmap.
   const src = fs.createReadStream(file, { highWaterMark: PIECE });
   // Chunks one by one: a byte stream's async iterator returns everything buffered joined into a new
-  // Buffer (Readable.read() → fromList), a copy of every restored byte. 9 inflate chunks ≈ 1 MiB.
+  // Buffer (Readable.read() → fromList), a copy of every restored byte. At most 9 pieces of at most
+  // one 256 KiB inflate chunk each.
   const out = new PassThrough({ writableHighWaterMark: 1 << 20, readableObjectMode: true, readableHighWaterMark: 9 });
   // The reader must see errors with the file's name: pipeline(src, dec, out) would destroy `out` with
   // the bare error before a handler could name it. A reader that stops early frees the file.

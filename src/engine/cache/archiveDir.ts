@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { OffsiteError } from '../errors';
+import type { SetFileKind } from './setFiles';
 
 /** ~/.cache/offsite (XDG_CACHE_HOME honoured), or the platform's own cache folder. */
 export function defaultCacheRoot(): string {
@@ -127,6 +128,16 @@ export class ArchiveDir {
 
   remove(name: string): void {
     fs.rmSync(this.file(name), { force: true, recursive: true });
+  }
+
+  /** The newest file of `kind` (by its set's time), or undefined. */
+  newest(kind: SetFileKind): string | undefined {
+    return this.names().filter((n) => kind.timeOf(n) !== undefined).sort().at(-1);
+  }
+
+  /** Removes every file of `kind` but `keep`. */
+  removeOthers(kind: SetFileKind, keep: string): void {
+    for (const n of this.names()) if (n !== keep && kind.timeOf(n) !== undefined) this.remove(n);
   }
 }
 

@@ -28,12 +28,12 @@ import { formatFileChange, formatManifest, type FileChange, type Manifest } from
 import { manifestName, parseName, signatureName, volumeName } from '../manifest/naming';
 import { compareIndex, indexFromBytes, indexToBytes, indexToString, isPrefixOf } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
-import { isListingsName, ListingCache, listingsName, newestListings } from '../scan/listingCache';
+import { LISTINGS, ListingCache } from '../scan/listingCache';
 import { scanTreeSync, type ScanEntry, type SelectionRule } from '../scan/scanner';
 import { StatAhead } from '../scan/statAhead';
-import { changedRuleInput, formatRuleInputs, isRuleInputsName, readRuleInputs, ruleInputsName, RuleInputs } from '../scan/gitignore';
+import { changedRuleInput, formatRuleInputs, readRuleInputs, RULE_INPUTS, RuleInputs } from '../scan/gitignore';
 import { NoChangeProbe, type ProbeResult } from '../scan/noChangeProbe';
-import { RACY_WINDOW_NS, StatCacheCursor, statCacheComplete, statCacheName, statCacheTimeOf, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
+import { RACY_WINDOW_NS, STAT_CACHES, StatCacheCursor, statCacheComplete, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
 import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
@@ -111,20 +111,19 @@ function wholeTreeSelection(opts: BackupOptions): boolean {
 function startProbe(opts: BackupOptions): NoChangeProbe | undefined {
   if (opts.full || opts.noChangeProbe === false || !wholeTreeSelection(opts)) return undefined;
   const gitignore = opts.gitignore === true;
-  const time = opts.archive.names().map(statCacheTimeOf).filter((t) => t !== undefined).sort().at(-1);
-  const file = time === undefined ? undefined : opts.archive.file(statCacheName(time));
-  if (file === undefined || !statCacheWholeTree(file, gitignore)) return undefined;
+  const name = opts.archive.newest(STAT_CACHES);
+  if (name === undefined || !statCacheWholeTree(opts.archive.file(name), gitignore)) return undefined;
   if (gitignore) {
     // The .gitignore files (in the tree and above it) and info/exclude files the last scan read: any
     // change there may change what is selected, and shows in no record.
-    const inputs = readRuleInputs(opts.archive.file(ruleInputsName(time!)));
+    const inputs = readRuleInputs(opts.archive.file(RULE_INPUTS.name(STAT_CACHES.timeOf(name)!)));
     const changed = inputs === undefined ? 'no record of them' : changedRuleInput(inputs);
     if (changed !== undefined) {
       opts.log.debug(`No-change probe: the .gitignore rules may have changed (${changed}); walking the tree`);
       return undefined;
     }
   }
-  return NoChangeProbe.start(opts.source, file);
+  return NoChangeProbe.start(opts.source, opts.archive.file(name));
 }
 
 /** A sorted stream we can peek at and advance up to an index. */
@@ -501,7 +500,7 @@ class BackupRun {
 
   /** The stat cache written with the chain's last set. */
   private prevStatFile(chain: BackupChain): string {
-    return this.opts.archive.file(statCacheName(timeToString(chain.endTime)));
+    return this.opts.archive.file(STAT_CACHES.name(timeToString(chain.endTime)));
   }
 
   /** duplicity refuses to continue a chain made from another folder (Manifest.check_dirinfo). */
@@ -546,8 +545,8 @@ class BackupRun {
       },
       onVolume: (v, marks) => this.uploadVolume(type, time, startTime, v, marks as Marks),
     });
-    const statName = statCacheName(timeToString(time));
-    const dirsName = listingsName(timeToString(time));
+    const statName = STAT_CACHES.name(timeToString(time));
+    const dirsName = LISTINGS.name(timeToString(time));
     if (this.noChange) this.reuseScan(this.noChange, dirsName);
     else {
       this.statOut = await StatCacheWriter.create(opts.archive.file(statName), { scanStartNs: this.scanStartNs });
@@ -584,13 +583,12 @@ class BackupRun {
     await this.put(manName, manEnc, manInfo.size);
 
     clearCheckpoint(opts.archive);
-    const rulesName = ruleInputsName(timeToString(time));
+    const rulesName = RULE_INPUTS.name(timeToString(time));
     if (this.noChange) {
       // The previous set's stat cache, and its rule inputs (without them the next run would only walk).
-      const prev = timeToString(chain!.endTime);
-      const rules = opts.archive.file(ruleInputsName(prev));
+      const rules = opts.archive.file(RULE_INPUTS.name(timeToString(chain!.endTime)));
       if (opts.gitignore === true && fs.existsSync(rules)) opts.archive.copyAtomic(rules, rulesName);
-      opts.archive.copyAtomic(opts.archive.file(statCacheName(prev)), statName);
+      opts.archive.copyAtomic(this.prevStatFile(chain!), statName);
     } else {
       // Complete: a record for every path of this set's state (see statCacheComplete); whole tree: and
       // of every path below the root (or that .gitignore files keep), nothing left out: the no-change
@@ -601,7 +599,8 @@ class BackupRun {
       await this.statOut!.close({ complete, wholeTree, gitignore: opts.gitignore === true });
       this.statOut = undefined;
     }
-    for (const n of opts.archive.names()) if ((statCacheTimeOf(n) !== undefined && n !== statName) || (isRuleInputsName(n) && n !== rulesName)) opts.archive.remove(n);
+    opts.archive.removeOthers(STAT_CACHES, statName);
+    opts.archive.removeOthers(RULE_INPUTS, rulesName);
   }
 
   /**
@@ -636,7 +635,7 @@ class BackupRun {
     };
 
     // Folder listings: the newest in the cache folder, whichever set's scan wrote it (listingCache.ts).
-    const prevDirs = newestListings(opts.archive.names());
+    const prevDirs = opts.archive.newest(LISTINGS);
     const listings = new ListingCache({
       previous: prevDirs === undefined ? undefined : opts.archive.file(prevDirs),
       next: opts.archive.file(dirsName),
@@ -709,7 +708,7 @@ class BackupRun {
     if (ahead) opts.log.debug(`Stat ahead: ${ahead.hits} of ${ahead.hits + ahead.own} paths stat'ed by the worker thread`);
     opts.log.debug(`Folder listings: ${listings.reused} of ${listings.reused + listings.listed} folders unchanged since the previous scan, not read again`);
     // Only the newest listings are kept (they describe the folder as it is, whatever becomes of this set).
-    if (scanned && opts.archive.has(dirsName)) for (const n of opts.archive.names()) if (isListingsName(n) && n !== dirsName) opts.archive.remove(n);
+    if (scanned && opts.archive.has(dirsName)) opts.archive.removeOthers(LISTINGS, dirsName);
 
   }
 
@@ -723,10 +722,10 @@ class BackupRun {
     this.files = probe.records;
     this.stats.SourceFiles += probe.records;
     this.stats.SourceFileSize += probe.bytes;
-    const prevDirs = newestListings(archive.names());
+    const prevDirs = archive.newest(LISTINGS);
     if (prevDirs !== undefined) {
       archive.copyAtomic(archive.file(prevDirs), dirsName);
-      for (const n of archive.names()) if (isListingsName(n) && n !== dirsName) archive.remove(n);
+      archive.removeOthers(LISTINGS, dirsName);
     }
   }
 

@@ -9,7 +9,7 @@ import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
 import { parseName, signatureName } from '../manifest/naming';
 import { compareIndex, indexToString } from '../pathIndex';
-import { ListingCache, newestListings } from '../scan/listingCache';
+import { LISTINGS, ListingCache } from '../scan/listingCache';
 import { scanTree, type ScanEntry, type SelectionRule } from '../scan/scanner';
 import type { EntryMeta, PathIndex } from '../types';
 import { openForRead, setsForTime, type ReadOptions } from './restore';
@@ -126,7 +126,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     // Local paths, in the same order, to find the ones the backup lacks; the scan's lstat of a path
     // the backup has is the one compared (a second lstat per path was a quarter of verify's time).
     // The last backup's folder listings, read only: folders unchanged since are not read again.
-    const prevDirs = newestListings(opts.archive.names());
+    const prevDirs = opts.archive.newest(LISTINGS);
     listings = prevDirs === undefined ? undefined : new ListingCache({ previous: opts.archive.file(prevDirs) });
     const local = scanTree(root.toString(), { rules: opts.rules, gitignore: opts.gitignore, signal: opts.signal, onError: () => {}, listings })[Symbol.asyncIterator]();
     let localHead: ScanEntry | undefined = (await local.next()).value ?? undefined;

@@ -14,6 +14,7 @@
 // the settings of whoever runs it).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SetFileKind } from '../cache/setFiles';
 
 export interface GitignorePattern {
   /** The pattern as written (latin1), for messages and tests. */
@@ -292,14 +293,8 @@ export class RuleInputs {
   }
 }
 
-/** The name, in the cache folder, of the rule inputs kept beside the stat cache of the set of `time`. */
-export function ruleInputsName(time: string): string {
-  return `offsite-rules.${time}`;
-}
-
-export function isRuleInputsName(name: string): boolean {
-  return /^offsite-rules\.\d{8}T\d{6}Z$/.test(name);
-}
+/** Rule inputs in the cache folder, kept beside the stat cache of the set of the same time. */
+export const RULE_INPUTS = new SetFileKind('offsite-rules');
 
 /** The file's text for `list` (ArchiveDir.writeAtomic writes it). */
 export function formatRuleInputs(list: readonly RuleInput[]): string {

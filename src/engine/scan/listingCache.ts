@@ -22,24 +22,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { compareIndex, compareJoinedPaths } from '../pathIndex';
+import { SetFileKind } from '../cache/setFiles';
 import type { PathIndex } from '../types';
 import { readFullySync } from '../util/syncIo';
 import { BlockFileWriter, BlockReader, getVarint, putVarint } from './blockFile';
 import { RACY_WINDOW_NS } from './statCache';
 
-/** A listing file's name in the cache folder: the time of the set whose scan wrote it. */
-export function listingsName(time: string): string {
-  return `offsite-dirs.${time}`;
-}
-
-/** The newest listing file among the cache folder's names (temp files excluded). */
-export function newestListings(names: readonly string[]): string | undefined {
-  return names.filter(isListingsName).sort().at(-1);
-}
-
-export function isListingsName(name: string): boolean {
-  return /^offsite-dirs\.\d{8}T\d{6}Z$/.test(name);
-}
+/** Listing files in the cache folder, named by the time of the set whose scan wrote them. */
+export const LISTINGS = new SetFileKind('offsite-dirs');
 
 /** What a listing is checked against: the folder's lstat (bigint). */
 export interface FolderStat {

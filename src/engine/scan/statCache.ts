@@ -20,6 +20,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { EntryType, PathIndex } from '../types';
+import { SetFileKind } from '../cache/setFiles';
 import { OffsiteError } from '../errors';
 import { compareIndex } from '../pathIndex';
 import { readFullySync } from '../util/syncIo';
@@ -55,15 +56,8 @@ export function statRecordOf(e: ScanEntry): StatRecord {
   };
 }
 
-/** A stat cache's name in the cache folder: the time of the set it describes. */
-export function statCacheName(time: string): string {
-  return `offsite-stat.${time}`;
-}
-
-/** The time in a stat cache's name (temp files excluded), or undefined for any other name. */
-export function statCacheTimeOf(name: string): string | undefined {
-  return /^offsite-stat\.(\d{8}T\d{6}Z)$/.exec(name)?.[1];
-}
+/** Stat caches in the cache folder, named by the time of the set they describe. */
+export const STAT_CACHES = new SetFileKind('offsite-stat');
 
 /** A record's fields without its path, filled in place by BlockRecords.shiftPath (no object per record). */
 export interface FlatStat {

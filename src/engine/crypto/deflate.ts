@@ -249,9 +249,9 @@ export class ParallelDeflater {
     const job = this.jobs.shift() as Job;
     await this.emit(await job.result);
     // Its pieces are consumed and its zlib writes done: the buffer can take another block, unless
-    // the next block (not yet submitted) still needs its last 32 KiB.
-    const prev = this.prev;
-    if (prev && prev.buffer === job.buffer.buffer && prev.byteOffset === job.buffer.byteOffset) this.emittedPrev = job.buffer;
+    // the next block (not yet submitted) still needs its last 32 KiB. (A block, at least 32 KiB, has
+    // an ArrayBuffer of its own: Node pools only allocations under 4 KiB.)
+    if (this.prev?.buffer === job.buffer.buffer) this.emittedPrev = job.buffer;
     else this.recycle(job.buffer);
   }
 

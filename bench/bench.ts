@@ -18,7 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startSshd } from '../test/helpers/sshd';
-import { duBytes, measure, run, type Cmd, type Measurement } from './measure';
+import { duBytes, measure, readInPieces, regularFiles, run, type Cmd, type Measurement } from './measure';
 import { renderMarkdown, type Results, type Sample } from './report';
 import { extensionMetrics } from './extensionMetrics';
 import { duplicity, offsite, restic, type Env, type Remote, type SetRef, type Tool, type ToolName } from './tools';
@@ -69,33 +69,20 @@ const log = (m: string) => process.stderr.write(`${new Date().toISOString().slic
 
 function sha1File(file: string): string {
   const h = crypto.createHash('sha1');
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.allocUnsafe(1 << 20);
-  try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
+  readInPieces(file, (piece) => h.update(piece));
   return h.digest('hex');
 }
 
 /** Same regular files (names, sizes, contents) under both folders; throws naming the first difference. */
 function sameTree(expected: string, actual: string): number {
   let n = 0;
-  const walk = (rel: string) => {
-    for (const e of fs.readdirSync(path.join(expected, rel), { withFileTypes: true })) {
-      const r = path.join(rel, e.name);
-      if (e.isDirectory()) walk(r);
-      else if (e.isFile()) {
-        const b = path.join(actual, r);
-        if (!fs.existsSync(b) || fs.statSync(b).size !== fs.statSync(path.join(expected, r)).size || sha1File(b) !== sha1File(path.join(expected, r))) {
-          throw new Error(`restored tree differs at ${r}`);
-        }
-        n++;
-      }
+  for (const r of regularFiles(expected)) {
+    const b = path.join(actual, r);
+    if (!fs.existsSync(b) || fs.statSync(b).size !== fs.statSync(path.join(expected, r)).size || sha1File(b) !== sha1File(path.join(expected, r))) {
+      throw new Error(`restored tree differs at ${r}`);
     }
-  };
-  walk('');
+    n++;
+  }
   return n;
 }
 

@@ -9,6 +9,7 @@ import Module from 'node:module';
 import * as path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { EngineClient } from '../src/extension/engineClient';
+import { readInPieces, regularFiles } from './measure';
 
 export interface ExtensionMetricsOptions {
   readonly repoRoot: string;
@@ -107,28 +108,13 @@ export async function extensionMetrics(o: ExtensionMetricsOptions): Promise<Reco
   return out;
 }
 
-/** Reads every regular file under `dir` once (through one reused buffer), so that it is in the page cache. */
+/** Reads every regular file under `dir` once, so that it is in the page cache. */
 function readAll(dir: string): { files: number; ms: number } {
   const t0 = performance.now();
-  const buf = Buffer.allocUnsafe(1 << 20);
   let files = 0;
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile()) {
-        const fd = fs.openSync(p, 'r');
-        try {
-          while (fs.readSync(fd, buf, 0, buf.length, null) > 0) {
-            /* read */
-          }
-        } finally {
-          fs.closeSync(fd);
-        }
-        files++;
-      }
-    }
-  };
-  walk(dir);
+  for (const r of regularFiles(dir)) {
+    readInPieces(path.join(dir, r));
+    files++;
+  }
   return { files, ms: performance.now() - t0 };
 }

@@ -117,17 +117,31 @@ export async function run(cmd: Cmd): Promise<string> {
   return stdout;
 }
 
+/** The regular files under `dir`, as paths relative to it (none when it is missing). */
+export function* regularFiles(dir: string, rel = ''): Generator<string> {
+  if (!fs.existsSync(dir)) return;
+  for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+    const r = path.join(rel, e.name);
+    if (e.isDirectory()) yield* regularFiles(dir, r);
+    else if (e.isFile()) yield r;
+  }
+}
+
+/** Reads `file` through one reused 1 MiB buffer, handing each piece to `onPiece` (valid until it returns). */
+export function readInPieces(file: string, onPiece: (piece: Buffer) => void = () => {}): void {
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) onPiece(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Total bytes of the regular files under `dir`. */
 export function duBytes(dir: string): number {
   let total = 0;
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile()) total += fs.statSync(p).size;
-    }
-  };
-  if (fs.existsSync(dir)) walk(dir);
+  for (const r of regularFiles(dir)) total += fs.statSync(path.join(dir, r)).size;
   return total;
 }
 

@@ -118,21 +118,26 @@ export async function run(cmd: Cmd): Promise<string> {
 }
 
 /** The regular files under `dir`, as paths relative to it (none when it is missing). */
-export function* regularFiles(dir: string, rel = ''): Generator<string> {
-  if (!fs.existsSync(dir)) return;
+export function* regularFiles(dir: string): Generator<string> {
+  if (fs.existsSync(dir)) yield* filesBelow(dir, '');
+}
+
+function* filesBelow(dir: string, rel: string): Generator<string> {
   for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
     const r = path.join(rel, e.name);
-    if (e.isDirectory()) yield* regularFiles(dir, r);
+    if (e.isDirectory()) yield* filesBelow(dir, r);
     else if (e.isFile()) yield r;
   }
 }
 
-/** Reads `file` through one reused 1 MiB buffer, handing each piece to `onPiece` (valid until it returns). */
+/** The one buffer readInPieces reads through: it is synchronous, and onPiece must not call it again. */
+const pieceBuffer = Buffer.allocUnsafe(1 << 20);
+
+/** Reads `file` in pieces of up to 1 MiB, handing each to `onPiece` (valid until it returns). */
 export function readInPieces(file: string, onPiece: (piece: Buffer) => void = () => {}): void {
   const fd = fs.openSync(file, 'r');
-  const buf = Buffer.allocUnsafe(1 << 20);
   try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) onPiece(buf.subarray(0, n));
+    for (let n; (n = fs.readSync(fd, pieceBuffer, 0, pieceBuffer.length, null)) > 0; ) onPiece(pieceBuffer.subarray(0, n));
   } finally {
     fs.closeSync(fd);
   }

@@ -7,6 +7,7 @@
 // one valid raw-deflate stream that any inflater (gpg, zlib) reads.
 import { availableParallelism } from 'node:os';
 import * as zlib from 'node:zlib';
+import { OffsiteError } from '../errors';
 
 export interface ParallelDeflateOptions {
   /** Bytes per compression job (default 512 KiB). */
@@ -205,6 +206,7 @@ export class ParallelDeflater {
   private emittedPrev: Buffer | undefined;
   private readonly jobs: Job[] = [];
   private failure: unknown;
+  private ended = false;
 
   constructor(
     private readonly emit: (pieces: Buffer[]) => Promise<void>,
@@ -220,6 +222,8 @@ export class ParallelDeflater {
 
   /** Copies `data` into blocks, starting a job for each full block. */
   write(data: Buffer): void {
+    // After end() the current block is a spare that another deflater may be filling.
+    if (this.ended) throw new OffsiteError('internal', 'ParallelDeflater.write() after end()');
     let o = 0;
     while (o < data.length) {
       const n = Math.min(this.blockSize - this.fill, data.length - o);
@@ -238,6 +242,7 @@ export class ParallelDeflater {
 
   /** Compresses what is left, emits everything, then the final empty block. */
   async end(): Promise<void> {
+    this.ended = true;
     if (this.fill > 0) this.submit();
     while (this.jobs.length > 0) await this.emitNext();
     await this.emit([FINAL_BLOCK]);

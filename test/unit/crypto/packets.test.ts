@@ -7,6 +7,7 @@ import { ByteReader } from '../../../src/engine/crypto/byteReader';
 import { createCfbDecipher } from '../../../src/engine/crypto/cfb';
 import { ParallelDeflater, sampleEntropy } from '../../../src/engine/crypto/deflate';
 import { encodeLength, packetBody, PartialBodyWriter, readPacketHeader, Tag, TruncatedError } from '../../../src/engine/crypto/packets';
+import { OffsiteError } from '../../../src/engine/errors';
 import { mixedData, noise, sourceText } from './gpgEnv';
 
 async function* chunked(b: Buffer, size: number): AsyncGenerator<Buffer> {
@@ -146,6 +147,13 @@ describe('crypto: parallel deflate', () => {
     const b = mixedData(1_000_000, 16);
     assert.ok(zlib.inflateRawSync(await deflate(b, { blockSize: 65536, maxInFlight: 2 })).equals(b));
     assert.ok(kept.some((k, i) => !k.equals(copies[i])), 'pieces kept past emit were overwritten: the blocks are reused');
+  });
+
+  it('refuses a write after end(): its block went back to the spares another deflater takes', async () => {
+    const d = new ParallelDeflater(async () => {}, { blockSize: 65536 });
+    d.write(noise(1000, 20));
+    await d.end();
+    assert.throws(() => d.write(Buffer.from('late')), (e: unknown) => OffsiteError.is(e, 'internal'));
   });
 
   it('keeps a block whose pieces were emitted while the next block still needs its last 32 KiB', async () => {

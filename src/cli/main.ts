@@ -70,6 +70,18 @@ function ruleOption(kind: 'include' | 'exclude') {
 }
 let currentRules: SelectionRule[] = [];
 
+/**
+ * What the last main() ran, when it succeeded: the command, and the way it went where that runs other
+ * code ('backup:full', 'backup:inc-probe', 'restore:path', …). bin/offsite adds the compiled code of a
+ * way it has not seen yet to its code cache, which otherwise holds only what the first run compiled.
+ */
+let route: string | undefined;
+let routeDetail: string | undefined;
+
+export function lastRoute(): string | undefined {
+  return route;
+}
+
 async function passphraseFor(what: string): Promise<string | undefined> {
   const env = process.env.OFFSITE_PASSPHRASE;
   if (env !== undefined) return env;
@@ -208,6 +220,7 @@ export function buildProgram(signal: AbortSignal): Command {
           allowSourceMismatch: !!o.allowSourceMismatch,
           signal,
         });
+        routeDetail = `${result.type}${result.probed ? '-probe' : ''}`;
         if (o.json) process.stdout.write(`${JSON.stringify({ ...result.stats, BackupType: result.type, BackupTime: timeToString(result.time) })}\n`);
         else process.stdout.write(formatStats(result.stats));
         if (result.errors.length) {
@@ -246,6 +259,7 @@ export function buildProgram(signal: AbortSignal): Command {
           force: !!o.force,
           signal,
         });
+        routeDetail = o.path === undefined ? 'all' : 'path';
         if (g.verbose) process.stderr.write(`Restored ${r.files} file(s), ${r.bytes} bytes, as of ${timeToString(r.time)}\n`);
         if (r.refusals.length) {
           throw new OffsiteError('unsafePath', `${r.refusals.length} archive member(s) were not restored: ${r.refusals.slice(0, 3).map((x) => `${x.member} (${x.reason})`).join('; ')}${r.refusals.length > 3 ? '; …' : ''}`, {
@@ -437,9 +451,14 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   currentRules = [];
-  const program = buildProgram(ac.signal);
+  route = routeDetail = undefined;
+  let command: string | undefined;
+  const program = buildProgram(ac.signal).hook('preAction', (_program, action) => {
+    command = action.name();
+  });
   try {
     await program.parseAsync(argv, { from: 'user' });
+    if (command !== undefined) route = routeDetail === undefined ? command : `${command}:${routeDetail}`;
     return 0;
   } catch (e) {
     if (e instanceof Exit) return e.code;

@@ -1,12 +1,16 @@
 // bin/offsite compiles the bundle with V8's code cache: saved by the first run (private, named by the
-// bundle's content), used as it is by later runs (NODE_DEBUG=offsite says so), written again when V8 refuses it, and never in the
-// way of the command when it cannot be read or written.
+// bundle's content), used as it is by later runs (NODE_DEBUG=offsite says so), written again when V8 refuses it
+// or when a command goes a way it has not seen (with that code added), and never in the way of the command
+// when it cannot be read or written.
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { defaultCacheRoot } from '../../src/engine/cache/archiveDir';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { OFFSITE, offsite, REPO, run, type RunResult } from '../helpers/cli';
+import { RSA_PUB, RSA_SEC } from '../helpers/gpg';
+import { makeTree } from '../helpers/tree';
 import { tempDir } from '../helpers/tmp';
 
 const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
@@ -71,6 +75,50 @@ describe('cli: the code cache of bin/offsite', function () {
     assert.ok(!fs.readFileSync(file).equals(garbage), 'replaced');
     assert.ok(fs.statSync(file).size > 10_000);
     assert.deepEqual(fs.readdirSync(dir), [expectedName()]);
+    assert.equal(await version(xdg), 'used');
+  });
+
+  it("adds the code of each new way a command goes, naming the ways in the file's first line", async () => {
+    const xdg = tempDir('offsite-xdg-');
+    const work = tempDir('offsite-cc-');
+    const src = path.join(work, 'src');
+    makeTree(src, { 'a.txt': 'a\n', d: { 'b.txt': 'b\n' } });
+    const url = `file://${path.join(work, 'vault')}`;
+    const cache = path.join(work, 'cache');
+    const file = path.join(cacheDir(xdg), expectedName());
+    const cc = (args: string[]) => offsite(['--archive-dir', cache, ...args], { env: { XDG_CACHE_HOME: xdg, NODE_DEBUG: 'offsite' } });
+    const firstLine = () => {
+      const b = fs.readFileSync(file);
+      return b.toString('latin1', 0, b.indexOf(0x0a));
+    };
+    const backup = () => cc(['backup', '--encrypt-key', RSA_PUB, src, url]);
+
+    let r = await backup();
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(firstLine(), 'offsite-code-cache 1 backup:full');
+    const afterFull = fs.statSync(file);
+    await sleep(1100);
+    r = await backup(); // the tree is too new for the no-change probe to vouch for it: a walk
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /code cache .*: used/);
+    assert.equal(firstLine(), 'offsite-code-cache 1 backup:full backup:inc');
+    const afterInc = fs.statSync(file);
+    assert.ok(afterInc.size > afterFull.size, `the incremental's code added: ${afterFull.size} → ${afterInc.size} bytes`);
+    assert.equal(afterInc.mode & 0o777, 0o600);
+    await sleep(1100);
+    r = await backup();
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.statSync(file).ino, afterInc.ino, 'a way it has seen: not written again');
+
+    const out = path.join(work, 'out');
+    r = await cc(['restore', '--key', RSA_PUB, '--path', 'a.txt', url, out]); // a public key cannot decrypt
+    assert.equal(r.code, 1);
+    assert.equal(fs.statSync(file).ino, afterInc.ino, 'a failed command adds nothing');
+    r = await cc(['restore', '--key', RSA_SEC, '--path', 'a.txt', url, out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(out, 'a.txt'), 'utf8'), 'a\n');
+    assert.equal(firstLine(), 'offsite-code-cache 1 backup:full backup:inc restore:path');
+    assert.deepEqual(fs.readdirSync(cacheDir(xdg)), [expectedName()], 'no temp file left');
     assert.equal(await version(xdg), 'used');
   });
 

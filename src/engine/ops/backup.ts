@@ -92,6 +92,8 @@ export interface BackupResult {
   readonly volumes: number;
   /** True when this run finished a backup an earlier run had started. */
   readonly resumed: boolean;
+  /** True when the no-change probe found the tree as the previous backup left it, so nothing was walked. */
+  readonly probed: boolean;
 }
 
 /**
@@ -454,7 +456,7 @@ class BackupRun {
     this.stats.EndTime = this.now() / 1000;
     this.stats.ElapsedTime = this.stats.EndTime - this.stats.StartTime;
     this.progress({ operation: 'backup', phase: 'done', files: this.files, bytes: this.stats.SourceFileSize, uploadedBytes: this.stats.TotalDestinationSizeChange }, true);
-    return { type, time, stats: this.stats, errors: this.errors, volumes: this.volumes.volumes.length, resumed: !!this.resumeFrom };
+    return { type, time, stats: this.stats, errors: this.errors, volumes: this.volumes.volumes.length, resumed: !!this.resumeFrom, probed: !!this.noChange };
   }
 
   /**

@@ -80,6 +80,8 @@ describe('backup: the no-change probe', function () {
     assert.match(probed.probeLines()[0], /all 9 paths as the previous backup left them .*not walking the tree/);
     assert.deepEqual(walked.probeLines(), [], 'noChangeProbe: false walks');
     assert.equal(a.type, 'inc');
+    assert.equal(a.probed, true, 'the result says the probe stood for the walk');
+    assert.equal(b.probed, false);
     for (const k of STATS) assert.equal(a.stats[k], b.stats[k], k);
     assert.equal(a.stats.DeltaEntries, 0);
     assert.equal(a.volumes, b.volumes);
@@ -113,6 +115,7 @@ describe('backup: the no-change probe', function () {
     fs.writeFileSync(path.join(e.src, 'docs', 'new.txt'), 'new\n');
     const r = await e.run();
     assert.match(e.probeLines()[0], /No-change probe: docs: modified; walking the tree/);
+    assert.equal(r.probed, false, 'a probe that found a change: walked');
     assert.equal(r.stats.NewFiles, 1);
     assert.equal(r.stats.ChangedFiles, 2, 'docs/ (its mtime) and docs/deep/x.txt');
     assert.deepEqual(await e.restored(), snapshotTree(e.src));
@@ -225,6 +228,7 @@ describe('backup: the no-change probe', function () {
     await sleep(1100);
     const full = await backup({ source: e.src, backend: e.backend, archive: e.archive, crypto, log: new MemoryLogger(), volumeSize: 1 << 20, full: true });
     assert.equal(full.type, 'full');
+    assert.equal(full.probed, false);
     fs.rmSync(path.join(e.src, 'docs', 'deep'), { recursive: true });
     await sleep(1100);
     const r = await e.run();

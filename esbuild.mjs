@@ -6,6 +6,10 @@ const production = process.argv.includes('--production');
 const entries = [{ in: 'src/cli/main.ts', out: 'cli' }];
 if (fs.existsSync('src/extension/extension.ts')) entries.push({ in: 'src/extension/extension.ts', out: 'extension' });
 entries.push({ in: 'src/engine/serviceMain.ts', out: 'engineHost' });
+// The code-cache loader of bin/offsite (dist/launch.js), and the engine process the extension forks,
+// which loads dist/engineHost.js through it (src/launch/).
+entries.push({ in: 'src/launch/codeCache.ts', out: 'launch' });
+entries.push({ in: 'src/launch/engineLauncher.ts', out: 'engineLauncher' });
 // The worker thread of a tree restore, beside the bundles that start it (src/engine/util/engineWorker.ts).
 entries.push({ in: 'src/engine/ops/restoreWriterWorker.ts', out: 'restoreWriter' });
 // The worker thread that makes a backup's lstats ahead of its walk (src/engine/scan/statAhead.ts).

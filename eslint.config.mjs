@@ -12,7 +12,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/engine/**/*.ts', 'src/cli/**/*.ts'],
+    files: ['src/engine/**/*.ts', 'src/cli/**/*.ts', 'src/launch/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         paths: [{ name: 'vscode', message: 'src/engine and src/cli are pure Node: never import vscode here.' }],

@@ -105,6 +105,8 @@ export interface SetChanges {
 
 export interface BackupSummary {
   readonly type: 'full' | 'inc';
+  /** The no-change probe stood for the walk (BackupResult.probed). */
+  readonly probed: boolean;
   readonly time: number;
   readonly stats: BackupStats;
   readonly errors: readonly { path: string; message: string }[];
@@ -212,7 +214,7 @@ export async function handle(req: ServiceRequest, ctx: ServiceContext): Promise<
         if (req.keepFull && req.keepFull > 0) {
           removedChains = (await removeAllButNFull({ ...base, crypto: cryptoForRead({}), n: req.keepFull, force: true })).chains;
         }
-        const summary: BackupSummary = { type: r.type, time: r.time, stats: r.stats, errors: r.errors, removedChains };
+        const summary: BackupSummary = { type: r.type, probed: r.probed, time: r.time, stats: r.stats, errors: r.errors, removedChains };
         return summary;
       }
       case 'restore': {

@@ -11,6 +11,22 @@ import type { Logger } from './log';
 type Incoming = { id: number; request?: ServiceRequest; cancel?: boolean };
 
 const running = new Map<number, AbortController>();
+/** The ways the requests served went ('backup:inc-probe', 'restore:path', 'list', …): see servedRoutes(). */
+const served = new Set<string>();
+
+/** For the launcher's code cache (src/launch/codeCache.ts): what this process ran, to keep its code. */
+export function servedRoutes(): string[] {
+  return [...served];
+}
+
+function routeOf(req: ServiceRequest, result: unknown): string {
+  if (req.op === 'backup') {
+    const r = result as { type?: string; probed?: boolean };
+    return `backup:${r.type ?? ''}${r.probed ? '-probe' : ''}`;
+  }
+  if (req.op === 'restore') return `restore:${req.path === undefined ? 'all' : 'path'}`;
+  return req.op;
+}
 
 function send(msg: unknown): void {
   process.send?.(msg);
@@ -30,8 +46,12 @@ process.on('message', (msg: Incoming) => {
     warn: (message) => send({ id: msg.id, log: { level: 'warn', message } }),
     error: (message) => send({ id: msg.id, log: { level: 'error', message } }),
   };
-  handle(msg.request, { signal: ac.signal, log, onProgress: (progress) => send({ id: msg.id, progress }) })
-    .then((result) => send({ id: msg.id, result }))
+  const request = msg.request;
+  handle(request, { signal: ac.signal, log, onProgress: (progress) => send({ id: msg.id, progress }) })
+    .then((result) => {
+      served.add(routeOf(request, result));
+      send({ id: msg.id, result });
+    })
     .catch((e) => send({ id: msg.id, error: toServiceError(e) }))
     .finally(() => running.delete(msg.id));
 });

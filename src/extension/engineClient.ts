@@ -1,5 +1,6 @@
 // The extension's only way into the engine: a child process (dist/engineHost.js, entry
-// src/engine/serviceMain.ts) that handles plain-data ServiceRequests, so crypto, compression and I/O
+// src/engine/serviceMain.ts, started through dist/engineLauncher.js and its code cache, so the first
+// request after the engine was stopped does not compile it again) that handles plain-data ServiceRequests, so crypto, compression and I/O
 // never run on the extension host's thread. Pure Node (no 'vscode'), so it is tested under plain Node
 // against the real engine host.
 //
@@ -67,7 +68,7 @@ export function unknownHostKeyFingerprint(message: string): string | undefined {
 }
 
 export interface EngineClientOptions {
-  /** dist/engineHost.js */
+  /** dist/engineLauncher.js (dist/engineHost.js through the code cache), or dist/engineHost.js itself */
   readonly hostScript: string;
   /** The Node to run it with (default process.execPath, with ELECTRON_RUN_AS_NODE=1 for Electron). */
   readonly execPath?: string;
@@ -175,8 +176,10 @@ export class EngineClient {
     const child = fork(this.opts.hostScript, [], {
       execPath: this.opts.execPath ?? process.execPath,
       // Memory caps, as bin/offsite's shebang (measured by npm run bench): a 2 MB young generation
-      // and a fixed malloc mmap threshold keep a backup's peak RSS ~50 MB lower at the same speed.
-      execArgv: ['--max-semi-space-size=2'],
+      // and a fixed malloc mmap threshold keep a backup's peak RSS ~50 MB lower at the same speed;
+      // and, for the launcher's code cache, V8 keeps the bytecode of what the process ran until it
+      // is saved at exit (src/launch/codeCache.ts).
+      execArgv: ['--max-semi-space-size=2', '--no-flush-bytecode'],
       // The extension host may be Electron: run its binary as plain Node.
       env: { MALLOC_MMAP_THRESHOLD_: '131072', ...(this.opts.env ?? process.env), ELECTRON_RUN_AS_NODE: '1' },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

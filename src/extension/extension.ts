@@ -37,7 +37,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
   const log = vscode.window.createOutputChannel('Offsite', { log: true });
   const ui = new Ui();
   const client = new EngineClient({
-    hostScript: context.asAbsolutePath('dist/engineHost.js'),
+    hostScript: context.asAbsolutePath('dist/engineLauncher.js'),
     log: (level, message) => log[level === 'debug' ? 'debug' : level](message),
   });
   const secrets = new Secrets(context.secrets, context.globalState);

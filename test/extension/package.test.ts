@@ -20,10 +20,11 @@ describe('npm run package', function () {
     assert.ok(size < 2 * 1024 * 1024, `small: ${size} bytes`);
     const listing = execFileSync('python3', ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', vsix], { encoding: 'utf8' }).trim().split('\n');
     const files = listing.filter((f) => f.startsWith('extension/')).map((f) => f.slice('extension/'.length)).sort();
-    // The engine process starts dist/restoreWriter.js (a worker thread) to restore a folder and
+    // The extension forks dist/engineLauncher.js, which runs dist/engineHost.js through its code cache;
+    // the engine process starts dist/restoreWriter.js (a worker thread) to restore a folder and
     // dist/statAhead.js and dist/noChangeProbe.js for incrementals, and requires the vendor bundles
     // when an sftp:// or s3:// remote is first opened.
-    for (const f of ['dist/extension.js', 'dist/engineHost.js', 'dist/restoreWriter.js', 'dist/statAhead.js', 'dist/noChangeProbe.js', 'dist/vendor-sftp.js', 'dist/vendor-s3.js']) {
+    for (const f of ['dist/extension.js', 'dist/engineLauncher.js', 'dist/engineHost.js', 'dist/restoreWriter.js', 'dist/statAhead.js', 'dist/noChangeProbe.js', 'dist/vendor-sftp.js', 'dist/vendor-s3.js']) {
       assert.ok(files.includes(f), `${f} in ${files.join(' ')}`);
     }
     assert.ok(files.includes('package.json') && files.includes('package.nls.json') && files.includes('media/offsite.svg'));

@@ -1,4 +1,4 @@
-// The engine and the CLI are pure Node: no file under src/engine or src/cli may import 'vscode'
+// The engine, the CLI and the launchers are pure Node: no file under src/engine, src/cli or src/launch may import 'vscode'
 // (the lint rule says so too; this test also catches dynamic requires and re-exports).
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -13,7 +13,7 @@ function* walk(dir: string): Generator<string> {
 }
 
 describe('architecture boundary', () => {
-  for (const root of ['src/engine', 'src/cli']) {
+  for (const root of ['src/engine', 'src/cli', 'src/launch']) {
     it(`${root} never imports vscode`, () => {
       const files = [...walk(path.resolve(root))];
       assert.ok(files.length > 0, `${root} has TypeScript files`);

@@ -1,6 +1,7 @@
-// The extension's engine client against the real engine process (dist/engineHost.js, built by
-// test/setup.ts): requests run in a child process, progress and logs come back, errors are typed,
-// cancelling stops the work, and a dead engine is replaced on the next request.
+// The extension's engine client against the real engine process (dist/engineLauncher.js running
+// dist/engineHost.js, as the extension starts it; built by test/setup.ts): requests run in a child
+// process, progress and logs come back, errors are typed, cancelling stops the work, a dead engine is
+// replaced on the next request, and the engine's compiled code is kept between processes.
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -11,7 +12,7 @@ import { REPO } from '../../helpers/cli';
 import { RSA_PUB, RSA_SEC } from '../../helpers/gpg';
 import { tempDir } from '../../helpers/tmp';
 
-const HOST = path.join(REPO, 'dist', 'engineHost.js');
+const HOST = path.join(REPO, 'dist', 'engineLauncher.js');
 
 function client(extra: Partial<ConstructorParameters<typeof EngineClient>[0]> = {}) {
   const root = tempDir('offsite-client-');
@@ -151,6 +152,45 @@ describe('extension: EngineClient (real engine process)', () => {
     assert.equal(isAlive(pid), false, 'the process is gone');
     c.dispose();
     await assert.rejects(c.request({ op: 'parseTime', time: 'now' }), (e: unknown) => isCancelled(e));
+  });
+
+  it("keeps the engine's compiled code between processes, with the code of every kind of request it served", async () => {
+    const root = tempDir('offsite-client-');
+    const xdg = path.join(root, 'cache');
+    const logs: string[] = [];
+    const start = () => new EngineClient({ hostScript: HOST, env: { ...process.env, XDG_CACHE_HOME: xdg, NODE_DEBUG: 'offsite' }, idleTimeoutMs: 100, log: (_l, m) => logs.push(m) });
+    const dir = path.join(xdg, 'offsite', 'code-cache');
+    const stopped = async (c: EngineClient) => {
+      const pid = c.pid!;
+      for (let i = 0; i < 200 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(isAlive(pid), false, 'the idle engine is gone');
+    };
+    const firstLine = () => {
+      const names = fs.readdirSync(dir);
+      assert.equal(names.length, 1, names.join(', '));
+      assert.match(names[0], /^engineHost-[0-9a-f]{32}-v[\d.]+-\w+\.bin$/);
+      const b = fs.readFileSync(path.join(dir, names[0]));
+      assert.equal(fs.statSync(path.join(dir, names[0])).mode & 0o777, 0o600);
+      return b.toString('latin1', 0, b.indexOf(0x0a));
+    };
+
+    let c = start();
+    await c.request({ op: 'parseTime', time: 'now' });
+    await stopped(c);
+    c.dispose();
+    assert.ok(logs.some((m) => /code cache .*: none/.test(m)), logs.join('\n'));
+    assert.equal(firstLine(), 'offsite-code-cache 1 parseTime');
+
+    logs.length = 0;
+    c = start();
+    const src = tree(root, { 'a.txt': 'hello\n' });
+    const r = await c.request({ op: 'backup', remote: { url: `file://${path.join(root, 'remote')}` }, keys: { encryptKeys: [RSA_PUB] }, source: src });
+    assert.equal(r.type, 'full');
+    assert.equal(r.probed, false);
+    await stopped(c);
+    c.dispose();
+    assert.ok(logs.some((m) => /code cache .*: used/.test(m)), logs.join('\n'));
+    assert.equal(firstLine(), 'offsite-code-cache 1 parseTime backup:full');
   });
 
   it('finds the fingerprint in an unknown-host-key error, and only there', () => {

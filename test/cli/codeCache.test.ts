@@ -22,10 +22,7 @@ function expectedName(): string {
   return `cli-${digest}-${process.version}-${process.arch}.bin`;
 }
 
-/**
- * The code-cache folder for this XDG_CACHE_HOME, from the engine's own cache root: bin/offsite keeps
- * a copy of defaultCacheRoot() (it runs before the bundle is loaded), and the two must agree.
- */
+/** The code-cache folder for this XDG_CACHE_HOME: in the engine's cache root (src/launch/codeCache.ts). */
 function cacheDir(xdg: string): string {
   const saved = process.env.XDG_CACHE_HOME;
   process.env.XDG_CACHE_HOME = xdg;

@@ -11,8 +11,10 @@
 // alone left every later no-change backup ~30 ms and one-file restore ~40 ms of compiling
 // (bench/README.md). Run with --no-flush-bytecode, or V8 drops the bytecode of functions a long run
 // did not call, and the other ways' code with it (a full restore saved 753 KB of a 915 KB cache).
-// V8 checks the cache against its own version and flags and refuses a stale one, which is then written
-// again; the 4 newest files of a bundle are kept. Any problem with the cache only means a plain start.
+// The vendor bundles a main bundle requires (ssh2, the AWS SDK) are loaded the same way, each with its
+// own cache file. V8 checks the cache against its own version and flags and refuses a stale one, which
+// is then written again; the 4 newest files of a bundle are kept. Any problem with the cache only
+// means a plain start.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { createRequire, wrap } from 'node:module';
@@ -82,8 +84,29 @@ export function loadBundle(file: string, opts: LoadOptions): Record<string, unkn
       save(target, opts.name, fresh ? [...new Set(went)] : [...cached.routes, ...new Set(added)], script.createCachedData());
     });
   }
-  (script.runInThisContext() as (...a: unknown[]) => void)(mod.exports, createRequire(file), mod, file, path.dirname(file));
+  (script.runInThisContext() as (...a: unknown[]) => void)(mod.exports, vendorAware(file, () => opts.routes(mod.exports)), mod, file, path.dirname(file));
   return mod.exports;
+}
+
+/** A vendor bundle beside a main one (esbuild.mjs: ssh2, the AWS SDK), as the main bundle requires it. */
+const VENDOR = /^\.\/vendor-[a-z0-9]+\.js$/;
+const vendors = new Map<string, Record<string, unknown>>();
+
+/**
+ * The main bundle's require(): its vendor bundles (loaded when such a remote is first opened) go
+ * through the code cache too, saved with the main bundle's routes (compiling ssh2 took ~34 ms of
+ * every sftp:// run, the AWS SDK ~57 ms of every s3:// one); anything else is Node's require.
+ */
+function vendorAware(file: string, routes: () => readonly string[]): NodeJS.Require {
+  const base = createRequire(file);
+  const req = (id: string): unknown => {
+    if (!VENDOR.test(id)) return base(id);
+    const at = path.join(path.dirname(file), id);
+    let v = vendors.get(at);
+    if (v === undefined) vendors.set(at, (v = loadBundle(at, { name: path.basename(id, '.js'), routes })));
+    return v;
+  };
+  return Object.assign(req, base);
 }
 
 function save(cacheFile: string, name: string, routes: readonly string[], data: Buffer): void {

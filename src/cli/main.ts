@@ -10,6 +10,7 @@ import { RetryBackend } from '../engine/backend/retryBackend';
 import type { Backend } from '../engine/backend/backend';
 import { ArchiveDir, archiveDirFor, defaultCacheRoot } from '../engine/cache/archiveDir';
 import { parseTimeSpec, timeToString } from '../engine/chain/time';
+import { codeRoute } from '../engine/codeRoute';
 import { cryptoForBackup, cryptoForRead, type KeyConfig } from '../engine/cryptoConfig';
 import { generateKeyPair } from '../engine/crypto/keys';
 import { OffsiteError, isCancellation } from '../engine/errors';
@@ -71,15 +72,15 @@ function ruleOption(kind: 'include' | 'exclude') {
 let currentRules: SelectionRule[] = [];
 
 /**
- * What the last main() ran, when it succeeded: the command, and the way it went where that runs other
- * code ('backup:full', 'backup:inc-probe', 'restore:path', …). bin/offsite adds the compiled code of a
- * way it has not seen yet to its code cache, which otherwise holds only what the first run compiled.
+ * The way the last main() went, when it succeeded (codeRoute: 'backup:inc-probe', 'restore:path', …):
+ * bin/offsite adds the compiled code of a way its code cache has not seen (src/launch/codeCache.ts).
  */
 let route: string | undefined;
-let routeDetail: string | undefined;
+/** What the command's action found that decides its route (a backup's result, a restore's path). */
+let outcome: Parameters<typeof codeRoute>[1];
 
-export function lastRoute(): string | undefined {
-  return route;
+export function codeRoutes(): string[] {
+  return route === undefined ? [] : [route];
 }
 
 async function passphraseFor(what: string): Promise<string | undefined> {
@@ -220,7 +221,7 @@ export function buildProgram(signal: AbortSignal): Command {
           allowSourceMismatch: !!o.allowSourceMismatch,
           signal,
         });
-        routeDetail = `${result.type}${result.probed ? '-probe' : ''}`;
+        outcome = result;
         if (o.json) process.stdout.write(`${JSON.stringify({ ...result.stats, BackupType: result.type, BackupTime: timeToString(result.time) })}\n`);
         else process.stdout.write(formatStats(result.stats));
         if (result.errors.length) {
@@ -259,7 +260,7 @@ export function buildProgram(signal: AbortSignal): Command {
           force: !!o.force,
           signal,
         });
-        routeDetail = o.path === undefined ? 'all' : 'path';
+        outcome = { path: o.path };
         if (g.verbose) process.stderr.write(`Restored ${r.files} file(s), ${r.bytes} bytes, as of ${timeToString(r.time)}\n`);
         if (r.refusals.length) {
           throw new OffsiteError('unsafePath', `${r.refusals.length} archive member(s) were not restored: ${r.refusals.slice(0, 3).map((x) => `${x.member} (${x.reason})`).join('; ')}${r.refusals.length > 3 ? '; …' : ''}`, {
@@ -451,14 +452,14 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   currentRules = [];
-  route = routeDetail = undefined;
+  route = outcome = undefined;
   let command: string | undefined;
   const program = buildProgram(ac.signal).hook('preAction', (_program, action) => {
     command = action.name();
   });
   try {
     await program.parseAsync(argv, { from: 'user' });
-    if (command !== undefined) route = routeDetail === undefined ? command : `${command}:${routeDetail}`;
+    if (command !== undefined) route = codeRoute(command, outcome);
     return 0;
   } catch (e) {
     if (e instanceof Exit) return e.code;

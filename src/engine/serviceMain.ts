@@ -5,27 +5,19 @@
 //   child → parent  { id, progress }      throttled progress
 //                   { id, log: { level, message } }
 //                   { id, result } | { id, error: { code, message, hint } }
+import { codeRoute } from './codeRoute';
 import { handle, toServiceError, type ServiceRequest } from './service';
 import type { Logger } from './log';
 
 type Incoming = { id: number; request?: ServiceRequest; cancel?: boolean };
 
 const running = new Map<number, AbortController>();
-/** The ways the requests served went ('backup:inc-probe', 'restore:path', 'list', …): see servedRoutes(). */
+/** The ways the requests served went (codeRoute: 'backup:inc-probe', 'restore:path', 'list', …). */
 const served = new Set<string>();
 
 /** For the launcher's code cache (src/launch/codeCache.ts): what this process ran, to keep its code. */
-export function servedRoutes(): string[] {
+export function codeRoutes(): string[] {
   return [...served];
-}
-
-function routeOf(req: ServiceRequest, result: unknown): string {
-  if (req.op === 'backup') {
-    const r = result as { type?: string; probed?: boolean };
-    return `backup:${r.type ?? ''}${r.probed ? '-probe' : ''}`;
-  }
-  if (req.op === 'restore') return `restore:${req.path === undefined ? 'all' : 'path'}`;
-  return req.op;
 }
 
 function send(msg: unknown): void {
@@ -49,7 +41,8 @@ process.on('message', (msg: Incoming) => {
   const request = msg.request;
   handle(request, { signal: ac.signal, log, onProgress: (progress) => send({ id: msg.id, progress }) })
     .then((result) => {
-      served.add(routeOf(request, result));
+      const r = result as { type?: string; probed?: boolean } | undefined;
+      served.add(codeRoute(request.op, { type: r?.type, probed: r?.probed, path: 'path' in request ? request.path : undefined }));
       send({ id: msg.id, result });
     })
     .catch((e) => send({ id: msg.id, error: toServiceError(e) }))

@@ -1,7 +1,7 @@
 // The extension's only way into the engine: a child process (dist/engineHost.js, entry
 // src/engine/serviceMain.ts, started through dist/engineLauncher.js and its code cache, so the first
-// request after the engine was stopped does not compile it again) that handles plain-data ServiceRequests, so crypto, compression and I/O
-// never run on the extension host's thread. Pure Node (no 'vscode'), so it is tested under plain Node
+// request after the engine was stopped does not compile it again) that handles plain-data
+// ServiceRequests, so crypto, compression and I/O never run on the extension host's thread. Pure Node (no 'vscode'), so it is tested under plain Node
 // against the real engine host.
 //
 // The child is started on the first request (activation stays cheap), stopped after a while without

@@ -5,9 +5,9 @@
 // cache folder (~/.cache/offsite, defaultCacheRoot()), named by the bundle's name, a SHA-256 of the
 // bundle and Node's flags, the Node version and the CPU architecture; later runs of the same bundle
 // skip most of the compiling (~20–25 ms of every start, a tenth of a one-file restore). A process that
-// went a way the cache has not seen (the bundle's routes: 'backup:full', 'backup:inc-probe',
-// 'restore:path' for the CLI, the requests it served for the engine; listed in the file's first line)
-// saves it again at exit, with what it compiled added to what it loaded: a cache made by a full backup
+// went a way the cache has not seen (the bundle's codeRoutes() export, src/engine/codeRoute.ts:
+// 'backup:full', 'backup:inc-probe', 'restore:path', …, for the CLI the command it ran, for the engine
+// the requests it served; listed in the file's first line) saves it again at exit, with what it compiled added to what it loaded: a cache made by a full backup
 // alone left every later no-change backup ~30 ms and one-file restore ~40 ms of compiling
 // (bench/README.md). Run with --no-flush-bytecode, or V8 drops the bytecode of functions a long run
 // did not call, and the other ways' code with it (a full restore saved 753 KB of a 915 KB cache).
@@ -30,28 +30,29 @@ const HEADER = 'offsite-code-cache 1';
 /** Cache files kept per bundle (earlier builds, other Node versions or flags). */
 const KEEP = 4;
 
-export interface LoadOptions {
-  /** The bundle's name in its cache files ('cli', 'engineHost'). */
-  readonly name: string;
-  /** At exit, from the bundle's exports: the ways this process went (route names without spaces). */
-  readonly routes: (exports: Record<string, unknown>) => readonly string[];
-}
-
 interface Cached {
   readonly routes: readonly string[];
   readonly data?: Buffer;
 }
 
 /** The routes and V8's data of a cache file; a file without the header is all data (V8 judges it). */
-export function parseCache(buf: Buffer): Cached {
+function parseCache(buf: Buffer): Cached {
   const nl = buf.indexOf(0x0a);
   const first = nl < 0 || nl > 4096 ? '' : buf.toString('latin1', 0, nl);
   if (!first.startsWith(`${HEADER} `) && first !== HEADER) return { routes: [], data: buf };
   return { routes: first.slice(HEADER.length).split(' ').filter(Boolean), data: buf.subarray(nl + 1) };
 }
 
-/** Loads `file` (a CommonJS bundle) as require() would, compiled with its code cache; returns its exports. */
-export function loadBundle(file: string, opts: LoadOptions): Record<string, unknown> {
+/**
+ * Loads `file` (a CommonJS bundle) as require() would, compiled with its code cache named `name`
+ * ('cli', 'engineHost'); returns its exports. Its routes at exit: what its codeRoutes() export returns.
+ */
+export function loadBundle(file: string, name: string): Record<string, unknown> {
+  return load(file, name);
+}
+
+/** loadBundle; a vendor bundle's routes are those of the bundle that requires it (`inherited`). */
+function load(file: string, name: string, inherited?: () => readonly string[]): Record<string, unknown> {
   const source = fs.readFileSync(file, 'utf8');
   let cacheFile: string | undefined;
   let cached: Cached = { routes: [] };
@@ -60,7 +61,7 @@ export function loadBundle(file: string, opts: LoadOptions): Record<string, unkn
     // without bin/offsite's shebang (node bin/offsite) would otherwise replace each other's cache.
     const flags = `${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS || ''}`;
     const digest = createHash('sha256').update(source).update('\0').update(flags).digest('hex').slice(0, 32);
-    cacheFile = path.join(defaultCacheRoot(), 'code-cache', `${opts.name}-${digest}-${process.version}-${process.arch}.bin`);
+    cacheFile = path.join(defaultCacheRoot(), 'code-cache', `${name}-${digest}-${process.version}-${process.arch}.bin`);
     cached = parseCache(fs.readFileSync(cacheFile));
   } catch {
     // none yet, or no cache folder: compiled as usual
@@ -69,22 +70,28 @@ export function loadBundle(file: string, opts: LoadOptions): Record<string, unkn
   const fresh = cached.data === undefined || script.cachedDataRejected === true;
   debug('code cache %s: %s', cacheFile, cached.data === undefined ? 'none' : fresh ? 'refused' : 'used');
   const mod = { exports: {} as Record<string, unknown>, filename: file };
+  const routes =
+    inherited ??
+    (() => {
+      const f = mod.exports.codeRoutes;
+      return typeof f === 'function' ? (f as () => readonly string[])() : [];
+    });
   if (cacheFile !== undefined) {
     const target = cacheFile;
     process.once('exit', () => {
       let went: readonly string[] = [];
       try {
-        went = opts.routes(mod.exports);
+        went = routes();
       } catch {
         // a bundle that failed to load: no route
       }
       const added = went.filter((r) => !cached.routes.includes(r));
       if (!fresh && added.length === 0) return;
       // What this process compiled, and what it loaded from the cache (kept until saved, see above).
-      save(target, opts.name, fresh ? [...new Set(went)] : [...cached.routes, ...new Set(added)], script.createCachedData());
+      save(target, name, fresh ? [...new Set(went)] : [...cached.routes, ...new Set(added)], script.createCachedData());
     });
   }
-  (script.runInThisContext() as (...a: unknown[]) => void)(mod.exports, vendorAware(file, () => opts.routes(mod.exports)), mod, file, path.dirname(file));
+  (script.runInThisContext() as (...a: unknown[]) => void)(mod.exports, vendorAware(file, routes), mod, file, path.dirname(file));
   return mod.exports;
 }
 
@@ -103,7 +110,7 @@ function vendorAware(file: string, routes: () => readonly string[]): NodeJS.Requ
     if (!VENDOR.test(id)) return base(id);
     const at = path.join(path.dirname(file), id);
     let v = vendors.get(at);
-    if (v === undefined) vendors.set(at, (v = loadBundle(at, { name: path.basename(id, '.js'), routes })));
+    if (v === undefined) vendors.set(at, (v = load(at, path.basename(id, '.js'), routes)));
     return v;
   };
   return Object.assign(req, base);

@@ -13,8 +13,7 @@ const LAUNCH = path.join(REPO, 'dist', 'launch.js');
 
 /** Runs main.js of `dir` through loadBundle with the given route: what it printed, and NODE_DEBUG's lines. */
 function runWithDebug(dir: string, xdg: string, route: string): { out: string; debug: string } {
-  // The route comes through the environment: the -e script is among Node's flags, which name the cache.
-  const code = `const x = require(${JSON.stringify(LAUNCH)}).loadBundle(${JSON.stringify(path.join(dir, 'main.js'))}, { name: 'main', routes: () => [process.env.ROUTE] }); process.stdout.write(String(x.answer));`;
+  const code = `const x = require(${JSON.stringify(LAUNCH)}).loadBundle(${JSON.stringify(path.join(dir, 'main.js'))}, 'main'); process.stdout.write(String(x.answer));`;
   const r = spawnSync(process.execPath, ['-e', code], { env: { ...process.env, XDG_CACHE_HOME: xdg, NODE_DEBUG: 'offsite', ROUTE: route }, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return { out: r.stdout, debug: r.stderr };
@@ -26,7 +25,12 @@ describe('launch: the code-cache loader', function () {
   it("caches a main bundle and the vendor bundle it requires, each saved with the main bundle's routes", () => {
     const dir = tempDir('offsite-launch-');
     const xdg = tempDir('offsite-xdg-');
-    fs.writeFileSync(path.join(dir, 'main.js'), "const v = require('./vendor-abc.js'); const p = require('node:path'); exports.answer = v.half * 2 + p.sep.length - 1;\n");
+    // The route comes through the environment (the -e script is among Node's flags, which name the
+    // cache); node:path goes to Node's own require, the vendor bundle to the loader.
+    fs.writeFileSync(
+      path.join(dir, 'main.js'),
+      "const v = require('./vendor-abc.js'); const p = require('node:path'); exports.answer = v.half * 2 + p.sep.length - 1; exports.codeRoutes = () => [process.env.ROUTE];\n",
+    );
     fs.writeFileSync(path.join(dir, 'vendor-abc.js'), 'module.exports = { half: 21 };\n');
     const cacheDir = path.join(xdg, 'offsite', 'code-cache');
     const files = () => fs.readdirSync(cacheDir).sort();

@@ -1,0 +1,71 @@
+// bin/offsite run as users run it (its first line: sh, then Node on the same file): Node's memory
+// flags, and NODE_EXTRA_CA_CERTS kept from Node's startup unless an s3:// remote is named (Node 20
+// builds its certificate store at startup whenever the variable is set: ~17–37 ms of every run), but
+// put back for the programs Offsite runs.
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { OFFSITE, run } from '../helpers/cli';
+import { tempDir } from '../helpers/tmp';
+
+/** Node's own warning when it loads NODE_EXTRA_CA_CERTS at startup and the file is missing. */
+const NODE_LOADED = /Ignoring extra certs from/;
+
+describe('cli: bin/offsite as a command', function () {
+  let dir: string;
+  let fakeRclone: string;
+  const missingCa = '/nonexistent/offsite-test-ca.pem';
+
+  before(() => {
+    dir = tempDir();
+    // Stands in for rclone: writes down the environment it got and its parent's (Node's) command line.
+    fakeRclone = path.join(dir, 'rclone');
+    fs.writeFileSync(
+      fakeRclone,
+      [
+        '#!/bin/sh',
+        '{',
+        '  echo "NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS-unset}"',
+        '  echo "OFFSITE_EXTRA_CA_CERTS=${OFFSITE_EXTRA_CA_CERTS-unset}"',
+        '  echo "MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_-unset}"',
+        '  echo "parent: $(tr "\\0" " " < /proc/$PPID/cmdline)"',
+        '} >> "$OFFSITE_TEST_DUMP"',
+        'exit 1',
+        '',
+      ].join('\n'),
+      { mode: 0o700 },
+    );
+  });
+
+  it('starts Node with its memory flags, without NODE_EXTRA_CA_CERTS, and gives it back to the programs it runs', async () => {
+    const dump = path.join(dir, 'env-rclone.txt');
+    const env = { NODE_EXTRA_CA_CERTS: missingCa, OFFSITE_RCLONE: fakeRclone, OFFSITE_TEST_DUMP: dump, XDG_CACHE_HOME: path.join(dir, 'xdg') };
+    const r = await run(OFFSITE, ['status', 'rclone://remote:backups'], { env });
+    assert.equal(r.code, 1, r.stderr); // the stand-in fails
+    const seen = fs.readFileSync(dump, 'utf8');
+    assert.match(seen, new RegExp(`^NODE_EXTRA_CA_CERTS=${missingCa}$`, 'm'));
+    assert.match(seen, /^OFFSITE_EXTRA_CA_CERTS=unset$/m);
+    assert.match(seen, /^MALLOC_MMAP_THRESHOLD_=131072$/m);
+    assert.match(seen, /^parent: node --max-semi-space-size=2 --no-flush-bytecode \S*bin\/offsite status rclone:\/\/remote:backups $/m);
+    // Node did not load the file at its start (it warns when it does and the file is missing).
+    assert.doesNotMatch(r.stderr, NODE_LOADED);
+
+    // A file:// run goes through its event loop to the end: still no certificates loaded.
+    const status = await run(OFFSITE, ['status', `file://${path.join(dir, 'none')}`], { env });
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /No backup chains found/);
+    assert.doesNotMatch(status.stderr, NODE_LOADED);
+  });
+
+  it('keeps NODE_EXTRA_CA_CERTS for Node when an s3:// remote is named (its TLS needs them)', async () => {
+    const env = { NODE_EXTRA_CA_CERTS: missingCa, XDG_CACHE_HOME: path.join(dir, 'xdg') };
+    // The control: `node bin/offsite` (no sh) loads them at startup, and Node says so.
+    const plain = await run(process.execPath, [OFFSITE, 'status', `file://${path.join(dir, 'none')}`], { env });
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stderr, NODE_LOADED);
+    const s3 = await run(OFFSITE, ['status', 's3://'], { env }); // a bad URL: fails before any request
+    assert.equal(s3.code, 1);
+    assert.match(s3.stderr, /the bucket name is missing/);
+    assert.match(s3.stderr, NODE_LOADED);
+  });
+});

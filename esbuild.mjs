@@ -71,3 +71,18 @@ await Promise.all([
     }),
   ),
 ]);
+
+// esbuild escapes non-ASCII characters in code (its default charset), not in the comments it keeps
+// (a few JSDoc comments): escaped too, the bundles are ASCII, which bin/offsite's loader reads as a
+// one-byte string in one copy (src/launch/codeCache.ts).
+for (const f of fs.readdirSync('dist')) {
+  if (!f.endsWith('.js')) continue;
+  const file = `dist/${f}`;
+  const text = fs.readFileSync(file, 'utf8');
+  const lines = text.split('\n').filter((l) => /[^\x00-\x7f]/.test(l));
+  if (lines.length === 0) continue;
+  // Only comment lines: in a string or a regular expression the escape would change what it means.
+  const code = lines.find((l) => !/^\s*(\/\/|\/\*|\*)/.test(l));
+  if (code) throw new Error(`${file}: a non-ASCII character outside a comment: ${code.trim().slice(0, 120)}`);
+  fs.writeFileSync(file, text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`));
+}

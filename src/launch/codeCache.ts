@@ -24,6 +24,9 @@ import { debuglog } from 'node:util';
 import * as vm from 'node:vm';
 import { defaultCacheRoot } from '../engine/cache/archiveDir';
 
+// bin/offsite starts the no-change probe's worker thread for a backup before it loads the CLI bundle.
+export { prestartProbeWorker } from '../engine/scan/probeWorker';
+
 const debug = debuglog('offsite'); // NODE_DEBUG=offsite
 
 /** The cache file's first line: this, then the routes whose code it holds; V8's data follows. */

@@ -1,11 +1,15 @@
 // bin/offsite run as users run it (its first line: sh, then Node on the same file): Node's memory
 // flags, and NODE_EXTRA_CA_CERTS kept from Node's startup unless an s3:// remote is named (Node 20
 // builds its certificate store at startup whenever the variable is set: ~17–37 ms of every run), but
-// put back for the programs Offsite runs.
+// put back for the programs Offsite runs; and for a backup, the no-change probe's worker thread started
+// before the CLI bundle loads, taken by the probe or ended when the backup does not probe.
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { OFFSITE, run } from '../helpers/cli';
+import { RSA_PUB } from '../helpers/gpg';
+import { makeTree } from '../helpers/tree';
 import { tempDir } from '../helpers/tmp';
 
 /** Node's own warning when it loads NODE_EXTRA_CA_CERTS at startup and the file is missing. */
@@ -67,5 +71,39 @@ describe('cli: bin/offsite as a command', function () {
     assert.equal(s3.code, 1);
     assert.match(s3.stderr, /the bucket name is missing/);
     assert.match(s3.stderr, NODE_LOADED);
+  });
+
+  it('starts the no-change probe\'s worker thread ahead for a backup: the probe takes it, a full backup ends it', async () => {
+    const work = tempDir();
+    const src = path.join(work, 'src');
+    makeTree(src, { 'a.txt': 'a\n', d: { 'b.txt': 'b\n' } });
+    const url = `file://${path.join(work, 'vault')}`;
+    const env = { NODE_DEBUG: 'offsite', XDG_CACHE_HOME: path.join(dir, 'xdg') };
+    const backup = (...extra: string[]) => run(OFFSITE, ['-v', '--archive-dir', path.join(work, 'cache'), 'backup', ...extra, '--encrypt-key', RSA_PUB, src, url], { env });
+    const ahead = /worker \S*noChangeProbe\.js: started ahead/;
+    await sleep(2100); // older than the stat cache's racy window: the probe can vouch for the tree
+
+    let r = await backup();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, ahead);
+    assert.match(r.stderr, /worker \S*noChangeProbe\.js: not needed, ended/); // the first backup is full
+
+    await sleep(1100);
+    r = await backup();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, ahead);
+    assert.match(r.stderr, /worker \S*noChangeProbe\.js: taken/);
+    assert.match(r.stderr, /No-change probe: all 4 paths as the previous backup left them/);
+    assert.match(r.stdout, /DeltaEntries 0/);
+
+    await sleep(1100);
+    r = await backup('--full');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /not needed, ended/);
+
+    // Not for other commands.
+    const status = await run(OFFSITE, ['status', '--archive-dir', path.join(work, 'cache'), url], { env });
+    assert.equal(status.code, 0, status.stderr);
+    assert.doesNotMatch(status.stderr, ahead);
   });
 });

@@ -111,6 +111,12 @@ function wholeTreeSelection(opts: BackupOptions): boolean {
  * decides whether it needs a walk (BackupRun takes it only for an incremental from that very cache).
  */
 function startProbe(opts: BackupOptions): NoChangeProbe | undefined {
+  const probe = probeFor(opts);
+  if (probe === undefined) NoChangeProbe.discardPrestarted();
+  return probe;
+}
+
+function probeFor(opts: BackupOptions): NoChangeProbe | undefined {
   if (opts.full || opts.noChangeProbe === false || !wholeTreeSelection(opts)) return undefined;
   const gitignore = opts.gitignore === true;
   const name = opts.archive.newest(STAT_CACHES);

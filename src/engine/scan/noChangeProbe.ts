@@ -19,10 +19,10 @@
 // thread that finds a difference sets STOP and both end; the records checked must add up to the count
 // the file ends with. A worker that has not started when this thread is done is never waited for.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { decodeError, encodeError, startEngineWorker, type WireError } from '../util/engineWorker';
+import { decodeError, discardPrestarted, encodeError, startEngineWorker, takePrestarted, type WireError } from '../util/engineWorker';
+import { PROBE_BUNDLED, PROBE_SOURCE, PROBE_WORKER_OPTIONS, probeWantsWorker } from './probeWorker';
 import { OffsiteError } from '../errors';
 import { typeOf } from './fileType';
 import { emptyFlatStat, rootedPath, StatCacheBlocks, type FlatStat } from './statCache';
@@ -57,6 +57,13 @@ export interface PartResult {
   total?: number;
 }
 
+/** The worker thread's job: the control words, the tree, the stat cache. */
+export interface ProbeJob {
+  readonly sab: SharedArrayBuffer;
+  readonly root: string;
+  readonly file: string;
+}
+
 /** The worker thread's report. */
 export type WorkerReport = { readonly part: PartResult } | { readonly error: WireError };
 
@@ -80,12 +87,11 @@ export class NoChangeProbe {
   /** `worker` false: run() checks every record on the calling thread. */
   static start(root: string, statFile: string, options: { readonly worker?: boolean } = {}): NoChangeProbe {
     const p = new NoChangeProbe(path.resolve(root), statFile);
-    if (options.worker !== false && os.availableParallelism() >= 2) {
-      const w = startEngineWorker(path.join(__dirname, 'noChangeProbe.js'), path.join(__dirname, 'noChangeProbeWorker.ts'), {
-        workerData: { sab: p.ctrl.buffer, root: p.root, file: statFile },
-        // It decodes records and makes system calls, as statAhead.ts's worker.
-        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
-      });
+    const bundled = path.join(__dirname, PROBE_BUNDLED);
+    if (options.worker !== false && probeWantsWorker()) {
+      const job: ProbeJob = { sab: p.ctrl.buffer as SharedArrayBuffer, root: p.root, file: statFile };
+      // Started by bin/offsite while the bundle loaded (probeWorker.ts), or now.
+      const w = takePrestarted(bundled, job) ?? startEngineWorker(bundled, path.join(__dirname, PROBE_SOURCE), { ...PROBE_WORKER_OPTIONS, workerData: job });
       w.unref();
       p.worker = w;
       p.report = new Promise<WorkerReport>((resolve) => {
@@ -93,8 +99,15 @@ export class NoChangeProbe {
         w.once('error', (e) => resolve({ error: encodeError(e) }));
         w.once('exit', (code) => resolve({ error: { name: 'Error', message: `the worker thread exited (${code}) without a report` } }));
       });
+    } else {
+      discardPrestarted(bundled);
     }
     return p;
+  }
+
+  /** A backup that does not probe: ends the worker bin/offsite started for it, if any. */
+  static discardPrestarted(): void {
+    discardPrestarted(path.join(__dirname, PROBE_BUNDLED));
   }
 
   /**

@@ -67,10 +67,12 @@ describe('cli: bin/offsite as a command', function () {
     const plain = await run(process.execPath, [OFFSITE, 'status', `file://${path.join(dir, 'none')}`], { env });
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stderr, NODE_LOADED);
-    const s3 = await run(OFFSITE, ['status', 's3://'], { env }); // a bad URL: fails before any request
-    assert.equal(s3.code, 1);
-    assert.match(s3.stderr, /the bucket name is missing/);
-    assert.match(s3.stderr, NODE_LOADED);
+    for (const url of ['s3://', 'S3://']) {
+      const s3 = await run(OFFSITE, ['status', url], { env }); // a bad URL: fails before any request
+      assert.equal(s3.code, 1);
+      assert.match(s3.stderr, /the bucket name is missing/);
+      assert.match(s3.stderr, NODE_LOADED, url);
+    }
   });
 
   it('starts the no-change probe\'s worker thread ahead for a backup: the probe takes it, a full backup ends it', async () => {

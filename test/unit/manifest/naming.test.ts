@@ -143,6 +143,22 @@ describe('remote names', () => {
     assert.equal(parseName('duplicity-full.20240101T000000Z.vol1.difftar.part')?.partial, true);
   });
 
+  it('parses a name once per prefix: the same frozen result again, another for another prefix', () => {
+    const name = 'p-duplicity-inc.20240101T000000Z.to.20240102T000000Z.vol3.difftar.gpg';
+    const a = parseName(name, 'p-');
+    assert.equal(a?.volumeNumber, 3);
+    assert.equal(a?.startTime, T0);
+    assert.equal(parseName(name, 'p-'), a, 'remembered');
+    assert.ok(Object.isFrozen(a));
+    assert.throws(() => {
+      (a as ParsedName).endTime = 0;
+    }, TypeError);
+    assert.equal(parseName(name), undefined, 'without the prefix: not a name of this vault');
+    assert.equal(parseName(name, { file: 'p-' })?.endTime, T1);
+    assert.equal(parseName('lockfile'), undefined);
+    assert.equal(parseName('lockfile'), undefined, 'a foreign name is remembered too');
+  });
+
   it('agrees with duplicity file_naming.parse() on a wide set of names', () => {
     const times = ['20240101T000000Z', '20240101t000000z', '2024-01-01T01:00:00+01:00', '2023-12-31T23:00:00-01:00', '1704067200', '2024-13-01T00:00:00Z', '20240230T000000Z', 'bogus'];
     const names: string[] = [];

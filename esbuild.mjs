@@ -6,9 +6,9 @@ const production = process.argv.includes('--production');
 const entries = [{ in: 'src/cli/main.ts', out: 'cli' }];
 if (fs.existsSync('src/extension/extension.ts')) entries.push({ in: 'src/extension/extension.ts', out: 'extension' });
 entries.push({ in: 'src/engine/serviceMain.ts', out: 'engineHost' });
-// The code-cache loader of bin/offsite (dist/launch.js), and the engine process the extension forks,
-// which loads dist/engineHost.js through it (src/launch/).
-entries.push({ in: 'src/launch/codeCache.ts', out: 'launch' });
+// bin/offsite's launcher (dist/launch.js: the code-cache loader, the probe's worker started ahead), and
+// the engine process the extension forks, which loads dist/engineHost.js through the loader (src/launch/).
+entries.push({ in: 'src/launch/cli.ts', out: 'launch' });
 entries.push({ in: 'src/launch/engineLauncher.ts', out: 'engineLauncher' });
 // The worker thread of a tree restore, beside the bundles that start it (src/engine/util/engineWorker.ts).
 entries.push({ in: 'src/engine/ops/restoreWriterWorker.ts', out: 'restoreWriter' });

@@ -1,5 +1,6 @@
 // Runs a bundle (dist/cli.js, dist/engineHost.js) through V8's code cache, the way `bin/offsite` and
-// the extension's engine process start (bundled as dist/launch.js and dist/engineLauncher.js).
+// the extension's engine process start (their launchers cli.ts and engineLauncher.ts, bundled as
+// dist/launch.js and dist/engineLauncher.js).
 //
 // The first run saves the compiled code of what it ran (~0.7–1 MB, 0600) in code-cache/ of Offsite's
 // cache folder (~/.cache/offsite, defaultCacheRoot()), named by the bundle's name, a SHA-256 of the
@@ -23,9 +24,6 @@ import * as path from 'node:path';
 import { debuglog } from 'node:util';
 import * as vm from 'node:vm';
 import { defaultCacheRoot } from '../engine/cache/archiveDir';
-
-// bin/offsite starts the no-change probe's worker thread for a backup before it loads the CLI bundle.
-export { prestartProbeWorker } from '../engine/scan/probeWorker';
 
 const debug = debuglog('offsite'); // NODE_DEBUG=offsite
 
@@ -58,7 +56,7 @@ export function loadBundle(file: string, name: string): Record<string, unknown> 
 /** loadBundle; a vendor bundle's routes are those of the bundle that requires it (`inherited`). */
 function load(file: string, name: string, inherited?: () => readonly string[]): Record<string, unknown> {
   // esbuild.mjs writes the bundles in ASCII: read as Latin-1, a one-byte string made in one copy (a
-  // UTF-8 read of the 1.5 MB CLI bundle, and hashing that string, took ~6 ms more of every start).
+  // UTF-8 read of the 1.5 MB CLI bundle, and hashing that string, took ~7 ms more of every start).
   const bytes = fs.readFileSync(file);
   const source = bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8');
   let cacheFile: string | undefined;

@@ -67,7 +67,7 @@ describe('cli: bin/offsite as a command', function () {
     const plain = await run(process.execPath, [OFFSITE, 'status', `file://${path.join(dir, 'none')}`], { env });
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stderr, NODE_LOADED);
-    for (const url of ['s3://', 'S3://']) {
+    for (const url of ['s3://', 'S3://', 'boto3+s3://']) {
       const s3 = await run(OFFSITE, ['status', url], { env }); // a bad URL: fails before any request
       assert.equal(s3.code, 1);
       assert.match(s3.stderr, /the bucket name is missing/);

@@ -8,6 +8,9 @@
 import { registerBackend } from './registry';
 
 registerBackend('sftp', async (url, ctx) => (await import('./sftpBackend')).createSftpBackend(url, ctx));
+// s3:// and boto3+s3:// are the only remotes whose TLS Node makes itself: bin/offsite keeps
+// NODE_EXTRA_CA_CERTS for Node only when an argument names one (its first line; Node would otherwise
+// load the certificates at every start). A new kind of remote that does the same must be named there.
 registerBackend('s3', async (url, ctx, raw) => (await import('./s3Backend')).createS3Backend(url, ctx, raw));
 registerBackend('boto3+s3', async (url, ctx, raw) => (await import('./s3Backend')).createS3Backend(url, ctx, raw));
 registerBackend('rclone', async (url, ctx, raw) => (await import('./rcloneBackend')).createRcloneBackend(url, ctx, raw), { opaque: true });

@@ -27,6 +27,9 @@ import { OffsiteError } from '../errors';
 import { typeOf } from './fileType';
 import { emptyFlatStat, rootedPath, StatCacheBlocks, type FlatStat } from './statCache';
 
+/** The worker's entry next to this bundle (probeWorker.ts; bin/offsite may have started it already). */
+const BUNDLED = path.join(__dirname, PROBE_BUNDLED);
+
 /** Longest path (relative to the root) the probe checks; a longer one ends it (the walk handles it). */
 const PATH_MAX = 4096;
 
@@ -87,11 +90,10 @@ export class NoChangeProbe {
   /** `worker` false: run() checks every record on the calling thread. */
   static start(root: string, statFile: string, options: { readonly worker?: boolean } = {}): NoChangeProbe {
     const p = new NoChangeProbe(path.resolve(root), statFile);
-    const bundled = path.join(__dirname, PROBE_BUNDLED);
     if (options.worker !== false && probeWantsWorker()) {
       const job: ProbeJob = { sab: p.ctrl.buffer as SharedArrayBuffer, root: p.root, file: statFile };
       // Started by bin/offsite while the bundle loaded (probeWorker.ts), or now.
-      const w = takePrestarted(bundled, job) ?? startEngineWorker(bundled, path.join(__dirname, PROBE_SOURCE), { ...PROBE_WORKER_OPTIONS, workerData: job });
+      const w = takePrestarted(BUNDLED, job) ?? startEngineWorker(BUNDLED, path.join(__dirname, PROBE_SOURCE), { ...PROBE_WORKER_OPTIONS, workerData: job });
       w.unref();
       p.worker = w;
       p.report = new Promise<WorkerReport>((resolve) => {
@@ -100,14 +102,14 @@ export class NoChangeProbe {
         w.once('exit', (code) => resolve({ error: { name: 'Error', message: `the worker thread exited (${code}) without a report` } }));
       });
     } else {
-      discardPrestarted(bundled);
+      discardPrestarted(BUNDLED);
     }
     return p;
   }
 
   /** A backup that does not probe: ends the worker bin/offsite started for it, if any. */
   static discardPrestarted(): void {
-    discardPrestarted(path.join(__dirname, PROBE_BUNDLED));
+    discardPrestarted(BUNDLED);
   }
 
   /**

@@ -95,7 +95,12 @@ export function formatManifest(m: Manifest): Buffer {
 
 /** One line of the Filelist section (latin1 text): what formatManifest writes per entry. */
 export function formatFileChange(f: FileChange): string {
-  return `    ${f.action.padEnd(7)}  ${quoteStr(indexToLatin1(f.index))}\n`;
+  return formatFileChangeOf(f.action, indexToLatin1(f.index));
+}
+
+/** formatFileChange of a path given as its bytes in latin1 (components joined by '/'). */
+export function formatFileChangeOf(action: FileChange['action'], latin1Path: string): string {
+  return `    ${action.padEnd(7)}  ${quoteStr(latin1Path)}\n`;
 }
 
 function formatVolume(v: VolumeInfo): Buffer {

@@ -24,9 +24,9 @@ import { DeltaEncoder } from '../delta/delta';
 import { blockLengthFor, parseSignature, SignatureBuilder } from '../delta/signature';
 import { OffsiteError, isCancellation, throwIfAborted } from '../errors';
 import type { Logger } from '../log';
-import { formatFileChange, formatManifest, type FileChange, type Manifest } from '../manifest/manifest';
+import { formatFileChangeOf, formatManifest, type FileChange, type Manifest } from '../manifest/manifest';
 import { manifestName, parseName, signatureName, volumeName } from '../manifest/naming';
-import { compareIndex, indexFromBytes, indexToBytes, indexToString, isPrefixOf } from '../pathIndex';
+import { compareIndex, indexToBytes, indexToString, isPrefixOf } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
 import { LISTINGS, ListingCache } from '../scan/listingCache';
 import { scanTreeSync, type ScanEntry, type SelectionRule } from '../scan/scanner';
@@ -45,6 +45,8 @@ import { VolumeWriter, type FinishedVolume } from './volumeWriter';
 
 /** duplicity reads and stores file data in 64 KiB pieces (diffdir.get_read_size). */
 export const CHUNK = 64 * 1024;
+/** Reads of the finished signature archive, and its gzip copy's output pieces. */
+const SIG_READ = 256 << 10;
 const READ_SIZE = 1 << 20;
 /**
  * The scan loop gives the event loop a turn at least this often. Small files and unchanged ones are
@@ -570,10 +572,12 @@ class BackupRun {
     const sigLocal = opts.archive.file(cacheNameOf(sigName));
     const sigPart = opts.archive.tempFile(cacheNameOf(sigName));
     const sigEnc = path.join(this.tempDir, 'sigtar.gpg');
-    // The local gzip copy and the encrypted upload copy are made at once (both compress: two cores).
+    // The local gzip copy and the encrypted upload copy are made at once (both compress: two cores),
+    // in 256 KiB steps: in 64 KiB ones (each a threadpool round trip for zlib) the two took ~0.55 s
+    // for a 20k-file workspace's 39 MB archive, ~0.32 s so (1 MiB: no faster, ~8 MiB more RSS).
     const [, sigInfo] = await Promise.all([
-      pipeline(fs.createReadStream(this.sigtar.file), zlib.createGzip({ level: 1 }), fs.createWriteStream(sigPart, { mode: 0o600 })),
-      encodeToFile(fs.createReadStream(this.sigtar.file), sigEnc, opts.crypto, sigDeflate),
+      pipeline(fs.createReadStream(this.sigtar.file, { highWaterMark: SIG_READ }), zlib.createGzip({ level: 1, memLevel: 9, chunkSize: SIG_READ }), fs.createWriteStream(sigPart, { mode: 0o600 })),
+      encodeToFile(fs.createReadStream(this.sigtar.file, { highWaterMark: SIG_READ }), sigEnc, opts.crypto, sigDeflate),
     ]);
     await this.put(sigName, sigEnc, sigInfo.size);
     fs.renameSync(sigPart, sigLocal);
@@ -978,7 +982,8 @@ function manifestWithFilelist(m: Manifest, filelistFile: string): Buffer {
   for (const line of fs.readFileSync(filelistFile, 'latin1').split('\n')) {
     if (!line) continue;
     const [action, b64] = line.split('\t');
-    lines.push(formatFileChange({ action: action as FileChange['action'], index: indexFromBytes(Buffer.from(b64, 'base64')) }));
+    // The path's bytes as they were recorded (indexToBytes of a PathIndex: components joined by '/').
+    lines.push(formatFileChangeOf(action as FileChange['action'], Buffer.from(b64, 'base64').toString('latin1')));
     count++;
     if (lines.length === 4096) {
       chunks.push(Buffer.from(lines.join(''), 'latin1'));

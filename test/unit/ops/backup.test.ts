@@ -105,6 +105,28 @@ describe('backup (in-process)', function () {
     assert.ok(sig[0] < 20_000, `signature archive of ${sig[0]} bytes`);
   });
 
+  it("writes the manifest's file list with duplicity's quoting, from the paths it recorded", async () => {
+    const { src, archive, log } = env({ 'plain.txt': 'a', 'with space.txt': 'b', "it's.txt": 'c', 'back\\slash.txt': 'd', 'd i r': { 'x"y.txt': 'e' } });
+    const backend = new MemoryBackend();
+    await backup({ source: src, backend, archive, crypto, log, volumeSize: 1 << 20 });
+    const manifest = archive.names().find((n) => /^duplicity-full\.\d{8}T\d{6}Z\.manifest$/.test(n));
+    assert.ok(manifest, `no manifest in ${archive.names().join(' ')}`);
+    const text = fs.readFileSync(archive.file(manifest), 'latin1');
+    const list = text.slice(text.indexOf('Filelist '));
+    // Spelled out: duplicity's Quote() escapes spaces, quotes and backslashes as \xNN inside double quotes.
+    assert.equal(
+      list.split('\n').slice(0, 6).join('\n'),
+      [
+        'Filelist 5',
+        '    new      "back\\x5cslash.txt"',
+        '    new      "d\\x20i\\x20r/x\\x22y.txt"',
+        '    new      "it\\x27s.txt"',
+        '    new      plain.txt',
+        '    new      "with\\x20space.txt"',
+      ].join('\n'),
+    );
+  });
+
   it('resumes an interrupted backup after the volumes already uploaded', async () => {
     const spec: Record<string, Buffer> = {};
     for (let i = 0; i < 12; i++) spec[`f${String(i).padStart(2, '0')}.bin`] = randomBytesSeeded(300_000, 10 + i);

@@ -3,7 +3,6 @@
 // cache is fetched from the remote (which needs the private key); cached metadata whose remote file is
 // gone is removed (duplicity's sync_archive, FORMAT §11).
 import * as fs from 'node:fs';
-import * as zlib from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import type { Backend } from '../backend/backend';
 import type { ArchiveDir } from '../cache/archiveDir';
@@ -13,6 +12,7 @@ import { parseManifest, type Manifest } from '../manifest/manifest';
 import { parseName } from '../manifest/naming';
 import { buildCollection, type BackupSet, type Collection } from '../chain/collection';
 import { fetchRemote, openDecoded, readRemoteSmall, withFile, wrappingOf, type CryptoContext } from './remoteFiles';
+import { cachedSigtarGzip } from './sigtar';
 
 const WRAP_SUFFIX = /\.(gpg|gz|g|z)$/;
 
@@ -21,19 +21,6 @@ export function cacheNameOf(remoteName: string): string {
   const base = remoteName.replace(WRAP_SUFFIX, '');
   const p = parseName(remoteName);
   return p?.kind === 'signature' ? `${base}.gz` : base;
-}
-
-/** Pieces of a signature archive's local copy, read and compressed (cacheGzip). */
-export const CACHE_GZIP_PIECE = 256 << 10;
-
-/**
- * The compressor of a signature archive's local copy (`.sigtar.gz`), written by a backup and when a
- * lost cache is rebuilt: zlib level 1 with memLevel 9 (as the volumes' deflate), in 256 KiB output
- * pieces, each a threadpool round trip. With zlib's 16 KiB, the 20k-file workspace's archive (39 MB of
- * tar) took 0.31–0.36 s to fetch and keep, 0.23–0.26 s so.
- */
-export function cacheGzip(): zlib.Gzip {
-  return zlib.createGzip({ level: 1, memLevel: 9, chunkSize: CACHE_GZIP_PIECE });
 }
 
 export class Repository {
@@ -119,7 +106,7 @@ export class Repository {
     const fetched = await fetchRemote(this.backend, remoteName, this.tempDir, { signal });
     const part = this.archive.tempFile(local);
     try {
-      await pipeline(await openDecoded(fetched.path, wrappingOf(p), this.crypto, remoteName), cacheGzip(), fs.createWriteStream(part, { mode: 0o600 }));
+      await pipeline(await openDecoded(fetched.path, wrappingOf(p), this.crypto, remoteName), cachedSigtarGzip(), fs.createWriteStream(part, { mode: 0o600 }));
       fs.renameSync(part, file);
     } catch (e) {
       fs.rmSync(part, { force: true });

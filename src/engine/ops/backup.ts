@@ -111,7 +111,8 @@ function wholeTreeSelection(opts: BackupOptions): boolean {
  */
 function startProbe(opts: BackupOptions): NoChangeProbe | undefined {
   const probe = probeFor(opts);
-  if (probe === undefined) NoChangeProbe.discardPrestarted();
+  // bin/offsite starts the probe's worker ahead for every backup: one the probe did not take is ended.
+  NoChangeProbe.discardPrestarted();
   return probe;
 }
 

@@ -101,13 +101,11 @@ export class NoChangeProbe {
         w.once('error', (e) => resolve({ error: encodeError(e) }));
         w.once('exit', (code) => resolve({ error: { name: 'Error', message: `the worker thread exited (${code}) without a report` } }));
       });
-    } else {
-      discardPrestarted(BUNDLED);
     }
     return p;
   }
 
-  /** A backup that does not probe: ends the worker bin/offsite started for it, if any. */
+  /** Ends the worker bin/offsite started for a backup, unless start() took it. */
   static discardPrestarted(): void {
     discardPrestarted(BUNDLED);
   }

@@ -54,6 +54,17 @@ describe('cli: bin/offsite as a command', function () {
     // Node did not load the file at its start (it warns when it does and the file is missing).
     assert.doesNotMatch(r.stderr, NODE_LOADED);
 
+    // A backup also gets its larger initial old generation (far fewer full GCs); status did not.
+    fs.rmSync(dump);
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src, { recursive: true });
+    const b = await run(OFFSITE, ['backup', '--encrypt-key', RSA_PUB, src, 'rclone://remote:backups'], { env });
+    assert.equal(b.code, 1, b.stderr); // the stand-in fails
+    assert.match(
+      fs.readFileSync(dump, 'utf8'),
+      /^parent: node --max-semi-space-size=2 --initial-old-space-size=48 --no-flush-bytecode \S*bin\/offsite backup /m,
+    );
+
     // A file:// run goes through its event loop to the end: still no certificates loaded.
     const status = await run(OFFSITE, ['status', `file://${path.join(dir, 'none')}`], { env });
     assert.equal(status.code, 0, status.stderr);

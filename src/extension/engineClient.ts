@@ -178,9 +178,9 @@ export class EngineClient {
       // Memory caps, as bin/offsite's shebang (measured by npm run bench): a 2 MB young generation
       // and a fixed malloc mmap threshold keep a backup's peak RSS ~50 MB lower at the same speed;
       // and, for the launcher's code cache, V8 keeps the bytecode of what the process ran until it
-      // is saved at exit (src/launch/codeCache.ts). The engine's work is mostly backups: the 48 MB
-      // initial old generation bin/offsite gives a backup (far fewer full GCs) it gets for everything.
-      execArgv: ['--max-semi-space-size=2', '--initial-old-space-size=48', '--no-flush-bytecode'],
+      // is saved at exit (src/launch/codeCache.ts). The engine's work is mostly backups: the 32 MB
+      // initial old generation bin/offsite gives a backup (fewer full GCs) it gets for everything.
+      execArgv: ['--max-semi-space-size=2', '--initial-old-space-size=32', '--no-flush-bytecode'],
       // The extension host may be Electron: run its binary as plain Node.
       env: { MALLOC_MMAP_THRESHOLD_: '131072', ...(this.opts.env ?? process.env), ELECTRON_RUN_AS_NODE: '1' },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

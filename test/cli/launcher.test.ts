@@ -62,7 +62,7 @@ describe('cli: bin/offsite as a command', function () {
     assert.equal(b.code, 1, b.stderr); // the stand-in fails
     assert.match(
       fs.readFileSync(dump, 'utf8'),
-      /^parent: node --max-semi-space-size=2 --initial-old-space-size=48 --no-flush-bytecode \S*bin\/offsite backup /m,
+      /^parent: node --max-semi-space-size=2 --initial-old-space-size=32 --no-flush-bytecode \S*bin\/offsite backup /m,
     );
 
     // A file:// run goes through its event loop to the end: still no certificates loaded.

@@ -54,7 +54,7 @@ describe('cli: bin/offsite as a command', function () {
     // Node did not load the file at its start (it warns when it does and the file is missing).
     assert.doesNotMatch(r.stderr, NODE_LOADED);
 
-    // A backup also gets its larger initial old generation (far fewer full GCs); status did not.
+    // A backup also gets its larger initial old generation (fewer full GCs); status did not.
     fs.rmSync(dump);
     const src = path.join(dir, 'src');
     fs.mkdirSync(src, { recursive: true });

@@ -46,6 +46,9 @@ describe('extension: EngineClient (real engine process)', () => {
     assert.equal(t, Date.UTC(2026, 6, 27, 10) / 1000);
     assert.ok(c.pid && c.pid !== process.pid);
     assert.equal(c.startCount, 1);
+    // With bin/offsite's memory flags, and the initial old generation it gives a backup (fewer full GCs).
+    const argv = fs.readFileSync(`/proc/${c.pid}/cmdline`, 'utf8').split('\0');
+    for (const flag of ['--max-semi-space-size=2', '--initial-old-space-size=32', '--no-flush-bytecode']) assert.ok(argv.includes(flag), `${flag} in ${argv.join(' ')}`);
   });
 
   it('backs up with progress and engine logs, then reads the file back as of that backup', async () => {

@@ -5,6 +5,7 @@
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { EngineClient, EngineError, isCancelled, unknownHostKeyFingerprint, type LogLevel } from '../../../src/extension/engineClient';
 import type { Progress } from '../../../src/engine/progress';
@@ -13,6 +14,7 @@ import { RSA_PUB, RSA_SEC } from '../../helpers/gpg';
 import { tempDir } from '../../helpers/tmp';
 
 const HOST = path.join(REPO, 'dist', 'engineLauncher.js');
+const ENGINE_NICE = Math.max(10, os.getPriority());
 
 function client(extra: Partial<ConstructorParameters<typeof EngineClient>[0]> = {}) {
   const root = tempDir('offsite-client-');
@@ -28,6 +30,19 @@ function tree(root: string, files: Record<string, string | Buffer>): string {
     fs.writeFileSync(path.join(src, rel), data);
   }
   return src;
+}
+
+/** The nice value of each thread of a process (field 19 of /proc/PID/task/TID/stat). */
+function threadNices(pid: number): number[] {
+  return fs.readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      return []; // a thread that has ended since
+    }
+    return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
+  });
 }
 
 function manifests(dir: string): string[] {
@@ -49,6 +64,11 @@ describe('extension: EngineClient (real engine process)', () => {
     // With bin/offsite's memory flags, and the initial old generation it gives a backup (fewer full GCs).
     const argv = fs.readFileSync(`/proc/${c.pid}/cmdline`, 'utf8').split('\0');
     for (const flag of ['--max-semi-space-size=2', '--initial-old-space-size=32', '--no-flush-bytecode']) assert.ok(argv.includes(flag), `${flag} in ${argv.join(' ')}`);
+    // At a background priority (nice 10, or this process's if that is lower), every thread Node and
+    // V8 had started.
+    const nices = threadNices(c.pid);
+    assert.ok(nices.length > 3, `threads: ${nices.join(' ')}`);
+    assert.deepEqual(new Set(nices), new Set([ENGINE_NICE]));
   });
 
   it('backs up with progress and engine logs, then reads the file back as of that backup', async () => {
@@ -58,6 +78,8 @@ describe('extension: EngineClient (real engine process)', () => {
     const remote = { url: `file://${path.join(root, 'remote')}` };
     const progress: Progress[] = [];
     const r = await c.request({ op: 'backup', remote, keys: { encryptKeys: [RSA_PUB] }, source: src }, { onProgress: (p) => progress.push(p) });
+    // The threads the backup started (the libuv threadpool's) inherited the background priority.
+    assert.deepEqual(new Set(threadNices(c.pid!)), new Set([ENGINE_NICE]));
     assert.equal(r.type, 'full');
     assert.equal(r.stats.NewFiles, 4); // the root, a.txt, d, d/b.txt
     assert.ok(progress.length > 0 && progress.every((p) => p.operation === 'backup'));
@@ -143,6 +165,17 @@ describe('extension: EngineClient (real engine process)', () => {
     await c.request({ op: 'parseTime', time: 'now' });
     assert.ok(c.pid && c.pid !== first);
     assert.equal(c.startCount, 2);
+  });
+
+  it('keeps the lower priority an engine was started with (nice 15 stays 15)', async () => {
+    // The editor itself may run niced: the engine's priority is raised to 10 at most, never lowered.
+    const root = tempDir('offsite-nice-');
+    const niced = path.join(root, 'node-niced');
+    fs.writeFileSync(niced, `#!/bin/sh\nexec nice -n 15 ${JSON.stringify(process.execPath)} "$@"\n`, { mode: 0o700 });
+    const { c } = client({ execPath: niced });
+    open.push(c);
+    assert.equal(await c.request({ op: 'parseTime', time: '2026-07-27T10:00:00Z' }), Date.UTC(2026, 6, 27, 10) / 1000);
+    assert.deepEqual(new Set(threadNices(c.pid!)), new Set([Math.max(15, os.getPriority())]));
   });
 
   it('stops an idle engine, and a disposed client refuses new requests', async () => {

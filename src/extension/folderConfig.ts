@@ -155,13 +155,17 @@ export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+/** How cron runs offsite: at the lower priority the extension's engine runs at (src/launch/priority.ts). */
+const CRON_PREFIX = ['nice', '-n', '10', 'offsite'];
+
 /**
  * The `offsite backup` command line that writes the same chain the same way as the extension: same
- * folder, URL, keys, selection, volume size and full-backup policy. Secrets are never in it (the CLI
- * asks, or reads OFFSITE_PASSPHRASE). With keepFull, a retention command follows.
+ * folder, URL, keys, selection, volume size and full-backup policy, as background work (nice 10).
+ * Secrets are never in it (the CLI asks, or reads OFFSITE_PASSPHRASE). With keepFull, a retention
+ * command follows.
  */
 export function cronCommand(c: FolderConfig): string {
-  const args = ['offsite'];
+  const args = [...CRON_PREFIX];
   if (c.remote.sshKey) args.push('--ssh-key', c.remote.sshKey);
   if (c.remote.s3EndpointUrl) args.push('--s3-endpoint-url', c.remote.s3EndpointUrl);
   if (c.remote.s3Profile) args.push('--s3-profile', c.remote.s3Profile);
@@ -175,7 +179,7 @@ export function cronCommand(c: FolderConfig): string {
   args.push(c.folder.fsPath, c.url);
   let line = args.map(shellQuote).join(' ');
   if (c.keepFull) {
-    const pre = ['offsite', ...(c.remote.sshKey ? ['--ssh-key', c.remote.sshKey] : []), ...(c.remote.s3EndpointUrl ? ['--s3-endpoint-url', c.remote.s3EndpointUrl] : []), ...(c.remote.s3Profile ? ['--s3-profile', c.remote.s3Profile] : [])];
+    const pre = [...CRON_PREFIX, ...(c.remote.sshKey ? ['--ssh-key', c.remote.sshKey] : []), ...(c.remote.s3EndpointUrl ? ['--s3-endpoint-url', c.remote.s3EndpointUrl] : []), ...(c.remote.s3Profile ? ['--s3-profile', c.remote.s3Profile] : [])];
     line += ` && ${[...pre, 'remove-all-but-n-full', String(c.keepFull), '--force', c.url].map(shellQuote).join(' ')}`;
   }
   return line;

@@ -100,12 +100,12 @@ describe('extension: folder configuration', () => {
     const cmd = cronCommand(c);
     assert.equal(
       cmd,
-      "offsite --ssh-key /k/id backup --encrypt-key /k/a.asc --encrypt-key me@example.com --sign-key /k/s.asc --volsize 64 --full-if-older-than 30D --exclude '**/*.log' --exclude 'tmp dir' --gitignore '/home/me/my proj' sftp://me@nas/b/my%20proj" +
-        ' && offsite --ssh-key /k/id remove-all-but-n-full 2 --force sftp://me@nas/b/my%20proj',
+      "nice -n 10 offsite --ssh-key /k/id backup --encrypt-key /k/a.asc --encrypt-key me@example.com --sign-key /k/s.asc --volsize 64 --full-if-older-than 30D --exclude '**/*.log' --exclude 'tmp dir' --gitignore '/home/me/my proj' sftp://me@nas/b/my%20proj" +
+        ' && nice -n 10 offsite --ssh-key /k/id remove-all-but-n-full 2 --force sftp://me@nas/b/my%20proj',
     );
     assert.equal(crontabLine(c), `*/30 * * * * ${cmd}`);
-    assert.match(crontabLine({ ...c, settings: { ...c.settings, schedule: 120 } }), /^0 \*\/2 \* \* \* offsite /);
-    assert.match(crontabLine({ ...c, settings: { ...c.settings, schedule: 1440 } }), /^0 3 \* \* \* offsite /);
+    assert.match(crontabLine({ ...c, settings: { ...c.settings, schedule: 120 } }), /^0 \*\/2 \* \* \* nice -n 10 offsite /);
+    assert.match(crontabLine({ ...c, settings: { ...c.settings, schedule: 1440 } }), /^0 3 \* \* \* nice -n 10 offsite /);
     assert.equal(crontabLine({ ...c, settings: { ...c.settings, schedule: 0 } }), cmd);
   });
 

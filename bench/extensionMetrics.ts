@@ -1,5 +1,6 @@
 // What the editor feels during a backup: the extension talks to the engine through EngineClient (a
-// forked dist/engineHost.js), so this process plays the extension host: it runs a full backup of the
+// forked dist/engineLauncher.js, which lowers its priority and runs dist/engineHost.js through the code
+// cache), so this process plays the extension host: it runs a full backup of the
 // workspace through EngineClient while perf_hooks.monitorEventLoopDelay records its event-loop delay.
 // Activation time needs VS Code itself (dist/extension.js imports 'vscode'); it is approximated here by
 // loading the bundle and running activate() against a stub 'vscode' module whose calls do nothing
@@ -76,7 +77,8 @@ export async function activationTime(repoRoot: string, bundle: string): Promise<
 
 export async function extensionMetrics(o: ExtensionMetricsOptions): Promise<Record<string, number | string>> {
   const out: Record<string, number | string> = {};
-  const host = path.join(o.repoRoot, 'dist', 'engineHost.js');
+  // What the extension forks (src/extension/extension.ts).
+  const host = path.join(o.repoRoot, 'dist', 'engineLauncher.js');
   const remote = path.join(o.scratch, 'ext-remote');
   const cache = path.join(o.scratch, 'ext-cache');
   fs.mkdirSync(remote, { recursive: true, mode: 0o700 });

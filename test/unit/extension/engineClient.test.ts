@@ -64,8 +64,8 @@ describe('extension: EngineClient (real engine process)', () => {
     // With bin/offsite's memory flags, and the initial old generation it gives a backup (fewer full GCs).
     const argv = fs.readFileSync(`/proc/${c.pid}/cmdline`, 'utf8').split('\0');
     for (const flag of ['--max-semi-space-size=2', '--initial-old-space-size=32', '--no-flush-bytecode']) assert.ok(argv.includes(flag), `${flag} in ${argv.join(' ')}`);
-    // At a background priority (nice 10, or this process's if that is lower), every thread Node and
-    // V8 had started.
+    // At a background priority (nice 10, or this process's nice value if that is higher), every
+    // thread Node and V8 had started.
     const nices = threadNices(c.pid);
     assert.ok(nices.length > 3, `threads: ${nices.join(' ')}`);
     assert.deepEqual(new Set(nices), new Set([ENGINE_NICE]));
@@ -168,7 +168,7 @@ describe('extension: EngineClient (real engine process)', () => {
   });
 
   it('keeps the lower priority an engine was started with (nice 15 stays 15)', async () => {
-    // The editor itself may run niced: the engine's priority is raised to 10 at most, never lowered.
+    // The editor itself may run niced: the engine's nice value is raised to 10, never lowered.
     const root = tempDir('offsite-nice-');
     const niced = path.join(root, 'node-niced');
     fs.writeFileSync(niced, `#!/bin/sh\nexec nice -n 15 ${JSON.stringify(process.execPath)} "$@"\n`, { mode: 0o700 });

@@ -4,6 +4,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { KeySpec, RemoteConfig, Selection } from '../engine/service';
+import { BACKGROUND_NICE } from '../launch/priority';
 
 export type NotificationLevel = 'all' | 'failures' | 'off';
 
@@ -155,8 +156,8 @@ export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/** How cron runs offsite: at the lower priority the extension's engine runs at (src/launch/priority.ts). */
-const CRON_PREFIX = ['nice', '-n', '10', 'offsite'];
+/** How cron runs offsite: at the priority the extension's engine runs at. */
+const CRON_PREFIX = ['nice', '-n', String(BACKGROUND_NICE), 'offsite'];
 
 /**
  * The `offsite backup` command line that writes the same chain the same way as the extension: same

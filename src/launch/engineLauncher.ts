@@ -4,16 +4,10 @@
 // a first readFile 175 → 150 ms (bench/README.md).
 import * as path from 'node:path';
 import { loadBundle } from './codeCache';
-import { lowerPriority } from './priority';
+import { BACKGROUND_NICE, lowerPriority } from './priority';
 
-/**
- * Backups are background work: the editor (its extension host, renderer, language servers) and the
- * user's own builds come first. At nice 10 the engine takes a tenth of a core that another process
- * wants, and the whole machine when none does (npm run bench:extension, bench/README.md: the
- * extension host's event-loop delay during Backup Workspace, p99 12.1–15.2 → 8.4–10.9 ms, the backup
- * as fast).
- */
-const ENGINE_NICE = 10;
-
-lowerPriority(ENGINE_NICE);
+// Backups are background work: the editor (its extension host, renderer, language servers) and the
+// user's own builds come first (npm run bench:extension, bench/README.md: the extension host's
+// event-loop delay during Backup Workspace, p99 12.1–15.2 → 8.4–10.9 ms, the backup as fast).
+lowerPriority(BACKGROUND_NICE);
 loadBundle(path.join(__dirname, 'engineHost.js'), 'engineHost');

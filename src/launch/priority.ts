@@ -3,6 +3,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 
 /**
+ * The nice value of background work: the extension's engine process (engineLauncher.ts) and the cron
+ * line the extension copies (folderConfig.ts). By the kernel's weights a nice-10 thread gets ~1/10 of a
+ * core a nice-0 one also wants, and all of an idle one.
+ */
+export const BACKGROUND_NICE = 10;
+
+/**
  * Raises this process's nice value to `nice` (never lowers it: an unprivileged process could not get
  * it back). On Linux a nice value belongs to a thread: the threads Node and V8 started already (GC,
  * compiler, signal handling) get it one by one, and the ones made later (the libuv threadpool, worker

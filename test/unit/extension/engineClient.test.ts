@@ -9,12 +9,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { EngineClient, EngineError, isCancelled, unknownHostKeyFingerprint, type LogLevel } from '../../../src/extension/engineClient';
 import type { Progress } from '../../../src/engine/progress';
+import { BACKGROUND_NICE } from '../../../src/launch/priority';
 import { REPO } from '../../helpers/cli';
 import { RSA_PUB, RSA_SEC } from '../../helpers/gpg';
 import { tempDir } from '../../helpers/tmp';
 
 const HOST = path.join(REPO, 'dist', 'engineLauncher.js');
-const ENGINE_NICE = Math.max(10, os.getPriority());
+const ENGINE_NICE = Math.max(BACKGROUND_NICE, os.getPriority());
 
 function client(extra: Partial<ConstructorParameters<typeof EngineClient>[0]> = {}) {
   const root = tempDir('offsite-client-');

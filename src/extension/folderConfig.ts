@@ -166,11 +166,12 @@ const CRON_PREFIX = ['nice', '-n', String(BACKGROUND_NICE), 'offsite'];
  * command follows.
  */
 export function cronCommand(c: FolderConfig): string {
-  const args = [...CRON_PREFIX];
-  if (c.remote.sshKey) args.push('--ssh-key', c.remote.sshKey);
-  if (c.remote.s3EndpointUrl) args.push('--s3-endpoint-url', c.remote.s3EndpointUrl);
-  if (c.remote.s3Profile) args.push('--s3-profile', c.remote.s3Profile);
-  args.push('backup');
+  // The command and its global options (before the subcommand), the same for both commands.
+  const offsite = [...CRON_PREFIX];
+  if (c.remote.sshKey) offsite.push('--ssh-key', c.remote.sshKey);
+  if (c.remote.s3EndpointUrl) offsite.push('--s3-endpoint-url', c.remote.s3EndpointUrl);
+  if (c.remote.s3Profile) offsite.push('--s3-profile', c.remote.s3Profile);
+  const args = [...offsite, 'backup'];
   for (const k of c.keys.encryptKeys ?? []) args.push('--encrypt-key', k);
   if (c.keys.signKey) args.push('--sign-key', c.keys.signKey);
   if (c.volumeSizeMB !== DEFAULT_SETTINGS.volumeSize) args.push('--volsize', String(c.volumeSizeMB));
@@ -180,8 +181,7 @@ export function cronCommand(c: FolderConfig): string {
   args.push(c.folder.fsPath, c.url);
   let line = args.map(shellQuote).join(' ');
   if (c.keepFull) {
-    const pre = [...CRON_PREFIX, ...(c.remote.sshKey ? ['--ssh-key', c.remote.sshKey] : []), ...(c.remote.s3EndpointUrl ? ['--s3-endpoint-url', c.remote.s3EndpointUrl] : []), ...(c.remote.s3Profile ? ['--s3-profile', c.remote.s3Profile] : [])];
-    line += ` && ${[...pre, 'remove-all-but-n-full', String(c.keepFull), '--force', c.url].map(shellQuote).join(' ')}`;
+    line += ` && ${[...offsite, 'remove-all-but-n-full', String(c.keepFull), '--force', c.url].map(shellQuote).join(' ')}`;
   }
   return line;
 }

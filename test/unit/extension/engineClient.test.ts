@@ -169,7 +169,8 @@ describe('extension: EngineClient (real engine process)', () => {
   });
 
   it('keeps the lower priority an engine was started with (nice 15 stays 15)', async () => {
-    // The editor itself may run niced: the engine's nice value is raised to 10, never lowered.
+    // The editor itself may run niced: the engine's nice value is raised to 10, never lowered. (Only
+    // root may lower it: run unprivileged, a lowering attempt fails anyway and this cannot tell.)
     const root = tempDir('offsite-nice-');
     const niced = path.join(root, 'node-niced');
     fs.writeFileSync(niced, `#!/bin/sh\nexec nice -n 15 ${JSON.stringify(process.execPath)} "$@"\n`, { mode: 0o700 });

@@ -22,7 +22,10 @@ entries.push({ in: 'src/engine/scan/noChangeProbeWorker.ts', out: 'noChangeProbe
 // is first opened (src/engine/backend/all.ts loads the backends lazily). V8 parses every byte of a
 // bundle at start, used or not: a one-file restore from file:// took 0.31 s and 79 MiB with them
 // inside, 0.26 s and 72 MiB without (alternating runs).
+// openpgp.js (~0.9 MB) likewise: evaluating it took ~30 ms of every start, and a backup to known
+// keys, the CLI's status and list, need none of it (src/engine/crypto/openpgpLib.ts).
 const VENDORS = {
+  'vendor-openpgp': ['openpgp'],
   'vendor-sftp': ['ssh2', 'ssh2-sftp-client'],
   'vendor-s3': ['@aws-sdk/client-s3', '@aws-sdk/lib-storage'],
 };

@@ -23,8 +23,8 @@ describe('npm run package', function () {
     // The extension forks dist/engineLauncher.js, which runs dist/engineHost.js through its code cache;
     // the engine process starts dist/restoreWriter.js (a worker thread) to restore a folder and
     // dist/statAhead.js and dist/noChangeProbe.js for incrementals, and requires the vendor bundles
-    // when an sftp:// or s3:// remote is first opened.
-    for (const f of ['dist/extension.js', 'dist/engineLauncher.js', 'dist/engineHost.js', 'dist/restoreWriter.js', 'dist/statAhead.js', 'dist/noChangeProbe.js', 'dist/vendor-sftp.js', 'dist/vendor-s3.js']) {
+    // when an sftp:// or s3:// remote is first opened, or openpgp.js when a key must be read.
+    for (const f of ['dist/extension.js', 'dist/engineLauncher.js', 'dist/engineHost.js', 'dist/restoreWriter.js', 'dist/statAhead.js', 'dist/noChangeProbe.js', 'dist/vendor-openpgp.js', 'dist/vendor-sftp.js', 'dist/vendor-s3.js']) {
       assert.ok(files.includes(f), `${f} in ${files.join(' ')}`);
     }
     assert.ok(files.includes('package.json') && files.includes('package.nls.json') && files.includes('media/offsite.svg'));

@@ -12,8 +12,7 @@ import { createDecipheriv, createHash, getCiphers } from 'node:crypto';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import * as openpgp from 'openpgp';
-import type { PrivateKey, PublicKey } from 'openpgp';
+import type { enums, PrivateKey, PublicKey, SignaturePacket } from 'openpgp';
 import { OffsiteError } from '../errors';
 import { dearmor, looksArmored } from './armor';
 import { asyncTransform } from './asyncTransform';
@@ -23,6 +22,7 @@ import { describeKey } from './keys';
 import { packet, packetBody, readPacketHeader, readSmallBody, Tag, TruncatedError, type PacketHeader } from './packets';
 import { nativeRsaSessionKey } from './rsaSessionKey';
 import { parseOnePass, readSignaturePacket, SignatureHasher, verifyWithDigest } from './signature';
+import { openpgpLib } from './openpgpLib';
 
 
 export interface DecryptOptions {
@@ -295,7 +295,7 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
     const fast = nativeRsaSessionKey(pkeskBodies, keys0);
     if (fast) return [{ ...fast, fromPassword: false }];
   }
-  const message = await openpgp.readMessage({ binaryMessage: Buffer.concat(keyPackets) }).catch((e: unknown) => {
+  const message = await openpgpLib().readMessage({ binaryMessage: Buffer.concat(keyPackets) }).catch((e: unknown) => {
     throw new OffsiteError('format', `Malformed session key packet: ${(e as Error).message}`, { hint: DAMAGED_HINT, cause: e });
   });
   const out: SessionKey[] = [];
@@ -310,7 +310,7 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
   }
   if (pkeskIds.length > 0 && keys.length > 0) {
     try {
-      for (const k of await openpgp.decryptSessionKeys({ message, decryptionKeys: keys })) {
+      for (const k of await openpgpLib().decryptSessionKeys({ message, decryptionKeys: keys })) {
         if (k.algorithm) out.push({ data: k.data, algorithm: k.algorithm, fromPassword: false });
       }
     } catch (e) {
@@ -319,7 +319,7 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
   }
   if (out.length === 0 && hasSkesk && passwords.length > 0) {
     try {
-      for (const k of await openpgp.decryptSessionKeys({ message, passwords })) {
+      for (const k of await openpgpLib().decryptSessionKeys({ message, passwords })) {
         if (k.algorithm) out.push({ data: k.data, algorithm: k.algorithm, fromPassword: true });
       }
     } catch (e) {
@@ -345,7 +345,7 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
 /** Parses the packets inside the encrypted data: compressed, one-pass signatures, literal, signatures. */
 class InnerParser {
   private readonly onePass: { keyIdHex: string; hasher: SignatureHasher; signatureType: number; publicKeyAlgorithm: number }[] = [];
-  private readonly prepended: { sig: openpgp.SignaturePacket; hasher: SignatureHasher }[] = [];
+  private readonly prepended: { sig: SignaturePacket; hasher: SignatureHasher }[] = [];
   private readonly trailing: Buffer[] = [];
   private literals = 0;
   private bzip2Verified = false;
@@ -451,7 +451,7 @@ class InnerParser {
   async finish(): Promise<void> {
     if (!this.verifying || this.bzip2Verified) return;
     if (this.literals === 0) throw new OffsiteError('format', 'The message holds no literal data', { hint: DAMAGED_HINT });
-    const candidates: { sig: openpgp.SignaturePacket; hasher: SignatureHasher }[] = [...this.prepended];
+    const candidates: { sig: SignaturePacket; hasher: SignatureHasher }[] = [...this.prepended];
     // One-pass signatures nest: the last one-pass packet belongs to the first trailing signature.
     for (let i = 0; i < this.trailing.length; i++) {
       const ops = this.onePass[this.onePass.length - 1 - i];
@@ -488,9 +488,9 @@ class InnerParser {
     let data: ReadableStream<Uint8Array> | Uint8Array | null;
     let verified: Promise<unknown> | undefined;
     try {
-      const message = await openpgp.readMessage({ binaryMessage: web });
+      const message = await openpgpLib().readMessage({ binaryMessage: web });
       if (this.verifying) {
-        const res = await openpgp.verify({ message, verificationKeys: this.verificationKeys ?? [], expectSigned: true, format: 'binary' });
+        const res = await openpgpLib().verify({ message, verificationKeys: this.verificationKeys ?? [], expectSigned: true, format: 'binary' });
         data = res.data;
         verified = Promise.any(res.signatures.map((s) => s.verified));
       } else {
@@ -566,10 +566,10 @@ async function decryptWithOpenpgp(source: AsyncIterable<Buffer>, opts: DecryptOp
   const web = Readable.toWeb(Readable.from(source)) as ReadableStream<Uint8Array>;
   const verifying = (opts.verificationKeys?.length ?? 0) > 0;
   try {
-    const message = await openpgp.readMessage({ binaryMessage: web });
-    const res = await openpgp.decrypt({
+    const message = await openpgpLib().readMessage({ binaryMessage: web });
+    const res = await openpgpLib().decrypt({
       message,
-      ...(sessionKeys.length > 0 ? { sessionKeys: sessionKeys.map((k) => ({ data: k.data, algorithm: k.algorithm as openpgp.enums.symmetricNames })) } : {}),
+      ...(sessionKeys.length > 0 ? { sessionKeys: sessionKeys.map((k) => ({ data: k.data, algorithm: k.algorithm as enums.symmetricNames })) } : {}),
       ...(sessionKeys.length === 0 && opts.decryptionKeys?.length ? { decryptionKeys: opts.decryptionKeys } : {}),
       ...(sessionKeys.length === 0 && opts.passwords?.length ? { passwords: opts.passwords } : {}),
       ...(verifying ? { verificationKeys: opts.verificationKeys, expectSigned: true } : {}),

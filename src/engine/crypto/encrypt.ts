@@ -5,7 +5,6 @@
 // plus the parallel deflater, which is what makes it several times faster than gpg's single-thread zlib.
 import { createCipheriv, createHash, randomBytes, type Cipher, type Hash } from 'node:crypto';
 import type { Transform } from 'node:stream';
-import * as openpgp from 'openpgp';
 import type { PrivateKey, PublicKey } from 'openpgp';
 import { OffsiteError } from '../errors';
 import { asyncTransform } from './asyncTransform';
@@ -13,6 +12,7 @@ import { ParallelDeflater, type ParallelDeflateOptions } from './deflate';
 import { assertEncryptionKeyUsable } from './keys';
 import { PartialBodyWriter, Tag } from './packets';
 import { createStreamSigner } from './signature';
+import { openpgpLib } from './openpgpLib';
 
 export interface EncryptOptions {
   recipients: PublicKey[];
@@ -86,7 +86,7 @@ class SeipdWriter {
 /** Literal packet body header: binary mode, empty file name, creation time. */
 function literalHeader(): Buffer {
   const h = Buffer.alloc(6);
-  h[0] = openpgp.enums.literal.binary;
+  h[0] = 0x62; // 'b': binary
   h[1] = 0;
   h.writeUInt32BE(Math.floor(Date.now() / 1000), 2);
   return h;
@@ -106,7 +106,7 @@ export function createEncryptStream(opts: EncryptOptions): Transform {
     const signer = opts.signingKey ? await createStreamSigner(opts.signingKey) : undefined;
 
     const sessionKey = randomBytes(32);
-    const pkesks = await openpgp.encryptSessionKey({
+    const pkesks = await openpgpLib().encryptSessionKey({
       data: sessionKey,
       algorithm: 'aes256',
       encryptionKeys: opts.recipients,

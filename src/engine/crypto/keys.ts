@@ -3,13 +3,15 @@
 // message gpg 2.2 reads (FORMAT.md §13): a v4 key whose encryption (sub)key is RSA, ElGamal or ECDH on
 // a curve gpg 2.2 knows. We always write PKESK v3 + SEIPD v1, whatever features the key advertises.
 import { promises as fsp } from 'node:fs';
-import * as openpgp from 'openpgp';
 import type { Key, PrivateKey, PublicKey } from 'openpgp';
 import { OffsiteError } from '../errors';
 import { gpgExportPublic, gpgExportSecret, type GpgOptions } from './gpgKeyring';
+import { openpgpLib } from './openpgpLib';
 
 /** Encryption algorithms gpg 2.2 handles: RSA (1, 2), ElGamal (16), ECDH (18). */
 const GPG22_ENCRYPTION_ALGOS = new Set([1, 2, 16, 18]);
+/** ECDH: the one of them whose curve gpg 2.2 must know too. */
+const ECDH = 18;
 /** ECDH curves of libgcrypt 1.8+/gpg 2.2 (openpgp.js names). */
 const GPG22_CURVES = new Set(['curve25519Legacy', 'nistP256', 'nistP384', 'nistP521', 'brainpoolP256r1', 'brainpoolP384r1', 'brainpoolP512r1', 'secp256k1']);
 
@@ -60,10 +62,10 @@ async function parseKeys(data: Buffer, where: string, secret: boolean): Promise<
   try {
     if (secret) {
       return isArmored(data)
-        ? await openpgp.readPrivateKeys({ armoredKeys: data.toString('utf8') })
-        : await openpgp.readPrivateKeys({ binaryKeys: data });
+        ? await openpgpLib().readPrivateKeys({ armoredKeys: data.toString('utf8') })
+        : await openpgpLib().readPrivateKeys({ binaryKeys: data });
     }
-    return isArmored(data) ? await openpgp.readKeys({ armoredKeys: data.toString('utf8') }) : await openpgp.readKeys({ binaryKeys: data });
+    return isArmored(data) ? await openpgpLib().readKeys({ armoredKeys: data.toString('utf8') }) : await openpgpLib().readKeys({ binaryKeys: data });
   } catch (e) {
     const msg = (e as Error).message;
     if (secret && /no.*(secret|private) key|not a private key|private key/i.test(msg)) {
@@ -108,7 +110,7 @@ export async function assertEncryptionKeyUsable(key: PublicKey): Promise<void> {
   }
   const kp = enc.keyPacket;
   const info = kp.getAlgorithmInfo();
-  const curveOk = kp.algorithm !== openpgp.enums.publicKey.ecdh || (info.curve !== undefined && GPG22_CURVES.has(info.curve));
+  const curveOk = kp.algorithm !== ECDH || (info.curve !== undefined && GPG22_CURVES.has(info.curve));
   if (kp.version !== 4 || !GPG22_ENCRYPTION_ALGOS.has(kp.algorithm) || !curveOk) {
     throw new OffsiteError('key', `The encryption key of ${d} uses ${info.algorithm}${info.curve ? ` (${info.curve})` : ''}, which gpg 2.2 cannot decrypt`, {
       hint: 'Use an RSA or cv25519/NIST-curve ECDH encryption key (gpg 2.2 default, or "Create Key")',
@@ -181,7 +183,7 @@ async function unlock(key: PrivateKey, passphrase: string | undefined, getPassph
     throw new OffsiteError('passphrase', `No passphrase given for the key ${describeKey(key)}`, { hint: 'Enter the key\'s passphrase' });
   }
   try {
-    return await openpgp.decryptKey({ privateKey: key, passphrase: pass });
+    return await openpgpLib().decryptKey({ privateKey: key, passphrase: pass });
   } catch (e) {
     const msg = (e as Error).message;
     if (/incorrect|passphrase/i.test(msg)) {
@@ -247,7 +249,7 @@ export async function loadPrivateKeys(
  */
 export async function generateKeyPair(name: string, email: string, passphrase: string): Promise<{ publicArmored: string; privateArmored: string; fingerprint: string }> {
   if (!passphrase) throw new OffsiteError('usage', 'A passphrase is required to protect the new secret key', { hint: 'Choose a passphrase' });
-  const { publicKey, privateKey } = await openpgp.generateKey({
+  const { publicKey, privateKey } = await openpgpLib().generateKey({
     type: 'ecc',
     curve: 'curve25519Legacy',
     userIDs: [{ name, email }],
@@ -255,6 +257,6 @@ export async function generateKeyPair(name: string, email: string, passphrase: s
     format: 'armored',
     config: { v6Keys: false, aeadProtect: false },
   });
-  const key = await openpgp.readKey({ armoredKey: publicKey });
+  const key = await openpgpLib().readKey({ armoredKey: publicKey });
   return { publicArmored: publicKey, privateArmored: privateKey, fingerprint: key.getFingerprint().toUpperCase() };
 }

@@ -6,7 +6,6 @@
 // algorithms, other packet versions, a block or checksum that does not fit) returns undefined, and the
 // caller goes the openpgp.js way, which then reports the real problem.
 import { constants, createPrivateKey, privateDecrypt, type KeyObject } from 'node:crypto';
-import * as openpgp from 'openpgp';
 import type { PrivateKey } from 'openpgp';
 
 interface RsaKey {
@@ -23,6 +22,10 @@ interface KeyPacketShape {
 
 /** Session key sizes of the symmetric algorithms a PKESK may name. */
 const KEY_BYTES: Record<string, number> = { aes128: 16, aes192: 24, aes256: 32, tripledes: 24, cast5: 16, twofish: 32, blowfish: 16 };
+/** OpenPGP's symmetric algorithm ids (RFC 4880 §9.2), named as openpgp.js names them. */
+const SYMMETRIC_NAMES: Record<number, string> = { 2: 'tripledes', 3: 'cast5', 4: 'blowfish', 7: 'aes128', 8: 'aes192', 9: 'aes256', 10: 'twofish' };
+/** RSA (encrypt or sign) and RSA encrypt-only. */
+export const RSA_ALGOS: ReadonlySet<number> = new Set([1, 2]);
 
 const cache = new WeakMap<PrivateKey, RsaKey[]>();
 
@@ -40,7 +43,7 @@ function rsaKeysOf(k: PrivateKey): RsaKey[] {
   const out: RsaKey[] = [];
   for (const sub of k.getKeys()) {
     const p = sub.keyPacket as unknown as KeyPacketShape;
-    if (p.algorithm !== openpgp.enums.publicKey.rsaEncryptSign && p.algorithm !== openpgp.enums.publicKey.rsaEncrypt) continue;
+    if (!RSA_ALGOS.has(p.algorithm)) continue;
     const n = p.publicParams?.n;
     const e = p.publicParams?.e;
     const s = p.privateParams;
@@ -68,12 +71,8 @@ function unpad(block: Buffer): { data: Uint8Array; algorithm: string } | undefin
   if (sep < 10) return undefined; // at least 8 bytes of non-zero padding
   const m = block.subarray(sep + 1);
   if (m.length < 3) return undefined;
-  let algorithm: string;
-  try {
-    algorithm = openpgp.enums.read(openpgp.enums.symmetric, m[0]) as string;
-  } catch {
-    return undefined;
-  }
+  const algorithm = SYMMETRIC_NAMES[m[0]];
+  if (algorithm === undefined) return undefined;
   const key = m.subarray(1, m.length - 2);
   if (KEY_BYTES[algorithm] !== key.length) return undefined;
   let sum = 0;
@@ -90,7 +89,7 @@ export function nativeRsaSessionKey(pkeskBodies: readonly Buffer[], keys: readon
   for (const body of pkeskBodies) {
     // version 3, key id (8), public-key algorithm (1), one MPI
     if (body.length < 12 || body[0] !== 3) continue;
-    if (body[9] !== openpgp.enums.publicKey.rsaEncryptSign && body[9] !== openpgp.enums.publicKey.rsaEncrypt) continue;
+    if (!RSA_ALGOS.has(body[9])) continue;
     const keyId = body.subarray(1, 9).toString('hex').toUpperCase();
     const bits = body.readUInt16BE(10);
     const c = body.subarray(12, 12 + ((bits + 7) >> 3));

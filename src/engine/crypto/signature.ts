@@ -3,13 +3,17 @@
 // openpgp.js is used only for the public-key step, through the same hook its own streaming verifier
 // uses (`hashed`) and, when signing, by supplying the digest through the packet's `hash` step.
 import { createHash, type Hash } from 'node:crypto';
-import * as openpgp from 'openpgp';
 import type { PrivateKey, PublicKey, SignaturePacket } from 'openpgp';
 import { OffsiteError } from '../errors';
 import { describeKey } from './keys';
 import { packet, Tag } from './packets';
+import { openpgpLib } from './openpgpLib';
 
 const CR = Buffer.from([0x0d]);
+/** Signature types (RFC 4880 §5.2.1) and the hash we sign with (§9.4). */
+const SIG_BINARY = 0;
+const SIG_TEXT = 1;
+const SHA512 = 10;
 
 /** node:crypto names of OpenPGP hash algorithms (RFC 9580 §9.5). */
 const HASH_NAMES: Record<number, string> = {
@@ -76,19 +80,20 @@ export async function createStreamSigner(key: PrivateKey): Promise<StreamSigner>
       hint: 'Load it with its passphrase before signing',
     });
   }
-  const hashAlgo = openpgp.enums.hash.sha512;
+  const hashAlgo = SHA512;
   const keyId = Buffer.from(kp.getKeyID().toHex(), 'hex');
   const onePassPacket = packet(
     Tag.OnePassSignature,
-    Buffer.concat([Buffer.from([3, openpgp.enums.signature.binary, hashAlgo, kp.algorithm]), keyId, Buffer.from([1])]),
+    Buffer.concat([Buffer.from([3, SIG_BINARY, hashAlgo, kp.algorithm]), keyId, Buffer.from([1])]),
   );
   const hasher = createHash('sha512');
   return {
     onePassPacket,
     update: (data) => hasher.update(data),
     finish: async () => {
-      const sig = new openpgp.SignaturePacket();
-      sig.signatureType = openpgp.enums.signature.binary;
+      const { SignaturePacket: Packet, config } = openpgpLib();
+      const sig = new Packet();
+      sig.signatureType = SIG_BINARY;
       sig.hashAlgorithm = hashAlgo;
       sig.publicKeyAlgorithm = kp.algorithm;
       // sign() fills in signatureData (version, times, issuer subpackets), then asks for the digest of
@@ -98,7 +103,7 @@ export async function createStreamSigner(key: PrivateKey): Promise<StreamSigner>
         return new Uint8Array(hasher.digest());
       };
       const signFn = sig.sign as unknown as (k: unknown, d: unknown, date: Date, detached: boolean, config: unknown) => Promise<void>;
-      await signFn.call(sig, kp, unreadData(), date, false, openpgp.config);
+      await signFn.call(sig, kp, unreadData(), date, false, config);
       return packet(Tag.Signature, Buffer.from(sig.write()));
     },
   };
@@ -146,7 +151,7 @@ export class SignatureHasher {
 
   update(data: Buffer): void {
     if (!this.hash) return;
-    if (this.signatureType !== openpgp.enums.signature.text) {
+    if (this.signatureType !== SIG_TEXT) {
       this.hash.update(data);
       return;
     }
@@ -176,7 +181,7 @@ export class SignatureHasher {
 /** Parses one signature packet (header included). */
 export async function readSignaturePacket(raw: Buffer): Promise<SignaturePacket> {
   try {
-    const s = await openpgp.readSignature({ binarySignature: raw });
+    const s = await openpgpLib().readSignature({ binarySignature: raw });
     return s.packets[0];
   } catch (e) {
     throw new OffsiteError('format', `Malformed signature packet: ${(e as Error).message}`, { cause: e });

@@ -8,7 +8,7 @@ import '../engine/backend/all';
 import { openBackend } from '../engine/backend/registry';
 import { RetryBackend } from '../engine/backend/retryBackend';
 import type { Backend } from '../engine/backend/backend';
-import { ArchiveDir, archiveDirFor, defaultCacheRoot } from '../engine/cache/archiveDir';
+import { ArchiveDir, archiveDirFor, defaultCacheRoot, keyCacheDir } from '../engine/cache/archiveDir';
 import { parseTimeSpec, timeToString } from '../engine/chain/time';
 import { codeRoute } from '../engine/codeRoute';
 import { cryptoForBackup, cryptoForRead, type KeyConfig } from '../engine/cryptoConfig';
@@ -115,9 +115,13 @@ async function openRemote(url: string, g: Globals, log: Logger, signal: AbortSig
   return new RetryBackend(backend, { onRetry: (e, attempt, delay) => log.warn(`${e.message}; retrying (attempt ${attempt}) in ${Math.round(delay / 1000)} s`) });
 }
 
+function cacheRoot(g: Globals): string {
+  return g.archiveDir ? path.resolve(g.archiveDir) : defaultCacheRoot();
+}
+
 function archiveFor(url: string, g: Globals): ArchiveDir {
   // --archive-dir is the root of the cache, like duplicity's; each remote has its own folder in it.
-  return ArchiveDir.open(archiveDirFor(url, g.archiveDir ? path.resolve(g.archiveDir) : defaultCacheRoot()));
+  return ArchiveDir.open(archiveDirFor(url, cacheRoot(g)));
 }
 
 function parseTime(spec: string | undefined): number | undefined {
@@ -204,7 +208,7 @@ export function buildProgram(signal: AbortSignal): Command {
     .action(async (source: string, url: string, o) => {
       const g = globals();
       const log = makeLogger(g);
-      const crypto = await cryptoForBackup(keyConfig(o));
+      const crypto = await cryptoForBackup({ ...keyConfig(o), keyCacheDir: keyCacheDir(cacheRoot(g)) });
       const backend = await openRemote(url, g, log, signal);
       try {
         const result = await backup({

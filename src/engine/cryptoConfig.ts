@@ -3,7 +3,8 @@
 // be decrypted (a restore, or rebuilding a lost cache) and the passphrase is asked for only then.
 import type { PrivateKey } from 'openpgp';
 import { OffsiteError } from './errors';
-import { loadPrivateKeys, loadPublicKeys, loadVerificationKeys } from './crypto/keys';
+import { loadPrivateKeys, loadVerificationKeys } from './crypto/keys';
+import { loadRecipients } from './crypto/recipient';
 import type { DecryptOptions } from './crypto/decrypt';
 import type { CryptoContext } from './ops/remoteFiles';
 
@@ -17,6 +18,11 @@ export interface KeyConfig {
   /** Asked for a protected private key (and used as the password of symmetric sets). */
   readonly passphrase?: (what: string) => Promise<string | undefined>;
   readonly gnupgHome?: string;
+  /**
+   * Where the checks of encryption keys are remembered (crypto/recipient.ts), so that later backups to
+   * the same keys need not load openpgp.js; none: every backup checks them with openpgp.js.
+   */
+  readonly keyCacheDir?: string;
 }
 
 function once<T>(f: () => Promise<T>): () => Promise<T> {
@@ -28,7 +34,7 @@ export async function cryptoForBackup(k: KeyConfig): Promise<CryptoContext> {
   if (!k.encryptKeys?.length) {
     throw new OffsiteError('config', 'No encryption key given', { hint: 'Pass --encrypt-key KEY: a public key file, or a key id, fingerprint or email in your gpg keyring' });
   }
-  const recipients = await loadPublicKeys([...k.encryptKeys], { gnupgHome: k.gnupgHome });
+  const recipients = await loadRecipients(k.encryptKeys, { gnupgHome: k.gnupgHome, verdictDir: k.keyCacheDir });
   const ask = k.passphrase ?? (async () => undefined);
   let signingKey: PrivateKey | undefined;
   if (k.signKey) [signingKey] = await loadPrivateKeys([k.signKey], ask, { gnupgHome: k.gnupgHome });

@@ -8,7 +8,7 @@ import type { Backend } from './backend/backend';
 import './backend/all';
 import { openBackend } from './backend/registry';
 import { RetryBackend } from './backend/retryBackend';
-import { ArchiveDir, archiveDirFor, defaultCacheRoot } from './cache/archiveDir';
+import { ArchiveDir, archiveDirFor, defaultCacheRoot, keyCacheDir } from './cache/archiveDir';
 import { parseTimeSpec, timeToString } from './chain/time';
 import { generateKeyPair } from './crypto/keys';
 import { cryptoForBackup, cryptoForRead, type KeyConfig } from './cryptoConfig';
@@ -201,7 +201,7 @@ export async function handle(req: ServiceRequest, ctx: ServiceContext): Promise<
       case 'backup': {
         const r = await backup({
           ...base,
-          crypto: await cryptoForBackup(keyConfig(req.keys)),
+          crypto: await cryptoForBackup({ ...keyConfig(req.keys), keyCacheDir: keyCacheDir(req.remote.archiveDir ?? defaultCacheRoot()) }),
           source: req.source,
           volumeSize: Math.round((req.volumeSizeMB ?? DEFAULT_VOLUME_SIZE_MB) * 1024 * 1024),
           full: req.full,

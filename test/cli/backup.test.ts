@@ -45,6 +45,26 @@ describe('offsite backup', function () {
     assert.equal(s.RawDeltaSize, 0);
   });
 
+  it('a backup to keys checked before does not load openpgp.js, and restores as before', async () => {
+    const { work, src, url, cache } = setup();
+    // NODE_DEBUG=offsite names every bundle the process loads (src/launch/codeCache.ts).
+    const env = { NODE_DEBUG: 'offsite' };
+    const first = await offsite(['--archive-dir', cache, 'backup', '--encrypt-key', RSA_PUB, src, url], { env });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /code cache \S*vendor-openpgp/, 'the first backup checks the key with openpgp.js');
+    assert.equal(fs.readdirSync(path.join(cache, 'keys')).filter((f) => f.endsWith('.json')).length, 1);
+    fs.writeFileSync(path.join(src, 'a.txt'), 'changed\n');
+    await sleep(1100);
+    const second = await offsite(['--archive-dir', cache, 'backup', '--encrypt-key', RSA_PUB, src, url], { env });
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /code cache \S*\/cli-/, 'the debug output names the bundles loaded');
+    assert.doesNotMatch(second.stderr, /vendor-openpgp/);
+    const out = path.join(work, 'out');
+    const r = await offsite(['--archive-dir', path.join(work, 'c2'), 'restore', '--key', RSA_SEC, url, out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(snapshotTree(out), snapshotTree(src));
+  });
+
   it('encrypts to every --encrypt-key: each secret key restores', async () => {
     const { work, src, url, cache } = setup();
     await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, '--encrypt-key', ECC_PUB, src, url]);

@@ -17,6 +17,11 @@ export function defaultCacheRoot(): string {
   return path.join(process.env.XDG_CACHE_HOME || path.join(home, '.cache'), 'offsite');
 }
 
+/** The folder of remembered encryption-key checks in a cache root (crypto/recipient.ts). */
+export function keyCacheDir(root: string): string {
+  return path.join(root, 'keys');
+}
+
 /** duplicity's default backup name: the MD5 of the target URL string. */
 export function archiveDirFor(url: string, root: string = defaultCacheRoot()): string {
   return path.join(root, createHash('md5').update(url).digest('hex'));

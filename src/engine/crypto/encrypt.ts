@@ -5,17 +5,16 @@
 // plus the parallel deflater, which is what makes it several times faster than gpg's single-thread zlib.
 import { createCipheriv, createHash, randomBytes, type Cipher, type Hash } from 'node:crypto';
 import type { Transform } from 'node:stream';
-import type { PrivateKey, PublicKey } from 'openpgp';
+import type { PrivateKey } from 'openpgp';
 import { OffsiteError } from '../errors';
 import { asyncTransform } from './asyncTransform';
 import { ParallelDeflater, type ParallelDeflateOptions } from './deflate';
-import { assertEncryptionKeyUsable } from './keys';
 import { PartialBodyWriter, Tag } from './packets';
+import { asRecipient, type EncryptionKey } from './recipient';
 import { createStreamSigner } from './signature';
-import { openpgpLib } from './openpgpLib';
 
 export interface EncryptOptions {
-  recipients: PublicKey[];
+  recipients: readonly EncryptionKey[];
   signingKey?: PrivateKey;
   /** ZIP-compress the content (default true). Incompressible stretches are stored, not deflated. */
   compress?: boolean;
@@ -102,18 +101,12 @@ export function createEncryptStream(opts: EncryptOptions): Transform {
     if (opts.recipients.length === 0) {
       throw new OffsiteError('key', 'No recipient key to encrypt to', { hint: 'Configure at least one encryption key' });
     }
-    for (const k of opts.recipients) await assertEncryptionKeyUsable(k);
     const signer = opts.signingKey ? await createStreamSigner(opts.signingKey) : undefined;
 
     const sessionKey = randomBytes(32);
-    const pkesks = await openpgpLib().encryptSessionKey({
-      data: sessionKey,
-      algorithm: 'aes256',
-      encryptionKeys: opts.recipients,
-      format: 'binary',
-    });
     const out = new Output(push);
-    out.add(Buffer.from(pkesks.buffer, pkesks.byteOffset, pkesks.byteLength));
+    // One PKESK per recipient; each checks its key first (expired or revoked keys are refused).
+    for (const r of opts.recipients) out.add(await asRecipient(r).sessionKeyPacket(sessionKey));
     const seipd = new SeipdWriter(sessionKey, (p) => out.add(p));
 
     // The inner packet stream (one-pass signature, literal, signature) goes either through the

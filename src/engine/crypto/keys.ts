@@ -118,11 +118,47 @@ export async function assertEncryptionKeyUsable(key: PublicKey): Promise<void> {
   }
 }
 
-/** The keys of one spec: a key file, or gpg's export of a keyring entry. */
-async function keysOfSpec(spec: string, opts: GpgOptions): Promise<{ keys: Key[]; fromFile: boolean }> {
-  if (await isFile(spec)) return { keys: await parseKeys(await fsp.readFile(spec), spec, false), fromFile: true };
-  const data = await gpgExportPublic(spec, opts);
-  return { keys: await parseKeys(data, `the keyring entry "${spec}"`, false), fromFile: false };
+/** The bytes of one key spec: a key file's, or gpg's export of a keyring entry. */
+export interface KeySpecBytes {
+  readonly data: Buffer;
+  /** For messages: the file's path, or "the keyring entry "…"". */
+  readonly where: string;
+  readonly fromFile: boolean;
+}
+
+export async function keySpecBytes(spec: string, opts: GpgOptions): Promise<KeySpecBytes> {
+  if (await isFile(spec)) return { data: await fsp.readFile(spec), where: spec, fromFile: true };
+  return { data: await gpgExportPublic(spec, opts), where: `the keyring entry "${spec}"`, fromFile: false };
+}
+
+/** The public keys in a spec's bytes (the public part of secret keys). */
+export async function publicKeysOf(bytes: KeySpecBytes): Promise<PublicKey[]> {
+  const keys = await parseKeys(bytes.data, bytes.where, false);
+  return keys.map((k) => (k.isPrivate() ? k.toPublic() : (k as PublicKey)));
+}
+
+/**
+ * The keys of a spec's bytes we may encrypt to (assertEncryptionKeyUsable). A file's keys must all be
+ * usable; a keyring query may also match old keys, which are skipped unless none is usable.
+ */
+export async function usableEncryptionKeys(bytes: KeySpecBytes): Promise<PublicKey[]> {
+  const out: PublicKey[] = [];
+  let firstError: unknown;
+  for (const k of await publicKeysOf(bytes)) {
+    try {
+      await assertEncryptionKeyUsable(k);
+      out.push(k);
+    } catch (e) {
+      if (bytes.fromFile) throw e;
+      firstError ??= e;
+    }
+  }
+  if (out.length === 0) throw firstError;
+  return out;
+}
+
+export function assertSomeEncryptionKey(specs: readonly string[]): void {
+  if (specs.length === 0) throw new OffsiteError('key', 'No encryption key given', { hint: 'Name a key file or a key id from your GnuPG keyring' });
 }
 
 /**
@@ -131,25 +167,10 @@ async function keysOfSpec(spec: string, opts: GpgOptions): Promise<{ keys: Key[]
  * OffsiteError('key') keys that cannot encrypt, are expired or revoked, or that gpg 2.2 could not use.
  */
 export async function loadPublicKeys(specs: string[], opts: { gnupgHome?: string } = {}): Promise<PublicKey[]> {
-  if (specs.length === 0) throw new OffsiteError('key', 'No encryption key given', { hint: 'Name a key file or a key id from your GnuPG keyring' });
+  assertSomeEncryptionKey(specs);
   const out = new Map<string, PublicKey>();
   for (const spec of specs) {
-    const { keys, fromFile } = await keysOfSpec(spec, opts);
-    const publics = keys.map((k) => (k.isPrivate() ? k.toPublic() : (k as PublicKey)));
-    let firstError: unknown;
-    let usable = 0;
-    for (const k of publics) {
-      try {
-        await assertEncryptionKeyUsable(k);
-        out.set(k.getFingerprint(), k);
-        usable++;
-      } catch (e) {
-        // A file's keys must all be usable; a keyring query may also match old keys, which we skip.
-        if (fromFile) throw e;
-        firstError ??= e;
-      }
-    }
-    if (usable === 0) throw firstError;
+    for (const k of await usableEncryptionKeys(await keySpecBytes(spec, opts))) out.set(k.getFingerprint(), k);
   }
   return [...out.values()];
 }
@@ -163,10 +184,7 @@ export async function loadVerificationKeys(specs: string[], opts: { gnupgHome?: 
   if (specs.length === 0) throw new OffsiteError('key', 'No signing key given', { hint: 'Name the key file or key id that signs the backups' });
   const out = new Map<string, PublicKey>();
   for (const spec of specs) {
-    for (const k of (await keysOfSpec(spec, opts)).keys) {
-      const pub = k.isPrivate() ? k.toPublic() : (k as PublicKey);
-      out.set(pub.getFingerprint(), pub);
-    }
+    for (const k of await publicKeysOf(await keySpecBytes(spec, opts))) out.set(k.getFingerprint(), k);
   }
   return [...out.values()];
 }

@@ -19,6 +19,7 @@ import { acquireLock } from '../cache/lock';
 import type { BackupChain, Collection } from '../chain/collection';
 import { signatureChainFor } from '../chain/collection';
 import { timeToString } from '../chain/time';
+import { asRecipient } from '../crypto/recipient';
 import { DeltaEncoder } from '../delta/delta';
 import { blockLengthFor, parseSignature, SignatureBuilder } from '../delta/signature';
 import { OffsiteError, isCancellation, throwIfAborted } from '../errors';
@@ -376,7 +377,7 @@ class BackupRun {
 
     let collection = await this.repo.refresh(opts.signal);
     this.repo.pruneCache();
-    const recipients = opts.crypto.recipients.map((k) => k.getFingerprint()).sort();
+    const recipients = opts.crypto.recipients.map((k) => asRecipient(k).fingerprint).sort();
     const previous = readCheckpoint(opts.archive);
     const resumable = previous ? await this.settlePrevious(previous, collection, source, recipients) : undefined;
     // Settling removed files of the interrupted run (its signature file may have made the chain look

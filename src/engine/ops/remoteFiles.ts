@@ -7,18 +7,19 @@ import * as path from 'node:path';
 import { PassThrough, Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import type { PrivateKey, PublicKey } from 'openpgp';
+import type { PrivateKey } from 'openpgp';
 import { BackendError, type Backend } from '../backend/backend';
 import { abortableDelay } from '../backend/backendUtil';
 import { OffsiteError, throwIfAborted } from '../errors';
 import { createDecryptStream, PIECE, type DecryptOptions } from '../crypto/decrypt';
 import type { ParallelDeflateOptions } from '../crypto/deflate';
 import { createEncryptStream } from '../crypto/encrypt';
+import type { EncryptionKey } from '../crypto/recipient';
 import type { ParsedName } from '../manifest/naming';
 
 export interface CryptoContext {
   /** Recipients of everything written. */
-  readonly recipients: readonly PublicKey[];
+  readonly recipients: readonly EncryptionKey[];
   readonly signingKey?: PrivateKey;
   /** Keys, passwords and required signers for reading; loaded only when something must be decrypted. */
   readonly decryptOptions: () => Promise<DecryptOptions>;
@@ -37,7 +38,7 @@ export function wrappingOf(p: Pick<ParsedName, 'encrypted' | 'gzipped'>): Wrappi
  */
 export function encoder(crypto: CryptoContext, deflate?: ParallelDeflateOptions): Transform {
   if (crypto.recipients.length === 0) throw new OffsiteError('config', 'No encryption key given', { hint: 'Pass --encrypt-key KEY (a public key file, key id, fingerprint or email)' });
-  return createEncryptStream({ recipients: [...crypto.recipients], signingKey: crypto.signingKey, ...(deflate === undefined ? {} : { deflate }) });
+  return createEncryptStream({ recipients: crypto.recipients, signingKey: crypto.signingKey, ...(deflate === undefined ? {} : { deflate }) });
 }
 
 /** Encodes `data` into a private file, returning its size and SHA1. */

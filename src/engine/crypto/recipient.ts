@@ -1,0 +1,289 @@
+// The keys a backup is encrypted to, as the encrypter uses them: each writes the PKESK packet that
+// gives a volume's session key to its key (RFC 4880 §5.1).
+//
+// openpgp.js decides which keys may receive backups (keys.ts: v4, not revoked or expired, an
+// encryption key gpg 2.2 reads) and which of a key's subkeys encrypts. For an RSA encryption key that
+// verdict is remembered in a small file named by the SHA-256 of the key's bytes (the key file, or
+// gpg's export of a keyring entry), so the next backup to the same bytes writes its PKESKs with
+// node:crypto and never loads openpgp.js: ~30–40 ms of every backup, a tenth of a no-change one
+// (bench/README.md). The remembered verdict holds only which subkey to use and until when; the RSA
+// numbers are read from the key's own bytes each time, so an altered cache file cannot point a backup
+// at a key that is not in them. It is trusted for a day at most, and never past an expiry date or a
+// packet dated after the check; after that, or when anything does not fit, openpgp.js checks again.
+import { constants, createHash, createPublicKey, publicEncrypt } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { PublicKey, Subkey } from 'openpgp';
+import { OffsiteError } from '../errors';
+import { assertEncryptionKeyUsable, assertSomeEncryptionKey, describeKey, keySpecBytes, publicKeysOf, usableEncryptionKeys, type KeySpecBytes } from './keys';
+import { openpgpLib } from './openpgpLib';
+import { packet, Tag } from './packets';
+import { RSA_ALGOS } from './rsaSessionKey';
+
+/** Someone a backup is encrypted to. */
+export interface Recipient {
+  /** The primary key's fingerprint, lower-case hex (as openpgp.js gives it). */
+  readonly fingerprint: string;
+  /** For messages: "RSA-3072 A53C…1B62 Name <email>". */
+  readonly description: string;
+  /** The PKESK v3 packet (header included) giving `sessionKey`, an AES-256 key, to this recipient. */
+  sessionKeyPacket(sessionKey: Buffer): Promise<Buffer>;
+}
+
+/** What the encrypter accepts: recipients, or openpgp.js keys (checked at every message). */
+export type EncryptionKey = Recipient | PublicKey;
+
+export function asRecipient(k: EncryptionKey): Recipient {
+  return 'sessionKeyPacket' in k ? k : openpgpRecipient(k);
+}
+
+/** A recipient through openpgp.js, its key checked again for every message (a backup may run past its expiry). */
+export function openpgpRecipient(key: PublicKey): Recipient {
+  return {
+    fingerprint: key.getFingerprint(),
+    description: describeKey(key),
+    async sessionKeyPacket(sessionKey) {
+      await assertEncryptionKeyUsable(key);
+      const p = await openpgpLib().encryptSessionKey({ data: sessionKey, algorithm: 'aes256', encryptionKeys: [key], format: 'binary' });
+      return Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+    },
+  };
+}
+
+/** OpenPGP's id of AES-256 (RFC 4880 §9.2). */
+const AES256 = 9;
+/** How long a remembered verdict is trusted at most. */
+const TRUST_MS = 24 * 3600 * 1000;
+/** Verdict files kept in the folder (one per key file version). */
+const KEEP = 32;
+
+interface Verdict {
+  readonly format: 1;
+  /** When openpgp.js checked the keys (ms since the epoch), and until when the verdict holds. */
+  readonly checked: number;
+  readonly until: number;
+  readonly keys: readonly { readonly fingerprint: string; readonly encryptionKey: string; readonly description: string }[];
+}
+
+/** An RSA key packet's public numbers, and its v4 fingerprint (lower-case hex). */
+interface RsaKeyPacket {
+  readonly fingerprint: string;
+  readonly algorithm: number;
+  readonly n: Buffer;
+  readonly e: Buffer;
+}
+
+/** The MPI at `o` of `b`: its bytes and where the next field starts; undefined when it does not fit. */
+function readMpi(b: Buffer, o: number): { value: Buffer; next: number } | undefined {
+  if (o + 2 > b.length) return undefined;
+  const next = o + 2 + ((b.readUInt16BE(o) + 7) >> 3);
+  return next > b.length ? undefined : { value: b.subarray(o + 2, next), next };
+}
+
+/** The binary packets of a key file: armored ("PGP PUBLIC/PRIVATE KEY BLOCK") or not. */
+function keyPacketBytes(data: Buffer): Buffer | undefined {
+  const text = data.subarray(0, 200).toString('latin1').trimStart();
+  if (!text.startsWith('-----BEGIN PGP')) return data;
+  const m = /-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----\r?\n([\s\S]*?)-----END PGP \1 KEY BLOCK-----/.exec(data.toString('latin1'));
+  if (!m) return undefined;
+  const lines = m[2].split(/\r?\n/);
+  const blank = lines.findIndex((l) => l.trim() === '');
+  return Buffer.from(
+    lines
+      .slice(blank + 1)
+      .filter((l) => !l.startsWith('='))
+      .join(''),
+    'base64',
+  );
+}
+
+/**
+ * The v4 RSA key and subkey packets (public or secret: the public part) of a key file's bytes. Only
+ * definite lengths, as keys are written; anything else ends the scan (the caller then asks openpgp.js).
+ */
+export function rsaKeyPackets(data: Buffer): RsaKeyPacket[] {
+  const bin = keyPacketBytes(data);
+  const out: RsaKeyPacket[] = [];
+  if (!bin) return out;
+  let o = 0;
+  while (o < bin.length) {
+    const h = bin[o];
+    if ((h & 0x80) === 0) break;
+    let tag: number;
+    let len: number;
+    let start: number;
+    if (h & 0x40) {
+      tag = h & 0x3f;
+      const l0 = bin[o + 1];
+      if (l0 < 192) [len, start] = [l0, o + 2];
+      else if (l0 < 224) [len, start] = [((l0 - 192) << 8) + bin[o + 2] + 192, o + 3];
+      else if (l0 === 255) [len, start] = [bin.readUInt32BE(o + 2), o + 6];
+      else break; // partial lengths: not in keys
+    } else {
+      tag = (h >> 2) & 0x0f;
+      const lt = h & 3;
+      if (lt === 3) break;
+      const n = 1 << lt;
+      if (o + 1 + n > bin.length) break;
+      len = bin.readUIntBE(o + 1, n);
+      start = o + 1 + n;
+    }
+    const end = start + len;
+    if (end > bin.length) break;
+    // Public key 6, public subkey 14, secret key 5, secret subkey 7: version 4, time, algorithm, MPIs.
+    if ((tag === 6 || tag === 14 || tag === 5 || tag === 7) && bin[start] === 4 && RSA_ALGOS.has(bin[start + 5])) {
+      const body = bin.subarray(start, end);
+      const n = readMpi(body, 6);
+      const e = n && readMpi(body, n.next);
+      if (n && e) {
+        const pub = body.subarray(0, e.next);
+        const head = Buffer.from([0x99, pub.length >> 8, pub.length & 0xff]);
+        const fingerprint = createHash('sha1').update(head).update(pub).digest('hex');
+        out.push({ fingerprint, algorithm: body[5], n: n.value, e: e.value });
+      }
+    }
+    o = end;
+  }
+  return out;
+}
+
+/** A recipient whose PKESKs node:crypto writes: RSA encryption with EME-PKCS1-v1_5 (RFC 4880 §5.1). */
+function nativeRecipient(k: RsaKeyPacket, fingerprint: string, description: string, until: number, recheck: () => Promise<Recipient>): Recipient {
+  const key = createPublicKey({ key: { kty: 'RSA', n: k.n.toString('base64url'), e: k.e.toString('base64url') }, format: 'jwk' });
+  const keyId = Buffer.from(k.fingerprint.slice(-16), 'hex');
+  return {
+    fingerprint,
+    description,
+    async sessionKeyPacket(sessionKey) {
+      // A backup running past the verdict's end: openpgp.js checks the key again (and refuses it if it expired).
+      if (Date.now() >= until) return (await recheck()).sessionKeyPacket(sessionKey);
+      const m = Buffer.alloc(sessionKey.length + 3);
+      m[0] = AES256;
+      sessionKey.copy(m, 1);
+      let sum = 0;
+      for (const b of sessionKey) sum = (sum + b) & 0xffff;
+      m.writeUInt16BE(sum, m.length - 2);
+      const c = publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, m);
+      let z = 0;
+      while (z < c.length - 1 && c[z] === 0) z++;
+      const mpi = c.subarray(z);
+      const bits = (mpi.length - 1) * 8 + (32 - Math.clz32(mpi[0]));
+      const head = Buffer.from([3, ...keyId, k.algorithm, bits >> 8, bits & 0xff]);
+      return packet(Tag.PKESK, Buffer.concat([head, mpi]));
+    },
+  };
+}
+
+/** The newest creation time among a key's packets, and the first expiry of a signature after `now`. */
+function keyDates(key: PublicKey, now: number): { newest: number; expiry: number } {
+  let newest = 0;
+  let expiry = Infinity;
+  for (const p of key.toPacketList()) {
+    const created = (p as { created?: Date | null }).created;
+    if (created instanceof Date) newest = Math.max(newest, created.getTime());
+    // A signature that has expired already stays so; one that expires later may change the verdict then.
+    const exp = (p as { getExpirationTime?: () => Date | number }).getExpirationTime?.();
+    if (exp instanceof Date && exp.getTime() > now) expiry = Math.min(expiry, exp.getTime());
+  }
+  return { newest, expiry };
+}
+
+/** The verdict on `keys` (all usable, checked at `now`) worth remembering, or undefined. */
+async function verdictOf(keys: readonly PublicKey[], now: Date): Promise<Verdict | undefined> {
+  let until = now.getTime() + TRUST_MS;
+  const out: Verdict['keys'][number][] = [];
+  for (const key of keys) {
+    const enc = await key.getEncryptionKey(undefined, now);
+    if (enc.keyPacket.version !== 4 || !RSA_ALGOS.has(enc.keyPacket.algorithm)) return undefined;
+    const dates = keyDates(key, now.getTime());
+    if (dates.newest > now.getTime()) return undefined; // a packet from the future may change the verdict
+    until = Math.min(until, dates.expiry);
+    const subkeyExpiry = enc === key ? null : await (enc as Subkey).getExpirationTime(now);
+    for (const exp of [await key.getExpirationTime(), subkeyExpiry]) if (exp instanceof Date) until = Math.min(until, exp.getTime());
+    out.push({ fingerprint: key.getFingerprint(), encryptionKey: enc.getFingerprint(), description: describeKey(key) });
+  }
+  return until > now.getTime() ? { format: 1, checked: now.getTime(), until, keys: out } : undefined;
+}
+
+async function readVerdict(file: string): Promise<Verdict | undefined> {
+  try {
+    const v = JSON.parse(await fsp.readFile(file, 'utf8')) as Verdict;
+    const ok =
+      v.format === 1 &&
+      Number.isFinite(v.checked) &&
+      Number.isFinite(v.until) &&
+      Array.isArray(v.keys) &&
+      v.keys.length > 0 &&
+      v.keys.every((k) => typeof k.fingerprint === 'string' && typeof k.encryptionKey === 'string' && typeof k.description === 'string');
+    return ok ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeVerdict(dir: string, file: string, v: Verdict): Promise<void> {
+  const temp = `${file}.${process.pid}.tmp`;
+  try {
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    await fsp.writeFile(temp, JSON.stringify(v), { mode: 0o600 });
+    await fsp.rename(temp, file);
+    const names = (await fsp.readdir(dir)).filter((n) => n.endsWith('.json'));
+    if (names.length > KEEP) {
+      const dated = await Promise.all(names.map(async (n) => ({ n, t: (await fsp.stat(path.join(dir, n))).mtimeMs })));
+      dated.sort((a, b) => b.t - a.t);
+      for (const d of dated.slice(KEEP)) await fsp.rm(path.join(dir, d.n), { force: true });
+    }
+  } catch {
+    // A read-only or full disk: openpgp.js checks the keys next time too.
+    await fsp.rm(temp, { force: true }).catch(() => undefined);
+  }
+}
+
+/** The recipients of one spec's bytes from a remembered verdict, or undefined when it does not apply. */
+function fromVerdict(v: Verdict | undefined, bytes: KeySpecBytes, now: number): Recipient[] | undefined {
+  if (!v || now < v.checked || now >= v.until) return undefined;
+  const packets = new Map(rsaKeyPackets(bytes.data).map((p) => [p.fingerprint, p]));
+  const out: Recipient[] = [];
+  let parsed: Promise<PublicKey[]> | undefined;
+  for (const k of v.keys) {
+    const p = packets.get(k.encryptionKey.toLowerCase());
+    if (!p) return undefined;
+    // The same key through openpgp.js, which checks it for every message (and refuses it once expired).
+    const recheck = async () => {
+      const key = (await (parsed ??= publicKeysOf(bytes))).find((c) => c.getFingerprint() === k.fingerprint);
+      if (!key) throw new OffsiteError('key', `The key ${k.description} is no longer in ${bytes.where}`, { hint: 'Check the encryption key setting' });
+      return openpgpRecipient(key);
+    };
+    out.push(nativeRecipient(p, k.fingerprint, k.description, v.until, recheck));
+  }
+  return out;
+}
+
+/**
+ * The recipients for key specs (key files, or key ids, fingerprints or emails in the GnuPG keyring),
+ * as loadPublicKeys checks them. With `verdictDir`, RSA keys checked before are used without
+ * openpgp.js (see the file comment); without it, every key goes through openpgp.js.
+ */
+export async function loadRecipients(specs: readonly string[], opts: { gnupgHome?: string; verdictDir?: string } = {}): Promise<Recipient[]> {
+  assertSomeEncryptionKey(specs);
+  const out = new Map<string, Recipient>();
+  for (const spec of specs) {
+    const bytes = await keySpecBytes(spec, opts);
+    // Named by the bytes and where they came from: a keyring query skips unusable keys, a file may not.
+    const digest = createHash('sha256').update(bytes.data).update(bytes.fromFile ? '\0file' : '\0keyring').digest('hex');
+    const file = opts.verdictDir === undefined ? undefined : path.join(opts.verdictDir, `${digest}.json`);
+    const now = Date.now();
+    const remembered = file === undefined ? undefined : fromVerdict(await readVerdict(file), bytes, now);
+    if (remembered) {
+      for (const r of remembered) out.set(r.fingerprint, r);
+      continue;
+    }
+    const keys = await usableEncryptionKeys(bytes);
+    for (const k of keys) out.set(k.getFingerprint(), openpgpRecipient(k));
+    if (file !== undefined) {
+      const v = await verdictOf(keys, new Date(now));
+      if (v) await writeVerdict(path.dirname(file), file, v);
+    }
+  }
+  return [...out.values()];
+}

@@ -1,8 +1,9 @@
 // Streaming OpenPGP encryption in the shape gpg 2.2 writes for duplicity (FORMAT.md §4.2): one PKESK v3
 // per recipient, then SEIPD v1 (AES-256-CFB + SHA-1 MDC) around a ZIP compressed packet around the
 // literal packet ('b', empty name), with a one-pass signature around the literal when signing.
-// openpgp.js makes only the PKESKs (and the signature's public-key step); the data path is node:crypto
-// plus the parallel deflater, which is what makes it several times faster than gpg's single-thread zlib.
+// The PKESKs come from the recipients (recipient.ts: openpgp.js, or node:crypto for an RSA key checked
+// before), the signature's public-key step from openpgp.js; the data path is node:crypto plus the
+// parallel deflater, which is what makes it several times faster than gpg's single-thread zlib.
 import { createCipheriv, createHash, randomBytes, type Cipher, type Hash } from 'node:crypto';
 import type { Transform } from 'node:stream';
 import type { PrivateKey } from 'openpgp';

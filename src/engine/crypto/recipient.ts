@@ -114,11 +114,12 @@ export function rsaKeyPackets(data: Buffer): RsaKeyPacket[] {
     let start: number;
     if (h & 0x40) {
       tag = h & 0x3f;
+      if (o + 2 > bin.length) break;
       const l0 = bin[o + 1];
       if (l0 < 192) [len, start] = [l0, o + 2];
-      else if (l0 < 224) [len, start] = [((l0 - 192) << 8) + bin[o + 2] + 192, o + 3];
-      else if (l0 === 255) [len, start] = [bin.readUInt32BE(o + 2), o + 6];
-      else break; // partial lengths: not in keys
+      else if (l0 < 224 && o + 3 <= bin.length) [len, start] = [((l0 - 192) << 8) + bin[o + 2] + 192, o + 3];
+      else if (l0 === 255 && o + 6 <= bin.length) [len, start] = [bin.readUInt32BE(o + 2), o + 6];
+      else break; // partial lengths (not in keys), or the bytes end
     } else {
       tag = (h >> 2) & 0x0f;
       const lt = h & 3;

@@ -67,6 +67,11 @@ describe('crypto: recipients remembered by their key bytes', function () {
     const binary = (await loadPublicKeys([RSA_PUB]))[0].write();
     assert.equal(rsaKeyPackets(Buffer.from(binary)).length, 2);
     assert.deepEqual(rsaKeyPackets(fs.readFileSync(ECC_PUB)), []);
+    // Cut anywhere, the bytes give the whole packets before the cut and nothing more (no exception).
+    for (let cut = 0; cut < binary.length; cut += 7) {
+      const got = rsaKeyPackets(Buffer.from(binary.subarray(0, cut)));
+      assert.ok(got.length <= 2, `cut at ${cut}`);
+    }
   });
 
   it('remembers an RSA key checked by openpgp.js; the next load writes PKESKs natively, which gpg decrypts', async () => {
@@ -129,6 +134,24 @@ describe('crypto: recipients remembered by their key bytes', function () {
     fs.writeFileSync(other, (await loadPublicKeys([RSA_PUB]))[0].armor());
     await loadRecipients([other], { verdictDir: dir });
     assert.equal(fs.readdirSync(dir).filter((f) => f.endsWith('.json')).length, 2);
+  });
+
+  it('a verdict folder that cannot be written or read only means openpgp.js checks the key each time', async () => {
+    const blocked = path.join(work, 'not-a-folder');
+    fs.writeFileSync(blocked, 'a file where the folder would be');
+    for (let i = 0; i < 2; i++) {
+      const r = await loadRecipients([RSA_PUB], { verdictDir: blocked });
+      assert.match(r[0].description, /^RSA-3072 A53C…1B62/);
+      await decryptsWithGpg(r);
+    }
+    assert.equal(fs.readFileSync(blocked, 'utf8'), 'a file where the folder would be');
+    const dir = freshDir();
+    await loadRecipients([RSA_PUB], { verdictDir: dir });
+    fs.writeFileSync(verdictIn(dir).file, '{ not json');
+    const r = await loadRecipients([RSA_PUB], { verdictDir: dir });
+    assert.match(r[0].description, /^RSA-3072 A53C…1B62/);
+    assert.doesNotThrow(() => JSON.parse(fs.readFileSync(verdictIn(dir).file, 'utf8')), 'written anew');
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
   });
 
   it('remembers nothing for keys it cannot write natively (ECDH), nor without a folder', async () => {

@@ -19,10 +19,10 @@ import { asyncTransform } from './asyncTransform';
 import { ByteReader } from './byteReader';
 import { createCfbDecipher } from './cfb';
 import { describeKey } from './keys';
+import { openpgpLib } from './openpgpLib';
 import { packet, packetBody, readPacketHeader, readSmallBody, Tag, TruncatedError, type PacketHeader } from './packets';
 import { nativeRsaSessionKey } from './rsaSessionKey';
 import { parseOnePass, readSignaturePacket, SignatureHasher, verifyWithDigest } from './signature';
-import { openpgpLib } from './openpgpLib';
 
 
 export interface DecryptOptions {

@@ -6,8 +6,8 @@ import { createHash, type Hash } from 'node:crypto';
 import type { PrivateKey, PublicKey, SignaturePacket } from 'openpgp';
 import { OffsiteError } from '../errors';
 import { describeKey } from './keys';
-import { packet, Tag } from './packets';
 import { openpgpLib } from './openpgpLib';
+import { packet, Tag } from './packets';
 
 const CR = Buffer.from([0x0d]);
 /** Signature types (RFC 4880 §5.2.1) and the hash we sign with (§9.4). */

@@ -115,6 +115,50 @@ export class PartialBodyWriter {
   }
 }
 
+/**
+ * The packets of a whole packet sequence in memory with definite lengths (as keys are written): tag
+ * and body (slices of `bin`). `complete` is false when a header does not fit (partial or
+ * indeterminate lengths, bytes cut short); `packets` then holds those before it.
+ */
+export function splitPackets(bin: Buffer): { packets: { tag: number; body: Buffer }[]; complete: boolean } {
+  const packets: { tag: number; body: Buffer }[] = [];
+  let o = 0;
+  while (o < bin.length) {
+    const h = bin[o];
+    if ((h & 0x80) === 0) return { packets, complete: false };
+    let tag: number;
+    let len: number;
+    let start: number;
+    if (h & 0x40) {
+      tag = h & 0x3f;
+      if (o + 2 > bin.length) return { packets, complete: false };
+      const l0 = bin[o + 1];
+      if (l0 < 192) [len, start] = [l0, o + 2];
+      else if (l0 < 224 && o + 3 <= bin.length) [len, start] = [((l0 - 192) << 8) + bin[o + 2] + 192, o + 3];
+      else if (l0 === 255 && o + 6 <= bin.length) [len, start] = [bin.readUInt32BE(o + 2), o + 6];
+      else return { packets, complete: false };
+    } else {
+      tag = (h >> 2) & 0x0f;
+      const lt = h & 3;
+      const n = 1 << lt;
+      if (lt === 3 || o + 1 + n > bin.length) return { packets, complete: false };
+      len = bin.readUIntBE(o + 1, n);
+      start = o + 1 + n;
+    }
+    if (start + len > bin.length) return { packets, complete: false };
+    packets.push({ tag, body: bin.subarray(start, start + len) });
+    o = start + len;
+  }
+  return { packets, complete: true };
+}
+
+/** The MPI at `o` of `b` (RFC 4880 §3.2): its bytes and where the next field starts; undefined when it does not fit. */
+export function readMpi(b: Buffer, o: number): { value: Buffer; next: number } | undefined {
+  if (o + 2 > b.length) return undefined;
+  const next = o + 2 + ((b.readUInt16BE(o) + 7) >> 3);
+  return next > b.length ? undefined : { value: b.subarray(o + 2, next), next };
+}
+
 function formatError(message: string): OffsiteError {
   return new OffsiteError('format', message, {
     hint: 'The file is damaged or is not an OpenPGP message; restore it from another copy',

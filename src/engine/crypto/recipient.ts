@@ -17,7 +17,7 @@ import type { PublicKey, Subkey } from 'openpgp';
 import { OffsiteError } from '../errors';
 import { assertEncryptionKeyUsable, assertSomeEncryptionKey, describeKey, keySpecBytes, publicKeysOf, usableEncryptionKeys, type KeySpecBytes } from './keys';
 import { openpgpLib } from './openpgpLib';
-import { packet, Tag } from './packets';
+import { packet, readMpi, splitPackets, Tag } from './packets';
 import { RSA_ALGOS } from './rsaSessionKey';
 
 /** Someone a backup is encrypted to. */
@@ -73,13 +73,6 @@ interface RsaKeyPacket {
   readonly e: Buffer;
 }
 
-/** The MPI at `o` of `b`: its bytes and where the next field starts; undefined when it does not fit. */
-function readMpi(b: Buffer, o: number): { value: Buffer; next: number } | undefined {
-  if (o + 2 > b.length) return undefined;
-  const next = o + 2 + ((b.readUInt16BE(o) + 7) >> 3);
-  return next > b.length ? undefined : { value: b.subarray(o + 2, next), next };
-}
-
 /** The binary packets of a key file: armored ("PGP PUBLIC/PRIVATE KEY BLOCK") or not. */
 function keyPacketBytes(data: Buffer): Buffer | undefined {
   const text = data.subarray(0, 200).toString('latin1').trimStart();
@@ -105,35 +98,9 @@ export function rsaKeyPackets(data: Buffer): RsaKeyPacket[] {
   const bin = keyPacketBytes(data);
   const out: RsaKeyPacket[] = [];
   if (!bin) return out;
-  let o = 0;
-  while (o < bin.length) {
-    const h = bin[o];
-    if ((h & 0x80) === 0) break;
-    let tag: number;
-    let len: number;
-    let start: number;
-    if (h & 0x40) {
-      tag = h & 0x3f;
-      if (o + 2 > bin.length) break;
-      const l0 = bin[o + 1];
-      if (l0 < 192) [len, start] = [l0, o + 2];
-      else if (l0 < 224 && o + 3 <= bin.length) [len, start] = [((l0 - 192) << 8) + bin[o + 2] + 192, o + 3];
-      else if (l0 === 255 && o + 6 <= bin.length) [len, start] = [bin.readUInt32BE(o + 2), o + 6];
-      else break; // partial lengths (not in keys), or the bytes end
-    } else {
-      tag = (h >> 2) & 0x0f;
-      const lt = h & 3;
-      if (lt === 3) break;
-      const n = 1 << lt;
-      if (o + 1 + n > bin.length) break;
-      len = bin.readUIntBE(o + 1, n);
-      start = o + 1 + n;
-    }
-    const end = start + len;
-    if (end > bin.length) break;
+  for (const { tag, body } of splitPackets(bin).packets) {
     // Public key 6, public subkey 14, secret key 5, secret subkey 7: version 4, time, algorithm, MPIs.
-    if ((tag === 6 || tag === 14 || tag === 5 || tag === 7) && bin[start] === 4 && RSA_ALGOS.has(bin[start + 5])) {
-      const body = bin.subarray(start, end);
+    if ((tag === 6 || tag === 14 || tag === 5 || tag === 7) && body[0] === 4 && RSA_ALGOS.has(body[5])) {
       const n = readMpi(body, 6);
       const e = n && readMpi(body, n.next);
       if (n && e) {
@@ -143,7 +110,6 @@ export function rsaKeyPackets(data: Buffer): RsaKeyPacket[] {
         out.push({ fingerprint, algorithm: body[5], n: n.value, e: e.value });
       }
     }
-    o = end;
   }
   return out;
 }

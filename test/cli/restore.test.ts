@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { offsite } from '../helpers/cli';
+import { OFFSITE, offsite, run } from '../helpers/cli';
 import { forgeFullSet } from '../helpers/forge';
 import { ECC_SEC, RSA_PUB, RSA_SEC } from '../helpers/gpg';
 import { makeTree, randomBytesSeeded, snapshotTree } from '../helpers/tree';
@@ -136,6 +136,24 @@ describe('offsite restore', function () {
     const good = await offsite(['--archive-dir', path.join(w, 'c'), 'restore', '--key', PROTECTED_SEC, u, path.join(w, 'o2')], { env: { OFFSITE_PASSPHRASE: PROTECTED_PASSPHRASE } });
     assert.equal(good.code, 0, good.stderr);
     assert.equal(fs.readFileSync(path.join(w, 'o2', 'f.txt'), 'utf8'), 'protected\n');
+  });
+
+  it("unlocks gpg's protected key without openpgp.js's 62 MiB S2K buffers: a one-file restore stays small", async () => {
+    // gpg 2.2 exports protected keys with the largest S2K count (65,011,712 bytes hashed); openpgp.js
+    // builds that input in one buffer per key packet, both at once: this restore peaked at ~186 MB.
+    const w = tempDir('offsite-s2k-');
+    const s = path.join(w, 'src');
+    makeTree(s, { 'f.txt': 'protected\n' });
+    const u = `file://${path.join(w, 'vault')}`;
+    assert.equal((await offsite(['--archive-dir', path.join(w, 'c'), 'backup', '--encrypt-key', PROTECTED_PUB, s, u])).code, 0);
+    // bin/offsite as users run it (its sh line's Node flags), under GNU time for the peak RSS.
+    const r = await run('/usr/bin/time', ['-f', 'peak-kb %M', OFFSITE, '--archive-dir', path.join(w, 'c'), 'restore', '--key', PROTECTED_SEC, '--path', 'f.txt', u, path.join(w, 'o')], {
+      env: { OFFSITE_PASSPHRASE: PROTECTED_PASSPHRASE },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(w, 'o', 'f.txt'), 'utf8'), 'protected\n');
+    const kb = Number(/peak-kb (\d+)/.exec(r.stderr)?.[1]);
+    assert.ok(kb > 10_000 && kb < 140 * 1024, `peak RSS ${Math.round(kb / 1024)} MiB`);
   });
 
   describe('damaged remote files', () => {

@@ -7,6 +7,7 @@ import type { Key, PrivateKey, PublicKey } from 'openpgp';
 import { OffsiteError } from '../errors';
 import { gpgExportPublic, gpgExportSecret, type GpgOptions } from './gpgKeyring';
 import { openpgpLib } from './openpgpLib';
+import { unlockNatively } from './unlock';
 
 /** Encryption algorithms gpg 2.2 handles: RSA (1, 2), ElGamal (16), ECDH (18). */
 const GPG22_ENCRYPTION_ALGOS = new Set([1, 2, 16, 18]);
@@ -199,6 +200,14 @@ async function unlock(key: PrivateKey, passphrase: string | undefined, getPassph
   const pass = passphrase ?? (await getPassphrase(describeKey(key)));
   if (pass === undefined) {
     throw new OffsiteError('passphrase', `No passphrase given for the key ${describeKey(key)}`, { hint: 'Enter the key\'s passphrase' });
+  }
+  try {
+    // Natively first: openpgp.js hashes gpg's S2K from one 62 MiB buffer per key packet (unlock.ts).
+    const native = await unlockNatively(key, pass, () => describeKey(key));
+    if (native) return native;
+  } catch (e) {
+    if (OffsiteError.is(e, 'passphrase')) throw e;
+    // anything unexpected: openpgp.js unlocks it, and reports its own errors
   }
   try {
     return await openpgpLib().decryptKey({ privateKey: key, passphrase: pass });

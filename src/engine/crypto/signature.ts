@@ -16,7 +16,7 @@ const SIG_TEXT = 1;
 const SHA512 = 10;
 
 /** node:crypto names of OpenPGP hash algorithms (RFC 9580 §9.5). */
-const HASH_NAMES: Record<number, string> = {
+export const HASH_NAMES: Record<number, string> = {
   1: 'md5',
   2: 'sha1',
   3: 'ripemd160',

@@ -1,0 +1,121 @@
+// Unlocking protected secret keys with node:crypto (crypto/unlock.ts): the S2K against the RFC's
+// algorithm written out plainly, keys from gpg 2.2 (its export protects with the largest S2K count)
+// and from openpgp.js unlocked to the same secret numbers as openpgp.js's decryptKey, wrong
+// passphrases refused, and what it does not handle left to openpgp.js.
+import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as openpgp from 'openpgp';
+import type { PrivateKey } from 'openpgp';
+import { createDecryptStream } from '../../../src/engine/crypto/decrypt';
+import { createEncryptStream } from '../../../src/engine/crypto/encrypt';
+import { generateKeyPair, loadPrivateKeys, loadPublicKeys } from '../../../src/engine/crypto/keys';
+import { s2kKey, unlockNatively } from '../../../src/engine/crypto/unlock';
+import { OffsiteError } from '../../../src/engine/errors';
+import { tempDir } from '../../helpers/tmp';
+import { GpgHome, PROTECTED_PASSPHRASE, PROTECTED_SEC, sourceText, through } from './gpgEnv';
+
+/** RFC 4880 §3.7.1.3 as written: the whole input in one buffer per hash context. */
+function s2kReference(type: number, hash: string, salt: Buffer, count: number, pass: Buffer, keyBytes: number): Buffer {
+  const data = Buffer.concat([salt, pass]);
+  const total = type === 3 ? Math.max(count, data.length) : data.length;
+  const out: Buffer[] = [];
+  for (let i = 0; Buffer.concat(out).length < keyBytes; i++) {
+    const input = Buffer.alloc(i + total);
+    for (let o = 0; o < total; o++) input[i + o] = data[o % data.length];
+    out.push(createHash(hash).update(input).digest());
+  }
+  return Buffer.concat(out).subarray(0, keyBytes);
+}
+
+/** The secret numbers of every (sub)key of a decrypted key, as openpgp.js holds them. */
+function secrets(k: PrivateKey): string[] {
+  return k.getKeys().map((sub) => JSON.stringify(Object.entries((sub.keyPacket as unknown as { privateParams: Record<string, Uint8Array> }).privateParams).map(([n, v]) => [n, Buffer.from(v).toString('hex')])));
+}
+
+describe('crypto: unlocking protected secret keys natively', function () {
+  this.timeout(120_000);
+  after(() => GpgHome.killAll());
+
+  it('derives the S2K key as RFC 4880 §3.7.1 does: simple, salted, iterated; several hash contexts when one is too short', () => {
+    const salt = Buffer.from('0123456789abcdef', 'hex');
+    const cases: [number, string, number, string, number][] = [
+      [0, 'sha1', 0, 'pw', 16],
+      [1, 'sha256', 0, 'pass phrase', 32],
+      [3, 'sha1', 65536, 'a', 16],
+      [3, 'sha1', 65011712, 'offsite-test-passphrase', 16], // gpg's count: hashed in steps, not in one buffer
+      [3, 'sha1', 1024, 'longer than the count would be if it were not at least the data', 32], // two SHA-1 contexts
+      [3, 'sha1', 100_003, 'odd', 24],
+      [3, 'sha512', 4096, 'x', 32],
+      [3, 'sha256', 16_777_216, '', 32], // empty passphrase: the salt alone repeats
+    ];
+    for (const [type, hash, count, pass, keyBytes] of cases) {
+      const got = s2kKey({ type, hash, salt: type === 0 ? Buffer.alloc(0) : salt, count }, Buffer.from(pass), keyBytes);
+      const want = s2kReference(type, hash, type === 0 ? Buffer.alloc(0) : salt, count, Buffer.from(pass), keyBytes);
+      assert.equal(got.toString('hex'), want.toString('hex'), `${type} ${hash} ${count} ${JSON.stringify(pass)} ${keyBytes}`);
+    }
+  });
+
+  it("unlocks gpg 2.2's exports (ed25519/cv25519 and RSA, AES-128, count 65,011,712) to openpgp.js's secret numbers", async () => {
+    const g = new GpgHome();
+    g.ok(['--quick-gen-key', 'Unlock RSA <unlock-rsa@example.invalid>', 'rsa2048', 'default', 'never'], 'rsa pass');
+    const rsaFile = path.join(tempDir('offsite-unlock-'), 'rsa-sec.asc');
+    fs.writeFileSync(rsaFile, g.ok(['--armor', '--export-secret-keys', 'unlock-rsa@example.invalid'], 'rsa pass'));
+    for (const [file, pass] of [
+      [PROTECTED_SEC, PROTECTED_PASSPHRASE],
+      [rsaFile, 'rsa pass'],
+    ]) {
+      const locked = await openpgp.readPrivateKey({ armoredKey: fs.readFileSync(file, 'utf8') });
+      assert.equal(locked.isDecrypted(), false);
+      const native = await unlockNatively(locked, pass, () => 'the key');
+      assert.ok(native, `${file}: handled natively`);
+      assert.equal(native.getFingerprint(), locked.getFingerprint());
+      assert.ok(native.getKeys().every((k) => k.keyPacket.isDecrypted()), 'every key packet unlocked');
+      const viaOpenpgp = await openpgp.decryptKey({ privateKey: locked, passphrase: pass });
+      assert.deepEqual(secrets(native), secrets(viaOpenpgp));
+      await assert.rejects(unlockNatively(locked, `${pass}x`, () => 'the key'), (e: unknown) => OffsiteError.is(e, 'passphrase') && /Wrong passphrase for the key the key/.test((e as Error).message));
+    }
+  });
+
+  it('unlocks keys openpgp.js protected (AES-256, SHA-256) and what loadPrivateKeys unlocks decrypts backups', async () => {
+    const dir = tempDir('offsite-unlock-');
+    const made = await generateKeyPair('Unlock ECC', 'unlock-ecc@example.invalid', 'ecc pass');
+    const sec = path.join(dir, 'ecc-sec.asc');
+    const pub = path.join(dir, 'ecc-pub.asc');
+    fs.writeFileSync(sec, made.privateArmored);
+    fs.writeFileSync(pub, made.publicArmored);
+    const locked = await openpgp.readPrivateKey({ armoredKey: made.privateArmored });
+    const native = await unlockNatively(locked, 'ecc pass', () => 'k');
+    assert.ok(native);
+    assert.deepEqual(secrets(native), secrets(await openpgp.decryptKey({ privateKey: locked, passphrase: 'ecc pass' })));
+
+    const data = sourceText(50_000, 3);
+    const enc = await through(createEncryptStream({ recipients: await loadPublicKeys([pub]) }), data);
+    const [key] = await loadPrivateKeys([sec], async () => 'ecc pass');
+    assert.ok(key.isDecrypted());
+    assert.ok((await through(createDecryptStream({ decryptionKeys: [key] }), enc)).equals(data));
+    await assert.rejects(loadPrivateKeys([sec], async () => 'nope'), (e: unknown) => OffsiteError.is(e, 'passphrase'));
+  });
+
+  it('leaves to openpgp.js what it does not handle (AEAD-protected keys), which still unlocks them', async () => {
+    const { privateKey } = await openpgp.generateKey({
+      type: 'ecc',
+      curve: 'curve25519Legacy',
+      userIDs: [{ name: 'AEAD', email: 'aead-key@example.invalid' }],
+      passphrase: 'aead pass',
+      format: 'object',
+      config: { v6Keys: false, aeadProtect: true },
+    });
+    assert.equal(await unlockNatively(privateKey, 'aead pass', () => 'k'), undefined);
+    const file = path.join(tempDir('offsite-unlock-'), 'aead-sec.asc');
+    fs.writeFileSync(file, privateKey.armor());
+    const [key] = await loadPrivateKeys([file], async () => 'aead pass');
+    assert.ok(key.isDecrypted());
+    // An unprotected key passes through as it is.
+    const plain = await openpgp.decryptKey({ privateKey, passphrase: 'aead pass' });
+    const same = await unlockNatively(plain, 'ignored', () => 'k');
+    assert.ok(same);
+    assert.deepEqual(secrets(same), secrets(plain));
+  });
+});

@@ -6,9 +6,9 @@
 // openpgp.js as an unprotected key it reads and validates as usual.
 //
 // Handled: v4 key packets of the algorithms gpg 2.2 makes or reads (RSA, DSA, ElGamal, ECDSA, EdDSA,
-// ECDH), s2k usage 254 (SHA-1 check) or 255 (sum), simple/salted/iterated S2K, AES-128/192/256-CFB.
-// Anything else (AEAD protection, GNU stubs, v5/v6 keys, other ciphers) returns undefined: the caller
-// then lets openpgp.js unlock it.
+// ECDH), s2k usage 254 (SHA-1 check) or 255 (sum), simple/salted/iterated S2K, AES-128/192/256-CFB,
+// and GNU stubs beside them (a primary key kept offline). Anything else (AEAD protection, v5/v6 keys,
+// other ciphers) returns undefined: the caller then lets openpgp.js unlock it.
 import { createDecipheriv, createHash, type Hash } from 'node:crypto';
 import type { PrivateKey } from 'openpgp';
 import { OffsiteError } from '../errors';
@@ -116,7 +116,7 @@ function readS2k(body: Buffer, o: number): { s2k: S2k; next: number } | undefine
 
 /**
  * The secret key packet's body with its secret numbers deciphered (s2k usage 0, two-byte sum), the
- * body as it is if not protected, undefined when this is not a form handled here. Throws
+ * body as it is if not protected or a stub, undefined when this is not a form handled here. Throws
  * OffsiteError('passphrase') when the check of the deciphered numbers fails.
  */
 function unprotect(body: Buffer, passphrase: Buffer, describe: () => string): Buffer | undefined {
@@ -125,6 +125,8 @@ function unprotect(body: Buffer, passphrase: Buffer, describe: () => string): Bu
   const usage = body[pubEnd];
   if (usage === 0) return body;
   if (usage !== 254 && usage !== 255) return undefined;
+  // A GNU stub (S2K type 101, "GNU"): no secret here (gpg --export-secret-subkeys); kept as it is.
+  if (body[pubEnd + 2] === 101 && body.subarray(pubEnd + 4, pubEnd + 7).toString('latin1') === 'GNU') return body;
   const cipher = CIPHERS[body[pubEnd + 1]];
   const spec = cipher && readS2k(body, pubEnd + 2);
   if (!cipher || !spec || spec.next + 16 > body.length) return undefined;

@@ -29,9 +29,12 @@ function s2kReference(type: number, hash: string, salt: Buffer, count: number, p
   return Buffer.concat(out).subarray(0, keyBytes);
 }
 
-/** The secret numbers of every (sub)key of a decrypted key, as openpgp.js holds them. */
+/** The secret numbers of every (sub)key of a decrypted key, as openpgp.js holds them ('stub' for a GNU stub). */
 function secrets(k: PrivateKey): string[] {
-  return k.getKeys().map((sub) => JSON.stringify(Object.entries((sub.keyPacket as unknown as { privateParams: Record<string, Uint8Array> }).privateParams).map(([n, v]) => [n, Buffer.from(v).toString('hex')])));
+  return k.getKeys().map((sub) => {
+    const params = (sub.keyPacket as unknown as { privateParams: Record<string, Uint8Array> | null }).privateParams;
+    return params ? JSON.stringify(Object.entries(params).map(([n, v]) => [n, Buffer.from(v).toString('hex')])) : 'stub';
+  });
 }
 
 describe('crypto: unlocking protected secret keys natively', function () {
@@ -59,7 +62,11 @@ describe('crypto: unlocking protected secret keys natively', function () {
 
   it("unlocks gpg 2.2's exports (ed25519/cv25519 and RSA, AES-128, count 65,011,712) to openpgp.js's secret numbers", async () => {
     const g = new GpgHome();
-    g.ok(['--quick-gen-key', 'Unlock RSA <unlock-rsa@example.invalid>', 'rsa2048', 'default', 'never'], 'rsa pass');
+    // As gpg makes keys by default: a signing primary key and an encryption subkey, both protected.
+    g.ok(['--quick-gen-key', 'Unlock RSA <unlock-rsa@example.invalid>', 'rsa2048', 'sign', 'never'], 'rsa pass');
+    const fpr = /^fpr:+([0-9A-F]{40}):/m.exec(g.ok(['--with-colons', '--list-keys', 'unlock-rsa@example.invalid']).toString())?.[1];
+    assert.ok(fpr);
+    g.ok(['--quick-add-key', fpr, 'rsa2048', 'encr', 'never'], 'rsa pass');
     const rsaFile = path.join(tempDir('offsite-unlock-'), 'rsa-sec.asc');
     fs.writeFileSync(rsaFile, g.ok(['--armor', '--export-secret-keys', 'unlock-rsa@example.invalid'], 'rsa pass'));
     for (const [file, pass] of [
@@ -76,6 +83,13 @@ describe('crypto: unlocking protected secret keys natively', function () {
       assert.deepEqual(secrets(native), secrets(viaOpenpgp));
       await assert.rejects(unlockNatively(locked, `${pass}x`, () => 'the key'), (e: unknown) => OffsiteError.is(e, 'passphrase') && /Wrong passphrase for the key the key/.test((e as Error).message));
     }
+    // The primary key kept offline (gpg --export-secret-subkeys: a GNU stub beside the subkey).
+    const subOnly = await openpgp.readPrivateKey({ armoredKey: g.ok(['--armor', '--export-secret-subkeys', 'unlock-rsa@example.invalid'], 'rsa pass').toString() });
+    assert.equal((subOnly.keyPacket as unknown as { isDummy(): boolean }).isDummy(), true);
+    const native = await unlockNatively(subOnly, 'rsa pass', () => 'k');
+    assert.ok(native, 'handled natively');
+    assert.deepEqual(secrets(native), secrets(await openpgp.decryptKey({ privateKey: subOnly, passphrase: 'rsa pass' })));
+    assert.deepEqual(secrets(native).map((x) => x === 'stub'), [true, false], 'the stub as it was, the subkey unlocked');
   });
 
   it('unlocks keys openpgp.js protected (AES-256, SHA-256) and what loadPrivateKeys unlocks decrypts backups', async () => {

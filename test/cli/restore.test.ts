@@ -140,7 +140,7 @@ describe('offsite restore', function () {
 
   it("unlocks gpg's protected key without openpgp.js's 62 MiB S2K buffers: a one-file restore stays small", async () => {
     // gpg 2.2 exports protected keys with the largest S2K count (65,011,712 bytes hashed); openpgp.js
-    // builds that input in one buffer per key packet, both at once: this restore peaked at ~186 MB.
+    // builds that input in one buffer per key packet, both at once: this restore peaked at ~182 MiB.
     const w = tempDir('offsite-s2k-');
     const s = path.join(w, 'src');
     makeTree(s, { 'f.txt': 'protected\n' });

@@ -1,7 +1,7 @@
 // Unlocking a passphrase-protected secret key (RFC 4880 §5.5.3) with node:crypto. openpgp.js makes
 // the iterated-and-salted S2K's whole input in one buffer before hashing it: with gpg's usual count
 // (65,011,712 bytes, the largest) that is a 62 MiB allocation per key packet, a primary key and its
-// subkey at once, so a one-file restore with a gpg key peaked at ~186 MB (82 MB unprotected). Here the
+// subkey at once, so a one-file restore with a gpg key peaked at ~182 MiB (~82 MiB unprotected). Here the
 // S2K is hashed in 64 KiB steps, the secret numbers deciphered and checked, and the key given back to
 // openpgp.js as an unprotected key it reads and validates as usual.
 //

@@ -8,12 +8,13 @@
 // at the end for MDC failures and truncation (callers treat output as untrusted until the end). When
 // parsing fails inside the encrypted data, the rest is still decrypted so that a damaged or altered
 // file is reported as 'integrity' rather than as a parse error.
-import { createDecipheriv, createHash, getCiphers } from 'node:crypto';
+import { createDecipheriv, createHash } from 'node:crypto';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import type { enums, PrivateKey, PublicKey, SignaturePacket } from 'openpgp';
 import { OffsiteError } from '../errors';
+import { nodeCfb } from './algorithms';
 import { dearmor, looksArmored } from './armor';
 import { asyncTransform } from './asyncTransform';
 import { ByteReader } from './byteReader';
@@ -37,22 +38,6 @@ interface SessionKey {
   readonly data: Uint8Array;
   readonly algorithm: string;
   readonly fromPassword: boolean;
-}
-
-/** node:crypto CFB ciphers for OpenPGP symmetric algorithms: name and block size. */
-const NODE_CIPHERS: Record<string, { name: string; block: number }> = {
-  aes128: { name: 'aes-128-cfb', block: 16 },
-  aes192: { name: 'aes-192-cfb', block: 16 },
-  aes256: { name: 'aes-256-cfb', block: 16 },
-  tripledes: { name: 'des-ede3-cfb', block: 8 },
-  cast5: { name: 'cast5-cfb', block: 8 },
-  blowfish: { name: 'bf-cfb', block: 8 },
-};
-let available: Set<string> | undefined;
-function nodeCipher(algorithm: string): { name: string; block: number } | undefined {
-  available ??= new Set(getCiphers());
-  const c = NODE_CIPHERS[algorithm];
-  return c && available.has(c.name) ? c : undefined;
 }
 
 const PLAIN_TAGS = new Set<number>([Tag.Literal, Tag.Compressed, Tag.OnePassSignature, Tag.Signature]);
@@ -139,7 +124,7 @@ async function decryptMessage(r: ByteReader, opts: DecryptOptions, push: (b: Buf
   if (firstBody.done || firstBody.value.length === 0) throw integrityError('The message is truncated');
   const fastShape = h.tag === Tag.SEIPD && firstBody.value[0] === 1;
   const sessionKeys = fastShape ? await decryptSessionKeys(keyPackets, pkeskBodies, pkeskIds, hasSkesk, opts) : [];
-  const cipher = sessionKeys.length > 0 ? nodeCipher(sessionKeys[0].algorithm) : undefined;
+  const cipher = sessionKeys.length > 0 ? nodeCfb(sessionKeys[0].algorithm) : undefined;
   if (!fastShape || !cipher || sessionKeys.some((k) => k.algorithm !== sessionKeys[0].algorithm)) {
     // Not our fast path (SEIPD v2, AEAD, a cipher node lacks): replay what we read and hand the
     // whole message to openpgp.js.

@@ -15,10 +15,10 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { PublicKey, Subkey } from 'openpgp';
 import { OffsiteError } from '../errors';
+import { checksum16, RSA_ALGOS } from './algorithms';
 import { assertEncryptionKeyUsable, assertSomeEncryptionKey, describeKey, keySpecBytes, publicKeysOf, usableEncryptionKeys, type KeySpecBytes } from './keys';
 import { openpgpLib } from './openpgpLib';
 import { packet, readMpi, splitPackets, Tag } from './packets';
-import { RSA_ALGOS } from './rsaSessionKey';
 
 /** Someone a backup is encrypted to. */
 export interface Recipient {
@@ -127,9 +127,7 @@ function nativeRecipient(k: RsaKeyPacket, fingerprint: string, description: stri
       const m = Buffer.alloc(sessionKey.length + 3);
       m[0] = AES256;
       sessionKey.copy(m, 1);
-      let sum = 0;
-      for (const b of sessionKey) sum = (sum + b) & 0xffff;
-      m.writeUInt16BE(sum, m.length - 2);
+      m.writeUInt16BE(checksum16(sessionKey), m.length - 2);
       const c = publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, m);
       let z = 0;
       while (z < c.length - 1 && c[z] === 0) z++;

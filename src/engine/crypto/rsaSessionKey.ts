@@ -7,6 +7,7 @@
 // caller goes the openpgp.js way, which then reports the real problem.
 import { constants, createPrivateKey, privateDecrypt, type KeyObject } from 'node:crypto';
 import type { PrivateKey } from 'openpgp';
+import { checksum16, RSA_ALGOS, symmetricById } from './algorithms';
 
 interface RsaKey {
   readonly keyId: string;
@@ -20,12 +21,6 @@ interface KeyPacketShape {
   privateParams?: { d?: Uint8Array; p?: Uint8Array; q?: Uint8Array; u?: Uint8Array };
 }
 
-/** Session key sizes of the symmetric algorithms a PKESK may name. */
-const KEY_BYTES: Record<string, number> = { aes128: 16, aes192: 24, aes256: 32, tripledes: 24, cast5: 16, twofish: 32, blowfish: 16 };
-/** OpenPGP's symmetric algorithm ids (RFC 4880 §9.2), named as openpgp.js names them. */
-const SYMMETRIC_NAMES: Record<number, string> = { 2: 'tripledes', 3: 'cast5', 4: 'blowfish', 7: 'aes128', 8: 'aes192', 9: 'aes256', 10: 'twofish' };
-/** RSA (encrypt or sign) and RSA encrypt-only. */
-export const RSA_ALGOS: ReadonlySet<number> = new Set([1, 2]);
 
 const cache = new WeakMap<PrivateKey, RsaKey[]>();
 
@@ -71,14 +66,11 @@ function unpad(block: Buffer): { data: Uint8Array; algorithm: string } | undefin
   if (sep < 10) return undefined; // at least 8 bytes of non-zero padding
   const m = block.subarray(sep + 1);
   if (m.length < 3) return undefined;
-  const algorithm = SYMMETRIC_NAMES[m[0]];
-  if (algorithm === undefined) return undefined;
+  const algorithm = symmetricById(m[0]);
   const key = m.subarray(1, m.length - 2);
-  if (KEY_BYTES[algorithm] !== key.length) return undefined;
-  let sum = 0;
-  for (const b of key) sum = (sum + b) & 0xffff;
-  if (sum !== m.readUInt16BE(m.length - 2)) return undefined;
-  return { data: Uint8Array.from(key), algorithm };
+  if (algorithm?.keyBytes !== key.length) return undefined;
+  if (checksum16(key) !== m.readUInt16BE(m.length - 2)) return undefined;
+  return { data: Uint8Array.from(key), algorithm: algorithm.name };
 }
 
 /**

@@ -5,6 +5,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { PrivateKey, PublicKey, SignaturePacket } from 'openpgp';
 import { OffsiteError } from '../errors';
+import { HASH_NAMES } from './algorithms';
 import { describeKey } from './keys';
 import { openpgpLib } from './openpgpLib';
 import { packet, Tag } from './packets';
@@ -14,19 +15,6 @@ const CR = Buffer.from([0x0d]);
 const SIG_BINARY = 0;
 const SIG_TEXT = 1;
 const SHA512 = 10;
-
-/** node:crypto names of OpenPGP hash algorithms (RFC 9580 §9.5). */
-export const HASH_NAMES: Record<number, string> = {
-  1: 'md5',
-  2: 'sha1',
-  3: 'ripemd160',
-  8: 'sha256',
-  9: 'sha384',
-  10: 'sha512',
-  11: 'sha224',
-  12: 'sha3-256',
-  14: 'sha3-512',
-};
 
 /** Public-key algorithms gpg 2.2 can verify (no Ed25519/Ed448 of RFC 9580, no PQC). */
 const GPG22_SIGNING_ALGOS = new Set([1, 3, 17, 19, 22]);

@@ -12,16 +12,10 @@
 import { createDecipheriv, createHash, type Hash } from 'node:crypto';
 import type { PrivateKey } from 'openpgp';
 import { OffsiteError } from '../errors';
+import { checksum16, HASH_NAMES, nodeCfb, symmetricById } from './algorithms';
 import { openpgpLib } from './openpgpLib';
 import { packet, readMpi, splitPackets } from './packets';
-import { HASH_NAMES } from './signature';
 
-/** AES ids (RFC 4880 §9.2) and node's CFB names and key sizes. */
-const CIPHERS: Record<number, { name: string; keyBytes: number }> = {
-  7: { name: 'aes-128-cfb', keyBytes: 16 },
-  8: { name: 'aes-192-cfb', keyBytes: 24 },
-  9: { name: 'aes-256-cfb', keyBytes: 32 },
-};
 const STEP = 64 * 1024;
 
 /** The S2K specifier's fields (RFC 4880 §3.7.1). */
@@ -127,13 +121,15 @@ function unprotect(body: Buffer, passphrase: Buffer, describe: () => string): Bu
   if (usage !== 254 && usage !== 255) return undefined;
   // A GNU stub (S2K type 101, "GNU"): no secret here (gpg --export-secret-subkeys); kept as it is.
   if (body[pubEnd + 2] === 101 && body.subarray(pubEnd + 4, pubEnd + 7).toString('latin1') === 'GNU') return body;
-  const cipher = CIPHERS[body[pubEnd + 1]];
+  // AES only (what gpg 2.2 and openpgp.js protect keys with).
+  const alg = symmetricById(body[pubEnd + 1]);
+  const cipher = alg?.name.startsWith('aes') ? nodeCfb(alg.name) : undefined;
   const spec = cipher && readS2k(body, pubEnd + 2);
-  if (!cipher || !spec || spec.next + 16 > body.length) return undefined;
-  const iv = body.subarray(spec.next, spec.next + 16);
-  const key = s2kKey(spec.s2k, passphrase, cipher.keyBytes);
+  if (!alg || !cipher || !spec || spec.next + cipher.block > body.length) return undefined;
+  const iv = body.subarray(spec.next, spec.next + cipher.block);
+  const key = s2kKey(spec.s2k, passphrase, alg.keyBytes);
   const d = createDecipheriv(cipher.name, key, iv);
-  const plain = Buffer.concat([d.update(body.subarray(spec.next + 16)), d.final()]);
+  const plain = Buffer.concat([d.update(body.subarray(spec.next + cipher.block)), d.final()]);
   let secret: Buffer;
   if (usage === 254) {
     if (plain.length < 20) return undefined;
@@ -142,17 +138,11 @@ function unprotect(body: Buffer, passphrase: Buffer, describe: () => string): Bu
   } else {
     if (plain.length < 2) return undefined;
     secret = plain.subarray(0, plain.length - 2);
-    if (sum16(secret) !== plain.readUInt16BE(plain.length - 2)) throw wrongPassphrase(describe());
+    if (checksum16(secret) !== plain.readUInt16BE(plain.length - 2)) throw wrongPassphrase(describe());
   }
   const sum = Buffer.alloc(2);
-  sum.writeUInt16BE(sum16(secret));
+  sum.writeUInt16BE(checksum16(secret));
   return Buffer.concat([body.subarray(0, pubEnd), Buffer.from([0]), secret, sum]);
-}
-
-function sum16(b: Buffer): number {
-  let s = 0;
-  for (let i = 0; i < b.length; i++) s = (s + b[i]) & 0xffff;
-  return s;
 }
 
 function wrongPassphrase(description: string): OffsiteError {

@@ -1,0 +1,57 @@
+// OpenPGP's algorithm ids (RFC 4880 §9, RFC 9580 §9) as the crypto code needs them: one table each, for
+// the readers and writers that work without openpgp.js (decrypt.ts, rsaSessionKey.ts, recipient.ts,
+// unlock.ts, signature.ts).
+import { getCiphers } from 'node:crypto';
+
+/** A symmetric algorithm: openpgp.js's name, its key size, and node:crypto's CFB cipher when there is one. */
+export interface SymmetricAlgorithm {
+  readonly id: number;
+  readonly name: string;
+  readonly keyBytes: number;
+  readonly cfb?: { readonly name: string; readonly block: number };
+}
+
+const SYMMETRIC: readonly SymmetricAlgorithm[] = [
+  { id: 2, name: 'tripledes', keyBytes: 24, cfb: { name: 'des-ede3-cfb', block: 8 } },
+  { id: 3, name: 'cast5', keyBytes: 16, cfb: { name: 'cast5-cfb', block: 8 } },
+  { id: 4, name: 'blowfish', keyBytes: 16, cfb: { name: 'bf-cfb', block: 8 } },
+  { id: 7, name: 'aes128', keyBytes: 16, cfb: { name: 'aes-128-cfb', block: 16 } },
+  { id: 8, name: 'aes192', keyBytes: 24, cfb: { name: 'aes-192-cfb', block: 16 } },
+  { id: 9, name: 'aes256', keyBytes: 32, cfb: { name: 'aes-256-cfb', block: 16 } },
+  { id: 10, name: 'twofish', keyBytes: 32 },
+];
+
+export const symmetricById = (id: number): SymmetricAlgorithm | undefined => SYMMETRIC.find((a) => a.id === id);
+export const symmetricByName = (name: string): SymmetricAlgorithm | undefined => SYMMETRIC.find((a) => a.name === name);
+
+let available: Set<string> | undefined;
+
+/** node:crypto's CFB cipher for an algorithm (openpgp.js's name), if this Node's OpenSSL has it. */
+export function nodeCfb(name: string): { name: string; block: number } | undefined {
+  available ??= new Set(getCiphers());
+  const c = symmetricByName(name)?.cfb;
+  return c && available.has(c.name) ? c : undefined;
+}
+
+/** RSA (encrypt or sign) and RSA encrypt-only. */
+export const RSA_ALGOS: ReadonlySet<number> = new Set([1, 2]);
+
+/** node:crypto names of OpenPGP hash algorithms (RFC 9580 §9.5). */
+export const HASH_NAMES: Readonly<Record<number, string>> = {
+  1: 'md5',
+  2: 'sha1',
+  3: 'ripemd160',
+  8: 'sha256',
+  9: 'sha384',
+  10: 'sha512',
+  11: 'sha224',
+  12: 'sha3-256',
+  14: 'sha3-512',
+};
+
+/** OpenPGP's two-octet checksum: the sum of the bytes modulo 65536 (session keys, unprotected secret keys). */
+export function checksum16(b: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < b.length; i++) s = (s + b[i]) & 0xffff;
+  return s;
+}

@@ -2,7 +2,6 @@
 // makes armored files still named .gpg (FORMAT.md §13), so readers sniff for the header line.
 import { OffsiteError } from '../errors';
 
-const BEGIN = '-----BEGIN PGP MESSAGE-----';
 
 /** True when `head` (the first bytes of a file) starts, after blank space, with an armor header line. */
 export function looksArmored(head: Buffer): boolean {
@@ -10,8 +9,11 @@ export function looksArmored(head: Buffer): boolean {
   return s.startsWith('-----BEGIN PGP');
 }
 
-/** Decodes an armored OpenPGP message; the checksum line is skipped (the MDC protects the content). */
-export async function* dearmor(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+/**
+ * Decodes an armored OpenPGP block whose label is one of `labels` (by default a message); the checksum
+ * line is skipped (a message's MDC protects its content, a key's own checks its packets).
+ */
+export async function* dearmor(source: AsyncIterable<Buffer>, labels: readonly string[] = ['MESSAGE']): AsyncGenerator<Buffer> {
   let state: 'pre' | 'headers' | 'body' | 'done' = 'pre';
   let partialLine = '';
   let b64 = '';
@@ -27,7 +29,7 @@ export async function* dearmor(source: AsyncIterable<Buffer>): AsyncGenerator<Bu
     switch (state) {
       case 'pre':
         if (line.trim().startsWith('-----BEGIN PGP')) {
-          if (line.trim() !== BEGIN) {
+          if (!labels.some((l) => line.trim() === `-----BEGIN PGP ${l}-----`)) {
             throw new OffsiteError('decrypt', `Not an OpenPGP message (armor says "${line.trim()}")`, {
               hint: 'Give an encrypted file (a .gpg volume or manifest), not a key or signature',
             });

@@ -5,6 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import type { Key, PrivateKey, PublicKey } from 'openpgp';
 import { OffsiteError } from '../errors';
+import { looksArmored } from './armor';
 import { gpgExportPublic, gpgExportSecret, type GpgOptions } from './gpgKeyring';
 import { openpgpLib } from './openpgpLib';
 import { unlockNatively } from './unlock';
@@ -55,18 +56,14 @@ async function isFile(spec: string): Promise<boolean> {
   }
 }
 
-function isArmored(data: Buffer): boolean {
-  return data.subarray(0, 200).toString('latin1').trimStart().startsWith('-----BEGIN PGP');
-}
-
 async function parseKeys(data: Buffer, where: string, secret: boolean): Promise<Key[]> {
   try {
     if (secret) {
-      return isArmored(data)
+      return looksArmored(data)
         ? await openpgpLib().readPrivateKeys({ armoredKeys: data.toString('utf8') })
         : await openpgpLib().readPrivateKeys({ binaryKeys: data });
     }
-    return isArmored(data) ? await openpgpLib().readKeys({ armoredKeys: data.toString('utf8') }) : await openpgpLib().readKeys({ binaryKeys: data });
+    return looksArmored(data) ? await openpgpLib().readKeys({ armoredKeys: data.toString('utf8') }) : await openpgpLib().readKeys({ binaryKeys: data });
   } catch (e) {
     const msg = (e as Error).message;
     if (secret && /no.*(secret|private) key|not a private key|private key/i.test(msg)) {

@@ -13,9 +13,11 @@
 import { constants, createHash, createPublicKey, publicEncrypt } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import type { PublicKey, Subkey } from 'openpgp';
 import { OffsiteError } from '../errors';
 import { checksum16, RSA_ALGOS } from './algorithms';
+import { dearmor, looksArmored } from './armor';
 import { assertEncryptionKeyUsable, assertSomeEncryptionKey, describeKey, keySpecBytes, publicKeysOf, usableEncryptionKeys, type KeySpecBytes } from './keys';
 import { openpgpLib } from './openpgpLib';
 import { packet, readMpi, splitPackets, Tag } from './packets';
@@ -74,28 +76,23 @@ interface RsaKeyPacket {
 }
 
 /** The binary packets of a key file: armored ("PGP PUBLIC/PRIVATE KEY BLOCK") or not. */
-function keyPacketBytes(data: Buffer): Buffer | undefined {
-  const text = data.subarray(0, 200).toString('latin1').trimStart();
-  if (!text.startsWith('-----BEGIN PGP')) return data;
-  const m = /-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----\r?\n([\s\S]*?)-----END PGP \1 KEY BLOCK-----/.exec(data.toString('latin1'));
-  if (!m) return undefined;
-  const lines = m[2].split(/\r?\n/);
-  const blank = lines.findIndex((l) => l.trim() === '');
-  return Buffer.from(
-    lines
-      .slice(blank + 1)
-      .filter((l) => !l.startsWith('='))
-      .join(''),
-    'base64',
-  );
+async function keyPacketBytes(data: Buffer): Promise<Buffer | undefined> {
+  if (!looksArmored(data)) return data;
+  const out: Buffer[] = [];
+  try {
+    for await (const b of dearmor(Readable.from([data]), ['PUBLIC KEY BLOCK', 'PRIVATE KEY BLOCK'])) out.push(b);
+  } catch {
+    return undefined; // not a key block: openpgp.js reads the file and says what is wrong
+  }
+  return Buffer.concat(out);
 }
 
 /**
  * The v4 RSA key and subkey packets (public or secret: the public part) of a key file's bytes. Only
  * definite lengths, as keys are written; anything else ends the scan (the caller then asks openpgp.js).
  */
-export function rsaKeyPackets(data: Buffer): RsaKeyPacket[] {
-  const bin = keyPacketBytes(data);
+export async function rsaKeyPackets(data: Buffer): Promise<RsaKeyPacket[]> {
+  const bin = await keyPacketBytes(data);
   const out: RsaKeyPacket[] = [];
   if (!bin) return out;
   for (const { tag, body } of splitPackets(bin).packets) {
@@ -205,9 +202,9 @@ async function writeVerdict(dir: string, file: string, v: Verdict): Promise<void
 }
 
 /** The recipients of one spec's bytes from a remembered verdict, or undefined when it does not apply. */
-function fromVerdict(v: Verdict | undefined, bytes: KeySpecBytes, now: number): Recipient[] | undefined {
+async function fromVerdict(v: Verdict | undefined, bytes: KeySpecBytes, now: number): Promise<Recipient[] | undefined> {
   if (!v || now < v.checked || now >= v.until) return undefined;
-  const packets = new Map(rsaKeyPackets(bytes.data).map((p) => [p.fingerprint, p]));
+  const packets = new Map((await rsaKeyPackets(bytes.data)).map((p) => [p.fingerprint, p]));
   const out: Recipient[] = [];
   let parsed: Promise<PublicKey[]> | undefined;
   for (const k of v.keys) {
@@ -238,7 +235,7 @@ export async function loadRecipients(specs: readonly string[], opts: { gnupgHome
     const digest = createHash('sha256').update(bytes.data).update(bytes.fromFile ? '\0file' : '\0keyring').digest('hex');
     const file = opts.verdictDir === undefined ? undefined : path.join(opts.verdictDir, `${digest}.json`);
     const now = Date.now();
-    const remembered = file === undefined ? undefined : fromVerdict(await readVerdict(file), bytes, now);
+    const remembered = file === undefined ? undefined : await fromVerdict(await readVerdict(file), bytes, now);
     if (remembered) {
       for (const r of remembered) out.set(r.fingerprint, r);
       continue;

@@ -58,20 +58,24 @@ describe('crypto: recipients remembered by their key bytes', function () {
 
   it('finds the RSA key packets of armored public and secret key files, with their v4 fingerprints', async () => {
     for (const file of [RSA_PUB, RSA_SEC]) {
-      const fprs = rsaKeyPackets(fs.readFileSync(file)).map((p) => p.fingerprint.toUpperCase());
+      const fprs = (await rsaKeyPackets(fs.readFileSync(file))).map((p) => p.fingerprint.toUpperCase());
       const key = (await loadPublicKeys([RSA_PUB]))[0];
       assert.deepEqual(fprs, key.getKeys().map((k) => k.getFingerprint().toUpperCase()));
       assert.equal(fprs[0], RSA_FPR);
       assert.ok(fprs[1].endsWith(RSA_SUBKEY));
     }
     const binary = (await loadPublicKeys([RSA_PUB]))[0].write();
-    assert.equal(rsaKeyPackets(Buffer.from(binary)).length, 2);
-    assert.deepEqual(rsaKeyPackets(fs.readFileSync(ECC_PUB)), []);
-    // Cut anywhere, the bytes give the whole packets before the cut and nothing more (no exception).
+    assert.equal((await rsaKeyPackets(Buffer.from(binary))).length, 2);
+    assert.deepEqual(await rsaKeyPackets(fs.readFileSync(ECC_PUB)), []);
+    // Cut anywhere, the bytes give the key packets wholly before the cut, in order, and no exception.
+    const whole = (await rsaKeyPackets(Buffer.from(binary))).map((p) => p.fingerprint);
+    const seen = new Set<number>();
     for (let cut = 0; cut < binary.length; cut += 7) {
-      const got = rsaKeyPackets(Buffer.from(binary.subarray(0, cut)));
-      assert.ok(got.length <= 2, `cut at ${cut}`);
+      const got = (await rsaKeyPackets(Buffer.from(binary.subarray(0, cut)))).map((p) => p.fingerprint);
+      assert.deepEqual(got, whole.slice(0, got.length), `cut at ${cut}`);
+      seen.add(got.length);
     }
+    assert.deepEqual([...seen].sort(), [0, 1, 2], 'cuts before, between and after the key packets');
   });
 
   it('remembers an RSA key checked by openpgp.js; the next load writes PKESKs natively, which gpg decrypts', async () => {

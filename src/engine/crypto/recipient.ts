@@ -3,9 +3,9 @@
 //
 // openpgp.js decides which keys may receive backups (keys.ts: v4, not revoked or expired, an
 // encryption key gpg 2.2 reads) and which of a key's subkeys encrypts. For an RSA encryption key that
-// verdict is remembered in a small file named by the SHA-256 of the key's bytes (the key file, or
-// gpg's export of a keyring entry), so the next backup to the same bytes writes its PKESKs with
-// node:crypto and never loads openpgp.js: ~30–40 ms of every backup, a tenth of a no-change one
+// verdict is remembered in a small file named by a SHA-256 of the key's bytes (the key file, or
+// gpg's export of a keyring entry) and of where they came from, so the next backup to the same
+// bytes writes its PKESKs with node:crypto and never loads openpgp.js: ~30–40 ms of every backup, a tenth of a no-change one
 // (bench/README.md). The remembered verdict holds only which subkey to use and until when; the RSA
 // numbers are read from the key's own bytes each time, so an altered cache file cannot point a backup
 // at a key that is not in them. It is trusted for a day at most, and never past an expiry date or a

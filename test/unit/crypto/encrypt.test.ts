@@ -15,6 +15,7 @@ import {
   noise,
   PROTECTED_PASSPHRASE,
   PROTECTED_SEC,
+  repeatedSource,
   RSA_FPR,
   RSA_PUB,
   RSA_SEC,
@@ -156,29 +157,21 @@ describe('crypto: createEncryptStream → gpg 2.2', function () {
 
   it('keeps memory bounded: 64 MiB streamed through encrypt into a slow consumer', async () => {
     const recipients = await loadPublicKeys([RSA_PUB]);
-    const { Readable, Writable } = await import('node:stream');
+    const { Writable } = await import('node:stream');
     const { pipeline } = await import('node:stream/promises');
     const total = 64 * 1024 * 1024;
-    const block = noise(1 << 20, 11); // stored, so output bytes ≈ input bytes
-    let produced = 0;
-    const src = new Readable({
-      read() {
-        if (produced >= total) return void this.push(null);
-        produced += block.length;
-        this.push(Buffer.from(block));
-      },
-    });
+    const src = repeatedSource(noise(1 << 20, 11), total); // stored, so output bytes ≈ input bytes
     let lag = 0;
     let outBytes = 0;
     const sink = new Writable({
       highWaterMark: 1 << 16,
       write(c: Buffer, _e, cb) {
         outBytes += c.length;
-        lag = Math.max(lag, produced - outBytes);
+        lag = Math.max(lag, src.produced() - outBytes);
         setImmediate(cb);
       },
     });
-    await pipeline(src, createEncryptStream({ recipients }), sink);
+    await pipeline(src.stream, createEncryptStream({ recipients }), sink);
     assert.ok(outBytes > total);
     // Bytes read but not yet written out: the compressor's blocks in flight plus stream buffers.
     assert.ok(lag < 16 * 1024 * 1024, `${(lag / 1048576).toFixed(1)} MiB in flight`);

@@ -8,18 +8,12 @@ import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { tempDir } from '../../helpers/tmp';
 
-import { SAMPLES } from '../../helpers/samples';
-export { SAMPLES };
-export const KEYS = path.join(SAMPLES, 'keys');
-export const RSA_PUB = path.join(KEYS, 'rsa-pub.asc');
-export const RSA_SEC = path.join(KEYS, 'rsa-sec.asc');
-export const ECC_PUB = path.join(KEYS, 'ecc-pub.asc');
-export const ECC_SEC = path.join(KEYS, 'ecc-sec.asc');
+import { SAMPLES } from '../../helpers/gpg';
+export { ECC_PUB, ECC_SEC, KEYS, RSA_PUB, RSA_SEC, RSA_SUBKEY, SAMPLES } from '../../helpers/gpg';
 export const PROTECTED_PUB = path.resolve(__dirname, '../../fixtures/keys/protected-pub.asc');
 export const PROTECTED_SEC = path.resolve(__dirname, '../../fixtures/keys/protected-sec.asc');
 export const PROTECTED_PASSPHRASE = 'offsite-test-passphrase';
 export const RSA_FPR = 'A53C2E541694B94C65CCD86BEA5CAF56C3041B62';
-export const RSA_SUBKEY = 'E58B2D7FA184113F';
 export const ECC_FPR = 'A4CB3808A8A5DF42B26B4AB767E6A0ACFFF5C626';
 export const PROTECTED_FPR = 'BE7001F563A15ABC94DCA79981FAA9BAA6EBA64C';
 
@@ -131,6 +125,22 @@ export function mixedData(n: number, seed = 1): Buffer {
     total += len;
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * A stream of `block` repeated until `total` bytes (fresh copies, as a file reader's chunks are), and
+ * how many bytes it has handed out so far: for tests of how far a consumer lags behind its source.
+ */
+export function repeatedSource(block: Buffer, total: number): { readonly stream: Readable; produced(): number } {
+  let produced = 0;
+  const stream = new Readable({
+    read() {
+      if (produced >= total) return void this.push(null);
+      produced += block.length;
+      this.push(Buffer.from(block));
+    },
+  });
+  return { stream, produced: () => produced };
 }
 
 /** Fixture vault files of a duplicity sample. */

@@ -6,8 +6,9 @@ import * as openpgp from 'openpgp';
 import { createDecryptStream } from '../../../src/engine/crypto/decrypt';
 import { createEncryptStream } from '../../../src/engine/crypto/encrypt';
 import { describeKey, generateKeyPair, loadPrivateKeys, loadPublicKeys, loadVerificationKeys } from '../../../src/engine/crypto/keys';
-import { OffsiteError, type ErrorCode } from '../../../src/engine/errors';
+import type { ErrorCode } from '../../../src/engine/errors';
 import { tempDir } from '../../helpers/tmp';
+import { rejectsWith as rejectsWithCode } from '../../helpers/errors';
 import {
   ECC_FPR,
   ECC_PUB,
@@ -26,13 +27,7 @@ import {
 } from './gpgEnv';
 
 async function rejectsWith(p: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(OffsiteError.is(e), `not an OffsiteError: ${String(e)}`);
-    assert.equal(e.code, code, `${e.code}: ${e.message}`);
-    if (message) assert.match(e.message, message);
-    assert.ok(e.hint, 'has a hint');
-    return true;
-  });
+  await rejectsWithCode(p, code, message, { hint: true });
 }
 
 const noPassphrase = async (): Promise<string | undefined> => assert.fail('getPassphrase must not be called for an unprotected key');

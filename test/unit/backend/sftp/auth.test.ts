@@ -9,23 +9,11 @@ import { BackendError } from '../../../../src/engine/backend/backend';
 import { openBackend } from '../../../../src/engine/backend/registry';
 import type { SftpBackend } from '../../../../src/engine/backend/sftpBackend';
 import { hashHostName } from '../../../../src/engine/backend/sftp/knownHosts';
-import { OffsiteError } from '../../../../src/engine/errors';
+import { rejectsWith } from '../../../helpers/errors';
 import { makeUserKey, startAgent, startSshd, type Sshd } from '../../../helpers/sshd';
 import { tempDir } from '../../../helpers/tmp';
 import { bufferSource, getAll, listNames } from '../conformance';
 import { closeAll, startFixture, type SftpFixture } from './sftpFixture';
-
-async function rejectsWith(p: Promise<unknown>, code: string, re?: RegExp): Promise<OffsiteError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(OffsiteError.is(e), `expected an OffsiteError, got ${String(e)}`);
-    assert.equal(e.code, code, `expected code ${code}, got ${e.code}: ${e.message}`);
-    if (re) assert.match(e.message, re);
-    return e;
-  }
-  assert.fail(`expected an OffsiteError '${code}', but it succeeded`);
-}
 
 describe('sftp backend: authentication', function () {
   this.timeout(60_000);

@@ -144,6 +144,26 @@ describe('offsite backup', function () {
     assert.match(r.stderr, /^offsite: This backup chain was made from .*--allow-source-mismatch/m);
   });
 
+  it('compares a folder named relatively as duplicity does: by the name given, or the end of its path', async () => {
+    const work = tempDir('offsite-backup-rel-');
+    makeTree(path.join(work, 'projA'), { 'a.txt': 'a' });
+    makeTree(path.join(work, 'projB'), { 'b.txt': 'b' });
+    const cache = path.join(work, 'cache');
+    const url = `file://${path.join(work, 'vault')}`;
+    const at = (args: string[]) => offsite(['--archive-dir', cache, 'backup', '--json', '--encrypt-key', RSA_PUB, ...args, url], { cwd: work });
+    assert.equal((await at(['projA'])).code, 0);
+    const other = await at(['projB']);
+    assert.equal(other.code, 1, other.stdout);
+    assert.match(other.stderr, /^offsite: This backup chain was made from projA, not from .*projB/m);
+    // The same folder, named again relatively, with ./, or by its full path: continued.
+    for (const name of ['projA', './projA/', path.join(work, 'projA')]) {
+      const r = await at([name]);
+      assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+      assert.equal(JSON.parse(r.stdout).BackupType, 'inc');
+    }
+    assert.equal((await at(['--allow-source-mismatch', 'projB'])).code, 0);
+  });
+
   it('exits 3 and lists the files it could not read, backing up the rest', async function () {
     // As root every file is readable: run the backup as 'nobody' with one file only root can read.
     const { work, src, url } = setup({ 'ok.txt': 'fine\n', 'secret.txt': 'root only\n', closed: { 'inside.txt': 'x' } });

@@ -512,13 +512,22 @@ class BackupRun {
     return this.opts.archive.file(STAT_CACHES.name(timeToString(chain.endTime)));
   }
 
-  /** duplicity refuses to continue a chain made from another folder (Manifest.check_dirinfo). */
+  /**
+   * duplicity refuses to continue a chain made from another folder (Manifest.check_dirinfo, which
+   * compares the folder's name as given). The name recorded is the one given then, so a relative one
+   * (`offsite backup projA …`) is compared with the name given now, or with the end of the folder's
+   * full path (the same folder named from elsewhere); only a name that says nothing of the folder
+   * (`.`, `../…`) cannot be checked.
+   */
   private async checkSource(chain: BackupChain, source: string): Promise<void> {
     if (this.opts.allowSourceMismatch) return;
     const last = chain.incSets.at(-1) ?? chain.fullSet;
     const m = await this.repo.manifest(last, this.opts.signal);
     const dir = m.localdir?.toString();
-    if (dir && path.isAbsolute(dir) && dir !== source) {
+    if (!dir || dir === source || dir === canonicalSource(this.opts.source)) return;
+    const unknowable = !path.isAbsolute(dir) && (dir === '.' || dir === '..' || dir.startsWith('../'));
+    const sameTail = !path.isAbsolute(dir) && source.endsWith(`/${dir}`);
+    if (!unknowable && !sameTail) {
       throw new OffsiteError('usage', `This backup chain was made from ${dir}, not from ${source}`, {
         hint: 'Back up each folder to its own remote URL, or pass --allow-source-mismatch if the folder was moved',
       });

@@ -450,7 +450,28 @@ export function buildProgram(signal: AbortSignal): Command {
   return program;
 }
 
+let outputWatched = false;
+
+/**
+ * A reader that stops early (`offsite list URL | head -1`) closes the pipe: the rest of the output has
+ * nowhere to go, which is no error of ours (Node would throw EPIPE from the stream, a stack trace).
+ * Any other failure to write the results (a full disk under a redirect) is said once, exit status 1.
+ */
+function watchOutput(): void {
+  if (outputWatched) return;
+  outputWatched = true;
+  let closed = false;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (closed) return;
+    closed = true;
+    if (e.code === 'EPIPE') return;
+    process.stderr.write(`offsite: the results could not be written: ${e.message}\n`);
+    process.exitCode = 1;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  watchOutput();
   const ac = new AbortController();
   const onSignal = () => ac.abort();
   process.once('SIGINT', onSignal);
@@ -485,6 +506,6 @@ export async function main(argv: string[]): Promise<number> {
 
 if (require.main === module) {
   main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
+    process.exitCode ||= code;
   });
 }

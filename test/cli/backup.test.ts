@@ -120,6 +120,21 @@ describe('offsite backup', function () {
     assert.deepEqual(paths, ['.', '.git', '.git/HEAD', '.git/objects', '.git/objects/ab', '.gitignore', 'keep', 'keep/important.log', 'keep/other.txt', 'main.ts']);
   });
 
+  it('stops quietly when its reader closes the pipe early (offsite list | head -1)', async () => {
+    const spec: Record<string, string> = {};
+    for (let i = 0; i < 3000; i++) spec[`f${i}`] = `${i}`;
+    const { work, src, url, cache } = setup(spec);
+    await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, src, url]);
+    const err = path.join(work, 'stderr');
+    const rc = path.join(work, 'rc');
+    const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+    const cmd = [process.execPath, OFFSITE, '--archive-dir', cache, 'list', url].map(q).join(' ');
+    const r = await run('sh', ['-c', `{ ${cmd}; echo $? > ${q(rc)}; } 2> ${q(err)} | head -1`]);
+    assert.equal(r.stdout.split('\n').filter(Boolean).length, 1);
+    assert.equal(fs.readFileSync(err, 'utf8'), '', 'nothing on stderr');
+    assert.equal(fs.readFileSync(rc, 'utf8').trim(), '0');
+  });
+
   it('--full starts a new chain, and --full-if-older-than does when the chain is old enough', async () => {
     const { src, url, cache } = setup();
     const common = ['--archive-dir', cache, '--encrypt-key', RSA_PUB];

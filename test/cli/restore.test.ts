@@ -105,6 +105,27 @@ describe('offsite restore', function () {
     assert.equal(fs.readFileSync(path.join(target, 'a.txt'), 'utf8'), 'second version\n');
   });
 
+  it('refuses an empty target name, a link to nothing and a path through a file, creating nothing', async () => {
+    // As 'nobody', who cannot write into '/': were the empty name taken as '' + '/' + name again,
+    // this test would fail on EACCES instead of restoring into the machine's root.
+    const dir = tempDir();
+    fs.chmodSync(dir, 0o777);
+    const empty = await run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, OFFSITE, '--archive-dir', path.join(dir, 'cache'), 'restore', '--key', RSA_SEC, url, ''], { cwd: dir, env: { HOME: dir } });
+    assert.equal(empty.code, 1);
+    assert.match(oneLine(empty.stderr), /restore target is empty/);
+    fs.symlinkSync('nowhere', path.join(dir, 'link'));
+    fs.writeFileSync(path.join(dir, 'file'), 'mine');
+    const before = listing(dir);
+    const link = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, url, path.join(dir, 'link')]);
+    assert.equal(link.code, 1);
+    assert.match(oneLine(link.stderr), /link\b.*symbolic link to nothing \(nowhere\)/);
+    const through = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, url, path.join(dir, 'file', 'sub')]);
+    assert.equal(through.code, 1);
+    assert.match(oneLine(through.stderr), /file\/sub cannot be used: ENOTDIR/);
+    assert.deepEqual(listing(dir), before);
+    assert.equal(fs.readFileSync(path.join(dir, 'file'), 'utf8'), 'mine');
+  });
+
   it('without a key: says the private key is needed', async () => {
     const out = path.join(tempDir(), 'out');
     const r = await offsite(['--archive-dir', path.join(tempDir(), 'c'), 'restore', url, out]);

@@ -112,7 +112,18 @@ export async function openForRead(opts: ReadOptions): Promise<{ repo: Repository
 }
 
 function checkTarget(target: string, path: PathIndex | undefined, force: boolean): void {
-  const st = fs.statSync(target, { throwIfNoEntry: false });
+  // An empty name would make every path of the backup absolute ('' + '/' + name): into '/'.
+  if (target === '') throw new OffsiteError('usage', 'The restore target is empty', { hint: 'Name the folder to restore into (. for the current one)' });
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(target, { throwIfNoEntry: false });
+  } catch (e) {
+    // ENOTDIR (a file where a folder of the path should be), EACCES, ELOOP, ENAMETOOLONG.
+    throw new OffsiteError('exists', `The restore target ${target} cannot be used: ${(e as Error).message}`, { hint: 'Choose a new or empty folder' });
+  }
+  if (!st && fs.lstatSync(target, { throwIfNoEntry: false })?.isSymbolicLink()) {
+    throw new OffsiteError('exists', `The restore target ${target} is a symbolic link to nothing (${fs.readlinkSync(target)})`, { hint: 'Create the folder it points to, or choose another target' });
+  }
   if (!st) return;
   if (!st.isDirectory()) throw new OffsiteError('exists', `The restore target ${target} exists and is not a folder`, { hint: 'Choose a new or empty folder' });
   if (force) return;

@@ -450,6 +450,18 @@ export function buildProgram(signal: AbortSignal): Command {
   return program;
 }
 
+/**
+ * An error as the command line says it. The engine's hint for a wrong passphrase is the extension's
+ * ("enter it again", where it asks again); here the passphrase came from OFFSITE_PASSPHRASE or a prompt.
+ */
+function cliMessage(e: OffsiteError): string {
+  if (e.code === 'passphrase' && e.message.startsWith('Wrong passphrase')) {
+    const what = process.env.OFFSITE_PASSPHRASE !== undefined ? 'Check OFFSITE_PASSPHRASE, or unset it to be asked on a terminal' : 'Run the command again and enter the right one';
+    return `${e.message}. ${what}`;
+  }
+  return e.userMessage;
+}
+
 let outputWatched = false;
 
 /**
@@ -495,7 +507,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     // System errors (a full disk, a permission) carry their own clear message; anything else is a bug.
     const errno = typeof (e as NodeJS.ErrnoException)?.code === 'string' && /^E[A-Z]+$/.test((e as NodeJS.ErrnoException).code!);
-    const msg = e instanceof OffsiteError ? e.userMessage : errno ? (e as Error).message : `internal error: ${(e as Error)?.stack ?? String(e)}`;
+    const msg = e instanceof OffsiteError ? cliMessage(e) : errno ? (e as Error).message : `internal error: ${(e as Error)?.stack ?? String(e)}`;
     process.stderr.write(`offsite: ${msg.replace(/\n/g, ' ')}\n`);
     return 1;
   } finally {

@@ -152,7 +152,7 @@ describe('offsite restore', function () {
     const bad = await offsite(['--archive-dir', path.join(w, 'c'), 'restore', '--key', PROTECTED_SEC, u, path.join(w, 'o1')], { env: { OFFSITE_PASSPHRASE: 'not it' } });
     assert.equal(bad.code, 1);
     const line = oneLine(bad.stderr);
-    assert.match(line, /passphrase/i);
+    assert.match(line, /Wrong passphrase.*Check OFFSITE_PASSPHRASE/);
     assert.ok(!line.includes('not it'), 'the passphrase never appears in messages');
     const good = await offsite(['--archive-dir', path.join(w, 'c'), 'restore', '--key', PROTECTED_SEC, u, path.join(w, 'o2')], { env: { OFFSITE_PASSPHRASE: PROTECTED_PASSPHRASE } });
     assert.equal(good.code, 0, good.stderr);

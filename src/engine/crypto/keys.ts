@@ -2,7 +2,7 @@
 // gpg, a key id / fingerprint / email in a GnuPG keyring. Every key we encrypt to must let us write a
 // message gpg 2.2 reads (FORMAT.md §13): a v4 key whose encryption (sub)key is RSA, ElGamal or ECDH on
 // a curve gpg 2.2 knows. We always write PKESK v3 + SEIPD v1, whatever features the key advertises.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, type Stats } from 'node:fs';
 import type { Key, PrivateKey, PublicKey } from 'openpgp';
 import { OffsiteError } from '../errors';
 import { looksArmored } from './armor';
@@ -48,12 +48,23 @@ export function describeKey(k: PublicKey | PrivateKey): string {
   return `${algo} ${fpr.slice(0, 4)}…${fpr.slice(-4)}${user ? ` ${user}` : ''}`;
 }
 
-async function isFile(spec: string): Promise<boolean> {
+/**
+ * True when `spec` names a key file; false for a keyring query (a key id, fingerprint or email). A
+ * spec with a '/' is a path, which none of those hold: when it names no file, that is said, rather
+ * than asking a keyring (gpg would create ~/.gnupg and start an agent there to answer "no key").
+ */
+async function isKeyFile(spec: string): Promise<boolean> {
+  let st: Stats | undefined;
   try {
-    return (await fsp.stat(spec)).isFile();
-  } catch {
-    return false;
+    st = await fsp.stat(spec);
+  } catch (e) {
+    if (!spec.includes('/')) return false;
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(e as Error).message})`;
+    throw new OffsiteError('key', `The key file ${spec} ${why}`, { hint: 'Check the path of the key file' });
   }
+  if (st.isFile()) return true;
+  if (spec.includes('/')) throw new OffsiteError('key', `The key file ${spec} is not a file`, { hint: 'Check the path of the key file' });
+  return false;
 }
 
 async function parseKeys(data: Buffer, where: string, secret: boolean): Promise<Key[]> {
@@ -125,7 +136,7 @@ export interface KeySpecBytes {
 }
 
 export async function keySpecBytes(spec: string, opts: GpgOptions): Promise<KeySpecBytes> {
-  if (await isFile(spec)) return { data: await fsp.readFile(spec), where: spec, fromFile: true };
+  if (await isKeyFile(spec)) return { data: await fsp.readFile(spec), where: spec, fromFile: true };
   return { data: await gpgExportPublic(spec, opts), where: `the keyring entry "${spec}"`, fromFile: false };
 }
 
@@ -255,7 +266,7 @@ export async function loadPrivateKeys(
   const out = new Map<string, PrivateKey>();
   for (const spec of specs) {
     let keys: PrivateKey[];
-    if (await isFile(spec)) {
+    if (await isKeyFile(spec)) {
       const parsed = (await parseKeys(await fsp.readFile(spec), spec, true)) as PrivateKey[];
       keys = [];
       for (const k of parsed) keys.push(await unlock(k, undefined, getPassphrase));

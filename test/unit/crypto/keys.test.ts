@@ -90,6 +90,13 @@ describe('crypto: keys', function () {
       const junk = await writeKey('junk.asc', 'not a key');
       await rejectsWith(loadPublicKeys([junk]), 'key', /Cannot read the key/);
       await rejectsWith(loadPublicKeys([]), 'key');
+      // A path names a file: a missing one is said as such, and no keyring is asked (gpg would make
+      // one, and start an agent for it, in a home folder that has none).
+      const noHome = path.join(dir, 'no-gnupg-home');
+      await rejectsWith(loadPublicKeys([path.join(dir, 'missing.asc')], { gnupgHome: noHome }), 'key', /The key file .*missing\.asc does not exist/);
+      await rejectsWith(loadPrivateKeys(['./missing-sec.asc'], async () => '', { gnupgHome: noHome }), 'key', /The key file \.\/missing-sec\.asc does not exist/);
+      await rejectsWith(loadPublicKeys([dir], { gnupgHome: noHome }), 'key', /is not a file/);
+      assert.equal(fs.existsSync(noHome), false, 'no keyring made');
       const savedPath = process.env.PATH;
       process.env.PATH = dir;
       try {

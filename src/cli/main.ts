@@ -453,12 +453,14 @@ export function buildProgram(signal: AbortSignal): Command {
 /**
  * An error as the command line says it. The engine's hint for a wrong passphrase is the extension's
  * ("enter it again", where it asks again); here the passphrase came from OFFSITE_PASSPHRASE or a prompt.
+ * A missing secret key is given with an option here.
  */
 function cliMessage(e: OffsiteError): string {
   if (e.code === 'passphrase' && e.message.startsWith('Wrong passphrase')) {
     const what = process.env.OFFSITE_PASSPHRASE !== undefined ? 'Check OFFSITE_PASSPHRASE, or unset it to be asked on a terminal' : 'Run the command again and enter the right one';
     return `${e.message}. ${what}`;
   }
+  if (e.code === 'decrypt' && e.message.endsWith('no secret key was given')) return `${e.message}. Pass --key KEY (your private key file, or its id in your gpg keyring)`;
   return e.userMessage;
 }
 

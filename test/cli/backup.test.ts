@@ -120,6 +120,21 @@ describe('offsite backup', function () {
     assert.deepEqual(paths, ['.', '.git', '.git/HEAD', '.git/objects', '.git/objects/ab', '.gitignore', 'keep', 'keep/important.log', 'keep/other.txt', 'main.ts']);
   });
 
+  it('after the local cache is lost, asks for --key to rebuild it, then continues the chain with it', async () => {
+    const { src, url, cache } = setup();
+    await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, src, url]);
+    fs.rmSync(cache, { recursive: true });
+    fs.writeFileSync(path.join(src, 'a.txt'), 'changed\n');
+    for (const env of [{}, { OFFSITE_PASSPHRASE: '' }]) {
+      const r = await offsite(['--archive-dir', cache, 'backup', '--encrypt-key', RSA_PUB, src, url], { env });
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /^offsite: .*Pass --key KEY/m, JSON.stringify(env));
+    }
+    const ok = await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, '--key', RSA_SEC, src, url]);
+    assert.equal(ok.BackupType, 'inc');
+    assert.equal(ok.ChangedFiles, 1);
+  });
+
   it('stops quietly when its reader closes the pipe early (offsite list | head -1)', async () => {
     const spec: Record<string, string> = {};
     for (let i = 0; i < 3000; i++) spec[`f${i}`] = `${i}`;

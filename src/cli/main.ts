@@ -129,7 +129,32 @@ function parseTime(spec: string | undefined): number | undefined {
 }
 
 function relPath(p: string | undefined) {
-  return p === undefined ? undefined : indexFromBytes(Buffer.from(p));
+  return p === undefined ? undefined : indexFromBytes(argBytes(p));
+}
+
+/**
+ * The bytes of a command-line argument as they were given. Node decodes its arguments as UTF-8 and
+ * puts U+FFFD for bytes that are not, but a file name need not be UTF-8 (`--path $'bad\xffname'`);
+ * Linux keeps the arguments' bytes in /proc/self/cmdline.
+ */
+function argBytes(value: string): Buffer {
+  const decoded = Buffer.from(value);
+  if (!value.includes('\uFFFD')) return decoded;
+  let cmdline: Buffer;
+  try {
+    cmdline = fs.readFileSync('/proc/self/cmdline');
+  } catch {
+    return decoded;
+  }
+  for (let at = 0; at < cmdline.length; ) {
+    const end = cmdline.indexOf(0, at) < 0 ? cmdline.length : cmdline.indexOf(0, at);
+    const arg = cmdline.subarray(at, end);
+    at = end + 1;
+    if (arg.toString() === value) return arg;
+    const eq = arg.indexOf(0x3d); // --path=VALUE
+    if (eq > 2 && arg[0] === 0x2d && arg[1] === 0x2d && arg.subarray(eq + 1).toString() === value) return arg.subarray(eq + 1);
+  }
+  return decoded;
 }
 
 function volsize(mb: string | undefined): number {
@@ -358,7 +383,7 @@ export function buildProgram(signal: AbortSignal): Command {
           return;
         }
         for await (const f of listFiles(common)) {
-          process.stdout.write(o.json ? `${JSON.stringify({ path: indexToString(f.index), type: f.meta.type, mode: f.meta.mode, mtime: f.meta.mtime })}\n` : `${formatListLine(f)}\n`);
+          process.stdout.write(o.json ? `${JSON.stringify({ path: indexToString(f.index), type: f.meta.type, mode: f.meta.mode, mtime: f.meta.mtime })}\n` : formatListLine(f));
         }
       } finally {
         await backend.close();

@@ -135,6 +135,26 @@ describe('offsite backup', function () {
     assert.equal(ok.ChangedFiles, 1);
   });
 
+  it('names a file that is not UTF-8 as it is: list prints its bytes, --path and --history take them', async () => {
+    const { work, src, url, cache } = setup();
+    const name = Buffer.from([0x62, 0x61, 0x64, 0xff, 0x6e, 0x61, 0x6d, 0x65]); // "bad\xffname"
+    fs.writeFileSync(Buffer.concat([Buffer.from(`${src}/`), name]), 'not utf-8\n');
+    fs.writeFileSync(path.join(src, 'bad\ufffdname'), 'a decoy: the name the bytes decode to\n');
+    await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, src, url]);
+    const list = execFileSync(process.execPath, [OFFSITE, '--archive-dir', cache, 'list', url]);
+    assert.ok(list.includes(Buffer.concat([Buffer.from(' '), name, Buffer.from('\n')])), 'the raw name in the listing');
+    // The shell passes the bytes; Node alone would see "bad\ufffdname", the decoy.
+    const out = path.join(work, 'out');
+    const sh = `exec "$0" ${OFFSITE} --archive-dir "$1" restore --key "$2" --path "$(printf 'bad\\377name')" "$3" "$4"`;
+    const r = await run('sh', ['-c', sh, process.execPath, cache, RSA_SEC, url, out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(out, { encoding: 'buffer' }), [name]);
+    assert.equal(fs.readFileSync(Buffer.concat([Buffer.from(`${out}/`), name]), 'utf8'), 'not utf-8\n');
+    const eq = await run('sh', ['-c', `exec "$0" ${OFFSITE} --archive-dir "$1" list --history="$(printf 'bad\\377name')" "$2"`, process.execPath, cache, url]);
+    assert.equal(eq.code, 0, eq.stderr);
+    assert.match(eq.stdout, /^\d{8}T\d{6}Z new$/m);
+  });
+
   it('stops quietly when its reader closes the pipe early (offsite list | head -1)', async () => {
     const spec: Record<string, string> = {};
     for (let i = 0; i < 3000; i++) spec[`f${i}`] = `${i}`;

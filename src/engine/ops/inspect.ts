@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { chainAtTime, setsAtTime, signatureChainFor, type BackupChain, type BackupSet } from '../chain/collection';
 import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
-import { indexEquals, indexToString } from '../pathIndex';
+import { indexEquals, indexToBytes } from '../pathIndex';
 import type { EntryMeta, PathIndex } from '../types';
 import type { Repository } from './repository';
 import { openForRead, setsForTime, type ReadOptions } from './restore';
@@ -146,7 +146,10 @@ export async function fileHistory(opts: ReadOptions & { path: PathIndex }): Prom
   }
 }
 
-export function formatListLine(f: ListedFile): string {
+export function formatListLine(f: ListedFile): Buffer {
+  // The path's own bytes, as `ls` prints them: a name that is not UTF-8 can be copied back into a command.
   const d = new Date(f.meta.mtime * 1000);
-  return `${d.toUTCString()} ${indexToString(f.index)}`;
+  return Buffer.concat([Buffer.from(`${d.toUTCString()} `), indexToBytes(f.index), NEWLINE]);
 }
+
+const NEWLINE = Buffer.from('\n');

@@ -15,7 +15,7 @@ import { OffsiteError } from '../../src/engine/errors';
 import { MemoryLogger } from '../../src/engine/log';
 import { restore } from '../../src/engine/ops/restore';
 import { offsite } from '../helpers/cli';
-import { forgeFullSet, forgeSet, type ForgedMember } from '../helpers/forge';
+import { forgeFullSet, forgeManifest, forgeSet, type ForgedMember } from '../helpers/forge';
 import { RSA_SEC } from '../helpers/gpg';
 import { tempDir } from '../helpers/tmp';
 import { runCase, suiteSeed } from './figures';
@@ -164,6 +164,39 @@ describe(`reliability ${SUITE}: forged sets that try to write outside the target
       assert.doesNotMatch(r.stderr, /internal error/);
       errorLine(r.stderr);
     });
+  });
+
+  describe('forged manifests (encrypted to the public key, over a real set)', () => {
+    /** A real one-file set whose manifest is then replaced. */
+    async function setWithManifest(text: Buffer | AsyncIterable<Buffer>, level?: number): Promise<Box> {
+      const b = makeBox();
+      await forgeFullSet(b.vault, T_FULL, [root, { name: 'snapshot/good.txt', data: 'fine' }]);
+      await forgeManifest(b.vault, T_FULL, text, { level });
+      return b;
+    }
+    const manifest = 'duplicity-full.20231114T221320Z.manifest.gpg';
+
+    for (const [label, text, told] of [
+      ['listing no volume', Buffer.from('Hostname vm\nLocaldir src\nFilelist 0\n'), /lists no volume, though the remote holds 1 volume/],
+      ['of random bytes', Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919 + 13) % 251)), /is not a manifest/],
+    ] as const) {
+      it(`a manifest ${label}: restore and verify fail naming it (they never succeed having restored nothing)`, async () => {
+        await runCase(SUITE, `manifest ${label}`, undefined, async () => {
+          const b = await setWithManifest(text);
+          const r = await offsite(['--archive-dir', tempDir('offsite-hostile-cache-'), 'restore', '--key', RSA_SEC, `file://${b.vault}`, b.target]);
+          assert.equal(r.code, 1, r.stderr);
+          const line = errorLine(r.stderr);
+          assert.ok(line.includes(manifest), line);
+          assert.match(line, told);
+          fs.mkdirSync(path.join(b.box, 'src'));
+          const v = await offsite(['--archive-dir', tempDir('offsite-hostile-cache-'), 'verify', '--key', RSA_SEC, `file://${b.vault}`, path.join(b.box, 'src')]);
+          assert.equal(v.code, 1, v.stderr);
+          const vline = errorLine(v.stderr);
+          assert.ok(vline.includes(manifest), vline);
+          assert.doesNotMatch(vline, /signature files/);
+        });
+      });
+    }
   });
 
   it(`property: ${PROPERTY_RUNS} random mixes of hostile members never write outside the target, and fail only with typed errors`, async () => {

@@ -14,7 +14,7 @@ import { ArchiveDir } from '../../src/engine/cache/archiveDir';
 import { OffsiteError } from '../../src/engine/errors';
 import { MemoryLogger } from '../../src/engine/log';
 import { restore } from '../../src/engine/ops/restore';
-import { offsite } from '../helpers/cli';
+import { OFFSITE, offsite, run } from '../helpers/cli';
 import { forgeFullSet, forgeManifest, forgeSet, type ForgedMember } from '../helpers/forge';
 import { RSA_SEC } from '../helpers/gpg';
 import { tempDir } from '../helpers/tmp';
@@ -197,6 +197,30 @@ describe(`reliability ${SUITE}: forged sets that try to write outside the target
         });
       });
     }
+
+    it('a manifest that inflates past 128 MiB: a clear error naming it, in bounded memory', async () => {
+      await runCase(SUITE, 'manifest bomb', undefined, async () => {
+        const head = Buffer.from(`Volume 1:\n    StartingPath   .  \n    EndingPath     zzz  \n    Hash SHA1 ${'0'.repeat(40)}\nFilelist 0\n`);
+        const spaces = Buffer.alloc(1 << 20, 0x20);
+        const b = await setWithManifest(
+          (async function* () {
+            yield head;
+            for (let i = 0; i < 200; i++) yield spaces;
+          })(),
+          9,
+        );
+        assert.ok(fs.statSync(path.join(b.vault, manifest)).size < 4 << 20, 'a small file on the remote');
+        const r = await run('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, OFFSITE, '--archive-dir', tempDir('offsite-hostile-cache-'), 'restore', '--key', RSA_SEC, `file://${b.vault}`, b.target]);
+        const rss = Number(/maxrss=(\d+)/.exec(r.stderr)?.[1]);
+        const stderr = r.stderr.replace(/^(Command exited.*|maxrss=.*)$/gm, '');
+        assert.equal(r.code, 1, r.stderr);
+        const line = errorLine(stderr);
+        assert.ok(line.includes(manifest), line);
+        assert.match(line, /more than any manifest holds: the limit is 128 MiB/);
+        assert.ok(rss > 0 && rss < 320 * 1024, `peak RSS ${rss} KiB`);
+        assert.ok(!fs.existsSync(b.target), 'nothing restored');
+      });
+    });
   });
 
   it(`property: ${PROPERTY_RUNS} random mixes of hostile members never write outside the target, and fail only with typed errors`, async () => {

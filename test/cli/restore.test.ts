@@ -126,6 +126,60 @@ describe('offsite restore', function () {
     assert.equal(fs.readFileSync(path.join(dir, 'file'), 'utf8'), 'mine');
   });
 
+  it("--force --path under the user's own symlink: refused, and the message blames the target, not the backup", async () => {
+    const box = tempDir();
+    const elsewhere = path.join(box, 'elsewhere');
+    const target = path.join(box, 'target');
+    fs.mkdirSync(elsewhere);
+    fs.mkdirSync(target);
+    fs.symlinkSync(elsewhere, path.join(target, 'docs'));
+    const r = await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, '--force', '--path', 'docs/guide.md', url, target]);
+    assert.equal(r.code, 1, r.stderr);
+    const line = oneLine(r.stderr);
+    assert.match(line, /docs\/guide\.md \(docs in the target is not a folder but a symlink \(following it could write outside the target\)\)/);
+    assert.match(line, /No other file was restored; files in the target were in the way and were left as they are: move them away, or restore into an empty folder$/);
+    assert.doesNotMatch(line, /Everything else|tampered/);
+    assert.deepEqual(fs.readdirSync(elsewhere), [], 'nothing written through the symlink');
+    assert.equal(fs.readlinkSync(path.join(target, 'docs')), elsewhere, 'the symlink left as it is');
+  });
+
+  it('device files: restored as root, as duplicity does (exit 0, verify finds no difference); else left out, not blamed on the backup', async () => {
+    const box = tempDir('offsite-dev-');
+    const vault = `file://${path.join(box, 'vault')}`;
+    const src = path.join(box, 'src');
+    const out = path.join(box, 'out');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a.txt'), 'a\n');
+    if (process.getuid?.() === 0) {
+      await run('mknod', ['-m', '640', path.join(src, 'nulldev'), 'c', '1', '3']);
+      const b = await offsite(['--archive-dir', path.join(box, 'c'), 'backup', '--encrypt-key', RSA_PUB, src, vault]);
+      assert.equal(b.code, 0, b.stderr);
+      const r = await offsite(['--archive-dir', path.join(box, 'c2'), 'restore', '--key', RSA_SEC, vault, out]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, '');
+      const st = fs.lstatSync(path.join(out, 'nulldev'));
+      assert.ok(st.isCharacterDevice());
+      assert.equal(st.rdev, fs.lstatSync(path.join(src, 'nulldev')).rdev);
+      assert.equal(st.mode & 0o7777, 0o640);
+      const v = await offsite(['--archive-dir', path.join(box, 'c2'), 'verify', '--key', RSA_SEC, vault, out]);
+      assert.equal(v.code, 0, v.stdout + v.stderr);
+      assert.match(v.stdout, /0 difference\(s\)/);
+    } else {
+      await forgeFullSet(path.join(box, 'vault'), 1_700_000_000, [
+        { name: 'snapshot/./', type: 'dir', mode: 0o755 },
+        { name: 'snapshot/a.txt', data: 'a\n' },
+        { name: 'snapshot/nulldev', type: 'chr' },
+      ]);
+      const r = await offsite(['--archive-dir', path.join(box, 'c2'), 'restore', '--key', RSA_SEC, vault, out]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /Warning: Not restoring nulldev: device files can be made only by root; restore as root to restore it/);
+      const line = oneLine(r.stderr);
+      assert.match(line, /Everything else was restored; some could not be made on this system \(see the warnings\)$/);
+      assert.doesNotMatch(line, /tampered/);
+      assert.equal(fs.readFileSync(path.join(out, 'a.txt'), 'utf8'), 'a\n');
+    }
+  });
+
   it('without a key: says the private key is needed', async () => {
     const out = path.join(tempDir(), 'out');
     const r = await offsite(['--archive-dir', path.join(tempDir(), 'c'), 'restore', url, out]);
@@ -244,7 +298,7 @@ describe('offsite restore', function () {
       const target = path.join(box, 'target');
       const r = await offsite(['--archive-dir', path.join(tempDir(), 'c'), 'restore', '--key', RSA_SEC, `file://${vault}`, target]);
       assert.equal(r.code, 1, r.stderr);
-      assert.match(oneLine(r.stderr), /not restored/);
+      assert.match(oneLine(r.stderr), /not restored.*the backup holds entries no backup tool writes: it may have been tampered with$/);
       assert.equal(fs.readFileSync(path.join(target, 'good.txt'), 'utf8'), 'fine');
       assert.deepEqual(listing(outside), [], 'nothing written through the symlink');
       const after = listing(box).filter((p) => !p.startsWith('target'));

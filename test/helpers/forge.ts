@@ -23,9 +23,10 @@ export interface ForgedMember {
   size?: number;
 }
 
-async function encryptTo(file: string, data: Buffer): Promise<string> {
+async function encryptTo(file: string, data: Buffer | AsyncIterable<Buffer>, level?: number): Promise<string> {
   const [key] = await loadPublicKeys([RSA_PUB]);
-  await pipeline(Readable.from([data]), createEncryptStream({ recipients: [key] }), fs.createWriteStream(file));
+  const source = Buffer.isBuffer(data) ? Readable.from([data]) : Readable.from(data);
+  await pipeline(source, createEncryptStream({ recipients: [key], ...(level === undefined ? {} : { deflate: { level } }) }), fs.createWriteStream(file));
   return createHash('sha1').update(fs.readFileSync(file)).digest('hex');
 }
 
@@ -64,4 +65,14 @@ export async function forgeSet(vault: string, time: number, members: ForgedMembe
 
 export function forgeFullSet(vault: string, time: number, members: ForgedMember[]): Promise<void> {
   return forgeSet(vault, time, members);
+}
+
+/**
+ * Replaces the manifest of the set of `time` with `text`, encrypted to the public key (all an attacker
+ * needs for an unsigned backup). `level`: zlib level of the encryption's compression (9 makes a small
+ * file of a huge, repetitive text).
+ */
+export async function forgeManifest(vault: string, time: number, text: Buffer | AsyncIterable<Buffer>, opts: { startTime?: number; level?: number } = {}): Promise<void> {
+  const type = opts.startTime === undefined ? 'full' : 'inc';
+  await encryptTo(path.join(vault, manifestName(type, time, opts.startTime, true)), text, opts.level);
 }

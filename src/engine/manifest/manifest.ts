@@ -30,6 +30,16 @@ export interface Manifest {
   filelist?: FileChange[];
 }
 
+/**
+ * The largest manifest read (decrypted size): a manifest is held whole in memory, and a hostile one
+ * (anyone with the public key can write one) can inflate a 1.4 MB file to gigabytes. Its file list
+ * takes ~60 bytes per path (`    changed  src/some/folder/file.ts`, quoted names longer) and a full
+ * set lists every path: 128 MiB is ~2.2 million paths in one set, 22 times the 100k-file workspace
+ * the benchmark measures; the volume lines add ~150 bytes per volume (a 1 TB set in 32 MB volumes:
+ * ~5 MB). Reading one this large takes ~3 times it in memory, well under V8's 512 MiB string limit.
+ */
+export const MAX_MANIFEST_BYTES = 128 * 2 ** 20;
+
 // Python's bytes regexes: \s is [ \t\n\r\f\v] only, '.' is anything but '\n'.
 const WS = '[ \\t\\n\\r\\f\\v]';
 const WS_CHARS = ' \t\n\r\f\v';

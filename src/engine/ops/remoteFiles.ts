@@ -182,13 +182,36 @@ export async function openDecoded(file: string, w: Wrapping, crypto: CryptoConte
   return out;
 }
 
-/** Whole plaintext of a small remote file (manifests). */
-export async function readRemoteSmall(backend: Backend, name: string, w: Wrapping, crypto: CryptoContext, tempDir: string, signal?: AbortSignal): Promise<Buffer> {
+/**
+ * Whole plaintext of a small remote file (manifests), at most `maxBytes` of it: past that the
+ * decoding stops (memory stays within the cap, whatever the file inflates to) and the error names
+ * the file.
+ */
+export async function readRemoteSmall(
+  backend: Backend,
+  name: string,
+  w: Wrapping,
+  crypto: CryptoContext,
+  tempDir: string,
+  limit: { maxBytes: number; onTooLarge: () => Error },
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  const { maxBytes, onTooLarge } = limit;
   const f = await fetchRemote(backend, name, tempDir, { signal });
   try {
     const chunks: Buffer[] = [];
-    for await (const c of await openDecoded(f.path, w, crypto, name)) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
+    let size = 0;
+    const plain = await openDecoded(f.path, w, crypto, name);
+    try {
+      for await (const c of plain) {
+        size += (c as Buffer).length;
+        if (size > maxBytes) throw onTooLarge();
+        chunks.push(c as Buffer);
+      }
+    } finally {
+      plain.destroy();
+    }
+    return Buffer.concat(chunks, size);
   } finally {
     f.dispose();
   }

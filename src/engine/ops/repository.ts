@@ -8,7 +8,7 @@ import type { Backend } from '../backend/backend';
 import type { ArchiveDir } from '../cache/archiveDir';
 import { OffsiteError } from '../errors';
 import type { Logger } from '../log';
-import { parseManifest, type Manifest } from '../manifest/manifest';
+import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from '../manifest/manifest';
 import { parseName } from '../manifest/naming';
 import { buildCollection, type BackupSet, type Collection } from '../chain/collection';
 import { fetchRemote, openDecoded, readRemoteSmall, withFile, wrappingOf, type CryptoContext } from './remoteFiles';
@@ -78,12 +78,16 @@ export class Repository {
     if (!set.manifestName) throw new OffsiteError('integrity', `The backup set of ${new Date(set.endTime * 1000).toISOString()} has no manifest`, { hint: 'It is incomplete; run offsite cleanup' });
     const local = cacheNameOf(set.manifestName);
     let text: Buffer;
+    const name = set.manifestName;
     if (this.archive.has(local)) {
-      text = fs.readFileSync(this.archive.file(local));
+      const file = this.archive.file(local);
+      if (fs.statSync(file).size > MAX_MANIFEST_BYTES) throw manifestTooLarge(name, `(its copy in the local cache, ${file}) is larger than any manifest`);
+      text = fs.readFileSync(file);
     } else {
-      const p = parseName(set.manifestName)!;
-      this.log.info(`Fetching ${set.manifestName} from the remote`);
-      text = await readRemoteSmall(this.backend, set.manifestName, wrappingOf(p), this.crypto, this.tempDir, signal).catch((e) => {
+      const p = parseName(name)!;
+      this.log.info(`Fetching ${name} from the remote`);
+      const limit = { maxBytes: MAX_MANIFEST_BYTES, onTooLarge: () => manifestTooLarge(name, 'decrypts to more than any manifest holds') };
+      text = await readRemoteSmall(this.backend, name, wrappingOf(p), this.crypto, this.tempDir, limit, signal).catch((e) => {
         throw withFile(e, set.manifestName!);
       });
       this.archive.writeAtomic(local, text);
@@ -116,4 +120,12 @@ export class Repository {
     }
     return file;
   }
+}
+
+/** The error for a manifest past MAX_MANIFEST_BYTES (a decompression bomb, or not a manifest at all). */
+function manifestTooLarge(name: string, what: string): OffsiteError {
+  return new OffsiteError('integrity', `The manifest ${name} ${what}: the limit is ${MAX_MANIFEST_BYTES / 2 ** 20} MiB, about 2 million paths in one backup set`, {
+    file: name,
+    hint: 'It was damaged or replaced on the remote (or in the local cache); restore as of another time (--time), or make a new full backup (offsite backup --full)',
+  });
 }

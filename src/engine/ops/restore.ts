@@ -66,8 +66,29 @@ export async function setsForTime(repo: Repository, time: number, signal?: Abort
     });
   }
   const out: { set: BackupSet; manifest: Manifest }[] = [];
-  for (const set of sets) out.push({ set, manifest: await repo.manifest(set, signal) });
+  for (const set of sets) {
+    const manifest = await repo.manifest(set, signal);
+    checkListsVolumes(set, manifest);
+    out.push({ set, manifest });
+  }
   return out;
+}
+
+/**
+ * A manifest that lists no volume would restore nothing, silently: every set duplicity or Offsite
+ * writes has at least one volume (duplicity's write_multivol always writes vol1; Offsite's
+ * VolumeWriter.finish() writes an empty one when nothing changed). Such a manifest was damaged or
+ * replaced (anyone with the public key can encrypt one), so it is an error naming the manifest.
+ */
+function checkListsVolumes(set: BackupSet, m: Manifest): void {
+  if (m.volumes.length > 0) return;
+  const name = set.manifestName!;
+  const what = m.hostname === undefined && m.localdir === undefined && !('filelist' in m) ? 'is not a manifest (none of its lines is a manifest field)' : 'lists no volume';
+  const onRemote = set.volumes.size;
+  throw new OffsiteError('integrity', `The manifest ${name} ${what}${onRemote ? `, though the remote holds ${onRemote} volume(s) of that set` : ''}`, {
+    file: name,
+    hint: 'It was damaged or replaced on the remote (or in the local cache); restore as of another time (--time), or make a new full backup (offsite backup --full)',
+  });
 }
 
 /**

@@ -10,9 +10,9 @@
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../log';
-import { indexToString, isPrefixOf } from '../pathIndex';
+import { compareIndex, indexToString, isPrefixOf } from '../pathIndex';
 import type { PathIndex } from '../types';
-import type { Refusal, Restorable } from './setReader';
+import type { Refusal, RefusalCause, Restorable } from './setReader';
 import { TreeWriter } from './treeWriter';
 import { decodeError, startEngineWorker } from '../util/engineWorker';
 import { encodeMeta, type WriterAck, type WriterBatch, type WriterInit, type WriterOp } from './writerProtocol';
@@ -48,6 +48,8 @@ export class FilesystemOutput {
   private workerBytes = 0;
   /** The last member that is not a folder. */
   private leaf: { index: PathIndex; type: string } | undefined;
+  /** The last path added. */
+  private last: PathIndex | undefined;
 
   constructor(private readonly opts: FilesystemOutputOptions) {}
 
@@ -61,15 +63,25 @@ export class FilesystemOutput {
   }
 
   async add(item: Restorable): Promise<void> {
+    // A path the backup holds twice (only a forged archive does: paths come in order, once each): the
+    // first one is restored, the later ones are left out, whatever their types, so the second cannot
+    // replace or redirect the first (a symlink, then a file through it). Without this, the writer saw
+    // a path it had just written and refused to overwrite it, as if it were the user's.
+    const last = this.last;
+    if (last && compareIndex(last, item.index) === 0) {
+      return this.refused(indexToString(item.index), 'the backup holds this path more than once; the first was restored', 'archive');
+    }
+    this.last = item.index;
     // Members under a symlink or file of the backup (only a forged archive has them) are refused here,
     // before their data is read: the worker would refuse them too (it checks every parent in the
     // target), but only after this thread had decoded their data, deltas included.
     const leaf = this.leaf;
     if (leaf && leaf.index.length < item.index.length && isPrefixOf(leaf.index, item.index)) {
       const what = leaf.type === 'sym' ? 'a symlink' : leaf.type === 'reg' ? 'a file' : `a ${leaf.type}`;
-      return this.refused(indexToString(item.index), `${indexToString(leaf.index)} is not a folder in the backup (${what}): nothing under it is restored`);
+      return this.refused(indexToString(item.index), `${indexToString(leaf.index)} is not a folder in the backup (${what}): nothing under it is restored`, 'archive');
     }
-    if (item.meta.type !== 'dir') this.leaf = { index: item.index, type: item.meta.type };
+    // The top (the target itself) is always written as a folder (treeWriter.ts).
+    if (item.meta.type !== 'dir' && item.index.length > 0) this.leaf = { index: item.index, type: item.meta.type };
     if (!this.inline && !this.worker) this.start((this.opts.writer ?? (item.meta.type === 'dir' ? 'worker' : 'inline')) === 'worker');
     if (this.worker) return this.addThroughWorker(item);
     const w = this.inline!;
@@ -112,7 +124,7 @@ export class FilesystemOutput {
     this.opts.log.debug(`Writing into ${this.opts.target} ${useWorker ? 'from a worker thread' : 'on this thread'}`);
     const init: WriterInit = { target: this.opts.target, force: this.opts.force, restoreOwners: this.opts.restoreOwners };
     if (!useWorker) {
-      this.inline = new TreeWriter({ ...init, onRefuse: (m, r) => this.refused(m, r), onWarn: (m) => this.opts.log.warn(m) });
+      this.inline = new TreeWriter({ ...init, onRefuse: (m, r, c) => this.refused(m, r, c), onWarn: (m) => this.opts.log.warn(m) });
       return;
     }
     const w = startWorker(init);
@@ -191,7 +203,7 @@ export class FilesystemOutput {
     if (a.buf && this.spare.length < MAX_IN_FLIGHT) this.spare.push(a.buf);
     this.workerFiles = a.files;
     this.workerBytes = a.bytes;
-    for (const r of a.refusals) this.refused(r.member, r.reason);
+    for (const r of a.refusals) this.refused(r.member, r.reason, r.cause);
     for (const w of a.warnings) this.opts.log.warn(w);
     if (a.error) this.fail(decodeError(a.error));
     this.notify();
@@ -212,8 +224,8 @@ export class FilesystemOutput {
     if (this.failure) throw this.failure;
   }
 
-  private refused(member: string, reason: string): void {
-    this.opts.refusals.push({ member, reason });
+  private refused(member: string, reason: string, cause: RefusalCause): void {
+    this.opts.refusals.push({ member, reason, cause });
     this.opts.log.warn(`Not restoring ${member}: ${reason}`);
   }
 }

@@ -3,13 +3,14 @@
 // its data buffer back for reuse, the counts, and what was refused or warned about. After the first
 // error it only acks: nothing more is written.
 import { parentPort, workerData } from 'node:worker_threads';
+import type { Refusal } from './setReader';
 import { TreeWriter } from './treeWriter';
 import { encodeError } from '../util/engineWorker';
 import { decodeMeta, type WriterAck, type WriterBatch, type WriterInit } from './writerProtocol';
 
 const port = parentPort!;
 const init = workerData as WriterInit;
-let refusals: { member: string; reason: string }[] = [];
+let refusals: Refusal[] = [];
 let warnings: string[] = [];
 let writer: TreeWriter | undefined;
 let failed = false;
@@ -22,7 +23,7 @@ port.on('message', (batch: WriterBatch) => {
     try {
       writer ??= new TreeWriter({
         ...init,
-        onRefuse: (member, reason) => refusals.push({ member, reason }),
+        onRefuse: (member, reason, cause) => refusals.push({ member, reason, cause }),
         onWarn: (message) => warnings.push(message),
       });
       run(writer, batch);

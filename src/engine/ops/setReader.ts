@@ -26,10 +26,20 @@ export interface SetRecord {
   readonly body: AsyncIterable<Buffer>;
 }
 
-/** Something the reader refused to restore, and why (unsafe names, hard links, devices…). */
+/**
+ * Why a member was left out, which decides what the user is told: 'archive', the backup holds
+ * something no backup tool writes (an unsafe name, a hard link, a path twice, a member under a
+ * symlink: it may have been tampered with); 'target', the target's own files are in the way (left as
+ * they are); 'system', this system or user cannot make it (a name too long for the file system, a
+ * device file without root).
+ */
+export type RefusalCause = 'archive' | 'target' | 'system';
+
+/** Something the reader or writer refused to restore, and why. */
 export interface Refusal {
   readonly member: string;
   readonly reason: string;
+  readonly cause: RefusalCause;
 }
 
 interface RawMember {
@@ -106,7 +116,7 @@ async function* members(ctx: ReadContext, set: BackupSet, volumes: VolumeInfo[])
             try {
               name = parseMemberName(entry.header.name);
             } catch (e) {
-              ctx.refusals.push({ member: entry.header.name.toString('utf8'), reason: (e as Error).message });
+              ctx.refusals.push({ member: entry.header.name.toString('utf8'), reason: (e as Error).message, cause: 'archive' });
               ctx.log.warn(`Skipping archive member ${JSON.stringify(entry.header.name.toString('utf8'))} of ${remoteName}: ${(e as Error).message}`);
               continue;
             }
@@ -116,7 +126,7 @@ async function* members(ctx: ReadContext, set: BackupSet, volumes: VolumeInfo[])
               meta = tarHeaderToMeta(entry.header);
             } catch (e) {
               // Hard links and unknown member types: duplicity refuses them too.
-              ctx.refusals.push({ member: entry.header.name.toString('utf8'), reason: (e as Error).message });
+              ctx.refusals.push({ member: entry.header.name.toString('utf8'), reason: (e as Error).message, cause: 'archive' });
               ctx.log.warn(`Skipping archive member ${JSON.stringify(entry.header.name.toString('utf8'))} of ${remoteName}: ${(e as Error).message}`);
               continue;
             }
@@ -240,7 +250,7 @@ export async function* restoreRecords(ctx: ReadContext, sets: { set: BackupSet; 
       let used = false;
       if (base < 0) {
         ctx.log.warn(`Skipping ${indexToString(min)}: the backup has a delta for it but no earlier full copy`);
-        ctx.refusals.push({ member: indexToString(min), reason: 'delta without a base version' });
+        ctx.refusals.push({ member: indexToString(min), reason: 'delta without a base version', cause: 'archive' });
       } else if (chain[0].rec.kind !== 'deleted') {
         const last = chain[chain.length - 1].rec;
         const item: Restorable = {

@@ -14,8 +14,11 @@ import { OffsiteError } from '../errors';
 import { indexToString, isPrefixOf } from '../pathIndex';
 import { lookupGid, lookupUid } from '../scan/owners';
 import type { EntryMeta, PathIndex } from '../types';
+import type { RefusalCause } from './setReader';
 
 const SLASH = Buffer.from('/');
+/** Linux's NAME_MAX: the longest name of one file (most file systems). */
+const NAME_MAX = 255;
 
 export interface TreeWriterOptions {
   readonly target: string;
@@ -23,7 +26,7 @@ export interface TreeWriterOptions {
   readonly force: boolean;
   readonly restoreOwners: boolean;
   /** A member left out, and why (the caller records and logs it). */
-  readonly onRefuse: (member: string, reason: string) => void;
+  readonly onRefuse: (member: string, reason: string, cause: RefusalCause) => void;
   readonly onWarn: (message: string) => void;
 }
 
@@ -56,6 +59,21 @@ export class TreeWriter {
   begin(index: PathIndex, meta: EntryMeta): boolean {
     if (this.open) throw new Error('TreeWriter: begin() while a file is open');
     this.closeDirsNotAbove(index);
+    if (index.length === 0 && meta.type !== 'dir') {
+      // The target itself: it is a folder (made above), and the backup's top is always one.
+      return this.refuse(index, `the backup's top folder is a ${typeName(meta.type)} in the archive, which no backup holds; the paths under it are restored into the target`, 'archive');
+    }
+    try {
+      return this.beginChecked(index, meta);
+    } catch (e) {
+      // A name or path this file system cannot hold: that member is left out, not the rest.
+      if ((e as NodeJS.ErrnoException).code !== 'ENAMETOOLONG') throw e;
+      const longName = index.some((c) => c.length > NAME_MAX);
+      return this.refuse(index, longName ? `a name in its path is longer than the ${NAME_MAX} bytes this file system allows` : 'its path in the target is longer than this system allows', 'system');
+    }
+  }
+
+  private beginChecked(index: PathIndex, meta: EntryMeta): boolean {
     if (!this.ensureParents(index)) return false;
     const p = this.pathOf(index);
     const existing = index.length === 0 ? undefined : fs.lstatSync(p, { throwIfNoEntry: false });
@@ -73,7 +91,7 @@ export class TreeWriter {
         return false;
       }
       case 'reg': {
-        if (existing?.isDirectory()) return this.refuse(index, 'a folder with that name exists in the target');
+        if (existing?.isDirectory()) return this.refuse(index, 'a folder with that name exists in the target', 'target');
         const tmp = Buffer.concat([this.pathOf(index.slice(0, -1)), SLASH, Buffer.from(`.offsite-restore-${this.tempPrefix}-${++this.tempSeq}`)]);
         // Synchronous open/write/close: a restore writes thousands of small files, and a thread-pool
         // round trip per call cost more than the calls. Measured against a version that created files
@@ -84,34 +102,50 @@ export class TreeWriter {
         return true;
       }
       case 'sym': {
-        if (existing?.isDirectory()) return this.refuse(index, 'a folder with that name exists in the target');
+        if (existing?.isDirectory()) return this.refuse(index, 'a folder with that name exists in the target', 'target');
         if (existing) fs.unlinkSync(p);
         fs.symlinkSync(meta.linkname ?? Buffer.alloc(0), p);
         this.applyAttributes(p, meta, true);
         this.files++;
         return false;
       }
-      case 'fifo': {
-        if (existing?.isDirectory()) return this.refuse(index, 'a folder with that name exists in the target');
-        if (existing) fs.unlinkSync(p);
-        // Node has no mkfifo(); coreutils' mkfifo is on every system that has fifos. It takes the path
-        // as text, and a name need not be UTF-8: made under an ASCII name in the target's top folder
-        // (a string the user gave), then renamed into place.
-        const tmp = Buffer.concat([this.root, SLASH, Buffer.from(`.offsite-restore-${this.tempPrefix}-${++this.tempSeq}`)]);
-        execFileSync('mkfifo', ['-m', '600', tmp.toString()]);
-        try {
-          fs.renameSync(tmp, p);
-        } catch (e) {
-          fs.rmSync(tmp, { force: true });
-          throw e;
-        }
-        this.applyAttributes(p, meta, false);
-        this.files++;
-        return false;
-      }
+      case 'fifo':
+        return this.makeNode(index, p, existing, meta, ['mkfifo', '-m', '600']);
+      case 'chr':
+      case 'blk':
+        // As duplicity does: device files are made by root (mknod needs CAP_MKNOD), else left out.
+        if (process.getuid?.() !== 0) return this.refuse(index, 'device files can be made only by root; restore as root to restore it', 'system');
+        return this.makeNode(index, p, existing, meta, ['mknod', '-m', '600'], [meta.type === 'chr' ? 'c' : 'b', String(meta.devmajor ?? 0), String(meta.devminor ?? 0)]);
       default:
-        return this.refuse(index, `${meta.type === 'chr' || meta.type === 'blk' ? 'device files' : `${meta.type} entries`} are not restored`);
+        return this.refuse(index, `${meta.type as string} entries are not restored`, 'archive');
     }
+  }
+
+  /**
+   * A fifo or device file, made by coreutils' mkfifo or mknod (Node has neither call). They take the
+   * path as text, and a name need not be UTF-8: made under an ASCII name in the target's top folder (a
+   * string the user gave; mkfifo and mknod never follow a symlink there, they fail on any existing
+   * name), then renamed into place (a rename replaces the last component, never follows it).
+   */
+  private makeNode(index: PathIndex, p: Buffer, existing: fs.Stats | undefined, meta: EntryMeta, command: string[], after: string[] = []): false {
+    if (existing?.isDirectory()) return this.refuse(index, 'a folder with that name exists in the target', 'target');
+    const tmp = Buffer.concat([this.root, SLASH, Buffer.from(`.offsite-restore-${this.tempPrefix}-${++this.tempSeq}`)]);
+    try {
+      execFileSync(command[0], [...command.slice(1), tmp.toString(), ...after], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (e) {
+      // e.g. mknod without CAP_MKNOD (a container's root): that file is left out.
+      const why = ((e as { stderr?: Buffer }).stderr?.toString().trim() || (e as Error).message).replace(/\s+/g, ' ');
+      return this.refuse(index, `${command[0]} failed: ${why}`, 'system');
+    }
+    try {
+      fs.renameSync(tmp, p);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+    this.applyAttributes(p, meta, false);
+    this.files++;
+    return false;
   }
 
   /** Appends to the open file; on an error the file is removed (abort) before it is thrown. */
@@ -171,8 +205,8 @@ export class TreeWriter {
     return Buffer.concat(parts);
   }
 
-  private refuse(index: PathIndex, reason: string): false {
-    this.opts.onRefuse(indexToString(index), reason);
+  private refuse(index: PathIndex, reason: string, cause: RefusalCause): false {
+    this.opts.onRefuse(indexToString(index), reason, cause);
     return false;
   }
 
@@ -186,7 +220,9 @@ export class TreeWriter {
       if (!st) {
         fs.mkdirSync(p, { mode: 0o755 });
       } else if (!st.isDirectory()) {
-        this.refuse(index, `${indexToString(index.slice(0, n))} is not a folder${st.isSymbolicLink() ? ' (a symlink: following it could write outside the target)' : ''}`);
+        // The main thread leaves out paths under a symlink or file of the backup (restoreOutput.ts):
+        // this one is in the target already, the user's own (left as it is).
+        this.refuse(index, `${indexToString(index.slice(0, n))} in the target is not a folder${st.isSymbolicLink() ? ' but a symlink (following it could write outside the target)' : ''}`, 'target');
         return false;
       }
       this.known(n - 1, key);
@@ -222,4 +258,8 @@ export class TreeWriter {
     fs.chmodSync(p, meta.mode & 0o7777);
     fs.utimesSync(p, new Date(), meta.mtime);
   }
+}
+
+function typeName(t: EntryMeta['type']): string {
+  return t === 'sym' ? 'symlink' : t === 'reg' ? 'file' : t === 'chr' || t === 'blk' ? 'device file' : t;
 }

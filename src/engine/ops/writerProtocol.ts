@@ -1,6 +1,7 @@
 // Messages between restoreOutput.ts (main thread) and restoreWriterWorker.ts (worker thread): path
 // components and link targets travel as latin1 strings, file data in whole ArrayBuffers.
 import type { EntryMeta } from '../types';
+import type { Refusal } from './setReader';
 import type { WireError } from '../util/engineWorker';
 
 export interface WriterInit {
@@ -31,7 +32,7 @@ export interface WriterAck {
   readonly files: number;
   readonly bytes: number;
   /** Since the last ack. */
-  readonly refusals: { member: string; reason: string }[];
+  readonly refusals: Refusal[];
   readonly warnings: string[];
   /** The first error; nothing after it was written. */
   readonly error?: WireError;

@@ -85,6 +85,8 @@ describe('backup: the no-change probe', function () {
     for (const k of STATS) assert.equal(a.stats[k], b.stats[k], k);
     assert.equal(a.stats.DeltaEntries, 0);
     assert.equal(a.volumes, b.volumes);
+    // Like duplicity's, an empty set has one (empty) volume: restore requires a manifest to list one.
+    assert.equal(a.volumes, 1);
     // The previous set's stat cache and listings, byte for byte, under the new set's time.
     assert.match(path.basename(probed.statFile()), new RegExp(`offsite-stat\\.\\d{8}T\\d{6}Z`));
     assert.ok(fs.readFileSync(probed.statFile()).equals(cache), 'the stat cache is the previous one');

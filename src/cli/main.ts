@@ -19,6 +19,7 @@ import { indexFromBytes, indexToString } from '../engine/pathIndex';
 import { backup } from '../engine/ops/backup';
 import { cleanup } from '../engine/ops/cleanup';
 import { fileHistory, formatListLine, formatStatus, listFiles, status } from '../engine/ops/inspect';
+import { describeNotRestored } from '../engine/ops/notRestored';
 import { restore, type RestoreResult } from '../engine/ops/restore';
 import { removeAllButNFull, removeOlderThan } from '../engine/ops/retention';
 import { formatStats } from '../engine/ops/stats';
@@ -195,19 +196,10 @@ async function runDrill(url: string, source: string, o: { sample?: string; time?
   }
 }
 
-/**
- * A restore that left members out (exit 1, each one was warned about): what was left out, then what
- * it means, by cause (setReader.ts RefusalCause): only members no backup tool writes make the backup
- * suspect; the target's own files in the way, or what this system cannot make, do not.
- */
+/** A restore that left members out: exit 1, each one was warned about (notRestored.ts says what it means). */
 function notAllRestored(r: RestoreResult): OffsiteError {
-  const list = `${r.refusals.slice(0, 3).map((x) => `${x.member} (${x.reason})`).join('; ')}${r.refusals.length > 3 ? '; …' : ''}`;
-  const causes = new Set(r.refusals.map((x) => x.cause));
-  const hints = [r.files > 0 ? 'Everything else was restored' : 'No other file was restored'];
-  if (causes.has('target')) hints.push('files in the target were in the way and were left as they are: move them away, or restore into an empty folder');
-  if (causes.has('system')) hints.push('some could not be made on this system (see the warnings)');
-  if (causes.has('archive')) hints.push('the backup holds entries no backup tool writes: it may have been tampered with');
-  return new OffsiteError('unsafePath', `${r.refusals.length} archive member(s) were not restored: ${list}`, { hint: hints.join('; ') });
+  const { message, hint } = describeNotRestored(r);
+  return new OffsiteError('unsafePath', message, { hint });
 }
 
 export function buildProgram(signal: AbortSignal): Command {

@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { fromBackupUri, originalUri, SCHEME, toBackupUri } from './backupFs';
 import { readSettings, targetOf, updateSetting } from './config';
+import type { Refusal } from '../engine/ops/setReader';
+import { describeNotRestored } from '../engine/ops/notRestored';
 import { EngineError, isCancelled } from './engineClient';
 import { crontabLine, redactUrl } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
@@ -374,7 +376,7 @@ export class CommandCenter implements vscode.Disposable {
       time,
       force: true,
     }));
-    void this.ui.notify('info', vscode.l10n.t('Restored {0}: {1} file(s), {2}.', n.node.path, r.files, formatBytes(r.bytes)));
+    this.notifyRestored(r, vscode.l10n.t('Restored {0}: {1} file(s), {2}.', n.node.path, r.files, formatBytes(r.bytes)));
     return r;
   }
 
@@ -405,8 +407,26 @@ export class CommandCenter implements vscode.Disposable {
       path: n.node.path,
       time,
     }));
-    void this.ui.notify('info', vscode.l10n.t('Restored {0} file(s) to {1}.', r.files, path.join(dest.fsPath, n.node.path)));
+    this.notifyRestored(r, vscode.l10n.t('Restored {0} file(s) to {1}.', r.files, path.join(dest.fsPath, n.node.path)));
     return r;
+  }
+
+  /**
+   * A restore's summary; when it left members out (the user's own files in the way, what this system
+   * cannot make, entries no backup tool writes), a warning that says which and what it means, each
+   * one in the log, as the CLI's exit 1 does.
+   */
+  private notifyRestored(r: { files: number; refusals: readonly Refusal[] }, done: string, action?: string, onAction?: () => void): void {
+    if (r.refusals.length === 0) {
+      void this.ui.notify('info', done, {}, ...(action ? [action] : [])).then((a) => a && a === action && onAction?.());
+      return;
+    }
+    for (const x of r.refusals) this.log.warn(`Not restored: ${x.member}: ${x.reason}`);
+    const { message, hint } = describeNotRestored(r);
+    const showLog = vscode.l10n.t('Show Log');
+    void this.ui
+      .notify('warning', vscode.l10n.t('{0} But {1}. {2}.', done, message, hint), {}, showLog, ...(action ? [action] : []))
+      .then((a) => (a === showLog ? this.log.show() : a && a === action && onAction?.()));
   }
 
   // ---- whole workspace -------------------------------------------------------------------------
@@ -438,9 +458,7 @@ export class CommandCenter implements vscode.Disposable {
         time: t.time,
       }));
       const open = vscode.l10n.t('Open in New Window');
-      void this.ui.notify('info', vscode.l10n.t('Restored {0} file(s), {1}, to {2}.', r.files, formatBytes(r.bytes), target), {}, open).then((a) => {
-        if (a === open) void vscode.commands.executeCommand('vscode.openFolder', vscode.Uri.file(target), { forceNewWindow: true });
-      });
+      this.notifyRestored(r, vscode.l10n.t('Restored {0} file(s), {1}, to {2}.', r.files, formatBytes(r.bytes), target), open, () => void vscode.commands.executeCommand('vscode.openFolder', vscode.Uri.file(target), { forceNewWindow: true }));
       return { ...r, target };
     } catch (e) {
       fs.rmSync(target, { recursive: true, force: true });

@@ -743,4 +743,35 @@ describe('Offsite in a real VS Code extension host', () => {
       fs.rmSync(many, { recursive: true, force: true });
     }
   });
+
+  it('Restore of a folder that leaves members out says which and why in a warning (and the log), not "Restored"', async () => {
+    const nest = path.join(fx.workspace, 'nest');
+    const elsewhere = fs.mkdtempSync(path.join(fx.scratch, 'elsewhere-'));
+    fs.mkdirSync(path.join(nest, 'inner'), { recursive: true });
+    fs.writeFileSync(path.join(nest, 'inner', 'x.txt'), 'x\n');
+    try {
+      await nextSecond();
+      const [b] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { time: number }[];
+      assert.ok(b, JSON.stringify(api.ui.notices.at(-1)));
+      const inner = (await children(api, await entry(api, (await setNodes(api))[0], 'nest'))).find((e) => e.kind === 'entry' && e.node.name === 'inner') as EntryNode;
+      assert.ok(inner);
+      // The user's own symlink where the backup has the folder above the one restored: following it
+      // could write outside the workspace, so that member is left out.
+      fs.rmSync(nest, { recursive: true });
+      fs.symlinkSync(elsewhere, nest);
+      const notices = api.ui.notices.length;
+      api.ui.script('Restore');
+      const r = (await vscode.commands.executeCommand('offsite.restoreVersion', inner)) as { refusals: unknown[] };
+      assert.equal(r.refusals.length, 2, JSON.stringify(r)); // the folder and its file
+      const shown = api.ui.notices.slice(notices).filter((n) => !n.modal);
+      assert.equal(shown.length, 1, JSON.stringify(shown));
+      assert.equal(shown[0].severity, 'warning');
+      assert.match(shown[0].message, /^Restored nest\/inner: 0 file\(s\), .* But 2 archive member\(s\) were not restored: nest\/inner \(nest in the target is not a folder but a symlink .*\); nest\/inner\/x\.txt .*No other file was restored; files in the target were in the way/);
+      assert.deepEqual(fs.readdirSync(elsewhere), [], 'nothing written through the symlink');
+      const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+      assert.match(log, /Not restored: nest\/inner: /);
+    } finally {
+      fs.rmSync(nest, { recursive: true, force: true });
+    }
+  });
 });

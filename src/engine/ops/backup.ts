@@ -36,7 +36,7 @@ import { NoChangeProbe, type ProbeResult } from '../scan/noChangeProbe';
 import { RACY_WINDOW_NS, STAT_CACHES, StatCacheCursor, statCacheComplete, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
-import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
+import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, resumeBlocker, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
 import { encodeToFile, encoder, type CryptoContext } from './remoteFiles';
 import { cacheNameOf, Repository } from './repository';
 import { AppendFile, cachedSigtarGzip, mergeSignatureChain, readCachedSigtar, SIGTAR_COPY_PIECE, SigtarWriter, type SigEntry } from './sigtar';
@@ -482,20 +482,13 @@ class BackupRun {
       clearCheckpoint(opts.archive);
       return undefined;
     }
-    const chain = collection.chains.at(-1);
-    const r = c.resume;
     const why =
       c.source !== source ? 'it was a backup of another folder'
       : c.recipients.join() !== recipients.join() ? 'the encryption keys changed'
       : opts.full && c.type === 'inc' ? 'a full backup was asked for'
-      : c.type === 'inc' && chain?.endTime !== c.startTime ? 'the backup chain changed since'
-      : c.type === 'full' && chain && chain.endTime > c.time ? 'newer backups exist'
-      : !r ? 'no volume of it was complete'
-      : !fs.existsSync(opts.archive.file(PARTIAL_SIGTAR)) || fs.statSync(opts.archive.file(PARTIAL_SIGTAR)).size < r.sigtarBytes ? 'its local state is missing'
-      : r.volumes.some((v, i) => this.repo.remoteFiles.get(volumeName(c.type, c.time, c.startTime, v.volumeNumber, 'gpg')) !== r.sizes[i]) ? 'some of its volumes are missing on the remote'
-      : undefined;
+      : resumeBlocker(c, collection, this.repo.remoteFiles, opts.archive);
     if (!why) {
-      const keep = new Set(r!.volumes.map((v) => volumeName(c.type, c.time, c.startTime, v.volumeNumber, 'gpg')));
+      const keep = new Set(c.resume!.volumes.map((v) => volumeName(c.type, c.time, c.startTime, v.volumeNumber, 'gpg')));
       await this.removeRemote(c.uploaded.filter((n) => !keep.has(n)));
       return { ...c, uploaded: [...keep] };
     }

@@ -18,7 +18,7 @@ import type { Logger } from '../engine/log';
 import { indexFromBytes, indexToString } from '../engine/pathIndex';
 import { backup } from '../engine/ops/backup';
 import { cleanup } from '../engine/ops/cleanup';
-import { fileHistory, formatListLine, formatStatus, listFiles, status } from '../engine/ops/inspect';
+import { damageAdvice, describeSet, fileHistory, formatListLine, formatStatus, listFiles, status } from '../engine/ops/inspect';
 import { restore } from '../engine/ops/restore';
 import { removeAllButNFull, removeOlderThan } from '../engine/ops/retention';
 import { formatStats } from '../engine/ops/stats';
@@ -414,10 +414,13 @@ export function buildProgram(signal: AbortSignal): Command {
         const r = await cleanup({ backend, archive: archiveFor(url, g), crypto: cryptoForRead({}), log, force: !!o.force, signal });
         const all = [...r.remote, ...r.temporary, ...r.local];
         if (all.length === 0) process.stdout.write('Nothing to clean up.\n');
-        else {
-          for (const f of all) process.stdout.write(`${r.deleted ? 'Deleted' : 'Would delete'} ${f}\n`);
-          if (!r.deleted) process.stdout.write('Run again with --force to delete them.\n');
+        else for (const f of all) process.stdout.write(`${r.deleted ? 'Deleted' : 'Would delete'} ${f}\n`);
+        if (r.resumable) process.stdout.write(`Kept ${r.resumable.files.length} file(s) of the interrupted ${describeSet(r.resumable)}: the next backup (of the same folder, to the same keys) resumes it.\n`);
+        for (const d of r.damaged) {
+          process.stdout.write(`Kept ${d.files.length} file(s) of the damaged ${describeSet(d)}: ${d.reason}. ${damageAdvice(d)}\n`);
+          for (const f of d.files) process.stdout.write(`  ${f}\n`);
         }
+        if (all.length && !r.deleted) process.stdout.write('Run again with --force to delete them.\n');
       } finally {
         await backend.close();
       }

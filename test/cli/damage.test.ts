@@ -99,6 +99,13 @@ describe('status, cleanup and retention on damaged and interrupted remotes', fun
         for (const f of first) assert.ok(files(r).includes(f), `${args[0]} kept ${f}`);
       }
       assert.ok(await restores(r, '--time', String(r.times[0])));
+
+      // The next backup does not add incrementals to that chain: it starts a new one.
+      const next = await cli(r, 'backup', '--json', '--encrypt-key', RSA_PUB, r.src, r.url);
+      assert.equal(next.code, 0, next.stderr);
+      assert.equal(JSON.parse(next.stdout).BackupType, 'full');
+      assert.match(next.stderr, new RegExp(`The last backup chain cannot be restored \\(its full set of ${t2}: it has no volumes on the remote\\): starting a new chain`));
+      assert.ok(await restores(r));
     });
 
     it('damaged chains are not counted: older chains go, a damaged one newer than every chain kept stays; a cached manifest listing more volumes shows the damage', async () => {

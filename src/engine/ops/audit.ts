@@ -50,10 +50,11 @@ const filesOf = (s: BackupSet) => [...(s.manifestName ? [s.manifestName] : []), 
 
 /**
  * Why a set with a manifest evidently cannot be restored, from what can be seen without a private
- * key: the remote's names and sizes, and the local cache's plaintext copy of its manifest when there
- * is one. undefined when nothing shows (which does not prove it can be).
+ * key: the remote's names and sizes, and (unless `cachedManifest` is false: a backup does not parse
+ * it for every run) the local cache's plaintext copy of its manifest when there is one. undefined when
+ * nothing shows (which does not prove it can be).
  */
-export function setDamage(repo: Repository, set: BackupSet): string | undefined {
+export function setDamage(repo: Repository, set: BackupSet, opts: { cachedManifest?: boolean } = {}): string | undefined {
   if (!set.manifestName) return 'its manifest is missing';
   if (repo.remoteFiles.get(set.manifestName) === 0) return `its manifest ${set.manifestName} is empty`;
   const numbers = [...set.volumes.keys()].sort((a, b) => a - b);
@@ -63,7 +64,7 @@ export function setDamage(repo: Repository, set: BackupSet): string | undefined 
   const empty = [...set.volumes.values()].find((n) => repo.remoteFiles.get(n) === 0);
   if (empty !== undefined) return `its volume ${empty} is empty`;
   const cached = cacheNameOf(set.manifestName);
-  if (!repo.archive.has(cached)) return undefined;
+  if (opts.cachedManifest === false || !repo.archive.has(cached)) return undefined;
   let listed: number[];
   try {
     listed = parseManifest(fs.readFileSync(repo.archive.file(cached))).volumes.map((v) => v.volumeNumber);

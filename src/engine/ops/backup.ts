@@ -36,6 +36,7 @@ import { NoChangeProbe, type ProbeResult } from '../scan/noChangeProbe';
 import { RACY_WINDOW_NS, STAT_CACHES, StatCacheCursor, statCacheComplete, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
+import { setDamage } from './audit';
 import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, resumeBlocker, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
 import { encodeToFile, encoder, type CryptoContext } from './remoteFiles';
 import { cacheNameOf, Repository } from './repository';
@@ -388,10 +389,15 @@ class BackupRun {
     const nowSec = Math.floor(this.now() / 1000);
     let type: 'full' | 'inc' = resumable?.type ?? 'inc';
     let sigFiles: string[] = [];
+    let damage: string | undefined;
     if (!resumable) {
       if (opts.full || !chain) type = 'full';
       else if (opts.fullIfOlderThan !== undefined && chain.fullSet.endTime < nowSec - opts.fullIfOlderThan) {
         opts.log.info(`The last full backup (${timeToString(chain.fullSet.endTime)}) is older than the limit: starting a new chain`);
+        type = 'full';
+      } else if ((damage = setDamage(this.repo, chain.fullSet, { cachedManifest: false })) !== undefined) {
+        // Incrementals on a full set no restore can use would be no backup at all.
+        opts.log.warn(`The last backup chain cannot be restored (its full set of ${timeToString(chain.fullSet.endTime)}: ${damage}): starting a new chain`);
         type = 'full';
       } else if (signatureChainFor(collection, chain)?.endTime !== chain.endTime) {
         opts.log.warn('No signatures found for the last backup chain, switching to full backup');

@@ -18,10 +18,10 @@ import type { Logger } from '../engine/log';
 import { indexFromBytes, indexToString } from '../engine/pathIndex';
 import { backup } from '../engine/ops/backup';
 import { cleanup } from '../engine/ops/cleanup';
-import { fileHistory, formatListLine, formatStatus, listFiles, status } from '../engine/ops/inspect';
+import { damageAdvice, describeSet, fileHistory, formatListLine, formatStatus, listFiles, status } from '../engine/ops/inspect';
 import { describeNotRestored } from '../engine/ops/notRestored';
 import { restore, type RestoreResult } from '../engine/ops/restore';
-import { removeAllButNFull, removeOlderThan } from '../engine/ops/retention';
+import { removeAllButNFull, removeOlderThan, type RemovalPlan } from '../engine/ops/retention';
 import { formatStats } from '../engine/ops/stats';
 import { verify } from '../engine/ops/verify';
 import { DEFAULT_DRILL_SAMPLE, drill, recordDrill } from '../engine/ops/drill';
@@ -164,14 +164,20 @@ function volsize(mb: string | undefined): number {
   return Math.round(n * MiB);
 }
 
-function printRemoval(plan: { chains: readonly number[]; files: readonly string[]; deleted: boolean }): void {
-  if (plan.files.length === 0) {
-    process.stdout.write('No old backup sets found, nothing deleted.\n');
-    return;
+function printRemoval(plan: RemovalPlan): void {
+  if (plan.files.length === 0) process.stdout.write('No old backup sets found, nothing deleted.\n');
+  else {
+    process.stdout.write(`${plan.deleted ? 'Deleted' : 'Would delete'} ${plan.chains.length} backup chain(s) ending at: ${plan.chains.map(timeToString).join(', ')}\n`);
+    for (const f of plan.files) process.stdout.write(`${f}\n`);
   }
-  process.stdout.write(`${plan.deleted ? 'Deleted' : 'Would delete'} ${plan.chains.length} backup chain(s) ending at: ${plan.chains.map(timeToString).join(', ')}\n`);
-  for (const f of plan.files) process.stdout.write(`${f}\n`);
-  if (!plan.deleted) process.stdout.write('Run again with --force to delete them.\n');
+  if (plan.kept.length) {
+    process.stdout.write(`${plan.deleted || plan.files.length === 0 ? 'Kept' : 'Would keep'} ${plan.kept.length} backup chain(s):\n`);
+    for (const k of plan.kept) {
+      const span = k.startTime === k.endTime ? timeToString(k.endTime) : `${timeToString(k.startTime)} to ${timeToString(k.endTime)}`;
+      process.stdout.write(`  ${span}: ${k.damage === undefined ? '' : `damaged (its full set: ${k.damage}), `}${k.reason}\n`);
+    }
+  }
+  if (plan.files.length && !plan.deleted) process.stdout.write('Run again with --force to delete them.\n');
 }
 
 async function runDrill(url: string, source: string, o: { sample?: string; time?: string; json?: boolean; key?: string; signKey?: string }, g: Globals, log: Logger, signal: AbortSignal): Promise<void> {
@@ -442,10 +448,13 @@ export function buildProgram(signal: AbortSignal): Command {
         const r = await cleanup({ backend, archive: archiveFor(url, g), crypto: cryptoForRead({}), log, force: !!o.force, signal });
         const all = [...r.remote, ...r.temporary, ...r.local];
         if (all.length === 0) process.stdout.write('Nothing to clean up.\n');
-        else {
-          for (const f of all) process.stdout.write(`${r.deleted ? 'Deleted' : 'Would delete'} ${f}\n`);
-          if (!r.deleted) process.stdout.write('Run again with --force to delete them.\n');
+        else for (const f of all) process.stdout.write(`${r.deleted ? 'Deleted' : 'Would delete'} ${f}\n`);
+        if (r.resumable) process.stdout.write(`Kept ${r.resumable.files.length} file(s) of the interrupted ${describeSet(r.resumable)}: the next backup (of the same folder, to the same keys) resumes it.\n`);
+        for (const d of r.damaged) {
+          process.stdout.write(`Kept ${d.files.length} file(s) of the damaged ${describeSet(d)}: ${d.reason}. ${damageAdvice(d)}\n`);
+          for (const f of d.files) process.stdout.write(`  ${f}\n`);
         }
+        if (all.length && !r.deleted) process.stdout.write('Run again with --force to delete them.\n');
       } finally {
         await backend.close();
       }

@@ -63,14 +63,20 @@ export function formatStatusReport(folderName: string, url: string, s: Collectio
     lines.push('  No backups yet.', '');
     return lines.join('\n');
   }
+  const current = s.chains.findLastIndex((c) => c.damage === undefined);
   s.chains.forEach((c, i) => {
-    const primary = i === s.chains.length - 1;
-    lines.push(`  ${primary ? 'Current' : 'Older'} chain: ${formatTime(c.startTime)} … ${formatTime(c.endTime)}, ${c.sets.length} set(s)${c.hasSignatures ? '' : ' (signatures missing)'}`);
+    const label = c.damage !== undefined ? 'Damaged' : i === current ? 'Current' : 'Older';
+    lines.push(`  ${label} chain: ${formatTime(c.startTime)} … ${formatTime(c.endTime)}, ${c.sets.length} set(s)${c.hasSignatures ? '' : ' (signatures missing)'}${c.damage !== undefined ? ` — not restorable: its full set: ${c.damage}` : ''}`);
     for (const set of c.sets) {
-      lines.push(`    ${set.type === 'full' ? 'full       ' : 'incremental'}  ${formatTime(set.time)}  ${String(set.volumes).padStart(3)} volume(s)  ${formatBytes(set.bytes).padStart(8)}`);
+      lines.push(`    ${set.type === 'full' ? 'full       ' : 'incremental'}  ${formatTime(set.time)}  ${String(set.volumes).padStart(3)} volume(s)  ${formatBytes(set.bytes).padStart(8)}${set.damage !== undefined ? `  damaged: ${set.damage}` : ''}`);
     }
   });
-  if (s.incomplete.length) lines.push('', `  ${s.incomplete.length} file(s) of interrupted backups remain; the next backup resumes or removes them.`);
+  const i = s.interrupted;
+  if (i) {
+    lines.push('', i.blocker === undefined ? `  ${i.files.length} file(s) of an interrupted backup remain; the next backup resumes it.` : `  ${i.files.length} file(s) of an interrupted backup remain; it cannot be resumed (${i.blocker}): the next backup or "offsite cleanup" removes them.`);
+  }
+  if (s.leftovers.length) lines.push('', `  ${s.leftovers.length} file(s) of interrupted backups remain; "offsite cleanup" removes them.`);
+  for (const d of s.damaged) lines.push('', `  Damaged ${d.type === 'full' ? 'full' : 'incremental'} set of ${formatTime(d.time)} (kept): ${d.reason}.`);
   lines.push('');
   return lines.join('\n');
 }

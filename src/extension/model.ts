@@ -252,8 +252,9 @@ export class BackupModel implements vscode.Disposable {
       const s = await this.read(f, 'status', (remote) => ({ op: 'status', remote }), opts);
       f.status = s;
       f.statusError = undefined;
-      const chain = s.chains.at(-1);
-      // The remote is the truth: a backup made by cron counts, a deleted chain no longer does.
+      const chain = s.chains.findLast((c) => c.damage === undefined);
+      // The remote is the truth: a backup made by cron counts, a deleted chain no longer does, nor one
+      // that cannot be restored.
       await this.updateRecord(f, { chainSets: chain?.sets.length, lastSuccess: chain?.sets.at(-1)?.time });
       await this.updateContext();
       return s;

@@ -115,13 +115,15 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
       case 'chain': {
         const c = n.chain;
         const item = new vscode.TreeItem(
-          n.current ? vscode.l10n.t('Chain since {0}', formatTime(c.startTime)) : vscode.l10n.t('Older chain {0}', formatTime(c.startTime)),
+          c.damage !== undefined ? vscode.l10n.t('Damaged chain {0}', formatTime(c.startTime))
+          : n.current ? vscode.l10n.t('Chain since {0}', formatTime(c.startTime))
+          : vscode.l10n.t('Older chain {0}', formatTime(c.startTime)),
           n.current ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed,
         );
         const bytes = c.sets.reduce((s, x) => s + x.bytes, 0);
         item.description = `${vscode.l10n.t('{0} set(s)', c.sets.length)} · ${formatBytes(bytes)}`;
-        item.tooltip = `${formatTime(c.startTime)} … ${formatTime(c.endTime)}${c.hasSignatures ? '' : `\n${vscode.l10n.t('Signature files missing: listing needs them')}`}`;
-        item.iconPath = new vscode.ThemeIcon('link');
+        item.tooltip = `${formatTime(c.startTime)} … ${formatTime(c.endTime)}${c.hasSignatures ? '' : `\n${vscode.l10n.t('Signature files missing: listing needs them')}`}${c.damage === undefined ? '' : `\n${vscode.l10n.t('Not restorable: its full set: {0}', c.damage)}`}`;
+        item.iconPath = new vscode.ThemeIcon(c.damage === undefined ? 'link' : 'warning');
         item.contextValue = 'chain';
         return item;
       }
@@ -222,7 +224,8 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
         return this.model.folders.length === 1 ? [] : [{ kind: 'message', text: vscode.l10n.t('No backups yet at {0}', redactUrl(f.config.url)) }];
       }
       // Newest first.
-      return s.chains.map((chain, i) => ({ kind: 'chain' as const, folder: f, chain, current: i === s.chains.length - 1 })).reverse();
+      const current = s.chains.findLastIndex((c) => c.damage === undefined);
+      return s.chains.map((chain, i) => ({ kind: 'chain' as const, folder: f, chain, current: i === current })).reverse();
     } catch (e) {
       return [{ kind: 'message', text: vscode.l10n.t('Cannot read {0}: {1}', redactUrl(f.config.url), e instanceof Error ? e.message : String(e)), error: true }];
     }

@@ -36,7 +36,8 @@ import { NoChangeProbe, type ProbeResult } from '../scan/noChangeProbe';
 import { RACY_WINDOW_NS, STAT_CACHES, StatCacheCursor, statCacheComplete, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
-import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
+import { setDamage } from './audit';
+import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, resumeBlocker, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
 import { encodeToFile, encoder, type CryptoContext } from './remoteFiles';
 import { cacheNameOf, Repository } from './repository';
 import { AppendFile, cachedSigtarGzip, mergeSignatureChain, readCachedSigtar, SIGTAR_COPY_PIECE, SigtarWriter, type SigEntry } from './sigtar';
@@ -388,10 +389,15 @@ class BackupRun {
     const nowSec = Math.floor(this.now() / 1000);
     let type: 'full' | 'inc' = resumable?.type ?? 'inc';
     let sigFiles: string[] = [];
+    let damage: string | undefined;
     if (!resumable) {
       if (opts.full || !chain) type = 'full';
       else if (opts.fullIfOlderThan !== undefined && chain.fullSet.endTime < nowSec - opts.fullIfOlderThan) {
         opts.log.info(`The last full backup (${timeToString(chain.fullSet.endTime)}) is older than the limit: starting a new chain`);
+        type = 'full';
+      } else if ((damage = setDamage(this.repo, chain.fullSet, { cachedManifest: false })) !== undefined) {
+        // Incrementals on a full set no restore can use would be no backup at all.
+        opts.log.warn(`The last backup chain cannot be restored (its full set of ${timeToString(chain.fullSet.endTime)}: ${damage}): starting a new chain`);
         type = 'full';
       } else if (signatureChainFor(collection, chain)?.endTime !== chain.endTime) {
         opts.log.warn('No signatures found for the last backup chain, switching to full backup');
@@ -482,20 +488,13 @@ class BackupRun {
       clearCheckpoint(opts.archive);
       return undefined;
     }
-    const chain = collection.chains.at(-1);
-    const r = c.resume;
     const why =
       c.source !== source ? 'it was a backup of another folder'
       : c.recipients.join() !== recipients.join() ? 'the encryption keys changed'
       : opts.full && c.type === 'inc' ? 'a full backup was asked for'
-      : c.type === 'inc' && chain?.endTime !== c.startTime ? 'the backup chain changed since'
-      : c.type === 'full' && chain && chain.endTime > c.time ? 'newer backups exist'
-      : !r ? 'no volume of it was complete'
-      : !fs.existsSync(opts.archive.file(PARTIAL_SIGTAR)) || fs.statSync(opts.archive.file(PARTIAL_SIGTAR)).size < r.sigtarBytes ? 'its local state is missing'
-      : r.volumes.some((v, i) => this.repo.remoteFiles.get(volumeName(c.type, c.time, c.startTime, v.volumeNumber, 'gpg')) !== r.sizes[i]) ? 'some of its volumes are missing on the remote'
-      : undefined;
+      : resumeBlocker(c, collection, this.repo.remoteFiles, opts.archive);
     if (!why) {
-      const keep = new Set(r!.volumes.map((v) => volumeName(c.type, c.time, c.startTime, v.volumeNumber, 'gpg')));
+      const keep = new Set(c.resume!.volumes.map((v) => volumeName(c.type, c.time, c.startTime, v.volumeNumber, 'gpg')));
       await this.removeRemote(c.uploaded.filter((n) => !keep.has(n)));
       return { ...c, uploaded: [...keep] };
     }

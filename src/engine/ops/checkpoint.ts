@@ -3,9 +3,11 @@
 // volume that ends on a file boundary, with the lengths of the partial signature archive and file
 // list at that point). The next run resumes from there, or, when it cannot (another source, other
 // keys, the chain moved on), removes what the interrupted run left. cleanup keeps what a resumable
-// backup can still use.
+// backup can still use, and status says which it is (resumeBlocker decides for all three).
 import type { ArchiveDir } from '../cache/archiveDir';
+import type { Collection } from '../chain/collection';
 import type { VolumeInfo } from '../manifest/manifest';
+import { parseName, volumeName } from '../manifest/naming';
 import type { PathIndex } from '../types';
 import type { BackupStats } from './stats';
 import * as fs from 'node:fs';
@@ -67,4 +69,35 @@ export function clearCheckpoint(archive: ArchiveDir): void {
   archive.remove(CHECKPOINT);
   archive.remove(PARTIAL_SIGTAR);
   archive.remove(PARTIAL_FILELIST);
+}
+
+/**
+ * Why the interrupted backup of `c` cannot be resumed, whatever folder and keys the next backup has;
+ * undefined when it can be (by a backup of the same folder to the same keys). `remote`: the remote's
+ * names and sizes now.
+ */
+export function resumeBlocker(c: Checkpoint, collection: Collection, remote: ReadonlyMap<string, number>, archive: ArchiveDir): string | undefined {
+  const chain = collection.chains.at(-1);
+  if (c.type === 'inc' && chain?.endTime !== c.startTime) return 'the backup chain changed since';
+  if (c.type === 'full' && chain && chain.endTime > c.time) return 'newer backups exist';
+  const r = c.resume;
+  if (!r) return noResumePoint(c, remote);
+  const sigtar = fs.statSync(archive.file(PARTIAL_SIGTAR), { throwIfNoEntry: false });
+  if (!sigtar || sigtar.size < r.sigtarBytes) return 'its local state is missing';
+  if (r.volumes.some((v, i) => remote.get(volumeName(c.type, c.time, c.startTime, v.volumeNumber, 'gpg')) !== r.sizes[i])) return 'some of its volumes are missing on the remote';
+  return undefined;
+}
+
+/**
+ * Why a checkpoint has no resume point: a backup resumes only after a volume that ends between two
+ * files, and only after volumes uploaded without a gap from volume 1.
+ */
+function noResumePoint(c: Checkpoint, remote: ReadonlyMap<string, number>): string {
+  const uploaded = (n: number) => remote.has(volumeName(c.type, c.time, c.startTime, n, 'gpg'));
+  let run = 0;
+  while (uploaded(run + 1)) run++;
+  const volumes = c.uploaded.filter((n) => remote.has(n) && parseName(n)?.kind === 'volume').length;
+  if (volumes === 0) return 'it had not uploaded a whole volume';
+  if (run === 0) return `its volume 1 was not uploaded whole (${volumes} later volume(s) were)`;
+  return `${run === 1 ? 'its volume 1 ends' : `each of its volumes 1–${run} ends`} inside a file, and a backup resumes only after a volume that ends between two files`;
 }

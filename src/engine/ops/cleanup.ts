@@ -1,11 +1,14 @@
-// cleanup: removes what interrupted runs left behind and no resumable backup can use — files of
-// incomplete sets (no manifest) and orphaned incrementals, signature files of no complete set,
-// temporary objects of interrupted uploads, and stale local temp folders. Without `force` it only
-// lists them. The set a checkpoint says can be resumed is kept.
+// cleanup: removes what interrupted runs left behind and no backup can use — files of sets without a
+// manifest that no complete set depends on, signature files of no kept set, the set of an interrupted
+// backup that cannot be resumed, temporary objects of interrupted uploads, and stale local temp
+// folders. Without `force` it only lists them. It never removes a set that has its manifest, the
+// volumes of a set that complete later sets continue (damage: it says so, see audit.ts), or the set
+// of an interrupted backup the next backup resumes.
 import * as fs from 'node:fs';
 import { acquireLock } from '../cache/lock';
 import { parseName } from '../manifest/naming';
-import { readCheckpoint } from './checkpoint';
+import { auditRemote, type DamagedSet, type InterruptedSet } from './audit';
+import { clearCheckpoint } from './checkpoint';
 import { openForRead, type ReadOptions } from './restore';
 import { removeFiles } from './retention';
 
@@ -14,6 +17,10 @@ export interface CleanupResult {
   readonly temporary: readonly string[];
   readonly local: readonly string[];
   readonly deleted: boolean;
+  /** The interrupted backup the next backup resumes: kept. */
+  readonly resumable?: InterruptedSet;
+  /** Sets no restore can use that are kept all the same, with the reason. */
+  readonly damaged: readonly DamagedSet[];
 }
 
 export async function cleanup(opts: ReadOptions & { force?: boolean }): Promise<CleanupResult> {
@@ -22,26 +29,31 @@ export async function cleanup(opts: ReadOptions & { force?: boolean }): Promise<
     const local = [...opts.archive.staleTempDirs(), ...opts.archive.staleTempFiles()];
     const { repo, tempDir } = await openForRead(opts);
     try {
-      const c = repo.collection;
-      const resumable = readCheckpoint(opts.archive)?.time;
-      const complete = new Set<string>();
-      for (const chain of c.chains) for (const s of [chain.fullSet, ...chain.incSets]) complete.add(`${s.type}:${s.startTime ?? ''}:${s.endTime}`);
-      const remote: string[] = [];
-      for (const name of repo.remoteFiles.keys()) {
-        const p = parseName(name);
-        if (!p || p.partial) continue;
-        if (complete.has(`${p.setType}:${p.startTime ?? ''}:${p.endTime}`)) continue;
-        if (resumable !== undefined && p.endTime === resumable) continue;
-        remote.push(name);
-      }
+      const audit = auditRemote(repo);
+      const interrupted = audit.interrupted;
+      const remote = [...audit.leftovers, ...(interrupted?.blocker !== undefined ? interrupted.files : [])];
       // Manifests first, so an interrupted cleanup never leaves a set that looks complete.
       remote.sort((a, b) => Number(parseName(b)!.kind === 'manifest') - Number(parseName(a)!.kind === 'manifest'));
       const temporary = await opts.backend.cleanupPartial({ dryRun: !opts.force, signal: opts.signal });
       if (opts.force) {
         await removeFiles(repo, remote, opts.signal);
+        // The next backup would otherwise try to settle a checkpoint whose files are gone.
+        if (interrupted?.blocker !== undefined) clearCheckpoint(opts.archive);
         for (const d of local) fs.rmSync(d, { recursive: true, force: true });
+        // Cached manifests of the sets removed (kept while their volumes were there).
+        if (remote.length) {
+          await repo.refresh(opts.signal);
+          repo.pruneCache();
+        }
       }
-      return { remote, temporary, local: local.filter((d) => !d.startsWith(tempDir)), deleted: !!opts.force };
+      return {
+        remote,
+        temporary,
+        local: local.filter((d) => !d.startsWith(tempDir)),
+        deleted: !!opts.force,
+        ...(interrupted && interrupted.blocker === undefined ? { resumable: interrupted } : {}),
+        damaged: audit.damaged,
+      };
     } finally {
       fs.rmSync(tempDir, { recursive: true, force: true });
     }

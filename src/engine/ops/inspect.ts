@@ -5,8 +5,10 @@ import * as fs from 'node:fs';
 import { chainAtTime, setsAtTime, signatureChainFor, type BackupChain, type BackupSet } from '../chain/collection';
 import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
+import { manifestName } from '../manifest/naming';
 import { indexEquals, indexToBytes } from '../pathIndex';
 import type { EntryMeta, PathIndex } from '../types';
+import { auditRemote, setDamage, type DamagedSet, type InterruptedSet } from './audit';
 import type { Repository } from './repository';
 import { openForRead, setsForTime, type ReadOptions } from './restore';
 import { mergeSignatureChain, openCachedSigtar, readSigtar } from './sigtar';
@@ -16,6 +18,8 @@ export interface SetStatus {
   readonly time: number;
   readonly volumes: number;
   readonly bytes: number;
+  /** Why the set evidently cannot be restored (audit.ts setDamage). */
+  readonly damage?: string;
 }
 
 export interface ChainStatus {
@@ -23,13 +27,20 @@ export interface ChainStatus {
   readonly endTime: number;
   readonly sets: readonly SetStatus[];
   readonly hasSignatures: boolean;
+  /** Why its full set evidently cannot be restored: then the chain is no backup at all. */
+  readonly damage?: string;
 }
 
 export interface CollectionStatus {
   readonly url: string;
+  /** Oldest first. The primary chain is the newest one without damage. */
   readonly chains: readonly ChainStatus[];
-  /** Names of files that belong to no complete set (interrupted backups, orphaned incrementals). */
-  readonly incomplete: readonly string[];
+  /** Files that `cleanup` removes: sets without a manifest that nothing depends on, stray signature files. */
+  readonly leftovers: readonly string[];
+  /** A backup interrupted on this machine: the next backup resumes it, unless `blocker` says why not. */
+  readonly interrupted?: InterruptedSet;
+  /** Sets no restore can use that cleanup keeps, with the reason. */
+  readonly damaged: readonly DamagedSet[];
 }
 
 function setBytes(set: BackupSet, sizes: ReadonlyMap<string, number>): number {
@@ -44,14 +55,21 @@ export async function status(opts: ReadOptions): Promise<CollectionStatus> {
   try {
     const c = repo.collection;
     const sizes = repo.remoteFiles;
-    const chains = c.chains.map((chain: BackupChain) => ({
-      startTime: chain.startTime,
-      endTime: chain.endTime,
-      hasSignatures: signatureChainFor(c, chain)?.endTime === chain.endTime,
-      sets: [chain.fullSet, ...chain.incSets].map((s) => ({ type: s.type, time: s.endTime, volumes: s.volumes.size, bytes: setBytes(s, sizes) })),
-    }));
-    const incomplete = [...c.incompleteSets, ...c.orphanedIncs].flatMap((s) => [...s.volumes.values(), ...(s.manifestName ? [s.manifestName] : [])]);
-    return { url: opts.backend.displayUrl, chains, incomplete };
+    const audit = auditRemote(repo);
+    const chains = c.chains.map((chain: BackupChain) => {
+      const damage = audit.chainDamage.get(chain);
+      return {
+        startTime: chain.startTime,
+        endTime: chain.endTime,
+        hasSignatures: signatureChainFor(c, chain)?.endTime === chain.endTime,
+        sets: [chain.fullSet, ...chain.incSets].map((s) => {
+          const d = setDamage(repo, s);
+          return { type: s.type, time: s.endTime, volumes: s.volumes.size, bytes: setBytes(s, sizes), ...(d === undefined ? {} : { damage: d }) };
+        }),
+        ...(damage === undefined ? {} : { damage }),
+      };
+    });
+    return { url: opts.backend.displayUrl, chains, leftovers: audit.leftovers, ...(audit.interrupted ? { interrupted: audit.interrupted } : {}), damaged: audit.damaged };
   } finally {
     fs.rmSync(tempDir, { recursive: true, force: true });
   }
@@ -61,12 +79,26 @@ function pretty(t: number): string {
   return new Date(t * 1000).toUTCString();
 }
 
+/** "full set of 20261128T233259Z", "incremental set of 20261128T233300Z" */
+export function describeSet(s: { type: 'full' | 'inc'; time: number }): string {
+  return `${s.type === 'full' ? 'full' : 'incremental'} set of ${timeToString(s.time)}`;
+}
+
+/** What to do about a damaged set that is kept. */
+export function damageAdvice(d: DamagedSet): string {
+  if (d.cachedManifest !== undefined) {
+    return `The local cache still holds the missing manifest (${d.cachedManifest}): keep that file; encrypted to the backup's key (gpg --encrypt --recipient KEY) and uploaded as ${manifestName(d.type, d.time, d.startTime, true)}, it makes these sets usable again.`;
+  }
+  return 'Restore as of an earlier time if there is one, make a new full backup (offsite backup --full), and delete these files by hand once you no longer need them.';
+}
+
 export function formatStatus(s: CollectionStatus): string {
   const lines: string[] = [`Collection status of ${s.url}`, ''];
   if (s.chains.length === 0) lines.push('No backup chains found.');
+  const primary = s.chains.findLastIndex((c) => c.damage === undefined);
   s.chains.forEach((c, i) => {
-    const primary = i === s.chains.length - 1;
-    lines.push(`${primary ? 'Primary' : 'Secondary'} backup chain${c.hasSignatures ? '' : ' (no matching signatures)'}:`);
+    const label = c.damage !== undefined ? `Damaged backup chain (not restorable: its full set: ${c.damage})` : `${i === primary ? 'Primary' : 'Secondary'} backup chain`;
+    lines.push(`${label}${c.hasSignatures ? '' : ' (no matching signatures)'}:`);
     lines.push(`  Chain start time: ${pretty(c.startTime)} (${timeToString(c.startTime)})`);
     lines.push(`  Chain end time:   ${pretty(c.endTime)} (${timeToString(c.endTime)})`);
     lines.push(`  Number of contained backup sets: ${c.sets.length}`);
@@ -74,10 +106,24 @@ export function formatStatus(s: CollectionStatus): string {
     lines.push('   Type of backup set:   Time:                            Num volumes:   Size:');
     for (const set of c.sets) {
       lines.push(`   ${(set.type === 'full' ? 'Full' : 'Incremental').padEnd(20)}  ${pretty(set.time).padEnd(32)} ${String(set.volumes).padStart(12)}   ${set.bytes}`);
+      if (set.damage !== undefined) lines.push(`     Damaged: ${set.damage}; restore as of an earlier time${set.type === 'full' ? ' or chain' : ''}.`);
     }
     lines.push('');
   });
-  lines.push(s.incomplete.length ? `Found ${s.incomplete.length} file(s) of incomplete or orphaned backup sets (offsite cleanup removes them).` : 'No orphaned or incomplete backup sets found.');
+  if (s.chains.length > 0 && primary < 0) lines.push('No backup chain here can be restored.', '');
+  const i = s.interrupted;
+  if (i) {
+    lines.push(
+      i.blocker === undefined ?
+        `Found ${i.files.length} file(s) of the interrupted ${describeSet(i)}: the next backup (of the same folder, to the same keys) resumes it, and offsite cleanup keeps them.`
+      : `Found ${i.files.length} file(s) of the interrupted ${describeSet(i)}, which cannot be resumed (${i.blocker}): the next backup or offsite cleanup removes them.`,
+    );
+  }
+  if (s.leftovers.length) lines.push(`Found ${s.leftovers.length} file(s) of incomplete backup sets that nothing depends on (offsite cleanup removes them).`);
+  for (const d of s.damaged) lines.push(`Damaged ${describeSet(d)} (${d.files.length} file(s), offsite cleanup keeps them): ${d.reason}. ${damageAdvice(d)}`);
+  if (!i && s.leftovers.length === 0 && s.damaged.length === 0 && s.chains.every((c) => c.damage === undefined && c.sets.every((x) => x.damage === undefined))) {
+    lines.push('No orphaned or incomplete backup sets found.');
+  }
   return `${lines.join('\n')}\n`;
 }
 

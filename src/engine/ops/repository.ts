@@ -9,7 +9,7 @@ import type { ArchiveDir } from '../cache/archiveDir';
 import { OffsiteError } from '../errors';
 import type { Logger } from '../log';
 import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from '../manifest/manifest';
-import { parseName } from '../manifest/naming';
+import { parseName, type ParsedName } from '../manifest/naming';
 import { buildCollection, type BackupSet, type Collection } from '../chain/collection';
 import { fetchRemote, openDecoded, readRemoteSmall, withFile, wrappingOf, type CryptoContext } from './remoteFiles';
 import { cachedSigtarGzip } from './sigtar';
@@ -53,17 +53,25 @@ export class Repository {
     return this._collection;
   }
 
-  /** Removes cached metadata whose remote file no longer exists (the remote is authoritative). */
+  /**
+   * Removes cached metadata whose remote file no longer exists (the remote is authoritative), except
+   * the manifest of a set whose volumes are still there: the copy is all that is left of a manifest the
+   * remote lost, and cleanup points to it.
+   */
   pruneCache(): string[] {
     const wanted = new Set<string>();
+    const volumesOf = new Set<string>();
+    const setOf = (p: ParsedName) => `${p.setType}:${p.startTime ?? ''}:${p.endTime}`;
     for (const name of this.remote.keys()) {
       const p = parseName(name);
       if (p && (p.kind === 'manifest' || p.kind === 'signature')) wanted.add(cacheNameOf(name));
+      if (p?.kind === 'volume' && !p.partial) volumesOf.add(setOf(p));
     }
     const removed: string[] = [];
     for (const local of this.archive.names()) {
       const p = parseName(local);
       if (!p || (p.kind !== 'manifest' && p.kind !== 'signature')) continue;
+      if (p.kind === 'manifest' && !p.partial && volumesOf.has(setOf(p))) continue;
       if (!wanted.has(local)) {
         this.archive.remove(local);
         removed.push(local);

@@ -1,20 +1,36 @@
-// Retention and cleanup, with duplicity's rules: whole chains only (an old full set is kept while a
-// newer incremental depends on it), never the newest chain; without `force` nothing is deleted and
-// the caller lists what would be. The manifests go first, newest set first, and only then the volumes
-// and signature files (in batches where the remote has them), so an interrupted removal leaves a
-// shorter valid chain plus files `cleanup` recognises, never a complete-looking set with missing volumes.
+// Retention, with duplicity's rules: whole chains only (an old full set is kept while a newer
+// incremental depends on it), never the newest restorable chain; without `force` nothing is deleted
+// and the caller lists what would be. A chain whose full set evidently cannot be restored (audit.ts:
+// no volumes, a gap, an empty or unreadable manifest) is no backup to keep: it is not counted, and it
+// is deleted only when it is older than every chain kept. The manifests go first, newest set first,
+// and only then the volumes and signature files (in batches where the remote has them), so an
+// interrupted removal leaves a shorter valid chain plus files `cleanup` recognises, never a
+// complete-looking set with missing volumes.
 import * as fs from 'node:fs';
 import type { BackupChain, BackupSet, Collection } from '../chain/collection';
 import { signatureChainFor } from '../chain/collection';
 import { acquireLock } from '../cache/lock';
+import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
 import { parseName } from '../manifest/naming';
+import { auditRemote } from './audit';
 import { openForRead, type ReadOptions } from './restore';
 import { cacheNameOf, type Repository } from './repository';
+
+export interface KeptChain {
+  readonly startTime: number;
+  readonly endTime: number;
+  /** Why it is kept. */
+  readonly reason: string;
+  /** Why its full set cannot be restored, for a damaged chain. */
+  readonly damage?: string;
+}
 
 export interface RemovalPlan {
   /** End times of the chains removed. */
   readonly chains: readonly number[];
+  /** The chains left, oldest first. */
+  readonly kept: readonly KeptChain[];
   /** Remote files, in deletion order. */
   readonly files: readonly string[];
   readonly deleted: boolean;
@@ -33,22 +49,34 @@ function chainFiles(c: Collection, chain: BackupChain): string[] {
   return files;
 }
 
-async function removePlan(opts: ReadOptions & { force?: boolean }, pick: (c: Collection) => BackupChain[]): Promise<RemovalPlan> {
+/** Which chains go; every other chain is kept, for the reason `reason` gives. */
+interface Pick {
+  readonly remove: readonly BackupChain[];
+  reason(chain: BackupChain, damage: string | undefined): string;
+}
+
+async function removePlan(opts: ReadOptions & { force?: boolean }, pick: (chains: readonly BackupChain[], damage: ReadonlyMap<BackupChain, string>) => Pick): Promise<RemovalPlan> {
   const lock = await acquireLock(opts.archive.file('lockfile'), 'remove', { signal: opts.signal });
   const { repo, tempDir } = await openForRead(opts).catch((e) => {
     lock.release();
     throw e;
   });
   try {
-    const chains = pick(repo.collection);
-    const files = chains.flatMap((ch) => chainFiles(repo.collection, ch));
+    const { chainDamage } = auditRemote(repo);
+    const p = pick(repo.collection.chains, chainDamage);
+    const files = p.remove.flatMap((ch) => chainFiles(repo.collection, ch));
+    const kept = repo.collection.chains
+      .filter((ch) => !p.remove.includes(ch))
+      .map((ch) => ({ startTime: ch.startTime, endTime: ch.endTime, reason: p.reason(ch, chainDamage.get(ch)), ...(chainDamage.has(ch) ? { damage: chainDamage.get(ch) } : {}) }));
     if (opts.force) await removeFiles(repo, files, opts.signal);
-    return { chains: chains.map((ch) => ch.endTime), files, deleted: !!opts.force };
+    return { chains: p.remove.map((ch) => ch.endTime), kept, files, deleted: !!opts.force };
   } finally {
     fs.rmSync(tempDir, { recursive: true, force: true });
     lock.release();
   }
 }
+
+const damagedReason = (newest: string) => `not counted as a kept chain, and not deleted: it is newer than ${newest}`;
 
 /**
  * Deletes `files` (see chainFiles): every manifest first, one at a time and in order, then the rest,
@@ -79,13 +107,39 @@ export async function removeFiles(repo: Repository, files: readonly string[], si
   }
 }
 
-/** Chains that ended before `time`, except the newest chain (duplicity's get_chains_older_than). */
+/**
+ * Chains that ended before `time` (duplicity's get_chains_older_than) and are older than the newest
+ * restorable chain, which is always kept, as is every chain after it.
+ */
 export function removeOlderThan(opts: ReadOptions & { time: number; force?: boolean }): Promise<RemovalPlan> {
-  return removePlan(opts, (c) => c.chains.slice(0, -1).filter((ch) => ch.endTime < opts.time));
+  return removePlan(opts, (chains, damage) => {
+    const newest = chains.findLastIndex((ch) => !damage.has(ch));
+    return {
+      remove: newest < 0 ? [] : chains.slice(0, newest).filter((ch) => ch.endTime < opts.time),
+      reason: (ch, d) =>
+        newest < 0 ? 'no chain here can be restored, so none is deleted'
+        : ch === chains[newest] ? 'the newest restorable chain, never deleted'
+        : d !== undefined && chains.indexOf(ch) > newest ? damagedReason('the newest restorable chain')
+        : `it ends after ${timeToString(opts.time)}`,
+    };
+  });
 }
 
-/** All chains but the newest `n` full backups and their incrementals. */
+/**
+ * All chains older than the newest `n` restorable ones. Damaged chains are not counted, and those
+ * newer than the oldest chain kept stay. With fewer than `n` restorable chains nothing is deleted.
+ */
 export function removeAllButNFull(opts: ReadOptions & { n: number; force?: boolean }): Promise<RemovalPlan> {
   if (!Number.isInteger(opts.n) || opts.n < 1) throw new OffsiteError('usage', `Keep at least one full backup (got ${opts.n})`);
-  return removePlan(opts, (c) => c.chains.slice(0, Math.max(0, c.chains.length - opts.n)));
+  return removePlan(opts, (chains, damage) => {
+    const restorable = chains.filter((ch) => !damage.has(ch));
+    const oldestKept = restorable.length >= opts.n ? chains.indexOf(restorable[restorable.length - opts.n]) : 0;
+    return {
+      remove: chains.slice(0, oldestKept),
+      reason: (_ch, d) =>
+        restorable.length < opts.n ? `fewer than ${opts.n} chain(s) can be restored, so none is deleted`
+        : d === undefined ? (opts.n === 1 ? 'the newest restorable chain' : `one of the ${opts.n} newest restorable chains`)
+        : damagedReason(opts.n === 1 ? 'the newest restorable chain' : 'the oldest restorable chain kept'),
+    };
+  });
 }

@@ -40,15 +40,16 @@ describe('extension: wording', () => {
     const s = {
       url: 'file:///b/p',
       chains: [{ startTime: 0, endTime: 100, hasSignatures: true, sets: [{ type: 'full' as const, time: 0, volumes: 2, bytes: 2048 }, { type: 'inc' as const, time: 100, volumes: 1, bytes: 10 }] }],
-      incomplete: ['duplicity-inc.x.vol1.difftar.gpg'],
+      leftovers: ['duplicity-inc.x.vol1.difftar.gpg'],
+      damaged: [],
     };
     const text = formatStatusReport('p', 'file:///b/p', s);
     assert.match(text, /^p → file:\/\/\/b\/p$/m);
     assert.match(text, /Current chain: .*, 2 set\(s\)$/m);
     assert.match(text, /full\s+\S+ \S+\s+2 volume\(s\)\s+2\.0 KB/);
     assert.match(text, /incremental\s+\S+ \S+\s+1 volume\(s\)\s+10 B/);
-    assert.match(text, /1 file\(s\) of interrupted backups remain/);
-    assert.match(formatStatusReport('p', 'u', { url: 'u', chains: [], incomplete: [] }), /No backups yet/);
+    assert.match(text, /1 file\(s\) of interrupted backups remain; "offsite cleanup" removes them/);
+    assert.match(formatStatusReport('p', 'u', { url: 'u', chains: [], leftovers: [], damaged: [] }), /No backups yet/);
     assert.match(formatStatusReport('p', 'u', undefined, 'connection refused'), /Could not read the remote: connection refused/);
   });
 

@@ -1,0 +1,176 @@
+// What a remote holds besides its good chains, decided once for status, cleanup and retention so that
+// they agree: chains whose full set evidently cannot be restored (damage the listing shows, or the
+// cached plaintext manifest), the set of a backup interrupted on this machine (which the next backup
+// resumes, or not), leftovers (sets without a manifest that no complete set depends on, and signature
+// files of no kept set), and damaged sets that are kept: a set with its manifest is never a leftover,
+// nor is a set that complete later sets continue (its manifest lost is damage, not an interrupted run).
+import * as fs from 'node:fs';
+import type { BackupChain, BackupSet } from '../chain/collection';
+import { timeToString } from '../chain/time';
+import { parseManifest } from '../manifest/manifest';
+import { manifestName, parseName, signatureName, type SetType } from '../manifest/naming';
+import { readCheckpoint, resumeBlocker } from './checkpoint';
+import { cacheNameOf, type Repository } from './repository';
+
+/** A set kept on the remote although no restore can use it. */
+export interface DamagedSet {
+  readonly type: SetType;
+  readonly startTime?: number;
+  readonly time: number;
+  /** Its files on the remote. */
+  readonly files: readonly string[];
+  /** What is wrong, and why it is kept. */
+  readonly reason: string;
+  /** The local cache's plaintext copy of its missing manifest, when there is one. */
+  readonly cachedManifest?: string;
+}
+
+/** The set of a backup that was interrupted on this machine (its checkpoint is in the cache). */
+export interface InterruptedSet {
+  readonly type: SetType;
+  readonly startTime?: number;
+  readonly time: number;
+  readonly files: readonly string[];
+  /** Why it cannot be resumed; undefined when the next backup (same folder, same keys) resumes it. */
+  readonly blocker?: string;
+}
+
+export interface RemoteAudit {
+  /** The chains whose full set evidently cannot be restored, with the reason. */
+  readonly chainDamage: ReadonlyMap<BackupChain, string>;
+  readonly interrupted?: InterruptedSet;
+  /** Files of nothing anyone can use: what cleanup removes (besides an interrupted set that cannot be resumed). */
+  readonly leftovers: readonly string[];
+  readonly damaged: readonly DamagedSet[];
+}
+
+const keyOf = (type: SetType, startTime: number | undefined, endTime: number) => `${type}:${startTime ?? ''}:${endTime}`;
+const setKey = (s: BackupSet) => keyOf(s.type, s.startTime, s.endTime);
+const filesOf = (s: BackupSet) => [...(s.manifestName ? [s.manifestName] : []), ...[...s.volumes.entries()].sort((a, b) => a[0] - b[0]).map(([, n]) => n)];
+
+/**
+ * Why a set with a manifest evidently cannot be restored, from what can be seen without a private
+ * key: the remote's names and sizes, and (unless `cachedManifest` is false: a backup does not parse
+ * it for every run) the local cache's plaintext copy of its manifest when there is one. undefined when
+ * nothing shows (which does not prove it can be).
+ */
+export function setDamage(repo: Repository, set: BackupSet, opts: { cachedManifest?: boolean } = {}): string | undefined {
+  if (!set.manifestName) return 'its manifest is missing';
+  if (repo.remoteFiles.get(set.manifestName) === 0) return `its manifest ${set.manifestName} is empty`;
+  const numbers = [...set.volumes.keys()].sort((a, b) => a - b);
+  if (numbers.length === 0) return 'it has no volumes on the remote';
+  const gap = numbers.findIndex((n, i) => n !== i + 1);
+  if (gap >= 0) return `its volume ${gap + 1} is missing on the remote`;
+  const empty = [...set.volumes.values()].find((n) => repo.remoteFiles.get(n) === 0);
+  if (empty !== undefined) return `its volume ${empty} is empty`;
+  const cached = cacheNameOf(set.manifestName);
+  if (opts.cachedManifest === false || !repo.archive.has(cached)) return undefined;
+  let listed: number[];
+  try {
+    listed = parseManifest(fs.readFileSync(repo.archive.file(cached))).volumes.map((v) => v.volumeNumber);
+  } catch (e) {
+    return `its manifest cannot be read (the local copy: ${(e as Error).message})`;
+  }
+  if (listed.length !== numbers.length) return `its manifest lists ${listed.length} volume(s), the remote has ${numbers.length}`;
+  return undefined;
+}
+
+export function auditRemote(repo: Repository): RemoteAudit {
+  const c = repo.collection;
+  const chainDamage = new Map<BackupChain, string>();
+  for (const chain of c.chains) {
+    const why = setDamage(repo, chain.fullSet);
+    if (why !== undefined) chainDamage.set(chain, why);
+  }
+
+  const inChains = new Set<BackupSet>(c.chains.flatMap((ch) => [ch.fullSet, ...ch.incSets]));
+  const others = [...c.orphanedIncs, ...c.supersededIncs, ...c.incompleteSets].filter((s) => !inChains.has(s));
+  const all = [...inChains, ...others];
+  // The complete sets that continue a set, directly or through sets that are themselves continued.
+  const continuedBy = new Map<BackupSet, BackupSet[]>();
+  const descendants = (s: BackupSet): BackupSet[] => {
+    let d = continuedBy.get(s);
+    if (d) return d;
+    d = [];
+    continuedBy.set(s, d);
+    for (const t of all) {
+      if (t === s || t.type !== 'inc' || t.startTime !== s.endTime) continue;
+      const below = descendants(t);
+      if (t.manifestName) d.push(t);
+      if (t.manifestName || below.length) d.push(...below);
+    }
+    return d;
+  };
+
+  const checkpoint = readCheckpoint(repo.archive);
+  // Set keys kept, with the file list of their damaged entry (signature files join it).
+  const kept = new Map<string, string[] | undefined>([...inChains].map((x) => [setKey(x), undefined]));
+  const leftovers: string[] = [];
+  const damaged: DamagedSet[] = [];
+  const covered = new Set<BackupSet>();
+  let interrupted: InterruptedSet | undefined;
+  const interruptedFiles: string[] = [];
+  const keep = (d: DamagedSet & { files: string[] }, sets: BackupSet[]) => {
+    damaged.push(d);
+    for (const x of sets) kept.set(setKey(x), d.files);
+  };
+  for (const s of others) {
+    if (s.manifestName) continue;
+    const after = descendants(s);
+    if (after.length) {
+      // Damage, not a leftover: kept with the complete sets that continue it (they are no use without it).
+      const name = manifestName(s.type, s.endTime, s.startTime, s.encrypted);
+      const cached = cacheNameOf(name);
+      const with_ = after.filter((t) => !inChains.has(t));
+      with_.forEach((t) => covered.add(t));
+      keep(
+        {
+          type: s.type,
+          startTime: s.startTime,
+          time: s.endTime,
+          files: [...filesOf(s), ...with_.flatMap(filesOf)],
+          reason: `its manifest ${name} is missing, and ${after.length} complete set(s) after it (${after.map((t) => timeToString(t.endTime)).join(', ')}) continue it, so no restore can use them either`,
+          ...(repo.archive.has(cached) ? { cachedManifest: repo.archive.file(cached) } : {}),
+        },
+        [s, ...with_],
+      );
+      continue;
+    }
+    const files = filesOf(s);
+    if (checkpoint && setKey(s) === keyOf(checkpoint.type, checkpoint.startTime, checkpoint.time)) {
+      const blocker = resumeBlocker(checkpoint, c, repo.remoteFiles, repo.archive);
+      interrupted = { type: s.type, startTime: s.startTime, time: s.endTime, files: [], ...(blocker ? { blocker } : {}) };
+      if (!blocker) kept.set(setKey(s), undefined);
+      interruptedFiles.push(...files);
+      continue;
+    }
+    leftovers.push(...files);
+  }
+  for (const s of others) {
+    if (!s.manifestName || covered.has(s)) continue;
+    keep({ type: s.type, startTime: s.startTime, time: s.endTime, files: filesOf(s), reason: keptCompleteReason(repo, s) }, [s]);
+  }
+  for (const name of repo.remoteFiles.keys()) {
+    const p = parseName(name);
+    if (!p || p.partial || p.kind !== 'signature') continue;
+    const key = keyOf(p.setType, p.startTime, p.endTime);
+    if (kept.has(key)) {
+      kept.get(key)?.push(name);
+      continue;
+    }
+    if (interrupted && key === keyOf(interrupted.type, interrupted.startTime, interrupted.time)) interruptedFiles.push(name);
+    else leftovers.push(name);
+  }
+  if (interrupted) interrupted = { ...interrupted, files: interruptedFiles };
+  return { chainDamage, interrupted, leftovers, damaged };
+}
+
+/** Why a set that has its manifest is in no chain (and is kept all the same). */
+function keptCompleteReason(repo: Repository, s: BackupSet): string {
+  const c = repo.collection;
+  if (s === c.discardedLastInc) {
+    return `its signature file ${signatureName(s.type, s.endTime, s.startTime, s.encrypted ? 'gpg' : '')} is missing, so restores and backups leave this last set out, as duplicity does`;
+  }
+  if (c.supersededIncs.includes(s)) return `a later incremental set continues the same set of ${timeToString(s.startTime!)}, and restores use that one, as duplicity does`;
+  return `it continues the set of ${timeToString(s.startTime!)}, which is not on the remote, so no restore can use it`;
+}

@@ -356,6 +356,7 @@ class BackupRun {
     private readonly probe?: NoChangeProbe,
   ) {
     this.repo = new Repository(opts.backend, opts.archive, opts.crypto, opts.log, tempDir);
+    this.repo.compareUnrecorded = false; // see Repository.compareUnrecorded
     this.stats = emptyStats(now() / 1000);
     this.progress = throttled(opts.onProgress);
   }
@@ -580,6 +581,7 @@ class BackupRun {
     ]);
     await this.put(sigName, sigEnc, sigInfo.size);
     fs.renameSync(sigPart, sigLocal);
+    this.repo.recordSigtarCopy(cacheNameOf(sigName), sigInfo.size);
 
     const manifest: Manifest = {
       hostname: os.hostname(),
@@ -591,6 +593,7 @@ class BackupRun {
     const manEnc = path.join(this.tempDir, 'manifest.gpg');
     const manInfo = await encodeToFile(text, manEnc, opts.crypto, deflate);
     opts.archive.writeAtomic(cacheNameOf(manName), text);
+    this.repo.recordManifestCopy(cacheNameOf(manName), text, manInfo.size);
     await this.put(manName, manEnc, manInfo.size);
 
     clearCheckpoint(opts.archive);

@@ -9,7 +9,7 @@ import { indexEquals, indexToString } from '../pathIndex';
 import type { EntryMeta, PathIndex } from '../types';
 import type { Repository } from './repository';
 import { openForRead, setsForTime, type ReadOptions } from './restore';
-import { mergeSignatureChain, openCachedSigtar, readSigtar } from './sigtar';
+import { mergeSignatureChain, readCachedSigtar } from './sigtar';
 
 export interface SetStatus {
   readonly type: 'full' | 'inc';
@@ -117,7 +117,7 @@ export async function* listFiles(opts: ReadOptions): AsyncGenerator<ListedFile> 
   try {
     const at = await signatureFilesAt(repo, opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000), opts.signal);
     if (!at) return;
-    for await (const e of mergeSignatureChain(at.files.map((f) => readSigtar(openCachedSigtar(f))))) yield { index: e.index, meta: e.meta };
+    for await (const e of mergeSignatureChain(at.files.map((f) => readCachedSigtar(f)))) yield { index: e.index, meta: e.meta };
   } finally {
     fs.rmSync(tempDir, { recursive: true, force: true });
   }

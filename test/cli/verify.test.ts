@@ -81,3 +81,30 @@ describe('offsite verify when folders changed shape', function () {
     assert.ok(found.some((d) => /: cannot be read: ENAMETOOLONG/.test(d)), found.join('\n'));
   });
 });
+
+describe('offsite backup and verify with times before 1970', function () {
+  this.timeout(120_000);
+
+  it('backup warns once per path; verify and the drill say what is stored instead of a silent match', async () => {
+    const work = tempDir('offsite-1970-cli-');
+    const src = path.join(work, 's');
+    const url = `file://${path.join(work, 'r')}`;
+    const cache = path.join(work, 'c');
+    makeTree(src, { d: { f: 'x\n' }, ok: 'y\n' });
+    const old = new Date('1960-01-01T00:00:00Z'); // a Date: fs.utimes takes negative seconds for "now"
+    for (const p of [path.join(src, 'd', 'f'), path.join(src, 'd')]) fs.utimesSync(p, old, old);
+    const b = await offsite(['--archive-dir', cache, 'backup', '--encrypt-key', RSA_PUB, src, url]);
+    assert.equal(b.code, 0, b.stderr);
+    const warnings = b.stderr.trim().split('\n');
+    assert.deepEqual(warnings.map((l) => /^Warning: (\S+) has a modification time before 1970 \(1960-01-01T00:00:00\.000Z\): stored as 1970-01-01/.exec(l)?.[1]), ['d', 'd/f'], b.stderr);
+
+    const v = await offsite(['--archive-dir', cache, 'verify', '--compare-data', '--key', RSA_SEC, url, src]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.match(v.stdout, /0 difference\(s\) found/);
+    assert.match(v.stderr, /^Warning: d\/f: its modification time 1960-01-01T00:00:00\.000Z is before 1970; the backup holds 1970-01-01/m);
+
+    const d = await offsite(['--archive-dir', cache, 'verify', '--drill', '--key', RSA_SEC, url, src]);
+    assert.equal(d.code, 0, d.stdout + d.stderr);
+    assert.match(d.stdout, /2 of 2 file\(s\) restored, 2 identical to the source/);
+  });
+});

@@ -212,7 +212,8 @@ export async function drill(opts: DrillOptions): Promise<DrillResult> {
             continue;
           }
         }
-        if (!st?.isFile() || st.size !== restored.size || Math.floor(st.mtimeMs / 1000) !== restored.mtime) {
+        // A time before 1970 is stored as 0 (duplicity's format): compared as stored.
+        if (!st?.isFile() || st.size !== restored.size || Math.max(0, Math.floor(st.mtimeMs / 1000)) !== restored.mtime) {
           files.push({ path: rel, bytes: restored.size, outcome: 'changed', detail: !st ? 'no longer in the source' : !st.isFile() ? 'no longer a file in the source' : 'changed in the source since the backup' });
           continue;
         }

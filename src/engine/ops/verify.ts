@@ -219,6 +219,11 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
         diff(item.index, `has mtime ${new Date(st.mtimeMs).toISOString()}, expected ${new Date(m.mtime * 1000).toISOString()}`);
         continue;
       }
+      if ((t === 'reg' || t === 'dir' || t === 'fifo') && st.mtimeMs < 0 && m.mtime === 0) {
+        // Stored as 0, as duplicity stores any time before 1970: as equal as the format can tell, but
+        // not silently (a restore gives it 1970-01-01).
+        opts.log.warn(`${indexToString(item.index)}: its modification time ${new Date(st.mtimeMs).toISOString()} is before 1970; the backup holds 1970-01-01T00:00:00Z (duplicity's format has no earlier times)`);
+      }
       if (t === 'reg' && opts.compareData) {
         const same = await sameContent(p, item);
         if (same !== true) diff(item.index, same === false ? 'data differs' : `cannot be read: ${same.error}`);

@@ -126,13 +126,17 @@ export class Repository {
       }
       return this.refetchDamaged(remoteName, local, why, () => this.fetchManifest(remoteName, local, signal));
     }
-    // No record: a whole manifest lists its volumes and ends with its file list (duplicity's and
-    // Offsite's both); an empty or cut copy does not.
+    // No record: a whole manifest lists every volume of its set (an empty copy lists none, a cut one
+    // lacks the last ones).
     let parsed: Manifest | undefined;
     let why: string | undefined;
     try {
       parsed = parseManifest(text);
-      if (parsed.volumes.length === 0 || parsed.filelist === undefined) why = text.length === 0 ? 'it is empty' : 'it lists no volumes or no files: it was cut short';
+      const listed = new Set(parsed.volumes.map((v) => v.volumeNumber));
+      const unlisted = [...set.volumes.keys()].filter((n) => !listed.has(n));
+      if (text.length === 0) why = 'it is empty';
+      else if (listed.size === 0) why = 'it lists no volumes';
+      else if (unlisted.length) why = `it does not list volume ${unlisted.join(', ')} of the set: it was cut short`;
     } catch (e) {
       why = (e as Error).message;
     }
@@ -148,7 +152,7 @@ export class Repository {
       return parsed!;
     }
     if (!remote.equals(text)) {
-      this.log.warn(`The local cache copy of ${remoteName} does not match the remote manifest: using the remote one, and replacing the copy`);
+      this.log.warn(`The local cache copy ${this.archive.file(local)} does not match the remote manifest ${remoteName}: using the remote one, and replacing the copy`);
       this.archive.writeAtomic(local, remote);
     }
     this.recordManifestCopy(local, remote, this.remote.get(remoteName) ?? 0);

@@ -18,7 +18,7 @@ import type { Logger } from '../engine/log';
 import { indexFromBytes, indexToString } from '../engine/pathIndex';
 import { backup } from '../engine/ops/backup';
 import { cleanup } from '../engine/ops/cleanup';
-import { damageAdvice, describeSet, fileHistory, formatListLine, formatStatus, listFiles, status } from '../engine/ops/inspect';
+import { damageAdvice, describeSet, fileHistory, formatListLine, formatStatus, listFiles, status, TYPE_WORDS } from '../engine/ops/inspect';
 import { describeNotRestored } from '../engine/ops/notRestored';
 import { restore, type RestoreResult } from '../engine/ops/restore';
 import { removeAllButNFull, removeOlderThan, type RemovalPlan } from '../engine/ops/retention';
@@ -377,7 +377,7 @@ export function buildProgram(signal: AbortSignal): Command {
     .argument('<url>')
     .option('--time <time>', 'as of this time')
     .option('--key <key>', 'private key (needed when the local cache lacks the signature files)')
-    .option('--history <rel>', 'instead, list the backups in which this file changed')
+    .option('--history <rel>', 'instead, list the backups in which this path (a file, a folder, …) changed, and what it was')
     .option('--json', 'print JSON lines')
     .action(async (url: string, o) => {
       const g = globals();
@@ -386,8 +386,13 @@ export function buildProgram(signal: AbortSignal): Command {
       try {
         const common = { backend, archive: archiveFor(url, g), crypto: cryptoForRead(keyConfig(o)), log, time: parseTime(o.time), signal };
         if (o.history) {
-          for (const v of await fileHistory({ ...common, path: relPath(o.history)! })) {
-            process.stdout.write(o.json ? `${JSON.stringify({ time: timeToString(v.time), action: v.action })}\n` : `${timeToString(v.time)} ${v.action}\n`);
+          const versions = await fileHistory({ ...common, path: relPath(o.history)! });
+          if (versions.length === 0) {
+            throw new OffsiteError('notFound', `${o.history} is in no backup at ${backend.displayUrl}`, { hint: 'Give the path relative to the backed-up folder; offsite list shows what a backup holds' });
+          }
+          for (const v of versions) {
+            const type = v.type === undefined ? '' : ` ${TYPE_WORDS[v.type]}`;
+            process.stdout.write(o.json ? `${JSON.stringify({ time: timeToString(v.time), action: v.action, type: v.type })}\n` : `${timeToString(v.time)} ${v.action}${type}\n`);
           }
           return;
         }

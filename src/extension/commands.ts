@@ -205,8 +205,10 @@ export class CommandCenter implements vscode.Disposable {
       let picks: { label: string; description: string; time: number }[];
       if (rel !== undefined) {
         const versions = await this.model.read(f, 'history', (remote, keys) => ({ op: 'history', remote, keys, path: rel }));
+        // Only the sets where it was a file can be shown or restored as one (not where it was a
+        // folder or a symlink); a version without a type comes from an older engine: a file.
         picks = versions
-          .filter((v) => v.action !== 'deleted')
+          .filter((v) => v.action !== 'deleted' && (v.type === undefined || v.type === 'reg'))
           .reverse()
           .map((v) => ({ label: formatTime(v.time), description: `${v.action === 'new' ? vscode.l10n.t('added') : vscode.l10n.t('changed')} · ${formatAge(nowS - v.time)}`, time: v.time }));
         if (picks.length === 0) fail('notFound', vscode.l10n.t('{0} is in no backup of {1}', rel, f.name), vscode.l10n.t('Back it up first, or check offsite.exclude and .gitignore'));

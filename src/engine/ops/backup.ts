@@ -357,6 +357,7 @@ class BackupRun {
     private readonly probe?: NoChangeProbe,
   ) {
     this.repo = new Repository(opts.backend, opts.archive, opts.crypto, opts.log, tempDir);
+    this.repo.compareUnrecorded = false; // see Repository.compareUnrecorded
     this.stats = emptyStats(now() / 1000);
     this.progress = throttled(opts.onProgress);
   }
@@ -588,6 +589,7 @@ class BackupRun {
     ]);
     await this.put(sigName, sigEnc, sigInfo.size);
     fs.renameSync(sigPart, sigLocal);
+    this.repo.recordSigtarCopy(cacheNameOf(sigName), sigInfo.size);
 
     const manifest: Manifest = {
       hostname: os.hostname(),
@@ -599,6 +601,7 @@ class BackupRun {
     const manEnc = path.join(this.tempDir, 'manifest.gpg');
     const manInfo = await encodeToFile(text, manEnc, opts.crypto, deflate);
     opts.archive.writeAtomic(cacheNameOf(manName), text);
+    this.repo.recordManifestCopy(cacheNameOf(manName), text, manInfo.size);
     await this.put(manName, manEnc, manInfo.size);
 
     clearCheckpoint(opts.archive);
@@ -845,6 +848,7 @@ class BackupRun {
         await this.volumes.add({ index: e.index, header: metaToTarHeader(formatMemberName({ kind: 'snapshot', index: e.index }, e.meta.type === 'dir', 'volume'), e.meta, 0) });
         await this.sigtar.snapshot(e.index, e.meta);
         this.count(prior ? 'changed' : 'new', e);
+        this.warnIfBefore1970(e);
       }
       this.stats.SourceFiles++;
       this.stats.SourceFileSize += e.size;
@@ -865,8 +869,19 @@ class BackupRun {
     if (outcome === 'stored') {
       this.count(prior ? 'changed' : 'new', e);
       await this.addFileChange(prior ? 'changed' : 'new', e.index);
+      this.warnIfBefore1970(e);
     }
     this.statOut!.add(statRecordOf(e));
+  }
+
+  /**
+   * duplicity's format stores whole seconds from 1970 on, and a time before it as 0 (duplicity warns
+   * "has negative mtime, treating as 0"): said once per path, when the path is stored.
+   */
+  private warnIfBefore1970(e: ScanEntry): void {
+    if (e.mtimeNs >= 0n) return;
+    const when = new Date(Number(e.mtimeNs / 1_000_000n)).toISOString();
+    this.opts.log.warn(`${indexToString(e.index)} has a modification time before 1970 (${when}): stored as 1970-01-01T00:00:00Z, as duplicity does (its format has no earlier times)`);
   }
 
   private count(kind: 'new' | 'changed', e: ScanEntry): void {

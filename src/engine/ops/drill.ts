@@ -200,8 +200,20 @@ export async function drill(opts: DrillOptions): Promise<DrillResult> {
         bytes += restored.size;
         progress({ operation: 'verify', phase: 'drill', files: n, bytes, path: rel });
         const srcPath = Buffer.concat([source, ...index.flatMap((c) => [Buffer.from('/'), c])]);
-        const st = fs.lstatSync(srcPath, { throwIfNoEntry: false });
-        if (!st?.isFile() || st.size !== restored.size || Math.floor(st.mtimeMs / 1000) !== restored.mtime) {
+        let st: fs.Stats | undefined;
+        try {
+          st = fs.lstatSync(srcPath, { throwIfNoEntry: false });
+        } catch (e) {
+          // A folder on the way is now a file or a symlink: the file is gone from the source. Anything
+          // else (a folder we may not search) is this file's problem, not the drill's end.
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== 'ENOTDIR' && code !== 'ELOOP') {
+            files.push({ path: rel, bytes: restored.size, outcome: 'changed', detail: `cannot read the source file: ${code ?? (e as Error).message}` });
+            continue;
+          }
+        }
+        // A time before 1970 is stored as 0 (duplicity's format): compared as stored.
+        if (!st?.isFile() || st.size !== restored.size || Math.max(0, Math.floor(st.mtimeMs / 1000)) !== restored.mtime) {
           files.push({ path: rel, bytes: restored.size, outcome: 'changed', detail: !st ? 'no longer in the source' : !st.isFile() ? 'no longer a file in the source' : 'changed in the source since the backup' });
           continue;
         }

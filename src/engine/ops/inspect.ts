@@ -1,17 +1,17 @@
 // Read-only views of a remote: collection status (chains, sets, volumes, dates), the files of the
 // backup as of a time (from the signature chain, like duplicity's list-current-files), and the
-// history of one file (the sets whose manifest lists it as new, changed or deleted).
+// history of one path (the sets whose signature archive stored or deleted it).
 import * as fs from 'node:fs';
 import { chainAtTime, setsAtTime, signatureChainFor, type BackupChain, type BackupSet } from '../chain/collection';
 import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
-import { manifestName } from '../manifest/naming';
-import { indexEquals, indexToBytes } from '../pathIndex';
-import type { EntryMeta, PathIndex } from '../types';
+import { manifestName, parseName } from '../manifest/naming';
+import { compareIndex, indexEquals, indexToBytes } from '../pathIndex';
+import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { auditRemote, setDamage, type DamagedSet, type InterruptedSet } from './audit';
 import type { Repository } from './repository';
 import { openForRead, setsForTime, type ReadOptions } from './restore';
-import { mergeSignatureChain, openCachedSigtar, readSigtar } from './sigtar';
+import { mergeSignatureChain, readCachedSigtar, readCachedSigtarHeaders, type HeaderEntry } from './sigtar';
 
 export interface SetStatus {
   readonly type: 'full' | 'inc';
@@ -163,7 +163,7 @@ export async function* listFiles(opts: ReadOptions): AsyncGenerator<ListedFile> 
   try {
     const at = await signatureFilesAt(repo, opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000), opts.signal);
     if (!at) return;
-    for await (const e of mergeSignatureChain(at.files.map((f) => readSigtar(openCachedSigtar(f))))) yield { index: e.index, meta: e.meta };
+    for await (const e of mergeSignatureChain(at.files.map((f) => readCachedSigtar(f)))) yield { index: e.index, meta: e.meta };
   } finally {
     fs.rmSync(tempDir, { recursive: true, force: true });
   }
@@ -172,18 +172,56 @@ export async function* listFiles(opts: ReadOptions): AsyncGenerator<ListedFile> 
 export interface FileVersion {
   readonly time: number;
   readonly action: 'new' | 'changed' | 'deleted';
+  /** What the path was in that set (not for 'deleted'). */
+  readonly type?: EntryType;
 }
 
-/** The sets, across all chains, in which a file was stored or deleted (from the manifests' file lists). */
+/** The member of a cached signature file for `index`, if it has one (read up to there only). */
+async function memberOf(file: string, index: PathIndex): Promise<HeaderEntry | undefined> {
+  for await (const e of readCachedSigtarHeaders(file)) {
+    const c = compareIndex(e.index, index);
+    if (c === 0) return e;
+    if (c > 0) return undefined; // members are in index order
+  }
+  return undefined;
+}
+
+/**
+ * The sets, across all chains, in which a path changed. From each set's signature archive: it holds a
+ * member for every path the set stored or deleted, with its type, so folders, symlinks and changes of
+ * type are seen (a manifest's file list names regular files only, as duplicity's does). Each archive
+ * is read only up to the path (members are in index order). A set whose signature archive is not on
+ * the remote falls back to its manifest's file list, with a warning. Empty: the path is in no backup.
+ */
 export async function fileHistory(opts: ReadOptions & { path: PathIndex }): Promise<FileVersion[]> {
   const { repo, tempDir } = await openForRead(opts);
   try {
+    const sigNames = new Map<string, string>();
+    for (const name of repo.remoteFiles.keys()) {
+      const p = parseName(name);
+      if (p?.kind === 'signature' && !p.partial) sigNames.set(setKey(p.setType, p.startTime, p.endTime), name);
+    }
     const out: FileVersion[] = [];
     for (const chain of repo.collection.chains) {
+      let present = false; // in the chain's state before the set read next
       for (const set of [chain.fullSet, ...chain.incSets]) {
-        const m = await repo.manifest(set, opts.signal);
-        const change = m.filelist?.find((f) => indexEquals(f.index, opts.path));
-        if (change) out.push({ time: set.endTime, action: change.action });
+        const sigName = sigNames.get(setKey(set.type, set.startTime, set.endTime));
+        if (sigName === undefined) {
+          opts.log.warn(`The signature file of the backup set of ${timeToString(set.endTime)} is missing on the remote: its changes are taken from its manifest (regular files only)`);
+          const f = (await repo.manifest(set, opts.signal)).filelist?.find((x) => indexEquals(x.index, opts.path));
+          if (f) out.push(f.action === 'deleted' ? { time: set.endTime, action: 'deleted' } : { time: set.endTime, action: f.action, type: 'reg' });
+          if (f) present = f.action !== 'deleted';
+          continue;
+        }
+        const m = await memberOf(await repo.sigtarFile(sigName, opts.signal), opts.path);
+        if (!m) continue;
+        if (m.kind === 'deleted') {
+          out.push({ time: set.endTime, action: 'deleted' });
+          present = false;
+        } else {
+          out.push({ time: set.endTime, action: present ? 'changed' : 'new', type: m.meta.type });
+          present = true;
+        }
       }
     }
     return out;
@@ -191,6 +229,13 @@ export async function fileHistory(opts: ReadOptions & { path: PathIndex }): Prom
     fs.rmSync(tempDir, { recursive: true, force: true });
   }
 }
+
+function setKey(type: string, start: number | undefined, end: number): string {
+  return `${type}:${start ?? ''}:${end}`;
+}
+
+/** A type as the CLI names it. */
+export const TYPE_WORDS: Readonly<Record<EntryType, string>> = { reg: 'file', dir: 'folder', sym: 'symlink', fifo: 'fifo', chr: 'character-device', blk: 'block-device' };
 
 export function formatListLine(f: ListedFile): Buffer {
   // The path's own bytes, as `ls` prints them: a name that is not UTF-8 can be copied back into a command.

@@ -5,15 +5,12 @@
 // order has passed the folder, since a folder's paths are contiguous in index order. Optionally the
 // paths the listed set deleted are merged in (from its manifest), as a tree shows them.
 import * as fs from 'node:fs';
-import type { Readable } from 'node:stream';
 import { throwIfAborted } from '../errors';
 import { compareIndex, isPrefixOf, ROOT } from '../pathIndex';
 import type { EntryMeta, PathIndex } from '../types';
-import { parseMemberName, tarHeaderToMeta } from '../volume/difftar';
-import { readTar } from '../volume/tar';
 import { signatureFilesAt } from './inspect';
 import { openForRead, type ReadOptions } from './restore';
-import { mergeSignatureChain, openCachedSigtar } from './sigtar';
+import { mergeSignatureChain, readCachedSigtarHeaders } from './sigtar';
 
 export interface ListFolderOptions extends ReadOptions {
   /** The folder (default the root). A path that is not a folder of the backup has no entries. */
@@ -37,17 +34,6 @@ export interface FolderEntry {
   readonly meta: Pick<EntryMeta, 'type' | 'mode' | 'mtime'>;
   /** In the set before the listed one, gone in it. */
   readonly deleted: boolean;
-}
-
-type HeaderEntry = { index: PathIndex; kind: 'signature' | 'snapshot' | 'deleted'; meta: EntryMeta };
-
-/** The members of a cached signature file, headers only (bodies are skipped by readTar). */
-async function* sigtarHeaders(plain: Readable): AsyncGenerator<HeaderEntry> {
-  for await (const e of readTar(plain)) {
-    const m = parseMemberName(e.header.name);
-    if (m.kind === 'diff') continue;
-    yield { index: m.index, kind: m.kind as HeaderEntry['kind'], meta: tarHeaderToMeta(e.header) };
-  }
 }
 
 /**
@@ -77,7 +63,6 @@ export async function* listFolder(opts: ListFolderOptions): AsyncGenerator<Folde
   const limit = opts.limit === undefined ? Infinity : Math.max(0, Math.floor(opts.limit));
   if (limit === 0) return;
   const { repo, tempDir } = await openForRead(opts);
-  const sources: Readable[] = [];
   try {
     const at = await signatureFilesAt(repo, opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000), opts.signal);
     if (!at) return;
@@ -88,12 +73,8 @@ export async function* listFolder(opts: ListFolderOptions): AsyncGenerator<Folde
       const files = (await repo.manifest(last, opts.signal)).filelist ?? [];
       gone = deletedEntries(files.filter((f) => f.action === 'deleted').map((f) => f.index), folder, depth);
     }
-    const streams: AsyncIterable<HeaderEntry>[] = [];
-    for (const file of at.files) {
-      const plain = openCachedSigtar(file);
-      sources.push(plain);
-      streams.push(sigtarHeaders(plain));
-    }
+    // Each file is opened when the merge first reads it, and closed by the merge when it stops early.
+    const streams = at.files.map((file) => readCachedSigtarHeaders(file));
 
     const after = opts.after;
     const wanted = (index: PathIndex) => index.length - folder.length <= depth && (after === undefined || compareIndex(index, after) > 0);
@@ -121,8 +102,6 @@ export async function* listFolder(opts: ListFolderOptions): AsyncGenerator<Folde
       if (++yielded >= limit) return;
     }
   } finally {
-    // mergeSignatureChain returns the streams it started; a stream opened but never read is closed here.
-    for (const s of sources) s.destroy();
     fs.rmSync(tempDir, { recursive: true, force: true });
   }
 }

@@ -1,18 +1,22 @@
 // A backup target as the operations see it: the remote (authoritative), its parsed collection of
 // sets and chains, and the local archive dir that caches plaintext metadata. Metadata missing from the
 // cache is fetched from the remote (which needs the private key); cached metadata whose remote file is
-// gone is removed (duplicity's sync_archive, FORMAT §11).
+// gone is removed (duplicity's sync_archive, FORMAT §11); a cached copy that does not match what was
+// recorded when it was written is fetched again, never believed (cache/copyRecords.ts).
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Backend } from '../backend/backend';
 import type { ArchiveDir } from '../cache/archiveDir';
-import { OffsiteError } from '../errors';
+import { CopyRecords } from '../cache/copyRecords';
+import { isCancellation, OffsiteError } from '../errors';
 import type { Logger } from '../log';
 import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from '../manifest/manifest';
 import { parseName, type ParsedName } from '../manifest/naming';
+import { readTar } from '../volume/tar';
 import { buildCollection, type BackupSet, type Collection } from '../chain/collection';
 import { fetchRemote, openDecoded, readRemoteSmall, withFile, wrappingOf, type CryptoContext } from './remoteFiles';
-import { cachedSigtarGzip } from './sigtar';
+import { cachedSigtarGzip, openCachedSigtar } from './sigtar';
 
 const WRAP_SUFFIX = /\.(gpg|gz|g|z)$/;
 
@@ -26,6 +30,14 @@ export function cacheNameOf(remoteName: string): string {
 export class Repository {
   private _collection?: Collection;
   private remote = new Map<string, number>();
+  readonly copies: CopyRecords;
+  /**
+   * A cached manifest without a record (written by duplicity, or by an Offsite before records) is
+   * compared with the remote one when the remote one can be decrypted; otherwise it is used when it
+   * reads as a whole manifest. A backup turns this off: it reads only the last manifest's source folder,
+   * and must not ask for a private key it does not need.
+   */
+  compareUnrecorded = true;
 
   constructor(
     readonly backend: Backend,
@@ -33,7 +45,9 @@ export class Repository {
     readonly crypto: CryptoContext,
     readonly log: Logger,
     readonly tempDir: string,
-  ) {}
+  ) {
+    this.copies = new CopyRecords(archive);
+  }
 
   get collection(): Collection {
     if (!this._collection) throw new Error('Repository.refresh() first');
@@ -54,9 +68,9 @@ export class Repository {
   }
 
   /**
-   * Removes cached metadata whose remote file no longer exists (the remote is authoritative), except
-   * the manifest of a set whose volumes are still there: the copy is all that is left of a manifest the
-   * remote lost, and cleanup points to it.
+   * Removes cached metadata (and its records) whose remote file no longer exists (the remote is
+   * authoritative), except the manifest of a set whose volumes are still there: the copy is all that is
+   * left of a manifest the remote lost, and cleanup points to it.
    */
   pruneCache(): string[] {
     const wanted = new Set<string>();
@@ -77,41 +91,161 @@ export class Repository {
         removed.push(local);
       }
     }
+    for (const local of this.copies.names()) if (!wanted.has(local)) this.copies.remove(local);
     if (removed.length) this.log.info(`Removed ${removed.length} cached metadata file(s) no longer on the remote`);
     return removed;
   }
 
-  /** A set's manifest: the cached copy, else fetched, decrypted and cached. */
+  /** Records a manifest's cached copy (written by the caller) as made from a remote file of `remoteSize` bytes. */
+  recordManifestCopy(local: string, text: Buffer, remoteSize: number): void {
+    this.copies.set(local, { size: text.length, sha256: sha256(text), remoteSize });
+  }
+
+  /** Records a signature archive's cached copy (written by the caller) as made from a remote file of `remoteSize` bytes. */
+  recordSigtarCopy(local: string, remoteSize: number): void {
+    this.copies.set(local, { size: fs.statSync(this.archive.file(local)).size, remoteSize });
+  }
+
+  /**
+   * A set's manifest: the cached copy when it matches its record, else fetched, decrypted and cached.
+   * A copy that does not match (or, without a record, does not read as a whole manifest or differs
+   * from the remote one) is never used: it is fetched again, or the error says the cache is damaged.
+   */
   async manifest(set: BackupSet, signal?: AbortSignal): Promise<Manifest> {
-    if (!set.manifestName) throw new OffsiteError('integrity', `The backup set of ${new Date(set.endTime * 1000).toISOString()} has no manifest`, { hint: 'It is incomplete; run offsite cleanup' });
-    const local = cacheNameOf(set.manifestName);
-    let text: Buffer;
-    const name = set.manifestName;
-    if (this.archive.has(local)) {
-      const file = this.archive.file(local);
-      if (fs.statSync(file).size > MAX_MANIFEST_BYTES) throw manifestTooLarge(name, `(its copy in the local cache, ${file}) is larger than any manifest`);
-      text = fs.readFileSync(file);
-    } else {
-      const p = parseName(name)!;
-      this.log.info(`Fetching ${name} from the remote`);
-      const limit = { maxBytes: MAX_MANIFEST_BYTES, onTooLarge: () => manifestTooLarge(name, 'decrypts to more than any manifest holds') };
-      text = await readRemoteSmall(this.backend, name, wrappingOf(p), this.crypto, this.tempDir, limit, signal).catch((e) => {
-        throw withFile(e, set.manifestName!);
-      });
-      this.archive.writeAtomic(local, text);
+    const remoteName = set.manifestName;
+    if (!remoteName) throw new OffsiteError('integrity', `The backup set of ${new Date(set.endTime * 1000).toISOString()} has no manifest`, { hint: 'It is incomplete; run offsite cleanup' });
+    const local = cacheNameOf(remoteName);
+    const file = this.archive.file(local);
+    if ((fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0) > MAX_MANIFEST_BYTES) throw manifestTooLarge(remoteName, `(its copy in the local cache, ${file}) is larger than any manifest`);
+    const text = readIfExists(file);
+    if (text === undefined) return this.fetchManifest(remoteName, local, signal);
+    const rec = this.copies.get(local);
+    const remoteSize = this.remote.get(remoteName);
+    if (rec) {
+      const why =
+        rec.size !== text.length ? `it has ${text.length} bytes, ${rec.size} when it was written`
+        : rec.sha256 !== undefined && rec.sha256 !== sha256(text) ? 'its bytes changed since it was written'
+        : remoteSize !== undefined && rec.remoteSize !== remoteSize ? `the remote file has ${remoteSize} bytes now, ${rec.remoteSize} when the copy was made`
+        : undefined;
+      if (why === undefined) {
+        try {
+          return parseManifest(text);
+        } catch (e) {
+          throw withFile(e, remoteName); // as the remote wrote it: the remote's manifest is unreadable
+        }
+      }
+      return this.refetchDamaged(remoteName, local, why, () => this.fetchManifest(remoteName, local, signal));
     }
+    // No record: a whole manifest lists every volume of its set (an empty copy lists none, a cut one
+    // lacks the last ones).
+    let parsed: Manifest | undefined;
+    let why: string | undefined;
     try {
-      return parseManifest(text);
+      parsed = parseManifest(text);
+      const listed = new Set(parsed.volumes.map((v) => v.volumeNumber));
+      const unlisted = [...set.volumes.keys()].filter((n) => !listed.has(n));
+      if (text.length === 0) why = 'it is empty';
+      else if (listed.size === 0) why = 'it lists no volumes';
+      else if (unlisted.length) why = `it does not list volume ${unlisted.join(', ')} of the set: it was cut short`;
     } catch (e) {
-      throw withFile(e, set.manifestName);
+      why = (e as Error).message;
+    }
+    if (why !== undefined) return this.refetchDamaged(remoteName, local, why, () => this.fetchManifest(remoteName, local, signal));
+    if (!this.compareUnrecorded) return parsed!;
+    let remote: Buffer;
+    try {
+      remote = await this.readRemoteManifest(remoteName, signal);
+    } catch (e) {
+      if (isCancellation(e)) throw e;
+      // Without the private key (or the remote) it cannot be checked: it reads as a whole manifest.
+      this.log.debug(`The cached copy of ${remoteName} has no record and could not be compared with the remote one (${(e as Error).message}); using it`);
+      return parsed!;
+    }
+    if (!remote.equals(text)) {
+      this.log.warn(`The local cache copy ${this.archive.file(local)} does not match the remote manifest ${remoteName}: using the remote one, and replacing the copy`);
+      this.archive.writeAtomic(local, remote);
+    }
+    this.recordManifestCopy(local, remote, this.remote.get(remoteName) ?? 0);
+    try {
+      return parseManifest(remote);
+    } catch (e) {
+      throw withFile(e, remoteName);
     }
   }
 
-  /** Path of the cached, gzip'd plaintext of a remote signature file, fetched when missing. */
+  private async readRemoteManifest(remoteName: string, signal?: AbortSignal): Promise<Buffer> {
+    this.log.info(`Fetching ${remoteName} from the remote`);
+    const limit = { maxBytes: MAX_MANIFEST_BYTES, onTooLarge: () => manifestTooLarge(remoteName, 'decrypts to more than any manifest holds') };
+    return readRemoteSmall(this.backend, remoteName, wrappingOf(parseName(remoteName)!), this.crypto, this.tempDir, limit, signal).catch((e) => {
+      throw withFile(e, remoteName);
+    });
+  }
+
+  /** Fetches a manifest, caches and records its plaintext, and parses it. */
+  private async fetchManifest(remoteName: string, local: string, signal?: AbortSignal): Promise<Manifest> {
+    const text = await this.readRemoteManifest(remoteName, signal);
+    this.archive.writeAtomic(local, text);
+    this.recordManifestCopy(local, text, this.remote.get(remoteName) ?? 0);
+    try {
+      return parseManifest(text);
+    } catch (e) {
+      throw withFile(e, remoteName);
+    }
+  }
+
+  /**
+   * A cached copy that cannot be trusted: removed, and fetched again from the remote (as a lost cache
+   * is rebuilt). When that fails (most often: no private key given), the error says the local copy is
+   * damaged, not the remote, and how to mend it.
+   */
+  private async refetchDamaged<T>(remoteName: string, local: string, why: string, fetch: () => Promise<T>): Promise<T> {
+    const file = this.archive.file(local);
+    this.archive.remove(local);
+    this.copies.remove(local);
+    this.log.warn(`The local cache copy ${file} is damaged (${why}): removed; fetching ${remoteName} again from the remote`);
+    try {
+      return await fetch();
+    } catch (e) {
+      if (isCancellation(e)) throw e;
+      const cause = OffsiteError.is(e) ? e.userMessage : (e as Error).message;
+      throw new OffsiteError('integrity', `The local cache copy ${file} was damaged (${why}) and could not be fetched again from the remote (${cause})`, {
+        file,
+        cause: e,
+        hint: 'The copy was removed; run the command again with --key KEY (your private key) to fetch it from the remote. The remote itself was not found damaged',
+      });
+    }
+  }
+
+  /**
+   * Path of the cached, gzip'd plaintext of a remote signature file, fetched when missing. A copy whose
+   * size differs from its record (cut short, or the remote file replaced) is fetched again; one without
+   * a record is read through once (gzip's CRC-32 checks every byte) and then recorded.
+   */
   async sigtarFile(remoteName: string, signal?: AbortSignal): Promise<string> {
     const local = cacheNameOf(remoteName);
     const file = this.archive.file(local);
-    if (fs.existsSync(file)) return file;
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    if (st) {
+      const rec = this.copies.get(local);
+      const remoteSize = this.remote.get(remoteName);
+      let why: string | undefined;
+      if (rec) {
+        why =
+          rec.size !== st.size ? `it has ${st.size} bytes, ${rec.size} when it was written`
+          : remoteSize !== undefined && rec.remoteSize !== remoteSize ? `the remote file has ${remoteSize} bytes now, ${rec.remoteSize} when the copy was made`
+          : undefined;
+      } else {
+        why = await unreadableSigtar(file);
+        if (why === undefined && remoteSize !== undefined) this.recordSigtarCopy(local, remoteSize);
+      }
+      if (why === undefined) return file;
+      return this.refetchDamaged(remoteName, local, why, () => this.fetchSigtar(remoteName, local, signal));
+    }
+    return this.fetchSigtar(remoteName, local, signal);
+  }
+
+  private async fetchSigtar(remoteName: string, local: string, signal?: AbortSignal): Promise<string> {
+    const file = this.archive.file(local);
     const p = parseName(remoteName);
     if (!p) throw new OffsiteError('internal', `Not a signature file name: ${remoteName}`);
     this.log.info(`Fetching ${remoteName} from the remote`);
@@ -120,6 +254,7 @@ export class Repository {
     try {
       await pipeline(await openDecoded(fetched.path, wrappingOf(p), this.crypto, remoteName), cachedSigtarGzip(), fs.createWriteStream(part, { mode: 0o600 }));
       fs.renameSync(part, file);
+      this.recordSigtarCopy(local, fetched.size);
     } catch (e) {
       fs.rmSync(part, { force: true });
       throw withFile(e, remoteName);
@@ -136,4 +271,27 @@ function manifestTooLarge(name: string, what: string): OffsiteError {
     file: name,
     hint: 'It was damaged or replaced on the remote (or in the local cache); restore as of another time (--time), or make a new full backup (offsite backup --full)',
   });
+}
+
+function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+function readIfExists(file: string): Buffer | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** Why a cached signature archive cannot be read to its end (gzip and tar), or undefined when it can. */
+async function unreadableSigtar(file: string): Promise<string | undefined> {
+  try {
+    for await (const e of readTar(openCachedSigtar(file))) void e;
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }

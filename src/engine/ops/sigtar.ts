@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { pipeline, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import type { EntryMeta, PathIndex } from '../types';
+import { OffsiteError } from '../errors';
 import { compareIndex } from '../pathIndex';
 import { deletedHeader, formatMemberName, metaToTarHeader, parseMemberName, tarHeaderToMeta } from '../volume/difftar';
 import { encodeTarHeader, readTar, tarArchiveEnd, tarPadding } from '../volume/tar';
@@ -128,7 +129,7 @@ export class SigtarWriter {
   }
 }
 
-type RawEntry = { index: PathIndex; kind: 'signature' | 'snapshot' | 'deleted'; meta: EntryMeta; signature?: Buffer };
+export type RawEntry = { index: PathIndex; kind: 'signature' | 'snapshot' | 'deleted'; meta: EntryMeta; signature?: Buffer };
 
 /** The members of one plaintext signature tar stream, bodies read into memory (they are small). */
 export async function* readSigtar(plain: AsyncIterable<Buffer>): AsyncGenerator<RawEntry> {
@@ -165,9 +166,45 @@ export function openCachedSigtar(file: string): Readable {
   return file.endsWith('.gz') ? pipeline(src, zlib.createGunzip(), () => undefined) : src;
 }
 
+/**
+ * A cached copy found damaged while it was read (gzip's CRC-32 or length, a cut deflate stream, a tar
+ * header's checksum): it is removed, so the next run fetches it again from the remote, and the error
+ * names it and says so. Other errors (cancellation, a file system error) pass unchanged.
+ */
+function cachedCopyError(file: string, e: unknown): unknown {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  const damaged = (typeof code === 'string' && code.startsWith('Z_')) || OffsiteError.is(e, 'format') || OffsiteError.is(e, 'integrity');
+  if (!damaged) return e;
+  fs.rmSync(file, { force: true });
+  return new OffsiteError('integrity', `The local cache copy ${file} is damaged (${(e as Error).message}); it was removed`, {
+    file,
+    cause: e,
+    hint: 'Run the command again: the copy is fetched again from the remote (with --key KEY, your private key, where the command takes one). The remote itself was not found damaged',
+  });
+}
+
 /** The members of a cached signature file, opened only when the first member is asked for. */
 export async function* readCachedSigtar(file: string): AsyncGenerator<RawEntry> {
-  yield* readSigtar(openCachedSigtar(file));
+  try {
+    yield* readSigtar(openCachedSigtar(file));
+  } catch (e) {
+    throw cachedCopyError(file, e);
+  }
+}
+
+export type HeaderEntry = Omit<RawEntry, 'signature'>;
+
+/** The members of a cached signature file, headers only (readTar skips the librsync signatures). */
+export async function* readCachedSigtarHeaders(file: string): AsyncGenerator<HeaderEntry> {
+  try {
+    for await (const e of readTar(openCachedSigtar(file))) {
+      const m = parseMemberName(e.header.name);
+      if (m.kind === 'diff') continue;
+      yield { index: m.index, kind: m.kind, meta: tarHeaderToMeta(e.header) };
+    }
+  } catch (e) {
+    throw cachedCopyError(file, e);
+  }
 }
 
 /**

@@ -53,9 +53,27 @@ function localOf(e: ScanEntry): LocalState {
   return { type: e.meta.type, mode: e.meta.mode, mtime: e.meta.mtime, mtimeMs: Number(e.mtimeNs / 1_000_000n), linkname: e.meta.linkname };
 }
 
-function lstatLocal(p: Buffer): LocalState | undefined {
-  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+/**
+ * A path's local state, or undefined when it is not there: gone, or a folder on its way is now a file
+ * or a symlink (ENOTDIR, ELOOP). Other errors (a folder we may not search, a name too long) are the
+ * path's own difference, never the end of the verify: `{ error }`.
+ */
+function lstatLocal(p: Buffer): LocalState | { error: string } | undefined {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(p, { throwIfNoEntry: false });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'ELOOP') return undefined;
+    return { error: errorText(e) };
+  }
   return st && { type: typeOf(st), mode: st.mode, mtime: Math.floor(st.mtimeMs / 1000), mtimeMs: st.mtimeMs };
+}
+
+/** An error's message without the path Node appends (the difference names the path already). */
+function errorText(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  return err.code && err.syscall ? `${err.code} (${err.syscall})` : err.message;
 }
 
 function typeOf(st: fs.Stats): EntryMeta['type'] | 'sock' {
@@ -72,11 +90,19 @@ function typeOf(st: fs.Stats): EntryMeta['type'] | 'sock' {
  *  a third of verify's time (profiled, bench/README.md). */
 let compareBuf: Buffer | undefined;
 
-async function sameContent(file: Buffer, item: Restorable): Promise<boolean> {
+/** Whether the local file holds the backup's data; `{ error }` when it cannot be opened or read. */
+async function sameContent(file: Buffer, item: Restorable): Promise<boolean | { error: string }> {
   // Synchronous reads: thousands of small files, each async read a thread-pool round trip.
-  const fd = fs.openSync(file, 'r');
+  let fd: number;
+  try {
+    // O_NONBLOCK: a path that became a fifo since the scan must not make verify wait for a writer.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    return { error: errorText(e) };
+  }
   let pos = 0;
   let same = true;
+  let failed: { error: string } | undefined;
   const buf = (compareBuf ??= Buffer.allocUnsafe(1 << 20));
   try {
     await item.produce?.(async (chunk) => {
@@ -84,7 +110,14 @@ async function sameContent(file: Buffer, item: Restorable): Promise<boolean> {
       let off = 0;
       while (off < chunk.length) {
         const n = Math.min(buf.length, chunk.length - off);
-        const bytesRead = fs.readSync(fd, buf, 0, n, pos);
+        let bytesRead: number;
+        try {
+          bytesRead = fs.readSync(fd, buf, 0, n, pos);
+        } catch (e) {
+          failed = { error: errorText(e) };
+          same = false;
+          return;
+        }
         if (bytesRead !== n || !buf.subarray(0, n).equals(chunk.subarray(off, off + n))) {
           same = false;
           return;
@@ -97,7 +130,7 @@ async function sameContent(file: Buffer, item: Restorable): Promise<boolean> {
   } finally {
     fs.closeSync(fd);
   }
-  return same;
+  return failed ?? same;
 }
 
 export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
@@ -158,13 +191,23 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
         diff(item.index, 'missing');
         continue;
       }
+      if ('error' in st) {
+        diff(item.index, `cannot be read: ${st.error}`);
+        continue;
+      }
       const t = st.type;
       if (t !== m.type) {
         diff(item.index, `is a ${t}, expected a ${m.type}`);
         continue;
       }
       if (t === 'sym') {
-        const target = st.linkname ?? fs.readlinkSync(p, { encoding: 'buffer' });
+        let target: Buffer;
+        try {
+          target = st.linkname ?? fs.readlinkSync(p, { encoding: 'buffer' });
+        } catch (e) {
+          diff(item.index, `cannot be read: ${errorText(e)}`);
+          continue;
+        }
         if (!m.linkname || !target.equals(m.linkname)) diff(item.index, `points to ${target.toString()}, expected ${m.linkname?.toString()}`);
         continue;
       }
@@ -176,7 +219,15 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
         diff(item.index, `has mtime ${new Date(st.mtimeMs).toISOString()}, expected ${new Date(m.mtime * 1000).toISOString()}`);
         continue;
       }
-      if (t === 'reg' && opts.compareData && !(await sameContent(p, item))) diff(item.index, 'data differs');
+      if ((t === 'reg' || t === 'dir' || t === 'fifo') && st.mtimeMs < 0 && m.mtime === 0) {
+        // Stored as 0, as duplicity stores any time before 1970: as equal as the format can tell, but
+        // not silently (a restore gives it 1970-01-01).
+        opts.log.warn(`${indexToString(item.index)}: its modification time ${new Date(st.mtimeMs).toISOString()} is before 1970; the backup holds 1970-01-01T00:00:00Z (duplicity's format has no earlier times)`);
+      }
+      if (t === 'reg' && opts.compareData) {
+        const same = await sameContent(p, item);
+        if (same !== true) diff(item.index, same === false ? 'data differs' : `cannot be read: ${same.error}`);
+      }
     }
     const extra = (await sigIt.next()).value;
     if (extra) throw sigMismatch(`${indexToString(extra.index)} is only in the signatures`);

@@ -152,7 +152,7 @@ describe('offsite backup', function () {
     assert.equal(fs.readFileSync(Buffer.concat([Buffer.from(`${out}/`), name]), 'utf8'), 'not utf-8\n');
     const eq = await run('sh', ['-c', `exec "$0" ${OFFSITE} --archive-dir "$1" list --history="$(printf 'bad\\377name')" "$2"`, process.execPath, cache, url]);
     assert.equal(eq.code, 0, eq.stderr);
-    assert.match(eq.stdout, /^\d{8}T\d{6}Z new$/m);
+    assert.match(eq.stdout, /^\d{8}T\d{6}Z new file$/m);
   });
 
   it('stops quietly when its reader closes the pipe early (offsite list | head -1)', async () => {

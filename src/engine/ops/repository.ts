@@ -128,11 +128,7 @@ export class Repository {
         : remoteSize !== undefined && rec.remoteSize !== remoteSize ? `the remote file has ${remoteSize} bytes now, ${rec.remoteSize} when the copy was made`
         : undefined;
       if (why === undefined) {
-        try {
-          return parseManifest(text);
-        } catch (e) {
-          throw withFile(e, remoteName); // as the remote wrote it: the remote's manifest is unreadable
-        }
+        return parseManifestOf(text, remoteName); // as the remote wrote it: the remote's manifest is unreadable
       }
       return this.refetchDamaged(remoteName, local, why, () => this.fetchManifest(remoteName, local, signal));
     }
@@ -166,11 +162,7 @@ export class Repository {
       this.archive.writeAtomic(local, remote);
     }
     this.recordManifestCopy(local, remote, this.remote.get(remoteName) ?? 0);
-    try {
-      return parseManifest(remote);
-    } catch (e) {
-      throw withFile(e, remoteName);
-    }
+    return parseManifestOf(remote, remoteName);
   }
 
   private async readRemoteManifest(remoteName: string, signal?: AbortSignal): Promise<Buffer> {
@@ -186,11 +178,7 @@ export class Repository {
     const text = await this.readRemoteManifest(remoteName, signal);
     this.archive.writeAtomic(local, text);
     this.recordManifestCopy(local, text, this.remote.get(remoteName) ?? 0);
-    try {
-      return parseManifest(text);
-    } catch (e) {
-      throw withFile(e, remoteName);
-    }
+    return parseManifestOf(text, remoteName);
   }
 
   /**
@@ -271,6 +259,15 @@ function manifestTooLarge(name: string, what: string): OffsiteError {
     file: name,
     hint: 'It was damaged or replaced on the remote (or in the local cache); restore as of another time (--time), or make a new full backup (offsite backup --full)',
   });
+}
+
+/** A manifest's text parsed; an unreadable one is named by its remote file. */
+function parseManifestOf(text: Buffer, remoteName: string): Manifest {
+  try {
+    return parseManifest(text);
+  } catch (e) {
+    throw withFile(e, remoteName);
+  }
 }
 
 function sha256(b: Buffer): string {

@@ -150,4 +150,13 @@ describe('offsite CLI over sftp://', function () {
     }
     assert.ok(!serverFiles(dir).some((n) => n.startsWith('duplicity-')), 'a final name on the server after a failed backup');
   });
+
+  it('backs up with --concurrency 16 without a listener-leak warning', async () => {
+    const src = tempDir('offsite-src-');
+    for (let i = 0; i < 8; i++) fs.writeFileSync(path.join(src, `big${i}.bin`), randomBytes(2 * 1024 * 1024));
+    const { url } = fx.freshRemote();
+    const r = await cli(['--concurrency', '16', 'backup', '--encrypt-key', RSA_PUB, '--volsize', '1', src, url]);
+    ok(r, 'backup');
+    assert.doesNotMatch(r.stderr, /MaxListeners|memory leak/, r.stderr);
+  });
 });

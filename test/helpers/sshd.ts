@@ -20,6 +20,8 @@ export interface SshdOptions {
   /** Reuse host keys from an earlier server (to restart "the same host"), or a fresh set. */
   readonly hostKeyDir?: string;
   readonly port?: number;
+  /** Serve the sftp subsystem (default true); false is a server with SSH logins but no SFTP. */
+  readonly sftpSubsystem?: boolean;
 }
 
 export interface UserKey {
@@ -42,6 +44,8 @@ export interface Sshd {
   knownHostsLines(hostPattern?: string): string[];
   /** SHA256:… fingerprints of the host keys, by type ('ssh-ed25519', …). */
   readonly fingerprints: ReadonlyMap<string, string>;
+  /** Kills the session processes sshd forked (every client's connection drops); the listener stays. */
+  killSessions(): number;
   stop(): Promise<void>;
 }
 
@@ -110,7 +114,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
         'KbdInteractiveAuthentication no',
         // The generated file for the current user, the usual one for throwaway users.
         `AuthorizedKeysFile ${authorizedKeys} .ssh/authorized_keys`,
-        'Subsystem sftp /usr/lib/openssh/sftp-server',
+        ...(options.sftpSubsystem === false ? [] : ['Subsystem sftp /usr/lib/openssh/sftp-server']),
         'LogLevel VERBOSE',
         'MaxStartups 100',
         'MaxSessions 100',
@@ -139,6 +143,17 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       logFile,
       fingerprints,
       knownHostsLines: (hostPattern = `[127.0.0.1]:${port}`) => pubLines.map((l) => `${hostPattern} ${l}`),
+      killSessions: () => {
+        const pids = proc.pid === undefined ? [] : childrenOf(proc.pid);
+        for (const pid of pids) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+        return pids.length;
+      },
       stop: () => stopProcess(proc),
     };
   }

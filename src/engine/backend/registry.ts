@@ -1,5 +1,6 @@
 // URL → Backend. Each scheme registers a factory here (file is built in; sftp, s3 and rclone register
 // themselves), so the engine and the CLI open any remote the same way.
+import { getMaxListeners, setMaxListeners } from 'node:events';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Backend } from './backend';
@@ -86,7 +87,24 @@ export async function openBackend(url: string, ctx: BackendContext = {}): Promis
       });
     }
   }
-  return factory(parsed, ctx, url);
+  const backend = await factory(parsed, ctx, url);
+  if (ctx.signal) allowListenersFor(ctx.signal, backend.properties.connections);
+  return backend;
+}
+
+/** Abort listeners one operation in flight may hold on the run's signal at once (wait, transfer, pipeline). */
+const LISTENERS_PER_OPERATION = 4;
+
+/**
+ * Every operation in flight listens to the run's signal while it runs, so a remote with more than a
+ * few connections goes past Node's default of 10 listeners without any leak, and Node warns of one
+ * (MaxListenersExceededWarning). The limit grows with the operations the remote runs at once: a real
+ * leak still passes it, and is still reported.
+ */
+function allowListenersFor(signal: AbortSignal, connections: number): void {
+  const needed = 10 + LISTENERS_PER_OPERATION * connections;
+  const now = getMaxListeners(signal);
+  if (now !== 0 && now < needed) setMaxListeners(needed, signal); // 0: no limit
 }
 
 registerBackend('file', async (url) => new FileBackend(fileURLToPath(url)));

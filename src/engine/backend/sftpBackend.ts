@@ -616,13 +616,20 @@ class ConnectionPool {
       },
     );
     if (!signal) return await this.opening;
-    return await Promise.race([
-      this.opening,
-      new Promise<never>((_, reject) => {
-        if (signal.aborted) reject(cancelled());
-        signal.addEventListener('abort', () => reject(cancelled()), { once: true });
-      }),
-    ]);
+    // Every operation that waits for the connection listens to the run's signal only while it waits.
+    let onAbort: (() => void) | undefined;
+    try {
+      return await Promise.race([
+        this.opening,
+        new Promise<never>((_, reject) => {
+          onAbort = () => reject(cancelled());
+          if (signal.aborted) onAbort();
+          else signal.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+    } finally {
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
   }
 
   release(conn: SftpConnection): void {

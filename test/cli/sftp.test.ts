@@ -159,4 +159,17 @@ describe('offsite CLI over sftp://', function () {
     ok(r, 'backup');
     assert.doesNotMatch(r.stderr, /MaxListeners|memory leak/, r.stderr);
   });
+
+  it('fails a backup to a URL that names a file, saying so, with no word of resuming', async () => {
+    const src = makeSource();
+    const { dir, url } = fx.freshRemote();
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    fs.writeFileSync(dir, 'I am a file\n');
+    const r = await cli(['backup', '--encrypt-key', RSA_PUB, src, url]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /is not a folder\. Point the remote URL at a folder/);
+    assert.doesNotMatch(r.stderr, /does not exist|resumes it/);
+    assert.equal(fs.readFileSync(dir, 'utf8'), 'I am a file\n');
+  });
+
 });

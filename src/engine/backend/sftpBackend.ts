@@ -210,8 +210,36 @@ export class SftpBackend implements Backend {
       if (sftpStatus(e) !== FX.NO_SUCH_FILE || this.dirReady) throw await this.explainWriteFailure(conn, e, 'put', name);
     }
     // The first backup to a new folder: create it (and its parents), then try again.
-    await this.mkdirs(conn);
-    return await conn.call<Buffer>((cb) => conn.sftp.open(temp, O_WRITE_EXCL, attrs, cb));
+    try {
+      await this.mkdirs(conn);
+      return await conn.call<Buffer>((cb) => conn.sftp.open(temp, O_WRITE_EXCL, attrs, cb));
+    } catch (e) {
+      if (sftpStatus(e) === FX.NO_SUCH_FILE) throw (await this.notAFolder(conn, 'put', name)) ?? e;
+      throw e;
+    }
+  }
+
+  /**
+   * The error to give when the remote folder or one of its parents exists but is not a folder, else
+   * undefined. OpenSSH answers ENOTDIR with "no such file", which reads as a folder not made yet: a
+   * listing then came out empty and the first upload failed with "<volume> does not exist".
+   */
+  private async notAFolder(conn: SftpConnection, op: string, name?: string): Promise<BackendError | undefined> {
+    const parts = this.dir.split('/');
+    for (let i = parts.length; i >= 1; i--) {
+      const p = parts.slice(0, i).join('/');
+      if (p === '' || p === '.') return undefined; // the root or the login folder: folders
+      const st = await conn.call<Stats>((cb) => conn.sftp.stat(p, cb)).catch((e: unknown) => {
+        if (sftpStatus(e) === FX.NO_SUCH_FILE) return undefined; // not there: look at its parent
+        return null; // cannot tell (permission): the original error stands
+      });
+      if (st === null) return undefined;
+      if (st === undefined) continue;
+      if (st.isDirectory()) return undefined; // the rest is merely missing
+      const what = p === this.dir ? `${this.displayUrl} is not a folder` : `${this.displayUrl} cannot be a folder: ${p} on the server is not one`;
+      return new BackendError('permanent', op, name, what, { hint: 'Point the remote URL at a folder' });
+    }
+    return undefined;
   }
 
   private async mkdirs(conn: SftpConnection): Promise<void> {
@@ -443,21 +471,23 @@ export class SftpBackend implements Backend {
   }
 
   async *list(options: OpOptions = {}): AsyncIterable<BackendFileInfo> {
-    const entries = await this.withConnection('list', undefined, options.signal, (conn) => this.readDir(conn));
+    const entries = await this.withConnection('list', undefined, options.signal, (conn) => this.readDir(conn, 'list'));
     for (const e of entries) {
       if (isPartialName(e.filename) || (e.attrs.mode & 0o170000) !== 0o100000) continue;
       yield { name: e.filename, size: e.attrs.size, mtime: new Date(e.attrs.mtime * 1000) };
     }
   }
 
-  /** The folder's entries; a folder that does not exist yet (no backup made) is empty. */
-  private async readDir(conn: SftpConnection): Promise<FileEntry[]> {
+  /** The folder's entries; a folder that does not exist yet (no backup made) is empty, a file is an error. */
+  private async readDir(conn: SftpConnection, op: string): Promise<FileEntry[]> {
     let handle: Buffer;
     try {
       handle = await conn.call<Buffer>((cb) => conn.sftp.opendir(this.dir, cb));
     } catch (e) {
-      if (sftpStatus(e) === FX.NO_SUCH_FILE) return [];
-      throw e;
+      if (sftpStatus(e) !== FX.NO_SUCH_FILE) throw e;
+      const bad = await this.notAFolder(conn, op);
+      if (bad) throw bad;
+      return [];
     }
     const out: FileEntry[] = [];
     try {
@@ -503,7 +533,7 @@ export class SftpBackend implements Backend {
 
   async cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
     return await this.withConnection('cleanup', undefined, options.signal, async (conn) => {
-      const found = (await this.readDir(conn)).map((e) => e.filename).filter((n) => isPartialName(n) && !this.inflight.has(n));
+      const found = (await this.readDir(conn, 'cleanup')).map((e) => e.filename).filter((n) => isPartialName(n) && !this.inflight.has(n));
       found.sort();
       if (!options.dryRun) for (const n of found) await this.removeOn(conn, this.remote(n));
       return found;

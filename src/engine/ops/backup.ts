@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
-import type { Backend } from '../backend/backend';
+import { BackendError, type Backend } from '../backend/backend';
 import type { ArchiveDir } from '../cache/archiveDir';
 import { acquireLock } from '../cache/lock';
 import type { BackupChain, Collection } from '../chain/collection';
@@ -346,6 +346,12 @@ class BackupRun {
   private checkpoint!: Checkpoint;
   /** Closed volumes of this run with the marks at their end, until their upload is confirmed. */
   private readonly closed = new Map<number, { v: FinishedVolume; marks: Marks; uploaded: boolean }>();
+  /**
+   * A put of this run completed, or may have placed its file: it failed in a way that does not say it
+   * did not (a lost connection, a retried attempt whose answer was lost), or it was still running.
+   */
+  private mayHaveUploaded = false;
+  private putsRunning = 0;
   private resumeFrom?: ResumePoint;
   private nextConfirm = 1;
   private contiguous: { v: FinishedVolume; marks: Marks }[] = [];
@@ -462,7 +468,8 @@ class BackupRun {
         // A cancelled backup leaves nothing behind: the user asked for it to stop, not to pause.
         await this.removeRemote(this.checkpoint.uploaded);
         clearCheckpoint(opts.archive);
-      } else if (this.checkpoint.uploaded.length) {
+      } else if (this.checkpoint.uploaded.length && (this.mayHaveUploaded || this.putsRunning > 0)) {
+        // (With nothing placed, the next run only clears the checkpoint and any temporary upload.)
         opts.log.warn(`The backup stopped; the next run resumes it${this.checkpoint.resume ? ` after ${indexToString(this.checkpoint.resume.index)}` : ''} or removes what it uploaded`);
       }
       throw e;
@@ -754,7 +761,17 @@ class BackupRun {
   private async put(name: string, file: string, size: number): Promise<void> {
     this.checkpoint.uploaded.push(name); // before: a crash mid-put must still know the name
     writeCheckpoint(this.opts.archive, this.checkpoint);
-    await this.opts.backend.put(name, { size, open: () => fs.createReadStream(file), localPath: file }, { signal: this.opts.signal });
+    this.putsRunning++;
+    try {
+      await this.opts.backend.put(name, { size, open: () => fs.createReadStream(file), localPath: file }, { signal: this.opts.signal });
+    } catch (e) {
+      // A refusal (permission, no space, not a folder, …) placed nothing; anything else may have.
+      if (!(e instanceof BackendError) || e.kind === 'transient') this.mayHaveUploaded = true;
+      throw e;
+    } finally {
+      this.putsRunning--;
+    }
+    this.mayHaveUploaded = true;
     this.stats.TotalDestinationSizeChange += size;
     fs.rmSync(file, { force: true });
   }

@@ -150,6 +150,21 @@ describe('backup (in-process)', function () {
     assert.deepEqual(await restored(memory, archive, work), snapshotTree(src));
   });
 
+  it('says the next run resumes or removes what was uploaded only when something may have been', async () => {
+    const spec = { 'a.bin': randomBytesSeeded(100_000, 3) };
+    const stopped = (log: MemoryLogger): string[] => log.lines.filter((l) => l.includes('The backup stopped'));
+    // The first put is refused: nothing reached the remote.
+    const refused = env(spec);
+    const permanent = new FaultBackend(new MemoryBackend(), { rules: [{ op: 'put', calls: [1], action: 'fail', kind: 'permanent' }] });
+    await assert.rejects(backup({ source: refused.src, backend: permanent, archive: refused.archive, crypto, log: refused.log, volumeSize: 1 << 20 }));
+    assert.deepEqual(stopped(refused.log), []);
+    // The first put loses its connection: its file may be there.
+    const lost = env(spec);
+    const transient = new FaultBackend(new MemoryBackend(), { rules: [{ op: 'put', calls: [1], action: 'fail', kind: 'transient' }] });
+    await assert.rejects(backup({ source: lost.src, backend: transient, archive: lost.archive, crypto, log: lost.log, volumeSize: 1 << 20 }));
+    assert.equal(stopped(lost.log).length, 1, lost.log.lines.join('\n'));
+  });
+
   it('a cancelled backup leaves no set and no checkpoint behind', async () => {
     const spec: Record<string, Buffer> = {};
     for (let i = 0; i < 8; i++) spec[`f${i}.bin`] = randomBytesSeeded(400_000, 40 + i);

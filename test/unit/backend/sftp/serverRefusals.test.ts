@@ -1,0 +1,67 @@
+// Servers and URLs that cannot hold a backup, told apart from a folder not made yet and from a server
+// that is down: a URL naming a file (OpenSSH answers ENOTDIR with "no such file") and an sshd without
+// the sftp subsystem (ssh2: "Unable to start subsystem", also its words for a connection lost then).
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { SftpBackend } from '../../../../src/engine/backend/sftpBackend';
+import { bufferSource, expectKind, listNames } from '../conformance';
+import { closeAll, startFixture, type SftpFixture } from './sftpFixture';
+
+describe('sftp backend: a remote URL that names a file', function () {
+  this.timeout(60_000);
+  let fx: SftpFixture;
+  const open: SftpBackend[] = [];
+
+  before(async () => {
+    fx = await startFixture();
+  });
+  after(async () => {
+    await fx?.sshd.stop();
+  });
+  afterEach(async () => {
+    await closeAll(open);
+  });
+
+  function at(dir: string): SftpBackend {
+    const b = fx.open(`sftp://${fx.sshd.user}@127.0.0.1:${fx.sshd.port}/${dir}`);
+    open.push(b);
+    return b;
+  }
+
+  function aFile(): string {
+    const { dir } = fx.freshRemote();
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    fs.writeFileSync(dir, 'I am a file\n');
+    return dir;
+  }
+
+  it('says the URL is not a folder when listing, putting and cleaning up, and leaves the file alone', async () => {
+    const file = aFile();
+    const b = at(file);
+    const ops = [() => listNames(b), () => b.put('duplicity-full.20240101T000000Z.vol1.difftar.gpg', bufferSource(Buffer.from('x'))), () => b.cleanupPartial({ dryRun: true })];
+    for (const op of ops) {
+      const e = await expectKind(op(), 'permanent');
+      assert.match(e.message, /is not a folder/);
+      assert.equal(e.hint, 'Point the remote URL at a folder');
+    }
+    assert.equal(fs.readFileSync(file, 'utf8'), 'I am a file\n');
+  });
+
+  it('names the file when a parent of the folder is one', async () => {
+    const file = aFile();
+    const b = at(`${file}/sub/dir`);
+    for (const op of [() => listNames(b), () => b.put('probe', bufferSource(Buffer.from('x')))]) {
+      const e = await expectKind(op(), 'permanent');
+      assert.ok(e.message.includes(`${file} on the server is not one`), e.message);
+    }
+  });
+
+  it('still lists a folder not made yet as empty, and makes it on the first put', async () => {
+    const { dir } = fx.freshRemote();
+    const b = at(`${dir}/a/b`);
+    assert.deepEqual(await listNames(b), []);
+    await b.put('probe', bufferSource(Buffer.from('x')));
+    assert.deepEqual(await listNames(b), ['probe']);
+  });
+});

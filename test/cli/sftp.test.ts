@@ -172,4 +172,19 @@ describe('offsite CLI over sftp://', function () {
     assert.equal(fs.readFileSync(dir, 'utf8'), 'I am a file\n');
   });
 
+  it('fails at once on a server that offers SSH but no SFTP', async () => {
+    const noSftp = await startFixture({ sftpSubsystem: false });
+    try {
+      const t0 = Date.now();
+      const r = await offsite(['--archive-dir', cache, '--ssh-key', noSftp.sshd.userKey.file, '--known-hosts', noSftp.knownHosts, 'status', noSftp.freshRemote().url], {
+        env: { HOME: noSftp.home, SSH_AUTH_SOCK: '' },
+      });
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /accepted the SSH login but offers no SFTP.*Subsystem sftp/);
+      assert.doesNotMatch(r.stderr, /retrying|reachable/);
+      assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+    } finally {
+      await noSftp.sshd.stop();
+    }
+  });
 });

@@ -117,9 +117,16 @@ export class SftpConnection {
     try {
       sftp = await client.connect(config as SftpClient.ConnectOptions);
     } catch (e) {
+      const noSftp = refusedSftp(e, sshClientOf(client));
       // ssh2 may still be logging in after ssh2-sftp-client gave up: make sure nothing stays open.
       await client.end().catch(() => undefined);
       sshClientOf(client).destroy();
+      if (noSftp) {
+        throw new BackendError('permanent', 'connect', undefined, `${p.auth.label} accepted the SSH login but offers no SFTP (${p.where})`, {
+          cause: e,
+          hint: "The server's sshd has no 'Subsystem sftp' line (or its sftp-server cannot start): add one, e.g. 'Subsystem sftp internal-sftp', and reload sshd, or use another remote",
+        });
+      }
       throw connectError(e, p, hostKeyError, attempts);
     }
     // Many small requests are pipelined; Nagle's delay would stall each round trip by ~40 ms.
@@ -265,6 +272,18 @@ function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): Offsit
 function cancelledOr(e: unknown): OffsiteError {
   if (isCancellation(e)) return cancelled();
   return new OffsiteError('auth', `Could not ask for the SSH credentials: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+}
+
+/**
+ * ssh2 says "Unable to start subsystem" both when the server refuses the sftp subsystem (no
+ * 'Subsystem sftp' in its sshd_config: a permanent answer, the connection lives on) and when the
+ * connection drops while the request waits (its pending callbacks are failed: worth a retry). The
+ * state of the SSH connection's socket tells them apart.
+ */
+function refusedSftp(e: unknown, ssh: Client): boolean {
+  if (!/Unable to start subsystem/i.test((e as Error)?.message ?? '')) return false;
+  const sock = (ssh as unknown as { _sock?: { writable?: boolean; destroyed?: boolean } })._sock;
+  return sock?.writable === true && sock.destroyed !== true;
 }
 
 function connectError(e: unknown, p: ConnectParams, hostKeyError: OffsiteError | undefined, attempts: AuthAttempts): OffsiteError {

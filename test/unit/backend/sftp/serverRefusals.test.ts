@@ -4,6 +4,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { RetryBackend } from '../../../../src/engine/backend/retryBackend';
 import type { SftpBackend } from '../../../../src/engine/backend/sftpBackend';
 import { bufferSource, expectKind, listNames } from '../conformance';
 import { closeAll, startFixture, type SftpFixture } from './sftpFixture';
@@ -63,5 +64,31 @@ describe('sftp backend: a remote URL that names a file', function () {
     assert.deepEqual(await listNames(b), []);
     await b.put('probe', bufferSource(Buffer.from('x')));
     assert.deepEqual(await listNames(b), ['probe']);
+  });
+});
+
+describe('sftp backend: an SSH server without SFTP', function () {
+  this.timeout(60_000);
+  let fx: SftpFixture;
+  const open: SftpBackend[] = [];
+
+  before(async () => {
+    fx = await startFixture({ sftpSubsystem: false });
+  });
+  after(async () => {
+    await closeAll(open);
+    await fx?.sshd.stop();
+  });
+
+  it('fails at once with a permanent error saying the server offers no SFTP (not "unreachable", not retried)', async () => {
+    const b = fx.open();
+    open.push(b);
+    let retries = 0;
+    const retrying = new RetryBackend(b, { baseDelayMs: 10, onRetry: () => retries++ });
+    const e = await expectKind(listNames(retrying), 'permanent');
+    assert.equal(retries, 0);
+    assert.match(e.message, /accepted the SSH login but offers no SFTP/);
+    assert.doesNotMatch(e.message + (e.hint ?? ''), /reachable|retries/);
+    assert.match(e.hint ?? '', /Subsystem sftp/);
   });
 });

@@ -59,8 +59,9 @@ export function formatStatusReport(folderName: string, url: string, s: Collectio
     lines.push(`  Could not read the remote: ${error}`, '');
     return lines.join('\n');
   }
+  const temporary = s?.temporary.length ? `  ${s.temporary.length} temporary upload(s) that did not finish remain; "offsite cleanup" removes them.` : undefined;
   if (!s || s.chains.length === 0) {
-    lines.push('  No backups yet.', '');
+    lines.push('  No backups yet.', ...(temporary ? [temporary] : []), '');
     return lines.join('\n');
   }
   const current = s.chains.findLastIndex((c) => c.damage === undefined);
@@ -76,6 +77,7 @@ export function formatStatusReport(folderName: string, url: string, s: Collectio
     lines.push('', i.blocker === undefined ? `  ${i.files.length} file(s) of an interrupted backup remain; the next backup resumes it.` : `  ${i.files.length} file(s) of an interrupted backup remain; it cannot be resumed (${i.blocker}): the next backup or "offsite cleanup" removes them.`);
   }
   if (s.leftovers.length) lines.push('', `  ${s.leftovers.length} file(s) of interrupted backups remain; "offsite cleanup" removes them.`);
+  if (temporary) lines.push('', temporary);
   for (const d of s.damaged) lines.push('', `  Damaged ${d.type === 'full' ? 'full' : 'incremental'} set of ${formatTime(d.time)} (kept): ${d.reason}.`);
   lines.push('');
   return lines.join('\n');

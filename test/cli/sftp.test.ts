@@ -187,4 +187,27 @@ describe('offsite CLI over sftp://', function () {
       await noSftp.sshd.stop();
     }
   });
+
+  it('status reports the temporary uploads of a killed backup, the ones cleanup removes', async () => {
+    const src = makeSource();
+    const { dir, url } = fx.freshRemote();
+    ok(await cli(['backup', '--encrypt-key', RSA_PUB, src, url]), 'backup');
+    const clean = await cli(['status', url]);
+    ok(clean, 'status');
+    assert.match(clean.stdout, /No orphaned or incomplete backup sets found/);
+    // What a backup killed mid-upload leaves: temporary files under the names its uploads use.
+    const temps = ['.offsite-part-0123456789ab-duplicity-inc.20240101T000000Z.to.20240102T000000Z.vol1.difftar.gpg', '.offsite-part-ba9876543210'];
+    for (const t of temps) fs.writeFileSync(path.join(dir, t), 'partial');
+    const st = await cli(['status', url]);
+    ok(st, 'status');
+    assert.match(st.stdout, /Found 2 temporary upload\(s\) that did not finish.*\(offsite cleanup removes them\)/);
+    assert.doesNotMatch(st.stdout, /No orphaned or incomplete backup sets found/);
+    const json = JSON.parse((await cli(['status', '--json', url])).stdout) as { temporary: string[] };
+    assert.deepEqual(json.temporary, [...temps].sort());
+    const dry = await cli(['cleanup', url]);
+    ok(dry, 'cleanup');
+    for (const t of temps) assert.ok(dry.stdout.includes(t), dry.stdout);
+    ok(await cli(['cleanup', '--force', url]), 'cleanup --force');
+    assert.match((await cli(['status', url])).stdout, /No orphaned or incomplete backup sets found/);
+  });
 });

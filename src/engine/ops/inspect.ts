@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { chainAtTime, setsAtTime, signatureChainFor, type BackupChain, type BackupSet } from '../chain/collection';
 import { timeToString } from '../chain/time';
-import { OffsiteError } from '../errors';
+import { OffsiteError, isCancellation } from '../errors';
 import { manifestName, parseName } from '../manifest/naming';
 import { compareIndex, indexEquals, indexToBytes } from '../pathIndex';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
@@ -41,6 +41,13 @@ export interface CollectionStatus {
   readonly interrupted?: InterruptedSet;
   /** Sets no restore can use that cleanup keeps, with the reason. */
   readonly damaged: readonly DamagedSet[];
+  /**
+   * Temporary objects of uploads that did not finish (temp files, unfinished multipart uploads): what
+   * the backend's cleanupPartial finds, so what `cleanup` removes. Empty when they could not be listed.
+   */
+  readonly temporary: readonly string[];
+  /** Temporary files and folders of runs that died, in the local cache: `cleanup` removes them too. */
+  readonly localTemporary: readonly string[];
 }
 
 function setBytes(set: BackupSet, sizes: ReadonlyMap<string, number>): number {
@@ -51,6 +58,8 @@ function setBytes(set: BackupSet, sizes: ReadonlyMap<string, number>): number {
 }
 
 export async function status(opts: ReadOptions): Promise<CollectionStatus> {
+  // Before this run makes its own (as cleanup does).
+  const localTemporary = [...opts.archive.staleTempDirs(), ...opts.archive.staleTempFiles()];
   const { repo, tempDir } = await openForRead(opts);
   try {
     const c = repo.collection;
@@ -69,9 +78,24 @@ export async function status(opts: ReadOptions): Promise<CollectionStatus> {
         ...(damage === undefined ? {} : { damage }),
       };
     });
-    return { url: opts.backend.displayUrl, chains, leftovers: audit.leftovers, ...(audit.interrupted ? { interrupted: audit.interrupted } : {}), damaged: audit.damaged };
+    const temporary = await temporaryUploads(opts);
+    return { url: opts.backend.displayUrl, chains, leftovers: audit.leftovers, ...(audit.interrupted ? { interrupted: audit.interrupted } : {}), damaged: audit.damaged, temporary, localTemporary };
   } finally {
     fs.rmSync(tempDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What cleanup would remove of unfinished uploads, from the same source (a dry run of cleanupPartial).
+ * A remote that will not list them (a key allowed to read objects only) still gets its status.
+ */
+async function temporaryUploads(opts: ReadOptions): Promise<string[]> {
+  try {
+    return await opts.backend.cleanupPartial({ dryRun: true, signal: opts.signal });
+  } catch (e) {
+    if (isCancellation(e) || opts.signal?.aborted) throw e;
+    opts.log.warn(`Could not look for temporary uploads on ${opts.backend.displayUrl}: ${(e as Error).message}`);
+    return [];
   }
 }
 
@@ -120,8 +144,14 @@ export function formatStatus(s: CollectionStatus): string {
     );
   }
   if (s.leftovers.length) lines.push(`Found ${s.leftovers.length} file(s) of incomplete backup sets that nothing depends on (offsite cleanup removes them).`);
+  if (s.temporary.length) {
+    lines.push(`Found ${s.temporary.length} temporary upload(s) that did not finish, of an interrupted backup or of one running now (offsite cleanup removes them).`);
+  }
+  if (s.localTemporary.length) {
+    lines.push(`Found ${s.localTemporary.length} temporary file(s) of runs that died in the local cache (offsite cleanup removes them).`);
+  }
   for (const d of s.damaged) lines.push(`Damaged ${describeSet(d)} (${d.files.length} file(s), offsite cleanup keeps them): ${d.reason}. ${damageAdvice(d)}`);
-  if (!i && s.leftovers.length === 0 && s.damaged.length === 0 && s.chains.every((c) => c.damage === undefined && c.sets.every((x) => x.damage === undefined))) {
+  if (!i && s.leftovers.length === 0 && s.temporary.length === 0 && s.localTemporary.length === 0 && s.damaged.length === 0 && s.chains.every((c) => c.damage === undefined && c.sets.every((x) => x.damage === undefined))) {
     lines.push('No orphaned or incomplete backup sets found.');
   }
   return `${lines.join('\n')}\n`;

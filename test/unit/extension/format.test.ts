@@ -42,6 +42,8 @@ describe('extension: wording', () => {
       chains: [{ startTime: 0, endTime: 100, hasSignatures: true, sets: [{ type: 'full' as const, time: 0, volumes: 2, bytes: 2048 }, { type: 'inc' as const, time: 100, volumes: 1, bytes: 10 }] }],
       leftovers: ['duplicity-inc.x.vol1.difftar.gpg'],
       damaged: [],
+      temporary: ['.offsite-part-a', '.offsite-part-b'],
+      localTemporary: [],
     };
     const text = formatStatusReport('p', 'file:///b/p', s);
     assert.match(text, /^p → file:\/\/\/b\/p$/m);
@@ -49,7 +51,9 @@ describe('extension: wording', () => {
     assert.match(text, /full\s+\S+ \S+\s+2 volume\(s\)\s+2\.0 KB/);
     assert.match(text, /incremental\s+\S+ \S+\s+1 volume\(s\)\s+10 B/);
     assert.match(text, /1 file\(s\) of interrupted backups remain; "offsite cleanup" removes them/);
-    assert.match(formatStatusReport('p', 'u', { url: 'u', chains: [], leftovers: [], damaged: [] }), /No backups yet/);
+    assert.match(text, /2 temporary upload\(s\) that did not finish remain; "offsite cleanup" removes them/);
+    assert.match(formatStatusReport('p', 'u', { url: 'u', chains: [], leftovers: [], damaged: [], temporary: [], localTemporary: [] }), /No backups yet/);
+    assert.match(formatStatusReport('p', 'u', { url: 'u', chains: [], leftovers: [], damaged: [], temporary: ['.offsite-part-a'], localTemporary: [] }), /No backups yet\.\n  1 temporary upload/);
     assert.match(formatStatusReport('p', 'u', undefined, 'connection refused'), /Could not read the remote: connection refused/);
   });
 

@@ -98,6 +98,16 @@ function keyConfig(o: { encryptKey?: string[]; signKey?: string; key?: string })
   return { encryptKeys: o.encryptKey, signKey: o.signKey, restoreKey: o.key, passphrase: passphraseFor };
 }
 
+/** --concurrency N: a whole number ≥ 1, checked here for every remote (s3 and rclone ignored a bad one). */
+function concurrencyOption(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < 1) {
+    throw new OffsiteError('usage', `--concurrency must be a whole number of at least 1, not ${v}`, { hint: 'For example --concurrency 8' });
+  }
+  return n;
+}
+
 async function openRemote(url: string, g: Globals, log: Logger, signal: AbortSignal): Promise<Backend> {
   const backend = await openBackend(url, {
     signal,
@@ -107,7 +117,7 @@ async function openRemote(url: string, g: Globals, log: Logger, signal: AbortSig
       sshKey: g.sshKey,
       knownHosts: g.knownHosts,
       acceptHostKey: g.acceptHostKey,
-      concurrency: g.concurrency ? Number(g.concurrency) : undefined,
+      concurrency: concurrencyOption(g.concurrency),
       s3EndpointUrl: g.s3EndpointUrl,
       s3Profile: g.s3Profile,
       s3StorageClass: g.s3StorageClass,
@@ -499,7 +509,9 @@ export function buildProgram(signal: AbortSignal): Command {
  */
 function cliMessage(e: OffsiteError): string {
   if (e.code === 'passphrase' && e.message.startsWith('Wrong passphrase')) {
-    const what = process.env.OFFSITE_PASSPHRASE !== undefined ? 'Check OFFSITE_PASSPHRASE, or unset it to be asked on a terminal' : 'Run the command again and enter the right one';
+    // The SSH key's passphrase comes from OFFSITE_SSH_PASSPHRASE, the OpenPGP key's from OFFSITE_PASSPHRASE.
+    const variable = e.message.startsWith('Wrong passphrase for the SSH key') ? 'OFFSITE_SSH_PASSPHRASE' : 'OFFSITE_PASSPHRASE';
+    const what = process.env[variable] !== undefined ? `Check ${variable}, or unset it to be asked on a terminal` : 'Run the command again and enter the right one';
     return `${e.message}. ${what}`;
   }
   if (e.code === 'decrypt' && e.message.endsWith('no secret key was given')) return `${e.message}. Pass --key KEY (your private key file, or its id in your gpg keyring)`;

@@ -10,6 +10,7 @@ import { startFaultProxy, type FaultProxy } from '../helpers/faultProxy';
 import { RSA_PUB, RSA_SEC, duplicity, gnupgHome } from '../helpers/gpg';
 import { tempDir } from '../helpers/tmp';
 import { snapshotTree } from '../helpers/tree';
+import { makeUserKey } from '../helpers/sshd';
 import { serverFiles, startFixture, type SftpFixture } from '../unit/backend/sftp/sftpFixture';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -209,5 +210,20 @@ describe('offsite CLI over sftp://', function () {
     for (const t of temps) assert.ok(dry.stdout.includes(t), dry.stdout);
     ok(await cli(['cleanup', '--force', url]), 'cleanup --force');
     assert.match((await cli(['status', url])).stdout, /No orphaned or incomplete backup sets found/);
+  });
+
+  it('says where a wrong SSH key passphrase came from (OFFSITE_SSH_PASSPHRASE), and a bad --concurrency as given', async () => {
+    const enc = await makeUserKey(tempDir(), 'id_enc', 'correct horse');
+    const { url } = fx.freshRemote();
+    const r = await offsite(['--archive-dir', cache, '--ssh-key', enc.file, 'status', url], {
+      env: { HOME: fx.home, SSH_AUTH_SOCK: '', OFFSITE_SSH_PASSPHRASE: 'wrong' },
+    });
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /Wrong passphrase for the SSH key .*id_enc\. Check OFFSITE_SSH_PASSPHRASE, or unset it to be asked on a terminal/);
+    assert.doesNotMatch(r.stderr, /enter the right one/);
+    const bad = await cli(['--concurrency', 'abc', 'status', url]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--concurrency must be a whole number of at least 1, not abc\b/);
+    assert.doesNotMatch(bad.stderr, /NaN/);
   });
 });

@@ -170,7 +170,7 @@ async function loadKey(file: string, plan: AuthPlan, explicit: boolean, attempts
       throw new OffsiteError('passphrase', `Wrong passphrase for the SSH key ${file}`, {
         cause: parsed,
         file,
-        hint: 'Check OFFSITE_SSH_PASSPHRASE or the passphrase you typed',
+        hint: plan.passphrase !== undefined ? 'Check OFFSITE_SSH_PASSPHRASE, or unset it to be asked' : 'Enter the passphrase again',
       });
     }
   }

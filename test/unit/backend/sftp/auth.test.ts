@@ -116,7 +116,12 @@ describe('sftp backend: authentication', function () {
 
     it('says the passphrase is wrong', async () => {
       const e = await rejectsWith(backend({ sshKey: enc.file, env: { OFFSITE_SSH_PASSPHRASE: 'wrong' } }).stat('x'), 'passphrase', /Wrong passphrase/);
-      assert.ok(e.hint?.includes('OFFSITE_SSH_PASSPHRASE'));
+      assert.equal(e.hint, 'Check OFFSITE_SSH_PASSPHRASE, or unset it to be asked');
+    });
+
+    it('says a typed passphrase is wrong without sending the user to OFFSITE_SSH_PASSPHRASE', async () => {
+      const e = await rejectsWith(backend({ sshKey: enc.file }, async () => 'wrong').stat('x'), 'passphrase', /Wrong passphrase/);
+      assert.equal(e.hint, 'Enter the passphrase again');
     });
 
     it('says a passphrase is needed when there is none and no prompt (a passphrase error naming the key: that is what to ask for)', async () => {

@@ -180,6 +180,50 @@ describe('offsite restore', function () {
     }
   });
 
+  it('as a user who is not root: --force writes into its own read-only folders, and leaves out what another user\'s folder holds', async () => {
+    const box = tempDir('offsite-ro-');
+    fs.chmodSync(box, 0o777);
+    const s = path.join(box, 'src');
+    makeTree(s, { rodir: { f: 'backup\n' }, zdir: { file: 'later\n' } });
+    fs.chmodSync(path.join(s, 'rodir'), 0o555);
+    const u = `file://${path.join(box, 'vault')}`;
+    const b = await offsite(['--archive-dir', path.join(box, 'c0'), 'backup', '--encrypt-key', RSA_PUB, s, u]);
+    assert.equal(b.code, 0, b.stderr);
+    // Remote files are private (0600); this remote is shared with the user the restore runs as.
+    fs.chmodSync(path.join(box, 'vault'), 0o755);
+    for (const n of fs.readdirSync(path.join(box, 'vault'))) fs.chmodSync(path.join(box, 'vault', n), 0o644);
+    const key = path.join(box, 'key.asc');
+    fs.copyFileSync(RSA_SEC, key);
+    fs.chmodSync(key, 0o644);
+    const asNobody = (target: string, cache: string, force: boolean) => {
+      fs.mkdirSync(path.join(box, cache), { mode: 0o777 });
+      fs.chmodSync(path.join(box, cache), 0o777);
+      return run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, OFFSITE, '--archive-dir', path.join(box, cache), 'restore', '--key', key, ...(force ? ['--force'] : []), u, target], { env: { HOME: box, OFFSITE_PASSPHRASE: '' } });
+    };
+    const mine = path.join(box, 'mine');
+    fs.mkdirSync(mine, { mode: 0o777 });
+    fs.chmodSync(mine, 0o777);
+    const first = await asNobody(mine, 'c1', false);
+    assert.equal(first.code, 0, first.stderr);
+    fs.chmodSync(mine, 0o755);
+    fs.chownSync(mine, fs.statSync(path.join(mine, 'rodir')).uid, fs.statSync(path.join(mine, 'rodir')).gid);
+    // Again with --force into that restore, whose rodir is read-only (0555, as in the backup).
+    const again = await asNobody(mine, 'c2', true);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(fs.statSync(path.join(mine, 'rodir')).mode & 0o777, 0o555, "the backup's mode again");
+    assert.equal(fs.readFileSync(path.join(mine, 'zdir', 'file'), 'utf8'), 'later\n');
+    // A read-only folder of root's in the target: its member is left out, the rest restored.
+    const other = path.join(box, 'other');
+    makeTree(other, { rodir: { f: 'root\'s\n' } });
+    fs.chmodSync(path.join(other, 'rodir'), 0o555);
+    fs.chmodSync(other, 0o777);
+    const r = await asNobody(other, 'c3', true);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(oneLine(r.stderr), /rodir\/f \(the target does not let this user write it .*files in the target were in the way/);
+    assert.equal(fs.readFileSync(path.join(other, 'rodir', 'f'), 'utf8'), "root's\n");
+    assert.equal(fs.readFileSync(path.join(other, 'zdir', 'file'), 'utf8'), 'later\n');
+  });
+
   it('without a key: says the private key is needed', async () => {
     const out = path.join(tempDir(), 'out');
     const r = await offsite(['--archive-dir', path.join(tempDir(), 'c'), 'restore', url, out]);

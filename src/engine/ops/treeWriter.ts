@@ -66,8 +66,12 @@ export class TreeWriter {
     try {
       return this.beginChecked(index, meta);
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // A folder of the target this user may not write into (a read-only one not made by this
+      // restore, owned by another user): that member is left out, not the rest.
+      if (code === 'EACCES' || code === 'EPERM') return this.refuse(index, `the target does not let this user write it (${(e as Error).message})`, 'target');
       // A name or path this file system cannot hold: that member is left out, not the rest.
-      if ((e as NodeJS.ErrnoException).code !== 'ENAMETOOLONG') throw e;
+      if (code !== 'ENAMETOOLONG') throw e;
       const longName = index.some((c) => c.length > NAME_MAX);
       return this.refuse(index, longName ? `a name in its path is longer than the ${NAME_MAX} bytes this file system allows` : 'its path in the target is longer than this system allows', 'system');
     }
@@ -86,6 +90,7 @@ export class TreeWriter {
           if (existing.isSymbolicLink() || existing.isFile() || existing.isFIFO()) fs.unlinkSync(p);
         }
         if (index.length > 0 && (!existing || !existing.isDirectory())) fs.mkdirSync(p, { mode: 0o700 });
+        else writableDir(p);
         if (index.length > 0) this.known(index.length - 1, p.toString('latin1'));
         this.pendingDirs.push({ index, path: p, meta });
         return false;
@@ -255,11 +260,35 @@ export class TreeWriter {
       }
     }
     if (symlink) return;
-    fs.chmodSync(p, meta.mode & 0o7777);
-    fs.utimesSync(p, new Date(), meta.mtime);
+    try {
+      fs.chmodSync(p, meta.mode & 0o7777);
+      fs.utimesSync(p, new Date(), meta.mtime);
+    } catch (e) {
+      // A folder of the target owned by another user (--force): what it holds was left out already.
+      if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+      this.opts.onWarn(`Cannot set the mode and time of ${p.toString()}: ${(e as Error).message}`);
+    }
   }
 }
 
 function typeName(t: EntryMeta['type']): string {
   return t === 'sym' ? 'symlink' : t === 'reg' ? 'file' : t === 'chr' || t === 'blk' ? 'device file' : t;
+}
+
+/**
+ * A folder of the backup that is in the target already (--force, or an earlier restore) may be
+ * read-only, as the backup's own folder may be: it is made writable for this user while its contents are
+ * written; its mode is then set from the backup when it is closed, as for a folder this restore made.
+ * A folder of another user stays as it is (its members are left out: EACCES above).
+ */
+function writableDir(p: Buffer): void {
+  try {
+    fs.accessSync(p, fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    try {
+      fs.chmodSync(p, (fs.statSync(p).mode & 0o7777) | 0o700);
+    } catch {
+      // not ours: what cannot be written in it is left out
+    }
+  }
 }

@@ -68,8 +68,8 @@ export function parseRcloneUrl(rawUrl: string): string {
  * (a HEAD: is the path a file?, then the list), 8 timeouts per run. rclone's --timeout (default 5 min)
  * is both the idle time of a transfer and the wait for an answer's headers: at 10 s (a live store
  * answers in seconds; shorter would fail slow but working links) a silent S3 server fails an rclone
- * list in ~80 s and `offsite status` in ~7 min (it was over 30 min; an sftp server, ~2.7 min; s3://,
- * ~2.7 min). Remotes without the pacer-and-SDK layering (local, sftp, most others) fail in 1–2 timeouts
+ * list in ~80 s and `offsite status` in ~7 min (measured 6m52s; an sftp server, ~2m44s; s3://,
+ * 2m56s). Remotes without the pacer-and-SDK layering (local, sftp, most others) fail in 1–2 timeouts
  * per request. A setting of the user's (RCLONE_TIMEOUT, RCLONE_CONTIMEOUT, RCLONE_LOW_LEVEL_RETRIES,
  * RCLONE_RETRIES) wins: a flag would override it.
  */

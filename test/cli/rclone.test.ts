@@ -98,5 +98,24 @@ describe('offsite CLI over rclone://', function () {
     const noRemote = await cli(['status', 'rclone://just-a-path']);
     assert.equal(noRemote.code, 1);
     assert.match(noRemote.stderr, /names no rclone remote/);
+    const missingConfig = path.join(tempDir('offsite-rclone-noconf-'), 'rclone.conf');
+    const noConfig = await cli(['status', url], { RCLONE_CONFIG: missingConfig });
+    assert.equal(noConfig.code, 1);
+    assert.match(noConfig.stderr, new RegExp(`no remote named "loc": its config file ${missingConfig} \\(RCLONE_CONFIG\\) does not exist`));
+  });
+
+  it('keeps duplicity\'s reading of rclone://loc:/path (below the current folder for a local remote) and warns, naming the absolute form', async () => {
+    const src = makeSource();
+    const cwd = tempDir('offsite-rclone-cwd-');
+    const abs = path.join(tempDir('offsite-rclone-abs-'), 'store');
+    const url = `rclone://loc:${abs}`; // one slash after the colon
+    const r = await offsite(['--archive-dir', tempDir('offsite-cache-'), 'backup', '--encrypt-key', RSA_PUB, src, url], { cwd, env: { ...fx.env, GNUPGHOME: gnupg, TZ: 'UTC' } });
+    ok(r, 'backup');
+    assert.match(r.stderr, new RegExp(`For the absolute path ${abs} write rclone://loc:/${abs}`));
+    assert.ok(!fs.existsSync(abs), 'not the absolute path');
+    assert.ok(fs.readdirSync(path.join(cwd, abs.slice(1))).some((n) => n.endsWith('.manifest.gpg')), 'below the current folder, as duplicity 0.8.22 writes it');
+    const st = await offsite(['--archive-dir', tempDir('offsite-cache-'), 'status', `rclone://loc:/${abs}`], { cwd, env: { ...fx.env, GNUPGHOME: gnupg, TZ: 'UTC' } });
+    ok(st, 'status of the absolute form');
+    assert.doesNotMatch(st.stderr, /means "loc:/);
   });
 });

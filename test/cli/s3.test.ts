@@ -18,6 +18,7 @@ import { offsite, type RunResult } from '../helpers/cli';
 import { RSA_PUB, RSA_SEC, RSA_SUBKEY, duplicity, gnupgHome } from '../helpers/gpg';
 import { freePort } from '../helpers/sshd';
 import { sharedS3Server, type S3Server } from '../helpers/s3Server';
+import { silentListener } from '../helpers/silentListener';
 import { tempDir } from '../helpers/tmp';
 import { snapshotTree } from '../helpers/tree';
 import { leaveMultipart, openS3 } from '../unit/backend/s3/s3Fixture';
@@ -175,7 +176,39 @@ describe('offsite CLI over s3://', function () {
     assert.deepEqual(snapshotTree(out), snapshotTree(src));
     const bad = await offsite(['--archive-dir', tempDir('offsite-cache-'), '--s3-profile', 'nobody', 'status', url], { env: env(penv) });
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /credentials|profile/i);
+    assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+    assert.match(bad.stderr, new RegExp(`The AWS profile 'nobody' \\(--s3-profile\\) is not in ${penv.AWS_SHARED_CREDENTIALS_FILE} or ${penv.AWS_CONFIG_FILE}.*Profiles there: backup`));
+  });
+
+  it('fails in bounded time against an endpoint that accepts connections and never answers: five attempts, one request each', async () => {
+    const silent = await silentListener();
+    try {
+      const t0 = Date.now();
+      // OFFSITE_S3_TIMEOUT shortens the 30 s idle timeout for the test: 5 attempts of 1 s, and the waits between.
+      const r = await offsite(['--archive-dir', tempDir('offsite-cache-'), '--s3-endpoint-url', `http://127.0.0.1:${silent.port}`, 'status', `s3://${bucket}/x`], { env: env({ OFFSITE_S3_TIMEOUT: '1' }) });
+      const took = Date.now() - t0;
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /Cannot reach the S3 server .*no answer in time/);
+      assert.equal((r.stderr.match(/retrying \(attempt \d\)/g) ?? []).length, 4, r.stderr);
+      assert.equal(silent.requests(), 5, 'one request per attempt');
+      assert.ok(took < 40_000, `took ${took} ms`);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('-v shows the SDK\'s failed requests as readable lines, without keys or signatures', async () => {
+    const src = makeSource(1);
+    const { url } = freshUrl();
+    const r = await cli(['-v', 'backup', '--encrypt-key', RSA_PUB, src, url]);
+    ok(r, 'backup -v');
+    const lines = r.stderr.split('\n').filter((l) => l.includes('S3 SDK'));
+    assert.ok(lines.length > 0, r.stderr);
+    for (const l of lines) {
+      assert.doesNotMatch(l, /\[object Object\]/);
+      assert.match(l, /S3 SDK: \w+Command s3:\/\/\S+ failed: \w+/);
+      assert.ok(!l.includes(server.secretAccessKey) && !/Signature=|Credential=/.test(l), l);
+    }
   });
 
   it('writes sets that duplicity (boto3+s3) restores, and restores sets that duplicity wrote', async () => {

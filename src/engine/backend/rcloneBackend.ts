@@ -61,6 +61,43 @@ export function parseRcloneUrl(rawUrl: string): string {
   return remote;
 }
 
+/**
+ * rclone's timeouts and retries for a dead link. The caller retries whole operations (RetryBackend,
+ * 5 attempts), so rclone's own retries multiply: even at --low-level-retries 1, rclone's S3 backend
+ * tries a request up to 4 times (its pacer 2 × its SDK 2), and a list of bucket/path makes two requests
+ * (a HEAD: is the path a file?, then the list), 8 timeouts per run. rclone's --timeout (default 5 min)
+ * is both the idle time of a transfer and the wait for an answer's headers: at 10 s (a live store
+ * answers in seconds; shorter would fail slow but working links) a silent S3 server fails an rclone
+ * list in ~80 s and `offsite status` in ~7 min (measured 6m52s; an sftp server, ~2m44s; s3://,
+ * 2m56s). Remotes without the pacer-and-SDK layering (local, sftp, most others) fail in 1–2 timeouts
+ * per request. A setting of the user's (RCLONE_TIMEOUT, RCLONE_CONTIMEOUT, RCLONE_LOW_LEVEL_RETRIES,
+ * RCLONE_RETRIES) wins: a flag would override it.
+ */
+export const RCLONE_TIMEOUT_FLAGS: ReadonlyArray<readonly [flag: string, value: string, envName: string]> = [
+  ['--retries', '1', 'RCLONE_RETRIES'],
+  ['--low-level-retries', '1', 'RCLONE_LOW_LEVEL_RETRIES'],
+  ['--contimeout', '10s', 'RCLONE_CONTIMEOUT'],
+  ['--timeout', '10s', 'RCLONE_TIMEOUT'],
+];
+
+export function rcloneTimeoutArgs(env: Readonly<Record<string, string | undefined>>): string[] {
+  return RCLONE_TIMEOUT_FLAGS.flatMap(([flag, value, envName]) => (env[envName] ? [] : [flag, value]));
+}
+
+/**
+ * duplicity turns the first ":/" into ":", so rclone://loc:/srv/b is the path srv/b below the remote's
+ * root (for a local remote, the current folder), not /srv/b: a warning says so, and how to write
+ * either meaning. Undefined for URLs without that form.
+ */
+export function rcloneSlashWarning(rawUrl: string): string | undefined {
+  const m = /^rclone:\/\/([^/]*?):\/([^/].*)?$/is.exec(rawUrl.replace(/[?#].*$/s, ''));
+  if (!m || m[1] === '' || m[1].startsWith(':') || m[1].includes(',')) return undefined;
+  const name = m[1];
+  const rest = m[2] ?? '';
+  return `rclone://${name}:/${rest} means "${name}:${rest}" (as duplicity reads it): a path below the remote's root, for a local remote below the current folder. ` +
+    `For the absolute path /${rest} write rclone://${name}://${rest}; write rclone://${name}:${rest} to keep this meaning without this warning`;
+}
+
 function badUrl(url: string, why: string): OffsiteError {
   return new OffsiteError('usage', `Bad rclone URL "${makeRedactor(url)(url)}": ${why}`, {
     hint: 'Write it as rclone://REMOTE:path, with REMOTE a name from `rclone listremotes`',
@@ -84,20 +121,17 @@ export class RcloneBackend implements Backend {
   private readonly inflight = new Set<string>();
   /** rclone processes running, so close() can end them. */
   private readonly children = new Set<ChildProcess>();
+  /** Where rclone's config file comes from, for messages. */
+  private readonly configSource: string;
 
   constructor(params: RcloneBackendParams) {
     this.remote = params.remote;
     const redact = makeRedactor(params.remote);
     this.displayUrl = `rclone://${displayRemote(params.remote)}`;
-    const globalArgs = [
-      ...(params.config ? ['--config', params.config] : []),
-      // The caller retries whole operations (RetryBackend): rclone's own retries would multiply them.
-      '--retries', '1',
-      '--low-level-retries', '3',
-      '--contimeout', '15s',
-      '--timeout', '120s',
-    ];
-    this.rc = { binary: params.binary ?? 'rclone', globalArgs, env: rcloneEnv(params.env ?? process.env), redact, where: this.displayUrl };
+    const env = rcloneEnv(params.env ?? process.env);
+    this.configSource = params.config ? 'the rclone config option' : env.RCLONE_CONFIG ? 'RCLONE_CONFIG' : "rclone's default";
+    const globalArgs = [...(params.config ? ['--config', params.config] : []), ...rcloneTimeoutArgs(env)];
+    this.rc = { binary: params.binary ?? 'rclone', globalArgs, env, redact, where: this.displayUrl };
     this.properties = { connections: Math.max(1, Math.floor(params.concurrency ?? 4)) };
   }
 
@@ -143,10 +177,25 @@ export class RcloneBackend implements Backend {
     const known = res.stdout.toString('utf8').split('\n').map((l) => l.trim().replace(/:$/, ''));
     // Single-letter names are Windows drives ("C:") to rclone: local paths, not remotes.
     if (!known.includes(name) && !(name.length === 1 && process.platform === 'win32')) {
-      throw new OffsiteError('config', `rclone has no remote named "${name}"`, {
+      const file = await this.configFile(signal);
+      if (file && !file.exists) {
+        throw new OffsiteError('config', `rclone has no remote named "${name}": its config file ${file.path} (${this.configSource}) does not exist`, {
+          hint: this.configSource === "rclone's default" ? 'Set RCLONE_CONFIG to your rclone.conf, or add the remote with `rclone config`' : `Point ${this.configSource} at your rclone.conf, or add the remote with \`rclone config\``,
+        });
+      }
+      throw new OffsiteError('config', `rclone has no remote named "${name}"${file ? ` in ${file.path} (${this.configSource})` : ''}`, {
         hint: `Add it with \`rclone config\`, or pick one of: ${known.filter((k) => k).join(', ') || '(none configured)'}`,
       });
     }
+  }
+
+  /** The config file rclone reads (`rclone config file`) and whether it exists; undefined if rclone does not say. */
+  private async configFile(signal?: AbortSignal): Promise<{ path: string; exists: boolean } | undefined> {
+    const res = await this.run(['config', 'file'], 'open', undefined, signal);
+    const lines = res.stdout.toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    if (res.code !== 0 || lines.length === 0) return undefined;
+    // "Configuration file is stored at:\nPATH", or "Configuration file doesn't exist, but rclone will use this path:\nPATH".
+    return { path: lines[lines.length - 1], exists: !/doesn't exist/i.test(lines[0]) };
   }
 
   // ----------------------------------------------------------------------------------------- put
@@ -396,6 +445,8 @@ export async function createRcloneBackend(_url: URL, ctx: BackendContext, rawUrl
     env,
   });
   await backend.check(ctx.signal);
+  const warning = rcloneSlashWarning(rawUrl);
+  if (warning) ctx.log?.('warn', warning);
   return backend;
 }
 

@@ -61,7 +61,8 @@ export interface S3Options {
   readonly concurrency?: number;
   /**
    * Environment (default process.env) for AWS_ENDPOINT_URL(_S3), and for tuning: OFFSITE_S3_PART_MB
-   * (multipart part size, default 16) and OFFSITE_S3_MULTIPART_MB (larger files go in parts, default 64).
+   * (multipart part size, default 16), OFFSITE_S3_MULTIPART_MB (larger files go in parts, default 64)
+   * and OFFSITE_S3_TIMEOUT (seconds a request may go without a byte moving, default 30: S3_IDLE_TIMEOUT_MS).
    */
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
@@ -253,11 +254,10 @@ export class S3Backend implements Backend {
     try {
       created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(name), StorageClass: this.classFor(name) }), { abortSignal: signal });
     } catch (e) {
-      if (s3HttpStatus(e) === undefined || ((e as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1) > 1) this.unanswered.add(this.key(name));
+      // No answer (the client makes one attempt per request: s3Client.ts).
+      if (s3HttpStatus(e) === undefined) this.unanswered.add(this.key(name));
       throw e;
     }
-    // The SDK's own retries: an attempt before the one answered may have started an upload too.
-    if ((created.$metadata.attempts ?? 1) > 1) this.unanswered.add(this.key(name));
     if (!created.UploadId) throw new BackendError('permanent', 'put', name, `The S3 store of ${this.where} started a multipart upload without an id`, { hint: 'The store is not S3-compatible enough' });
     this.inflight.add(created.UploadId);
     return created.UploadId;
@@ -772,6 +772,7 @@ export async function createS3Backend(_url: URL, ctx: BackendContext, rawUrl: st
     throw new OffsiteError('config', 'Only one of the S3 access key id and secret access key is set', { hint: 'Set both, or neither to use the AWS credential chain' });
   }
   const concurrency = typeof o.concurrency === 'number' && o.concurrency >= 1 ? Math.floor(o.concurrency) : 4;
+  const timeout = Number(env.OFFSITE_S3_TIMEOUT);
   const { client } = await createS3Client({
     endpoint,
     region: str(o.s3Region),
@@ -779,6 +780,7 @@ export async function createS3Backend(_url: URL, ctx: BackendContext, rawUrl: st
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: str(o.s3SessionToken) } : undefined,
     maxSockets: Math.max(16, concurrency * 5),
     log: ctx.log,
+    idleTimeoutMs: env.OFFSITE_S3_TIMEOUT !== undefined && Number.isFinite(timeout) && timeout > 0 ? Math.round(timeout * 1000) : undefined,
   });
   if (storageClass && isArchiveClass(storageClass)) {
     ctx.log?.('info', `Volumes go to the ${storageClass} storage class: they must be thawed before a restore; manifests stay STANDARD`);

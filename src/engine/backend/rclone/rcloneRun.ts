@@ -130,7 +130,7 @@ export function lastError(stderr: string): string {
 const PATTERNS: ReadonlyArray<[BackendErrorKind | 'config' | 'ca', RegExp]> = [
   ['config', /didn't find section in config file|couldn't find type field|config file ".*" not found|unknown backend type|NOTICE: Config file .* not found/i],
   ['ca', /LoadCustomCABundleError/i],
-  ['transient', /connection refused|no such host|i\/o timeout|timed out|connection reset|broken pipe|unexpected EOF|network is unreachable|tls handshake|temporar|try again|(status code|HTTP)[: ]+(500|502|503|504|429)\b|too many requests|SlowDown|ServiceUnavailable|InternalError/i],
+  ['transient', /connection refused|no such host|i\/o timeout|timed out|timeout awaiting|Client\.Timeout|deadline exceeded|connection reset|broken pipe|unexpected EOF|network is unreachable|tls handshake|temporar|try again|(status code|HTTP)[: ]+(500|502|503|504|429)\b|too many requests|rate ?limit|SlowDown|ServiceUnavailable|InternalError/i],
   ['auth', /SignatureDoesNotMatch|InvalidAccessKeyId|invalid_grant|unauthori[sz]ed|(status code|HTTP)[: ]+401\b|authentication failed|invalid credentials|token (has )?expired|ExpiredToken|InvalidToken|permission denied \(publickey/i],
   ['noSpace', /no space left|quota|insufficient storage|(status code|HTTP)[: ]+507\b|storage full/i],
   ['permission', /AccessDenied|permission denied|forbidden|(status code|HTTP)[: ]+403\b|read-only file system/i],

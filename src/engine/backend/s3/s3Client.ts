@@ -2,9 +2,29 @@
 // s3api, older Ceph and MinIO): checksums only where the API requires them (a streamed body would
 // otherwise be sent aws-chunked, which those stores refuse), and Content-MD5 on every request with a
 // buffered body (DeleteObjects needs it there; on uploads it makes the server check the data).
+//
+// One attempt per request: RetryBackend retries transient failures (with backoff), and the SDK's own
+// retries (3 attempts by default) multiplied them, so a silent server took ~30 minutes to fail. What
+// the SDK's retries did beyond ours is clock-skew correction: the SDK still records the server's time
+// on a RequestTimeTooSkewed answer, and s3Errors makes that answer transient, so our retry is signed
+// with the corrected time.
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { OffsiteError } from '../../errors';
+
+/** Time to open a TCP connection (and TLS) to the store. */
+export const S3_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * A request with no byte moving either way for this long has a dead link or a hung server. A live
+ * store answers within seconds of a request's last byte, and keeps a long operation's connection busy
+ * (AWS and Swift send spaces while completing a multipart upload); botocore (60 s) and the AWS Java
+ * SDK (50 s) wait a little longer, but with RetryBackend's 5 attempts 30 s makes a silent server fail
+ * in ~2.7 minutes, as a silent sftp server does. OFFSITE_S3_TIMEOUT (seconds) sets another.
+ */
+export const S3_IDLE_TIMEOUT_MS = 30_000;
 
 export interface S3ClientSettings {
   /** An S3-compatible store's endpoint (path-style addressing); undefined: AWS. */
@@ -19,6 +39,10 @@ export interface S3ClientSettings {
   readonly maxSockets?: number;
   /** Where the SDK's own warnings go (default: nowhere; its default is the console). */
   readonly log?: (level: 'debug', message: string) => void;
+  /** Idle time of a request before it fails (default S3_IDLE_TIMEOUT_MS). */
+  readonly idleTimeoutMs?: number;
+  /** Environment of AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE (default process.env, which the SDK reads). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** Commands whose buffered body gets a Content-MD5 header when it has none. */
@@ -47,6 +71,8 @@ export function checkEndpoint(endpoint: string, from: string): string {
 export async function createS3Client(settings: S3ClientSettings): Promise<{ client: S3Client; region: string }> {
   // The SDK warns (on stderr, once) that its releases from 2027 need Node 22: not the user's business.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  if (!settings.credentials) await checkProfile(settings.profile, settings.env ?? process.env);
+  const sdkLog = (...a: unknown[]): void => settings.log?.('debug', `S3 SDK: ${formatSdkLog(a)}`);
   const base: S3ClientConfig = {
     ...(settings.endpoint ? { endpoint: settings.endpoint, forcePathStyle: true } : { followRegionRedirects: true }),
     ...(settings.profile ? { profile: settings.profile } : {}),
@@ -56,15 +82,17 @@ export async function createS3Client(settings: S3ClientSettings): Promise<{ clie
       trace: () => undefined,
       debug: () => undefined,
       info: () => undefined,
-      warn: (...a: unknown[]) => settings.log?.('debug', `S3 SDK: ${a.map(String).join(' ')}`),
-      error: (...a: unknown[]) => settings.log?.('debug', `S3 SDK: ${a.map(String).join(' ')}`),
+      warn: sdkLog,
+      error: sdkLog,
     },
+    maxAttempts: 1,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: {
-      connectionTimeout: 10_000,
-      // A server that stops answering mid-request (not one that closes the connection) is detected here.
-      socketTimeout: 120_000,
+      connectionTimeout: S3_CONNECT_TIMEOUT_MS,
+      // Idle time of the socket (Node's socket.setTimeout): a server that stops answering mid-request,
+      // not one that closes the connection, is detected here.
+      socketTimeout: settings.idleTimeoutMs ?? S3_IDLE_TIMEOUT_MS,
       httpAgent: { keepAlive: true, maxSockets: settings.maxSockets ?? 50 },
       httpsAgent: { keepAlive: true, maxSockets: settings.maxSockets ?? 50 },
     },
@@ -106,4 +134,89 @@ function addContentMd5(client: S3Client): void {
 
 function hasHeader(headers: Record<string, string>, name: string): boolean {
   return Object.keys(headers).some((h) => h.toLowerCase() === name);
+}
+
+/**
+ * The SDK logs strings (the HTTP handler's warnings) and, for each failed request, an object with the
+ * command, its input and the error. Shown: the command, bucket and key, the error's name, code, HTTP
+ * status, message and attempts; never the input's other fields (a body, SSE keys) nor the request.
+ */
+export function formatSdkLog(args: readonly unknown[]): string {
+  return args.map((a) => (typeof a === 'string' ? redactSdkText(a) : formatSdkObject(a))).join(' ');
+}
+
+interface SdkLogEntry {
+  commandName?: unknown;
+  input?: { Bucket?: unknown; Key?: unknown; Prefix?: unknown };
+  error?: unknown;
+  metadata?: { httpStatusCode?: unknown; requestId?: unknown; attempts?: unknown };
+}
+
+function formatSdkObject(a: unknown): string {
+  if (a === null || typeof a !== 'object') return String(a);
+  const o = a as SdkLogEntry;
+  if (typeof o.commandName !== 'string') return a instanceof Error ? describeError(a, undefined) : '(an object the SDK logged)';
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+  const bucket = str(o.input?.Bucket);
+  const key = str(o.input?.Key) ?? (str(o.input?.Prefix) !== undefined ? `${str(o.input?.Prefix)}*` : undefined);
+  const target = bucket ? ` s3://${bucket}${key !== undefined ? `/${key}` : ''}` : '';
+  if (o.error === undefined) return `${o.commandName}${target}`;
+  return `${o.commandName}${target} failed: ${describeError(o.error, o.metadata)}`;
+}
+
+function describeError(e: unknown, metadata: SdkLogEntry['metadata']): string {
+  const err = (e ?? {}) as { name?: unknown; code?: unknown; message?: unknown; $metadata?: SdkLogEntry['metadata'] };
+  const md = metadata ?? err.$metadata;
+  const name = typeof err.name === 'string' ? err.name : 'Error';
+  const code = typeof err.code === 'string' && err.code !== name ? ` ${err.code}` : '';
+  const details = [
+    typeof md?.httpStatusCode === 'number' ? `HTTP ${md.httpStatusCode}` : undefined,
+    typeof md?.attempts === 'number' ? `${md.attempts} attempt${md.attempts === 1 ? '' : 's'}` : undefined,
+    typeof md?.requestId === 'string' ? `request id ${md.requestId}` : undefined,
+  ].filter((d) => d !== undefined);
+  const raw = typeof err.message === 'string' ? err.message.replace(/\s+/g, ' ').trim() : '';
+  // An HTTP error without a body (HEAD) has the message "UnknownError" or its own name.
+  const message = raw === '' || raw === name || raw === 'UnknownError' ? '' : `: ${redactSdkText(raw.length > 300 ? `${raw.slice(0, 300)}…` : raw)}`;
+  return `${name}${code}${message}${details.length ? ` (${details.join(', ')})` : ''}`;
+}
+
+/** Signatures, credentials and tokens that a message could quote (a presigned URL, an auth header). */
+function redactSdkText(text: string): string {
+  return text
+    .replace(/\b(X-Amz-(?:Signature|Credential|Security-Token)|Signature|Credential|AWSAccessKeyId|Authorization)(=|: ?)[^\s&,;"']+/gi, '$1$2***')
+    .replace(/\/\/([^/@\s:]*):[^/@\s]*@/g, '//$1:***@');
+}
+
+/**
+ * A profile named with --s3-profile (or AWS_PROFILE) must be a section of the credentials or the
+ * config file, as the SDK reads them (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE, else ~/.aws/…):
+ * otherwise the SDK only says that it found no credentials.
+ */
+async function checkProfile(given: string | undefined, env: Readonly<Record<string, string | undefined>>): Promise<void> {
+  const profile = given ?? (env.AWS_PROFILE || undefined);
+  if (profile === undefined) return;
+  const from = given !== undefined ? '--s3-profile' : 'AWS_PROFILE';
+  const file = (v: string | undefined, dflt: string): { shown: string; path: string } => {
+    if (!v) return { shown: `~/.aws/${dflt}`, path: path.join(os.homedir(), '.aws', dflt) };
+    return { shown: v, path: v.startsWith('~/') ? path.join(os.homedir(), v.slice(2)) : v };
+  };
+  const credentials = file(env.AWS_SHARED_CREDENTIALS_FILE, 'credentials');
+  const config = file(env.AWS_CONFIG_FILE, 'config');
+  const names = new Set([...(await iniSections(credentials.path)), ...(await iniSections(config.path)).flatMap((s) => (s === 'default' ? [s] : s.startsWith('profile ') ? [s.slice(8).trim()] : []))]);
+  if (names.has(profile)) return;
+  const known = [...names].sort();
+  throw new OffsiteError('config', `The AWS profile '${profile}' (${from}) is not in ${credentials.shown} or ${config.shown}`, {
+    hint: known.length ? `Profiles there: ${known.join(', ')}` : `Add it there (e.g. \`aws configure --profile ${profile}\`), or give the keys through AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
+  });
+}
+
+/** The section names of an INI file ([name]); none when it cannot be read. */
+async function iniSections(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await fs.promises.readFile(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return [...text.matchAll(/^\s*\[([^\]\r\n]+)\]/gm)].map((m) => m[1].trim());
 }

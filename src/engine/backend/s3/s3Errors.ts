@@ -22,7 +22,7 @@ interface SdkErrorLike {
   Code?: string;
   StorageClass?: string;
   $fault?: 'client' | 'server';
-  $metadata?: { httpStatusCode?: number };
+  $metadata?: { httpStatusCode?: number; clockSkewCorrected?: boolean };
   $retryable?: unknown;
   cause?: unknown;
 }
@@ -107,6 +107,12 @@ export function classifyS3Error(e: unknown, ctx: S3ErrorContext): BackendError |
     case 'EntityTooLarge':
       return mk('permanent', `${about} is too large for one S3 upload`, 'Use a smaller --volsize');
     case 'RequestTimeTooSkewed':
+      // The SDK took the server's time from this answer (the client makes one attempt: s3Client.ts):
+      // the next attempt is signed with it. Only a clock that drifts on, or a store that sends no
+      // time, fails again.
+      if (err.$metadata?.clockSkewCorrected) {
+        return mk('transient', `The clock of this computer differs too much from the S3 server's (${where}); corrected for the next attempt`, 'Set the system clock right (enable NTP)');
+      }
       return mk('permanent', `The clock of this computer differs too much from the S3 server's (${where})`, 'Set the system clock right (enable NTP), then try again');
     case 'AuthorizationHeaderMalformed':
     case 'PermanentRedirect':

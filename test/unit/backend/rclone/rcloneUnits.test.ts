@@ -5,7 +5,7 @@ import '../../../../src/engine/backend/all';
 import { BackendError } from '../../../../src/engine/backend/backend';
 import { openBackend } from '../../../../src/engine/backend/registry';
 import { classifyRclone, displayRemote, lastError, makeRedactor, rcloneEnv } from '../../../../src/engine/backend/rclone/rcloneRun';
-import { parseRcloneUrl } from '../../../../src/engine/backend/rcloneBackend';
+import { parseRcloneUrl, rcloneSlashWarning, rcloneTimeoutArgs } from '../../../../src/engine/backend/rcloneBackend';
 import { OffsiteError } from '../../../../src/engine/errors';
 
 describe('rclone:// URLs and errors', () => {
@@ -58,7 +58,30 @@ describe('rclone:// URLs and errors', () => {
       assert.ok(!e.message.includes('2026/11/27'), 'no timestamps');
     }
     assert.match(classifyRclone(r, { code: 1, stderr: cases[3][0] }, 'open', undefined).hint ?? '', /rclone config/);
+    // rclone's --timeout while waiting for an answer (a silent server).
+    assert.equal(classifyRclone(r, { code: 1, stderr: `${ts}Failed to lsjson: RequestError: send request failed\ncaused by: Get "http://127.0.0.1:1/b": net/http: timeout awaiting response headers` }, 'list', undefined).kind, 'transient');
+    // With one low-level retry, a provider's rate limit reaches us: it is worth a retry.
+    assert.equal(classifyRclone(r, { code: 1, stderr: `${ts}Failed to copy: googleapi: Error 403: User Rate Limit Exceeded, userRateLimitExceeded` }, 'put', 'x').kind, 'transient');
     assert.equal(lastError(`${ts}NOTICE: x\n${ts}Failed to lsjson: boom\ncaused by: deeper`), 'Failed to lsjson: boom (caused by: deeper)');
+  });
+
+  it('passes rclone short timeouts and one low-level retry, unless the user set them (RCLONE_TIMEOUT, …)', () => {
+    assert.deepEqual(rcloneTimeoutArgs({}), ['--retries', '1', '--low-level-retries', '1', '--contimeout', '10s', '--timeout', '10s']);
+    assert.deepEqual(rcloneTimeoutArgs({ RCLONE_TIMEOUT: '1m', RCLONE_LOW_LEVEL_RETRIES: '5' }), ['--retries', '1', '--contimeout', '10s']);
+    assert.deepEqual(rcloneTimeoutArgs({ RCLONE_TIMEOUT: '' }), rcloneTimeoutArgs({}));
+  });
+
+  it('warns that rclone://remote:/path is a path below the remote (duplicity\'s reading), and says how to write an absolute one', () => {
+    const w = rcloneSlashWarning('rclone://loc:/srv/backup/x');
+    assert.ok(w);
+    assert.match(w, /means "loc:srv\/backup\/x"/);
+    assert.match(w, /For the absolute path \/srv\/backup\/x write rclone:\/\/loc:\/\/srv\/backup\/x/);
+    assert.match(w, /write rclone:\/\/loc:srv\/backup\/x to keep this meaning/);
+    for (const quiet of ['rclone://loc://srv/backup', 'rclone://loc:srv/backup', 'rclone://loc:', 'rclone://:s3,provider=AWS:/bucket/x', 'rclone://gdrive:backups/a:/b']) {
+      assert.equal(rcloneSlashWarning(quiet), undefined, quiet);
+    }
+    // The meaning itself is duplicity's, unchanged.
+    assert.equal(parseRcloneUrl('rclone://loc:/srv/backup/x'), 'loc:srv/backup/x');
   });
 
   it('opens s3:// and boto3+s3:// through the registry, and gives rclone:// its raw URL', async () => {

@@ -66,18 +66,20 @@ export function parseRcloneUrl(rawUrl: string): string {
  * 5 attempts), so rclone's own retries multiply: even at --low-level-retries 1, rclone's S3 backend
  * tries a request up to 4 times (its pacer 2 × its SDK 2), and a list of bucket/path makes two requests
  * (a HEAD: is the path a file?, then the list), 8 timeouts per run. rclone's --timeout (default 5 min)
- * is both the idle time of a transfer and the wait for an answer's headers: at 10 s (a live store
- * answers in seconds; shorter would fail slow but working links) a silent S3 server fails an rclone
- * list in ~80 s and `offsite status` in ~7 min (measured 6m52s; an sftp server, ~2m44s; s3://,
- * 2m56s). Remotes without the pacer-and-SDK layering (local, sftp, most others) fail in 1–2 timeouts
- * per request. A setting of the user's (RCLONE_TIMEOUT, RCLONE_CONTIMEOUT, RCLONE_LOW_LEVEL_RETRIES,
+ * is both the idle time of a transfer and the wait for an answer's headers: 30 s, as s3:// waits (a
+ * live store answers in seconds, but some providers take several seconds to finish a large upload
+ * before they answer, and a timeout shorter than that would fail every such upload however often it
+ * is retried). At 10 s a silent S3 server failed an rclone list in ~80 s and `offsite status` in ~7
+ * min (measured 6m52s; an sftp server, ~2m44s; s3://, 2m56s); at 30 s that is ~4 min and ~20 min.
+ * Remotes without the pacer-and-SDK layering (local, sftp, most others) fail in 1–2 timeouts per
+ * request. A setting of the user's (RCLONE_TIMEOUT, RCLONE_CONTIMEOUT, RCLONE_LOW_LEVEL_RETRIES,
  * RCLONE_RETRIES) wins: a flag would override it.
  */
 export const RCLONE_TIMEOUT_FLAGS: ReadonlyArray<readonly [flag: string, value: string, envName: string]> = [
   ['--retries', '1', 'RCLONE_RETRIES'],
   ['--low-level-retries', '1', 'RCLONE_LOW_LEVEL_RETRIES'],
   ['--contimeout', '10s', 'RCLONE_CONTIMEOUT'],
-  ['--timeout', '10s', 'RCLONE_TIMEOUT'],
+  ['--timeout', '30s', 'RCLONE_TIMEOUT'],
 ];
 
 export function rcloneTimeoutArgs(env: Readonly<Record<string, string | undefined>>): string[] {

@@ -66,7 +66,7 @@ describe('rclone:// URLs and errors', () => {
   });
 
   it('passes rclone short timeouts and one low-level retry, unless the user set them (RCLONE_TIMEOUT, …)', () => {
-    assert.deepEqual(rcloneTimeoutArgs({}), ['--retries', '1', '--low-level-retries', '1', '--contimeout', '10s', '--timeout', '10s']);
+    assert.deepEqual(rcloneTimeoutArgs({}), ['--retries', '1', '--low-level-retries', '1', '--contimeout', '10s', '--timeout', '30s']);
     assert.deepEqual(rcloneTimeoutArgs({ RCLONE_TIMEOUT: '1m', RCLONE_LOW_LEVEL_RETRIES: '5' }), ['--retries', '1', '--contimeout', '10s']);
     assert.deepEqual(rcloneTimeoutArgs({ RCLONE_TIMEOUT: '' }), rcloneTimeoutArgs({}));
   });

@@ -8,30 +8,19 @@ import { openBackend } from '../../../../src/engine/backend/registry';
 import { RetryBackend } from '../../../../src/engine/backend/retryBackend';
 import type { SftpBackend } from '../../../../src/engine/backend/sftpBackend';
 import { bufferSource, getAll } from '../conformance';
-import { closeAll, startFixture, type SftpFixture } from './sftpFixture';
+import { sftpSuite } from './sftpFixture';
 
 describe('sftp backend: abort listeners on the run signal', function () {
   this.timeout(60_000);
-  let fx: SftpFixture;
-  const open: SftpBackend[] = [];
-
-  before(async () => {
-    fx = await startFixture();
-  });
-  after(async () => {
-    await fx?.sshd.stop();
-  });
-  afterEach(async () => {
-    await closeAll(open);
-  });
+  const suite = sftpSuite();
 
   const listeners = (signal: AbortSignal): number => getEventListeners(signal, 'abort').length;
 
   it('leaves no listener behind after many operations that waited for a connection to open', async () => {
     const signal = new AbortController().signal;
     setMaxListeners(100, signal); // 24 operations at once may listen: only what stays counts here
-    const b = fx.open(undefined, { options: { concurrency: 16, sshConnections: 2 } });
-    open.push(b);
+    const b = suite.fx.open(undefined, { options: { concurrency: 16, sshConnections: 2 } });
+    suite.open.push(b);
     // All start before the first connection is open: each waits for it.
     await Promise.all(Array.from({ length: 24 }, (_, i) => b.put(`f${i}`, bufferSource(randomBytes(1000)), { signal })));
     await Promise.all(Array.from({ length: 24 }, (_, i) => getAll(b, `f${i}`, { signal })));
@@ -40,12 +29,12 @@ describe('sftp backend: abort listeners on the run signal', function () {
 
   it('leaves no listener behind when connections drop and are opened again', async () => {
     const signal = new AbortController().signal;
-    const b = fx.open();
-    open.push(b);
+    const b = suite.fx.open();
+    suite.open.push(b);
     const retrying = new RetryBackend(b, { baseDelayMs: 10 });
     for (let i = 0; i < 12; i++) {
       await retrying.put(`f${i}`, bufferSource(randomBytes(1000)), { signal });
-      assert.ok(fx.sshd.killSessions() > 0, 'the session was killed');
+      assert.ok(suite.fx.sshd.killSessions() > 0, 'the session was killed');
     }
     assert.equal(listeners(signal), 0);
   });
@@ -58,9 +47,9 @@ describe('sftp backend: abort listeners on the run signal', function () {
     process.on('warning', onWarning);
     try {
       const signal = new AbortController().signal;
-      const { url } = fx.freshRemote();
-      const b = (await openBackend(url, { signal, options: fx.options({ concurrency: 24 }) })) as SftpBackend;
-      open.push(b);
+      const { url } = suite.fx.freshRemote();
+      const b = (await openBackend(url, { signal, options: suite.fx.options({ concurrency: 24 }) })) as SftpBackend;
+      suite.open.push(b);
       await b.put('first', bufferSource(Buffer.from('x')), { signal }); // the connections are open
       // 24 uploads at once, each listening for the abort while it writes.
       await Promise.all(Array.from({ length: 24 }, (_, i) => b.put(`f${i}`, bufferSource(randomBytes(256 * 1024), 4096), { signal })));

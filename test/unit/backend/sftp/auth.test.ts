@@ -13,26 +13,15 @@ import { rejectsWith } from '../../../helpers/errors';
 import { makeUserKey, startAgent, startSshd, type Sshd } from '../../../helpers/sshd';
 import { tempDir } from '../../../helpers/tmp';
 import { bufferSource, getAll, listNames } from '../conformance';
-import { closeAll, startFixture, type SftpFixture } from './sftpFixture';
+import { closeAll, sftpSuite, startFixture, type SftpFixture } from './sftpFixture';
 
 describe('sftp backend: authentication', function () {
   this.timeout(60_000);
-  let fx: SftpFixture;
-  const open: SftpBackend[] = [];
-
-  before(async () => {
-    fx = await startFixture();
-  });
-  after(async () => {
-    await fx?.sshd.stop();
-  });
-  afterEach(async () => {
-    await closeAll(open);
-  });
+  const suite = sftpSuite();
 
   function backend(options: Record<string, unknown>, prompt?: (q: string) => Promise<string | undefined>, url?: string): SftpBackend {
-    const b = fx.open(url, { options, prompt: prompt ? (q) => prompt(q) : undefined });
-    open.push(b);
+    const b = suite.fx.open(url, { options, prompt: prompt ? (q) => prompt(q) : undefined });
+    suite.open.push(b);
     return b;
   }
 
@@ -42,9 +31,9 @@ describe('sftp backend: authentication', function () {
   }
 
   it('opens through the registry (sftp:// is registered)', async () => {
-    const { url } = fx.freshRemote();
-    const b = (await openBackend(url, { options: fx.options() })) as SftpBackend;
-    open.push(b);
+    const { url } = suite.fx.freshRemote();
+    const b = (await openBackend(url, { options: suite.fx.options() })) as SftpBackend;
+    suite.open.push(b);
     await works(b);
     assert.equal(b.displayUrl, url);
   });
@@ -52,7 +41,7 @@ describe('sftp backend: authentication', function () {
   it('logs in with a key from ssh-agent (SSH_AUTH_SOCK), no key file', async () => {
     const agent = await startAgent();
     try {
-      await agent.add(fx.sshd.userKey.file);
+      await agent.add(suite.fx.sshd.userKey.file);
       await works(backend({ sshKey: undefined, env: { SSH_AUTH_SOCK: agent.socket } }));
     } finally {
       await agent.stop();
@@ -82,20 +71,20 @@ describe('sftp backend: authentication', function () {
   it('uses the default ~/.ssh/id_ed25519 of the (private) home', async () => {
     const home = tempDir('offsite-home-');
     fs.mkdirSync(path.join(home, '.ssh'), { mode: 0o700 });
-    fs.copyFileSync(fx.sshd.userKey.file, path.join(home, '.ssh', 'id_ed25519'));
-    fs.copyFileSync(fx.knownHosts, path.join(home, '.ssh', 'known_hosts'));
+    fs.copyFileSync(suite.fx.sshd.userKey.file, path.join(home, '.ssh', 'id_ed25519'));
+    fs.copyFileSync(suite.fx.knownHosts, path.join(home, '.ssh', 'known_hosts'));
     await works(backend({ home, sshKey: undefined, knownHosts: undefined }));
   });
 
   it('reports a missing --ssh-key file as a key error', async () => {
-    await rejectsWith(backend({ sshKey: path.join(fx.home, 'nope') }).stat('x'), 'key', /Cannot read the SSH key/);
+    await rejectsWith(backend({ sshKey: path.join(suite.fx.home, 'nope') }).stat('x'), 'key', /Cannot read the SSH key/);
   });
 
   describe('encrypted key', () => {
     let enc: { file: string; publicLine: string };
     before(async () => {
       enc = await makeUserKey(tempDir(), 'id_enc', 'correct horse');
-      fs.appendFileSync(path.join(fx.sshd.dir, 'authorized_keys'), `${enc.publicLine}\n`);
+      fs.appendFileSync(path.join(suite.fx.sshd.dir, 'authorized_keys'), `${enc.publicLine}\n`);
     });
 
     it('takes the passphrase from OFFSITE_SSH_PASSPHRASE', async () => {
@@ -133,14 +122,14 @@ describe('sftp backend: authentication', function () {
     const home = tempDir('offsite-home-');
     fs.mkdirSync(path.join(home, '.ssh', 'conf.d'), { recursive: true, mode: 0o700 });
     fs.mkdirSync(path.join(home, 'keys'));
-    fs.copyFileSync(fx.sshd.userKey.file, path.join(home, 'keys', 'backup_key'));
-    fs.copyFileSync(fx.knownHosts, path.join(home, '.ssh', 'known_hosts'));
+    fs.copyFileSync(suite.fx.sshd.userKey.file, path.join(home, 'keys', 'backup_key'));
+    fs.copyFileSync(suite.fx.knownHosts, path.join(home, '.ssh', 'known_hosts'));
     fs.writeFileSync(path.join(home, '.ssh', 'config'), 'Include conf.d/*\n\nHost *\n  User nobody-by-default\n');
     fs.writeFileSync(
       path.join(home, '.ssh', 'conf.d', 'backup'),
-      `Host backupbox\n  HostName 127.0.0.1\n  Port ${fx.sshd.port}\n  User ${fx.sshd.user}\n  IdentityFile ~/keys/backup_key\n`,
+      `Host backupbox\n  HostName 127.0.0.1\n  Port ${suite.fx.sshd.port}\n  User ${suite.fx.sshd.user}\n  IdentityFile ~/keys/backup_key\n`,
     );
-    const { dir } = fx.freshRemote();
+    const { dir } = suite.fx.freshRemote();
     const b = backend({ home, sshKey: undefined, knownHosts: undefined }, undefined, `sftp://backupbox/${dir}`);
     await works(b);
     assert.equal(b.displayUrl, `sftp://backupbox/${dir}`);
@@ -152,7 +141,7 @@ describe('sftp backend: authentication', function () {
     const home = os.userInfo().homedir;
     const rel = `.offsite-test-${process.pid}-${Date.now()}`;
     try {
-      const b = backend({}, undefined, `sftp://${fx.sshd.user}@127.0.0.1:${fx.sshd.port}/${rel}/sub`);
+      const b = backend({}, undefined, `sftp://${suite.fx.sshd.user}@127.0.0.1:${suite.fx.sshd.port}/${rel}/sub`);
       await works(b);
       assert.ok(fs.existsSync(path.join(home, rel, 'sub', 'probe')), 'relative to the login folder');
     } finally {

@@ -7,31 +7,20 @@ import * as path from 'node:path';
 import { RetryBackend } from '../../../../src/engine/backend/retryBackend';
 import type { SftpBackend } from '../../../../src/engine/backend/sftpBackend';
 import { bufferSource, expectKind, listNames } from '../conformance';
-import { closeAll, startFixture, type SftpFixture } from './sftpFixture';
+import { sftpSuite } from './sftpFixture';
 
 describe('sftp backend: a remote URL that names a file', function () {
   this.timeout(60_000);
-  let fx: SftpFixture;
-  const open: SftpBackend[] = [];
-
-  before(async () => {
-    fx = await startFixture();
-  });
-  after(async () => {
-    await fx?.sshd.stop();
-  });
-  afterEach(async () => {
-    await closeAll(open);
-  });
+  const suite = sftpSuite();
 
   function at(dir: string): SftpBackend {
-    const b = fx.open(`sftp://${fx.sshd.user}@127.0.0.1:${fx.sshd.port}/${dir}`);
-    open.push(b);
+    const b = suite.fx.open(`sftp://${suite.fx.sshd.user}@127.0.0.1:${suite.fx.sshd.port}/${dir}`);
+    suite.open.push(b);
     return b;
   }
 
   function aFile(): string {
-    const { dir } = fx.freshRemote();
+    const { dir } = suite.fx.freshRemote();
     fs.mkdirSync(path.dirname(dir), { recursive: true });
     fs.writeFileSync(dir, 'I am a file\n');
     return dir;
@@ -59,7 +48,7 @@ describe('sftp backend: a remote URL that names a file', function () {
   });
 
   it('still lists a folder not made yet as empty, and makes it on the first put', async () => {
-    const { dir } = fx.freshRemote();
+    const { dir } = suite.fx.freshRemote();
     const b = at(`${dir}/a/b`);
     assert.deepEqual(await listNames(b), []);
     await b.put('probe', bufferSource(Buffer.from('x')));
@@ -69,20 +58,11 @@ describe('sftp backend: a remote URL that names a file', function () {
 
 describe('sftp backend: an SSH server without SFTP', function () {
   this.timeout(60_000);
-  let fx: SftpFixture;
-  const open: SftpBackend[] = [];
-
-  before(async () => {
-    fx = await startFixture({ sftpSubsystem: false });
-  });
-  after(async () => {
-    await closeAll(open);
-    await fx?.sshd.stop();
-  });
+  const suite = sftpSuite({ sftpSubsystem: false });
 
   it('fails at once with a permanent error saying the server offers no SFTP (not "unreachable", not retried)', async () => {
-    const b = fx.open();
-    open.push(b);
+    const b = suite.fx.open();
+    suite.open.push(b);
     let retries = 0;
     const retrying = new RetryBackend(b, { baseDelayMs: 10, onRetry: () => retries++ });
     const e = await expectKind(listNames(retrying), 'permanent');

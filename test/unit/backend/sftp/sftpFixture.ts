@@ -61,3 +61,29 @@ export function serverFiles(dir: string): string[] {
 export async function closeAll(backends: Backend[]): Promise<void> {
   for (const b of backends.splice(0)) await b.close();
 }
+
+/**
+ * The hooks most sftp suites share: one sshd started before the suite and stopped after it, and the
+ * backends a test opened (pushed on `open`) closed after each test. `fx` is there once the suite runs.
+ */
+export function sftpSuite(sshdOptions: SshdOptions = {}): { readonly fx: SftpFixture; readonly open: SftpBackend[] } {
+  let fx: SftpFixture | undefined;
+  const open: SftpBackend[] = [];
+  before(async () => {
+    fx = await startFixture(sshdOptions);
+  });
+  after(async () => {
+    await closeAll(open);
+    await fx?.sshd.stop();
+  });
+  afterEach(async () => {
+    await closeAll(open);
+  });
+  return {
+    get fx(): SftpFixture {
+      if (!fx) throw new Error('sftpSuite: the fixture starts in the suite\'s before hook');
+      return fx;
+    },
+    open,
+  };
+}

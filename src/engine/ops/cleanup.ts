@@ -6,7 +6,6 @@
 // of an interrupted backup the next backup resumes.
 import * as fs from 'node:fs';
 import { acquireLock } from '../cache/lock';
-import { parseName } from '../manifest/naming';
 import { auditRemote, type DamagedSet, type InterruptedSet } from './audit';
 import { clearCheckpoint } from './checkpoint';
 import { openForRead, type ReadOptions } from './restore';
@@ -32,19 +31,12 @@ export async function cleanup(opts: ReadOptions & { force?: boolean }): Promise<
       const audit = auditRemote(repo);
       const interrupted = audit.interrupted;
       const remote = [...audit.leftovers, ...(interrupted?.blocker !== undefined ? interrupted.files : [])];
-      // Manifests first, so an interrupted cleanup never leaves a set that looks complete.
-      remote.sort((a, b) => Number(parseName(b)!.kind === 'manifest') - Number(parseName(a)!.kind === 'manifest'));
       const temporary = await opts.backend.cleanupPartial({ dryRun: !opts.force, signal: opts.signal });
       if (opts.force) {
         await removeFiles(repo, remote, opts.signal);
         // The next backup would otherwise try to settle a checkpoint whose files are gone.
         if (interrupted?.blocker !== undefined) clearCheckpoint(opts.archive);
         for (const d of local) fs.rmSync(d, { recursive: true, force: true });
-        // Cached manifests of the sets removed (kept while their volumes were there).
-        if (remote.length) {
-          await repo.refresh(opts.signal);
-          repo.pruneCache();
-        }
       }
       return {
         remote,

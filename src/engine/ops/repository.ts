@@ -67,6 +67,12 @@ export class Repository {
     return this._collection;
   }
 
+  /** Files this run deleted from the remote: gone from the listing, without listing it again. */
+  forget(names: Iterable<string>): void {
+    for (const n of names) this.remote.delete(n);
+    this._collection = buildCollection(this.remote.keys());
+  }
+
   /**
    * Removes cached metadata (and its records) whose remote file no longer exists (the remote is
    * authoritative), except the manifest of a set whose volumes are still there: the copy is all that is

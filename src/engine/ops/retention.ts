@@ -15,7 +15,7 @@ import { OffsiteError } from '../errors';
 import { parseName } from '../manifest/naming';
 import { auditRemote } from './audit';
 import { openForRead, type ReadOptions } from './restore';
-import { cacheNameOf, type Repository } from './repository';
+import type { Repository } from './repository';
 
 export interface KeptChain {
   readonly startTime: number;
@@ -86,24 +86,28 @@ const damagedReason = (newest: string) => `not counted as a kept chain, and not 
 export async function removeFiles(repo: Repository, files: readonly string[], signal?: AbortSignal): Promise<void> {
   const { backend } = repo;
   const deleted = (name: string): void => {
-    const p = parseName(name);
-    if (p && (p.kind === 'manifest' || p.kind === 'signature')) repo.archive.remove(cacheNameOf(name));
+    repo.forget([name]);
     repo.log.info(`Deleted ${name}`);
   };
   const isManifest = (n: string) => parseName(n)?.kind === 'manifest';
   const rest = files.filter((n) => !isManifest(n));
-  for (const name of files.filter(isManifest)) {
-    await backend.remove(name, { signal });
-    deleted(name);
-  }
-  if (backend.removeMany) {
-    if (rest.length > 0) await backend.removeMany(rest, { signal });
-    rest.forEach(deleted);
-  } else {
-    for (const name of rest) {
+  try {
+    for (const name of files.filter(isManifest)) {
       await backend.remove(name, { signal });
       deleted(name);
     }
+    if (backend.removeMany) {
+      if (rest.length > 0) await backend.removeMany(rest, { signal });
+      rest.forEach(deleted);
+    } else {
+      for (const name of rest) {
+        await backend.remove(name, { signal });
+        deleted(name);
+      }
+    }
+  } finally {
+    // The cache's copies (and their records) of what is gone, as far as it got.
+    repo.pruneCache();
   }
 }
 

@@ -415,15 +415,14 @@ export class CommandCenter implements vscode.Disposable {
 
   /**
    * A restore's summary; when it left members out (the user's own files in the way, what this system
-   * cannot make, entries no backup tool writes), a warning that says which and what it means, each
-   * one in the log, as the CLI's exit 1 does.
+   * cannot make, entries no backup tool writes), a warning that says which and what it means, as the
+   * CLI's exit 1 does (the engine has logged each one).
    */
   private notifyRestored(r: { files: number; refusals: readonly Refusal[] }, done: string, action?: string, onAction?: () => void): void {
     if (r.refusals.length === 0) {
       void this.ui.notify('info', done, {}, ...(action ? [action] : [])).then((a) => a && a === action && onAction?.());
       return;
     }
-    for (const x of r.refusals) this.log.warn(`Not restored: ${x.member}: ${x.reason}`);
     const { message, hint } = describeNotRestored(r);
     const showLog = vscode.l10n.t('Show Log');
     void this.ui

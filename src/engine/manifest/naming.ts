@@ -3,6 +3,11 @@ import { OffsiteError } from '../errors';
 import { stringToTime, timeToString } from '../chain/time';
 
 export type SetType = 'full' | 'inc';
+
+/** One backup set's identity as a map key: its type and times (its files' names all carry them). */
+export function setKeyOf(type: SetType, startTime: number | undefined, endTime: number): string {
+  return `${type}:${startTime ?? ''}:${endTime}`;
+}
 export type Suffix = 'gpg' | 'gz' | '';
 
 export interface ParsedName {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import type { BackupChain, BackupSet } from '../chain/collection';
 import { timeToString } from '../chain/time';
 import { parseManifest } from '../manifest/manifest';
-import { manifestName, parseName, signatureName, type SetType } from '../manifest/naming';
+import { manifestName, parseName, setKeyOf, signatureName, type SetType } from '../manifest/naming';
 import { readCheckpoint, resumeBlocker } from './checkpoint';
 import { cacheNameOf, type Repository } from './repository';
 
@@ -44,8 +44,7 @@ export interface RemoteAudit {
   readonly damaged: readonly DamagedSet[];
 }
 
-const keyOf = (type: SetType, startTime: number | undefined, endTime: number) => `${type}:${startTime ?? ''}:${endTime}`;
-const setKey = (s: BackupSet) => keyOf(s.type, s.startTime, s.endTime);
+const setKey = (s: BackupSet) => setKeyOf(s.type, s.startTime, s.endTime);
 const filesOf = (s: BackupSet) => [...(s.manifestName ? [s.manifestName] : []), ...[...s.volumes.entries()].sort((a, b) => a[0] - b[0]).map(([, n]) => n)];
 
 /**
@@ -107,7 +106,6 @@ export function auditRemote(repo: Repository): RemoteAudit {
   const kept = new Map<string, string[] | undefined>([...inChains].map((x) => [setKey(x), undefined]));
   const leftovers: string[] = [];
   const damaged: DamagedSet[] = [];
-  const covered = new Set<BackupSet>();
   let interrupted: InterruptedSet | undefined;
   const interruptedFiles: string[] = [];
   const keep = (d: DamagedSet & { files: string[] }, sets: BackupSet[]) => {
@@ -122,7 +120,6 @@ export function auditRemote(repo: Repository): RemoteAudit {
       const name = manifestName(s.type, s.endTime, s.startTime, s.encrypted);
       const cached = cacheNameOf(name);
       const with_ = after.filter((t) => !inChains.has(t));
-      with_.forEach((t) => covered.add(t));
       keep(
         {
           type: s.type,
@@ -137,9 +134,9 @@ export function auditRemote(repo: Repository): RemoteAudit {
       continue;
     }
     const files = filesOf(s);
-    if (checkpoint && setKey(s) === keyOf(checkpoint.type, checkpoint.startTime, checkpoint.time)) {
+    if (checkpoint && setKey(s) === setKeyOf(checkpoint.type, checkpoint.startTime, checkpoint.time)) {
       const blocker = resumeBlocker(checkpoint, c, repo.remoteFiles, repo.archive);
-      interrupted = { type: s.type, startTime: s.startTime, time: s.endTime, files: [], ...(blocker ? { blocker } : {}) };
+      interrupted = { type: s.type, startTime: s.startTime, time: s.endTime, files: interruptedFiles, ...(blocker ? { blocker } : {}) };
       if (!blocker) kept.set(setKey(s), undefined);
       interruptedFiles.push(...files);
       continue;
@@ -147,21 +144,20 @@ export function auditRemote(repo: Repository): RemoteAudit {
     leftovers.push(...files);
   }
   for (const s of others) {
-    if (!s.manifestName || covered.has(s)) continue;
+    if (!s.manifestName || kept.has(setKey(s))) continue; // kept with the damaged set it continues
     keep({ type: s.type, startTime: s.startTime, time: s.endTime, files: filesOf(s), reason: keptCompleteReason(repo, s) }, [s]);
   }
   for (const name of repo.remoteFiles.keys()) {
     const p = parseName(name);
     if (!p || p.partial || p.kind !== 'signature') continue;
-    const key = keyOf(p.setType, p.startTime, p.endTime);
+    const key = setKeyOf(p.setType, p.startTime, p.endTime);
     if (kept.has(key)) {
       kept.get(key)?.push(name);
       continue;
     }
-    if (interrupted && key === keyOf(interrupted.type, interrupted.startTime, interrupted.time)) interruptedFiles.push(name);
+    if (interrupted && key === setKeyOf(interrupted.type, interrupted.startTime, interrupted.time)) interruptedFiles.push(name);
     else leftovers.push(name);
   }
-  if (interrupted) interrupted = { ...interrupted, files: interruptedFiles };
   return { chainDamage, interrupted, leftovers, damaged };
 }
 

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { chainAtTime, setsAtTime, signatureChainFor, type BackupChain, type BackupSet } from '../chain/collection';
 import { timeToString } from '../chain/time';
 import { OffsiteError, isCancellation } from '../errors';
-import { manifestName, parseName } from '../manifest/naming';
+import { manifestName, parseName, setKeyOf } from '../manifest/naming';
 import { compareIndex, indexEquals, indexToBytes } from '../pathIndex';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { auditRemote, setDamage, type DamagedSet, type InterruptedSet } from './audit';
@@ -72,7 +72,7 @@ export async function status(opts: ReadOptions): Promise<CollectionStatus> {
         endTime: chain.endTime,
         hasSignatures: signatureChainFor(c, chain)?.endTime === chain.endTime,
         sets: [chain.fullSet, ...chain.incSets].map((s) => {
-          const d = setDamage(repo, s);
+          const d = s === chain.fullSet ? damage : setDamage(repo, s); // the audit read the full set's already
           return { type: s.type, time: s.endTime, volumes: s.volumes.size, bytes: setBytes(s, sizes), ...(d === undefined ? {} : { damage: d }) };
         }),
         ...(damage === undefined ? {} : { damage }),
@@ -229,13 +229,13 @@ export async function fileHistory(opts: ReadOptions & { path: PathIndex }): Prom
     const sigNames = new Map<string, string>();
     for (const name of repo.remoteFiles.keys()) {
       const p = parseName(name);
-      if (p?.kind === 'signature' && !p.partial) sigNames.set(setKey(p.setType, p.startTime, p.endTime), name);
+      if (p?.kind === 'signature' && !p.partial) sigNames.set(setKeyOf(p.setType, p.startTime, p.endTime), name);
     }
     const out: FileVersion[] = [];
     for (const chain of repo.collection.chains) {
       let present = false; // in the chain's state before the set read next
       for (const set of [chain.fullSet, ...chain.incSets]) {
-        const sigName = sigNames.get(setKey(set.type, set.startTime, set.endTime));
+        const sigName = sigNames.get(setKeyOf(set.type, set.startTime, set.endTime));
         if (sigName === undefined) {
           opts.log.warn(`The signature file of the backup set of ${timeToString(set.endTime)} is missing on the remote: its changes are taken from its manifest (regular files only)`);
           const f = (await repo.manifest(set, opts.signal)).filelist?.find((x) => indexEquals(x.index, opts.path));
@@ -258,10 +258,6 @@ export async function fileHistory(opts: ReadOptions & { path: PathIndex }): Prom
   } finally {
     fs.rmSync(tempDir, { recursive: true, force: true });
   }
-}
-
-function setKey(type: string, start: number | undefined, end: number): string {
-  return `${type}:${start ?? ''}:${end}`;
 }
 
 /** A type as the CLI names it. */

@@ -12,7 +12,7 @@ import { CopyRecords } from '../cache/copyRecords';
 import { isCancellation, OffsiteError } from '../errors';
 import type { Logger } from '../log';
 import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from '../manifest/manifest';
-import { parseName, type ParsedName } from '../manifest/naming';
+import { parseName, setKeyOf, type ParsedName } from '../manifest/naming';
 import { readTar } from '../volume/tar';
 import { buildCollection, type BackupSet, type Collection } from '../chain/collection';
 import { fetchRemote, openDecoded, readRemoteSmall, withFile, wrappingOf, type CryptoContext } from './remoteFiles';
@@ -81,7 +81,7 @@ export class Repository {
   pruneCache(): string[] {
     const wanted = new Set<string>();
     const volumesOf = new Set<string>();
-    const setOf = (p: ParsedName) => `${p.setType}:${p.startTime ?? ''}:${p.endTime}`;
+    const setOf = (p: ParsedName) => setKeyOf(p.setType, p.startTime, p.endTime);
     for (const name of this.remote.keys()) {
       const p = parseName(name);
       if (p && (p.kind === 'manifest' || p.kind === 'signature')) wanted.add(cacheNameOf(name));

@@ -503,9 +503,9 @@ export function buildProgram(signal: AbortSignal): Command {
 }
 
 /**
- * An error as the command line says it. The engine's hint for a wrong passphrase is the extension's
- * ("enter it again", where it asks again); here the passphrase came from OFFSITE_PASSPHRASE or a prompt.
- * A missing secret key is given with an option here.
+ * An error as the command line says it. The engine's hint for a wrong passphrase fits the extension,
+ * which asks again; here the passphrase came from a variable or a prompt, and the line says which. A
+ * missing secret key is given with an option here.
  */
 function cliMessage(e: OffsiteError): string {
   if (e.code === 'passphrase' && e.message.startsWith('Wrong passphrase')) {

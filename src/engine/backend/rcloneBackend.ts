@@ -75,7 +75,7 @@ export function parseRcloneUrl(rawUrl: string): string {
  * request. A setting of the user's (RCLONE_TIMEOUT, RCLONE_CONTIMEOUT, RCLONE_LOW_LEVEL_RETRIES,
  * RCLONE_RETRIES) wins: a flag would override it.
  */
-export const RCLONE_TIMEOUT_FLAGS: ReadonlyArray<readonly [flag: string, value: string, envName: string]> = [
+const RCLONE_TIMEOUT_FLAGS: ReadonlyArray<readonly [flag: string, value: string, envName: string]> = [
   ['--retries', '1', 'RCLONE_RETRIES'],
   ['--low-level-retries', '1', 'RCLONE_LOW_LEVEL_RETRIES'],
   ['--contimeout', '10s', 'RCLONE_CONTIMEOUT'],

@@ -772,7 +772,11 @@ export async function createS3Backend(_url: URL, ctx: BackendContext, rawUrl: st
     throw new OffsiteError('config', 'Only one of the S3 access key id and secret access key is set', { hint: 'Set both, or neither to use the AWS credential chain' });
   }
   const concurrency = typeof o.concurrency === 'number' && o.concurrency >= 1 ? Math.floor(o.concurrency) : 4;
-  const timeout = Number(env.OFFSITE_S3_TIMEOUT);
+  /** A positive number from the environment, in `unit`s (seconds, MiB). */
+  const scaled = (v: string | undefined, unit: number): number | undefined => {
+    const n = Number(v);
+    return v !== undefined && Number.isFinite(n) && n > 0 ? Math.round(n * unit) : undefined;
+  };
   const { client } = await createS3Client({
     endpoint,
     region: str(o.s3Region),
@@ -780,16 +784,12 @@ export async function createS3Backend(_url: URL, ctx: BackendContext, rawUrl: st
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: str(o.s3SessionToken) } : undefined,
     maxSockets: Math.max(16, concurrency * 5),
     log: ctx.log,
-    idleTimeoutMs: env.OFFSITE_S3_TIMEOUT !== undefined && Number.isFinite(timeout) && timeout > 0 ? Math.round(timeout * 1000) : undefined,
+    idleTimeoutMs: scaled(env.OFFSITE_S3_TIMEOUT, 1000),
   });
   if (storageClass && isArchiveClass(storageClass)) {
     ctx.log?.('info', `Volumes go to the ${storageClass} storage class: they must be thawed before a restore; manifests stay STANDARD`);
   }
-  const mb = (v: string | undefined): number | undefined => {
-    const n = Number(v);
-    return v !== undefined && Number.isFinite(n) && n > 0 ? Math.round(n * MiB) : undefined;
-  };
-  return new S3Backend({ ...loc, client, endpoint, storageClass, concurrency, partSize: mb(env.OFFSITE_S3_PART_MB), multipartThreshold: mb(env.OFFSITE_S3_MULTIPART_MB) });
+  return new S3Backend({ ...loc, client, endpoint, storageClass, concurrency, partSize: scaled(env.OFFSITE_S3_PART_MB, MiB), multipartThreshold: scaled(env.OFFSITE_S3_MULTIPART_MB, MiB) });
 }
 
 registerBackend('s3', createS3Backend);

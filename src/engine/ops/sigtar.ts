@@ -129,7 +129,7 @@ export class SigtarWriter {
   }
 }
 
-export type RawEntry = { index: PathIndex; kind: 'signature' | 'snapshot' | 'deleted'; meta: EntryMeta; signature?: Buffer };
+type RawEntry = { index: PathIndex; kind: 'signature' | 'snapshot' | 'deleted'; meta: EntryMeta; signature?: Buffer };
 
 /** The members of one plaintext signature tar stream, bodies read into memory (they are small). */
 export async function* readSigtar(plain: AsyncIterable<Buffer>): AsyncGenerator<RawEntry> {

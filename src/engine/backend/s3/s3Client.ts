@@ -139,9 +139,9 @@ function hasHeader(headers: Record<string, string>, name: string): boolean {
 /**
  * The SDK logs strings (the HTTP handler's warnings) and, for each failed request, an object with the
  * command, its input and the error. Shown: the command, bucket and key, the error's name, code, HTTP
- * status, message and attempts; never the input's other fields (a body, SSE keys) nor the request.
+ * status, message and request id (one attempt per request: Offsite retries); never the input's other fields (a body, SSE keys) nor the request.
  */
-export function formatSdkLog(args: readonly unknown[]): string {
+function formatSdkLog(args: readonly unknown[]): string {
   return args.map((a) => (typeof a === 'string' ? redactSdkText(a) : formatSdkObject(a))).join(' ');
 }
 
@@ -149,7 +149,7 @@ interface SdkLogEntry {
   commandName?: unknown;
   input?: { Bucket?: unknown; Key?: unknown; Prefix?: unknown };
   error?: unknown;
-  metadata?: { httpStatusCode?: unknown; requestId?: unknown; attempts?: unknown };
+  metadata?: { httpStatusCode?: unknown; requestId?: unknown };
 }
 
 function formatSdkObject(a: unknown): string {
@@ -171,7 +171,6 @@ function describeError(e: unknown, metadata: SdkLogEntry['metadata']): string {
   const code = typeof err.code === 'string' && err.code !== name ? ` ${err.code}` : '';
   const details = [
     typeof md?.httpStatusCode === 'number' ? `HTTP ${md.httpStatusCode}` : undefined,
-    typeof md?.attempts === 'number' ? `${md.attempts} attempt${md.attempts === 1 ? '' : 's'}` : undefined,
     typeof md?.requestId === 'string' ? `request id ${md.requestId}` : undefined,
   ].filter((d) => d !== undefined);
   const raw = typeof err.message === 'string' ? err.message.replace(/\s+/g, ' ').trim() : '';
@@ -206,7 +205,7 @@ async function checkProfile(given: string | undefined, env: Readonly<Record<stri
   if (names.has(profile)) return;
   const known = [...names].sort();
   throw new OffsiteError('config', `The AWS profile '${profile}' (${from}) is not in ${credentials.shown} or ${config.shown}`, {
-    hint: known.length ? `Profiles there: ${known.join(', ')}` : `Add it there (e.g. \`aws configure --profile ${profile}\`), or give the keys through AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
+    hint: known.length ? `Profiles there: ${known.join(', ')}` : `Add it there (e.g. \`aws configure --profile ${profile}\`), or drop ${from} and give the keys through AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
   });
 }
 

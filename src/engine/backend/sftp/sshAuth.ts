@@ -170,7 +170,9 @@ async function loadKey(file: string, plan: AuthPlan, explicit: boolean, attempts
       throw new OffsiteError('passphrase', `Wrong passphrase for the SSH key ${file}`, {
         cause: parsed,
         file,
-        hint: plan.passphrase !== undefined ? 'Check OFFSITE_SSH_PASSPHRASE, or unset it to be asked' : 'Enter the passphrase again',
+        // Neutral: the extension passes its stored passphrase through OFFSITE_SSH_PASSPHRASE and asks
+        // again; the CLI says which variable (cli/main.ts cliMessage).
+        hint: 'Enter the right passphrase',
       });
     }
   }

@@ -106,8 +106,8 @@ describe('S3 client settings', function () {
     await good.close();
     await bad.close();
     assert.equal(lines.length, 2, lines.join('\n'));
-    assert.match(lines[0], new RegExp(`^S3 SDK: HeadObjectCommand s3://${bucket}/${remote.prefix}missing\\.gpg failed: NotFound \\(HTTP 404, 1 attempt`));
-    assert.match(lines[1], new RegExp(`^S3 SDK: ListObjectsV2Command s3://${bucket}/${remote.prefix}\\* failed: SignatureDoesNotMatch: .+\\(HTTP 403, 1 attempt`));
+    assert.match(lines[0], new RegExp(`^S3 SDK: HeadObjectCommand s3://${bucket}/${remote.prefix}missing\\.gpg failed: NotFound \\(HTTP 404[,)]`));
+    assert.match(lines[1], new RegExp(`^S3 SDK: ListObjectsV2Command s3://${bucket}/${remote.prefix}\\* failed: SignatureDoesNotMatch: .+\\(HTTP 403[,)]`));
     for (const l of lines) {
       assert.doesNotMatch(l, /\[object Object\]/);
       assert.ok(!l.includes(secret) && !l.includes(server.secretAccessKey), `a secret in: ${l}`);

@@ -74,13 +74,19 @@ export function setDamage(repo: Repository, set: BackupSet, opts: { cachedManife
   return undefined;
 }
 
+/** The chains whose full set evidently cannot be restored, with the reason (what retention needs of the audit). */
+export function chainsDamage(repo: Repository): Map<BackupChain, string> {
+  const out = new Map<BackupChain, string>();
+  for (const chain of repo.collection.chains) {
+    const why = setDamage(repo, chain.fullSet);
+    if (why !== undefined) out.set(chain, why);
+  }
+  return out;
+}
+
 export function auditRemote(repo: Repository): RemoteAudit {
   const c = repo.collection;
-  const chainDamage = new Map<BackupChain, string>();
-  for (const chain of c.chains) {
-    const why = setDamage(repo, chain.fullSet);
-    if (why !== undefined) chainDamage.set(chain, why);
-  }
+  const chainDamage = chainsDamage(repo);
 
   const inChains = new Set<BackupSet>(c.chains.flatMap((ch) => [ch.fullSet, ...ch.incSets]));
   const others = [...c.orphanedIncs, ...c.supersededIncs, ...c.incompleteSets].filter((s) => !inChains.has(s));

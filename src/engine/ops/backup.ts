@@ -468,8 +468,9 @@ class BackupRun {
         // A cancelled backup leaves nothing behind: the user asked for it to stop, not to pause.
         await this.removeRemote(this.checkpoint.uploaded);
         clearCheckpoint(opts.archive);
-      } else if (this.checkpoint.uploaded.length && (this.mayHaveUploaded || this.putsRunning > 0)) {
-        // (With nothing placed, the next run only clears the checkpoint and any temporary upload.)
+      } else if (this.checkpoint.uploaded.length && (this.resumeFrom !== undefined || this.mayHaveUploaded || this.putsRunning > 0)) {
+        // (With nothing placed, by this run or the one it resumed, the next run only clears the
+        // checkpoint and any temporary upload.)
         opts.log.warn(`The backup stopped; the next run resumes it${this.checkpoint.resume ? ` after ${indexToString(this.checkpoint.resume.index)}` : ''} or removes what it uploaded`);
       }
       throw e;

@@ -108,8 +108,8 @@ export class Repository {
   }
 
   /** Records a signature archive's cached copy (written by the caller) as made from a remote file of `remoteSize` bytes. */
-  recordSigtarCopy(local: string, remoteSize: number): void {
-    this.copies.set(local, { size: fs.statSync(this.archive.file(local)).size, remoteSize });
+  recordSigtarCopy(local: string, remoteSize: number, size = fs.statSync(this.archive.file(local)).size): void {
+    this.copies.set(local, { size, remoteSize });
   }
 
   /**
@@ -163,12 +163,12 @@ export class Repository {
       this.log.debug(`The cached copy of ${remoteName} has no record and could not be compared with the remote one (${(e as Error).message}); using it`);
       return parsed!;
     }
-    if (!remote.equals(text)) {
-      this.log.warn(`The local cache copy ${this.archive.file(local)} does not match the remote manifest ${remoteName}: using the remote one, and replacing the copy`);
-      this.archive.writeAtomic(local, remote);
+    if (remote.equals(text)) {
+      this.recordManifestCopy(local, text, this.remote.get(remoteName) ?? 0);
+      return parsed!;
     }
-    this.recordManifestCopy(local, remote, this.remote.get(remoteName) ?? 0);
-    return parseManifestOf(remote, remoteName);
+    this.log.warn(`The local cache copy ${this.archive.file(local)} does not match the remote manifest ${remoteName}: using the remote one, and replacing the copy`);
+    return this.keepManifest(remoteName, local, remote);
   }
 
   private async readRemoteManifest(remoteName: string, signal?: AbortSignal): Promise<Buffer> {
@@ -181,7 +181,11 @@ export class Repository {
 
   /** Fetches a manifest, caches and records its plaintext, and parses it. */
   private async fetchManifest(remoteName: string, local: string, signal?: AbortSignal): Promise<Manifest> {
-    const text = await this.readRemoteManifest(remoteName, signal);
+    return this.keepManifest(remoteName, local, await this.readRemoteManifest(remoteName, signal));
+  }
+
+  /** A manifest's plaintext as the remote holds it: cached, recorded and parsed. */
+  private keepManifest(remoteName: string, local: string, text: Buffer): Manifest {
     this.archive.writeAtomic(local, text);
     this.recordManifestCopy(local, text, this.remote.get(remoteName) ?? 0);
     return parseManifestOf(text, remoteName);
@@ -230,7 +234,7 @@ export class Repository {
           : undefined;
       } else {
         why = await unreadableSigtar(file);
-        if (why === undefined && remoteSize !== undefined) this.recordSigtarCopy(local, remoteSize);
+        if (why === undefined && remoteSize !== undefined) this.recordSigtarCopy(local, remoteSize, st.size);
       }
       if (why === undefined) return file;
       return this.refetchDamaged(remoteName, local, why, () => this.fetchSigtar(remoteName, local, signal));

@@ -10,7 +10,7 @@
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../log';
-import { compareIndex, indexToString, isPrefixOf } from '../pathIndex';
+import { indexEquals, indexToString, isPrefixOf } from '../pathIndex';
 import type { PathIndex } from '../types';
 import type { Refusal, RefusalCause, Restorable } from './setReader';
 import { TreeWriter } from './treeWriter';
@@ -68,7 +68,7 @@ export class FilesystemOutput {
     // replace or redirect the first (a symlink, then a file through it). Without this, the writer saw
     // a path it had just written and refused to overwrite it, as if it were the user's.
     const last = this.last;
-    if (last && compareIndex(last, item.index) === 0) {
+    if (last && indexEquals(last, item.index)) {
       return this.refused(indexToString(item.index), 'the backup holds this path more than once; the first was restored', 'archive');
     }
     this.last = item.index;

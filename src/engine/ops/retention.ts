@@ -13,7 +13,7 @@ import { acquireLock } from '../cache/lock';
 import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
 import { parseName } from '../manifest/naming';
-import { auditRemote } from './audit';
+import { chainsDamage } from './audit';
 import { openForRead, type ReadOptions } from './restore';
 import type { Repository } from './repository';
 
@@ -62,7 +62,7 @@ async function removePlan(opts: ReadOptions & { force?: boolean }, pick: (chains
     throw e;
   });
   try {
-    const { chainDamage } = auditRemote(repo);
+    const chainDamage = chainsDamage(repo);
     const p = pick(repo.collection.chains, chainDamage);
     const files = p.remove.flatMap((ch) => chainFiles(repo.collection, ch));
     const kept = repo.collection.chains

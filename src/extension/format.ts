@@ -34,6 +34,11 @@ export function formatTime(epochSeconds: number): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+/** The chain backups continue and restores use: the newest one not marked damaged (-1: none). */
+export function currentChainIndex(s: Pick<CollectionStatus, 'chains'>): number {
+  return s.chains.findLastIndex((c) => c.damage === undefined);
+}
+
 const PHASES: Record<string, string> = { scan: 'Reading', upload: 'Uploading', download: 'Downloading', write: 'Writing', done: 'Finishing', drill: 'Restoring and comparing' };
 
 /** One line for withProgress: "Reading: 1,234 files, 45 MB read, 12 MB uploaded — src/a.ts". */
@@ -64,7 +69,7 @@ export function formatStatusReport(folderName: string, url: string, s: Collectio
     lines.push('  No backups yet.', ...(temporary ? [temporary] : []), '');
     return lines.join('\n');
   }
-  const current = s.chains.findLastIndex((c) => c.damage === undefined);
+  const current = currentChainIndex(s);
   s.chains.forEach((c, i) => {
     const label = c.damage !== undefined ? 'Damaged' : i === current ? 'Current' : 'Older';
     lines.push(`  ${label} chain: ${formatTime(c.startTime)} … ${formatTime(c.endTime)}, ${c.sets.length} set(s)${c.hasSignatures ? '' : ' (signatures missing)'}${c.damage !== undefined ? ` — not restorable: its full set: ${c.damage}` : ''}`);

@@ -10,7 +10,7 @@ import { folderConfig } from './config';
 import { EngineError, isCancelled, type EngineOp, type EngineResults } from './engineClient';
 import { FOLDER_PAGE, sortNodes, toPage, type FileNode } from './fileTree';
 import type { FolderConfig } from './folderConfig';
-import { progressMessage } from './format';
+import { currentChainIndex, progressMessage } from './format';
 import type { EngineGateway, RequestBuilder } from './gateway';
 import type { FolderRecord } from './schedule';
 
@@ -252,7 +252,8 @@ export class BackupModel implements vscode.Disposable {
       const s = await this.read(f, 'status', (remote) => ({ op: 'status', remote }), opts);
       f.status = s;
       f.statusError = undefined;
-      const chain = s.chains.findLast((c) => c.damage === undefined);
+      const current = currentChainIndex(s);
+      const chain = current < 0 ? undefined : s.chains[current]; // (at(-1) would be the newest, damaged)
       // The remote is the truth: a backup made by cron counts, a deleted chain no longer does, nor one
       // that cannot be restored.
       await this.updateRecord(f, { chainSets: chain?.sets.length, lastSuccess: chain?.sets.at(-1)?.time });

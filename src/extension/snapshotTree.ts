@@ -7,7 +7,7 @@ import type { ChainStatus, SetStatus } from '../engine/ops/inspect';
 import { isCancelled } from './engineClient';
 import type { FileNode } from './fileTree';
 import { redactUrl } from './folderConfig';
-import { formatAge, formatBytes, formatTime } from './format';
+import { currentChainIndex, formatAge, formatBytes, formatTime } from './format';
 import type { BackupModel, FolderBackup } from './model';
 
 export type BackupNode = FolderNode | ChainNode | SetNode | EntryNode | MoreNode | MessageNode;
@@ -224,7 +224,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
         return this.model.folders.length === 1 ? [] : [{ kind: 'message', text: vscode.l10n.t('No backups yet at {0}', redactUrl(f.config.url)) }];
       }
       // Newest first.
-      const current = s.chains.findLastIndex((c) => c.damage === undefined);
+      const current = currentChainIndex(s);
       return s.chains.map((chain, i) => ({ kind: 'chain' as const, folder: f, chain, current: i === current })).reverse();
     } catch (e) {
       return [{ kind: 'message', text: vscode.l10n.t('Cannot read {0}: {1}', redactUrl(f.config.url), e instanceof Error ? e.message : String(e)), error: true }];

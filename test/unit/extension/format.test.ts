@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { emptyStats } from '../../../src/engine/ops/stats';
-import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, progressMessage, statsSummary } from '../../../src/extension/format';
+import { currentChainIndex, drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, progressMessage, statsSummary } from '../../../src/extension/format';
 
 describe('extension: wording', () => {
   it('ages', () => {
@@ -10,6 +10,14 @@ describe('extension: wording', () => {
     assert.equal(formatAge(3599), '59m ago');
     assert.equal(formatAge(2 * 3600 + 59), '2h ago');
     assert.equal(formatAge(86400 * 3 + 5), '3d ago');
+  });
+
+  it('the current chain: the newest not marked damaged, -1 when every one is', () => {
+    const chain = (damage?: string) => ({ ...(damage === undefined ? {} : { damage }) });
+    assert.equal(currentChainIndex({ chains: [chain(), chain(), chain('no volumes')] } as never), 1);
+    assert.equal(currentChainIndex({ chains: [chain(), chain()] } as never), 1);
+    assert.equal(currentChainIndex({ chains: [chain('gap')] } as never), -1);
+    assert.equal(currentChainIndex({ chains: [] } as never), -1);
   });
 
   it('sizes', () => {

@@ -20,6 +20,7 @@ import { listFiles } from './inspect';
 import type { CryptoContext } from './remoteFiles';
 import { openForRead, setsForTime } from './restore';
 import { restoreRecords, type ReadContext } from './setReader';
+import { lstatSource } from './verify';
 
 export const DEFAULT_DRILL_SAMPLE = 20;
 const DRILL_RECORD = 'offsite-drill.json';
@@ -200,18 +201,12 @@ export async function drill(opts: DrillOptions): Promise<DrillResult> {
         bytes += restored.size;
         progress({ operation: 'verify', phase: 'drill', files: n, bytes, path: rel });
         const srcPath = Buffer.concat([source, ...index.flatMap((c) => [Buffer.from('/'), c])]);
-        let st: fs.Stats | undefined;
-        try {
-          st = fs.lstatSync(srcPath, { throwIfNoEntry: false });
-        } catch (e) {
-          // A folder on the way is now a file or a symlink: the file is gone from the source. Anything
-          // else (a folder we may not search) is this file's problem, not the drill's end.
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code !== 'ENOTDIR' && code !== 'ELOOP') {
-            files.push({ path: rel, bytes: restored.size, outcome: 'changed', detail: `cannot read the source file: ${code ?? (e as Error).message}` });
-            continue;
-          }
+        const found = lstatSource(srcPath);
+        if (found && 'failed' in found) {
+          files.push({ path: rel, bytes: restored.size, outcome: 'changed', detail: `cannot read the source file: ${found.failed.code ?? found.failed.message}` });
+          continue;
         }
+        const st = found;
         // A time before 1970 is stored as 0 (duplicity's format): compared as stored.
         if (!st?.isFile() || st.size !== restored.size || Math.max(0, Math.floor(st.mtimeMs / 1000)) !== restored.mtime) {
           files.push({ path: rel, bytes: restored.size, outcome: 'changed', detail: !st ? 'no longer in the source' : !st.isFile() ? 'no longer a file in the source' : 'changed in the source since the backup' });

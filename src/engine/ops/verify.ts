@@ -54,20 +54,25 @@ function localOf(e: ScanEntry): LocalState {
 }
 
 /**
- * A path's local state, or undefined when it is not there: gone, or a folder on its way is now a file
- * or a symlink (ENOTDIR, ELOOP). Other errors (a folder we may not search, a name too long) are the
- * path's own difference, never the end of the verify: `{ error }`.
+ * A source path's lstat, or undefined when it is not there: gone, or a folder on its way is now a
+ * file or a symlink (ENOTDIR, ELOOP). Other errors (a folder we may not search, a name too long) are
+ * the path's own problem, never the end of a verify or a drill: `{ failed }`.
  */
-function lstatLocal(p: Buffer): LocalState | { error: string } | undefined {
-  let st: fs.Stats | undefined;
+export function lstatSource(p: Buffer): fs.Stats | { failed: NodeJS.ErrnoException } | undefined {
   try {
-    st = fs.lstatSync(p, { throwIfNoEntry: false });
+    return fs.lstatSync(p, { throwIfNoEntry: false });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOTDIR' || code === 'ELOOP') return undefined;
-    return { error: errorText(e) };
+    return { failed: e as NodeJS.ErrnoException };
   }
-  return st && { type: typeOf(st), mode: st.mode, mtime: Math.floor(st.mtimeMs / 1000), mtimeMs: st.mtimeMs };
+}
+
+/** A path's local state (lstatSource), its failure as the path's difference. */
+function lstatLocal(p: Buffer): LocalState | { error: string } | undefined {
+  const st = lstatSource(p);
+  if (st === undefined || 'failed' in st) return st && { error: errorText(st.failed) };
+  return { type: typeOf(st), mode: st.mode, mtime: Math.floor(st.mtimeMs / 1000), mtimeMs: st.mtimeMs };
 }
 
 /** An error's message without the path Node appends (the difference names the path already). */

@@ -128,6 +128,17 @@ describe('a damaged local cache', function () {
     assert.doesNotMatch(again.stderr, /Fetching/);
   });
 
+  it('a cache without records: each signature archive is read through once, then recorded (later runs only compare sizes)', async () => {
+    fs.rmSync(path.join(cache, COPY_RECORDS), { recursive: true });
+    const r = await cli('list', url);
+    assert.equal(r.code, 0, r.stderr);
+    const dir = path.dirname(newestManifest());
+    const sigtars = fs.readdirSync(dir).filter((n) => n.endsWith('.sigtar.gz')).sort();
+    assert.ok(sigtars.length >= 2, sigtars.join(' '));
+    const records = fs.readdirSync(path.join(dir, COPY_RECORDS)).filter((n) => n.endsWith('.sigtar.gz.json'));
+    assert.deepEqual(records.map((n) => n.slice(0, -'.json'.length)).sort(), sigtars);
+  });
+
   it('a cut cached manifest without a record and without the key: a clear error', async () => {
     fs.rmSync(path.join(cache, COPY_RECORDS), { recursive: true });
     const m = newestManifest();

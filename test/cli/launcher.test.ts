@@ -65,6 +65,12 @@ describe('cli: bin/offsite as a command', function () {
       /^parent: node --max-semi-space-size=2 --initial-old-space-size=32 --no-flush-bytecode \S*bin\/offsite backup /m,
     );
 
+    // A restore starts the optimizing compiler later (it lasts seconds, not minutes).
+    fs.rmSync(dump);
+    const restore = await run(OFFSITE, ['restore', 'rclone://remote:backups', path.join(dir, 'out')], { env });
+    assert.equal(restore.code, 1, restore.stderr); // the stand-in fails
+    assert.match(fs.readFileSync(dump, 'utf8'), /^parent: node --max-semi-space-size=2 --interrupt-budget=400000 --no-flush-bytecode \S*bin\/offsite restore /m);
+
     // A file:// run goes through its event loop to the end: still no certificates loaded.
     const status = await run(OFFSITE, ['status', `file://${path.join(dir, 'none')}`], { env });
     assert.equal(status.code, 0, status.stderr);

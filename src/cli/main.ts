@@ -89,7 +89,7 @@ async function passphraseFor(what: string): Promise<string | undefined> {
   if (env !== undefined) return env;
   const answer = await promptSecret(`Passphrase for ${what}: `);
   if (answer === undefined) {
-    throw new OffsiteError('passphrase', `A passphrase is needed for ${what}`, { hint: 'Set OFFSITE_PASSPHRASE, or run offsite on a terminal to be asked' });
+    throw new OffsiteError('passphrase', `A passphrase is needed for ${what}`, { hint: 'Set OFFSITE_PASSPHRASE, or run offsite on a terminal to be asked', needs: { input: 'passphrase', wrong: false } });
   }
   return answer;
 }
@@ -490,7 +490,7 @@ export function buildProgram(signal: AbortSignal): Command {
       if (passphrase === undefined) {
         passphrase = await promptSecret('Passphrase for the new secret key: ');
         const again = passphrase === undefined ? undefined : await promptSecret('Repeat the passphrase: ');
-        if (passphrase === undefined) throw new OffsiteError('passphrase', 'A passphrase is needed to protect the new secret key', { hint: 'Set OFFSITE_PASSPHRASE, or run offsite on a terminal to be asked' });
+        if (passphrase === undefined) throw new OffsiteError('passphrase', 'A passphrase is needed to protect the new secret key', { hint: 'Set OFFSITE_PASSPHRASE, or run offsite on a terminal to be asked', needs: { input: 'passphrase', wrong: false } });
         if (again !== passphrase) throw new OffsiteError('passphrase', 'The two passphrases differ');
       }
       const k = await generateKeyPair(name, email, passphrase);
@@ -503,18 +503,20 @@ export function buildProgram(signal: AbortSignal): Command {
 }
 
 /**
- * An error as the command line says it. The engine's hint for a wrong passphrase fits the extension,
- * which asks again; here the passphrase came from a variable or a prompt, and the line says which. A
- * missing secret key is given with an option here.
+ * An error as the command line says it, from the input the error says is at fault (OffsiteError.needs).
+ * The engine's hint for a wrong passphrase fits the extension, which asks again; here the passphrase
+ * came from a variable or a prompt, and the line says which. A missing secret key is given with an
+ * option here.
  */
 function cliMessage(e: OffsiteError): string {
-  if (e.code === 'passphrase' && e.message.startsWith('Wrong passphrase')) {
+  const needs = e.needs;
+  if (needs?.wrong && needs.input !== 'secretKey') {
     // The SSH key's passphrase comes from OFFSITE_SSH_PASSPHRASE, the OpenPGP key's from OFFSITE_PASSPHRASE.
-    const variable = e.message.startsWith('Wrong passphrase for the SSH key') ? 'OFFSITE_SSH_PASSPHRASE' : 'OFFSITE_PASSPHRASE';
+    const variable = needs.input === 'sshPassphrase' ? 'OFFSITE_SSH_PASSPHRASE' : 'OFFSITE_PASSPHRASE';
     const what = process.env[variable] !== undefined ? `Check ${variable}, or unset it to be asked on a terminal` : 'Run the command again and enter the right one';
     return `${e.message}. ${what}`;
   }
-  if (e.code === 'decrypt' && e.message.endsWith('no secret key was given')) return `${e.message}. Pass --key KEY (your private key file, or its id in your gpg keyring)`;
+  if (needs?.input === 'secretKey' && !needs.wrong) return `${e.message}. Pass --key KEY (your private key file, or its id in your gpg keyring)`;
   return e.userMessage;
 }
 

@@ -59,7 +59,7 @@ function decryptOptionsFor(k: KeyConfig, why: string): () => Promise<DecryptOpti
     if (!opts.decryptionKeys?.length) {
       const pw = process.env.OFFSITE_PASSPHRASE;
       if (pw === undefined) {
-        throw new OffsiteError('key', `The private key is needed to ${why}`, { hint: 'Pass --key KEY (your private key file, or its id in your gpg keyring)' });
+        throw new OffsiteError('key', `The private key is needed to ${why}`, { hint: 'Pass --key KEY (your private key file, or its id in your gpg keyring)', needs: { input: 'secretKey', wrong: false } });
       }
       opts.passwords = [pw];
     }

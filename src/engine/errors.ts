@@ -23,18 +23,34 @@ export type ErrorCode =
   | 'sourceChanged'
   | 'internal';
 
+/**
+ * The secret input an error is about, for front ends that say where that input comes from (the CLI:
+ * a variable or an option; the extension: a prompt whose answer it keeps) without reading the message.
+ * - input 'passphrase': the OpenPGP passphrase (of the secret key, or of a symmetrically encrypted
+ *   file); 'sshPassphrase': the passphrase of the SSH key named by the error's `file`; 'secretKey': the
+ *   OpenPGP secret key to decrypt with.
+ * - wrong: one was given and refused (false: none was given).
+ */
+export interface NeededInput {
+  readonly input: 'passphrase' | 'sshPassphrase' | 'secretKey';
+  readonly wrong: boolean;
+}
+
 export interface OffsiteErrorOptions {
   /** What the user can do about it, in one short sentence. */
   readonly hint?: string;
   readonly cause?: unknown;
   /** The file (local or remote) the error is about, when there is one. */
   readonly file?: string;
+  /** The secret input to give (again) to get past the error, when that is what it takes. */
+  readonly needs?: NeededInput;
 }
 
 export class OffsiteError extends Error {
   readonly code: ErrorCode;
   readonly hint?: string;
   readonly file?: string;
+  readonly needs?: NeededInput;
 
   constructor(code: ErrorCode, message: string, options: OffsiteErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -42,6 +58,7 @@ export class OffsiteError extends Error {
     this.code = code;
     this.hint = options.hint;
     this.file = options.file;
+    this.needs = options.needs;
   }
 
   static is(e: unknown, code?: ErrorCode): e is OffsiteError {

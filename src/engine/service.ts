@@ -12,7 +12,7 @@ import { ArchiveDir, archiveDirFor, defaultCacheRoot, keyCacheDir } from './cach
 import { parseTimeSpec, timeToString } from './chain/time';
 import { generateKeyPair } from './crypto/keys';
 import { cryptoForBackup, cryptoForRead, type KeyConfig } from './cryptoConfig';
-import { OffsiteError } from './errors';
+import { OffsiteError, type NeededInput } from './errors';
 import type { Logger } from './log';
 import { indexFromBytes, indexToString } from './pathIndex';
 import type { Progress } from './progress';
@@ -135,10 +135,12 @@ export interface ServiceError {
   readonly hint?: string;
   /** The file the error is about (e.g. the SSH key whose passphrase is wrong), when there is one. */
   readonly file?: string;
+  /** The secret input at fault (OffsiteError.needs), when there is one. */
+  readonly needs?: NeededInput;
 }
 
 export function toServiceError(e: unknown): ServiceError {
-  if (e instanceof OffsiteError) return { code: e.code, message: e.message, hint: e.hint, file: e.file };
+  if (e instanceof OffsiteError) return { code: e.code, message: e.message, hint: e.hint, file: e.file, needs: e.needs };
   if (e instanceof Error && (e.name === 'AbortError' || (e as NodeJS.ErrnoException).code === 'ABORT_ERR')) return { code: 'cancelled', message: 'Cancelled' };
   return { code: 'internal', message: e instanceof Error ? e.message : String(e) };
 }
@@ -159,7 +161,7 @@ function keyConfig(k: KeySpec): KeyConfig {
     restoreKey: k.restoreKey,
     passphrase: async (what) => {
       if (k.passphrase !== undefined) return k.passphrase;
-      throw new OffsiteError('passphrase', `A passphrase is needed for ${what}`, { hint: 'Enter the passphrase of your private key' });
+      throw new OffsiteError('passphrase', `A passphrase is needed for ${what}`, { hint: 'Enter the passphrase of your private key', needs: { input: 'passphrase', wrong: false } });
     },
   };
 }

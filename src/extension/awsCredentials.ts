@@ -1,9 +1,8 @@
 // s3:// remotes in the extension: whether the user configured S3 credentials the AWS way (variables,
 // a profile, the shared files), in which case a refusal is theirs to fix there; else the extension
 // asks for keys and keeps them in SecretStorage. Pure (no 'vscode'): unit-tested under plain Node.
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
+import { readAwsProfiles } from '../engine/backend/s3/awsProfiles';
 import type { FolderConfig } from './folderConfig';
 
 export function isS3Url(url: string): boolean {
@@ -43,37 +42,23 @@ export function s3KeysIdFor(cfg: FolderConfig): string {
   return cfg.remote.s3EndpointUrl ? `${root} @ ${cfg.remote.s3EndpointUrl}` : root;
 }
 
-function hasSection(file: string, names: readonly string[], read: (f: string) => string | undefined, needs?: RegExp): boolean {
-  const text = read(file);
-  if (text === undefined) return false;
-  // INI sections: [default] in credentials, [default] or [profile NAME] in config.
-  const sections = text.split(/^\s*\[/m).slice(1);
-  return sections.some((sec) => {
-    const name = sec.slice(0, sec.indexOf(']')).trim();
-    return names.includes(name) && (!needs || needs.test(sec));
-  });
-}
+/** A line of a config profile that gives credentials (in the credentials file, any [default] does). */
+const CREDENTIAL_LINE = /^\s*(aws_access_key_id|credential_process|sso_session|sso_start_url|role_arn|web_identity_token_file)\s*=/m;
 
 /**
  * Whether S3 credentials are configured outside Offsite: AWS_ACCESS_KEY_ID, a container or web
  * identity, a profile named by offsite.s3Profile or AWS_PROFILE, or a default profile with keys in
- * ~/.aws/credentials or ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE).
+ * ~/.aws/credentials or ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE; the files and
+ * their profiles are read as the s3 backend reads them: engine/backend/s3/awsProfiles.ts).
  */
 export function awsCredentialsConfigured(
   s3Profile: string | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env,
   home = os.homedir(),
-  read: (file: string) => string | undefined = (f) => {
-    try {
-      return fs.readFileSync(f, 'utf8');
-    } catch {
-      return undefined;
-    }
-  },
+  /** A file's text, or undefined (default: read from disk). */
+  read?: (file: string) => string | undefined,
 ): boolean {
   if (env.AWS_ACCESS_KEY_ID || env.AWS_WEB_IDENTITY_TOKEN_FILE || env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI) return true;
   if (s3Profile || env.AWS_PROFILE) return true;
-  const credentials = env.AWS_SHARED_CREDENTIALS_FILE || path.join(home, '.aws', 'credentials');
-  const config = env.AWS_CONFIG_FILE || path.join(home, '.aws', 'config');
-  return hasSection(credentials, ['default'], read) || hasSection(config, ['default', 'profile default'], read, /^\s*(aws_access_key_id|credential_process|sso_session|sso_start_url|role_arn|web_identity_token_file)\s*=/m);
+  return readAwsProfiles(env, home, read).some((p) => p.name === 'default' && (p.file === 'credentials' || CREDENTIAL_LINE.test(p.body)));
 }

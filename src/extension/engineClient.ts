@@ -7,6 +7,7 @@
 // The child is started on the first request (activation stays cheap), stopped after a while without
 // work, and started again on the next request if it died. Protocol: see serviceMain.ts's header.
 import { fork, type ChildProcess } from 'node:child_process';
+import type { NeededInput } from '../engine/errors';
 import type { Progress } from '../engine/progress';
 import type { BackupSummary, ListEntry, ServiceError, ServiceRequest, SetChanges } from '../engine/service';
 import type { CleanupResult } from '../engine/ops/cleanup';
@@ -43,6 +44,8 @@ export class EngineError extends Error {
   readonly code: string;
   readonly hint?: string;
   readonly file?: string;
+  /** The secret input at fault (the engine's OffsiteError.needs): which secret to ask for again. */
+  readonly needs?: NeededInput;
 
   constructor(e: ServiceError) {
     super(e.message);
@@ -50,6 +53,7 @@ export class EngineError extends Error {
     this.code = e.code;
     this.hint = e.hint;
     this.file = e.file;
+    this.needs = e.needs;
   }
 
   static is(e: unknown, code?: string): e is EngineError {

@@ -55,8 +55,9 @@ export class EngineGateway {
         return await this.client.request<Op>(build(remote, keys), opts);
       } catch (e) {
         if (!EngineError.is(e) || !opts.interactive || attempt >= MAX_ATTEMPTS || opts.signal?.aborted) throw e;
-        if (e.code === 'passphrase' && e.file) {
-          // An SSH key's passphrase (the error names the key file).
+        if (e.code === 'passphrase' && e.needs?.input === 'sshPassphrase' && e.file) {
+          // An SSH key's passphrase (the error names the key file; other passphrase errors may name a
+          // remote file, which is no SSH key).
           await this.ask('sshPassphrase', e.file, sshPassphrase !== undefined, vscode.l10n.t('Passphrase of the SSH key {0}', e.file), e);
         } else if (e.code === 'passphrase') {
           await this.ask('pgpPassphrase', pgpId, passphrase !== undefined, vscode.l10n.t('Passphrase of your private key ({0})', describeKey(pgpId)), e);

@@ -4,7 +4,8 @@
 //
 // Contract (checked by test/unit/backend/conformance.ts for every backend):
 // - put is atomic: a reader (get, list, stat) never sees a partial file under its final name. An
-//   interrupted put leaves at most a temporary object that cleanupPartial() can find and remove.
+//   interrupted put leaves at most a temporary object that cleanupPartial() can find and remove, and
+//   that list({ partial: true }) reports, marked partial, under the name cleanupPartial() gives it.
 // - put refuses to replace an existing name (BackendError kind 'exists') unless overwrite is set.
 // - get streams bytes [offset, offset+length); reading past the end is an error, not a short stream.
 // - errors are BackendErrors classified by the backend itself: 'notFound', 'exists', 'auth',
@@ -24,6 +25,12 @@ export interface BackendFileInfo {
   readonly name: string;
   readonly size: number;
   readonly mtime?: Date;
+  /**
+   * A leftover of an unfinished upload (a temporary file, an unfinished S3 multipart upload), listed
+   * only with ListOptions.partial. Its name is the one cleanupPartial() reports: never a final name,
+   * nothing to get or stat. Its size is 0 when the remote does not tell (a multipart upload).
+   */
+  readonly partial?: true;
 }
 
 export interface BackendProperties {
@@ -33,6 +40,15 @@ export interface BackendProperties {
 
 export interface OpOptions {
   readonly signal?: AbortSignal;
+}
+
+export interface ListOptions extends OpOptions {
+  /**
+   * Also list the leftovers of unfinished uploads that cleanupPartial({ dryRun: true }) would report,
+   * marked partial, from the same listing: a status needs one listing, not two. S3 asks a second API
+   * for multipart uploads; a store that refuses that one lists the rest and logs why.
+   */
+  readonly partial?: boolean;
 }
 
 export interface PutOptions extends OpOptions {
@@ -53,8 +69,8 @@ export interface Backend {
   put(name: string, source: BlobSource, options?: PutOptions): Promise<void>;
   get(name: string, options?: GetOptions): Promise<Readable>;
   stat(name: string, options?: OpOptions): Promise<BackendFileInfo>;
-  /** Final names only: temporary objects of uploads in progress are not listed. */
-  list(options?: OpOptions): AsyncIterable<BackendFileInfo>;
+  /** Final names only, unless options.partial: temporary objects of uploads are then listed too, marked partial. */
+  list(options?: ListOptions): AsyncIterable<BackendFileInfo>;
   /** Removing a name that does not exist is not an error. */
   remove(name: string, options?: OpOptions): Promise<void>;
   /**
@@ -65,7 +81,8 @@ export interface Backend {
   removeMany?(names: readonly string[], options?: OpOptions): Promise<void>;
   /**
    * Finds leftovers of interrupted uploads (temporary files, incomplete multipart uploads) and, unless
-   * dryRun, removes them. Returns their names. Never touches final names.
+   * dryRun, removes them. Returns their names, sorted. Never touches final names. (To only see them,
+   * list({ partial: true }) does it with the listing of the final names.)
    */
   cleanupPartial(options?: OpOptions & { readonly dryRun?: boolean }): Promise<string[]>;
   close(): Promise<void>;

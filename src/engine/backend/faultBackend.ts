@@ -9,6 +9,7 @@ import type {
   BackendProperties,
   BlobSource,
   GetOptions,
+  ListOptions,
   OpOptions,
   PutOptions,
 } from './backend';
@@ -188,7 +189,7 @@ export class FaultBackend implements Backend {
     return info;
   }
 
-  async *list(options: OpOptions = {}): AsyncIterable<BackendFileInfo> {
+  async *list(options: ListOptions = {}): AsyncIterable<BackendFileInfo> {
     const { call, rule } = await this.begin('list', undefined, options.signal);
     const action = rule?.action ?? 'fail';
     if (rule && action === 'fail') throw this.inject(call, rule, 'fail');

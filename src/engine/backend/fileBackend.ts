@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
@@ -264,7 +264,7 @@ export class FileBackend implements Backend {
     return { name, size: st.size, mtime: st.mtime };
   }
 
-  async *list(options: OpOptions = {}): AsyncIterable<BackendFileInfo> {
+  async *list(options: ListOptions = {}): AsyncIterable<BackendFileInfo> {
     const { signal } = options;
     throwIfAborted(signal);
     let dir;
@@ -279,7 +279,7 @@ export class FileBackend implements Backend {
     try {
       for await (const entry of dir) {
         throwIfAborted(signal);
-        if (isPartialName(entry.name) || entry.isDirectory()) continue;
+        if (entry.isDirectory() || (isPartialName(entry.name) && (!options.partial || this.inflight.has(entry.name)))) continue;
         batch.push(entry.name);
         if (batch.length >= 64) {
           yield* await this.statBatch(batch);
@@ -298,7 +298,8 @@ export class FileBackend implements Backend {
       names.map(async (name): Promise<BackendFileInfo | undefined> => {
         try {
           const st = await fsp.stat(path.join(this.dir, name));
-          return st.isFile() ? { name, size: st.size, mtime: st.mtime } : undefined;
+          if (!st.isFile()) return undefined;
+          return isPartialName(name) ? { name, size: st.size, mtime: st.mtime, partial: true } : { name, size: st.size, mtime: st.mtime };
         } catch (e) {
           if (errno(e) === 'ENOENT') return undefined; // removed while we listed
           throw this.fsError('list', name, e);

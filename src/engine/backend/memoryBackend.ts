@@ -2,7 +2,7 @@
 // puts, no clobber, ranged gets, abort) and lets tests reach the stored bytes directly. A failed put
 // leaves a partial entry behind, as a crashed upload would, so cleanupPartial has real work to do.
 import { Readable } from 'node:stream';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
 import { cancelled, throwIfAborted } from '../errors';
@@ -111,11 +111,16 @@ export class MemoryBackend implements Backend {
     return { name, size: file.data.length, mtime: file.mtime };
   }
 
-  async *list(options: OpOptions = {}): AsyncIterable<BackendFileInfo> {
+  async *list(options: ListOptions = {}): AsyncIterable<BackendFileInfo> {
     throwIfAborted(options.signal);
     for (const [name, file] of [...this.files]) {
       throwIfAborted(options.signal);
       yield { name, size: file.data.length, mtime: file.mtime };
+    }
+    if (!options.partial) return;
+    for (const [name, chunks] of [...this.partials]) {
+      throwIfAborted(options.signal);
+      yield { name, size: chunks.reduce((n, c) => n + c.length, 0), partial: true };
     }
   }
 

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ChildProcess } from 'node:child_process';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor } from './fileBackend';
@@ -382,11 +382,12 @@ export class RcloneBackend implements Backend {
     return parseJson<LsEntry[]>(res.stdout, op, undefined, this.displayUrl) ?? [];
   }
 
-  async *list(options: OpOptions = {}): AsyncIterable<BackendFileInfo> {
+  async *list(options: ListOptions = {}): AsyncIterable<BackendFileInfo> {
     for (const e of await this.lsjson('list', options.signal)) {
       const name = e.Name ?? e.Path ?? '';
-      if (e.IsDir || name === '' || name.includes('/') || isPartialName(name) || typeof e.Size !== 'number') continue;
-      yield { name, size: e.Size, mtime: toDate(e.ModTime) };
+      if (e.IsDir || name === '' || name.includes('/') || typeof e.Size !== 'number') continue;
+      if (!isPartialName(name)) yield { name, size: e.Size, mtime: toDate(e.ModTime) };
+      else if (options.partial && !this.inflight.has(name)) yield { name, size: e.Size, mtime: toDate(e.ModTime), partial: true };
     }
   }
 

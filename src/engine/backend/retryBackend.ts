@@ -2,7 +2,7 @@
 // exists, auth, permission, noSpace, permanent), cancellations and non-backend errors (a local source
 // that fails) go straight to the caller: retrying them cannot help.
 import type { Readable } from 'node:stream';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { abortableDelay } from './backendUtil';
 import { throwIfAborted } from '../errors';
@@ -76,7 +76,7 @@ export class RetryBackend implements Backend {
   }
 
   /** Retried as a whole: the listing is gathered first, so a retry never yields a name twice. */
-  async *list(options: OpOptions = {}): AsyncIterable<BackendFileInfo> {
+  async *list(options: ListOptions = {}): AsyncIterable<BackendFileInfo> {
     const all = await this.run(options.signal, async () => {
       const infos: BackendFileInfo[] = [];
       for await (const info of this.inner.list(options)) infos.push(info);

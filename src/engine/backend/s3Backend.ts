@@ -24,7 +24,7 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor } from './fileBackend';
@@ -32,7 +32,7 @@ import { registerBackend, type BackendContext } from './registry';
 import { checkEndpoint, createS3Client } from './s3/s3Client';
 import { classifyS3Error, isArchiveClass, s3ErrorCode, s3HttpStatus } from './s3/s3Errors';
 import { parseS3Url, s3DisplayUrl, type S3Location } from './s3/s3Url';
-import { OffsiteError, cancelled, throwIfAborted } from '../errors';
+import { OffsiteError, cancelled, isCancellation, throwIfAborted } from '../errors';
 
 const MiB = 1024 * 1024;
 /** S3's limits: parts are 5 MiB to 5 GiB (the last may be smaller), at most 10 000 of them. */
@@ -84,6 +84,8 @@ export interface S3BackendParams extends S3Location {
   /** Keys per list request (default 1000, S3's maximum) and per DeleteObjects (default 1000). */
   readonly listPageSize?: number;
   readonly deleteBatch?: number;
+  /** Where a list({ partial: true }) says that the store would not list its unfinished multipart uploads. */
+  readonly log?: (level: 'debug' | 'info' | 'warn', message: string) => void;
 }
 
 /** The name cleanupPartial reports for an unfinished multipart upload of `name`. */
@@ -116,6 +118,7 @@ export class S3Backend implements Backend {
    * server may have started an upload whose id we never learned. Looked up and aborted later, as orphans.
    */
   private readonly unanswered = new Set<string>();
+  private readonly log?: S3BackendParams['log'];
 
   constructor(params: S3BackendParams) {
     this.client = params.client;
@@ -132,6 +135,7 @@ export class S3Backend implements Backend {
     this.listPageSize = params.listPageSize;
     this.deleteBatch = Math.min(DELETE_BATCH, Math.max(1, params.deleteBatch ?? DELETE_BATCH));
     if (params.conditionalWrites !== undefined) this.conditional = Promise.resolve(params.conditionalWrites);
+    this.log = params.log;
   }
 
   private key(name: string): string {
@@ -531,7 +535,7 @@ export class S3Backend implements Backend {
     }
   }
 
-  async *list(options: OpOptions = {}): AsyncIterable<BackendFileInfo> {
+  async *list(options: ListOptions = {}): AsyncIterable<BackendFileInfo> {
     const { signal } = options;
     throwIfAborted(signal);
     let token: string | undefined;
@@ -548,11 +552,49 @@ export class S3Backend implements Backend {
       }
       for (const o of page.Contents ?? []) {
         const name = o.Key?.slice(this.prefix.length) ?? '';
-        if (name === '' || name.includes('/') || isPartialName(name)) continue;
-        yield { name, size: o.Size ?? 0, mtime: o.LastModified };
+        if (name === '' || name.includes('/')) continue;
+        if (!isPartialName(name)) yield { name, size: o.Size ?? 0, mtime: o.LastModified };
+        else if (options.partial && !this.inflight.has(name)) yield { name, size: o.Size ?? 0, mtime: o.LastModified, partial: true };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+    if (!options.partial) return;
+    // Another API: a key allowed to list objects may not be allowed this (s3:ListBucketMultipartUploads),
+    // and some stores lack it. What was listed stands; the log says what could not be.
+    let uploads: Array<{ label: string }>;
+    try {
+      uploads = await this.multipartUploads(signal);
+    } catch (e) {
+      const err = this.classify(e, 'list', undefined, signal);
+      if (!BackendError.isKind(err, 'transient') && !isCancellation(err)) {
+        this.log?.('warn', `Could not look for unfinished multipart uploads on ${this.displayUrl}: ${(err as Error).message}`);
+        return;
+      }
+      throw err;
+    }
+    for (const u of uploads) yield { name: u.label, size: 0, partial: true };
+  }
+
+  /** The unfinished multipart uploads under the prefix, except this backend's own in progress. */
+  private async multipartUploads(signal?: AbortSignal): Promise<Array<{ label: string; key: string; uploadId: string }>> {
+    const found: Array<{ label: string; key: string; uploadId: string }> = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker, MaxUploads: this.listPageSize }),
+        { abortSignal: signal },
+      );
+      for (const u of page.Uploads ?? []) {
+        const rest = u.Key?.slice(this.prefix.length) ?? '';
+        if (!u.Key || !u.UploadId || rest === '' || rest.includes('/') || this.inflight.has(u.UploadId)) continue;
+        found.push({ label: multipartLeftoverName(rest, u.UploadId), key: u.Key, uploadId: u.UploadId });
+      }
+      const more = page.IsTruncated && (page.NextKeyMarker || page.NextUploadIdMarker);
+      keyMarker = more ? page.NextKeyMarker : undefined;
+      idMarker = more ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker !== undefined);
+    return found;
   }
 
   async remove(name: string, options: OpOptions = {}): Promise<void> {
@@ -595,24 +637,8 @@ export class S3Backend implements Backend {
   async cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
     const { signal } = options;
     throwIfAborted(signal);
-    const found: Array<{ label: string; key: string; uploadId?: string }> = [];
     try {
-      let keyMarker: string | undefined;
-      let idMarker: string | undefined;
-      do {
-        const page = await this.client.send(
-          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker, MaxUploads: this.listPageSize }),
-          { abortSignal: signal },
-        );
-        for (const u of page.Uploads ?? []) {
-          const rest = u.Key?.slice(this.prefix.length) ?? '';
-          if (!u.Key || !u.UploadId || rest === '' || rest.includes('/') || this.inflight.has(u.UploadId)) continue;
-          found.push({ label: multipartLeftoverName(rest, u.UploadId), key: u.Key, uploadId: u.UploadId });
-        }
-        const more = page.IsTruncated && (page.NextKeyMarker || page.NextUploadIdMarker);
-        keyMarker = more ? page.NextKeyMarker : undefined;
-        idMarker = more ? page.NextUploadIdMarker : undefined;
-      } while (keyMarker !== undefined);
+      const found: Array<{ label: string; key: string; uploadId?: string }> = await this.multipartUploads(signal);
       let token: string | undefined;
       do {
         const page = await this.client.send(
@@ -789,7 +815,7 @@ export async function createS3Backend(_url: URL, ctx: BackendContext, rawUrl: st
   if (storageClass && isArchiveClass(storageClass)) {
     ctx.log?.('info', `Volumes go to the ${storageClass} storage class: they must be thawed before a restore; manifests stay STANDARD`);
   }
-  return new S3Backend({ ...loc, client, endpoint, storageClass, concurrency, partSize: scaled(env.OFFSITE_S3_PART_MB, MiB), multipartThreshold: scaled(env.OFFSITE_S3_MULTIPART_MB, MiB) });
+  return new S3Backend({ ...loc, client, endpoint, storageClass, concurrency, log: ctx.log, partSize: scaled(env.OFFSITE_S3_PART_MB, MiB), multipartThreshold: scaled(env.OFFSITE_S3_MULTIPART_MB, MiB) });
 }
 
 registerBackend('s3', createS3Backend);

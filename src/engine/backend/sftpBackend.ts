@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { FileEntry, Stats } from 'ssh2';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { abortableDelay, checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor } from './fileBackend';
@@ -470,11 +470,13 @@ export class SftpBackend implements Backend {
     });
   }
 
-  async *list(options: OpOptions = {}): AsyncIterable<BackendFileInfo> {
+  async *list(options: ListOptions = {}): AsyncIterable<BackendFileInfo> {
     const entries = await this.withConnection('list', undefined, options.signal, (conn) => this.readDir(conn, 'list'));
     for (const e of entries) {
-      if (isPartialName(e.filename) || (e.attrs.mode & 0o170000) !== 0o100000) continue;
-      yield { name: e.filename, size: e.attrs.size, mtime: new Date(e.attrs.mtime * 1000) };
+      if ((e.attrs.mode & 0o170000) !== 0o100000) continue;
+      const info = { name: e.filename, size: e.attrs.size, mtime: new Date(e.attrs.mtime * 1000) };
+      if (!isPartialName(e.filename)) yield info;
+      else if (options.partial && !this.inflight.has(e.filename)) yield { ...info, partial: true };
     }
   }
 

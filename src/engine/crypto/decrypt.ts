@@ -141,7 +141,7 @@ async function decryptMessage(r: ByteReader, opts: DecryptOptions, push: (b: Buf
   const key = sessionKeys.find((k) => quickCheck(cipher, k.data, prefix));
   if (!key) {
     if (sessionKeys.every((k) => k.fromPassword)) {
-      throw new OffsiteError('passphrase', 'Wrong passphrase for this encrypted file', { hint: 'Enter the passphrase the backup was made with' });
+      throw new OffsiteError('passphrase', 'Wrong passphrase for this encrypted file', { hint: 'Enter the passphrase the backup was made with', needs: { input: 'passphrase', wrong: true } });
     }
     throw new OffsiteError('decrypt', 'The decrypted session key does not fit the data', { hint: DAMAGED_HINT });
   }
@@ -311,6 +311,7 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
       throw new OffsiteError('passphrase', 'Wrong passphrase for this encrypted file', {
         hint: 'Enter the passphrase the backup was made with',
         cause: e,
+        needs: { input: 'passphrase', wrong: true },
       });
     }
   }
@@ -320,10 +321,12 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
     throw new OffsiteError('decrypt', `No secret key for this file: it is encrypted to ${ids}${keys.length ? '' : ', and no secret key was given'}`, {
       hint: `Give the secret key of ${ids} (a key file or its id in your GnuPG keyring)`,
       cause: keyError,
+      needs: { input: 'secretKey', wrong: keys.length > 0 },
     });
   }
   throw new OffsiteError('decrypt', 'This file is encrypted with a passphrase (symmetric), and none was given', {
     hint: 'Enter the passphrase the backup was made with',
+    needs: { input: 'passphrase', wrong: false },
   });
 }
 
@@ -571,7 +574,7 @@ async function decryptWithOpenpgp(source: AsyncIterable<Buffer>, opts: DecryptOp
     }
     const passwordsOnly = sessionKeys.length === 0 && !opts.decryptionKeys?.length && (opts.passwords?.length ?? 0) > 0;
     if (passwordsOnly && /session key decryption failed/i.test((e as Error).message)) {
-      throw new OffsiteError('passphrase', 'Wrong passphrase for this encrypted file', { hint: 'Enter the passphrase the backup was made with', cause: e });
+      throw new OffsiteError('passphrase', 'Wrong passphrase for this encrypted file', { hint: 'Enter the passphrase the backup was made with', cause: e, needs: { input: 'passphrase', wrong: true } });
     }
     throw mapOpenpgpError(e);
   }

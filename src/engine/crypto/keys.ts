@@ -207,7 +207,7 @@ async function unlock(key: PrivateKey, passphrase: string | undefined, getPassph
   if (key.isDecrypted()) return key;
   const pass = passphrase ?? (await getPassphrase(describeKey(key)));
   if (pass === undefined) {
-    throw new OffsiteError('passphrase', `No passphrase given for the key ${describeKey(key)}`, { hint: 'Enter the key\'s passphrase' });
+    throw new OffsiteError('passphrase', `No passphrase given for the key ${describeKey(key)}`, { hint: 'Enter the key\'s passphrase', needs: { input: 'passphrase', wrong: false } });
   }
   try {
     // Natively first: openpgp.js hashes gpg's S2K from one 62 MiB buffer per key packet (unlock.ts).
@@ -222,7 +222,7 @@ async function unlock(key: PrivateKey, passphrase: string | undefined, getPassph
   } catch (e) {
     const msg = (e as Error).message;
     if (/incorrect|passphrase/i.test(msg)) {
-      throw new OffsiteError('passphrase', `Wrong passphrase for the key ${describeKey(key)}`, { hint: 'Enter the passphrase again', cause: e });
+      throw new OffsiteError('passphrase', `Wrong passphrase for the key ${describeKey(key)}`, { hint: 'Enter the passphrase again', cause: e, needs: { input: 'passphrase', wrong: true } });
     }
     throw new OffsiteError('key', `Cannot unlock the key ${describeKey(key)}: ${msg}`, { cause: e });
   }
@@ -235,11 +235,11 @@ async function secretKeysFromGpg(spec: string, getPassphrase: (d: string) => Pro
     const pub = await parseKeys(await gpgExportPublic(spec, opts), `the keyring entry "${spec}"`, false);
     passphrase = await getPassphrase(describeKey(pub[0] as PublicKey));
     if (passphrase === undefined) {
-      throw new OffsiteError('passphrase', `No passphrase given for the key ${describeKey(pub[0] as PublicKey)}`, { hint: 'Enter the key\'s passphrase' });
+      throw new OffsiteError('passphrase', `No passphrase given for the key ${describeKey(pub[0] as PublicKey)}`, { hint: 'Enter the key\'s passphrase', needs: { input: 'passphrase', wrong: false } });
     }
     r = await gpgExportSecret(spec, passphrase, opts);
     if (!r.ok && r.reason !== 'noSecretKey') {
-      throw new OffsiteError('passphrase', `Wrong passphrase for the key ${describeKey(pub[0] as PublicKey)}`, { hint: 'Enter the passphrase again' });
+      throw new OffsiteError('passphrase', `Wrong passphrase for the key ${describeKey(pub[0] as PublicKey)}`, { hint: 'Enter the passphrase again', needs: { input: 'passphrase', wrong: true } });
     }
   }
   if (!r.ok) {

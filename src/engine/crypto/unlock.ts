@@ -146,7 +146,7 @@ function unprotect(body: Buffer, passphrase: Buffer, describe: () => string): Bu
 }
 
 function wrongPassphrase(description: string): OffsiteError {
-  return new OffsiteError('passphrase', `Wrong passphrase for the key ${description}`, { hint: 'Enter the passphrase again' });
+  return new OffsiteError('passphrase', `Wrong passphrase for the key ${description}`, { hint: 'Enter the passphrase again', needs: { input: 'passphrase', wrong: true } });
 }
 
 /**
@@ -181,7 +181,7 @@ export async function unlockNatively(key: PrivateKey, passphrase: string, descri
     await (unlocked as unknown as { validate(): Promise<void> }).validate();
   } catch (e) {
     // The numbers passed their check but do not make the key: a wrong passphrase the sum missed.
-    throw new OffsiteError('passphrase', `Wrong passphrase for the key ${describe()}`, { hint: 'Enter the passphrase again', cause: e });
+    throw new OffsiteError('passphrase', `Wrong passphrase for the key ${describe()}`, { hint: 'Enter the passphrase again', cause: e, needs: { input: 'passphrase', wrong: true } });
   }
   return unlocked;
 }

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { chainAtTime, setsAtTime, signatureChainFor, type BackupChain, type BackupSet } from '../chain/collection';
 import { timeToString } from '../chain/time';
-import { OffsiteError, isCancellation } from '../errors';
+import { OffsiteError } from '../errors';
 import { manifestName, parseName, setKeyOf } from '../manifest/naming';
 import { compareIndex, indexEquals, indexToBytes } from '../pathIndex';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
@@ -43,7 +43,9 @@ export interface CollectionStatus {
   readonly damaged: readonly DamagedSet[];
   /**
    * Temporary objects of uploads that did not finish (temp files, unfinished multipart uploads): what
-   * the backend's cleanupPartial finds, so what `cleanup` removes. Empty when they could not be listed.
+   * the backend's cleanupPartial finds, so what `cleanup` removes, seen in the listing of the remote
+   * (list({ partial: true })). Without those the store would not list (an S3 key not allowed to list
+   * multipart uploads: the log says so).
    */
   readonly temporary: readonly string[];
   /** Temporary files and folders of runs that died, in the local cache: `cleanup` removes them too. */
@@ -60,7 +62,7 @@ function setBytes(set: BackupSet, sizes: ReadonlyMap<string, number>): number {
 export async function status(opts: ReadOptions): Promise<CollectionStatus> {
   // Before this run makes its own (as cleanup does).
   const localTemporary = [...opts.archive.staleTempDirs(), ...opts.archive.staleTempFiles()];
-  const { repo, tempDir } = await openForRead(opts);
+  const { repo, tempDir } = await openForRead(opts, { partial: true });
   try {
     const c = repo.collection;
     const sizes = repo.remoteFiles;
@@ -78,24 +80,10 @@ export async function status(opts: ReadOptions): Promise<CollectionStatus> {
         ...(damage === undefined ? {} : { damage }),
       };
     });
-    const temporary = await temporaryUploads(opts);
+    const temporary = [...repo.temporaryUploads];
     return { url: opts.backend.displayUrl, chains, leftovers: audit.leftovers, ...(audit.interrupted ? { interrupted: audit.interrupted } : {}), damaged: audit.damaged, temporary, localTemporary };
   } finally {
     fs.rmSync(tempDir, { recursive: true, force: true });
-  }
-}
-
-/**
- * What cleanup would remove of unfinished uploads, from the same source (a dry run of cleanupPartial).
- * A remote that will not list them (a key allowed to read objects only) still gets its status.
- */
-async function temporaryUploads(opts: ReadOptions): Promise<string[]> {
-  try {
-    return await opts.backend.cleanupPartial({ dryRun: true, signal: opts.signal });
-  } catch (e) {
-    if (isCancellation(e) || opts.signal?.aborted) throw e;
-    opts.log.warn(`Could not look for temporary uploads on ${opts.backend.displayUrl}: ${(e as Error).message}`);
-    return [];
   }
 }
 

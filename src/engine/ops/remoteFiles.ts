@@ -221,7 +221,7 @@ export async function readRemoteSmall(
 export function withFile(e: unknown, name: string): Error {
   if (e instanceof OffsiteError) {
     if (e.message.includes(name)) return e;
-    return new OffsiteError(e.code, `${name}: ${e.message}`, { hint: e.hint, cause: e.cause, file: name });
+    return new OffsiteError(e.code, `${name}: ${e.message}`, { hint: e.hint, cause: e.cause, file: name, needs: e.needs });
   }
   const err = e instanceof Error ? e : new Error(String(e));
   return new OffsiteError('format', `${name}: ${err.message}`, { cause: err, file: name });

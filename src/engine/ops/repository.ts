@@ -30,6 +30,7 @@ export function cacheNameOf(remoteName: string): string {
 export class Repository {
   private _collection?: Collection;
   private remote = new Map<string, number>();
+  private partial: readonly string[] = [];
   readonly copies: CopyRecords;
   /**
    * A cached manifest without a record (written by duplicity, or by an Offsite before records) is
@@ -59,10 +60,24 @@ export class Repository {
     return this.remote;
   }
 
-  async refresh(signal?: AbortSignal): Promise<Collection> {
+  /**
+   * Leftovers of unfinished uploads (what cleanupPartial removes), sorted: seen by the last refresh
+   * that was asked for them, empty otherwise.
+   */
+  get temporaryUploads(): readonly string[] {
+    return this.partial;
+  }
+
+  /** Lists the remote; with `partial`, the leftovers of unfinished uploads too, in the same listing. */
+  async refresh(signal?: AbortSignal, options: { partial?: boolean } = {}): Promise<Collection> {
     const names = new Map<string, number>();
-    for await (const f of this.backend.list({ signal })) names.set(f.name, f.size);
+    const partial: string[] = [];
+    for await (const f of this.backend.list({ signal, partial: options.partial })) {
+      if (f.partial) partial.push(f.name);
+      else names.set(f.name, f.size);
+    }
     this.remote = names;
+    this.partial = partial.sort();
     this._collection = buildCollection(names.keys());
     return this._collection;
   }

@@ -118,12 +118,15 @@ function checkNoNewerDamagedSets(repo: Repository, chosen: number, time: number)
   });
 }
 
-/** Opens the repository for reading: lists the remote and prunes the cache. Caller removes tempDir. */
-export async function openForRead(opts: ReadOptions): Promise<{ repo: Repository; tempDir: string }> {
+/**
+ * Opens the repository for reading: lists the remote (with `partial`, its unfinished uploads too:
+ * Repository.temporaryUploads) and prunes the cache. Caller removes tempDir.
+ */
+export async function openForRead(opts: ReadOptions, listing: { partial?: boolean } = {}): Promise<{ repo: Repository; tempDir: string }> {
   const tempDir = opts.archive.makeTempDir();
   try {
     const repo = new Repository(opts.backend, opts.archive, opts.crypto, opts.log, tempDir);
-    await repo.refresh(opts.signal);
+    await repo.refresh(opts.signal, listing);
     repo.pruneCache();
     return { repo, tempDir };
   } catch (e) {

@@ -5,7 +5,7 @@
 import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Backend, BackendErrorKind, BlobSource, GetOptions } from '../../../src/engine/backend/backend';
+import type { Backend, BackendErrorKind, BackendFileInfo, BlobSource, GetOptions } from '../../../src/engine/backend/backend';
 import { BackendError } from '../../../src/engine/backend/backend';
 import { isCancellation } from '../../../src/engine/errors';
 
@@ -145,6 +145,14 @@ export async function listNames(backend: Backend): Promise<string[]> {
   return names.sort();
 }
 
+/** One list({ partial: true }): the final names and the leftovers of unfinished uploads, each sorted. */
+export async function listWithPartial(backend: Backend): Promise<{ finals: string[]; partial: string[] }> {
+  const finals: string[] = [];
+  const partial: string[] = [];
+  for await (const f of backend.list({ partial: true })) (f.partial ? partial : finals).push(f.name);
+  return { finals: finals.sort(), partial: partial.sort() };
+}
+
 /** Asserts that `p` rejects with a BackendError of `kind`; returns it. */
 export async function expectKind(p: Promise<unknown>, kind: BackendErrorKind): Promise<BackendError> {
   try {
@@ -250,6 +258,7 @@ export function describeBackendConformance(title: string, makeBackend: MakeBacke
     it('starts empty: list is empty, cleanupPartial finds nothing', async () => {
       const b = await fresh();
       assert.deepEqual(await listNames(b), []);
+      assert.deepEqual(await listWithPartial(b), { finals: [], partial: [] });
       assert.deepEqual(await b.cleanupPartial({ dryRun: true }), []);
       assert.deepEqual(await b.cleanupPartial(), []);
     });
@@ -473,6 +482,22 @@ export function describeBackendConformance(title: string, makeBackend: MakeBacke
         assert.deepEqual(await b.cleanupPartial(), [leftover]);
         assert.deepEqual(await b.cleanupPartial(), []);
         assert.deepEqual(await listNames(b), finals);
+      });
+
+      it('list({ partial: true }) reports the leftovers of a crashed put, marked partial, with the final names', async () => {
+        const b = await fresh();
+        await b.put('duplicity-full.20261126T131509Z.manifest.gpg', bufferSource(Buffer.from('m')));
+        await b.put('a', bufferSource(Buffer.from('a')));
+        const leftover = await makeLeftover(b);
+        const finals = ['a', 'duplicity-full.20261126T131509Z.manifest.gpg'];
+        const listed: BackendFileInfo[] = [];
+        for await (const f of b.list({ partial: true })) listed.push(f);
+        assert.deepEqual(listed.filter((f) => f.partial).map((f) => f.name), [leftover], 'the name cleanupPartial reports');
+        assert.deepEqual(listed.filter((f) => !f.partial).map((f) => f.name).sort(), finals);
+        for (const f of listed) assert.ok(f.partial === true || f.partial === undefined, `${f.name}: partial is true or absent`);
+        assert.deepEqual(await listNames(b), finals, 'without the option, leftovers stay unlisted');
+        await b.cleanupPartial();
+        assert.deepEqual(await listWithPartial(b), { finals, partial: [] }, 'removed leftovers are not listed');
       });
     }
 

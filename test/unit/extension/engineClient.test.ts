@@ -15,6 +15,8 @@ import { RSA_PUB, RSA_SEC } from '../../helpers/gpg';
 import { tempDir } from '../../helpers/tmp';
 
 const HOST = path.join(REPO, 'dist', 'engineLauncher.js');
+const PROTECTED_PUB = path.resolve(__dirname, '../../fixtures/keys/protected-pub.asc');
+const PROTECTED_SEC = path.resolve(__dirname, '../../fixtures/keys/protected-sec.asc');
 const ENGINE_NICE = Math.max(BACKGROUND_NICE, os.getPriority());
 
 function client(extra: Partial<ConstructorParameters<typeof EngineClient>[0]> = {}) {
@@ -134,6 +136,26 @@ describe('extension: EngineClient (real engine process)', () => {
       return true;
     });
     await assert.rejects(c.request({ op: 'parseTime', time: 'yesterday-ish' }), (e: unknown) => EngineError.is(e) && !isCancelled(e));
+  });
+
+  it('keeps which secret input an engine error is about (needs) across the process boundary', async () => {
+    const { c, root } = client();
+    open.push(c);
+    const src = tree(root, { 'a.txt': 'a\n' });
+    const remote = { url: `file://${path.join(root, 'remote')}` };
+    const r = await c.request({ op: 'backup', remote, keys: { encryptKeys: [PROTECTED_PUB] }, source: src });
+    const read = (keys: { restoreKey?: string; passphrase?: string }) => c.request({ op: 'readFile', remote, keys, path: 'a.txt', time: r.time, output: path.join(root, 'out') });
+    const needs = async (p: Promise<unknown>, code: string, want: unknown) =>
+      assert.rejects(p, (e: unknown) => {
+        assert.ok(EngineError.is(e, code), String(e));
+        assert.deepEqual(e.needs, want, e.message);
+        return true;
+      });
+    await needs(read({ restoreKey: PROTECTED_SEC, passphrase: 'not it' }), 'passphrase', { input: 'passphrase', wrong: true });
+    await needs(read({ restoreKey: PROTECTED_SEC }), 'passphrase', { input: 'passphrase', wrong: false });
+    await needs(read({}), 'key', { input: 'secretKey', wrong: false });
+    await needs(read({ restoreKey: RSA_SEC }), 'decrypt', { input: 'secretKey', wrong: true });
+    await assert.rejects(c.request({ op: 'status', remote: { url: 'nosuch://x' } }), (e: unknown) => EngineError.is(e, 'usage') && e.needs === undefined);
   });
 
   it('cancels through the protocol: the backup stops and leaves no set', async function () {

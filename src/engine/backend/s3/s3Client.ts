@@ -9,11 +9,9 @@
 // on a RequestTimeTooSkewed answer, and s3Errors makes that answer transient, so our retry is signed
 // with the corrected time.
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { OffsiteError } from '../../errors';
+import { awsSharedFiles, readAwsProfiles } from './awsProfiles';
 
 /** Time to open a TCP connection (and TLS) to the store. */
 export const S3_CONNECT_TIMEOUT_MS = 10_000;
@@ -71,7 +69,7 @@ export function checkEndpoint(endpoint: string, from: string): string {
 export async function createS3Client(settings: S3ClientSettings): Promise<{ client: S3Client; region: string }> {
   // The SDK warns (on stderr, once) that its releases from 2027 need Node 22: not the user's business.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  if (!settings.credentials) await checkProfile(settings.profile, settings.env ?? process.env);
+  if (!settings.credentials) checkProfile(settings.profile, settings.env ?? process.env);
   const sdkLog = (...a: unknown[]): void => settings.log?.('debug', `S3 SDK: ${formatSdkLog(a)}`);
   const base: S3ClientConfig = {
     ...(settings.endpoint ? { endpoint: settings.endpoint, forcePathStyle: true } : { followRegionRedirects: true }),
@@ -191,31 +189,15 @@ function redactSdkText(text: string): string {
  * config file, as the SDK reads them (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE, else ~/.aws/…):
  * otherwise the SDK only says that it found no credentials.
  */
-async function checkProfile(given: string | undefined, env: Readonly<Record<string, string | undefined>>): Promise<void> {
+function checkProfile(given: string | undefined, env: Readonly<Record<string, string | undefined>>): void {
   const profile = given ?? (env.AWS_PROFILE || undefined);
   if (profile === undefined) return;
   const from = given !== undefined ? '--s3-profile' : 'AWS_PROFILE';
-  const file = (v: string | undefined, dflt: string): { shown: string; path: string } => {
-    if (!v) return { shown: `~/.aws/${dflt}`, path: path.join(os.homedir(), '.aws', dflt) };
-    return { shown: v, path: v.startsWith('~/') ? path.join(os.homedir(), v.slice(2)) : v };
-  };
-  const credentials = file(env.AWS_SHARED_CREDENTIALS_FILE, 'credentials');
-  const config = file(env.AWS_CONFIG_FILE, 'config');
-  const names = new Set([...(await iniSections(credentials.path)), ...(await iniSections(config.path)).flatMap((s) => (s === 'default' ? [s] : s.startsWith('profile ') ? [s.slice(8).trim()] : []))]);
+  const { credentials, config } = awsSharedFiles(env);
+  const names = new Set(readAwsProfiles(env).map((p) => p.name));
   if (names.has(profile)) return;
   const known = [...names].sort();
   throw new OffsiteError('config', `The AWS profile '${profile}' (${from}) is not in ${credentials.shown} or ${config.shown}`, {
     hint: known.length ? `Profiles there: ${known.join(', ')}` : `Add it there (e.g. \`aws configure --profile ${profile}\`), or drop ${from} and give the keys through AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
   });
-}
-
-/** The section names of an INI file ([name]); none when it cannot be read. */
-async function iniSections(file: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await fs.promises.readFile(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return [...text.matchAll(/^\s*\[([^\]\r\n]+)\]/gm)].map((m) => m[1].trim());
 }

@@ -161,6 +161,7 @@ async function loadKey(file: string, plan: AuthPlan, explicit: boolean, attempts
       if (explicit) attempts.namedKeyLocked = true;
       attempts.problem ??= new OffsiteError('passphrase', `The SSH key ${file} is encrypted and no passphrase was given`, {
         file,
+        needs: { input: 'sshPassphrase', wrong: false },
         hint: 'Set OFFSITE_SSH_PASSPHRASE or run Offsite where it can ask for the passphrase',
       });
       return undefined;
@@ -170,6 +171,7 @@ async function loadKey(file: string, plan: AuthPlan, explicit: boolean, attempts
       throw new OffsiteError('passphrase', `Wrong passphrase for the SSH key ${file}`, {
         cause: parsed,
         file,
+        needs: { input: 'sshPassphrase', wrong: true },
         // Neutral: the extension passes its stored passphrase through OFFSITE_SSH_PASSPHRASE and asks
         // again; the CLI says which variable (cli/main.ts cliMessage).
         hint: 'Enter the right passphrase',

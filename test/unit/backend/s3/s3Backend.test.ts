@@ -7,8 +7,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HeadObjectCommand, InvalidObjectState, ListMultipartUploadsCommand, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, InvalidObjectState, ListMultipartUploadsCommand, PutObjectCommand, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 import type { BlobSource } from '../../../../src/engine/backend/backend';
+import { partialNameFor } from '../../../../src/engine/backend/fileBackend';
 import { RetryBackend } from '../../../../src/engine/backend/retryBackend';
 import { ArchiveDir } from '../../../../src/engine/cache/archiveDir';
 import { loadPrivateKeys, loadPublicKeys } from '../../../../src/engine/crypto/keys';
@@ -238,6 +239,43 @@ describe('s3:// backend against Swift s3api', function () {
     await assert.rejects(b.put('gone', { size: 10, localPath: path.join(dir, 'missing'), open: () => fs.createReadStream(path.join(dir, 'missing')) }), (e) => (e as NodeJS.ErrnoException).code === 'ENOENT');
     assert.deepEqual(await listNames(b), []);
     assert.deepEqual(await multipartUploads(b.client, remote), []);
+    await b.close();
+  });
+
+  it('list({ partial: true }) adds temporary objects and unfinished multipart uploads; a store that will not list the uploads lists the rest and logs why', async () => {
+    const warnings: string[] = [];
+    const { b, remote } = await backendWith({ log: (level, m) => void (level === 'warn' && warnings.push(m)) });
+    await b.put('a', bufferSource(Buffer.from('a')));
+    const upload = await leaveMultipart(b, remote);
+    const temp = partialNameFor('duplicity-full.20261126T131509Z.manifest.gpg');
+    await b.client.send(new PutObjectCommand({ Bucket: remote.bucket, Key: remote.prefix + temp, Body: Buffer.from('half') }));
+    const listing = async () => {
+      const out: Array<[string, number, boolean]> = [];
+      for await (const f of b.list({ partial: true })) out.push([f.name, f.size, f.partial === true]);
+      return new Map(out.map(([n, ...rest]) => [n, rest]));
+    };
+    assert.deepEqual(await listing(), new Map([['a', [1, false]], [temp, [4, true]], [upload, [0, true]]]));
+    assert.deepEqual(await b.cleanupPartial({ dryRun: true }), [temp, upload].sort(), 'the names cleanupPartial reports');
+    assert.deepEqual(warnings, []);
+    const refuse = (name: string, status: number) =>
+      b.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === 'ListMultipartUploadsCommand') throw new S3ServiceException({ name, $fault: status < 500 ? 'client' : 'server', $metadata: { httpStatusCode: status }, message: name });
+          return next(args);
+        },
+        { step: 'initialize', name: 'testRefuse' },
+      );
+    refuse('AccessDenied', 403);
+    assert.deepEqual(await listing(), new Map([['a', [1, false]], [temp, [4, true]]]));
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /^Could not look for unfinished multipart uploads on s3:\/\/.*Access denied/);
+    assert.deepEqual(await listNames(b), ['a'], 'a plain list never asks for them');
+    assert.equal(warnings.length, 1);
+    b.client.middlewareStack.remove('testRefuse');
+    refuse('ServiceUnavailable', 503);
+    await expectKind(listing(), 'transient'); // retried whole by RetryBackend, not passed over
+    b.client.middlewareStack.remove('testRefuse');
+    assert.deepEqual((await b.cleanupPartial()).length, 2);
     await b.close();
   });
 

@@ -565,7 +565,7 @@ export class CommandCenter implements vscode.Disposable {
       return;
     }
     const items = [
-      { label: `$(globe) ${vscode.l10n.t('Remote')}`, description: s.remote, id: 'remote' },
+      { label: `$(globe) ${vscode.l10n.t('Remote')}`, description: redactUrl(s.remote), id: 'remote' },
       { label: `$(key) ${vscode.l10n.t('Encryption Keys')}`, description: s.encryptKeys.join(', '), id: 'keys' },
       { label: `$(unlock) ${vscode.l10n.t('Restore Key')}`, description: s.restoreKey || vscode.l10n.t('not set'), id: 'restoreKey' },
       { label: `$(add) ${vscode.l10n.t('Create a New Key Pair…')}`, description: '', id: 'createKey' },

@@ -9,7 +9,7 @@ import type { SetChanges } from '../engine/service';
 import { folderConfig } from './config';
 import { EngineError, isCancelled, type EngineOp, type EngineResults } from './engineClient';
 import { FOLDER_PAGE, sortNodes, toPage, type FileNode } from './fileTree';
-import type { FolderConfig } from './folderConfig';
+import { redactUrl, type FolderConfig } from './folderConfig';
 import { currentChainIndex, progressMessage } from './format';
 import type { EngineGateway, RequestBuilder } from './gateway';
 import type { FolderRecord } from './schedule';
@@ -215,7 +215,7 @@ export class BackupModel implements vscode.Disposable {
   async backup(f: FolderBackup, opts: { background?: boolean } = {}): Promise<EngineResults['backup']> {
     const cfg = f.config;
     await this.updateRecord(f, { lastAttempt: now() });
-    this.log.info(`Backing up ${cfg.folder.fsPath} to ${cfg.url}${opts.background ? ' (scheduled)' : ''}`);
+    this.log.info(`Backing up ${cfg.folder.fsPath} to ${redactUrl(cfg.url)}${opts.background ? ' (scheduled)' : ''}`);
     try {
       const r = await this.run(f, 'backup', vscode.l10n.t('Offsite: backing up {0}', f.name), 'backup', (remote, keys) => ({
         op: 'backup',
@@ -317,7 +317,7 @@ export class BackupModel implements vscode.Disposable {
    */
   async drill(f: FolderBackup): Promise<EngineResults['drill']> {
     const cfg = f.config;
-    this.log.info(`Restore drill of ${f.name} from ${cfg.url}`);
+    this.log.info(`Restore drill of ${f.name} from ${redactUrl(cfg.url)}`);
     const r = await this.run(f, 'drill', vscode.l10n.t('Offsite: restore drill of {0}', f.name), 'drill', (remote, keys) => ({ op: 'drill', remote, keys, source: cfg.folder.fsPath }));
     await this.updateRecord(f, { lastDrill: { at: Math.floor(now()), ok: r.ok, setTime: r.time, matched: r.matched, failed: r.failed, changed: r.changed }, drillSnoozedUntil: undefined });
     return r;

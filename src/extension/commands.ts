@@ -11,7 +11,7 @@ import { readSettings, targetOf, updateSetting } from './config';
 import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
 import { EngineError, isCancelled } from './engineClient';
-import { crontabLine, redactUrl } from './folderConfig';
+import { crontabLine, redactUrl, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
 import type { BackupModel, FolderBackup } from './model';
 import { drillLine } from './schedule';
@@ -179,9 +179,9 @@ export class CommandCenter implements vscode.Disposable {
   }
 
   private relativePath(f: FolderBackup, uri: vscode.Uri): string {
-    const rel = path.relative(f.folder.uri.fsPath, uri.fsPath);
-    if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) fail('usage', vscode.l10n.t('{0} is not inside the workspace folder {1}', uri.fsPath, f.name));
-    return rel.split(path.sep).join('/');
+    const rel = workspaceRelative(f.folder.uri.fsPath, uri.fsPath);
+    if (rel === undefined) fail('usage', vscode.l10n.t('{0} is not inside the workspace folder {1}', uri.fsPath, f.name));
+    return rel;
   }
 
   /** The backup version shown by the active tab (the left side of a backup diff, or a backup file alone). */

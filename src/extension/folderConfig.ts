@@ -150,6 +150,17 @@ export function resolveFolderConfig(raw: RawSettings, folder: FolderRef, home = 
   };
 }
 
+/**
+ * A file's path relative to its workspace folder, '/'-separated as the engine names paths; undefined
+ * for the folder itself and for a path outside it (a name that merely starts with "..", as "..data",
+ * is inside).
+ */
+export function workspaceRelative(folderPath: string, filePath: string): string | undefined {
+  const rel = path.relative(folderPath, filePath);
+  if (!rel || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) return undefined;
+  return rel.split(path.sep).join('/');
+}
+
 /** Which private key a request may need the passphrase of (the id its passphrase is remembered under). */
 export function passphraseIdFor(cfg: FolderConfig, op: string): string {
   const k = cfg.keys;

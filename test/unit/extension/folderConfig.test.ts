@@ -15,6 +15,7 @@ import {
   resolveKeySpec,
   shellQuote,
   sshTargetOf,
+  workspaceRelative,
   type RawSettings,
 } from '../../../src/extension/folderConfig';
 import { OFFSITE } from '../../helpers/cli';
@@ -88,6 +89,17 @@ describe('extension: folder configuration', () => {
     assert.equal(redactUrl('rclone://gdrive:backups/my%20project'), 'rclone://gdrive:backups/my%20project');
     assert.equal(sshTargetOf('sftp://me:pw@nas.local:2222/b'), 'me@nas.local:2222');
     assert.equal(sshTargetOf('file:///x'), undefined);
+  });
+
+  it('a file\'s path in its folder: names starting with ".." are inside, the folder itself and paths outside are not', () => {
+    assert.equal(workspaceRelative('/ws', '/ws/src/a b#c.ts'), 'src/a b#c.ts');
+    assert.equal(workspaceRelative('/ws', '/ws/..data'), '..data', 'a Kubernetes-style ..data file');
+    assert.equal(workspaceRelative('/ws', '/ws/...'), '...');
+    assert.equal(workspaceRelative('/ws', '/ws/..a/..b'), '..a/..b');
+    assert.equal(workspaceRelative('/ws', '/ws'), undefined);
+    assert.equal(workspaceRelative('/ws', '/'), undefined);
+    assert.equal(workspaceRelative('/ws', '/other/x'), undefined);
+    assert.equal(workspaceRelative('/ws', '/ws-other/x'), undefined);
   });
 
   it('quotes words for a POSIX shell', () => {

@@ -114,7 +114,11 @@ export class BackupModel implements vscode.Disposable {
         prev.config = cfg;
         return prev;
       }
-      return new FolderBackup(wf, cfg);
+      const next = new FolderBackup(wf, cfg);
+      // What still runs with the old remote or keys stays the folder's until it ends: shown, cancellable,
+      // and exclusive (run() clears it wherever it is).
+      if (prev?.running) next.running = prev.running;
+      return next;
     });
     void this.updateContext();
     this._onDidChangeState.fire();
@@ -205,7 +209,8 @@ export class BackupModel implements vscode.Disposable {
         },
       );
     } finally {
-      f.running = undefined;
+      // The settings may have changed meanwhile: the folder's FolderBackup is then a new one sharing it.
+      for (const x of [f, ...this._folders]) if (x.running === running) x.running = undefined;
       await this.updateContext();
       this._onDidChangeState.fire();
     }
@@ -237,6 +242,7 @@ export class BackupModel implements vscode.Disposable {
       return r;
     } catch (e) {
       if (isCancelled(e)) this.log.info(`Backup of ${f.name} cancelled`);
+      else if (EngineError.is(e, 'busy')) this.log.info(`Backup of ${f.name} not started: ${e.message}`);
       else {
         const message = e instanceof Error ? e.message : String(e);
         this.log.error(`Backup of ${f.name} failed: ${message}`);

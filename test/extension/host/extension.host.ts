@@ -774,4 +774,39 @@ describe('Offsite in a real VS Code extension host', () => {
       fs.rmSync(nest, { recursive: true, force: true });
     }
   });
+
+  it('new keys while a backup runs keep it shown and cancellable; a second Backup Workspace meanwhile is refused without counting as a failure', async function () {
+    this.timeout(300_000);
+    const big = path.join(fx.workspace, 'big2');
+    fs.mkdirSync(big, { recursive: true });
+    for (let i = 0; i < 8; i++) await execFileAsync('dd', ['if=/dev/urandom', `of=${path.join(big, `blob${i}.bin`)}`, 'bs=1M', 'count=8', 'status=none']);
+    const config = vscode.workspace.getConfiguration('offsite');
+    const failureBefore = api.model.record(api.model.folders[0]).lastFailure;
+    await nextSecond();
+    try {
+      const running = vscode.commands.executeCommand('offsite.backupWorkspace');
+      await waitFor('the backup to be under way', () => (api.model.folders[0].running?.files ?? 0) > 0, 60_000);
+      // A second encryption key while the backup runs: the folder's state is rebuilt for the new keys.
+      await config.update('encryptKeys', [fx.keys.rsaPub, fx.keys.protectedPub], vscode.ConfigurationTarget.Workspace);
+      await waitFor('the new keys', () => api.model.folders[0].config.keys.encryptKeys?.length === 2);
+      assert.ok(api.model.folders[0].running, 'the running backup is still the folder\'s');
+      assert.match(api.statusBar.view?.text ?? '', /Backing up/);
+      const notices = api.ui.notices.length;
+      assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
+      const refused = api.ui.notices.slice(notices);
+      assert.equal(refused.length, 1, JSON.stringify(refused));
+      assert.equal(refused[0].severity, 'warning');
+      assert.match(refused[0].message, /already running a backup/);
+      assert.deepEqual(api.model.record(api.model.folders[0]).lastFailure, failureBefore, 'a backup that never started is not a failed one');
+      assert.equal(await vscode.commands.executeCommand('offsite.cancel'), 1, 'the running one can be cancelled');
+      assert.equal(await running, undefined);
+      assert.equal(api.model.folders[0].running, undefined);
+      assert.deepEqual(api.model.record(api.model.folders[0]).lastFailure, failureBefore, 'cancelled: no failure recorded');
+      assert.doesNotMatch(api.statusBar.view?.text ?? '', /Backing up|Backup failed/);
+    } finally {
+      fs.rmSync(big, { recursive: true, force: true });
+      await config.update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);
+    }
+    await waitFor('one key again', () => api.model.folders[0].config.keys.encryptKeys?.length === 1);
+  });
 });

@@ -105,9 +105,12 @@ export class CommandCenter implements vscode.Disposable {
         actions[configure] = () => vscode.commands.executeCommand('offsite.configure');
         break;
       case 'key':
-        // The engine's hints name CLI flags; here the same thing is a setting.
-        hint = vscode.l10n.t('Set offsite.restoreKey to your private key file (or its gpg key id)');
-        actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'offsite.restoreKey');
+        // The engine's hint for a missing private key names the CLI's --key; here that is a setting.
+        // Other key errors (an encryption key file that is not there, expired, not a key) keep theirs.
+        if (!e.hint || /--key\b/.test(e.hint)) {
+          hint = vscode.l10n.t('Set offsite.restoreKey to your private key file (or its gpg key id)');
+          actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'offsite.restoreKey');
+        } else actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:offsite.offsite');
         break;
       case 'untrusted':
         actions[manageTrust] = () => vscode.commands.executeCommand('workbench.trust.manage');

@@ -809,4 +809,21 @@ describe('Offsite in a real VS Code extension host', () => {
     }
     await waitFor('one key again', () => api.model.folders[0].config.keys.encryptKeys?.length === 1);
   });
+
+  it('an encryption key file that is not there is named with its own hint, not the restore key\'s', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    await config.update('encryptKeys', ['keys/missing-pub.asc'], vscode.ConfigurationTarget.Workspace);
+    try {
+      await waitFor('the missing key', () => api.model.folders[0].config.keys.encryptKeys?.[0]?.endsWith('missing-pub.asc'));
+      const notices = api.ui.notices.length;
+      assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
+      const errors = api.ui.notices.slice(notices).filter((n) => n.severity === 'error');
+      assert.equal(errors.length, 1, JSON.stringify(api.ui.notices.slice(notices)));
+      assert.match(errors[0].message, /The key file .*keys\/missing-pub\.asc does not exist\. Check the path of the key file/);
+      assert.doesNotMatch(errors[0].message, /restoreKey|private key/);
+    } finally {
+      await config.update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);
+    }
+    await waitFor('the key again', () => api.model.folders[0].config.keys.encryptKeys?.[0] === fx.keys.rsaPub);
+  });
 });

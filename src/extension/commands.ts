@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { fromBackupUri, originalUri, SCHEME, toBackupUri } from './backupFs';
+import { fromBackupUri, originalUri, SCHEME, toBackupUri, type BackupFileSystemProvider } from './backupFs';
 import { readSettings, targetOf, updateSetting } from './config';
 import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
@@ -44,6 +44,7 @@ export class CommandCenter implements vscode.Disposable {
     private readonly secrets: Secrets,
     private readonly log: vscode.LogOutputChannel,
     private readonly statusDoc: StatusDocumentProvider,
+    private readonly versions: BackupFileSystemProvider,
   ) {
     const table: Record<string, Handler> = {
       'offsite.backupWorkspace': (a) => this.backupWorkspace(a),
@@ -99,7 +100,8 @@ export class CommandCenter implements vscode.Disposable {
     }
     this.log.error(`${id}: [${e.code}] ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
     const actions: Record<string, () => unknown> = {};
-    let hint = e.hint;
+    // "Give a later --time" (a time before the first backup): here a time is picked, not a flag.
+    let hint = e.code === 'notFound' && e.hint && /--time\b/.test(e.hint) ? vscode.l10n.t('Pick a later date or time') : e.hint;
     switch (e.code) {
       case 'config':
         actions[configure] = () => vscode.commands.executeCommand('offsite.configure');
@@ -296,12 +298,7 @@ export class CommandCenter implements vscode.Disposable {
   /** Opens the backup version of a file next to the current one (or alone, if the file is gone). */
   private async openComparison(f: FolderBackup, file: vscode.Uri, rel: string, t: TimeChoice): Promise<vscode.Uri> {
     const backupUri = toBackupUri(file, { folder: f.folder.uri.toString(), path: rel, time: t.time });
-    try {
-      await vscode.workspace.fs.stat(backupUri);
-    } catch (e) {
-      if (e instanceof vscode.FileSystemError && e.code === 'FileNotFound') fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', rel, t.label));
-      throw e instanceof vscode.FileSystemError ? new EngineError({ code: 'internal', message: e.message }) : e;
-    }
+    if (!(await this.versions.has(backupUri))) fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', rel, t.label));
     const exists = fs.existsSync(file.fsPath);
     if (exists) {
       await vscode.commands.executeCommand('vscode.diff', backupUri, file, vscode.l10n.t('{0} (backup of {1}) ↔ current', path.basename(file.fsPath), t.label), { preview: true });

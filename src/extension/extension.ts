@@ -50,7 +50,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
   const statusBar = new BackupStatusBar(model);
   const scheduler = new Scheduler(model, ui);
   const drillReminder = new DrillReminder(model, ui);
-  const commands = new CommandCenter(model, ui, secrets, log, statusDoc);
+  const commands = new CommandCenter(model, ui, secrets, log, statusDoc, fsProvider);
 
   // The view shows where each folder's backups go.
   const describeView = () => {

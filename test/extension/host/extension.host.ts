@@ -826,4 +826,45 @@ describe('Offsite in a real VS Code extension host', () => {
     }
     await waitFor('the key again', () => api.model.folders[0].config.keys.encryptKeys?.[0] === fx.keys.rsaPub);
   });
+
+  it('files with names that need escaping (#, ?, %, spaces, unicode, a leading ..) are compared through offsite: URIs', async () => {
+    // ..data at the top: a name starting with '..' right in the folder.
+    const names = ['odd/odd #1?%20 name.txt', 'odd/ünï cødé.md', '..data'];
+    for (const n of names) write(fx.workspace, n, `content of ${n}\n`);
+    try {
+      await nextSecond();
+      const [b] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { time: number }[];
+      assert.ok(b, JSON.stringify(api.ui.notices.at(-1)));
+      for (const n of names) {
+        const file = path.join(fx.workspace, n);
+        fs.writeFileSync(file, 'changed since\n');
+        const notices = api.ui.notices.length;
+        api.ui.script(formatTime(b.time));
+        const uri = (await vscode.commands.executeCommand('offsite.compareWithBackup', vscode.Uri.file(file))) as vscode.Uri;
+        assert.ok(uri, `${n}: ${JSON.stringify(api.ui.notices.slice(notices))}`);
+        const diff = await waitFor('a diff editor', () => activeDiff());
+        assert.equal(diff.modified.fsPath, file);
+        assert.equal((await vscode.workspace.openTextDocument(diff.original)).getText(), `content of ${n}\n`, n);
+      }
+    } finally {
+      fs.rmSync(path.join(fx.workspace, 'odd'), { recursive: true, force: true });
+      fs.rmSync(path.join(fx.workspace, '..data'), { force: true });
+    }
+  });
+
+  it('Compare With Backup as of a time before the first backup says which is the oldest, as a warning; a future time gives the newest', async () => {
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(readme));
+    const notices = api.ui.notices.length;
+    api.ui.script('Type a date or time', '2001-01-01');
+    assert.equal(await vscode.commands.executeCommand('offsite.compareWithBackup'), undefined);
+    const shown = api.ui.notices.slice(notices);
+    assert.equal(shown.length, 1, JSON.stringify(shown));
+    assert.equal(shown[0].severity, 'warning', JSON.stringify(shown[0]));
+    assert.match(shown[0].message, /No backup as old as 2001-01-01.*the oldest is from/);
+    assert.doesNotMatch(shown[0].message, /--time/);
+    api.ui.script('Type a date or time', '2099-01-01');
+    await vscode.commands.executeCommand('offsite.compareWithBackup');
+    const diff = await waitFor('a diff editor', () => activeDiff());
+    assert.equal((await vscode.workspace.openTextDocument(diff.original)).getText(), fs.readFileSync(readme, 'utf8'));
+  });
 });

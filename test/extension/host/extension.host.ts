@@ -867,4 +867,24 @@ describe('Offsite in a real VS Code extension host', () => {
     const diff = await waitFor('a diff editor', () => activeDiff());
     assert.equal((await vscode.workspace.openTextDocument(diff.original)).getText(), fs.readFileSync(readme, 'utf8'));
   });
+
+  it('a password in offsite.remote never reaches the log or a notification', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    const secret = 'hunter2-in-the-url';
+    await config.update('remote', `sftp://me:${secret}@127.0.0.1:1/backups`, vscode.ConfigurationTarget.Workspace);
+    const logText = () => fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+    try {
+      await waitFor('the sftp remote', () => api.model.folders[0].config.url.startsWith('sftp://'));
+      const running = vscode.commands.executeCommand('offsite.backupWorkspace');
+      await waitFor('the log line', () => /Backing up .* to sftp:\/\/me:\*\*\*@127\.0\.0\.1:1\/backups\/workspace/.test(logText()));
+      await vscode.commands.executeCommand('offsite.cancel');
+      await running;
+      assert.ok(!logText().includes(secret), 'no password in the log');
+      assert.ok(!JSON.stringify(api.ui.notices).includes(secret), 'nor in a notification');
+      assert.ok(!(api.statusBar.view?.tooltip ?? '').includes(secret), 'nor in the status bar');
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+    }
+    await waitFor('the file remote again', () => api.model.folders[0].config.url.startsWith('file://'));
+  });
 });

@@ -667,6 +667,13 @@ describe('Offsite in a real VS Code extension host', () => {
       const failure = api.ui.notices.slice(notices).find((n) => n.severity === 'error');
       assert.match(failure?.message ?? '', /^Scheduled backup of workspace failed: /);
       assert.deepEqual(failure?.actions, ['Show Log', 'Retry']);
+      // The same failure at the next run is not notified again (the status bar still says it).
+      const again = api.ui.notices.length;
+      const attempt = api.model.record(api.model.folders[0]).lastAttempt;
+      await api.scheduler.tick(Date.now() / 1000 + 5 * 3700);
+      assert.notEqual(api.model.record(api.model.folders[0]).lastAttempt, attempt, 'it ran again');
+      assert.deepEqual(api.ui.notices.slice(again).filter((n) => n.severity === 'error'), []);
+      assert.equal(api.statusBar.view?.text, '$(warning) Backup failed');
     } finally {
       await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
       await config.update('schedule', undefined, vscode.ConfigurationTarget.Global);

@@ -68,13 +68,29 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
   }
 
   async stat(uri: vscode.Uri): Promise<vscode.FileStat> {
-    const c = await this.fetch(uri);
+    const c = await this.fetchForEditor(uri);
     return { type: vscode.FileType.File, size: c.size, mtime: c.mtime * 1000, ctime: c.mtime * 1000, permissions: vscode.FilePermission.Readonly };
   }
 
   async readFile(uri: vscode.Uri): Promise<Uint8Array> {
-    const c = await this.fetch(uri);
+    const c = await this.fetchForEditor(uri);
     return fs.promises.readFile(c.file);
+  }
+
+  /**
+   * Whether the backup holds this version (fetched and cached for the editor that opens it next); the
+   * engine's own error otherwise, typed, so a command can say what is wrong (a time before the first
+   * backup, a wrong passphrase) as it does for its other errors: through VS Code's file system API
+   * the error would arrive as an untyped FileSystemError.
+   */
+  async has(uri: vscode.Uri): Promise<boolean> {
+    try {
+      await this.fetch(uri);
+      return true;
+    } catch (e) {
+      if (e instanceof vscode.FileSystemError && e.code === 'FileNotFound') return false;
+      throw e;
+    }
   }
 
   readDirectory(): [string, vscode.FileType][] {
@@ -97,7 +113,17 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
     throw vscode.FileSystemError.NoPermissions(uri);
   }
 
-  /** The version's content from the engine (cached), or FileNotFound when the file was not in that backup. */
+  /** fetch, with the engine's errors in the editor's terms (its own words, as a FileSystemError). */
+  private async fetchForEditor(uri: vscode.Uri): Promise<Cached> {
+    try {
+      return await this.fetch(uri);
+    } catch (e) {
+      if (EngineError.is(e)) throw new vscode.FileSystemError(e.hint ? `${e.message}. ${e.hint}` : e.message);
+      throw e;
+    }
+  }
+
+  /** The version's content from the engine (cached), or FileNotFound when the file was not in that backup; EngineError on failure. */
   private fetch(uri: vscode.Uri): Promise<Cached> {
     const key = uri.toString();
     let p = this.cache.get(key);
@@ -123,8 +149,6 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
       return { file, size: r.size, mtime: r.mtime, lastUsed: Date.now() };
     } catch (e) {
       fs.rmSync(file, { force: true });
-      // Let the editor show the engine's own words.
-      if (EngineError.is(e)) throw new vscode.FileSystemError(e.hint ? `${e.message}. ${e.hint}` : e.message);
       throw e;
     }
   }

@@ -6,12 +6,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { fromBackupUri, originalUri, SCHEME, toBackupUri } from './backupFs';
+import { fromBackupUri, originalUri, SCHEME, toBackupUri, type BackupFileSystemProvider } from './backupFs';
 import { readSettings, targetOf, updateSetting } from './config';
 import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
 import { EngineError, isCancelled } from './engineClient';
-import { crontabLine, redactUrl } from './folderConfig';
+import { crontabLine, redactUrl, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
 import type { BackupModel, FolderBackup } from './model';
 import { drillLine } from './schedule';
@@ -44,6 +44,7 @@ export class CommandCenter implements vscode.Disposable {
     private readonly secrets: Secrets,
     private readonly log: vscode.LogOutputChannel,
     private readonly statusDoc: StatusDocumentProvider,
+    private readonly versions: BackupFileSystemProvider,
   ) {
     const table: Record<string, Handler> = {
       'offsite.backupWorkspace': (a) => this.backupWorkspace(a),
@@ -99,15 +100,19 @@ export class CommandCenter implements vscode.Disposable {
     }
     this.log.error(`${id}: [${e.code}] ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
     const actions: Record<string, () => unknown> = {};
-    let hint = e.hint;
+    // "Give a later --time" (a time before the first backup): here a time is picked, not a flag.
+    let hint = e.code === 'notFound' && e.hint && /--time\b/.test(e.hint) ? vscode.l10n.t('Pick a later date or time') : e.hint;
     switch (e.code) {
       case 'config':
         actions[configure] = () => vscode.commands.executeCommand('offsite.configure');
         break;
       case 'key':
-        // The engine's hints name CLI flags; here the same thing is a setting.
-        hint = vscode.l10n.t('Set offsite.restoreKey to your private key file (or its gpg key id)');
-        actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'offsite.restoreKey');
+        // The engine's hint for a missing private key names the CLI's --key; here that is a setting.
+        // Other key errors (an encryption key file that is not there, expired, not a key) keep theirs.
+        if (!e.hint || /--key\b/.test(e.hint)) {
+          hint = vscode.l10n.t('Set offsite.restoreKey to your private key file (or its gpg key id)');
+          actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'offsite.restoreKey');
+        } else actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:offsite.offsite');
         break;
       case 'untrusted':
         actions[manageTrust] = () => vscode.commands.executeCommand('workbench.trust.manage');
@@ -179,9 +184,9 @@ export class CommandCenter implements vscode.Disposable {
   }
 
   private relativePath(f: FolderBackup, uri: vscode.Uri): string {
-    const rel = path.relative(f.folder.uri.fsPath, uri.fsPath);
-    if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) fail('usage', vscode.l10n.t('{0} is not inside the workspace folder {1}', uri.fsPath, f.name));
-    return rel.split(path.sep).join('/');
+    const rel = workspaceRelative(f.folder.uri.fsPath, uri.fsPath);
+    if (rel === undefined) fail('usage', vscode.l10n.t('{0} is not inside the workspace folder {1}', uri.fsPath, f.name));
+    return rel;
   }
 
   /** The backup version shown by the active tab (the left side of a backup diff, or a backup file alone). */
@@ -293,12 +298,7 @@ export class CommandCenter implements vscode.Disposable {
   /** Opens the backup version of a file next to the current one (or alone, if the file is gone). */
   private async openComparison(f: FolderBackup, file: vscode.Uri, rel: string, t: TimeChoice): Promise<vscode.Uri> {
     const backupUri = toBackupUri(file, { folder: f.folder.uri.toString(), path: rel, time: t.time });
-    try {
-      await vscode.workspace.fs.stat(backupUri);
-    } catch (e) {
-      if (e instanceof vscode.FileSystemError && e.code === 'FileNotFound') fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', rel, t.label));
-      throw e instanceof vscode.FileSystemError ? new EngineError({ code: 'internal', message: e.message }) : e;
-    }
+    if (!(await this.versions.has(backupUri))) fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', rel, t.label));
     const exists = fs.existsSync(file.fsPath);
     if (exists) {
       await vscode.commands.executeCommand('vscode.diff', backupUri, file, vscode.l10n.t('{0} (backup of {1}) ↔ current', path.basename(file.fsPath), t.label), { preview: true });
@@ -565,7 +565,7 @@ export class CommandCenter implements vscode.Disposable {
       return;
     }
     const items = [
-      { label: `$(globe) ${vscode.l10n.t('Remote')}`, description: s.remote, id: 'remote' },
+      { label: `$(globe) ${vscode.l10n.t('Remote')}`, description: redactUrl(s.remote), id: 'remote' },
       { label: `$(key) ${vscode.l10n.t('Encryption Keys')}`, description: s.encryptKeys.join(', '), id: 'keys' },
       { label: `$(unlock) ${vscode.l10n.t('Restore Key')}`, description: s.restoreKey || vscode.l10n.t('not set'), id: 'restoreKey' },
       { label: `$(add) ${vscode.l10n.t('Create a New Key Pair…')}`, description: '', id: 'createKey' },

@@ -40,7 +40,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
     hostScript: context.asAbsolutePath('dist/engineLauncher.js'),
     log: (level, message) => log[level === 'debug' ? 'debug' : level](message),
   });
-  const secrets = new Secrets(context.secrets, context.globalState);
+  const secrets = new Secrets(context.secrets, context.globalState, (m) => log.warn(m));
   const gateway = new EngineGateway(client, secrets, ui);
   const model = new BackupModel(gateway, context.globalState, log);
   const statusDoc = new StatusDocumentProvider();
@@ -50,7 +50,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
   const statusBar = new BackupStatusBar(model);
   const scheduler = new Scheduler(model, ui);
   const drillReminder = new DrillReminder(model, ui);
-  const commands = new CommandCenter(model, ui, secrets, log, statusDoc);
+  const commands = new CommandCenter(model, ui, secrets, log, statusDoc, fsProvider);
 
   // The view shows where each folder's backups go.
   const describeView = () => {

@@ -83,9 +83,15 @@ export function folderRemoteUrl(root: string, folderName: string): string {
   return `${trimmed}/${encodeURIComponent(folderName)}${rest}`;
 }
 
-/** The URL without a password, for the tree, the status bar and logs. */
+/**
+ * The URL without its secrets, for the tree, the status bar and logs: a password (user:password@), the
+ * secret values of an rclone connection string (rclone://:s3,secret_access_key=…:bucket) and of a query
+ * (?token=…), as the engine's own messages show them.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@');
+  return url
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@')
+    .replace(/([,?&][a-z0-9_]*(?:secret|password|passwd|pass|token|key)[a-z0-9_]*)=("[^"]*"|'[^']*'|[^,:&#\s"']+)/gi, '$1=***');
 }
 
 export function isSshUrl(url: string): boolean {
@@ -142,6 +148,17 @@ export function resolveFolderConfig(raw: RawSettings, folder: FolderRef, home = 
     settings: raw,
     configured: url !== '' && encryptKeys.length > 0,
   };
+}
+
+/**
+ * A file's path relative to its workspace folder, '/'-separated as the engine names paths; undefined
+ * for the folder itself and for a path outside it (a name that merely starts with "..", as "..data",
+ * is inside).
+ */
+export function workspaceRelative(folderPath: string, filePath: string): string | undefined {
+  const rel = path.relative(folderPath, filePath);
+  if (!rel || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) return undefined;
+  return rel.split(path.sep).join('/');
 }
 
 /** Which private key a request may need the passphrase of (the id its passphrase is remembered under). */

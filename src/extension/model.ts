@@ -9,7 +9,7 @@ import type { SetChanges } from '../engine/service';
 import { folderConfig } from './config';
 import { EngineError, isCancelled, type EngineOp, type EngineResults } from './engineClient';
 import { FOLDER_PAGE, sortNodes, toPage, type FileNode } from './fileTree';
-import type { FolderConfig } from './folderConfig';
+import { redactUrl, type FolderConfig } from './folderConfig';
 import { currentChainIndex, progressMessage } from './format';
 import type { EngineGateway, RequestBuilder } from './gateway';
 import type { FolderRecord } from './schedule';
@@ -114,7 +114,11 @@ export class BackupModel implements vscode.Disposable {
         prev.config = cfg;
         return prev;
       }
-      return new FolderBackup(wf, cfg);
+      const next = new FolderBackup(wf, cfg);
+      // What still runs with the old remote or keys stays the folder's until it ends: shown, cancellable,
+      // and exclusive (run() clears it wherever it is).
+      if (prev?.running) next.running = prev.running;
+      return next;
     });
     void this.updateContext();
     this._onDidChangeState.fire();
@@ -205,7 +209,8 @@ export class BackupModel implements vscode.Disposable {
         },
       );
     } finally {
-      f.running = undefined;
+      // The settings may have changed meanwhile: the folder's FolderBackup is then a new one sharing it.
+      for (const x of [f, ...this._folders]) if (x.running === running) x.running = undefined;
       await this.updateContext();
       this._onDidChangeState.fire();
     }
@@ -215,7 +220,7 @@ export class BackupModel implements vscode.Disposable {
   async backup(f: FolderBackup, opts: { background?: boolean } = {}): Promise<EngineResults['backup']> {
     const cfg = f.config;
     await this.updateRecord(f, { lastAttempt: now() });
-    this.log.info(`Backing up ${cfg.folder.fsPath} to ${cfg.url}${opts.background ? ' (scheduled)' : ''}`);
+    this.log.info(`Backing up ${cfg.folder.fsPath} to ${redactUrl(cfg.url)}${opts.background ? ' (scheduled)' : ''}`);
     try {
       const r = await this.run(f, 'backup', vscode.l10n.t('Offsite: backing up {0}', f.name), 'backup', (remote, keys) => ({
         op: 'backup',
@@ -237,6 +242,7 @@ export class BackupModel implements vscode.Disposable {
       return r;
     } catch (e) {
       if (isCancelled(e)) this.log.info(`Backup of ${f.name} cancelled`);
+      else if (EngineError.is(e, 'busy')) this.log.info(`Backup of ${f.name} not started: ${e.message}`);
       else {
         const message = e instanceof Error ? e.message : String(e);
         this.log.error(`Backup of ${f.name} failed: ${message}`);
@@ -317,7 +323,7 @@ export class BackupModel implements vscode.Disposable {
    */
   async drill(f: FolderBackup): Promise<EngineResults['drill']> {
     const cfg = f.config;
-    this.log.info(`Restore drill of ${f.name} from ${cfg.url}`);
+    this.log.info(`Restore drill of ${f.name} from ${redactUrl(cfg.url)}`);
     const r = await this.run(f, 'drill', vscode.l10n.t('Offsite: restore drill of {0}', f.name), 'drill', (remote, keys) => ({ op: 'drill', remote, keys, source: cfg.folder.fsPath }));
     await this.updateRecord(f, { lastDrill: { at: Math.floor(now()), ok: r.ok, setTime: r.time, matched: r.matched, failed: r.failed, changed: r.changed }, drillSnoozedUntil: undefined });
     return r;

@@ -27,18 +27,25 @@ export interface FolderRecord {
   drillSnoozedUntil?: number;
 }
 
+/**
+ * When the schedule last ran: the later of the last attempt and the last success, not counting a time
+ * still to come (the clock was set back since, or the remote's sets were written by a machine whose
+ * clock is ahead), which would otherwise stop the schedule until then.
+ */
+function lastRun(rec: FolderRecord, now: number): number {
+  return Math.max(0, ...[rec.lastAttempt, rec.lastSuccess].filter((t): t is number => t !== undefined && t <= now));
+}
+
 /** A scheduled backup is due: schedule > 0 and at least that many minutes since the last attempt. */
 export function backupDue(rec: FolderRecord, scheduleMinutes: number, now: number): boolean {
   if (!(scheduleMinutes > 0)) return false;
-  const last = Math.max(rec.lastAttempt ?? 0, rec.lastSuccess ?? 0);
-  return now - last >= scheduleMinutes * 60;
+  return now - lastRun(rec, now) >= scheduleMinutes * 60;
 }
 
 /** Seconds until the next scheduled backup (0 when due; undefined when the schedule is off). */
 export function secondsUntilDue(rec: FolderRecord, scheduleMinutes: number, now: number): number | undefined {
   if (!(scheduleMinutes > 0)) return undefined;
-  const last = Math.max(rec.lastAttempt ?? 0, rec.lastSuccess ?? 0);
-  return Math.max(0, last + scheduleMinutes * 60 - now);
+  return Math.max(0, lastRun(rec, now) + scheduleMinutes * 60 - now);
 }
 
 /** No successful backup for longer than staleAfter hours (0 = never warn). A folder never backed up is not stale: it is new. */

@@ -1,6 +1,6 @@
 // Automatic backups while VS Code is open (offsite.schedule minutes apart), and a warning when backups
 // went stale (offsite.staleAfter hours without a success). Failures of scheduled runs notify with
-// "Show Log" and "Retry"; offsite.notifications decides what is shown. Untrusted workspaces never
+// "Show Log" and "Retry", once for a failure that repeats; offsite.notifications decides what is shown. Untrusted workspaces never
 // back up. The rules themselves are pure (schedule.ts); the restore drill reminder is drillReminder.ts.
 import * as vscode from 'vscode';
 import { EngineError, isCancelled } from './engineClient';
@@ -48,12 +48,16 @@ export class Scheduler implements vscode.Disposable {
 
   private async scheduledBackup(f: FolderBackup): Promise<void> {
     const level = f.config.settings.notifications;
+    // The failure the last attempt ended with (cleared by a success): the same one again is not news.
+    const failedBefore = this.model.record(f).lastFailure;
     try {
       const r = await this.model.backup(f, { background: true });
       if (level === 'all') void this.ui.notify('info', vscode.l10n.t('Scheduled backup of {0} done: {1}', f.name, statsSummary(r.stats)));
     } catch (e) {
       // Another window or cron is backing up the same remote: not a failure of ours.
       if (isCancelled(e) || EngineError.is(e, 'locked') || EngineError.is(e, 'busy') || level === 'off') return;
+      // A remote down for hours fails every run alike: notified once, then the status bar keeps saying it.
+      if (failedBefore !== undefined && failedBefore.message === (e instanceof Error ? e.message : String(e))) return;
       const showLog = vscode.l10n.t('Show Log');
       const retry = vscode.l10n.t('Retry');
       const message = e instanceof EngineError && e.hint ? `${e.message}. ${e.hint}` : e instanceof Error ? e.message : String(e);

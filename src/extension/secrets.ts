@@ -1,5 +1,7 @@
 // Passphrases, passwords and S3 keys: in VS Code's SecretStorage when the user chose "Remember", else in memory
-// for this window only. Never in settings, never in logs. Keys name what the secret unlocks.
+// for this window only. Never in settings, never in logs. Keys name what the secret unlocks. A secret
+// storage that fails (no OS keyring on Linux, a locked one) costs only the remembering: the secret is
+// kept for this window and the failure logged, so the operation the secret was asked for goes on.
 import type * as vscode from 'vscode';
 
 /** s3Keys: an s3:// remote's keys as one JSON value (awsCredentials.ts). */
@@ -14,38 +16,52 @@ export class Secrets {
   constructor(
     private readonly storage: vscode.SecretStorage,
     private readonly state: vscode.Memento,
+    /** Where a failure of the secret storage is reported (the key's name and the error, never a value). */
+    private readonly warn: (message: string) => void = () => undefined,
   ) {}
 
   private key(kind: SecretKind, id: string): string {
     return `${PREFIX}${kind}:${id}`;
   }
 
-  async get(kind: SecretKind, id: string): Promise<string | undefined> {
-    const k = this.key(kind, id);
-    return this.session.get(k) ?? (await this.storage.get(k));
+  /** The storage's answer, or `fallback` when it fails. */
+  private async tryStorage<T>(what: string, k: string, f: () => Thenable<T>, fallback: T): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      this.warn(`VS Code's secret storage could not ${what} ${k}: ${e instanceof Error ? e.message : String(e)}`);
+      return fallback;
+    }
   }
 
-  async set(kind: SecretKind, id: string, value: string, remember: boolean): Promise<void> {
+  async get(kind: SecretKind, id: string): Promise<string | undefined> {
+    const k = this.key(kind, id);
+    return this.session.get(k) ?? (await this.tryStorage('read', k, () => this.storage.get(k), undefined));
+  }
+
+  /** Keeps a secret for this window, and in SecretStorage when `remember`; true when it was stored there. */
+  async set(kind: SecretKind, id: string, value: string, remember: boolean): Promise<boolean> {
     const k = this.key(kind, id);
     this.session.set(k, value);
-    if (!remember) return;
-    await this.storage.store(k, value);
+    if (!remember) return false;
+    if (!(await this.tryStorage('store', k, async () => (await this.storage.store(k, value), true), false))) return false;
     // SecretStorage cannot list its keys: keep their names (not values) so "Forget" can remove them all.
     const known = new Set(this.state.get<string[]>(INDEX, []));
     known.add(k);
     await this.state.update(INDEX, [...known]);
+    return true;
   }
 
   async delete(kind: SecretKind, id: string): Promise<void> {
     const k = this.key(kind, id);
     this.session.delete(k);
-    await this.storage.delete(k);
+    await this.tryStorage('delete', k, () => this.storage.delete(k), undefined);
   }
 
   /** Forgets every remembered secret; returns how many there were. */
   async clear(): Promise<number> {
     const known = this.state.get<string[]>(INDEX, []);
-    for (const k of known) await this.storage.delete(k);
+    for (const k of known) await this.tryStorage('delete', k, () => this.storage.delete(k), undefined);
     await this.state.update(INDEX, []);
     const n = new Set([...known, ...this.session.keys()]).size;
     this.session.clear();

@@ -667,6 +667,13 @@ describe('Offsite in a real VS Code extension host', () => {
       const failure = api.ui.notices.slice(notices).find((n) => n.severity === 'error');
       assert.match(failure?.message ?? '', /^Scheduled backup of workspace failed: /);
       assert.deepEqual(failure?.actions, ['Show Log', 'Retry']);
+      // The same failure at the next run is not notified again (the status bar still says it).
+      const again = api.ui.notices.length;
+      const attempt = api.model.record(api.model.folders[0]).lastAttempt;
+      await api.scheduler.tick(Date.now() / 1000 + 5 * 3700);
+      assert.notEqual(api.model.record(api.model.folders[0]).lastAttempt, attempt, 'it ran again');
+      assert.deepEqual(api.ui.notices.slice(again).filter((n) => n.severity === 'error'), []);
+      assert.equal(api.statusBar.view?.text, '$(warning) Backup failed');
     } finally {
       await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
       await config.update('schedule', undefined, vscode.ConfigurationTarget.Global);
@@ -773,5 +780,118 @@ describe('Offsite in a real VS Code extension host', () => {
     } finally {
       fs.rmSync(nest, { recursive: true, force: true });
     }
+  });
+
+  it('new keys while a backup runs keep it shown and cancellable; a second Backup Workspace meanwhile is refused without counting as a failure', async function () {
+    this.timeout(300_000);
+    const big = path.join(fx.workspace, 'big2');
+    fs.mkdirSync(big, { recursive: true });
+    for (let i = 0; i < 8; i++) await execFileAsync('dd', ['if=/dev/urandom', `of=${path.join(big, `blob${i}.bin`)}`, 'bs=1M', 'count=8', 'status=none']);
+    const config = vscode.workspace.getConfiguration('offsite');
+    const failureBefore = api.model.record(api.model.folders[0]).lastFailure;
+    await nextSecond();
+    try {
+      const running = vscode.commands.executeCommand('offsite.backupWorkspace');
+      await waitFor('the backup to be under way', () => (api.model.folders[0].running?.files ?? 0) > 0, 60_000);
+      // A second encryption key while the backup runs: the folder's state is rebuilt for the new keys.
+      await config.update('encryptKeys', [fx.keys.rsaPub, fx.keys.protectedPub], vscode.ConfigurationTarget.Workspace);
+      await waitFor('the new keys', () => api.model.folders[0].config.keys.encryptKeys?.length === 2);
+      assert.ok(api.model.folders[0].running, 'the running backup is still the folder\'s');
+      assert.match(api.statusBar.view?.text ?? '', /Backing up/);
+      const notices = api.ui.notices.length;
+      assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
+      const refused = api.ui.notices.slice(notices);
+      assert.equal(refused.length, 1, JSON.stringify(refused));
+      assert.equal(refused[0].severity, 'warning');
+      assert.match(refused[0].message, /already running a backup/);
+      assert.deepEqual(api.model.record(api.model.folders[0]).lastFailure, failureBefore, 'a backup that never started is not a failed one');
+      assert.equal(await vscode.commands.executeCommand('offsite.cancel'), 1, 'the running one can be cancelled');
+      assert.equal(await running, undefined);
+      assert.equal(api.model.folders[0].running, undefined);
+      assert.deepEqual(api.model.record(api.model.folders[0]).lastFailure, failureBefore, 'cancelled: no failure recorded');
+      assert.doesNotMatch(api.statusBar.view?.text ?? '', /Backing up|Backup failed/);
+    } finally {
+      fs.rmSync(big, { recursive: true, force: true });
+      await config.update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);
+    }
+    await waitFor('one key again', () => api.model.folders[0].config.keys.encryptKeys?.length === 1);
+  });
+
+  it('an encryption key file that is not there is named with its own hint, not the restore key\'s', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    await config.update('encryptKeys', ['keys/missing-pub.asc'], vscode.ConfigurationTarget.Workspace);
+    try {
+      await waitFor('the missing key', () => api.model.folders[0].config.keys.encryptKeys?.[0]?.endsWith('missing-pub.asc'));
+      const notices = api.ui.notices.length;
+      assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
+      const errors = api.ui.notices.slice(notices).filter((n) => n.severity === 'error');
+      assert.equal(errors.length, 1, JSON.stringify(api.ui.notices.slice(notices)));
+      assert.match(errors[0].message, /The key file .*keys\/missing-pub\.asc does not exist\. Check the path of the key file/);
+      assert.doesNotMatch(errors[0].message, /restoreKey|private key/);
+    } finally {
+      await config.update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);
+    }
+    await waitFor('the key again', () => api.model.folders[0].config.keys.encryptKeys?.[0] === fx.keys.rsaPub);
+  });
+
+  it('files with names that need escaping (#, ?, %, spaces, unicode, a leading ..) are compared through offsite: URIs', async () => {
+    // ..data at the top: a name starting with '..' right in the folder.
+    const names = ['odd/odd #1?%20 name.txt', 'odd/ünï cødé.md', '..data'];
+    for (const n of names) write(fx.workspace, n, `content of ${n}\n`);
+    try {
+      await nextSecond();
+      const [b] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { time: number }[];
+      assert.ok(b, JSON.stringify(api.ui.notices.at(-1)));
+      for (const n of names) {
+        const file = path.join(fx.workspace, n);
+        fs.writeFileSync(file, 'changed since\n');
+        const notices = api.ui.notices.length;
+        api.ui.script(formatTime(b.time));
+        const uri = (await vscode.commands.executeCommand('offsite.compareWithBackup', vscode.Uri.file(file))) as vscode.Uri;
+        assert.ok(uri, `${n}: ${JSON.stringify(api.ui.notices.slice(notices))}`);
+        const diff = await waitFor('a diff editor', () => activeDiff());
+        assert.equal(diff.modified.fsPath, file);
+        assert.equal((await vscode.workspace.openTextDocument(diff.original)).getText(), `content of ${n}\n`, n);
+      }
+    } finally {
+      fs.rmSync(path.join(fx.workspace, 'odd'), { recursive: true, force: true });
+      fs.rmSync(path.join(fx.workspace, '..data'), { force: true });
+    }
+  });
+
+  it('Compare With Backup as of a time before the first backup says which is the oldest, as a warning; a future time gives the newest', async () => {
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(readme));
+    const notices = api.ui.notices.length;
+    api.ui.script('Type a date or time', '2001-01-01');
+    assert.equal(await vscode.commands.executeCommand('offsite.compareWithBackup'), undefined);
+    const shown = api.ui.notices.slice(notices);
+    assert.equal(shown.length, 1, JSON.stringify(shown));
+    assert.equal(shown[0].severity, 'warning', JSON.stringify(shown[0]));
+    assert.match(shown[0].message, /No backup as old as 2001-01-01.*the oldest is from/);
+    assert.doesNotMatch(shown[0].message, /--time/);
+    api.ui.script('Type a date or time', '2099-01-01');
+    await vscode.commands.executeCommand('offsite.compareWithBackup');
+    const diff = await waitFor('a diff editor', () => activeDiff());
+    assert.equal((await vscode.workspace.openTextDocument(diff.original)).getText(), fs.readFileSync(readme, 'utf8'));
+  });
+
+  it('a password in offsite.remote never reaches the log or a notification', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    const secret = 'hunter2-in-the-url';
+    await config.update('remote', `sftp://me:${secret}@127.0.0.1:1/backups`, vscode.ConfigurationTarget.Workspace);
+    const logText = () => fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+    try {
+      await waitFor('the sftp remote', () => api.model.folders[0].config.url.startsWith('sftp://'));
+      const running = vscode.commands.executeCommand('offsite.backupWorkspace');
+      await waitFor('the log line', () => /Backing up .* to sftp:\/\/me:\*\*\*@127\.0\.0\.1:1\/backups\/workspace/.test(logText()));
+      await vscode.commands.executeCommand('offsite.cancel');
+      await running;
+      assert.ok(!logText().includes(secret), 'no password in the log');
+      assert.ok(!JSON.stringify(api.ui.notices).includes(secret), 'nor in a notification');
+      assert.ok(!(api.statusBar.view?.tooltip ?? '').includes(secret), 'nor in the status bar');
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+    }
+    await waitFor('the file remote again', () => api.model.folders[0].config.url.startsWith('file://'));
   });
 });

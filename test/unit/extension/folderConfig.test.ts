@@ -15,6 +15,7 @@ import {
   resolveKeySpec,
   shellQuote,
   sshTargetOf,
+  workspaceRelative,
   type RawSettings,
 } from '../../../src/extension/folderConfig';
 import { OFFSITE } from '../../helpers/cli';
@@ -81,8 +82,24 @@ describe('extension: folder configuration', () => {
     assert.equal(redactUrl('sftp://me:s3cret@nas/b'), 'sftp://me:***@nas/b');
     assert.equal(redactUrl('sftp://me@nas/b'), 'sftp://me@nas/b');
     assert.equal(redactUrl('file:///a:b@c'), 'file:///a:b@c');
+    // The secrets of an rclone connection string and of a query, as the engine's messages hide them.
+    assert.equal(redactUrl('rclone://:s3,provider=AWS,access_key_id=AKIA1,secret_access_key=wJalr/XY:bucket/p/proj'), 'rclone://:s3,provider=AWS,access_key_id=***,secret_access_key=***:bucket/p/proj');
+    assert.equal(redactUrl('rclone://:webdav,url=https,pass="a:b,c":dav/p'), 'rclone://:webdav,url=https,pass=***:dav/p');
+    assert.equal(redactUrl('s3://bucket/p/proj?token=abc&region=eu'), 's3://bucket/p/proj?token=***&region=eu');
+    assert.equal(redactUrl('rclone://gdrive:backups/my%20project'), 'rclone://gdrive:backups/my%20project');
     assert.equal(sshTargetOf('sftp://me:pw@nas.local:2222/b'), 'me@nas.local:2222');
     assert.equal(sshTargetOf('file:///x'), undefined);
+  });
+
+  it('a file\'s path in its folder: names starting with ".." are inside, the folder itself and paths outside are not', () => {
+    assert.equal(workspaceRelative('/ws', '/ws/src/a b#c.ts'), 'src/a b#c.ts');
+    assert.equal(workspaceRelative('/ws', '/ws/..data'), '..data', 'a Kubernetes-style ..data file');
+    assert.equal(workspaceRelative('/ws', '/ws/...'), '...');
+    assert.equal(workspaceRelative('/ws', '/ws/..a/..b'), '..a/..b');
+    assert.equal(workspaceRelative('/ws', '/ws'), undefined);
+    assert.equal(workspaceRelative('/ws', '/'), undefined);
+    assert.equal(workspaceRelative('/ws', '/other/x'), undefined);
+    assert.equal(workspaceRelative('/ws', '/ws-other/x'), undefined);
   });
 
   it('quotes words for a POSIX shell', () => {

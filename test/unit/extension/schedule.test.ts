@@ -18,6 +18,14 @@ describe('extension: schedule rules', () => {
     assert.equal(backupDue({ lastSuccess: NOW - 30 * 60 }, 30, NOW), true);
     assert.equal(backupDue({ lastSuccess: NOW - 3 * H, lastAttempt: NOW - 60 }, 30, NOW), false, 'a failed attempt also waits a period');
     assert.equal(secondsUntilDue({ lastSuccess: NOW - 10 * 60 }, 30, NOW), 20 * 60);
+  });
+
+  it('a time still to come (the clock was set back) does not stop the schedule until then', () => {
+    const year = 365 * 24 * H;
+    assert.equal(backupDue({ lastAttempt: NOW + year }, 30, NOW), true, 'an attempt "next year" is no reason to wait a year');
+    assert.equal(backupDue({ lastSuccess: NOW + year, lastAttempt: NOW - 60 }, 30, NOW), false, 'the real last attempt still counts');
+    assert.equal(backupDue({ lastSuccess: NOW + year, lastAttempt: NOW - 31 * 60 }, 30, NOW), true);
+    assert.equal(secondsUntilDue({ lastSuccess: NOW + year, lastAttempt: NOW - 10 * 60 }, 30, NOW), 20 * 60);
     assert.equal(secondsUntilDue({}, 0, NOW), undefined);
   });
 

@@ -160,7 +160,7 @@ export class ArchiveDir {
 }
 
 /** Whether the process that made a temporary is still running (a name without a pid: an old run, gone). */
-function ownerAlive(pid: string | undefined): boolean {
+export function ownerAlive(pid: string | undefined): boolean {
   if (pid === undefined) return false;
   const n = Number(pid);
   if (n === process.pid) return true;

@@ -196,6 +196,35 @@ describe('backup (in-process)', function () {
     assert.deepEqual(snapshotTree(fresh), snapshotTree(src));
   });
 
+  it('a resumed incremental, interrupted twice, counts each path once in its statistics and restores whole', async () => {
+    const name = (i: number) => `f${String(i).padStart(2, '0')}.bin`;
+    const spec: Record<string, Buffer> = {};
+    for (let i = 0; i < 12; i++) spec[name(i)] = randomBytesSeeded(300_000, 70 + i);
+    const { work, src, archive } = env(spec);
+    const files = new FileBackend(path.join(work, 'vault'));
+    const volumeSize = 512 * 1024;
+    await sleep(2100); // not "racy": the incremental trusts the stat cache for the files left alone
+    await backup({ source: src, backend: files, archive, crypto, log: new MemoryLogger(), volumeSize });
+    await sleep(1100);
+    // Every other file changes: each volume ends with a changed file, and unchanged ones (counted,
+    // nothing stored) follow it before the next volume begins.
+    for (let i = 0; i < 12; i += 2) fs.writeFileSync(path.join(src, name(i)), randomBytesSeeded(310_000, 170 + i));
+    fs.rmSync(path.join(src, name(5)));
+    await assert.rejects(backup({ source: src, backend: new FaultBackend(files, { rules: [{ op: 'put', calls: [6], kind: 'permanent' }] }), archive, crypto, log: new MemoryLogger(), volumeSize }));
+    assert.ok(readCheckpoint(archive)?.resume, 'a resume point was recorded');
+    await assert.rejects(backup({ source: src, backend: new FaultBackend(files, { rules: [{ op: 'put', calls: [1], kind: 'permanent' }] }), archive, crypto, log: new MemoryLogger(), volumeSize }));
+    const r = await backup({ source: src, backend: files, archive, crypto, log: new MemoryLogger(), volumeSize });
+    assert.equal(r.type, 'inc');
+    assert.equal(r.resumed, true);
+    const names = fs.readdirSync(src);
+    assert.equal(r.stats.SourceFiles, names.length + 1, 'the files and the root, each once');
+    assert.equal(r.stats.SourceFileSize, names.reduce((n, f) => n + fs.statSync(path.join(src, f)).size, 0));
+    assert.deepEqual([r.stats.NewFiles, r.stats.ChangedFiles, r.stats.DeletedFiles], [0, 7, 1]);
+    const out = path.join(work, 'out');
+    await restore({ backend: files, archive: ArchiveDir.open(path.join(work, 'cache-fresh')), crypto, log: new MemoryLogger(), target: out });
+    assert.deepEqual(snapshotTree(out), snapshotTree(src));
+  });
+
   it('says the next run resumes or removes what was uploaded only when something may have been', async () => {
     const spec = { 'a.bin': randomBytesSeeded(100_000, 3) };
     const stopped = (log: MemoryLogger): string[] => log.lines.filter((l) => l.includes('The backup stopped'));

@@ -56,7 +56,12 @@ export class TreeWriter {
 
   constructor(private readonly opts: TreeWriterOptions) {
     this.root = Buffer.from(opts.target.replace(/\/+$/, '') || '/');
-    const existed = fs.lstatSync(this.root, { throwIfNoEntry: false })?.isDirectory();
+    let existed = false;
+    try {
+      existed = fs.statSync(this.root, { throwIfNoEntry: false })?.isDirectory() ?? false; // the target: followed, as by mkdir
+    } catch {
+      // mkdir says what is wrong with it
+    }
     fs.mkdirSync(this.root, { recursive: true });
     if (existed) this.sweep(this.root);
   }

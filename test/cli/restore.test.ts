@@ -1,6 +1,8 @@
 // `offsite restore` and bad input: every failure gives exit 1 and one clear line on stderr naming the
 // problem, writes nothing outside the target, and leaves existing files alone.
 import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -284,6 +286,48 @@ describe('offsite restore', function () {
     assert.equal(fs.readFileSync(path.join(w, 'o', 'f.txt'), 'utf8'), 'protected\n');
     const kb = Number(/peak-kb (\d+)/.exec(r.stderr)?.[1]);
     assert.ok(kb > 10_000 && kb < 140 * 1024, `peak RSS ${Math.round(kb / 1024)} MiB`);
+  });
+
+  it('a restore killed with SIGKILL mid-write leaves a temporary file; the next restore into the target removes such files of dead runs, and nothing of the user', async () => {
+    const w = tempDir('offsite-killed-');
+    const s = path.join(w, 'src');
+    makeTree(s, { 'big.bin': randomBytesSeeded(24 << 20, 21), sub: { 'small.txt': 'small\n' } });
+    const u = `file://${path.join(w, 'vault')}`;
+    const c = path.join(w, 'c');
+    const b = await offsite(['--archive-dir', c, 'backup', '--encrypt-key', RSA_PUB, s, u]);
+    assert.equal(b.code, 0, b.stderr);
+    const target = path.join(w, 'out');
+    fs.mkdirSync(target);
+    // Killed the moment its first temporary file appears (big.bin's: the write has just begun).
+    const child = spawn(process.execPath, [OFFSITE, '--archive-dir', c, 'restore', '--key', RSA_SEC, u, target], { stdio: 'ignore' });
+    const exited = once(child, 'exit');
+    const watcher = fs.watch(target, (_event, name) => {
+      if (String(name).startsWith('.offsite-restore-')) child.kill('SIGKILL');
+    });
+    const [, signal] = await exited;
+    watcher.close();
+    assert.equal(signal, 'SIGKILL');
+    const temps = (dir: string) => fs.readdirSync(dir).filter((n) => n.startsWith('.offsite-restore-'));
+    const left = temps(target);
+    assert.equal(left.length, 1, `the killed restore left its temporary file: ${fs.readdirSync(target).join(' ')}`);
+    assert.ok(!fs.existsSync(path.join(target, 'big.bin')));
+    // What another run killed in a folder further down leaves, and files the next restore must keep: a
+    // running restore's temporary (this process is alive), the user's own files of similar names (not
+    // of the form, or not a private file as a restore makes).
+    const dead = child.pid!;
+    fs.mkdirSync(path.join(target, 'sub'));
+    fs.writeFileSync(path.join(target, 'sub', `.offsite-restore-${dead}-0123456789ab-7`), 'partial', { mode: 0o600 });
+    const keep = [`.offsite-restore-${process.pid}-0123456789ab-1`, '.offsite-restore-notes.txt', `sub/.offsite-restore-${dead}-abcdefabcdef-2`];
+    fs.writeFileSync(path.join(target, keep[0]), 'live', { mode: 0o600 });
+    fs.writeFileSync(path.join(target, keep[1]), 'mine');
+    fs.writeFileSync(path.join(target, keep[2]), 'mine too', { mode: 0o644 });
+    const r = await offsite(['--archive-dir', c, 'restore', '--key', RSA_SEC, '--force', u, target]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(temps(target).sort(), keep.slice(0, 2).sort());
+    assert.deepEqual(temps(path.join(target, 'sub')), [path.basename(keep[2])]);
+    assert.equal(r.stderr.match(/temporary file of a restore that was interrupted/g)?.length, 2, r.stderr);
+    assert.ok(fs.readFileSync(path.join(target, 'big.bin')).equals(fs.readFileSync(path.join(s, 'big.bin'))));
+    assert.equal(fs.readFileSync(path.join(target, 'sub', 'small.txt'), 'utf8'), 'small\n');
   });
 
   describe('damaged remote files', () => {

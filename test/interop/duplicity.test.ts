@@ -4,9 +4,16 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { stringToTime } from '../../src/engine/chain/time';
+import { FaultBackend } from '../../src/engine/backend/faultBackend';
+import { FileBackend } from '../../src/engine/backend/fileBackend';
+import { ArchiveDir } from '../../src/engine/cache/archiveDir';
+import { stringToTime, timeToString } from '../../src/engine/chain/time';
+import { MemoryLogger } from '../../src/engine/log';
+import { backup } from '../../src/engine/ops/backup';
+import { readCheckpoint } from '../../src/engine/ops/checkpoint';
+import { indexToString } from '../../src/engine/pathIndex';
 import { offsite } from '../helpers/cli';
-import { duplicity, gnupgHome, gpg, RSA_PUB, RSA_SEC, RSA_SUBKEY } from '../helpers/gpg';
+import { duplicity, gnupgHome, gpg, RSA_PUB, RSA_SEC, RSA_SUBKEY, rsaCrypto } from '../helpers/gpg';
 import { makeTree, randomBytesSeeded, snapshotTree, type TreeEntry } from '../helpers/tree';
 import { tempDir } from '../helpers/tmp';
 
@@ -186,5 +193,38 @@ describe('interop with duplicity 0.8.22 and gpg 2.2', function () {
       assert.deepEqual(await duplicityRestore(home, url, s.time, path.join(work, 'dc')), s.tree, `duplicity restore at ${s.time}`);
       assert.deepEqual(await offsiteRestore(url, s.time, path.join(work, 'oc')), s.tree, `offsite restore at ${s.time}`);
     }
+  });
+
+  it('a backup interrupted inside a file spanning several volumes resumes after the last whole file, and both restore it byte-identical', async () => {
+    const work = tempDir('offsite-interop-resume-');
+    const src = path.join(work, 'src');
+    const vault = path.join(work, 'vault');
+    const url = `file://${vault}`;
+    // With 256 KiB volumes: vol1 holds the root and a.bin (b.bin's first 64 KiB member would not fit:
+    // vol1 ends between two files), b.bin's members fill vol2..vol12 (each ending inside it), c.txt last.
+    makeTree(src, { 'a.bin': randomBytesSeeded(200_000, 31), 'b.bin': randomBytesSeeded(2_100_000, 32), 'c.txt': 'after the big file\n' });
+    const archive = ArchiveDir.open(path.join(work, 'cache'));
+    const crypto = await rsaCrypto();
+    const files = new FileBackend(vault);
+    const volumeSize = 256 * 1024;
+    // The 6th put (a volume in the middle of b.bin) is refused: vol2..vol5, inside b.bin, were uploaded.
+    const failing = new FaultBackend(files, { rules: [{ op: 'put', calls: [6], kind: 'permanent' }] });
+    await assert.rejects(backup({ source: src, backend: failing, archive, crypto, log: new MemoryLogger(), volumeSize }));
+    const cp = readCheckpoint(archive);
+    assert.deepEqual(cp?.resume?.volumes.map((v) => v.volumeNumber), [1]);
+    assert.equal(indexToString(cp.resume.index), 'a.bin');
+    const inside = fs.readdirSync(vault).filter((n) => /\.vol([2-9]|\d\d)\.difftar\.gpg$/.test(n));
+    assert.ok(inside.length >= 3, `volumes inside b.bin were uploaded: ${inside.join(' ')}`);
+    const resumed = new FaultBackend(files, { rules: [] });
+    const r = await backup({ source: src, backend: resumed, archive, crypto, log: new MemoryLogger(), volumeSize });
+    assert.equal(r.resumed, true);
+    assert.ok(r.volumes >= 12, `${r.volumes} volumes`);
+    const puts = resumed.calls.filter((c) => c.op === 'put').map((c) => c.name!);
+    assert.ok(!puts.some((p) => p.endsWith('.vol1.difftar.gpg')), 'vol1 was not uploaded again');
+    assert.ok(puts.some((p) => p.endsWith('.vol2.difftar.gpg')), 'b.bin was stored again from its start');
+    assert.equal(r.stats.NewFiles, 4);
+    const expected = tree(src);
+    assert.deepEqual(await offsiteRestore(url, timeToString(r.time), path.join(work, 'oc')), expected);
+    assert.deepEqual(await duplicityRestore(home, url, timeToString(r.time), path.join(work, 'dc')), expected);
   });
 });

@@ -259,7 +259,10 @@ export class SftpBackend implements Backend {
         }
       }
     }
-    this.dirReady = true;
+    // Ready only when it is a folder now: mkdir fails alike on a folder and on a file of that name, and
+    // a file taken for the folder made every later put of this backend fail with "<name> does not exist".
+    const st = await conn.call<Stats>((cb) => conn.sftp.stat(this.dir, cb)).catch(() => undefined);
+    if (st?.isDirectory()) this.dirReady = true;
   }
 
   /**

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { OffsiteError } from '../errors';
+import { COPY_RECORDS } from './copyRecords';
 import type { SetFileKind } from './setFiles';
 
 /** ~/.cache/offsite (XDG_CACHE_HOME honoured), or the platform's own cache folder. */
@@ -87,13 +88,25 @@ export class ArchiveDir {
 
   /**
    * Temporary files in the cache folder left by processes that are gone: writeAtomic's and tempFile's
-   * (NAME.tmp-PID) and the stat cache's (NAME.PID.HEX.tmp). Full paths.
+   * (NAME.tmp-PID) and the stat cache's (NAME.PID.HEX.tmp), and in the copies' records folder
+   * (copyRecords.ts: NAME.json.tmp-PID). Full paths.
    */
   staleTempFiles(): string[] {
     const out: string[] = [];
     for (const n of this.names()) {
       const pid = /\.tmp-(\d+)$/.exec(n)?.[1] ?? /\.(\d+)\.[0-9a-f]+\.tmp$/.exec(n)?.[1];
       if (pid !== undefined && !ownerAlive(pid)) out.push(this.file(n));
+    }
+    const records = this.file(COPY_RECORDS);
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(records);
+    } catch {
+      // no records yet
+    }
+    for (const n of names) {
+      const pid = /\.json\.tmp-(\d+)$/.exec(n)?.[1];
+      if (pid !== undefined && !ownerAlive(pid)) out.push(path.join(records, n));
     }
     return out;
   }
@@ -147,7 +160,7 @@ export class ArchiveDir {
 }
 
 /** Whether the process that made a temporary is still running (a name without a pid: an old run, gone). */
-function ownerAlive(pid: string | undefined): boolean {
+export function ownerAlive(pid: string | undefined): boolean {
   if (pid === undefined) return false;
   const n = Number(pid);
   if (n === process.pid) return true;

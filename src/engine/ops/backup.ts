@@ -320,6 +320,8 @@ interface Marks {
   readonly sigtarBytes: number;
   readonly filelistBytes: number;
   readonly stats: BackupStats;
+  /** The last path accounted for in these marks (BackupRun.accounted). */
+  readonly index?: PathIndex;
 }
 
 class BackupRun {
@@ -355,6 +357,13 @@ class BackupRun {
   private resumeFrom?: ResumePoint;
   private nextConfirm = 1;
   private contiguous: { v: FinishedVolume; marks: Marks }[] = [];
+  /**
+   * The last path of the scan whose members, signature, file-list line and counters are all written:
+   * the volume's last path, or an unchanged one after it (counted, nothing stored). A resume point
+   * after a volume continues after this path, not after the volume's last: the marks count the
+   * unchanged ones, which a resumed run would otherwise count again.
+   */
+  private accounted?: PathIndex;
 
   constructor(
     private readonly opts: BackupOptions,
@@ -567,7 +576,7 @@ class BackupRun {
       onClose: async () => {
         await this.sigtar.sync();
         await this.filelist.sync();
-        return { sigtarBytes: this.sigtar.length, filelistBytes: this.filelist.length, stats: { ...this.stats } };
+        return { sigtarBytes: this.sigtar.length, filelistBytes: this.filelist.length, stats: { ...this.stats }, index: this.accounted };
       },
       onVolume: (v, marks) => this.uploadVolume(type, time, startTime, v, marks as Marks),
     });
@@ -715,12 +724,14 @@ class BackupRun {
             continue;
           }
           await this.process(entry, await prevSig.take(entry.index), stat);
+          this.accounted = entry.index;
           continue;
         }
         const sig = await prevSig.take(entry.index, (s) => this.vanished(s.index, s.meta.type, done));
         stat ??= prevStat.find(entry.index);
         if (skip) continue;
         await this.process(entry, sig, stat);
+        this.accounted = entry.index;
       }
       if (statMode) {
         for (let rec = prevStat.shift(); rec; rec = prevStat.shift()) await goneFromStat(rec);
@@ -798,12 +809,13 @@ class BackupRun {
       this.contiguous.push(c);
       if (c.v.info.endBlock !== undefined) continue;
       const point = this.checkpoint.resume;
+      const end = c.v.info.endIndex;
       this.checkpoint = {
         ...this.checkpoint,
         resume: {
           volumes: [...(point?.volumes ?? []), ...this.contiguous.map((x) => x.v.info)],
           sizes: [...(point?.sizes ?? []), ...this.contiguous.map((x) => x.v.size)],
-          index: c.v.info.endIndex,
+          index: c.marks.index !== undefined && compareIndex(c.marks.index, end) > 0 ? c.marks.index : end,
           sigtarBytes: c.marks.sigtarBytes,
           filelistBytes: c.marks.filelistBytes,
           stats: c.marks.stats,
@@ -847,6 +859,7 @@ class BackupRun {
     this.stats.DeletedFiles++;
     this.stats.DeltaEntries++;
     if (type === 'reg') await this.addFileChange('deleted', index);
+    this.accounted = index;
   }
 
   /** A path the stat cache shows unchanged: counted, recorded again, nothing stored. */
@@ -855,6 +868,7 @@ class BackupRun {
     this.stats.SourceFiles++;
     this.stats.SourceFileSize += e.size;
     this.statOut!.add(statRecordOf(e));
+    this.accounted = e.index;
   }
 
   // Counters are updated only after a path's members are added: a volume closing inside add() snapshots

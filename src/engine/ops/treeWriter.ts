@@ -2,7 +2,9 @@
 // paths are checked when parsed, and every parent folder inside the target must be a real folder,
 // never a symlink, so a symlink member cannot redirect later members), files are written under a
 // temporary name and renamed into place only when complete, folders get their permissions and times
-// after their contents (FORMAT §9 step 7), owners only when running as root.
+// after their contents (FORMAT §9 step 7), owners only when running as root. A restore killed outright
+// (SIGKILL, a crash) cannot remove its temporary file: the next restore into the target removes those
+// it meets (sweep()).
 //
 // Synchronous and self-contained (no logger, no engine state): restoreOutput.ts runs it inline for a
 // single file, and in a worker thread (restoreWriterWorker.ts) for a tree, where these system calls,
@@ -10,6 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import { ownerAlive } from '../cache/archiveDir';
 import { OffsiteError } from '../errors';
 import { indexToString, isPrefixOf } from '../pathIndex';
 import { lookupGid, lookupUid } from '../scan/owners';
@@ -19,6 +22,8 @@ import type { RefusalCause } from './setReader';
 const SLASH = Buffer.from('/');
 /** Linux's NAME_MAX: the longest name of one file (most file systems). */
 const NAME_MAX = 255;
+/** A restore's temporary name (TreeWriter.tempPrefix): `.offsite-restore-PID-RANDOM-N`. */
+const TEMP_NAME = /^\.offsite-restore-(\d+)-[0-9a-f]{12}-\d+$/;
 
 export interface TreeWriterOptions {
   readonly target: string;
@@ -38,8 +43,11 @@ export class TreeWriter {
    * components. Paths come in tree order, so the next one shares most of it; memory is the depth.
    */
   private readonly knownDirs: string[] = [];
-  /** Temporary names: random per run (unguessable), then a counter (no randomness per file). */
-  private readonly tempPrefix = randomBytes(6).toString('hex');
+  /**
+   * Temporary names: our pid (a later restore removes those of a process that is gone), random per run
+   * (unguessable), then a counter (no randomness per file).
+   */
+  private readonly tempPrefix = `${process.pid}-${randomBytes(6).toString('hex')}`;
   private tempSeq = 0;
   /** The regular file being written: begin() returned true, end() or abort() not called yet. */
   private open: { fd: number; tmp: Buffer; path: Buffer; meta: EntryMeta; bytes: number } | undefined;
@@ -48,7 +56,14 @@ export class TreeWriter {
 
   constructor(private readonly opts: TreeWriterOptions) {
     this.root = Buffer.from(opts.target.replace(/\/+$/, '') || '/');
+    let existed = false;
+    try {
+      existed = fs.statSync(this.root, { throwIfNoEntry: false })?.isDirectory() ?? false; // the target: followed, as by mkdir
+    } catch {
+      // mkdir says what is wrong with it
+    }
     fs.mkdirSync(this.root, { recursive: true });
+    if (existed) this.sweep(this.root);
   }
 
   /**
@@ -90,7 +105,10 @@ export class TreeWriter {
           if (existing.isSymbolicLink() || existing.isFile() || existing.isFIFO()) fs.unlinkSync(p);
         }
         if (index.length > 0 && (!existing || !existing.isDirectory())) fs.mkdirSync(p, { mode: 0o700 });
-        else writableDir(p);
+        else {
+          writableDir(p);
+          if (index.length > 0) this.sweep(p); // the top: in the constructor
+        }
         if (index.length > 0) this.known(index.length - 1, p.toString('latin1'));
         this.pendingDirs.push({ index, path: p, meta });
         return false;
@@ -224,7 +242,9 @@ export class TreeWriter {
       const st = fs.lstatSync(p, { throwIfNoEntry: false });
       if (!st) {
         fs.mkdirSync(p, { mode: 0o755 });
-      } else if (!st.isDirectory()) {
+      } else if (st.isDirectory()) {
+        this.sweep(p);
+      } else {
         // The main thread leaves out paths under a symlink or file of the backup (restoreOutput.ts):
         // this one is in the target already, the user's own (left as it is).
         this.refuse(index, `${indexToString(index.slice(0, n))} in the target is not a folder${st.isSymbolicLink() ? ' but a symlink (following it could write outside the target)' : ''}`, 'target');
@@ -233,6 +253,34 @@ export class TreeWriter {
       this.known(n - 1, key);
     }
     return true;
+  }
+
+  /**
+   * Removes, from a folder that was there before this restore, the temporary files of restores that were
+   * killed: only names of the form this writer makes whose process is gone, and only a private file
+   * (mode 0600, as made here: a file, fifo or device node) of this user. Anything else stays, whatever
+   * its name; a running restore's temporaries too.
+   */
+  private sweep(dir: Buffer): void {
+    let names: Buffer[];
+    try {
+      names = fs.readdirSync(dir, { encoding: 'buffer' });
+    } catch {
+      return; // not ours to read: what it holds is left out anyway
+    }
+    for (const n of names) {
+      const pid = TEMP_NAME.exec(n.toString('latin1'))?.[1];
+      if (pid === undefined || ownerAlive(pid)) continue;
+      const p = Buffer.concat([dir, SLASH, n]);
+      const st = fs.lstatSync(p, { throwIfNoEntry: false });
+      if (!st || st.isDirectory() || st.isSymbolicLink() || st.isSocket() || (st.mode & 0o7777) !== 0o600 || st.uid !== process.getuid?.()) continue;
+      try {
+        fs.unlinkSync(p);
+      } catch {
+        continue;
+      }
+      this.opts.onWarn(`Removed ${p.toString()}, a temporary file of a restore that was interrupted (process ${pid} is gone)`);
+    }
   }
 
   private known(depth: number, key: string): void {

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FaultBackend } from '../../../src/engine/backend/faultBackend';
+import { FileBackend } from '../../../src/engine/backend/fileBackend';
 import { MemoryBackend } from '../../../src/engine/backend/memoryBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
 import { isCancellation, OffsiteError } from '../../../src/engine/errors';
@@ -148,6 +149,80 @@ describe('backup (in-process)', function () {
     assert.equal(readCheckpoint(archive), undefined);
     assert.equal(r.stats.NewFiles, 13);
     assert.deepEqual(await restored(memory, archive, work), snapshotTree(src));
+  });
+
+  it('a resumed backup interrupted again before its first put says the next run resumes it, which does, to a set that restores whole', async () => {
+    const spec: Record<string, Buffer> = {};
+    for (let i = 0; i < 12; i++) spec[`f${String(i).padStart(2, '0')}.bin`] = randomBytesSeeded(300_000, 70 + i);
+    const { work, src, archive } = env(spec);
+    const files = new FileBackend(path.join(work, 'vault'));
+    const volumeSize = 512 * 1024;
+    const stopped = (log: MemoryLogger) => log.lines.filter((l) => l.includes('The backup stopped'));
+    // 1: the 6th put is refused: volumes before it are uploaded, with a resume point.
+    const log1 = new MemoryLogger();
+    await assert.rejects(backup({ source: src, backend: new FaultBackend(files, { rules: [{ op: 'put', calls: [6], kind: 'permanent' }] }), archive, crypto, log: log1, volumeSize }));
+    const first = readCheckpoint(archive);
+    assert.ok(first?.resume, log1.lines.join('\n'));
+    const kept = first.resume.volumes.length;
+    assert.ok(kept >= 1);
+    // 2: resumed, and its very first put is refused (nothing of this run reaches the remote).
+    const log2 = new MemoryLogger();
+    const second = new FaultBackend(files, { rules: [{ op: 'put', calls: [1], kind: 'permanent' }] });
+    await assert.rejects(backup({ source: src, backend: second, archive, crypto, log: log2, volumeSize }), (e) => !isCancellation(e));
+    assert.ok(log2.lines.some((l) => l.includes('Resuming the interrupted full backup')), log2.lines.join('\n'));
+    assert.equal(second.calls.filter((c) => c.op === 'put').length, 1, 'the run stopped at its first put');
+    assert.equal(stopped(log2).length, 1, log2.lines.join('\n'));
+    assert.match(stopped(log2)[0], /the next run resumes it after f\d\d\.bin/);
+    const again = readCheckpoint(archive);
+    assert.equal(again?.time, first.time);
+    assert.equal(again?.resume?.volumes.length, kept, 'the resume point is where the first run left it');
+    // 3: resumed to the end, without uploading the kept volumes again.
+    const log3 = new MemoryLogger();
+    const third = new FaultBackend(files, { rules: [] });
+    const r = await backup({ source: src, backend: third, archive, crypto, log: log3, volumeSize });
+    assert.equal(r.resumed, true);
+    assert.equal(r.time, first.time);
+    const puts = third.calls.filter((c) => c.op === 'put').map((c) => c.name!);
+    for (let n = 1; n <= kept; n++) assert.ok(!puts.some((p) => p.endsWith(`.vol${n}.difftar.gpg`)), `volume ${n} was not uploaded again`);
+    assert.deepEqual(log3.lines.filter((l) => l.startsWith('warn: ')), [], 'no warning on the way');
+    assert.equal(readCheckpoint(archive), undefined);
+    assert.equal(r.stats.NewFiles, 13);
+    const out = path.join(work, 'out');
+    await restore({ backend: files, archive, crypto, log: new MemoryLogger(), target: out });
+    assert.deepEqual(snapshotTree(out), snapshotTree(src));
+    // A fresh machine (no local cache) restores it too.
+    const fresh = path.join(work, 'out-fresh');
+    await restore({ backend: files, archive: ArchiveDir.open(path.join(work, 'cache-fresh')), crypto, log: new MemoryLogger(), target: fresh });
+    assert.deepEqual(snapshotTree(fresh), snapshotTree(src));
+  });
+
+  it('a resumed incremental, interrupted twice, counts each path once in its statistics and restores whole', async () => {
+    const name = (i: number) => `f${String(i).padStart(2, '0')}.bin`;
+    const spec: Record<string, Buffer> = {};
+    for (let i = 0; i < 12; i++) spec[name(i)] = randomBytesSeeded(300_000, 70 + i);
+    const { work, src, archive } = env(spec);
+    const files = new FileBackend(path.join(work, 'vault'));
+    const volumeSize = 512 * 1024;
+    await sleep(2100); // not "racy": the incremental trusts the stat cache for the files left alone
+    await backup({ source: src, backend: files, archive, crypto, log: new MemoryLogger(), volumeSize });
+    await sleep(1100);
+    // Every other file changes: each volume ends with a changed file, and unchanged ones (counted,
+    // nothing stored) follow it before the next volume begins.
+    for (let i = 0; i < 12; i += 2) fs.writeFileSync(path.join(src, name(i)), randomBytesSeeded(310_000, 170 + i));
+    fs.rmSync(path.join(src, name(5)));
+    await assert.rejects(backup({ source: src, backend: new FaultBackend(files, { rules: [{ op: 'put', calls: [6], kind: 'permanent' }] }), archive, crypto, log: new MemoryLogger(), volumeSize }));
+    assert.ok(readCheckpoint(archive)?.resume, 'a resume point was recorded');
+    await assert.rejects(backup({ source: src, backend: new FaultBackend(files, { rules: [{ op: 'put', calls: [1], kind: 'permanent' }] }), archive, crypto, log: new MemoryLogger(), volumeSize }));
+    const r = await backup({ source: src, backend: files, archive, crypto, log: new MemoryLogger(), volumeSize });
+    assert.equal(r.type, 'inc');
+    assert.equal(r.resumed, true);
+    const names = fs.readdirSync(src);
+    assert.equal(r.stats.SourceFiles, names.length + 1, 'the files and the root, each once');
+    assert.equal(r.stats.SourceFileSize, names.reduce((n, f) => n + fs.statSync(path.join(src, f)).size, 0));
+    assert.deepEqual([r.stats.NewFiles, r.stats.ChangedFiles, r.stats.DeletedFiles], [0, 7, 1]);
+    const out = path.join(work, 'out');
+    await restore({ backend: files, archive: ArchiveDir.open(path.join(work, 'cache-fresh')), crypto, log: new MemoryLogger(), target: out });
+    assert.deepEqual(snapshotTree(out), snapshotTree(src));
   });
 
   it('says the next run resumes or removes what was uploaded only when something may have been', async () => {

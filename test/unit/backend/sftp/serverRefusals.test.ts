@@ -38,6 +38,19 @@ describe('sftp backend: a remote URL that names a file', function () {
     assert.equal(fs.readFileSync(file, 'utf8'), 'I am a file\n');
   });
 
+  it('keeps saying so on a later put, and makes the folder once the file is gone (a failed put does not mark the folder ready)', async () => {
+    const file = aFile();
+    const b = at(file);
+    const put = (name: string) => b.put(name, bufferSource(Buffer.from('x')));
+    for (const name of ['first', 'second']) {
+      const e = await expectKind(put(name), 'permanent');
+      assert.match(e.message, /is not a folder/, name);
+    }
+    fs.rmSync(file);
+    await put('third');
+    assert.deepEqual(await listNames(b), ['third']);
+  });
+
   it('names the file when a parent of the folder is one', async () => {
     const file = aFile();
     const b = at(`${file}/sub/dir`);

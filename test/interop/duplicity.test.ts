@@ -1,6 +1,7 @@
 // Interoperability with real duplicity 0.8.22 and gpg 2.2: what Offsite writes, duplicity restores
 // and verifies; what duplicity writes, Offsite restores; each continues the other's chain.
 import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +12,8 @@ import { stringToTime, timeToString } from '../../src/engine/chain/time';
 import { MemoryLogger } from '../../src/engine/log';
 import { backup } from '../../src/engine/ops/backup';
 import { readCheckpoint } from '../../src/engine/ops/checkpoint';
-import { indexToString } from '../../src/engine/pathIndex';
+import { readFileAt } from '../../src/engine/ops/restore';
+import { indexFromBytes, indexToString } from '../../src/engine/pathIndex';
 import { offsite } from '../helpers/cli';
 import { duplicity, gnupgHome, gpg, RSA_PUB, RSA_SEC, RSA_SUBKEY, rsaCrypto } from '../helpers/gpg';
 import { makeTree, randomBytesSeeded, snapshotTree, type TreeEntry } from '../helpers/tree';
@@ -86,6 +88,123 @@ async function offsiteRestore(url: string, time: string, cache: string): Promise
 /** A snapshot to compare restores against: the root folder's own entry is compared separately. */
 function tree(dir: string): TreeEntry[] {
   return snapshotTree(dir);
+}
+
+
+/**
+ * A chain of five trees with the cases the chains above lack: hard links, a sparse file, a fifo that
+ * becomes a file, empty files, names of 100..255 bytes, a path at ustar's prefix and name limits and
+ * one of more than 255 bytes, names and a symlink target that are not UTF-8, symlink targets of 100
+ * and more bytes, a path that is a file, then a symlink, a folder, gone, a file again, a folder that
+ * becomes a file and the reverse, a file deleted and recreated, setuid and sticky modes, a read-only
+ * folder, mtimes at and before the epoch and past 2242 (ustar's octal limit), a change of mtime or
+ * mode only, and (with 1 MB volumes) a file of several volumes changed in its middle, twice (the
+ * second delta spans volumes), and one new in an incremental. All restored by duplicity and Offsite
+ * as they were: no difference was found (hard links come back as separate files, sparse files
+ * filled, by both).
+ */
+const EDGE_STAGES: ((src: string) => void)[] = [
+  (src) => {
+    makeTree(src, {
+      'empty.txt': '',
+      'pipe': { fifo: true },
+      [`${'n'.repeat(150)}.txt`]: 'a name of 154 bytes\n',
+      ['x'.repeat(255)]: 'a name of 255 bytes\n',
+      deep: { ['d'.repeat(120)]: { ['e'.repeat(120)]: { [`${'f'.repeat(100)}.txt`]: 'a path of more than 255 bytes\n' } } },
+      'morph': 'a file first\n',
+      'phoenix.txt': 'before deletion\n',
+      'big.bin': randomBytesSeeded(2_500_000, 41),
+      hard: { 'a.txt': 'linked\n' },
+      'emptydir': {},
+    });
+    fs.linkSync(path.join(src, 'hard', 'a.txt'), path.join(src, 'hard', 'b.txt'));
+    fs.linkSync(path.join(src, 'hard', 'a.txt'), path.join(src, 'also-a.txt'));
+    const sparse = fs.openSync(path.join(src, 'sparse.bin'), 'w');
+    fs.writeSync(sparse, Buffer.from('in the middle'), 0, 13, 1_500_000);
+    fs.ftruncateSync(sparse, 3_000_000);
+    fs.closeSync(sparse);
+    fs.writeFileSync(Buffer.from(path.join(src, 'caf\xe9-latin1.txt'), 'latin1'), 'not utf-8\n');
+    fs.mkdirSync(Buffer.concat([Buffer.from(`${src}/dir-`), Buffer.from([0xff, 0xfe])]));
+    fs.writeFileSync(Buffer.concat([Buffer.from(`${src}/dir-`), Buffer.from([0xff, 0xfe]), Buffer.from('/inner-\x80.txt', 'latin1')]), 'inside\n');
+    fs.symlinkSync('t'.repeat(150), path.join(src, 'long-link'));
+    fs.symlinkSync(Buffer.from('target-\xe9', 'latin1'), Buffer.from(path.join(src, 'latin1-link'), 'latin1'));
+    makeTree(src, {
+      'newline\nname.txt': 'newline\n',
+      'back\\slash': 'backslash\n',
+      '-dash': 'dash\n',
+      'setuid.sh': { content: '#!/bin/sh\n', mode: 0o4755 },
+      'epoch.txt': { content: 'at the epoch\n', mtime: 0 },
+      'before-epoch.txt': { content: '1969\n', mtime: -86400 },
+      'far-future.txt': { content: 'year 2300\n', mtime: 10_413_792_000 },
+      'ro-empty': {},
+      'sticky': {},
+      ['y'.repeat(100)]: 'a name of exactly 100 bytes\n',
+      ['p'.repeat(154)]: { ['q'.repeat(99)]: 'a path of 254 bytes: ustar prefix and name at their limits\n' },
+      'exact-link': { symlink: 'l'.repeat(100) },
+      'dir-to-file': { 'child.txt': 'a child\n' },
+      'file-to-dir': 'a file\n',
+      'touched.txt': { content: 'only its mtime changes\n', mtime: 1_000_000_000 },
+      'chmodded.txt': { content: 'only its mode changes\n', mode: 0o644 },
+    });
+    fs.chmodSync(path.join(src, 'ro-empty'), 0o555);
+    fs.chmodSync(path.join(src, 'sticky'), 0o1777);
+  },
+  (src) => {
+    fs.rmSync(path.join(src, 'morph'));
+    fs.symlinkSync('empty.txt', path.join(src, 'morph'));
+    fs.rmSync(path.join(src, 'phoenix.txt'));
+    const big = fs.openSync(path.join(src, 'big.bin'), 'r+');
+    fs.writeSync(big, randomBytesSeeded(200_000, 42), 0, 200_000, 1_200_000);
+    fs.closeSync(big);
+    fs.appendFileSync(path.join(src, 'hard', 'a.txt'), 'changed through one link\n');
+    const sparse = fs.openSync(path.join(src, 'sparse.bin'), 'r+');
+    fs.writeSync(sparse, Buffer.from('later'), 0, 5, 2_000_000);
+    fs.closeSync(sparse);
+    fs.writeFileSync(path.join(src, 'empty2.txt'), '');
+    fs.writeFileSync(path.join(src, 'big-new.bin'), randomBytesSeeded(2_300_000, 44));
+    fs.rmSync(path.join(src, 'long-link'));
+    fs.symlinkSync('u'.repeat(200), path.join(src, 'long-link'));
+    fs.rmSync(path.join(src, 'dir-to-file'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'dir-to-file'), 'a file now\n');
+    fs.rmSync(path.join(src, 'file-to-dir'));
+    makeTree(path.join(src, 'file-to-dir'), { 'child.txt': 'a child now\n' });
+    fs.utimesSync(path.join(src, 'touched.txt'), 1_100_000_000, 1_100_000_000);
+    fs.chmodSync(path.join(src, 'chmodded.txt'), 0o600);
+  },
+  (src) => {
+    fs.rmSync(path.join(src, 'morph'));
+    makeTree(path.join(src, 'morph'), { 'inner.txt': 'now a folder\n' });
+    fs.writeFileSync(path.join(src, 'phoenix.txt'), 'recreated, longer than before\n');
+    const big = fs.openSync(path.join(src, 'big.bin'), 'r+');
+    fs.writeSync(big, randomBytesSeeded(1_500_000, 43), 0, 1_500_000, 500_000);
+    fs.closeSync(big);
+    fs.appendFileSync(Buffer.from(path.join(src, 'caf\xe9-latin1.txt'), 'latin1'), 'changed\n');
+    fs.writeFileSync(path.join(src, 'empty.txt'), 'not empty any more\n');
+  },
+  (src) => {
+    fs.rmSync(path.join(src, 'morph'), { recursive: true });
+    fs.rmSync(path.join(src, 'pipe'));
+    fs.writeFileSync(path.join(src, 'pipe'), 'a file now\n');
+    fs.appendFileSync(path.join(src, `${'n'.repeat(150)}.txt`), 'changed\n');
+    fs.rmSync(path.join(src, 'deep', 'd'.repeat(120)), { recursive: true });
+    fs.writeFileSync(path.join(src, 'empty.txt'), '');
+  },
+  (src) => {
+    fs.writeFileSync(path.join(src, 'morph'), 'a file again\n');
+    fs.rmSync(path.join(src, 'phoenix.txt'));
+    fs.writeFileSync(path.join(src, 'phoenix.txt'), 'recreated again\n');
+    fs.rmSync(path.join(src, 'hard', 'b.txt'));
+  },
+];
+
+/** The time of the newest set in a duplicity vault (a full's or an incremental's end). */
+function newestSetTime(vault: string): string {
+  return fs
+    .readdirSync(vault)
+    .map((n) => /^duplicity-(?:full\.|inc\.\d{8}T\d{6}Z\.to\.)(\d{8}T\d{6}Z)\.manifest\.gpg$/.exec(n)?.[1])
+    .filter((t): t is string => !!t)
+    .sort()
+    .at(-1)!;
 }
 
 describe('interop with duplicity 0.8.22 and gpg 2.2', function () {
@@ -226,5 +345,70 @@ describe('interop with duplicity 0.8.22 and gpg 2.2', function () {
     const expected = tree(src);
     assert.deepEqual(await offsiteRestore(url, timeToString(r.time), path.join(work, 'oc')), expected);
     assert.deepEqual(await duplicityRestore(home, url, timeToString(r.time), path.join(work, 'dc')), expected);
+  });
+  it('edge cases in a chain duplicity wrote (hard links, sparse, long and non-UTF-8 names, type changes, multi-volume deltas): Offsite restores every time as duplicity does, and continues the chain', async () => {
+    const work = tempDir('offsite-interop-edge-');
+    const src = path.join(work, 'src');
+    const vault = path.join(work, 'vault');
+    const url = `file://${vault}`;
+    const states: { time: string; tree: TreeEntry[] }[] = [];
+    for (const [i, stage] of EDGE_STAGES.entries()) {
+      if (i > 0) await sleep(1100);
+      stage(src);
+      const d = await duplicity(home, [i === 0 ? 'full' : 'incremental', '--archive-dir', path.join(work, 'dcache'), '--encrypt-key', RSA_SUBKEY, '--volsize', '1', src, url]);
+      assert.equal(d.code, 0, d.stdout + d.stderr);
+      states.push({ time: newestSetTime(vault), tree: tree(src) });
+    }
+    // Offsite continues the chain from duplicity's signatures of these paths.
+    await sleep(1100);
+    const big = fs.openSync(path.join(src, 'big.bin'), 'r+');
+    fs.writeSync(big, randomBytesSeeded(300_000, 45), 0, 300_000, 1_300_000);
+    fs.closeSync(big);
+    fs.appendFileSync(Buffer.from(path.join(src, 'caf\xe9-latin1.txt'), 'latin1'), 'by Offsite\n');
+    fs.appendFileSync(path.join(src, 'hard', 'a.txt'), 'by Offsite\n');
+    fs.rmSync(path.join(src, 'phoenix.txt'));
+    fs.symlinkSync('y'.repeat(100), path.join(src, 'phoenix.txt'));
+    const inc = await backupJson(['--archive-dir', path.join(work, 'cache'), '--encrypt-key', RSA_PUB, '--key', RSA_SEC, '--volsize', '1', src, url]);
+    assert.equal(inc.type, 'inc');
+    states.push({ time: inc.time, tree: tree(src) });
+    const archive = ArchiveDir.open(path.join(work, 'rcache'));
+    const crypto = await rsaCrypto();
+    for (const s of states) {
+      assert.deepEqual(await duplicityRestore(home, url, s.time, path.join(work, 'dc')), s.tree, `duplicity restore at ${s.time}`);
+      assert.deepEqual(await offsiteRestore(url, s.time, path.join(work, 'oc')), s.tree, `offsite restore at ${s.time}`);
+      // One file at a time, as the extension reads a version: the multi-volume file and its deltas,
+      // and the files of long and non-UTF-8 paths.
+      for (const e of s.tree.filter((x) => x.type === 'reg' && (x.size! > 1_000_000 || typeof x.path !== 'string' || Buffer.byteLength(x.path) > 200))) {
+        const rel = typeof e.path === 'string' ? Buffer.from(e.path) : Buffer.from(e.path.hex, 'hex');
+        const chunks: Buffer[] = [];
+        const meta = await readFileAt({ backend: new FileBackend(vault), archive, crypto, log: new MemoryLogger(), time: stringToTime(s.time), path: indexFromBytes(rel) }, async (c) => {
+          chunks.push(Buffer.from(c));
+        });
+        assert.equal(meta?.mtime, e.mtime, `${rel.toString()} at ${s.time}`);
+        assert.equal(createHash('sha256').update(Buffer.concat(chunks)).digest('hex'), e.sha256, `${rel.toString()} at ${s.time}`);
+      }
+    }
+  });
+
+  it('the same edge cases in a chain Offsite wrote: duplicity restores every time byte-identical, and verifies the last', async () => {
+    const work = tempDir('offsite-interop-edge2-');
+    const src = path.join(work, 'src');
+    const vault = path.join(work, 'vault');
+    const url = `file://${vault}`;
+    const states: { time: string; tree: TreeEntry[] }[] = [];
+    for (const [i, stage] of EDGE_STAGES.entries()) {
+      if (i > 0) await sleep(1100);
+      stage(src);
+      const r = await backupJson(['--archive-dir', path.join(work, 'cache'), '--encrypt-key', RSA_PUB, '--volsize', '1', src, url]);
+      assert.equal(r.type, i === 0 ? 'full' : 'inc');
+      states.push({ time: r.time, tree: tree(src) });
+    }
+    for (const s of states) {
+      assert.deepEqual(await duplicityRestore(home, url, s.time, path.join(work, 'dc')), s.tree, `duplicity restore at ${s.time}`);
+      assert.deepEqual(await offsiteRestore(url, s.time, path.join(work, 'oc')), s.tree, `offsite restore at ${s.time}`);
+    }
+    const v = await duplicity(home, ['verify', '--compare-data', '--archive-dir', path.join(work, 'dc'), url, src]);
+    assert.equal(v.code, 0, `duplicity verify: ${v.stdout}${v.stderr}`);
+    assert.match(v.stdout, /, 0 differences found/);
   });
 });

@@ -88,8 +88,9 @@ export class ArchiveDir {
 
   /**
    * Temporary files in the cache folder left by processes that are gone: writeAtomic's and tempFile's
-   * (NAME.tmp-PID) and the stat cache's (NAME.PID.HEX.tmp), and in the copies' records folder
-   * (copyRecords.ts: NAME.json.tmp-PID). Full paths.
+   * (NAME.tmp-PID) and the stat cache's (NAME.PID.HEX.tmp), in the copies' records folder
+   * (copyRecords.ts: NAME.json.tmp-PID), and in the cache root's `keys/` (crypto/recipient.ts:
+   * SHA256.json.PID.tmp; this folder's parent is the cache root, as archiveDirFor makes it). Full paths.
    */
   staleTempFiles(): string[] {
     const out: string[] = [];
@@ -107,6 +108,17 @@ export class ArchiveDir {
     for (const n of names) {
       const pid = /\.json\.tmp-(\d+)$/.exec(n)?.[1];
       if (pid !== undefined && !ownerAlive(pid)) out.push(path.join(records, n));
+    }
+    const keys = keyCacheDir(path.dirname(this.dir));
+    let keyNames: string[] = [];
+    try {
+      keyNames = fs.readdirSync(keys);
+    } catch {
+      // no key checks remembered
+    }
+    for (const n of keyNames) {
+      const pid = /^[0-9a-f]{64}\.json\.(\d+)\.tmp$/.exec(n)?.[1];
+      if (pid !== undefined && !ownerAlive(pid)) out.push(path.join(keys, n));
     }
     return out;
   }

@@ -255,32 +255,9 @@ export class TreeWriter {
     return true;
   }
 
-  /**
-   * Removes, from a folder that was there before this restore, the temporary files of restores that were
-   * killed: only names of the form this writer makes whose process is gone, and only a private file
-   * (mode 0600, as made here: a file, fifo or device node) of this user. Anything else stays, whatever
-   * its name; a running restore's temporaries too.
-   */
+  /** Removes, from a folder that was there before this restore, the temporary files of killed restores. */
   private sweep(dir: Buffer): void {
-    let names: Buffer[];
-    try {
-      names = fs.readdirSync(dir, { encoding: 'buffer' });
-    } catch {
-      return; // not ours to read: what it holds is left out anyway
-    }
-    for (const n of names) {
-      const pid = TEMP_NAME.exec(n.toString('latin1'))?.[1];
-      if (pid === undefined || ownerAlive(pid)) continue;
-      const p = Buffer.concat([dir, SLASH, n]);
-      const st = fs.lstatSync(p, { throwIfNoEntry: false });
-      if (!st || st.isDirectory() || st.isSymbolicLink() || st.isSocket() || (st.mode & 0o7777) !== 0o600 || st.uid !== process.getuid?.()) continue;
-      try {
-        fs.unlinkSync(p);
-      } catch {
-        continue;
-      }
-      this.opts.onWarn(`Removed ${p.toString()}, a temporary file of a restore that was interrupted (process ${pid} is gone)`);
-    }
+    sweepRestoreTemporaries(dir, this.opts.onWarn);
   }
 
   private known(depth: number, key: string): void {
@@ -338,5 +315,33 @@ function writableDir(p: Buffer): void {
     } catch {
       // not ours: what cannot be written in it is left out
     }
+  }
+}
+
+/**
+ * Removes from `dir` the temporary files of restores that were killed: only names of the form
+ * TreeWriter makes (`.offsite-restore-PID-RANDOM-N`) whose process is gone, and only a private file
+ * (mode 0600, as made here: a file, fifo or device node) of this user. Anything else stays, whatever
+ * its name; a running restore's temporaries too.
+ */
+export function sweepRestoreTemporaries(dir: Buffer, onWarn: (message: string) => void): void {
+  let names: Buffer[];
+  try {
+    names = fs.readdirSync(dir, { encoding: 'buffer' });
+  } catch {
+    return; // not ours to read: what it holds is left out anyway
+  }
+  for (const n of names) {
+    const pid = TEMP_NAME.exec(n.toString('latin1'))?.[1];
+    if (pid === undefined || ownerAlive(pid)) continue;
+    const p = Buffer.concat([dir, SLASH, n]);
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    if (!st || st.isDirectory() || st.isSymbolicLink() || st.isSocket() || (st.mode & 0o7777) !== 0o600 || st.uid !== process.getuid?.()) continue;
+    try {
+      fs.unlinkSync(p);
+    } catch {
+      continue;
+    }
+    onWarn(`Removed ${p.toString()}, a temporary file of a restore that was interrupted (process ${pid} is gone)`);
   }
 }

@@ -1,0 +1,73 @@
+// The engine service's readFile (the extension's "restore this version" and "open this version"): the
+// version is written beside the output under a new private temporary name and renamed over it, so a
+// file of the user's next to it is never touched, and no temporary is left when the read fails.
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { MemoryLogger } from '../../src/engine/log';
+import { handle, type ServiceRequest } from '../../src/engine/service';
+import { RSA_PUB, RSA_SEC } from '../helpers/gpg';
+import { makeTree } from '../helpers/tree';
+import { tempDir } from '../helpers/tmp';
+
+describe('engine service: readFile', function () {
+  this.timeout(60_000);
+  let box: string;
+  let remote: { url: string; archiveDir: string };
+  let time: number;
+  const log = new MemoryLogger();
+  const read = (p: string, output: string) => handle({ op: 'readFile', remote, keys: { restoreKey: RSA_SEC }, path: p, time, output } as ServiceRequest, { log }) as Promise<{ found: boolean; size?: number }>;
+
+  before(async () => {
+    box = tempDir('offsite-service-');
+    const src = path.join(box, 'src');
+    makeTree(src, { 'a.txt': 'version one\n', d: { 'b.txt': 'b\n' } });
+    remote = { url: `file://${path.join(box, 'remote')}`, archiveDir: path.join(box, 'cache') };
+    const r = (await handle({ op: 'backup', remote, keys: { encryptKeys: [RSA_PUB] }, source: src }, { log })) as { time: number };
+    time = r.time;
+  });
+
+  it("leaves a file of the user's named OUTPUT.part alone, and writes the output private", async () => {
+    const out = path.join(box, 'out1');
+    fs.mkdirSync(out);
+    fs.writeFileSync(path.join(out, 'a.txt'), 'the current file\n');
+    fs.writeFileSync(path.join(out, 'a.txt.part'), 'a file of the user that happens to be named so\n');
+    const r = await read('a.txt', path.join(out, 'a.txt'));
+    assert.equal(r.found, true);
+    assert.equal(fs.readFileSync(path.join(out, 'a.txt'), 'utf8'), 'version one\n');
+    assert.equal(fs.statSync(path.join(out, 'a.txt')).mode & 0o777, 0o600);
+    assert.equal(fs.readFileSync(path.join(out, 'a.txt.part'), 'utf8'), 'a file of the user that happens to be named so\n');
+    assert.deepEqual(fs.readdirSync(out).sort(), ['a.txt', 'a.txt.part']);
+  });
+
+  it('leaves no temporary when the path is not found, is a folder, or the output cannot be replaced', async () => {
+    const out = path.join(box, 'out2');
+    fs.mkdirSync(out);
+    assert.deepEqual(await read('nope.txt', path.join(out, 'x')), { found: false });
+    await assert.rejects(read('d', path.join(out, 'x')), /d is not a file in that backup/);
+    fs.mkdirSync(path.join(out, 'a-folder'));
+    await assert.rejects(read('a.txt', path.join(out, 'a-folder')));
+    assert.deepEqual(fs.readdirSync(out), ['a-folder']);
+    assert.deepEqual(fs.readdirSync(path.join(out, 'a-folder')), []);
+  });
+
+  it("removes the temporary of a killed engine (its process gone) from the output's folder, not a running one's", async () => {
+    const out = path.join(box, 'out3');
+    fs.mkdirSync(out);
+    const dead = spawn('true');
+    await new Promise((r) => dead.on('exit', r));
+    const live = spawn('sleep', ['30']);
+    try {
+      const deadTemp = `.offsite-restore-${dead.pid}-0123456789ab-1`;
+      const liveTemp = `.offsite-restore-${live.pid}-0123456789ab-1`;
+      fs.writeFileSync(path.join(out, deadTemp), 'half', { mode: 0o600 });
+      fs.writeFileSync(path.join(out, liveTemp), 'half', { mode: 0o600 });
+      await read('d/b.txt', path.join(out, 'b.txt'));
+      assert.deepEqual(fs.readdirSync(out).sort(), [liveTemp, 'b.txt']);
+      assert.ok(log.lines.some((l) => l.startsWith('warn: Removed') && l.includes(deadTemp)), log.lines.join('\n'));
+    } finally {
+      live.kill();
+    }
+  });
+});

@@ -11,7 +11,7 @@ import { readSettings, targetOf, updateSetting } from './config';
 import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
 import { EngineError, isCancelled } from './engineClient';
-import { crontabLine, redactUrl, workspaceRelative } from './folderConfig';
+import { crontabLine, cronUrl, redactUrl, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
 import type { BackupModel, FolderBackup } from './model';
 import { drillLine } from './schedule';
@@ -739,10 +739,14 @@ export class CommandCenter implements vscode.Disposable {
     const f = await this.pickFolder(arg);
     const line = crontabLine(f.config);
     await vscode.env.clipboard.writeText(line);
-    void this.ui.notify(
-      'info',
-      vscode.l10n.t('Copied the offsite command for {0}: add it with crontab -e (the README says how to install the offsite command). It writes the same chain as the extension.', f.name),
-    );
+    const copied = vscode.l10n.t('Copied the offsite command for {0}: add it with crontab -e (the README says how to install the offsite command). It writes the same chain as the extension.', f.name);
+    // A crontab is a plain file: what offsite.remote holds secret stays out of the line, and the user is told how to give it.
+    const left = cronUrl(f.config.url);
+    const notes = [
+      ...(left.password ? [vscode.l10n.t('The password in offsite.remote is not in it: give it to the job in OFFSITE_SSH_PASSWORD (read from a file only you can read), or log in with an SSH key (offsite.sshKey or ssh-agent).')] : []),
+      ...(left.secrets ? [vscode.l10n.t('The secrets in offsite.remote are *** in it: replace them, or better name an rclone remote configured with rclone config.')] : []),
+    ];
+    void this.ui.notify(notes.length ? 'warning' : 'info', [copied, ...notes].join(' '));
     return line;
   }
 

@@ -125,7 +125,19 @@ export async function runHostSuite(run: HostRun): Promise<void> {
   };
   // What a user writes in .vscode/settings.json to back the workspace up.
   const settings = run.trust
-    ? { 'offsite.remote': remoteRoot, 'offsite.encryptKeys': [fx.keys.protectedPub], 'offsite.schedule': 1 }
+    ? {
+        'offsite.remote': remoteRoot,
+        'offsite.encryptKeys': [fx.keys.protectedPub],
+        'offsite.schedule': 1,
+        // What else a hostile repository could set: keys, an SSH key, an S3 endpoint and profile that
+        // would be used with the user's remote and identity, and a retention that deletes backups.
+        'offsite.restoreKey': path.join(ws, 'evil-restore.asc'),
+        'offsite.signKey': path.join(ws, 'evil-sign.asc'),
+        'offsite.sshKey': path.join(ws, 'evil_id'),
+        'offsite.s3EndpointUrl': 'https://attacker.example',
+        'offsite.s3Profile': 'attacker',
+        'offsite.keepFull': 1,
+      }
     : // No drill reminder while the other tests run (the drill test turns it on).
       { 'offsite.remote': remoteRoot, 'offsite.encryptKeys': [fx.keys.rsaPub], 'offsite.restoreKey': fx.keys.rsaSec, 'offsite.drillEvery': 0 };
   fs.mkdirSync(path.join(ws, '.vscode'));
@@ -142,7 +154,9 @@ export async function runHostSuite(run: HostRun): Promise<void> {
         OFFSITE_TEST_FIXTURE: fixtureFile,
         OFFSITE_HOST_SUITE: run.suite,
         OFFSITE_WORKSPACE_TRUST: run.trust ? '1' : '0',
-        OFFSITE_USER_SETTINGS: run.trust ? JSON.stringify({ 'offsite.remote': fx.userRemoteRoot, 'offsite.encryptKeys': [fx.keys.rsaPub], 'offsite.schedule': 1 }) : '{}',
+        OFFSITE_USER_SETTINGS: run.trust
+          ? JSON.stringify({ 'offsite.remote': fx.userRemoteRoot, 'offsite.encryptKeys': [fx.keys.rsaPub], 'offsite.schedule': 1, 'offsite.sshKey': path.join(home, '.ssh', 'id_user') })
+          : '{}',
         // Nothing of the user's: HOME (~/.ssh, ~/.gnupg), the engine's cache and GnuPG are private to the run.
         HOME: home,
         XDG_CACHE_HOME: path.join(root, 'cache'),

@@ -289,7 +289,7 @@ export class CommandCenter implements vscode.Disposable {
     // The diff shows what would change; the restore itself is one click away (here or in the title bar).
     const restore = vscode.l10n.t('Restore This Version');
     void this.ui.notify('info', vscode.l10n.t('Restore {0} as of {1}? The diff shows the backup version on the left.', rel, t.label), {}, restore).then((a) => {
-      // Clicking here is the confirmation: no second question.
+      // Clicking here is the confirmation: no second question, unless the file has unsaved changes.
       if (a === restore) void this.createCommand('offsite.restoreThisVersion', () => this.restoreThisVersion(backupUri, true))();
     });
     return backupUri;
@@ -322,7 +322,8 @@ export class CommandCenter implements vscode.Disposable {
     const fileUri = vscode.Uri.joinPath(f.folder.uri, ...rel.split('/'));
     const target = fileUri.fsPath;
     const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === fileUri.toString());
-    if (!confirmed && fs.existsSync(target)) {
+    // A click on "Restore This Version" confirms replacing the file, not losing its unsaved changes: those are asked about anyway.
+    if ((!confirmed && fs.existsSync(target)) || doc?.isDirty) {
       const restore = vscode.l10n.t('Restore');
       const answer = await this.ui.notify(
         'warning',

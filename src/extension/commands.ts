@@ -256,8 +256,23 @@ export class CommandCenter implements vscode.Disposable {
       this.notConfigured(this.model.folders[0]);
     }
     const results: unknown[] = [];
+    const failures: { f: FolderBackup; e: unknown }[] = [];
+    let cancelled: unknown;
     for (const f of targets) {
-      const r = await this.model.backup(f);
+      let r: Awaited<ReturnType<BackupModel['backup']>>;
+      try {
+        r = await this.model.backup(f);
+      } catch (e) {
+        // One folder: its error, as any command's. Several: a folder that fails or is busy keeps none
+        // of the others from being backed up (all are reported at the end); a cancel stops them all.
+        if (targets.length === 1) throw e;
+        if (isCancelled(e)) {
+          cancelled = e;
+          break;
+        }
+        failures.push({ f, e });
+        continue;
+      }
       results.push(r);
       const summary = statsSummary(r.stats);
       if (r.errors.length) {
@@ -267,7 +282,28 @@ export class CommandCenter implements vscode.Disposable {
           .then((a) => a && this.log.show());
       } else void this.ui.notify('info', vscode.l10n.t('Backup of {0} done ({1}): {2}', f.name, r.type === 'full' ? vscode.l10n.t('full') : vscode.l10n.t('incremental'), summary));
     }
+    if (failures.length) this.notifyNotBackedUp(failures, targets.length);
+    if (cancelled !== undefined) throw cancelled;
     return results;
+  }
+
+  /** One notification for the folders of a multi-folder backup that failed or were busy (a warning when all were only busy). */
+  private notifyNotBackedUp(failures: readonly { f: FolderBackup; e: unknown }[], of: number): void {
+    // (The model has logged each.)
+    const reasons = failures.map(({ f, e }) => {
+      const text = e instanceof EngineError && e.hint ? `${e.message}. ${e.hint}` : e instanceof Error ? e.message : String(e);
+      return `${f.name}: ${text.replace(/\.+$/, '')}`;
+    });
+    const onlyBusy = failures.every(({ e }) => EngineError.is(e, 'busy'));
+    const showLog = vscode.l10n.t('Show Log');
+    const openSettings = vscode.l10n.t('Open Settings');
+    const actions = onlyBusy ? [showLog] : [openSettings, showLog];
+    void this.ui
+      .notify(onlyBusy ? 'warning' : 'error', vscode.l10n.t('Offsite: {0} of {1} folders not backed up: {2}.', failures.length, of, reasons.join('; ')), {}, ...actions)
+      .then((a) => {
+        if (a === showLog) this.log.show();
+        else if (a === openSettings) void vscode.commands.executeCommand('workbench.action.openSettings', '@ext:offsite.offsite');
+      });
   }
 
   // ---- compare and restore one file --------------------------------------------------------------

@@ -57,7 +57,7 @@ export function makeWorkspace(root: string): string {
 }
 
 export interface HostRun {
-  readonly suite: 'main' | 'untrusted' | 'bench';
+  readonly suite: 'main' | 'untrusted' | 'bench' | 'multiroot';
   readonly trust?: boolean;
   /** Adds to the workspace before VS Code opens it (the benchmark's large files). */
   readonly populate?: (workspace: string) => void;
@@ -94,7 +94,7 @@ export async function runHostSuite(run: HostRun): Promise<void> {
     await sshd?.stop();
     throw e;
   }
-  const fx: HostFixture = {
+  let fx: HostFixture = {
     s3: s3 ? { endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, bucket: await s3.createBucket() } : undefined,
     sftp: sshd
       ? {
@@ -142,6 +142,18 @@ export async function runHostSuite(run: HostRun): Promise<void> {
       { 'offsite.remote': remoteRoot, 'offsite.encryptKeys': [fx.keys.rsaPub], 'offsite.restoreKey': fx.keys.rsaSec, 'offsite.drillEvery': 0 };
   fs.mkdirSync(path.join(ws, '.vscode'));
   fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify(settings, null, 2));
+  // Multi-root: a .code-workspace with the settings and a second folder; the first folder's own
+  // settings name an encryption key file that is not there (its backups fail, the second's do not).
+  let open = ws;
+  if (run.suite === 'multiroot') {
+    const second = path.join(root, 'second');
+    fs.mkdirSync(second);
+    fs.writeFileSync(path.join(second, 'notes.txt'), 'the second folder\n');
+    fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'offsite.encryptKeys': ['keys/missing-pub.asc'] }, null, 2));
+    open = path.join(root, 'multi.code-workspace');
+    fs.writeFileSync(open, JSON.stringify({ folders: [{ path: ws }, { path: second }], settings }, null, 2));
+    fx = { ...fx, second };
+  }
   const fixtureFile = path.join(root, 'fixture.json');
   fs.writeFileSync(fixtureFile, JSON.stringify(fx));
   try {
@@ -149,7 +161,7 @@ export async function runHostSuite(run: HostRun): Promise<void> {
       vscodeExecutablePath: LAUNCHER,
       extensionDevelopmentPath: REPO,
       extensionTestsPath: HOST_BUNDLE,
-      launchArgs: [ws],
+      launchArgs: [open],
       extensionTestsEnv: {
         OFFSITE_TEST_FIXTURE: fixtureFile,
         OFFSITE_HOST_SUITE: run.suite,

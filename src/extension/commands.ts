@@ -11,7 +11,7 @@ import { readSettings, targetOf, updateSetting } from './config';
 import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
 import { EngineError, isCancelled } from './engineClient';
-import { crontabLine, redactUrl, workspaceRelative } from './folderConfig';
+import { crontabLine, cronUrl, redactUrl, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
 import type { BackupModel, FolderBackup } from './model';
 import { drillLine } from './schedule';
@@ -256,8 +256,23 @@ export class CommandCenter implements vscode.Disposable {
       this.notConfigured(this.model.folders[0]);
     }
     const results: unknown[] = [];
+    const failures: { f: FolderBackup; e: unknown }[] = [];
+    let cancelled: unknown;
     for (const f of targets) {
-      const r = await this.model.backup(f);
+      let r: Awaited<ReturnType<BackupModel['backup']>>;
+      try {
+        r = await this.model.backup(f);
+      } catch (e) {
+        // One folder: its error, as any command's. Several: a folder that fails or is busy keeps none
+        // of the others from being backed up (all are reported at the end); a cancel stops them all.
+        if (targets.length === 1) throw e;
+        if (isCancelled(e)) {
+          cancelled = e;
+          break;
+        }
+        failures.push({ f, e });
+        continue;
+      }
       results.push(r);
       const summary = statsSummary(r.stats);
       if (r.errors.length) {
@@ -267,7 +282,28 @@ export class CommandCenter implements vscode.Disposable {
           .then((a) => a && this.log.show());
       } else void this.ui.notify('info', vscode.l10n.t('Backup of {0} done ({1}): {2}', f.name, r.type === 'full' ? vscode.l10n.t('full') : vscode.l10n.t('incremental'), summary));
     }
+    if (failures.length) this.notifyNotBackedUp(failures, targets.length);
+    if (cancelled !== undefined) throw cancelled;
     return results;
+  }
+
+  /** One notification for the folders of a multi-folder backup that failed or were busy (a warning when all were only busy). */
+  private notifyNotBackedUp(failures: readonly { f: FolderBackup; e: unknown }[], of: number): void {
+    // (The model has logged each.)
+    const reasons = failures.map(({ f, e }) => {
+      const text = e instanceof EngineError && e.hint ? `${e.message}. ${e.hint}` : e instanceof Error ? e.message : String(e);
+      return `${f.name}: ${text.replace(/\.+$/, '')}`;
+    });
+    const onlyBusy = failures.every(({ e }) => EngineError.is(e, 'busy'));
+    const showLog = vscode.l10n.t('Show Log');
+    const openSettings = vscode.l10n.t('Open Settings');
+    const actions = onlyBusy ? [showLog] : [openSettings, showLog];
+    void this.ui
+      .notify(onlyBusy ? 'warning' : 'error', vscode.l10n.t('Offsite: {0} of {1} folders not backed up: {2}.', failures.length, of, reasons.join('; ')), {}, ...actions)
+      .then((a) => {
+        if (a === showLog) this.log.show();
+        else if (a === openSettings) void vscode.commands.executeCommand('workbench.action.openSettings', '@ext:offsite.offsite');
+      });
   }
 
   // ---- compare and restore one file --------------------------------------------------------------
@@ -289,7 +325,7 @@ export class CommandCenter implements vscode.Disposable {
     // The diff shows what would change; the restore itself is one click away (here or in the title bar).
     const restore = vscode.l10n.t('Restore This Version');
     void this.ui.notify('info', vscode.l10n.t('Restore {0} as of {1}? The diff shows the backup version on the left.', rel, t.label), {}, restore).then((a) => {
-      // Clicking here is the confirmation: no second question.
+      // Clicking here is the confirmation: no second question, unless the file has unsaved changes.
       if (a === restore) void this.createCommand('offsite.restoreThisVersion', () => this.restoreThisVersion(backupUri, true))();
     });
     return backupUri;
@@ -322,7 +358,8 @@ export class CommandCenter implements vscode.Disposable {
     const fileUri = vscode.Uri.joinPath(f.folder.uri, ...rel.split('/'));
     const target = fileUri.fsPath;
     const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === fileUri.toString());
-    if (!confirmed && fs.existsSync(target)) {
+    // A click on "Restore This Version" confirms replacing the file, not losing its unsaved changes: those are asked about anyway.
+    if ((!confirmed && fs.existsSync(target)) || doc?.isDirty) {
       const restore = vscode.l10n.t('Restore');
       const answer = await this.ui.notify(
         'warning',
@@ -739,10 +776,14 @@ export class CommandCenter implements vscode.Disposable {
     const f = await this.pickFolder(arg);
     const line = crontabLine(f.config);
     await vscode.env.clipboard.writeText(line);
-    void this.ui.notify(
-      'info',
-      vscode.l10n.t('Copied the offsite command for {0}: add it with crontab -e (the README says how to install the offsite command). It writes the same chain as the extension.', f.name),
-    );
+    const copied = vscode.l10n.t('Copied the offsite command for {0}: add it with crontab -e (the README says how to install the offsite command). It writes the same chain as the extension.', f.name);
+    // A crontab is a plain file: what offsite.remote holds secret stays out of the line, and the user is told how to give it.
+    const left = cronUrl(f.config.url);
+    const notes = [
+      ...(left.password ? [vscode.l10n.t('The password in offsite.remote is not in it: give it to the job in OFFSITE_SSH_PASSWORD (read from a file only you can read), or log in with an SSH key (offsite.sshKey or ssh-agent).')] : []),
+      ...(left.secrets ? [vscode.l10n.t('The secrets in offsite.remote are *** in it: replace them, or better name an rclone remote configured with rclone config.')] : []),
+    ];
+    void this.ui.notify(notes.length ? 'warning' : 'info', [copied, ...notes].join(' '));
     return line;
   }
 

@@ -89,9 +89,25 @@ export function folderRemoteUrl(root: string, folderName: string): string {
  * (?token=…), as the engine's own messages show them.
  */
 export function redactUrl(url: string): string {
-  return url
-    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@')
-    .replace(/([,?&][a-z0-9_]*(?:secret|password|passwd|pass|token|key)[a-z0-9_]*)=("[^"]*"|'[^']*'|[^,:&#\s"']+)/gi, '$1=***');
+  return redactSecretValues(url.replace(USERINFO_PASSWORD, '$1:***@'));
+}
+
+const USERINFO_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i;
+
+function redactSecretValues(url: string): string {
+  return url.replace(/([,?&][a-z0-9_]*(?:secret|password|passwd|pass|token|key)[a-z0-9_]*)=("[^"]*"|'[^']*'|[^,:&#\s"']+)/gi, '$1=***');
+}
+
+/**
+ * The remote URL as a command line for cron may carry it (a crontab is a plain file, often shown and
+ * copied around): the password of user:password@ left out, as the CLI takes it from
+ * OFFSITE_SSH_PASSWORD; the other secret values (an rclone connection string's, a query's) as ***, to
+ * be given another way. Says which were taken out.
+ */
+export function cronUrl(url: string): { url: string; password: boolean; secrets: boolean } {
+  const noPassword = url.replace(USERINFO_PASSWORD, '$1@');
+  const clean = redactSecretValues(noPassword);
+  return { url: clean, password: noPassword !== url, secrets: clean !== noPassword };
 }
 
 export function isSshUrl(url: string): boolean {
@@ -179,10 +195,12 @@ const CRON_PREFIX = ['nice', '-n', String(BACKGROUND_NICE), 'offsite'];
 /**
  * The `offsite backup` command line that writes the same chain the same way as the extension: same
  * folder, URL, keys, selection, volume size and full-backup policy, as background work (nice 10).
- * Secrets are never in it (the CLI asks, or reads OFFSITE_PASSPHRASE). With keepFull, a retention
- * command follows.
+ * Secrets are never in it: the CLI asks for passphrases or reads OFFSITE_PASSPHRASE, and a password
+ * or secret in offsite.remote is taken out of the URL (cronUrl). With keepFull, a retention command
+ * follows.
  */
 export function cronCommand(c: FolderConfig): string {
+  const url = cronUrl(c.url).url;
   // The command and its global options (before the subcommand), the same for both commands.
   const offsite = [...CRON_PREFIX];
   if (c.remote.sshKey) offsite.push('--ssh-key', c.remote.sshKey);
@@ -195,10 +213,10 @@ export function cronCommand(c: FolderConfig): string {
   if (c.fullIfOlderThan) args.push('--full-if-older-than', c.fullIfOlderThan);
   for (const g of c.selection.excludes ?? []) args.push('--exclude', g);
   if (c.selection.gitignore) args.push('--gitignore');
-  args.push(c.folder.fsPath, c.url);
+  args.push(c.folder.fsPath, url);
   let line = args.map(shellQuote).join(' ');
   if (c.keepFull) {
-    line += ` && ${[...offsite, 'remove-all-but-n-full', String(c.keepFull), '--force', c.url].map(shellQuote).join(' ')}`;
+    line += ` && ${[...offsite, 'remove-all-but-n-full', String(c.keepFull), '--force', url].map(shellQuote).join(' ')}`;
   }
   return line;
 }

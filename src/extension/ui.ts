@@ -26,6 +26,7 @@ export class Ui {
   readonly notices: Notice[] = [];
   readonly prompts: Prompt[] = [];
   private readonly answers: Answer[] = [];
+  private readonly clicks: string[] = [];
   /** Tests: questions get scripted answers, and a question with none is dismissed instead of waiting. */
   scripted = false;
 
@@ -35,9 +36,15 @@ export class Ui {
     this.answers.push(...answers);
   }
 
-  /** Tests: the answers not used yet (and forgets them). */
+  /** Tests: the next non-modal notification that offers this action gets it clicked. */
+  click(action: string): void {
+    this.scripted = true;
+    this.clicks.push(action);
+  }
+
+  /** Tests: the answers (and clicks) not used yet (and forgets them). */
   takeUnusedAnswers(): Answer[] {
-    return this.answers.splice(0);
+    return [...this.answers.splice(0), ...this.clicks.splice(0)];
   }
 
   /**
@@ -49,8 +56,9 @@ export class Ui {
     if (opts.modal && this.scripted) return Promise.resolve(this.answer('notify', message));
     const show = severity === 'error' ? vscode.window.showErrorMessage : severity === 'warning' ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
     const shown = show(message, { modal: !!opts.modal, detail: opts.detail }, ...actions);
-    // In tests a non-modal notification is never clicked: do not leave callers waiting for it.
-    return this.scripted && !opts.modal ? Promise.resolve(undefined) : shown;
+    // In tests a non-modal notification is clicked only when scripted: do not leave callers waiting for it.
+    if (this.scripted && !opts.modal) return Promise.resolve(this.clicks.length && actions.includes(this.clicks[0]) ? this.clicks.shift() : undefined);
+    return shown;
   }
 
   async input(options: vscode.InputBoxOptions): Promise<string | undefined> {

@@ -19,4 +19,8 @@ describe('the VS Code extension in a real extension host', function () {
   it('runs no backup in an untrusted workspace', async () => {
     await runHostSuite({ suite: 'untrusted', trust: true });
   });
+
+  it('backs up every folder of a multi-root workspace, whichever fails or is busy', async () => {
+    await runHostSuite({ suite: 'multiroot' });
+  });
 });

@@ -57,7 +57,7 @@ export function makeWorkspace(root: string): string {
 }
 
 export interface HostRun {
-  readonly suite: 'main' | 'untrusted' | 'bench';
+  readonly suite: 'main' | 'untrusted' | 'bench' | 'multiroot';
   readonly trust?: boolean;
   /** Adds to the workspace before VS Code opens it (the benchmark's large files). */
   readonly populate?: (workspace: string) => void;
@@ -94,7 +94,7 @@ export async function runHostSuite(run: HostRun): Promise<void> {
     await sshd?.stop();
     throw e;
   }
-  const fx: HostFixture = {
+  let fx: HostFixture = {
     s3: s3 ? { endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, bucket: await s3.createBucket() } : undefined,
     sftp: sshd
       ? {
@@ -125,11 +125,35 @@ export async function runHostSuite(run: HostRun): Promise<void> {
   };
   // What a user writes in .vscode/settings.json to back the workspace up.
   const settings = run.trust
-    ? { 'offsite.remote': remoteRoot, 'offsite.encryptKeys': [fx.keys.protectedPub], 'offsite.schedule': 1 }
+    ? {
+        'offsite.remote': remoteRoot,
+        'offsite.encryptKeys': [fx.keys.protectedPub],
+        'offsite.schedule': 1,
+        // What else a hostile repository could set: keys, an SSH key, an S3 endpoint and profile that
+        // would be used with the user's remote and identity, and a retention that deletes backups.
+        'offsite.restoreKey': path.join(ws, 'evil-restore.asc'),
+        'offsite.signKey': path.join(ws, 'evil-sign.asc'),
+        'offsite.sshKey': path.join(ws, 'evil_id'),
+        'offsite.s3EndpointUrl': 'https://attacker.example',
+        'offsite.s3Profile': 'attacker',
+        'offsite.keepFull': 1,
+      }
     : // No drill reminder while the other tests run (the drill test turns it on).
       { 'offsite.remote': remoteRoot, 'offsite.encryptKeys': [fx.keys.rsaPub], 'offsite.restoreKey': fx.keys.rsaSec, 'offsite.drillEvery': 0 };
   fs.mkdirSync(path.join(ws, '.vscode'));
   fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify(settings, null, 2));
+  // Multi-root: a .code-workspace with the settings and a second folder; the first folder's own
+  // settings name an encryption key file that is not there (its backups fail, the second's do not).
+  let open = ws;
+  if (run.suite === 'multiroot') {
+    const second = path.join(root, 'second');
+    fs.mkdirSync(second);
+    fs.writeFileSync(path.join(second, 'notes.txt'), 'the second folder\n');
+    fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'offsite.encryptKeys': ['keys/missing-pub.asc'] }, null, 2));
+    open = path.join(root, 'multi.code-workspace');
+    fs.writeFileSync(open, JSON.stringify({ folders: [{ path: ws }, { path: second }], settings }, null, 2));
+    fx = { ...fx, second };
+  }
   const fixtureFile = path.join(root, 'fixture.json');
   fs.writeFileSync(fixtureFile, JSON.stringify(fx));
   try {
@@ -137,12 +161,14 @@ export async function runHostSuite(run: HostRun): Promise<void> {
       vscodeExecutablePath: LAUNCHER,
       extensionDevelopmentPath: REPO,
       extensionTestsPath: HOST_BUNDLE,
-      launchArgs: [ws],
+      launchArgs: [open],
       extensionTestsEnv: {
         OFFSITE_TEST_FIXTURE: fixtureFile,
         OFFSITE_HOST_SUITE: run.suite,
         OFFSITE_WORKSPACE_TRUST: run.trust ? '1' : '0',
-        OFFSITE_USER_SETTINGS: run.trust ? JSON.stringify({ 'offsite.remote': fx.userRemoteRoot, 'offsite.encryptKeys': [fx.keys.rsaPub], 'offsite.schedule': 1 }) : '{}',
+        OFFSITE_USER_SETTINGS: run.trust
+          ? JSON.stringify({ 'offsite.remote': fx.userRemoteRoot, 'offsite.encryptKeys': [fx.keys.rsaPub], 'offsite.schedule': 1, 'offsite.sshKey': path.join(home, '.ssh', 'id_user') })
+          : '{}',
         // Nothing of the user's: HOME (~/.ssh, ~/.gnupg), the engine's cache and GnuPG are private to the run.
         HOME: home,
         XDG_CACHE_HOME: path.join(root, 'cache'),

@@ -198,6 +198,48 @@ describe('Offsite in a real VS Code extension host', () => {
     assert.deepEqual(fs.readdirSync(fx.workspace).filter((n) => n.endsWith('.part')), [], 'no temporary file left');
   });
 
+  it('"Restore This Version" on the notification still asks before it loses unsaved changes of the file', async () => {
+    const onDisk = '# Demo\n\nchanged on disk since\n';
+    // The edits must stay unsaved for the length of the test.
+    const files = vscode.workspace.getConfiguration('files');
+    const autoSave = files.inspect('autoSave')?.globalValue;
+    await files.update('autoSave', 'off', vscode.ConfigurationTarget.Global);
+    fs.writeFileSync(readme, onDisk);
+    const doc = await vscode.workspace.openTextDocument(readme);
+    const editor = await vscode.window.showTextDocument(doc);
+    assert.ok(await editor.edit((e) => e.insert(new vscode.Position(0, 0), 'unsaved edit\n')));
+    assert.equal(doc.isDirty, true);
+    try {
+      // The button is clicked, then the question about the unsaved changes is declined.
+      let notices = api.ui.notices.length;
+      api.ui.click('Restore This Version');
+      api.ui.script('Type a date or time', String(firstSet), undefined);
+      await vscode.commands.executeCommand('offsite.restoreFileAsOf', vscode.Uri.file(readme));
+      const asked = await waitFor('the question', () => api.ui.notices.slice(notices).find((n) => n.modal));
+      assert.match(asked.message, /Restore README\.md as of/);
+      assert.match(asked.detail ?? '', /unsaved changes will be lost/);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(fs.readFileSync(readme, 'utf8'), onDisk, 'declined: the file is not replaced');
+      assert.equal(doc.isDirty, true, 'declined: the unsaved changes are kept');
+      assert.match(doc.getText(), /^unsaved edit\n/);
+      // Clicked and confirmed: restored (the user chose to lose the unsaved changes).
+      notices = api.ui.notices.length;
+      api.ui.click('Restore This Version');
+      api.ui.script('Type a date or time', String(firstSet), 'Restore');
+      await vscode.commands.executeCommand('offsite.restoreFileAsOf', vscode.Uri.file(readme));
+      await waitFor('the restore', () => api.ui.notices.slice(notices).some((n) => /^Restored README\.md as of/.test(n.message)));
+      assert.equal(fs.readFileSync(readme, 'utf8'), README_V1);
+      await waitFor('the editor reverted', () => !doc.isDirty && doc.getText() === README_V1);
+    } finally {
+      if (doc.isDirty) {
+        await vscode.window.showTextDocument(doc);
+        await vscode.commands.executeCommand('workbench.action.files.revert');
+      }
+      fs.writeFileSync(readme, README_V1);
+      await files.update('autoSave', autoSave, vscode.ConfigurationTarget.Global);
+    }
+  });
+
   it('a deleted file is restorable from the tree (as of the set before its deletion)', async () => {
     const sets = await setNodes(api);
     const gone = await entry(api, sets[0], 'old.txt');

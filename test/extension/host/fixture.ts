@@ -8,6 +8,8 @@ import type { OffsiteApi } from '../../../src/extension/extension';
 export interface HostFixture {
   /** The workspace folder VS Code opened. */
   readonly workspace: string;
+  /** The multi-root run: the second folder of the .code-workspace (the first is `workspace`). */
+  readonly second?: string;
   /** offsite.remote (the root URL) and the folder's own remote directory under it. */
   readonly remoteRoot: string;
   readonly remoteDir: string;

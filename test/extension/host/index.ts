@@ -7,6 +7,7 @@ const SUITES: Record<string, () => void> = {
   main: () => require('./extension.host'),
   untrusted: () => require('./untrusted.host'),
   bench: () => require('./bench.host'),
+  multiroot: () => require('./multiroot.host'),
 };
 
 export function run(): Promise<void> {

@@ -36,6 +36,23 @@ describe('Offsite in an untrusted workspace', () => {
     assert.equal(f.config.configured, true);
   });
 
+  it('ignores the untrusted workspace\'s keys, SSH key, S3 endpoint and profile, and retention: the user\'s own apply', () => {
+    const own = JSON.parse(fs.readFileSync(path.join(fx.workspace, '.vscode', 'settings.json'), 'utf8'));
+    const config = vscode.workspace.getConfiguration('offsite', api.model.folders[0].folder.uri);
+    for (const key of ['restoreKey', 'signKey', 'sshKey', 's3EndpointUrl', 's3Profile', 'keepFull']) {
+      assert.notEqual(own[`offsite.${key}`], undefined, `the workspace sets offsite.${key}`);
+      assert.equal(config.inspect(key)?.workspaceValue, undefined, `offsite.${key} is not read from an untrusted workspace`);
+    }
+    const f = api.model.folders[0];
+    assert.equal(f.config.remote.s3EndpointUrl, undefined, 'no S3 endpoint of the workspace\'s');
+    assert.equal(f.config.remote.s3Profile, undefined);
+    assert.equal(f.config.remote.sshKey, config.inspect<string>('sshKey')?.globalValue, 'the user\'s SSH key');
+    assert.ok(f.config.remote.sshKey?.endsWith('id_user'));
+    assert.equal(f.config.keys.restoreKey, undefined);
+    assert.equal(f.config.keys.signKey, undefined);
+    assert.equal(f.config.keepFull, undefined, 'no retention of the workspace\'s');
+  });
+
   it('Backup Workspace refuses, says why, and never starts the engine', async () => {
     const r = await vscode.commands.executeCommand('offsite.backupWorkspace');
     assert.equal(r, undefined);

@@ -8,6 +8,7 @@ import {
   DEFAULT_SETTINGS,
   cronCommand,
   crontabLine,
+  cronUrl,
   folderRemoteUrl,
   passphraseIdFor,
   redactUrl,
@@ -124,6 +125,20 @@ describe('extension: folder configuration', () => {
     assert.match(crontabLine({ ...c, settings: { ...c.settings, schedule: 120 } }), /^0 \*\/2 \* \* \* nice -n 10 offsite /);
     assert.match(crontabLine({ ...c, settings: { ...c.settings, schedule: 1440 } }), /^0 3 \* \* \* nice -n 10 offsite /);
     assert.equal(crontabLine({ ...c, settings: { ...c.settings, schedule: 0 } }), cmd);
+  });
+
+  it('the cron command carries no password or secret of offsite.remote', () => {
+    const folder = { name: 'proj', fsPath: '/home/me/proj' };
+    const c = resolveFolderConfig(raw({ remote: 'sftp://me:hunter2@nas:2222/b', encryptKeys: ['/k/a.asc'], keepFull: 2, schedule: 60 }), folder);
+    const line = crontabLine(c);
+    assert.ok(!line.includes('hunter2'), line);
+    assert.equal(line, '0 */1 * * * nice -n 10 offsite backup --encrypt-key /k/a.asc --gitignore /home/me/proj sftp://me@nas:2222/b/proj && nice -n 10 offsite remove-all-but-n-full 2 --force sftp://me@nas:2222/b/proj');
+    assert.deepEqual(cronUrl(c.url), { url: 'sftp://me@nas:2222/b/proj', password: true, secrets: false });
+    // Secrets the CLI cannot take from elsewhere are shown as *** (the user gives them another way).
+    const rclone = resolveFolderConfig(raw({ remote: 'rclone://:s3,access_key_id=AKIA1,secret_access_key=wJalr/XY:bucket', encryptKeys: ['/k/a.asc'] }), folder);
+    assert.ok(!cronCommand(rclone).includes('wJalr'), cronCommand(rclone));
+    assert.deepEqual(cronUrl(rclone.url), { url: 'rclone://:s3,access_key_id=***,secret_access_key=***:bucket/proj', password: false, secrets: true });
+    assert.deepEqual(cronUrl('sftp://me@nas/b/proj'), { url: 'sftp://me@nas/b/proj', password: false, secrets: false });
   });
 
   it('the cron command, run by a shell, backs up the folder to the folder\'s remote', function () {

@@ -3,6 +3,7 @@
 // the rules are unit-tested under plain Node and the CLI line for cron is built from the same result.
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { withoutPassword } from '../engine/cache/archiveDir';
 import type { KeySpec, RemoteConfig, Selection } from '../engine/service';
 import { BACKGROUND_NICE } from '../launch/priority';
 
@@ -105,7 +106,7 @@ function redactSecretValues(url: string): string {
  * be given another way. Says which were taken out.
  */
 export function cronUrl(url: string): { url: string; password: boolean; secrets: boolean } {
-  const noPassword = url.replace(USERINFO_PASSWORD, '$1@');
+  const noPassword = withoutPassword(url);
   const clean = redactSecretValues(noPassword);
   return { url: clean, password: noPassword !== url, secrets: clean !== noPassword };
 }

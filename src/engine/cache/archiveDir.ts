@@ -23,9 +23,18 @@ export function keyCacheDir(root: string): string {
   return path.join(root, 'keys');
 }
 
-/** duplicity's default backup name: the MD5 of the target URL string. */
+/**
+ * duplicity's default backup name: the MD5 of the target URL string, less a password written in it
+ * (user:password@): the same remote with its password given another way (OFFSITE_SSH_PASSWORD, as the
+ * extension's cron line does) must find the same cache, and with it the same lock.
+ */
 export function archiveDirFor(url: string, root: string = defaultCacheRoot()): string {
-  return path.join(root, createHash('md5').update(url).digest('hex'));
+  return path.join(root, createHash('md5').update(withoutPassword(url)).digest('hex'));
+}
+
+/** The URL string with the password of its user:password@ left out, nothing else changed. */
+export function withoutPassword(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1@');
 }
 
 export class ArchiveDir {

@@ -128,7 +128,7 @@ export class CommandCenter implements vscode.Disposable {
     }
     actions[showLog] = () => this.log.show();
     const text = hint ? `${e.message}. ${hint}` : e.message;
-    const severity = e.code === 'notFound' || e.code === 'busy' ? 'warning' : 'error';
+    const severity = e.code === 'notFound' || e.code === 'busy' || e.code === 'locked' ? 'warning' : 'error';
     void this.ui.notify(severity, vscode.l10n.t('Offsite: {0}', text.replace(/\.\.$/, '.')), {}, ...Object.keys(actions)).then((a) => a && actions[a]?.());
   }
 
@@ -294,7 +294,7 @@ export class CommandCenter implements vscode.Disposable {
       const text = e instanceof EngineError && e.hint ? `${e.message}. ${e.hint}` : e instanceof Error ? e.message : String(e);
       return `${f.name}: ${text.replace(/\.+$/, '')}`;
     });
-    const onlyBusy = failures.every(({ e }) => EngineError.is(e, 'busy'));
+    const onlyBusy = failures.every(({ e }) => EngineError.is(e, 'busy') || EngineError.is(e, 'locked'));
     const showLog = vscode.l10n.t('Show Log');
     const openSettings = vscode.l10n.t('Open Settings');
     const actions = onlyBusy ? [showLog] : [openSettings, showLog];

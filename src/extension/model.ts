@@ -242,7 +242,9 @@ export class BackupModel implements vscode.Disposable {
       return r;
     } catch (e) {
       if (isCancelled(e)) this.log.info(`Backup of ${f.name} cancelled`);
-      else if (EngineError.is(e, 'busy')) this.log.info(`Backup of ${f.name} not started: ${e.message}`);
+      // Busy here, or the remote's lock held by another window or cron (whose backup is under way): not
+      // a failed backup of ours; if that writer never ends, the stale warning says so in time.
+      else if (EngineError.is(e, 'busy') || EngineError.is(e, 'locked')) this.log.info(`Backup of ${f.name} not started: ${e.message}`);
       else {
         const message = e instanceof Error ? e.message : String(e);
         this.log.error(`Backup of ${f.name} failed: ${message}`);

@@ -5,8 +5,10 @@ import * as assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { archiveDirFor } from '../../../src/engine/cache/archiveDir';
 import type { OffsiteApi } from '../../../src/extension/extension';
 import { formatTime } from '../../../src/extension/format';
 import { DrillReminder } from '../../../src/extension/drillReminder';
@@ -857,6 +859,29 @@ describe('Offsite in a real VS Code extension host', () => {
       await config.update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);
     }
     await waitFor('one key again', () => api.model.folders[0].config.keys.encryptKeys?.length === 1);
+  });
+
+  it('a backup that finds the remote locked by another live run (cron, another window) is a warning, not a failed backup', async function () {
+    this.timeout(60_000);
+    const f = api.model.folders[0];
+    // The lock a CLI backup of the same remote holds (the engine's cache root: this host's environment).
+    const lock = path.join(archiveDirFor(f.config.url), 'lockfile');
+    fs.mkdirSync(path.dirname(lock), { recursive: true });
+    fs.writeFileSync(lock, JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString(), command: 'backup' }), { mode: 0o600 });
+    const failureBefore = api.model.record(f).lastFailure;
+    try {
+      const notices = api.ui.notices.length;
+      assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined, 'not backed up');
+      const said = api.ui.notices.slice(notices);
+      assert.equal(said.length, 1, JSON.stringify(said));
+      assert.equal(said[0].severity, 'warning');
+      assert.match(said[0].message, new RegExp(`Another Offsite run is writing to this backup: process ${process.pid}`));
+      assert.deepEqual(api.model.record(f).lastFailure, failureBefore, 'a backup that could not start is not a failed one');
+      assert.doesNotMatch(api.statusBar.view?.text ?? '', /Backup failed/);
+      assert.ok(fs.existsSync(lock), 'the other run\'s lock is left alone');
+    } finally {
+      fs.rmSync(lock, { force: true });
+    }
   });
 
   it('an encryption key file that is not there is named with its own hint, not the restore key\'s', async () => {

@@ -2,7 +2,6 @@
 // that run it somewhere else: the VS Code extension runs it in a child process (serviceMain.ts) so
 // its own thread never stalls. Everything a request needs is in it; secrets (a passphrase read from
 // SecretStorage) travel in the request and are never logged.
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Backend } from './backend/backend';
@@ -23,7 +22,7 @@ import { fileHistory, listFiles, status } from './ops/inspect';
 import { openForRead, readFileAt, restore, type ReadOptions } from './ops/restore';
 import { removeAllButNFull } from './ops/retention';
 import type { BackupStats } from './ops/stats';
-import { sweepRestoreTemporaries } from './ops/treeWriter';
+import { restoreTempPrefix, sweepRestoreTemporaries } from './ops/treeWriter';
 import { verify } from './ops/verify';
 import { drill, lastDrill, recordDrill } from './ops/drill';
 import { listFolder } from './ops/listFolder';
@@ -231,7 +230,7 @@ export async function handle(req: ServiceRequest, ctx: ServiceContext): Promise<
         // the next read or restore into that folder.
         const dir = path.dirname(req.output);
         sweepRestoreTemporaries(Buffer.from(dir), (m) => ctx.log.warn(m));
-        const tmp = path.join(dir, `.offsite-restore-${process.pid}-${randomBytes(6).toString('hex')}-1`);
+        const tmp = path.join(dir, `${restoreTempPrefix()}-1`);
         const fh = await fs.promises.open(tmp, 'wx', 0o600);
         try {
           const meta = await readFileAt({ ...base, crypto: cryptoForRead(keyConfig(req.keys)), path: indexFromBytes(req.path), time: toTime(req.time) }, async (c) => {

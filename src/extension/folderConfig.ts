@@ -3,7 +3,7 @@
 // the rules are unit-tested under plain Node and the CLI line for cron is built from the same result.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { withoutPassword } from '../engine/cache/archiveDir';
+import { maskPassword, withoutPassword } from '../engine/backend/backendUtil';
 import type { KeySpec, RemoteConfig, Selection } from '../engine/service';
 import { BACKGROUND_NICE } from '../launch/priority';
 
@@ -90,10 +90,8 @@ export function folderRemoteUrl(root: string, folderName: string): string {
  * (?token=…), as the engine's own messages show them.
  */
 export function redactUrl(url: string): string {
-  return redactSecretValues(url.replace(USERINFO_PASSWORD, '$1:***@'));
+  return redactSecretValues(maskPassword(url));
 }
-
-const USERINFO_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i;
 
 function redactSecretValues(url: string): string {
   return url.replace(/([,?&][a-z0-9_]*(?:secret|password|passwd|pass|token|key)[a-z0-9_]*)=("[^"]*"|'[^']*'|[^,:&#\s"']+)/gi, '$1=***');

@@ -2,8 +2,10 @@
 // problem, writes nothing outside the target, and leaves existing files alone.
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OFFSITE, offsite, run } from '../helpers/cli';
@@ -311,23 +313,46 @@ describe('offsite restore', function () {
     const left = temps(target);
     assert.equal(left.length, 1, `the killed restore left its temporary file: ${fs.readdirSync(target).join(' ')}`);
     assert.ok(!fs.existsSync(path.join(target, 'big.bin')));
-    // What another run killed in a folder further down leaves, and files the next restore must keep: a
-    // running restore's temporary (this process is alive), the user's own files of similar names (not
-    // of the form, or not a private file as a restore makes).
-    const dead = child.pid!;
-    fs.mkdirSync(path.join(target, 'sub'));
-    fs.writeFileSync(path.join(target, 'sub', `.offsite-restore-${dead}-0123456789ab-7`), 'partial', { mode: 0o600 });
-    const keep = [`.offsite-restore-${process.pid}-0123456789ab-1`, '.offsite-restore-notes.txt', `sub/.offsite-restore-${dead}-abcdefabcdef-2`];
-    fs.writeFileSync(path.join(target, keep[0]), 'live', { mode: 0o600 });
-    fs.writeFileSync(path.join(target, keep[1]), 'mine');
-    fs.writeFileSync(path.join(target, keep[2]), 'mine too', { mode: 0o644 });
-    const r = await offsite(['--archive-dir', c, 'restore', '--key', RSA_SEC, '--force', u, target]);
+    // The same command again: a target holding only a dead run's temporary counts as empty.
+    let r = await offsite(['--archive-dir', c, 'restore', '--key', RSA_SEC, u, target]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(temps(target).sort(), keep.slice(0, 2).sort());
-    assert.deepEqual(temps(path.join(target, 'sub')), [path.basename(keep[2])]);
-    assert.equal(r.stderr.match(/temporary file of a restore that was interrupted/g)?.length, 2, r.stderr);
+    assert.deepEqual(temps(target), []);
+    assert.match(r.stderr, new RegExp(`Removed \\S*${left[0]}, a temporary file of a restore that was interrupted \\(process ${child.pid} is gone\\)`));
+    assert.ok(fs.readFileSync(path.join(target, 'big.bin')).equals(fs.readFileSync(path.join(s, 'big.bin'))));
+
+    // What another run killed in a folder further down leaves, and files the next restore must keep: a
+    // running restore's temporary (this process is alive), a dead one's of another host (a shared
+    // mount: its pids mean nothing here), the user's own files of similar names (not of the form, or not
+    // a private file as a restore makes).
+    const dead = child.pid!;
+    const host = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+    const other = host === '00000000' ? '11111111' : '00000000';
+    const write = (rel: string, content: string, mode: number) => {
+      fs.writeFileSync(path.join(target, rel), content);
+      fs.chmodSync(path.join(target, rel), mode); // whatever the umask
+    };
+    write(`sub/.offsite-restore-${host}-${dead}-0123456789ab-7`, 'partial', 0o600);
+    const keep = [
+      `.offsite-restore-${host}-${process.pid}-0123456789ab-1`,
+      `.offsite-restore-${other}-${dead}-0123456789ab-1`,
+      '.offsite-restore-notes.txt',
+      `sub/.offsite-restore-${host}-${dead}-abcdefabcdef-2`,
+    ];
+    write(keep[0], 'live', 0o600);
+    write(keep[1], 'another host', 0o600);
+    write(keep[2], 'mine', 0o600);
+    write(keep[3], 'mine too', 0o644);
+    r = await offsite(['--archive-dir', c, 'restore', '--key', RSA_SEC, '--force', u, target]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(temps(target).sort(), keep.slice(0, 3).sort());
+    assert.deepEqual(temps(path.join(target, 'sub')), [path.basename(keep[3])]);
+    assert.equal(r.stderr.match(/temporary file of a restore that was interrupted/g)?.length, 1, r.stderr);
     assert.ok(fs.readFileSync(path.join(target, 'big.bin')).equals(fs.readFileSync(path.join(s, 'big.bin'))));
     assert.equal(fs.readFileSync(path.join(target, 'sub', 'small.txt'), 'utf8'), 'small\n');
+    // Not empty now: the user's files count.
+    r = await offsite(['--archive-dir', c, 'restore', '--key', RSA_SEC, u, target]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /is not empty/);
   });
 
   describe('damaged remote files', () => {

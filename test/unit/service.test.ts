@@ -3,7 +3,9 @@
 // file of the user's next to it is never touched, and no temporary is left when the read fails.
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { MemoryLogger } from '../../src/engine/log';
 import { handle, type ServiceRequest } from '../../src/engine/service';
@@ -59,8 +61,9 @@ describe('engine service: readFile', function () {
     await new Promise((r) => dead.on('exit', r));
     const live = spawn('sleep', ['30']);
     try {
-      const deadTemp = `.offsite-restore-${dead.pid}-0123456789ab-1`;
-      const liveTemp = `.offsite-restore-${live.pid}-0123456789ab-1`;
+      const host = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+      const deadTemp = `.offsite-restore-${host}-${dead.pid}-0123456789ab-1`;
+      const liveTemp = `.offsite-restore-${host}-${live.pid}-0123456789ab-1`;
       fs.writeFileSync(path.join(out, deadTemp), 'half', { mode: 0o600 });
       fs.writeFileSync(path.join(out, liveTemp), 'half', { mode: 0o600 });
       await read('d/b.txt', path.join(out, 'b.txt'));

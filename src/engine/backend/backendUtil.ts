@@ -69,6 +69,23 @@ export function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> 
   });
 }
 
+/**
+ * The password of a URL's user:password@, found as the URL parser finds it (up to the last "@" before
+ * the path: a password may hold "@"). Not in rclone://remote:path, which has no user part and whose
+ * path may hold "@".
+ */
+const USERINFO_PASSWORD = /^((?!rclone:)[a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/]*@/i;
+
+/** The URL string with the password of its user:password@ left out, nothing else changed. */
+export function withoutPassword(url: string): string {
+  return url.replace(USERINFO_PASSWORD, '$1@');
+}
+
+/** The URL string with the password of its user:password@ shown as ***, nothing else changed. */
+export function maskPassword(url: string): string {
+  return url.replace(USERINFO_PASSWORD, '$1:***@');
+}
+
 /** Removes the password (and any secret query value we know of) from a URL, for messages and logs. */
 export function redactUrl(url: URL | string): string {
   let u: URL;

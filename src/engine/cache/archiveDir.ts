@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { withoutPassword } from '../backend/backendUtil';
 import { OffsiteError } from '../errors';
 import { COPY_RECORDS } from './copyRecords';
 import type { SetFileKind } from './setFiles';
@@ -29,12 +30,26 @@ export function keyCacheDir(root: string): string {
  * extension's cron line does) must find the same cache, and with it the same lock.
  */
 export function archiveDirFor(url: string, root: string = defaultCacheRoot()): string {
-  return path.join(root, createHash('md5').update(withoutPassword(url)).digest('hex'));
+  const named = withoutPassword(url);
+  const dir = path.join(root, md5Hex(named));
+  if (named !== url) adoptLegacy(path.join(root, md5Hex(url)), dir);
+  return dir;
 }
 
-/** The URL string with the password of its user:password@ left out, nothing else changed. */
-export function withoutPassword(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1@');
+const md5Hex = (s: string): string => createHash('md5').update(s).digest('hex');
+
+/**
+ * The cache made before the name left the password out (named by the whole URL) becomes this one,
+ * once: its stat cache, resume point and records kept. Should the rename fail (another process made
+ * it first, or cannot), the cache is rebuilt from the remote, as any lost cache is.
+ */
+function adoptLegacy(legacy: string, dir: string): void {
+  if (fs.existsSync(dir) || !fs.existsSync(legacy)) return;
+  try {
+    fs.renameSync(legacy, dir);
+  } catch {
+    /* rebuilt instead */
+  }
 }
 
 export class ArchiveDir {
@@ -116,7 +131,7 @@ export class ArchiveDir {
     }
     for (const n of names) {
       const pid = /\.json\.tmp-(\d+)$/.exec(n)?.[1];
-      if (pid !== undefined && !ownerAlive(pid)) out.push(path.join(records, n));
+      if (pid !== undefined && !ownerAlive(pid) && isFile(path.join(records, n))) out.push(path.join(records, n));
     }
     const keys = keyCacheDir(path.dirname(this.dir));
     let keyNames: string[] = [];
@@ -127,7 +142,7 @@ export class ArchiveDir {
     }
     for (const n of keyNames) {
       const pid = /^[0-9a-f]{64}\.json\.(\d+)\.tmp$/.exec(n)?.[1];
-      if (pid !== undefined && !ownerAlive(pid)) out.push(path.join(keys, n));
+      if (pid !== undefined && !ownerAlive(pid) && isFile(path.join(keys, n))) out.push(path.join(keys, n));
     }
     return out;
   }
@@ -178,6 +193,11 @@ export class ArchiveDir {
   removeOthers(kind: SetFileKind, keep: string): void {
     for (const n of this.names()) if (n !== keep && kind.timeOf(n) !== undefined) this.remove(n);
   }
+}
+
+/** A regular file (not a folder or link that happens to have a temporary's name). */
+function isFile(p: string): boolean {
+  return fs.lstatSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
 }
 
 /** Whether the process that made a temporary is still running (a name without a pid: an old run, gone). */

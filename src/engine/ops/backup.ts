@@ -304,7 +304,13 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const now = opts.now ?? Date.now;
   const lock = await acquireLock(opts.archive.file('lockfile'), 'backup', { signal: opts.signal });
   // What a killed run left in the cache folder (its temp folder, half-written files) goes first.
-  for (const stale of [...opts.archive.staleTempDirs(), ...opts.archive.staleTempFiles()]) fs.rmSync(stale, { recursive: true, force: true });
+  for (const stale of [...opts.archive.staleTempDirs(), ...opts.archive.staleTempFiles()]) {
+    try {
+      fs.rmSync(stale, { recursive: true, force: true });
+    } catch (e) {
+      opts.log.warn(`Could not remove ${stale}, left by an interrupted run: ${(e as Error).message}`); // not this backup's concern
+    }
+  }
   const tempDir = opts.archive.makeTempDir();
   const probe = startProbe(opts);
   try {

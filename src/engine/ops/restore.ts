@@ -17,6 +17,7 @@ import type { CryptoContext } from './remoteFiles';
 import { Repository } from './repository';
 import { FilesystemOutput } from './restoreOutput';
 import { restoreRecords, type ReadContext, type Refusal, type Restorable } from './setReader';
+import { deadRestoreTemporary } from './treeWriter';
 
 export interface ReadOptions {
   readonly backend: Backend;
@@ -156,7 +157,9 @@ function checkTarget(target: string, path: PathIndex | undefined, force: boolean
     if (fs.existsSync(p)) throw new OffsiteError('exists', `${p.toString()} exists already`, { hint: 'Restore into another folder, or pass --force to replace it' });
     return;
   }
-  if (fs.readdirSync(target).length > 0) {
+  // The temporary files of a restore into it that was killed do not count: the restore removes them.
+  const dir = Buffer.from(target);
+  if (fs.readdirSync(dir, { encoding: 'buffer' }).some((n) => deadRestoreTemporary(dir, n) === undefined)) {
     throw new OffsiteError('exists', `The restore target ${target} is not empty`, { hint: 'Restore into a new or empty folder, or pass --force to write into it (files with the same names are replaced)' });
   }
 }

@@ -10,8 +10,9 @@
 // single file, and in a worker thread (restoreWriterWorker.ts) for a tree, where these system calls,
 // most of a full restore's time, overlap with the decryption on the main thread.
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { ownerAlive } from '../cache/archiveDir';
 import { OffsiteError } from '../errors';
 import { indexToString, isPrefixOf } from '../pathIndex';
@@ -22,8 +23,22 @@ import type { RefusalCause } from './setReader';
 const SLASH = Buffer.from('/');
 /** Linux's NAME_MAX: the longest name of one file (most file systems). */
 const NAME_MAX = 255;
-/** A restore's temporary name (TreeWriter.tempPrefix): `.offsite-restore-PID-RANDOM-N`. */
-const TEMP_NAME = /^\.offsite-restore-(\d+)-[0-9a-f]{12}-\d+$/;
+/**
+ * A restore's temporary name (restoreTempPrefix): `.offsite-restore-HOST-PID-RANDOM-N`, HOST a hash of
+ * the host's name (a target on a shared mount may be written from another machine or container, whose
+ * pids mean nothing here).
+ */
+const TEMP_NAME = /^\.offsite-restore-([0-9a-f]{8})-(\d+)-[0-9a-f]{12}-\d+$/;
+const HOST_TAG = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+
+/**
+ * The first part of this run's temporary names, `.offsite-restore-HOST-PID-RANDOM`: our host and pid (a
+ * later restore removes those of a process that is gone), random per run (unguessable); a counter
+ * follows (no randomness per file).
+ */
+export function restoreTempPrefix(): string {
+  return `.offsite-restore-${HOST_TAG}-${process.pid}-${randomBytes(6).toString('hex')}`;
+}
 
 export interface TreeWriterOptions {
   readonly target: string;
@@ -43,11 +58,8 @@ export class TreeWriter {
    * components. Paths come in tree order, so the next one shares most of it; memory is the depth.
    */
   private readonly knownDirs: string[] = [];
-  /**
-   * Temporary names: our pid (a later restore removes those of a process that is gone), random per run
-   * (unguessable), then a counter (no randomness per file).
-   */
-  private readonly tempPrefix = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  /** Temporary names: restoreTempPrefix(), then a counter. */
+  private readonly tempPrefix = restoreTempPrefix();
   private tempSeq = 0;
   /** The regular file being written: begin() returned true, end() or abort() not called yet. */
   private open: { fd: number; tmp: Buffer; path: Buffer; meta: EntryMeta; bytes: number } | undefined;
@@ -115,7 +127,7 @@ export class TreeWriter {
       }
       case 'reg': {
         if (existing?.isDirectory()) return this.refuse(index, 'a folder with that name exists in the target', 'target');
-        const tmp = Buffer.concat([this.pathOf(index.slice(0, -1)), SLASH, Buffer.from(`.offsite-restore-${this.tempPrefix}-${++this.tempSeq}`)]);
+        const tmp = Buffer.concat([this.pathOf(index.slice(0, -1)), SLASH, Buffer.from(`${this.tempPrefix}-${++this.tempSeq}`)]);
         // Synchronous open/write/close: a restore writes thousands of small files, and a thread-pool
         // round trip per call cost more than the calls. Measured against a version that created files
         // and folders in pool jobs, several at once: that one used 60% more CPU (threads contending
@@ -152,7 +164,7 @@ export class TreeWriter {
    */
   private makeNode(index: PathIndex, p: Buffer, existing: fs.Stats | undefined, meta: EntryMeta, command: string[], after: string[] = []): false {
     if (existing?.isDirectory()) return this.refuse(index, 'a folder with that name exists in the target', 'target');
-    const tmp = Buffer.concat([this.root, SLASH, Buffer.from(`.offsite-restore-${this.tempPrefix}-${++this.tempSeq}`)]);
+    const tmp = Buffer.concat([this.root, SLASH, Buffer.from(`${this.tempPrefix}-${++this.tempSeq}`)]);
     try {
       execFileSync(command[0], [...command.slice(1), tmp.toString(), ...after], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (e) {
@@ -319,10 +331,21 @@ function writableDir(p: Buffer): void {
 }
 
 /**
- * Removes from `dir` the temporary files of restores that were killed: only names of the form
- * TreeWriter makes (`.offsite-restore-PID-RANDOM-N`) whose process is gone, and only a private file
- * (mode 0600, as made here: a file, fifo or device node) of this user. Anything else stays, whatever
- * its name; a running restore's temporaries too.
+ * Whether `name` in `dir` is the temporary file of a restore that was killed: a name of the form
+ * restoreTempPrefix makes, of this host, whose process is gone, and a private file (mode 0600, as made
+ * here: a file, fifo or device node) of this user. Its pid when so.
+ */
+export function deadRestoreTemporary(dir: Buffer, name: Buffer): string | undefined {
+  const m = TEMP_NAME.exec(name.toString('latin1'));
+  if (!m || m[1] !== HOST_TAG || ownerAlive(m[2])) return undefined;
+  const st = fs.lstatSync(Buffer.concat([dir, SLASH, name]), { throwIfNoEntry: false });
+  if (!st || st.isDirectory() || st.isSymbolicLink() || st.isSocket() || (st.mode & 0o7777) !== 0o600 || st.uid !== process.getuid?.()) return undefined;
+  return m[2];
+}
+
+/**
+ * Removes from `dir` the temporary files of restores that were killed (deadRestoreTemporary). Anything
+ * else stays, whatever its name; a running restore's temporaries too.
  */
 export function sweepRestoreTemporaries(dir: Buffer, onWarn: (message: string) => void): void {
   let names: Buffer[];
@@ -332,11 +355,9 @@ export function sweepRestoreTemporaries(dir: Buffer, onWarn: (message: string) =
     return; // not ours to read: what it holds is left out anyway
   }
   for (const n of names) {
-    const pid = TEMP_NAME.exec(n.toString('latin1'))?.[1];
-    if (pid === undefined || ownerAlive(pid)) continue;
+    const pid = deadRestoreTemporary(dir, n);
+    if (pid === undefined) continue;
     const p = Buffer.concat([dir, SLASH, n]);
-    const st = fs.lstatSync(p, { throwIfNoEntry: false });
-    if (!st || st.isDirectory() || st.isSymbolicLink() || st.isSocket() || (st.mode & 0o7777) !== 0o600 || st.uid !== process.getuid?.()) continue;
     try {
       fs.unlinkSync(p);
     } catch {

@@ -208,10 +208,12 @@ describe('Offsite in a real VS Code extension host', () => {
     await files.update('autoSave', 'off', vscode.ConfigurationTarget.Global);
     fs.writeFileSync(readme, onDisk);
     const doc = await vscode.workspace.openTextDocument(readme);
-    const editor = await vscode.window.showTextDocument(doc);
-    assert.ok(await editor.edit((e) => e.insert(new vscode.Position(0, 0), 'unsaved edit\n')));
-    assert.equal(doc.isDirty, true);
     try {
+      // A document an earlier test opened is reloaded from disk in its own time: edit what is on disk.
+      await waitFor('the document to show the file on disk', () => !doc.isDirty && doc.getText() === onDisk);
+      const editor = await vscode.window.showTextDocument(doc);
+      await waitFor('an unsaved edit', async () => await editor.edit((e) => e.insert(new vscode.Position(0, 0), 'unsaved edit\n')));
+      assert.equal(doc.isDirty, true);
       // The button is clicked, then the question about the unsaved changes is declined.
       let notices = api.ui.notices.length;
       api.ui.click('Restore This Version');
@@ -238,6 +240,7 @@ describe('Offsite in a real VS Code extension host', () => {
         await vscode.commands.executeCommand('workbench.action.files.revert');
       }
       fs.writeFileSync(readme, README_V1);
+      await waitFor('the document to show README_V1', () => !doc.isDirty && doc.getText() === README_V1).catch(() => undefined);
       await files.update('autoSave', autoSave, vscode.ConfigurationTarget.Global);
     }
   });

@@ -1,7 +1,10 @@
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { archiveDirFor, withoutPassword } from '../../../src/engine/cache/archiveDir';
+import { withoutPassword } from '../../../src/engine/backend/backendUtil';
+import { archiveDirFor } from '../../../src/engine/cache/archiveDir';
+import { tempDir } from '../../helpers/tmp';
 
 describe('cache: the archive folder of a remote', () => {
   const root = '/cache/root';
@@ -19,7 +22,30 @@ describe('cache: the archive folder of a remote', () => {
     assert.equal(archiveDirFor(withPw, root), archiveDirFor('sftp://me@host/backups/project', root));
     // Another user or host is another remote.
     assert.notEqual(archiveDirFor(withPw, root), archiveDirFor('sftp://you@host/backups/project', root));
+    // A password may hold "@" (the URL parser takes the last one before the path as the end).
+    const at = 'sftp://me:p@ss@host/x';
+    assert.equal(new URL(at).host, 'host');
+    assert.equal(withoutPassword(at), 'sftp://me@host/x');
     // Nothing else of the URL is touched: a colon in a path or an rclone remote is not a password.
-    for (const url of ['rclone://remote:backups', 'file:///a:b/c', 'sftp://host/x@y:z']) assert.equal(withoutPassword(url), url);
+    for (const url of ['rclone://remote:backups', 'rclone://remote:backups@home', 'file:///a:b/c', 'sftp://host/x@y:z', 'sftp://me@host/a@b']) {
+      assert.equal(withoutPassword(url), url);
+    }
+  });
+
+  it('takes over the cache named by the whole URL, password included, once', () => {
+    const root = tempDir();
+    const url = 'sftp://me:pw@host/backups';
+    const legacy = path.join(root, md5(url));
+    fs.mkdirSync(path.join(legacy, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(legacy, 'sub', 'stat-cache'), 'kept');
+    const dir = archiveDirFor(url, root);
+    assert.equal(dir, path.join(root, md5('sftp://me@host/backups')));
+    assert.equal(fs.readFileSync(path.join(dir, 'sub', 'stat-cache'), 'utf8'), 'kept');
+    assert.equal(fs.existsSync(legacy), false);
+    // With both there, nothing moves.
+    fs.mkdirSync(legacy);
+    assert.equal(archiveDirFor(url, root), dir);
+    assert.ok(fs.existsSync(legacy));
+    assert.equal(fs.readFileSync(path.join(dir, 'sub', 'stat-cache'), 'utf8'), 'kept');
   });
 });

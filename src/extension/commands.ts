@@ -582,8 +582,14 @@ export class CommandCenter implements vscode.Disposable {
   }
 
   private async forgetSecrets(): Promise<void> {
-    const n = await this.secrets.clear();
-    void this.ui.notify('info', vscode.l10n.t('Offsite forgot {0} remembered passphrase(s), password(s) and S3 key(s).', n));
+    const { forgotten, kept } = await this.secrets.clear();
+    if (kept === 0) void this.ui.notify('info', vscode.l10n.t('Offsite forgot {0} remembered passphrase(s), password(s) and S3 key(s).', forgotten));
+    else {
+      const showLog = vscode.l10n.t('Show Log');
+      void this.ui
+        .notify('warning', vscode.l10n.t('Offsite forgot {0} remembered secret(s), but VS Code\'s secret storage refused to delete {1}: they are still in your keyring. Try again once it is unlocked.', forgotten, kept), {}, showLog)
+        .then((a) => a === showLog && this.log.show());
+    }
   }
 
   // ---- configuration ---------------------------------------------------------------------------

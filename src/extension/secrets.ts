@@ -58,13 +58,17 @@ export class Secrets {
     await this.tryStorage('delete', k, () => this.storage.delete(k), undefined);
   }
 
-  /** Forgets every remembered secret; returns how many there were. */
-  async clear(): Promise<number> {
+  /**
+   * Forgets every remembered secret: `forgotten`, how many there were; `kept`, how many the secret
+   * storage refused to delete (still in the OS keyring: their names stay known, for another try).
+   */
+  async clear(): Promise<{ forgotten: number; kept: number }> {
     const known = this.state.get<string[]>(INDEX, []);
-    for (const k of known) await this.tryStorage('delete', k, () => this.storage.delete(k), undefined);
-    await this.state.update(INDEX, []);
+    const kept: string[] = [];
+    for (const k of known) if (!(await this.tryStorage('delete', k, async () => (await this.storage.delete(k), true), false))) kept.push(k);
+    await this.state.update(INDEX, kept);
     const n = new Set([...known, ...this.session.keys()]).size;
     this.session.clear();
-    return n;
+    return { forgotten: n - kept.length, kept: kept.length };
   }
 }

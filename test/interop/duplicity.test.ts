@@ -198,6 +198,31 @@ const EDGE_STAGES: ((src: string) => void)[] = [
 ];
 
 /** The time of the newest set in a duplicity vault (a full's or an incremental's end). */
+interface EdgeChain {
+  readonly work: string;
+  readonly src: string;
+  readonly vault: string;
+  readonly url: string;
+}
+
+/**
+ * The edge cases' chain: each of EDGE_STAGES applied to one source folder in turn (a second apart,
+ * for duplicity's whole-second times) and backed up by `backup`, which returns its set's time; the
+ * tree after each, with that time.
+ */
+async function edgeChain(prefix: string, backup: (stage: number, c: EdgeChain) => Promise<string>): Promise<EdgeChain & { states: { time: string; tree: TreeEntry[] }[] }> {
+  const work = tempDir(prefix);
+  const vault = path.join(work, 'vault');
+  const c: EdgeChain = { work, src: path.join(work, 'src'), vault, url: `file://${vault}` };
+  const states: { time: string; tree: TreeEntry[] }[] = [];
+  for (const [i, stage] of EDGE_STAGES.entries()) {
+    if (i > 0) await sleep(1100);
+    stage(c.src);
+    states.push({ time: await backup(i, c), tree: tree(c.src) });
+  }
+  return { ...c, states };
+}
+
 function newestSetTime(vault: string): string {
   return fs
     .readdirSync(vault)
@@ -347,18 +372,11 @@ describe('interop with duplicity 0.8.22 and gpg 2.2', function () {
     assert.deepEqual(await duplicityRestore(home, url, timeToString(r.time), path.join(work, 'dc')), expected);
   });
   it('edge cases in a chain duplicity wrote (hard links, sparse, long and non-UTF-8 names, type changes, multi-volume deltas): Offsite restores every time as duplicity does, and continues the chain', async () => {
-    const work = tempDir('offsite-interop-edge-');
-    const src = path.join(work, 'src');
-    const vault = path.join(work, 'vault');
-    const url = `file://${vault}`;
-    const states: { time: string; tree: TreeEntry[] }[] = [];
-    for (const [i, stage] of EDGE_STAGES.entries()) {
-      if (i > 0) await sleep(1100);
-      stage(src);
-      const d = await duplicity(home, [i === 0 ? 'full' : 'incremental', '--archive-dir', path.join(work, 'dcache'), '--encrypt-key', RSA_SUBKEY, '--volsize', '1', src, url]);
+    const { work, src, vault, url, states } = await edgeChain('offsite-interop-edge-', async (i, c) => {
+      const d = await duplicity(home, [i === 0 ? 'full' : 'incremental', '--archive-dir', path.join(c.work, 'dcache'), '--encrypt-key', RSA_SUBKEY, '--volsize', '1', c.src, c.url]);
       assert.equal(d.code, 0, d.stdout + d.stderr);
-      states.push({ time: newestSetTime(vault), tree: tree(src) });
-    }
+      return newestSetTime(c.vault);
+    });
     // Offsite continues the chain from duplicity's signatures of these paths.
     await sleep(1100);
     const big = fs.openSync(path.join(src, 'big.bin'), 'r+');
@@ -391,18 +409,11 @@ describe('interop with duplicity 0.8.22 and gpg 2.2', function () {
   });
 
   it('the same edge cases in a chain Offsite wrote: duplicity restores every time byte-identical, and verifies the last', async () => {
-    const work = tempDir('offsite-interop-edge2-');
-    const src = path.join(work, 'src');
-    const vault = path.join(work, 'vault');
-    const url = `file://${vault}`;
-    const states: { time: string; tree: TreeEntry[] }[] = [];
-    for (const [i, stage] of EDGE_STAGES.entries()) {
-      if (i > 0) await sleep(1100);
-      stage(src);
-      const r = await backupJson(['--archive-dir', path.join(work, 'cache'), '--encrypt-key', RSA_PUB, '--volsize', '1', src, url]);
+    const { work, src, url, states } = await edgeChain('offsite-interop-edge2-', async (i, c) => {
+      const r = await backupJson(['--archive-dir', path.join(c.work, 'cache'), '--encrypt-key', RSA_PUB, '--volsize', '1', c.src, c.url]);
       assert.equal(r.type, i === 0 ? 'full' : 'inc');
-      states.push({ time: r.time, tree: tree(src) });
-    }
+      return r.time;
+    });
     for (const s of states) {
       assert.deepEqual(await duplicityRestore(home, url, s.time, path.join(work, 'dc')), s.tree, `duplicity restore at ${s.time}`);
       assert.deepEqual(await offsiteRestore(url, s.time, path.join(work, 'oc')), s.tree, `offsite restore at ${s.time}`);

@@ -55,7 +55,7 @@ describe('extension: secrets', () => {
     assert.equal(await secrets.set('sshPassword', 'me@nas', 'pw2', false), false);
     assert.deepEqual([...storage.values.values()], ['pw1']);
     assert.equal(await secrets.get('sshPassword', 'me@nas'), 'pw2');
-    assert.equal(await secrets.clear(), 2);
+    assert.deepEqual(await secrets.clear(), { forgotten: 2, kept: 0 });
     assert.equal(storage.values.size, 0);
     assert.equal(await secrets.get('pgpPassphrase', '/k/sec.asc'), undefined);
   });
@@ -68,10 +68,22 @@ describe('extension: secrets', () => {
     assert.equal(await secrets.get('sshPassword', 'me@nas'), undefined, 'a failed read is "none remembered"');
     await secrets.delete('pgpPassphrase', '/k/sec.asc');
     assert.equal(await secrets.get('pgpPassphrase', '/k/sec.asc'), undefined);
-    assert.equal(await secrets.clear(), 0);
+    assert.deepEqual(await secrets.clear(), { forgotten: 0, kept: 0 });
     assert.equal(warnings.length, 4, warnings.join('\n'));
     assert.ok(warnings.every((w) => /secret storage could not .* offsite\.\w+:.*locked collection/.test(w)), warnings.join('\n'));
     assert.ok(!warnings.some((w) => w.includes('hunter2')));
+  });
+
+  it('Forget says which secrets the storage refused to delete, and tries them again next time', async () => {
+    const { secrets, storage } = make();
+    await secrets.set('pgpPassphrase', 'K', 'pw1', true);
+    await secrets.set('sshPassword', 'me@nas', 'pw2', true);
+    storage.failing = true;
+    assert.deepEqual(await secrets.clear(), { forgotten: 0, kept: 2 }, 'still in the keyring: not forgotten');
+    assert.equal(storage.values.size, 2);
+    storage.failing = false;
+    assert.deepEqual(await secrets.clear(), { forgotten: 2, kept: 0 });
+    assert.equal(storage.values.size, 0);
   });
 
   it('a secret remembered before the storage failed is still forgotten for this window when refused', async () => {

@@ -122,28 +122,8 @@ export class ArchiveDir {
       const pid = /\.tmp-(\d+)$/.exec(n)?.[1] ?? /\.(\d+)\.[0-9a-f]+\.tmp$/.exec(n)?.[1];
       if (pid !== undefined && !ownerAlive(pid)) out.push(this.file(n));
     }
-    const records = this.file(COPY_RECORDS);
-    let names: string[] = [];
-    try {
-      names = fs.readdirSync(records);
-    } catch {
-      // no records yet
-    }
-    for (const n of names) {
-      const pid = /\.json\.tmp-(\d+)$/.exec(n)?.[1];
-      if (pid !== undefined && !ownerAlive(pid) && isFile(path.join(records, n))) out.push(path.join(records, n));
-    }
-    const keys = keyCacheDir(path.dirname(this.dir));
-    let keyNames: string[] = [];
-    try {
-      keyNames = fs.readdirSync(keys);
-    } catch {
-      // no key checks remembered
-    }
-    for (const n of keyNames) {
-      const pid = /^[0-9a-f]{64}\.json\.(\d+)\.tmp$/.exec(n)?.[1];
-      if (pid !== undefined && !ownerAlive(pid) && isFile(path.join(keys, n))) out.push(path.join(keys, n));
-    }
+    out.push(...deadTemporaries(this.file(COPY_RECORDS), /\.json\.tmp-(\d+)$/));
+    out.push(...deadTemporaries(keyCacheDir(path.dirname(this.dir)), /^[0-9a-f]{64}\.json\.(\d+)\.tmp$/));
     return out;
   }
 
@@ -195,9 +175,23 @@ export class ArchiveDir {
   }
 }
 
-/** A regular file (not a folder or link that happens to have a temporary's name). */
-function isFile(p: string): boolean {
-  return fs.lstatSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
+/**
+ * Full paths of the regular files in `dir` (none when it does not exist) whose name `pattern` takes for
+ * a temporary, its first group the pid, of a process that is gone.
+ */
+function deadTemporaries(dir: string, pattern: RegExp): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => {
+      const pid = pattern.exec(n)?.[1];
+      return pid !== undefined && !ownerAlive(pid) && (fs.lstatSync(path.join(dir, n), { throwIfNoEntry: false })?.isFile() ?? false);
+    })
+    .map((n) => path.join(dir, n));
 }
 
 /** Whether the process that made a temporary is still running (a name without a pid: an old run, gone). */

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { EngineError } from './engineClient';
+import { EngineError, errorText } from './engineClient';
 import type { BackupModel } from './model';
 
 export const SCHEME = 'offsite';
@@ -118,7 +118,7 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
     try {
       return await this.fetch(uri);
     } catch (e) {
-      if (EngineError.is(e)) throw new vscode.FileSystemError(e.hint ? `${e.message}. ${e.hint}` : e.message);
+      if (EngineError.is(e)) throw new vscode.FileSystemError(errorText(e));
       throw e;
     }
   }

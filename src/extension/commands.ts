@@ -10,7 +10,7 @@ import { fromBackupUri, originalUri, SCHEME, toBackupUri, type BackupFileSystemP
 import { readSettings, targetOf, updateSetting } from './config';
 import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
-import { EngineError, isCancelled } from './engineClient';
+import { EngineError, errorText, isCancelled, isHeldElsewhere } from './engineClient';
 import { crontabLine, cronUrl, redactUrl, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
 import type { BackupModel, FolderBackup } from './model';
@@ -128,7 +128,7 @@ export class CommandCenter implements vscode.Disposable {
     }
     actions[showLog] = () => this.log.show();
     const text = hint ? `${e.message}. ${hint}` : e.message;
-    const severity = e.code === 'notFound' || e.code === 'busy' || e.code === 'locked' ? 'warning' : 'error';
+    const severity = e.code === 'notFound' || isHeldElsewhere(e) ? 'warning' : 'error';
     void this.ui.notify(severity, vscode.l10n.t('Offsite: {0}', text.replace(/\.\.$/, '.')), {}, ...Object.keys(actions)).then((a) => a && actions[a]?.());
   }
 
@@ -291,10 +291,9 @@ export class CommandCenter implements vscode.Disposable {
   private notifyNotBackedUp(failures: readonly { f: FolderBackup; e: unknown }[], of: number): void {
     // (The model has logged each.)
     const reasons = failures.map(({ f, e }) => {
-      const text = e instanceof EngineError && e.hint ? `${e.message}. ${e.hint}` : e instanceof Error ? e.message : String(e);
-      return `${f.name}: ${text.replace(/\.+$/, '')}`;
+      return `${f.name}: ${errorText(e).replace(/\.+$/, '')}`;
     });
-    const onlyBusy = failures.every(({ e }) => EngineError.is(e, 'busy') || EngineError.is(e, 'locked'));
+    const onlyBusy = failures.every(({ e }) => isHeldElsewhere(e));
     const showLog = vscode.l10n.t('Show Log');
     const openSettings = vscode.l10n.t('Open Settings');
     const actions = onlyBusy ? [showLog] : [openSettings, showLog];
@@ -558,7 +557,7 @@ export class CommandCenter implements vscode.Disposable {
       }
       let error: string | undefined;
       const s = await this.model.refreshStatus(f).catch((e) => {
-        error = e instanceof EngineError && e.hint ? `${e.message}. ${e.hint}` : e instanceof Error ? e.message : String(e);
+        error = errorText(e);
         return undefined;
       });
       parts.push(formatStatusReport(f.name, redactUrl(f.config.url), s, error));

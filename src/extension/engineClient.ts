@@ -65,6 +65,20 @@ export function isCancelled(e: unknown): boolean {
   return EngineError.is(e, 'cancelled');
 }
 
+/**
+ * Not started because another run has the folder (a backup already running here) or the remote's lock
+ * (another window, cron): no failure of this one.
+ */
+export function isHeldElsewhere(e: unknown): e is EngineError {
+  return EngineError.is(e, 'busy') || EngineError.is(e, 'locked');
+}
+
+/** An error's message, followed by the engine's hint when it has one: what a notification says. */
+export function errorText(e: unknown): string {
+  if (e instanceof EngineError && e.hint) return `${e.message}. ${e.hint}`;
+  return e instanceof Error ? e.message : String(e);
+}
+
 /** The SHA256 fingerprint in the engine's "host key … is not known: the server shows TYPE SHA256:…" error. */
 export function unknownHostKeyFingerprint(message: string): string | undefined {
   if (!/is not known/.test(message)) return undefined;

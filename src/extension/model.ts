@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import type { CollectionStatus } from '../engine/ops/inspect';
 import type { SetChanges } from '../engine/service';
 import { folderConfig } from './config';
-import { EngineError, isCancelled, type EngineOp, type EngineResults } from './engineClient';
+import { EngineError, isCancelled, isHeldElsewhere, type EngineOp, type EngineResults } from './engineClient';
 import { FOLDER_PAGE, sortNodes, toPage, type FileNode } from './fileTree';
 import { redactUrl, type FolderConfig } from './folderConfig';
 import { currentChainIndex, progressMessage } from './format';
@@ -244,7 +244,7 @@ export class BackupModel implements vscode.Disposable {
       if (isCancelled(e)) this.log.info(`Backup of ${f.name} cancelled`);
       // Busy here, or the remote's lock held by another window or cron (whose backup is under way): not
       // a failed backup of ours; if that writer never ends, the stale warning says so in time.
-      else if (EngineError.is(e, 'busy') || EngineError.is(e, 'locked')) this.log.info(`Backup of ${f.name} not started: ${e.message}`);
+      else if (isHeldElsewhere(e)) this.log.info(`Backup of ${f.name} not started: ${e.message}`);
       else {
         const message = e instanceof Error ? e.message : String(e);
         this.log.error(`Backup of ${f.name} failed: ${message}`);

@@ -3,7 +3,7 @@
 // "Show Log" and "Retry", once for a failure that repeats; offsite.notifications decides what is shown. Untrusted workspaces never
 // back up. The rules themselves are pure (schedule.ts); the restore drill reminder is drillReminder.ts.
 import * as vscode from 'vscode';
-import { EngineError, isCancelled } from './engineClient';
+import { errorText, isCancelled, isHeldElsewhere } from './engineClient';
 import { statsSummary } from './format';
 import type { BackupModel, FolderBackup } from './model';
 import { backupDue, isStale } from './schedule';
@@ -55,12 +55,12 @@ export class Scheduler implements vscode.Disposable {
       if (level === 'all') void this.ui.notify('info', vscode.l10n.t('Scheduled backup of {0} done: {1}', f.name, statsSummary(r.stats)));
     } catch (e) {
       // Another window or cron is backing up the same remote: not a failure of ours.
-      if (isCancelled(e) || EngineError.is(e, 'locked') || EngineError.is(e, 'busy') || level === 'off') return;
+      if (isCancelled(e) || isHeldElsewhere(e) || level === 'off') return;
       // A remote down for hours fails every run alike: notified once, then the status bar keeps saying it.
       if (failedBefore !== undefined && failedBefore.message === (e instanceof Error ? e.message : String(e))) return;
       const showLog = vscode.l10n.t('Show Log');
       const retry = vscode.l10n.t('Retry');
-      const message = e instanceof EngineError && e.hint ? `${e.message}. ${e.hint}` : e instanceof Error ? e.message : String(e);
+      const message = errorText(e);
       void this.ui
         .notify('error', vscode.l10n.t('Scheduled backup of {0} failed: {1}', f.name, message), {}, showLog, retry)
         .then((a) => this.act(a, f, { [showLog]: 'offsite.showLog', [retry]: 'offsite.backupWorkspace' }));

@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EngineClient, EngineError, isCancelled, unknownHostKeyFingerprint, type LogLevel } from '../../../src/extension/engineClient';
+import { EngineClient, EngineError, errorText, isCancelled, isHeldElsewhere, unknownHostKeyFingerprint, type LogLevel } from '../../../src/extension/engineClient';
 import type { Progress } from '../../../src/engine/progress';
 import { BACKGROUND_NICE } from '../../../src/launch/priority';
 import { REPO } from '../../helpers/cli';
@@ -259,6 +259,17 @@ describe('extension: EngineClient (real engine process)', () => {
     const m = 'The host key of [127.0.0.1]:2222 is not known: the server shows ssh-ed25519 SHA256:abcDEF+/0123=';
     assert.equal(unknownHostKeyFingerprint(m), 'SHA256:abcDEF+/0123=');
     assert.equal(unknownHostKeyFingerprint('The host key of x has CHANGED: the server now shows ssh-ed25519 SHA256:abc'), undefined);
+  });
+
+  it('says an error with its hint, and tells a run held elsewhere (busy here, locked by another) from a failure', () => {
+    assert.equal(errorText(new EngineError({ code: 'unreachable', message: 'No route to host', hint: 'Check the network' })), 'No route to host. Check the network');
+    assert.equal(errorText(new EngineError({ code: 'internal', message: 'Boom' })), 'Boom');
+    assert.equal(errorText(new Error('plain')), 'plain');
+    assert.equal(errorText('text'), 'text');
+    assert.equal(isHeldElsewhere(new EngineError({ code: 'busy', message: 'running' })), true);
+    assert.equal(isHeldElsewhere(new EngineError({ code: 'locked', message: 'cron has it' })), true);
+    assert.equal(isHeldElsewhere(new EngineError({ code: 'unreachable', message: 'down' })), false);
+    assert.equal(isHeldElsewhere(new Error('locked')), false);
   });
 });
 

@@ -2,7 +2,7 @@
 // renamed; a process killed between the two leaves that temporary, which the cache's sweep of dead
 // runs' temporaries (backup, cleanup, status) must find there too, and only when its process is gone.
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
@@ -11,9 +11,8 @@ import { COPY_RECORDS } from '../../../src/engine/cache/copyRecords';
 import { cryptoForRead } from '../../../src/engine/cryptoConfig';
 import { MemoryLogger } from '../../../src/engine/log';
 import { cleanup } from '../../../src/engine/ops/cleanup';
+import { runUntilKilled } from '../../helpers/killed';
 import { tempDir } from '../../helpers/tmp';
-
-const REPO = path.resolve(__dirname, '..', '..', '..');
 
 /** Runs CopyRecords.set in a child process that is SIGKILLed between writing the temporary and renaming it. */
 function killedWhileRecording(cacheDir: string, name: string): void {
@@ -23,8 +22,7 @@ function killedWhileRecording(cacheDir: string, name: string): void {
     const { CopyRecords } = require('./src/engine/cache/copyRecords');
     fs.renameSync = () => process.kill(process.pid, 'SIGKILL');
     new CopyRecords(ArchiveDir.open(${JSON.stringify(cacheDir)})).set(${JSON.stringify(name)}, { size: 10, remoteSize: 20 });`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO, encoding: 'utf8' });
-  assert.equal(r.signal, 'SIGKILL', r.stderr);
+  runUntilKilled(script);
 }
 
 describe('cache: records of the copies', function () {

@@ -3,7 +3,7 @@
 // cache's sweep of dead runs' temporaries (backup, cleanup, status) must find, and only when its
 // process is gone and the name is of that exact form.
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FileBackend } from '../../../src/engine/backend/fileBackend';
@@ -12,9 +12,8 @@ import { cryptoForRead } from '../../../src/engine/cryptoConfig';
 import { MemoryLogger } from '../../../src/engine/log';
 import { cleanup } from '../../../src/engine/ops/cleanup';
 import { RSA_PUB } from '../../helpers/gpg';
+import { runUntilKilled } from '../../helpers/killed';
 import { tempDir } from '../../helpers/tmp';
-
-const REPO = path.resolve(__dirname, '..', '..', '..');
 
 /** Loads the RSA fixture key with a verdict folder in a child process SIGKILLed between writing the verdict's temporary and renaming it. */
 function killedWhileRemembering(verdictDir: string): void {
@@ -22,8 +21,7 @@ function killedWhileRemembering(verdictDir: string): void {
     require('node:fs').promises.rename = async () => process.kill(process.pid, 'SIGKILL');
     const { loadRecipients } = require('./src/engine/crypto/recipient');
     loadRecipients([${JSON.stringify(RSA_PUB)}], { verdictDir: ${JSON.stringify(verdictDir)} });`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO, encoding: 'utf8' });
-  assert.equal(r.signal, 'SIGKILL', r.stderr);
+  runUntilKilled(script);
 }
 
 describe('cache: remembered key checks', function () {

@@ -81,6 +81,11 @@ export function withoutPassword(url: string): string {
   return url.replace(USERINFO_PASSWORD, '$1@');
 }
 
+/** Every URL's password in a text (a tool's message quoting one) shown as ***. */
+export function maskPasswordsIn(text: string): string {
+  return text.replace(/\/\/([^/@\s:]*):[^/@\s]*@/g, '//$1:***@');
+}
+
 /** The URL string with the password of its user:password@ shown as ***, nothing else changed. */
 export function maskPassword(url: string): string {
   return url.replace(USERINFO_PASSWORD, '$1:***@');

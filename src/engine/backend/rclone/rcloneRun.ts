@@ -3,6 +3,7 @@
 // remote (":s3,secret_access_key=…:bucket") would otherwise print back in its messages.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { BackendError, type BackendErrorKind } from '../backend';
+import { maskPasswordsIn } from '../backendUtil';
 
 export interface RcloneEnv {
   /** The rclone program (default "rclone" on PATH). */
@@ -46,8 +47,7 @@ export function makeRedactor(remote: string): (text: string) => string {
   return (text) => {
     let t = text.split(remote).join(shown);
     t = t.replace(/\b([a-z0-9_]*(?:secret|password|pass|token|key)[a-z0-9_]*)=("[^"]*"|'[^']*'|[^,:\s"']+)/gi, '$1=***');
-    t = t.replace(/\/\/([^/@\s:]*):[^/@\s]*@/g, '//$1:***@');
-    return t;
+    return maskPasswordsIn(t);
   };
 }
 

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { OffsiteError } from '../../errors';
+import { maskPasswordsIn } from '../backendUtil';
 import { awsSharedFiles, readAwsProfiles } from './awsProfiles';
 
 /** Time to open a TCP connection (and TLS) to the store. */
@@ -179,9 +180,7 @@ function describeError(e: unknown, metadata: SdkLogEntry['metadata']): string {
 
 /** Signatures, credentials and tokens that a message could quote (a presigned URL, an auth header). */
 function redactSdkText(text: string): string {
-  return text
-    .replace(/\b(X-Amz-(?:Signature|Credential|Security-Token)|Signature|Credential|AWSAccessKeyId|Authorization)(=|: ?)[^\s&,;"']+/gi, '$1$2***')
-    .replace(/\/\/([^/@\s:]*):[^/@\s]*@/g, '//$1:***@');
+  return maskPasswordsIn(text.replace(/\b(X-Amz-(?:Signature|Credential|Security-Token)|Signature|Credential|AWSAccessKeyId|Authorization)(=|: ?)[^\s&,;"']+/gi, '$1$2***'));
 }
 
 /**

@@ -506,11 +506,11 @@ export function buildProgram(signal: AbortSignal): Command {
  * An error as the command line says it, from the input the error says is at fault (OffsiteError.needs).
  * The engine's hint for a wrong passphrase fits the extension, which asks again; here the passphrase
  * came from a variable or a prompt, and the line says which. A missing secret key is given with an
- * option here.
+ * option here. The other inputs (a later --time, --accept-host-key) keep the engine's hint: its words are the CLI's.
  */
 function cliMessage(e: OffsiteError): string {
   const needs = e.needs;
-  if (needs?.wrong && needs.input !== 'secretKey') {
+  if (needs?.wrong && (needs.input === 'passphrase' || needs.input === 'sshPassphrase')) {
     // The SSH key's passphrase comes from OFFSITE_SSH_PASSPHRASE, the OpenPGP key's from OFFSITE_PASSPHRASE.
     const variable = needs.input === 'sshPassphrase' ? 'OFFSITE_SSH_PASSPHRASE' : 'OFFSITE_PASSPHRASE';
     const what = process.env[variable] !== undefined ? `Check ${variable}, or unset it to be asked on a terminal` : 'Run the command again and enter the right one';

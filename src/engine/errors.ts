@@ -24,17 +24,19 @@ export type ErrorCode =
   | 'internal';
 
 /**
- * The secret input an error is about, for front ends that say where that input comes from (the CLI:
- * a variable or an option; the extension: a prompt whose answer it keeps) without reading the message.
+ * The input an error is about, for front ends that say where that input comes from (the CLI: a
+ * variable or an option; the extension: a prompt whose answer it keeps, a setting, a date to pick)
+ * without reading the message or the hint, whose words are the CLI's.
  * - input 'passphrase': the OpenPGP passphrase (of the secret key, or of a symmetrically encrypted
  *   file); 'sshPassphrase': the passphrase of the SSH key named by the error's `file`; 'secretKey': the
- *   OpenPGP secret key to decrypt with.
+ *   OpenPGP secret key to decrypt with; 'laterTime': a time to read the backup as of that is not before
+ *   its oldest backup (the CLI's --time); 'hostKey': the acceptance of the SSH server's host key, unknown
+ *   so far, whose SHA256 fingerprint is `fingerprint` (the CLI's --accept-host-key).
  * - wrong: one was given and refused (false: none was given).
  */
-export interface NeededInput {
-  readonly input: 'passphrase' | 'sshPassphrase' | 'secretKey';
-  readonly wrong: boolean;
-}
+export type NeededInput =
+  | { readonly input: 'passphrase' | 'sshPassphrase' | 'secretKey' | 'laterTime'; readonly wrong: boolean }
+  | { readonly input: 'hostKey'; readonly wrong: boolean; readonly fingerprint: string };
 
 export interface OffsiteErrorOptions {
   /** What the user can do about it, in one short sentence. */
@@ -42,7 +44,7 @@ export interface OffsiteErrorOptions {
   readonly cause?: unknown;
   /** The file (local or remote) the error is about, when there is one. */
   readonly file?: string;
-  /** The secret input to give (again) to get past the error, when that is what it takes. */
+  /** The input to give (again) to get past the error, when that is what it takes. */
   readonly needs?: NeededInput;
 }
 

@@ -136,7 +136,7 @@ export interface ServiceError {
   readonly hint?: string;
   /** The file the error is about (e.g. the SSH key whose passphrase is wrong), when there is one. */
   readonly file?: string;
-  /** The secret input at fault (OffsiteError.needs), when there is one. */
+  /** The input at fault (OffsiteError.needs), when there is one. */
   readonly needs?: NeededInput;
 }
 

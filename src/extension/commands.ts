@@ -10,7 +10,7 @@ import { fromBackupUri, originalUri, SCHEME, toBackupUri, type BackupFileSystemP
 import { readSettings, targetOf, updateSetting } from './config';
 import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
-import { EngineError, errorText, isCancelled, isHeldElsewhere } from './engineClient';
+import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey } from './engineClient';
 import { crontabLine, cronUrl, redactUrl, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
 import type { BackupModel, FolderBackup } from './model';
@@ -100,23 +100,14 @@ export class CommandCenter implements vscode.Disposable {
     }
     this.log.error(`${id}: [${e.code}] ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
     const actions: Record<string, () => unknown> = {};
-    // "Give a later --time" (a time before the first backup): here a time is picked, not a flag.
-    let hint = e.code === 'notFound' && e.hint && /--time\b/.test(e.hint) ? vscode.l10n.t('Pick a later date or time') : e.hint;
     switch (e.code) {
       case 'config':
         actions[configure] = () => vscode.commands.executeCommand('offsite.configure');
         break;
-      case 'key':
-        // The engine's hint for a missing private key names the CLI's --key; here that is a setting.
-        // Other key errors (an encryption key file that is not there, expired, not a key) keep theirs.
-        if (!e.hint || /--key\b/.test(e.hint)) {
-          hint = vscode.l10n.t('Set offsite.restoreKey to your private key file (or its gpg key id)');
-          actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'offsite.restoreKey');
-        } else actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:offsite.offsite');
-        break;
       case 'untrusted':
         actions[manageTrust] = () => vscode.commands.executeCommand('workbench.trust.manage');
         break;
+      case 'key':
       case 'usage':
       case 'unreachable':
       case 'auth':
@@ -126,8 +117,10 @@ export class CommandCenter implements vscode.Disposable {
         actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:offsite.offsite');
         break;
     }
+    // The private key is missing: errorText says to set offsite.restoreKey, and Open Settings goes there.
+    if (needsRestoreKey(e)) actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'offsite.restoreKey');
     actions[showLog] = () => this.log.show();
-    const text = hint ? `${e.message}. ${hint}` : e.message;
+    const text = errorText(e);
     const severity = e.code === 'notFound' || isHeldElsewhere(e) ? 'warning' : 'error';
     void this.ui.notify(severity, vscode.l10n.t('Offsite: {0}', text.replace(/\.\.$/, '.')), {}, ...Object.keys(actions)).then((a) => a && actions[a]?.());
   }

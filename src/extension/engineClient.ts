@@ -44,7 +44,7 @@ export class EngineError extends Error {
   readonly code: string;
   readonly hint?: string;
   readonly file?: string;
-  /** The secret input at fault (the engine's OffsiteError.needs): which secret to ask for again. */
+  /** The input at fault (the engine's OffsiteError.needs): which secret to ask for again, what else to give. */
   readonly needs?: NeededInput;
 
   constructor(e: ServiceError) {
@@ -73,16 +73,30 @@ export function isHeldElsewhere(e: unknown): e is EngineError {
   return EngineError.is(e, 'busy') || EngineError.is(e, 'locked');
 }
 
-/** An error's message, followed by the engine's hint when it has one: what a notification says. */
-export function errorText(e: unknown): string {
-  if (e instanceof EngineError && e.hint) return `${e.message}. ${e.hint}`;
-  return e instanceof Error ? e.message : String(e);
+/**
+ * A missing private key (the error's `needs`, not its words): the extension's way to give one is the
+ * offsite.restoreKey setting.
+ */
+export function needsRestoreKey(e: EngineError): boolean {
+  return e.needs?.input === 'secretKey' && !e.needs.wrong;
 }
 
-/** The SHA256 fingerprint in the engine's "host key … is not known: the server shows TYPE SHA256:…" error. */
-export function unknownHostKeyFingerprint(message: string): string | undefined {
-  if (!/is not known/.test(message)) return undefined;
-  return /\b(SHA256:[A-Za-z0-9+/=]+)/.exec(message)?.[1];
+/**
+ * The engine's hint as the extension gives it. The engine's hints speak the CLI's options; where the
+ * error says (needs) the input is one the extension takes its own way, the hint says that way: a later
+ * date or time to pick (the CLI's --time), the offsite.restoreKey setting (the CLI's --key).
+ */
+export function hintOf(e: EngineError): string | undefined {
+  if (e.needs?.input === 'laterTime') return 'Pick a later date or time';
+  if (needsRestoreKey(e)) return 'Set offsite.restoreKey to your private key file (or its gpg key id)';
+  return e.hint;
+}
+
+/** An error's message, followed by its hint (hintOf) when it has one: what a notification says. */
+export function errorText(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const hint = e instanceof EngineError ? hintOf(e) : undefined;
+  return hint ? `${e.message}. ${hint}` : e.message;
 }
 
 export interface EngineClientOptions {

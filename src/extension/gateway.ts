@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { KeySpec, RemoteConfig } from '../engine/service';
 import { awsCredentialsConfigured, decodeS3Keys, encodeS3Keys, isS3Url, s3KeysIdFor } from './awsCredentials';
-import { EngineError, unknownHostKeyFingerprint, type EngineClient, type EngineOp, type EngineRequest, type EngineResults, type RequestOptions } from './engineClient';
+import { EngineError, type EngineClient, type EngineOp, type EngineRequest, type EngineResults, type RequestOptions } from './engineClient';
 import { isSshUrl, passphraseIdFor, sshTargetOf, type FolderConfig } from './folderConfig';
 import type { SecretKind, Secrets } from './secrets';
 import type { Ui } from './ui';
@@ -66,9 +66,9 @@ export class EngineGateway {
         } else if (e.code === 'auth' && s3Id && (s3Keys !== undefined || !awsCredentialsConfigured(cfg.remote.s3Profile, this.env, this.env.HOME || undefined))) {
           // Keys of ours that were refused, or none anywhere: ask. Keys configured the AWS way are the user's to fix there.
           await this.askS3Keys(s3Id, s3Keys !== undefined, e);
-        } else if (e.code === 'hostKey' && acceptHostKey === undefined) {
-          const fp = unknownHostKeyFingerprint(e.message);
-          if (!fp) throw e;
+        } else if (e.code === 'hostKey' && e.needs?.input === 'hostKey' && acceptHostKey === undefined) {
+          // An unknown host key (a changed or revoked one has no `needs`: accepting it is not the way).
+          const fp = e.needs.fingerprint;
           const accept = vscode.l10n.t('Accept and Save');
           const answer = await this.ui.notify(
             'warning',

@@ -64,6 +64,7 @@ export async function setsForTime(repo: Repository, time: number, signal?: Abort
     const oldest = collection.chains[0].fullSet.endTime;
     throw new OffsiteError('notFound', `No backup as old as ${new Date(time * 1000).toISOString()}: the oldest is from ${new Date(oldest * 1000).toISOString()} (${timeToString(oldest)})`, {
       hint: 'Give a later --time',
+      needs: { input: 'laterTime', wrong: true },
     });
   }
   const out: { set: BackupSet; manifest: Manifest }[] = [];

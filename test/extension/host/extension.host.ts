@@ -939,10 +939,40 @@ describe('Offsite in a real VS Code extension host', () => {
     assert.equal(shown[0].severity, 'warning', JSON.stringify(shown[0]));
     assert.match(shown[0].message, /No backup as old as 2001-01-01.*the oldest is from/);
     assert.doesNotMatch(shown[0].message, /--time/);
+    assert.match(shown[0].message, /Pick a later date or time/);
     api.ui.script('Type a date or time', '2099-01-01');
     await vscode.commands.executeCommand('offsite.compareWithBackup');
     const diff = await waitFor('a diff editor', () => activeDiff());
     assert.equal((await vscode.workspace.openTextDocument(diff.original)).getText(), fs.readFileSync(readme, 'utf8'));
+  });
+
+  it('without a private key, Compare With Backup says to set offsite.restoreKey (not the CLI\'s --key), and Open Settings goes there', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    // A remote of its own: nothing of it is cached, so reading a version needs the private key.
+    const root3 = `file://${path.join(fx.scratch, 'remote-no-key')}`;
+    await config.update('remote', root3, vscode.ConfigurationTarget.Workspace);
+    await config.update('restoreKey', undefined, vscode.ConfigurationTarget.Workspace);
+    try {
+      await waitFor('the remote without a restore key', () => api.model.folders[0].config.url.startsWith(root3) && !api.model.folders[0].config.keys.restoreKey);
+      const [first] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { time: number }[];
+      assert.ok(first, JSON.stringify(api.ui.notices.at(-1)));
+      await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(readme));
+      const notices = api.ui.notices.length;
+      api.ui.script('Type a date or time', String(first.time));
+      api.ui.click('Open Settings');
+      assert.equal(await vscode.commands.executeCommand('offsite.compareWithBackup'), undefined);
+      const shown = api.ui.notices.slice(notices);
+      assert.equal(shown.length, 1, JSON.stringify(shown));
+      assert.equal(shown[0].severity, 'error');
+      assert.match(shown[0].message, /The private key is needed to read the backup\. Set offsite\.restoreKey to your private key file/);
+      assert.doesNotMatch(shown[0].message, /--key/);
+      assert.deepEqual(shown[0].actions, ['Open Settings', 'Show Log']);
+      await waitFor('the Settings editor', () => vscode.window.tabGroups.activeTabGroup.activeTab?.label === 'Settings');
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      await config.update('restoreKey', fx.keys.rsaSec, vscode.ConfigurationTarget.Workspace);
+    }
+    await waitFor('the remote and key again', () => api.model.folders[0].config.url.startsWith(fx.remoteRoot) && api.model.folders[0].config.keys.restoreKey === fx.keys.rsaSec);
   });
 
   it('a password in offsite.remote never reaches the log or a notification', async () => {

@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EngineClient, EngineError, errorText, isCancelled, isHeldElsewhere, unknownHostKeyFingerprint, type LogLevel } from '../../../src/extension/engineClient';
+import { EngineClient, EngineError, errorText, hintOf, isCancelled, isHeldElsewhere, needsRestoreKey, type LogLevel } from '../../../src/extension/engineClient';
 import type { Progress } from '../../../src/engine/progress';
 import { BACKGROUND_NICE } from '../../../src/launch/priority';
 import { REPO } from '../../helpers/cli';
@@ -138,13 +138,13 @@ describe('extension: EngineClient (real engine process)', () => {
     await assert.rejects(c.request({ op: 'parseTime', time: 'yesterday-ish' }), (e: unknown) => EngineError.is(e) && !isCancelled(e));
   });
 
-  it('keeps which secret input an engine error is about (needs) across the process boundary', async () => {
+  it('keeps which input an engine error is about (needs) across the process boundary', async () => {
     const { c, root } = client();
     open.push(c);
     const src = tree(root, { 'a.txt': 'a\n' });
     const remote = { url: `file://${path.join(root, 'remote')}` };
     const r = await c.request({ op: 'backup', remote, keys: { encryptKeys: [PROTECTED_PUB] }, source: src });
-    const read = (keys: { restoreKey?: string; passphrase?: string }) => c.request({ op: 'readFile', remote, keys, path: 'a.txt', time: r.time, output: path.join(root, 'out') });
+    const read = (keys: { restoreKey?: string; passphrase?: string }, time = r.time) => c.request({ op: 'readFile', remote, keys, path: 'a.txt', time, output: path.join(root, 'out') });
     const needs = async (p: Promise<unknown>, code: string, want: unknown) =>
       assert.rejects(p, (e: unknown) => {
         assert.ok(EngineError.is(e, code), String(e));
@@ -155,6 +155,8 @@ describe('extension: EngineClient (real engine process)', () => {
     await needs(read({ restoreKey: PROTECTED_SEC }), 'passphrase', { input: 'passphrase', wrong: false });
     await needs(read({}), 'key', { input: 'secretKey', wrong: false });
     await needs(read({ restoreKey: RSA_SEC }), 'decrypt', { input: 'secretKey', wrong: true });
+    // A time before the first backup: a later one is what it takes.
+    await needs(read({}, r.time - 86400), 'notFound', { input: 'laterTime', wrong: true });
     await assert.rejects(c.request({ op: 'status', remote: { url: 'nosuch://x' } }), (e: unknown) => EngineError.is(e, 'usage') && e.needs === undefined);
   });
 
@@ -255,17 +257,30 @@ describe('extension: EngineClient (real engine process)', () => {
     assert.equal(firstLine(['vendor-openpgp']), 'offsite-code-cache 1 parseTime backup:full');
   });
 
-  it('finds the fingerprint in an unknown-host-key error, and only there', () => {
-    const m = 'The host key of [127.0.0.1]:2222 is not known: the server shows ssh-ed25519 SHA256:abcDEF+/0123=';
-    assert.equal(unknownHostKeyFingerprint(m), 'SHA256:abcDEF+/0123=');
-    assert.equal(unknownHostKeyFingerprint('The host key of x has CHANGED: the server now shows ssh-ed25519 SHA256:abc'), undefined);
-  });
-
-  it('says an error with its hint, and tells a run held elsewhere (busy here, locked by another) from a failure', () => {
+  it('says an error with its hint (the extension\'s way for an input it takes otherwise than the CLI), and tells a run held elsewhere (busy here, locked by another) from a failure', () => {
     assert.equal(errorText(new EngineError({ code: 'unreachable', message: 'No route to host', hint: 'Check the network' })), 'No route to host. Check the network');
     assert.equal(errorText(new EngineError({ code: 'internal', message: 'Boom' })), 'Boom');
     assert.equal(errorText(new Error('plain')), 'plain');
     assert.equal(errorText('text'), 'text');
+    // The engine's hints speak the CLI's options: where the error says (needs) which input it takes, the
+    // extension says its own way, whatever the hint's words; other hints are kept, --time or not.
+    const tooEarly = { code: 'notFound', message: 'No backup as old as 2001-01-01', needs: { input: 'laterTime', wrong: true } } as const;
+    assert.equal(errorText(new EngineError({ ...tooEarly, hint: 'Give a later --time' })), 'No backup as old as 2001-01-01. Pick a later date or time');
+    assert.equal(hintOf(new EngineError({ ...tooEarly, hint: 'Choose a later time' })), 'Pick a later date or time');
+    const damaged = new EngineError({ code: 'integrity', message: 'The manifest x lists no volume', hint: 'restore as of another time (--time)' });
+    assert.equal(hintOf(damaged), 'restore as of another time (--time)');
+    const noKey = { code: 'key', message: 'The private key is needed to read the backup', needs: { input: 'secretKey', wrong: false } } as const;
+    assert.equal(errorText(new EngineError({ ...noKey, hint: 'Pass --key KEY' })), 'The private key is needed to read the backup. Set offsite.restoreKey to your private key file (or its gpg key id)');
+    assert.equal(hintOf(new EngineError({ ...noKey, hint: 'Name your secret key' })), 'Set offsite.restoreKey to your private key file (or its gpg key id)');
+    assert.ok(needsRestoreKey(new EngineError({ ...noKey, code: 'decrypt' })), 'no secret key given, whatever the code');
+    // A key given but not the right one, an encryption key file not there, a key that cannot be unlocked: their own hint, no restoreKey.
+    const wrongKey = new EngineError({ code: 'decrypt', message: 'No secret key for this file', hint: 'Give the secret key of X', needs: { input: 'secretKey', wrong: true } });
+    assert.equal(hintOf(wrongKey), 'Give the secret key of X');
+    assert.equal(needsRestoreKey(wrongKey), false);
+    assert.equal(hintOf(new EngineError({ code: 'key', message: 'The key file k.asc does not exist', hint: 'Check the path of the key file' })), 'Check the path of the key file');
+    const locked = new EngineError({ code: 'key', message: 'Cannot unlock the key X: bad data' });
+    assert.equal(errorText(locked), 'Cannot unlock the key X: bad data');
+    assert.equal(needsRestoreKey(locked), false);
     assert.equal(isHeldElsewhere(new EngineError({ code: 'busy', message: 'running' })), true);
     assert.equal(isHeldElsewhere(new EngineError({ code: 'locked', message: 'cron has it' })), true);
     assert.equal(isHeldElsewhere(new EngineError({ code: 'unreachable', message: 'down' })), false);

@@ -263,6 +263,7 @@ function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): Offsit
       const mismatch = p.acceptHostKey !== undefined ? `, not the ${normalizeFingerprint(p.acceptHostKey)} given with --accept-host-key` : '';
       const others = verdict.knownTypes.length ? ` (known only with other key types: ${verdict.knownTypes.join(', ')})` : '';
       return new OffsiteError('hostKey', `The host key of ${name} is not known${others}: the server shows ${key.type} ${fp}${mismatch}`, {
+        needs: { input: 'hostKey', wrong: p.acceptHostKey !== undefined, fingerprint: fp },
         hint: `If that is the server's key (check with its administrator, or ssh-keygen -lf on the server), run again with --accept-host-key ${fp}; it is then recorded in ${p.knownHostsRecordFile}`,
       });
     }

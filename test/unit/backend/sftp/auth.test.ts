@@ -184,6 +184,8 @@ describe('sftp backend: host keys', function () {
     assert.ok(e.message.includes('ssh-ed25519'), e.message);
     assert.ok(e.message.includes(fp()), `${e.message} lacks ${fp()}`);
     assert.ok(e.hint?.includes(`--accept-host-key ${fp()}`), e.hint);
+    // What the extension offers to accept, without reading the message.
+    assert.deepEqual(e.needs, { input: 'hostKey', wrong: false, fingerprint: fp() });
     assert.equal(fs.readFileSync(file, 'utf8'), '', 'nothing recorded');
   });
 
@@ -204,6 +206,7 @@ describe('sftp backend: host keys', function () {
     const { b, file } = withKnownHosts([], { acceptHostKey: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
     const e = await rejectsWith(b.stat('x'), 'hostKey', /not the SHA256:AAAA/);
     assert.ok(e.message.includes(fp()));
+    assert.deepEqual(e.needs, { input: 'hostKey', wrong: true, fingerprint: fp() });
     assert.equal(fs.readFileSync(file, 'utf8'), '');
   });
 
@@ -214,6 +217,7 @@ describe('sftp backend: host keys', function () {
     const e = await rejectsWith(b.stat('x'), 'hostKey', /CHANGED/);
     assert.ok(e.message.includes(fp()) && e.message.includes(`${file}:1`), e.message);
     assert.ok(e.hint?.includes('ssh-keygen -R'), e.hint);
+    assert.equal(e.needs, undefined, 'accepting it is not the way');
     assert.equal(fs.readFileSync(file, 'utf8'), before, 'known_hosts must not change');
   });
 

@@ -295,7 +295,7 @@ function connectError(e: unknown, p: ConnectParams, hostKeyError: OffsiteError |
     const problem = attempts.problem;
     // A key that cannot be read or unlocked, or a cancelled prompt, is the real story; a missing
     // passphrase only explains why one key was skipped.
-    if (problem !== undefined && !(OffsiteError.is(problem, 'passphrase') && !/Wrong/.test(problem.message))) {
+    if (problem !== undefined && !(OffsiteError.is(problem, 'passphrase') && !problem.needs?.wrong)) {
       return problem instanceof OffsiteError ? problem : cancelledOr(problem);
     }
     // The key the user named is locked and no password was tried: its passphrase is what is missing

@@ -6,7 +6,7 @@ import { BackupFileSystemProvider, SCHEME } from './backupFs';
 import { CommandCenter } from './commands';
 import { EngineClient } from './engineClient';
 import { DrillReminder } from './drillReminder';
-import { redactUrl } from './folderConfig';
+import { redactUrl } from '../engine/backend/backendUtil';
 import { EngineGateway } from './gateway';
 import { BackupModel } from './model';
 import { Scheduler } from './scheduler';

@@ -3,7 +3,7 @@
 // the rules are unit-tested under plain Node and the CLI line for cron is built from the same result.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { maskPassword, withoutPassword } from '../engine/backend/backendUtil';
+import { redactSecretValues, withoutPassword } from '../engine/backend/backendUtil';
 import type { KeySpec, RemoteConfig, Selection } from '../engine/service';
 import { BACKGROUND_NICE } from '../launch/priority';
 
@@ -82,19 +82,6 @@ export function folderRemoteUrl(root: string, folderName: string): string {
   // Only one trailing '/' goes: in sftp://host// the second '/' means "absolute path".
   const trimmed = base.endsWith('/') ? base.slice(0, -1) : base;
   return `${trimmed}/${encodeURIComponent(folderName)}${rest}`;
-}
-
-/**
- * The URL without its secrets, for the tree, the status bar and logs: a password (user:password@), the
- * secret values of an rclone connection string (rclone://:s3,secret_access_key=…:bucket) and of a query
- * (?token=…), as the engine's own messages show them.
- */
-export function redactUrl(url: string): string {
-  return redactSecretValues(maskPassword(url));
-}
-
-function redactSecretValues(url: string): string {
-  return url.replace(/([,?&][a-z0-9_]*(?:secret|password|passwd|pass|token|key)[a-z0-9_]*)=("[^"]*"|'[^']*'|[^,:&#\s"']+)/gi, '$1=***');
 }
 
 /**

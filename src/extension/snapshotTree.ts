@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import type { ChainStatus, SetStatus } from '../engine/ops/inspect';
 import { isCancelled } from './engineClient';
 import type { FileNode } from './fileTree';
-import { redactUrl } from './folderConfig';
+import { redactUrl } from '../engine/backend/backendUtil';
 import { currentChainIndex, formatAge, formatBytes, formatTime } from './format';
 import type { BackupModel, FolderBackup } from './model';
 

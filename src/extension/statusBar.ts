@@ -2,7 +2,7 @@
 // spinner while one runs, a warning background when the last run failed or backups went stale. The
 // text is computed by statusBarView (schedule.ts) from the model; this only renders it.
 import * as vscode from 'vscode';
-import { redactUrl } from './folderConfig';
+import { redactUrl } from '../engine/backend/backendUtil';
 import type { BackupModel } from './model';
 import { statusBarView, type StatusBarView } from './schedule';
 

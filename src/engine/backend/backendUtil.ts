@@ -81,9 +81,12 @@ export function withoutPassword(url: string): string {
   return url.replace(USERINFO_PASSWORD, '$1@');
 }
 
-/** Every URL's password in a text (a tool's message quoting one) shown as ***. */
+/**
+ * Every URL's password in a text (a tool's message quoting one) shown as ***: up to the last "@"
+ * before the path or a blank, as a password may hold "@".
+ */
 export function maskPasswordsIn(text: string): string {
-  return text.replace(/\/\/([^/@\s:]*):[^/@\s]*@/g, '//$1:***@');
+  return text.replace(/\/\/([^/@\s:]*):[^/\s]*@/g, '//$1:***@');
 }
 
 /** The URL string with the password of its user:password@ shown as ***, nothing else changed. */
@@ -91,18 +94,25 @@ export function maskPassword(url: string): string {
   return url.replace(USERINFO_PASSWORD, '$1:***@');
 }
 
-/** Removes the password (and any secret query value we know of) from a URL, for messages and logs. */
+/** A parameter name that says its value is a secret (rclone's secret_access_key, pass, token; a query's token, X-Amz-Security-Token). */
+const SECRET_NAME = '(?:secret|password|passwd|pass|token|key)';
+
+/**
+ * The values of a URL's secret parameters shown as ***, nothing else changed: those of an rclone
+ * connection string (rclone://:s3,secret_access_key=…:bucket; a value runs to the next "," or ":"
+ * unless quoted, and a quote is doubled inside quotes) and of a query (?token=…, to the next "&" or "#").
+ */
+export function redactSecretValues(url: string): string {
+  return url
+    .replace(new RegExp(`(,[a-z0-9_]*${SECRET_NAME}[a-z0-9_]*)=("(?:[^"]|"")*"|'(?:[^']|'')*'|[^,:]*)`, 'gi'), '$1=***')
+    .replace(new RegExp(`([?&][^=&#]*${SECRET_NAME}[^=&#]*)=([^&#]*)`, 'gi'), '$1=***');
+}
+
+/**
+ * A remote URL without its secrets, for messages, logs and the UI: the password of user:password@
+ * as *** (maskPassword), and the values of secret parameters as *** (redactSecretValues). Works on the
+ * text, so a URL that does not parse (the case of a "Bad remote URL" message) loses them alike.
+ */
 export function redactUrl(url: URL | string): string {
-  let u: URL;
-  try {
-    u = typeof url === 'string' ? new URL(url) : new URL(url.href);
-  } catch {
-    // Not parseable: cut anything between "//" and "@" that looks like user:password.
-    return String(url).replace(/\/\/([^/@:]*):[^/@]*@/, '//$1@');
-  }
-  if (u.password) u.password = '';
-  for (const key of [...u.searchParams.keys()]) {
-    if (/secret|password|passwd|token/i.test(key)) u.searchParams.set(key, '***');
-  }
-  return u.href;
+  return redactSecretValues(maskPassword(typeof url === 'string' ? url : url.href));
 }

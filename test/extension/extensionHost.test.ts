@@ -20,7 +20,7 @@ describe('the VS Code extension in a real extension host', function () {
     await runHostSuite({ suite: 'untrusted', trust: true });
   });
 
-  it('backs up every folder of a multi-root workspace, whichever fails or is busy', async () => {
+  it('backs up every folder of a multi-root workspace, whichever fails, is busy or has its remote locked by another run', async () => {
     await runHostSuite({ suite: 'multiroot' });
   });
 });

@@ -1,10 +1,14 @@
 // A multi-root workspace (a .code-workspace with two folders): Backup Workspace backs up every folder,
-// and one that fails or is busy is reported once for all, never stopping the others.
+// and one that fails, is busy or whose remote another run has locked is reported once for all, never
+// stopping the others.
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { archiveDirFor } from '../../../src/engine/cache/archiveDir';
 import type { OffsiteApi } from '../../../src/extension/extension';
-import { fixture, manifests, nextSecond, offsite } from './fixture';
+import { fixture, manifests, nextSecond, offsite, waitFor } from './fixture';
 
 const fx = fixture();
 const secondRemote = () => path.join(path.dirname(fx.remoteDir), 'second');
@@ -67,6 +71,41 @@ describe('Offsite in a multi-root workspace', () => {
     const both = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as unknown[] | undefined;
     assert.equal(both?.length, 2, JSON.stringify(api.ui.notices.slice(-3)));
     assert.equal(manifests(fx.remoteDir).length, 1);
+  });
+
+  it('a folder whose remote another live run has locked (cron, another window) is named as not backed up, in a warning; the other is backed up', async function () {
+    this.timeout(60_000);
+    const second = api.model.folders[1];
+    // The lock a CLI backup of the second folder's remote holds (in the engine's cache root: this
+    // host's environment), by a live process on this host.
+    const lock = path.join(archiveDirFor(second.config.url), 'lockfile');
+    fs.mkdirSync(path.dirname(lock), { recursive: true });
+    fs.writeFileSync(lock, JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString(), command: 'backup' }), { mode: 0o600 });
+    await nextSecond();
+    const firstSets = manifests(fx.remoteDir).length;
+    const secondSets = manifests(secondRemote()).length;
+    const notices = api.ui.notices.length;
+    try {
+      const results = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as unknown[] | undefined;
+      const shown = api.ui.notices.slice(notices);
+      assert.equal(results?.length, 1, JSON.stringify(shown));
+      assert.equal(manifests(fx.remoteDir).length, firstSets + 1, 'the first folder is backed up');
+      assert.equal(manifests(secondRemote()).length, secondSets, 'the locked one is not');
+      assert.ok(shown.some((n) => n.severity === 'info' && /Backup of workspace done/.test(n.message)), JSON.stringify(shown));
+      const warned = shown.filter((n) => n.severity !== 'info');
+      assert.equal(warned.length, 1, JSON.stringify(shown));
+      assert.equal(warned[0].severity, 'warning', 'a remote held by another run is no failure');
+      assert.match(warned[0].message, new RegExp(`1 of 2 folders not backed up: second: Another Offsite run is writing to this backup: process ${process.pid}`));
+      assert.doesNotMatch(warned[0].message, /workspace:/);
+      assert.deepEqual(warned[0].actions, ['Show Log'], 'nothing to fix in the settings');
+      assert.equal(api.model.record(second).lastFailure, undefined, 'a backup that could not start is not a failed one');
+      const view = await waitFor('the status bar after the run', () => (api.model.folders.every((f) => !f.running) ? api.statusBar.view : undefined));
+      assert.doesNotMatch(view.text, /failed/i);
+      assert.equal(view.warning, false);
+      assert.ok(fs.existsSync(lock), 'the other run\'s lock is left alone');
+    } finally {
+      fs.rmSync(lock, { force: true });
+    }
   });
 });
 

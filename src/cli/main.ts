@@ -392,6 +392,9 @@ export function buildProgram(signal: AbortSignal): Command {
     .action(async (url: string, o) => {
       const g = globals();
       const log = makeLogger(g);
+      if (o.history !== undefined && o.time !== undefined) {
+        throw new OffsiteError('usage', '--history lists every backup in which the path changed; --time does not apply to it', { hint: 'Leave out --time, or list the files as of a time without --history' });
+      }
       const backend = await openRemote(url, g, log, signal);
       try {
         const common = { backend, archive: archiveFor(url, g), crypto: cryptoForRead(keyConfig(o)), log, time: parseTime(o.time), signal };

@@ -486,6 +486,9 @@ export function buildProgram(signal: AbortSignal): Command {
     .requiredOption('--public <file>', 'where to write the public key (armored)')
     .requiredOption('--secret <file>', 'where to write the secret key (armored, protected by the passphrase)')
     .action(async (name: string, email: string, o) => {
+      if (path.resolve(o.public) === path.resolve(o.secret)) {
+        throw new OffsiteError('usage', `--public and --secret name the same file (${o.public})`, { hint: 'Give two file names, such as ada.pub.asc and ada.sec.asc' });
+      }
       for (const f of [o.public, o.secret]) {
         if (fs.existsSync(f)) throw new OffsiteError('exists', `${f} exists already`, { hint: 'Choose another file name; keys are never overwritten' });
       }
@@ -497,8 +500,15 @@ export function buildProgram(signal: AbortSignal): Command {
         if (again !== passphrase) throw new OffsiteError('passphrase', 'The two passphrases differ');
       }
       const k = await generateKeyPair(name, email, passphrase);
-      fs.writeFileSync(o.public, k.publicArmored, { mode: 0o644, flag: 'wx' });
+      // Both files or neither: a public key without its secret key would encrypt backups nobody can
+      // restore. The secret key first; it is removed again when the public key cannot be written.
       fs.writeFileSync(o.secret, k.privateArmored, { mode: 0o600, flag: 'wx' });
+      try {
+        fs.writeFileSync(o.public, k.publicArmored, { mode: 0o644, flag: 'wx' });
+      } catch (e) {
+        fs.rmSync(o.secret, { force: true });
+        throw e;
+      }
       process.stdout.write(`Created key ${k.fingerprint}\n  public: ${o.public}\n  secret: ${o.secret}\nKeep a copy of the secret key and its passphrase somewhere other than this machine: without them no backup can be restored.\n`);
     });
 

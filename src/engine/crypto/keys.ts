@@ -284,14 +284,25 @@ export async function loadPrivateKeys(
  */
 export async function generateKeyPair(name: string, email: string, passphrase: string): Promise<{ publicArmored: string; privateArmored: string; fingerprint: string }> {
   if (!passphrase) throw new OffsiteError('usage', 'A passphrase is required to protect the new secret key', { hint: 'Choose a passphrase' });
-  const { publicKey, privateKey } = await openpgpLib().generateKey({
-    type: 'ecc',
-    curve: 'curve25519Legacy',
-    userIDs: [{ name, email }],
-    passphrase,
-    format: 'armored',
-    config: { v6Keys: false, aeadProtect: false },
-  });
+  let generated: { publicKey: string; privateKey: string };
+  try {
+    generated = await openpgpLib().generateKey({
+      type: 'ecc',
+      curve: 'curve25519Legacy',
+      userIDs: [{ name, email }],
+      passphrase,
+      format: 'armored',
+      config: { v6Keys: false, aeadProtect: false },
+    });
+  } catch (e) {
+    // openpgp.js checks the email of a user id (no spaces, one '@', not ending in punctuation); the
+    // name is any string. Its error was an internal error with a stack trace.
+    if (/Invalid user ID format/.test((e as Error)?.message)) {
+      throw new OffsiteError('usage', `${JSON.stringify(email)} is not an email address OpenPGP accepts`, { hint: 'Give an address such as ada@example.org', cause: e });
+    }
+    throw e;
+  }
+  const { publicKey, privateKey } = generated;
   const key = await openpgpLib().readKey({ armoredKey: publicKey });
   return { publicArmored: publicKey, privateArmored: privateKey, fingerprint: key.getFingerprint().toUpperCase() };
 }

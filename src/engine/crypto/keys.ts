@@ -50,22 +50,27 @@ export function describeKey(k: PublicKey | PrivateKey): string {
 
 /**
  * True when `spec` names a key file; false for a keyring query (a key id, fingerprint or email). A
- * spec with a '/' is a path, which none of those hold: when it names no file, that is said, rather
- * than asking a keyring (gpg would create ~/.gnupg and start an agent there to answer "no key").
+ * spec with a '/' is a path, which none of those hold, and so is a name ending as key files do
+ * (ada.pub.asc, key.gpg) without an '@': when it names no file, that is said, rather than asking a
+ * keyring (gpg would create ~/.gnupg and start an agent there to answer "no key").
  */
 async function isKeyFile(spec: string): Promise<boolean> {
+  const isPath = spec.includes('/') || (!spec.includes('@') && KEY_FILE_NAME.test(spec));
   let st: Stats | undefined;
   try {
     st = await fsp.stat(spec);
   } catch (e) {
-    if (!spec.includes('/')) return false;
+    if (!isPath) return false;
     const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(e as Error).message})`;
     throw new OffsiteError('key', `The key file ${spec} ${why}`, { hint: 'Check the path of the key file' });
   }
   if (st.isFile()) return true;
-  if (spec.includes('/')) throw new OffsiteError('key', `The key file ${spec} is not a file`, { hint: 'Check the path of the key file' });
+  if (isPath) throw new OffsiteError('key', `The key file ${spec} is not a file`, { hint: 'Check the path of the key file' });
   return false;
 }
+
+/** The endings of key files (.pub is left out: it is also a domain, as in an email's). */
+const KEY_FILE_NAME = /\.(asc|gpg|pgp|key)$/i;
 
 async function parseKeys(data: Buffer, where: string, secret: boolean): Promise<Key[]> {
   try {

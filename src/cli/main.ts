@@ -218,6 +218,27 @@ function notAllRestored(r: RestoreResult): OffsiteError {
   return new OffsiteError('unsafePath', message, { hint });
 }
 
+/** The time forms parseTimeSpec takes (duplicity's), for the help of the commands that take a time. */
+const TIMES_HELP =
+  '\nTimes: now, an interval before now (3D, 2W, 1h30m; units s m h D W M Y), a date (2026-07-27,\n' +
+  '2026/07/27, 07/27/2026: local midnight), a date and time (2026-07-27T12:00:00 local, or with Z\n' +
+  'or +02:00), a backup time (20260727T120000Z), or seconds since 1970.';
+
+const ENVIRONMENT_HELP = `
+Environment:
+  OFFSITE_PASSPHRASE      passphrase of a protected private key (else asked on a terminal)
+  OFFSITE_SSH_PASSWORD    sftp://: the password (rather than writing it in the URL)
+  OFFSITE_SSH_PASSPHRASE  sftp://: passphrase of an encrypted SSH key (else asked on a terminal)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_ENDPOINT_URL
+                          s3://: credentials, profile, endpoint (as the AWS CLI reads them)
+  OFFSITE_S3_TIMEOUT      s3://: seconds a request may go without a byte moving (default 30)
+  RCLONE_CONFIG           rclone://: the rclone config file
+  GNUPGHOME               the gpg keyring a key id, fingerprint or email is looked up in
+${TIMES_HELP}
+
+Exit status: 0 success; 1 failure (one line on stderr), or verify found differences, or a restore
+left members out; 3 a backup completed but some files could not be read (they are listed).`;
+
 export function buildProgram(signal: AbortSignal): Command {
   const program = new Command('offsite')
     .description('Encrypted, incremental, duplicity-compatible backups (the CLI of the Offsite VS Code extension)')
@@ -233,12 +254,15 @@ export function buildProgram(signal: AbortSignal): Command {
     .option('--s3-profile <name>', 's3://: the AWS profile to use')
     .option('--s3-storage-class <class>', 's3://: storage class of new volumes (STANDARD, STANDARD_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE, …)')
     .showHelpAfterError()
+    .configureHelp({ showGlobalOptions: true })
+    .addHelpText('after', ENVIRONMENT_HELP)
     .exitOverride();
 
   const globals = () => program.opts<Globals>();
 
   program
     .command('backup')
+    .addHelpText('after', TIMES_HELP)
     .description('back up SOURCE_DIR to URL: a full backup the first time, then incrementals')
     .argument('<source_dir>')
     .argument('<url>')
@@ -288,6 +312,7 @@ export function buildProgram(signal: AbortSignal): Command {
 
   program
     .command('restore')
+    .addHelpText('after', TIMES_HELP)
     .description('restore the backup at URL (or one path of it) into TARGET')
     .argument('<url>')
     .argument('<target>')
@@ -322,6 +347,7 @@ export function buildProgram(signal: AbortSignal): Command {
 
   program
     .command('verify')
+    .addHelpText('after', TIMES_HELP)
     .description('compare the backup at URL with SOURCE_DIR')
     .argument('<url>')
     .argument('<source_dir>')
@@ -383,6 +409,7 @@ export function buildProgram(signal: AbortSignal): Command {
 
   program
     .command('list')
+    .addHelpText('after', TIMES_HELP)
     .description('list the files of the backup at URL as of a time')
     .argument('<url>')
     .option('--time <time>', 'as of this time')
@@ -419,6 +446,7 @@ export function buildProgram(signal: AbortSignal): Command {
 
   program
     .command('remove-older-than')
+    .addHelpText('after', TIMES_HELP)
     .description('delete backup chains older than TIME (lists them unless --force)')
     .argument('<time>')
     .argument('<url>')

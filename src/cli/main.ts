@@ -365,6 +365,7 @@ export function buildProgram(signal: AbortSignal): Command {
       const g = globals();
       const log = makeLogger(g);
       if (o.drill) return runDrill(url, source, o, g, log, signal);
+      if (o.sample !== undefined) throw new OffsiteError('usage', '--sample is the size of a restore drill: give --drill with it', { hint: 'offsite verify --drill --sample N --key KEY URL SOURCE_DIR' });
       const backend = await openRemote(url, g, log, signal);
       try {
         const r = await verify({

@@ -72,6 +72,13 @@ describe('offsite verify when folders changed shape', function () {
     assert.ok(!records.includes('offsite-drill.json'), records.join(' '));
   });
 
+  it('--sample without --drill: refused, not a whole verify instead of the sample asked for', async () => {
+    const r = await offsite(['--archive-dir', cache, 'verify', '--sample', '5', '--key', RSA_SEC, url, src]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^offsite: --sample is the size of a restore drill: give --drill with it\. /);
+  });
+
   it('a path too long to look up (ENAMETOOLONG) is that path\'s difference', async () => {
     // A deep path under the PATH_MAX of 4096 bytes, verified through a folder name long enough to pass it.
     const deep = path.join(work, 'deep');

@@ -227,7 +227,7 @@ const TIMES_HELP =
 const ENVIRONMENT_HELP = `
 Environment:
   OFFSITE_PASSPHRASE      passphrase of a protected private key (else asked on a terminal)
-  OFFSITE_SSH_PASSWORD    sftp://: the password (rather than writing it in the URL)
+  OFFSITE_SSH_PASSWORD    sftp://: the password (rather than writing it in the URL; else asked)
   OFFSITE_SSH_PASSPHRASE  sftp://: passphrase of an encrypted SSH key (else asked on a terminal)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_ENDPOINT_URL
                           s3://: credentials, profile, endpoint (as the AWS CLI reads them)

@@ -8,7 +8,7 @@ import { offsite, REPO } from '../helpers/cli';
 
 /** The README's command table: `| `backup [--full] … URL` | what it does |` → ['backup', ['--full', …]]. */
 function readmeCommands(): [string, string[]][] {
-  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8').replaceAll('\\|', '/'); // `--time T \| --history REL`
   const rows = [...readme.matchAll(/^\| `([a-z-]+)((?: [^`|]*)?)`(?:, `([a-z-]+)([^`|]*)`)? \|/gm)];
   const out: [string, string[]][] = [];
   for (const r of rows) {

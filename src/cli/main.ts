@@ -253,7 +253,7 @@ export function buildProgram(signal: AbortSignal): Command {
     .option('--s3-endpoint-url <url>', 's3://: the S3 API endpoint of a non-AWS store')
     .option('--s3-profile <name>', 's3://: the AWS profile to use')
     .option('--s3-storage-class <class>', 's3://: storage class of new volumes (STANDARD, STANDARD_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE, …)')
-    .showHelpAfterError()
+    .configureOutput({ outputError: usageError(undefined) })
     .configureHelp({ showGlobalOptions: true })
     .addHelpText('after', ENVIRONMENT_HELP)
     .exitOverride();
@@ -541,7 +541,17 @@ export function buildProgram(signal: AbortSignal): Command {
       process.stdout.write(`Created key ${k.fingerprint}\n  public: ${o.public}\n  secret: ${o.secret}\nKeep a copy of the secret key and its passphrase somewhere other than this machine: without them no backup can be restored.\n`);
     });
 
+  // Each command's usage error names its own --help.
+  for (const c of program.commands) c.configureOutput({ outputError: usageError(c.name()) });
   return program;
+}
+
+/**
+ * A usage error (a missing argument, an unknown option) as every other error is said: one line on
+ * stderr, what is wrong and what to do (commander's error and the whole help were ~50 lines).
+ */
+function usageError(command: string | undefined): (message: string, write: (s: string) => void) => void {
+  return (message, write) => write(`offsite: ${message.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')}. Run offsite ${command ? `${command} ` : ''}--help for the usage\n`);
 }
 
 /**

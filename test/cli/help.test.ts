@@ -47,4 +47,19 @@ describe('offsite --help', function () {
     for (const v of ['OFFSITE_PASSPHRASE', 'OFFSITE_SSH_PASSWORD', 'OFFSITE_SSH_PASSPHRASE', 'AWS_ACCESS_KEY_ID', 'RCLONE_CONFIG']) assert.match(r.stdout, new RegExp(`^ +${v}\\b`, 'm'), v);
     assert.match(r.stdout, /^Exit status: 0 success; 1 failure[^]*; 3 a backup completed but some files could not be read/m);
   });
+
+  it('a usage error is one line on stderr that says what is wrong and what to do, as every other error', async () => {
+    const cases: [string[], RegExp][] = [
+      [['backup', 'src'], /^offsite: missing required argument 'url'\. Run offsite backup --help for the usage\n$/],
+      [['restore', '--forc', 'file:///x', 't'], /^offsite: unknown option '--forc' \(Did you mean --force\?\)\. Run offsite restore --help for the usage\n$/],
+      [['bogus'], /^offsite: unknown command 'bogus'\. Run offsite --help for the usage\n$/],
+      [['--archive-dir'], /^offsite: option '--archive-dir <dir>' argument missing\. Run offsite --help for the usage\n$/],
+    ];
+    for (const [args, expected] of cases) {
+      const r = await offsite(args);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.equal(r.stdout, '', args.join(' '));
+      assert.match(r.stderr, expected);
+    }
+  });
 });

@@ -218,6 +218,27 @@ function notAllRestored(r: RestoreResult): OffsiteError {
   return new OffsiteError('unsafePath', message, { hint });
 }
 
+/** The time forms parseTimeSpec takes (duplicity's), for the help of the commands that take a time. */
+const TIMES_HELP =
+  '\nTimes: now, an interval before now (3D, 2W, 1h30m; units s m h D W M Y), a date (2026-07-27,\n' +
+  '2026/07/27, 07/27/2026: local midnight), a date and time (2026-07-27T12:00:00 local, or with Z\n' +
+  'or +02:00), a backup time (20260727T120000Z), or seconds since 1970.';
+
+const ENVIRONMENT_HELP = `
+Environment:
+  OFFSITE_PASSPHRASE      passphrase of a protected private key (else asked on a terminal)
+  OFFSITE_SSH_PASSWORD    sftp://: the password (rather than writing it in the URL; else asked)
+  OFFSITE_SSH_PASSPHRASE  sftp://: passphrase of an encrypted SSH key (else asked on a terminal)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_ENDPOINT_URL
+                          s3://: credentials, profile, endpoint (as the AWS CLI reads them)
+  OFFSITE_S3_TIMEOUT      s3://: seconds a request may go without a byte moving (default 30)
+  RCLONE_CONFIG           rclone://: the rclone config file
+  GNUPGHOME               the gpg keyring a key id, fingerprint or email is looked up in
+${TIMES_HELP}
+
+Exit status: 0 success; 1 failure (one line on stderr), or verify found differences, or a restore
+left members out; 3 a backup completed but some files could not be read (they are listed).`;
+
 export function buildProgram(signal: AbortSignal): Command {
   const program = new Command('offsite')
     .description('Encrypted, incremental, duplicity-compatible backups (the CLI of the Offsite VS Code extension)')
@@ -232,13 +253,16 @@ export function buildProgram(signal: AbortSignal): Command {
     .option('--s3-endpoint-url <url>', 's3://: the S3 API endpoint of a non-AWS store')
     .option('--s3-profile <name>', 's3://: the AWS profile to use')
     .option('--s3-storage-class <class>', 's3://: storage class of new volumes (STANDARD, STANDARD_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE, …)')
-    .showHelpAfterError()
+    .configureOutput({ outputError: usageError(undefined) })
+    .configureHelp({ showGlobalOptions: true })
+    .addHelpText('after', ENVIRONMENT_HELP)
     .exitOverride();
 
   const globals = () => program.opts<Globals>();
 
   program
     .command('backup')
+    .addHelpText('after', TIMES_HELP)
     .description('back up SOURCE_DIR to URL: a full backup the first time, then incrementals')
     .argument('<source_dir>')
     .argument('<url>')
@@ -288,6 +312,7 @@ export function buildProgram(signal: AbortSignal): Command {
 
   program
     .command('restore')
+    .addHelpText('after', TIMES_HELP)
     .description('restore the backup at URL (or one path of it) into TARGET')
     .argument('<url>')
     .argument('<target>')
@@ -322,6 +347,7 @@ export function buildProgram(signal: AbortSignal): Command {
 
   program
     .command('verify')
+    .addHelpText('after', TIMES_HELP)
     .description('compare the backup at URL with SOURCE_DIR')
     .argument('<url>')
     .argument('<source_dir>')
@@ -339,6 +365,7 @@ export function buildProgram(signal: AbortSignal): Command {
       const g = globals();
       const log = makeLogger(g);
       if (o.drill) return runDrill(url, source, o, g, log, signal);
+      if (o.sample !== undefined) throw new OffsiteError('usage', '--sample is the size of a restore drill: give --drill with it', { hint: 'offsite verify --drill --sample N --key KEY URL SOURCE_DIR' });
       const backend = await openRemote(url, g, log, signal);
       try {
         const r = await verify({
@@ -383,6 +410,7 @@ export function buildProgram(signal: AbortSignal): Command {
 
   program
     .command('list')
+    .addHelpText('after', TIMES_HELP)
     .description('list the files of the backup at URL as of a time')
     .argument('<url>')
     .option('--time <time>', 'as of this time')
@@ -392,6 +420,9 @@ export function buildProgram(signal: AbortSignal): Command {
     .action(async (url: string, o) => {
       const g = globals();
       const log = makeLogger(g);
+      if (o.history !== undefined && o.time !== undefined) {
+        throw new OffsiteError('usage', '--history lists every backup in which the path changed; --time does not apply to it', { hint: 'Leave out --time, or list the files as of a time without --history' });
+      }
       const backend = await openRemote(url, g, log, signal);
       try {
         const common = { backend, archive: archiveFor(url, g), crypto: cryptoForRead(keyConfig(o)), log, time: parseTime(o.time), signal };
@@ -416,6 +447,7 @@ export function buildProgram(signal: AbortSignal): Command {
 
   program
     .command('remove-older-than')
+    .addHelpText('after', TIMES_HELP)
     .description('delete backup chains older than TIME (lists them unless --force)')
     .argument('<time>')
     .argument('<url>')
@@ -483,6 +515,9 @@ export function buildProgram(signal: AbortSignal): Command {
     .requiredOption('--public <file>', 'where to write the public key (armored)')
     .requiredOption('--secret <file>', 'where to write the secret key (armored, protected by the passphrase)')
     .action(async (name: string, email: string, o) => {
+      if (path.resolve(o.public) === path.resolve(o.secret)) {
+        throw new OffsiteError('usage', `--public and --secret name the same file (${o.public})`, { hint: 'Give two file names, such as ada.pub.asc and ada.sec.asc' });
+      }
       for (const f of [o.public, o.secret]) {
         if (fs.existsSync(f)) throw new OffsiteError('exists', `${f} exists already`, { hint: 'Choose another file name; keys are never overwritten' });
       }
@@ -494,12 +529,29 @@ export function buildProgram(signal: AbortSignal): Command {
         if (again !== passphrase) throw new OffsiteError('passphrase', 'The two passphrases differ');
       }
       const k = await generateKeyPair(name, email, passphrase);
-      fs.writeFileSync(o.public, k.publicArmored, { mode: 0o644, flag: 'wx' });
+      // Both files or neither: a public key without its secret key would encrypt backups nobody can
+      // restore. The secret key first; it is removed again when the public key cannot be written.
       fs.writeFileSync(o.secret, k.privateArmored, { mode: 0o600, flag: 'wx' });
+      try {
+        fs.writeFileSync(o.public, k.publicArmored, { mode: 0o644, flag: 'wx' });
+      } catch (e) {
+        fs.rmSync(o.secret, { force: true });
+        throw e;
+      }
       process.stdout.write(`Created key ${k.fingerprint}\n  public: ${o.public}\n  secret: ${o.secret}\nKeep a copy of the secret key and its passphrase somewhere other than this machine: without them no backup can be restored.\n`);
     });
 
+  // Each command's usage error names its own --help.
+  for (const c of program.commands) c.configureOutput({ outputError: usageError(c.name()) });
   return program;
+}
+
+/**
+ * A usage error (a missing argument, an unknown option) as every other error is said: one line on
+ * stderr, what is wrong and what to do (commander's error and the whole help were ~50 lines).
+ */
+function usageError(command: string | undefined): (message: string, write: (s: string) => void) => void {
+  return (message, write) => write(`offsite: ${message.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')}. Run offsite ${command ? `${command} ` : ''}--help for the usage\n`);
 }
 
 /**

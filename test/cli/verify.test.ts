@@ -60,6 +60,25 @@ describe('offsite verify when folders changed shape', function () {
     assert.match(r.stdout, /1 identical to the source/);
   });
 
+  it('--drill with a SOURCE_DIR that does not exist: exit 1 as verify, no drill recorded (not 0 with every file "changed")', async () => {
+    const fresh = path.join(work, 'c-drill-typo');
+    for (const cmd of [['verify'], ['verify', '--drill']]) {
+      const r = await offsite(['--archive-dir', fresh, ...cmd, '--key', RSA_SEC, url, path.join(work, 'no-such-folder')]);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /^offsite: The source folder \S+\/no-such-folder does not exist/, cmd.join(' '));
+    }
+    const records = fs.existsSync(fresh) ? fs.readdirSync(fresh).flatMap((d) => fs.readdirSync(path.join(fresh, d))) : [];
+    assert.ok(!records.includes('offsite-drill.json'), records.join(' '));
+  });
+
+  it('--sample without --drill: refused, not a whole verify instead of the sample asked for', async () => {
+    const r = await offsite(['--archive-dir', cache, 'verify', '--sample', '5', '--key', RSA_SEC, url, src]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^offsite: --sample is the size of a restore drill: give --drill with it\. /);
+  });
+
   it('a path too long to look up (ENAMETOOLONG) is that path\'s difference', async () => {
     // A deep path under the PATH_MAX of 4096 bytes, verified through a folder name long enough to pass it.
     const deep = path.join(work, 'deep');

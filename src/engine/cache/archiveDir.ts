@@ -26,15 +26,22 @@ export function keyCacheDir(root: string): string {
 
 /**
  * duplicity's default backup name: the MD5 of the target URL string, less a password written in it
- * (user:password@): the same remote with its password given another way (OFFSITE_SSH_PASSWORD, as the
- * extension's cron line does) must find the same cache, and with it the same lock.
+ * (user:password@) and a trailing slash: the same remote with its password given another way
+ * (OFFSITE_SSH_PASSWORD, as the extension's cron line does), or written file:///mnt/usb/p/ one day and
+ * file:///mnt/usb/p the next, must find the same cache (else the backup asks for the private key to
+ * rebuild it), and with it the same lock.
  */
 export function archiveDirFor(url: string, root: string = defaultCacheRoot()): string {
-  const named = withoutPassword(url);
+  const unprotected = withoutPassword(url);
+  const named = unprotected.replace(TRAILING_SLASHES, '');
   const dir = path.join(root, md5Hex(named));
-  if (named !== url) adoptLegacy(path.join(root, md5Hex(url)), dir);
+  // The names of before: the whole URL, then the URL without its password.
+  for (const before of new Set([url, unprotected])) if (before !== named) adoptLegacy(path.join(root, md5Hex(before)), dir);
   return dir;
 }
+
+/** Slashes ending a URL's path, unless they are all of it (file:///) or follow an rclone remote (rclone://r:/). */
+const TRAILING_SLASHES = /(?<=[^/:])\/+$/;
 
 const md5Hex = (s: string): string => createHash('md5').update(s).digest('hex');
 

@@ -50,22 +50,27 @@ export function describeKey(k: PublicKey | PrivateKey): string {
 
 /**
  * True when `spec` names a key file; false for a keyring query (a key id, fingerprint or email). A
- * spec with a '/' is a path, which none of those hold: when it names no file, that is said, rather
- * than asking a keyring (gpg would create ~/.gnupg and start an agent there to answer "no key").
+ * spec with a '/' is a path, which none of those hold, and so is a name ending as key files do
+ * (ada.pub.asc, key.gpg) without an '@': when it names no file, that is said, rather than asking a
+ * keyring (gpg would create ~/.gnupg and start an agent there to answer "no key").
  */
 async function isKeyFile(spec: string): Promise<boolean> {
+  const isPath = spec.includes('/') || (!spec.includes('@') && KEY_FILE_NAME.test(spec));
   let st: Stats | undefined;
   try {
     st = await fsp.stat(spec);
   } catch (e) {
-    if (!spec.includes('/')) return false;
+    if (!isPath) return false;
     const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(e as Error).message})`;
     throw new OffsiteError('key', `The key file ${spec} ${why}`, { hint: 'Check the path of the key file' });
   }
   if (st.isFile()) return true;
-  if (spec.includes('/')) throw new OffsiteError('key', `The key file ${spec} is not a file`, { hint: 'Check the path of the key file' });
+  if (isPath) throw new OffsiteError('key', `The key file ${spec} is not a file`, { hint: 'Check the path of the key file' });
   return false;
 }
+
+/** The endings of key files (.pub is left out: it is also a domain, as in an email's). */
+const KEY_FILE_NAME = /\.(asc|gpg|pgp|key)$/i;
 
 async function parseKeys(data: Buffer, where: string, secret: boolean): Promise<Key[]> {
   try {
@@ -284,14 +289,25 @@ export async function loadPrivateKeys(
  */
 export async function generateKeyPair(name: string, email: string, passphrase: string): Promise<{ publicArmored: string; privateArmored: string; fingerprint: string }> {
   if (!passphrase) throw new OffsiteError('usage', 'A passphrase is required to protect the new secret key', { hint: 'Choose a passphrase' });
-  const { publicKey, privateKey } = await openpgpLib().generateKey({
-    type: 'ecc',
-    curve: 'curve25519Legacy',
-    userIDs: [{ name, email }],
-    passphrase,
-    format: 'armored',
-    config: { v6Keys: false, aeadProtect: false },
-  });
+  let generated: { publicKey: string; privateKey: string };
+  try {
+    generated = await openpgpLib().generateKey({
+      type: 'ecc',
+      curve: 'curve25519Legacy',
+      userIDs: [{ name, email }],
+      passphrase,
+      format: 'armored',
+      config: { v6Keys: false, aeadProtect: false },
+    });
+  } catch (e) {
+    // openpgp.js checks the email of a user id (no spaces, one '@', not ending in punctuation); the
+    // name is any string. Its error was an internal error with a stack trace.
+    if (/Invalid user ID format/.test((e as Error)?.message)) {
+      throw new OffsiteError('usage', `${JSON.stringify(email)} is not an email address OpenPGP accepts`, { hint: 'Give an address such as ada@example.org', cause: e });
+    }
+    throw e;
+  }
+  const { publicKey, privateKey } = generated;
   const key = await openpgpLib().readKey({ armoredKey: publicKey });
   return { publicArmored: publicKey, privateArmored: privateKey, fingerprint: key.getFingerprint().toUpperCase() };
 }

@@ -142,6 +142,14 @@ export async function drill(opts: DrillOptions): Promise<DrillResult> {
   const seed = opts.seed ?? randomInt(1, 2 ** 31 - 1);
   const progress = throttled(opts.onProgress);
   const source = Buffer.from(path.resolve(opts.source));
+  // Without the folder every file would be "changed since the backup", nothing compared, and the
+  // drill a success (verify's scan fails the same way).
+  if (!fs.statSync(source, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new OffsiteError('notFound', `The source folder ${source.toString()} does not exist or is not a folder`, {
+      hint: 'Give the folder that was backed up: the drill compares the files it restores with it',
+      file: source.toString(),
+    });
+  }
   const temp = fs.mkdtempSync(path.join(opts.tempRoot ?? os.tmpdir(), 'offsite-drill-'));
   try {
     // A fresh cache: nothing of this machine's cache is used.

@@ -158,7 +158,9 @@ export interface ListedFile {
 export async function signatureFilesAt(repo: Repository, time: number, signal?: AbortSignal): Promise<{ last: BackupSet; files: string[] } | undefined> {
   const c = repo.collection;
   const chain = chainAtTime(c, time);
-  const sets = chain ? setsAtTime(chain, time) : [];
+  // As restore (setsForTime): for a time before the oldest full set there is no answer; duplicity's
+  // oldest chain would list later files as if they were older.
+  const sets = chain && chain.fullSet.endTime <= time ? setsAtTime(chain, time) : [];
   if (!chain || sets.length === 0) {
     await setsForTime(repo, time, signal); // throws the clear 'no backup' error
     return undefined;
@@ -253,8 +255,10 @@ export const TYPE_WORDS: Readonly<Record<EntryType, string>> = { reg: 'file', di
 
 export function formatListLine(f: ListedFile): Buffer {
   // The path's own bytes, as `ls` prints them: a name that is not UTF-8 can be copied back into a command.
+  // The backed-up folder itself is "." (as in the JSON form, and duplicity's list-current-files).
   const d = new Date(f.meta.mtime * 1000);
-  return Buffer.concat([Buffer.from(`${d.toUTCString()} `), indexToBytes(f.index), NEWLINE]);
+  return Buffer.concat([Buffer.from(`${d.toUTCString()} `), f.index.length ? indexToBytes(f.index) : DOT, NEWLINE]);
 }
 
 const NEWLINE = Buffer.from('\n');
+const DOT = Buffer.from('.');

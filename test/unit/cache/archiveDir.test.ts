@@ -32,6 +32,31 @@ describe('cache: the archive folder of a remote', () => {
     }
   });
 
+  it('is the same with or without a trailing slash (file:///mnt/usb/p/ is file:///mnt/usb/p): one cache, one lock', () => {
+    for (const [a, b] of [
+      ['file:///backups/project/', 'file:///backups/project'],
+      ['file:///backups/project//', 'file:///backups/project'],
+      ['sftp://me:pw@host/backups/', 'sftp://me@host/backups'],
+      ['rclone://loc:backups/p/', 'rclone://loc:backups/p'],
+      ['s3://bucket/prefix/', 's3://bucket/prefix'],
+    ]) {
+      assert.equal(archiveDirFor(a, root), path.join(root, md5(b)), a);
+    }
+    // A slash that is the whole path, or follows an rclone remote's colon, is no trailing slash.
+    for (const url of ['file:///', 'rclone://loc:/']) assert.equal(archiveDirFor(url, root), path.join(root, md5(url)), url);
+  });
+
+  it('takes over the cache named by the URL as written with its trailing slash, once', () => {
+    const root = tempDir();
+    const legacy = path.join(root, md5('file:///backups/p/'));
+    fs.mkdirSync(legacy);
+    fs.writeFileSync(path.join(legacy, 'stat-cache'), 'kept');
+    const dir = archiveDirFor('file:///backups/p/', root);
+    assert.equal(dir, path.join(root, md5('file:///backups/p')));
+    assert.equal(fs.readFileSync(path.join(dir, 'stat-cache'), 'utf8'), 'kept');
+    assert.equal(fs.existsSync(legacy), false);
+  });
+
   it('takes over the cache named by the whole URL, password included, once', () => {
     const root = tempDir();
     const url = 'sftp://me:pw@host/backups';

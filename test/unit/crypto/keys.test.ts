@@ -96,6 +96,9 @@ describe('crypto: keys', function () {
       await rejectsWith(loadPublicKeys([path.join(dir, 'missing.asc')], { gnupgHome: noHome }), 'key', /The key file .*missing\.asc does not exist/);
       await rejectsWith(loadPrivateKeys(['./missing-sec.asc'], async () => '', { gnupgHome: noHome }), 'key', /The key file \.\/missing-sec\.asc does not exist/);
       await rejectsWith(loadPublicKeys([dir], { gnupgHome: noHome }), 'key', /is not a file/);
+      // So does a bare file name of a key file (the README's `--encrypt-key ada.pub.asc`, mistyped).
+      await rejectsWith(loadPublicKeys(['ada.pub.asc'], { gnupgHome: noHome }), 'key', /^The key file ada\.pub\.asc does not exist$/);
+      await rejectsWith(loadPrivateKeys(['backup-key.gpg'], async () => '', { gnupgHome: noHome }), 'key', /^The key file backup-key\.gpg does not exist$/);
       assert.equal(fs.existsSync(noHome), false, 'no keyring made');
       const savedPath = process.env.PATH;
       process.env.PATH = dir;

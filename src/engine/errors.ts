@@ -30,10 +30,13 @@ export type ErrorCode =
  *   file); 'sshPassphrase': the passphrase of the SSH key named by the error's `file`; 'secretKey': the
  *   OpenPGP secret key to decrypt with.
  * - wrong: one was given and refused (false: none was given).
+ * - symmetric: input 'passphrase' only: the password of a backup made with a passphrase and no key
+ *   (symmetric OpenPGP, duplicity without a key), not a secret key's passphrase.
  */
 export interface NeededInput {
   readonly input: 'passphrase' | 'sshPassphrase' | 'secretKey';
   readonly wrong: boolean;
+  readonly symmetric?: true;
 }
 
 export interface OffsiteErrorOptions {

@@ -524,11 +524,12 @@ describe('Offsite in a real VS Code extension host', () => {
       // needed and where to set it, and asks for no passphrase.
       await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
       await waitFor('the file remote', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace`);
+      // (Restore Workspace To…: its volumes are read, never a copy the offsite: file system keeps.)
       const mark2 = api.ui.prompts.length;
       const notices = api.ui.notices.length;
-      api.ui.script('Type a date or time', String(firstSet));
-      await vscode.commands.executeCommand('offsite.restoreFileAsOf', vscode.Uri.file(readme));
-      assert.deepEqual(api.ui.prompts.slice(mark2).map((p) => p.kind), ['pick', 'input'], 'only the time asked for');
+      api.ui.script(formatTime(firstSet), fs.mkdtempSync(path.join(fx.scratch, 'restore-keyed-')));
+      assert.equal(await vscode.commands.executeCommand('offsite.restoreWorkspaceTo'), undefined);
+      assert.deepEqual(api.ui.prompts.slice(mark2).map((p) => p.kind), ['pick', 'open'], 'no passphrase question');
       const error = api.ui.notices.slice(notices).find((n) => n.severity === 'error');
       assert.match(error?.message ?? '', /The private key is needed to read the backup\. Set offsite\.restoreKey/, JSON.stringify(api.ui.notices.slice(notices)));
     } finally {

@@ -33,7 +33,7 @@ export interface KeyConfig {
 export type PassphraseKind = 'key' | 'symmetric';
 
 /** What the backup's own passphrase is asked for as (`Passphrase for …` on the command line). */
-export const SYMMETRIC_WHAT = 'the backup (it was made with a passphrase, no key)';
+const SYMMETRIC_WHAT = 'the backup (it was made with a passphrase, no key)';
 
 function once<T>(f: () => Promise<T>): () => Promise<T> {
   let p: Promise<T> | undefined;

@@ -1,6 +1,8 @@
 // From what the user configured (key files, keyring ids, a passphrase source) to the CryptoContext the
 // operations use. Backing up needs only public keys; private keys are loaded only when something must
-// be decrypted (a restore, or rebuilding a lost cache) and the passphrase is asked for only then.
+// be decrypted (a restore, or rebuilding a lost cache) and the passphrase is asked for only then. The
+// password of a backup made with a passphrase and no key (symmetric) is asked for later still: only
+// when a file turns out to need it (crypto/decrypt.ts), once a run.
 import type { PrivateKey } from 'openpgp';
 import { OffsiteError } from './errors';
 import { loadPrivateKeys, loadVerificationKeys } from './crypto/keys';
@@ -15,8 +17,11 @@ export interface KeyConfig {
   readonly signKey?: string;
   /** The private key for decryption (a key file or a keyring id). */
   readonly restoreKey?: string;
-  /** Asked for a protected private key (and used as the password of symmetric sets). */
-  readonly passphrase?: (what: string) => Promise<string | undefined>;
+  /**
+   * Asked for a passphrase: `kind` 'key', of the protected private key `what` describes; 'symmetric',
+   * the password of a backup made with a passphrase and no key (asked only when a file needs it).
+   */
+  readonly passphrase?: (what: string, kind: PassphraseKind) => Promise<string | undefined>;
   readonly gnupgHome?: string;
   /**
    * Where the checks of encryption keys are remembered (crypto/recipient.ts), so that later backups to
@@ -24,6 +29,11 @@ export interface KeyConfig {
    */
   readonly keyCacheDir?: string;
 }
+
+export type PassphraseKind = 'key' | 'symmetric';
+
+/** What the backup's own passphrase is asked for as (`Passphrase for …` on the command line). */
+const SYMMETRIC_WHAT = 'the backup (it was made with a passphrase, no key)';
 
 function once<T>(f: () => Promise<T>): () => Promise<T> {
   let p: Promise<T> | undefined;
@@ -35,7 +45,7 @@ export async function cryptoForBackup(k: KeyConfig): Promise<CryptoContext> {
     throw new OffsiteError('config', 'No encryption key given', { hint: 'Pass --encrypt-key KEY: a public key file, or a key id, fingerprint or email in your gpg keyring' });
   }
   const recipients = await loadRecipients(k.encryptKeys, { gnupgHome: k.gnupgHome, verdictDir: k.keyCacheDir });
-  const ask = k.passphrase ?? (async () => undefined);
+  const ask = keyPassphrase(k);
   let signingKey: PrivateKey | undefined;
   if (k.signKey) [signingKey] = await loadPrivateKeys([k.signKey], ask, { gnupgHome: k.gnupgHome });
   return { recipients, signingKey, decryptOptions: decryptOptionsFor(k, 'rebuild the local cache from the remote') };
@@ -45,23 +55,27 @@ export function cryptoForRead(k: KeyConfig): CryptoContext {
   return { recipients: [], decryptOptions: decryptOptionsFor(k, 'read the backup') };
 }
 
+function keyPassphrase(k: KeyConfig): (what: string) => Promise<string | undefined> {
+  return async (what) => k.passphrase?.(what, 'key');
+}
+
 function decryptOptionsFor(k: KeyConfig, why: string): () => Promise<DecryptOptions> {
+  // Asked for by the first file that needs it (crypto/decrypt.ts), kept for the rest of the run: one
+  // question, and a resolved promise for every later volume.
+  const password = once(async () => k.passphrase?.(SYMMETRIC_WHAT, 'symmetric'));
   return once(async () => {
-    const ask = k.passphrase ?? (async () => undefined);
+    const ask = keyPassphrase(k);
     const specs = k.restoreKey ? [k.restoreKey] : [];
-    const opts: { decryptionKeys?: PrivateKey[]; passwords?: string[]; verificationKeys?: DecryptOptions['verificationKeys'] } = {};
+    const opts: DecryptOptions = {
+      password,
+      // Only a file encrypted to keys needs one: a symmetric backup asks for its passphrase instead.
+      noKey: () => new OffsiteError('key', `The private key is needed to ${why}`, { hint: 'Pass --key KEY (your private key file, or its id in your gpg keyring)', needs: { input: 'secretKey', wrong: false } }),
+    };
     if (specs.length) opts.decryptionKeys = await loadPrivateKeys(specs, ask, { gnupgHome: k.gnupgHome });
     else if (k.encryptKeys?.length) {
       // A backup configured with a key file that also holds the secret part, or a keyring id whose
       // secret key is in the keyring, can decrypt with it.
       opts.decryptionKeys = await loadPrivateKeys([...k.encryptKeys], ask, { gnupgHome: k.gnupgHome }).catch(() => undefined);
-    }
-    if (!opts.decryptionKeys?.length) {
-      const pw = process.env.OFFSITE_PASSPHRASE;
-      if (pw === undefined) {
-        throw new OffsiteError('key', `The private key is needed to ${why}`, { hint: 'Pass --key KEY (your private key file, or its id in your gpg keyring)', needs: { input: 'secretKey', wrong: false } });
-      }
-      opts.passwords = [pw];
     }
     // Sign-only, expired or revoked keys must still verify the backups they signed.
     if (k.signKey) opts.verificationKeys = await loadVerificationKeys([k.signKey], { gnupgHome: k.gnupgHome });

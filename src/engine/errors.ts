@@ -33,9 +33,12 @@ export type ErrorCode =
  *   its oldest backup (the CLI's --time); 'hostKey': the acceptance of the SSH server's host key, unknown
  *   so far, whose SHA256 fingerprint is `fingerprint` (the CLI's --accept-host-key).
  * - wrong: one was given and refused (false: none was given).
+ * - symmetric: input 'passphrase' only: the password of a backup made with a passphrase and no key
+ *   (symmetric OpenPGP, duplicity without a key), not a secret key's passphrase.
  */
 export type NeededInput =
-  | { readonly input: 'passphrase' | 'sshPassphrase' | 'secretKey' | 'laterTime'; readonly wrong: boolean }
+  | { readonly input: 'passphrase'; readonly wrong: boolean; readonly symmetric?: true }
+  | { readonly input: 'sshPassphrase' | 'secretKey' | 'laterTime'; readonly wrong: boolean }
   | { readonly input: 'hostKey'; readonly wrong: boolean; readonly fingerprint: string };
 
 export interface OffsiteErrorOptions {

@@ -54,6 +54,12 @@ export interface KeySpec {
   readonly restoreKey?: string;
   /** The private key's passphrase, when the front end has one (SecretStorage). */
   readonly passphrase?: string;
+  /**
+   * The passphrase of a backup made with a passphrase and no key (symmetric, duplicity without a key),
+   * when the front end has one; without it, reading such a backup fails with needs
+   * { input: 'passphrase', symmetric: true }, for the front end to ask.
+   */
+  readonly backupPassphrase?: string;
 }
 
 export interface Selection {
@@ -160,7 +166,11 @@ function keyConfig(k: KeySpec): KeyConfig {
     encryptKeys: k.encryptKeys,
     signKey: k.signKey,
     restoreKey: k.restoreKey,
-    passphrase: async (what) => {
+    passphrase: async (what, kind) => {
+      if (kind === 'symmetric') {
+        if (k.backupPassphrase !== undefined) return k.backupPassphrase;
+        throw new OffsiteError('passphrase', `A passphrase is needed for ${what}`, { hint: 'Enter the passphrase the backup was made with', needs: { input: 'passphrase', wrong: false, symmetric: true } });
+      }
       if (k.passphrase !== undefined) return k.passphrase;
       throw new OffsiteError('passphrase', `A passphrase is needed for ${what}`, { hint: 'Enter the passphrase of your private key', needs: { input: 'passphrase', wrong: false } });
     },

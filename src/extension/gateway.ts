@@ -1,12 +1,15 @@
 // The engine as the rest of the extension sees it: a request for a folder's configuration, with the
 // secrets it needs filled in from SecretStorage, and the errors a person can fix on the spot fixed by
-// asking and retrying the request (not the whole command): a missing or wrong passphrase, an SSH
-// password, an unknown SSH host key (shown with its fingerprint; saved only if accepted), S3 keys for
-// an s3:// remote that has none configured the AWS way (or whose remembered keys were refused). Every
-// other error goes up, typed, to the command wrapper, which turns it into a notification.
+// asking and retrying the request (not the whole command): a missing or wrong passphrase (of the
+// private key, or of a backup made with a passphrase and no key, which the engine asks for only when a
+// file needs it), an SSH password, an unknown SSH host key (shown with its fingerprint; saved only if
+// accepted), S3 keys for an s3:// remote that has none configured the AWS way (or whose remembered keys
+// were refused). Every other error goes up, typed, to the command wrapper, which turns it into a
+// notification.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { KeySpec, RemoteConfig } from '../engine/service';
+import { redactUrl } from '../engine/backend/backendUtil';
 import { awsCredentialsConfigured, decodeS3Keys, encodeS3Keys, isS3Url, s3KeysIdFor } from './awsCredentials';
 import { EngineError, type EngineClient, type EngineOp, type EngineRequest, type EngineResults, type RequestOptions } from './engineClient';
 import { isSshUrl, passphraseIdFor, sshTargetOf, type FolderConfig } from './folderConfig';
@@ -34,11 +37,14 @@ export class EngineGateway {
 
   async call<Op extends EngineOp>(cfg: FolderConfig, op: Op, build: RequestBuilder<Op>, opts: CallOptions): Promise<EngineResults[Op]> {
     const pgpId = passphraseIdFor(cfg, op);
+    // A symmetric backup's passphrase belongs to the remote (whatever keys are configured).
+    const backupId = redactUrl(cfg.url);
     const sshTarget = sshTargetOf(cfg.url);
     const s3Id = isS3Url(cfg.url) ? s3KeysIdFor(cfg) : undefined;
     let acceptHostKey: string | undefined;
     for (let attempt = 1; ; attempt++) {
       const passphrase = await this.secrets.get('pgpPassphrase', pgpId);
+      const backupPassphrase = await this.secrets.get('backupPassphrase', backupId);
       const sshPassword = sshTarget ? await this.secrets.get('sshPassword', sshTarget) : undefined;
       const sshKeyFile = cfg.remote.sshKey;
       const sshPassphrase = sshKeyFile ? await this.secrets.get('sshPassphrase', sshKeyFile) : undefined;
@@ -50,7 +56,7 @@ export class EngineGateway {
         acceptHostKey,
         ...(s3Keys ? { s3AccessKeyId: s3Keys.accessKeyId, s3SecretAccessKey: s3Keys.secretAccessKey, s3SessionToken: s3Keys.sessionToken } : {}),
       };
-      const keys: KeySpec = { ...cfg.keys, passphrase };
+      const keys: KeySpec = { ...cfg.keys, passphrase, backupPassphrase };
       try {
         return await this.client.request<Op>(build(remote, keys), opts);
       } catch (e) {
@@ -59,6 +65,8 @@ export class EngineGateway {
           // An SSH key's passphrase (the error names the key file; other passphrase errors may name a
           // remote file, which is no SSH key).
           await this.ask('sshPassphrase', e.file, sshPassphrase !== undefined, vscode.l10n.t('Passphrase of the SSH key {0}', e.file), e);
+        } else if (e.code === 'passphrase' && e.needs?.input === 'passphrase' && e.needs.symmetric) {
+          await this.ask('backupPassphrase', backupId, backupPassphrase !== undefined, vscode.l10n.t('Passphrase of the backup at {0} (it was made with a passphrase, no key)', backupId), e);
         } else if (e.code === 'passphrase') {
           await this.ask('pgpPassphrase', pgpId, passphrase !== undefined, vscode.l10n.t('Passphrase of your private key ({0})', describeKey(pgpId)), e);
         } else if (e.code === 'auth' && sshTarget && isSshUrl(cfg.url)) {

@@ -4,8 +4,11 @@
 // kept for this window and the failure logged, so the operation the secret was asked for goes on.
 import type * as vscode from 'vscode';
 
-/** s3Keys: an s3:// remote's keys as one JSON value (awsCredentials.ts). */
-export type SecretKind = 'pgpPassphrase' | 'sshPassphrase' | 'sshPassword' | 's3Keys';
+/**
+ * pgpPassphrase: a private key's, by key; backupPassphrase: a backup's made with a passphrase and no
+ * key (symmetric), by remote URL; s3Keys: an s3:// remote's keys as one JSON value (awsCredentials.ts).
+ */
+export type SecretKind = 'pgpPassphrase' | 'backupPassphrase' | 'sshPassphrase' | 'sshPassword' | 's3Keys';
 
 const PREFIX = 'offsite.';
 const INDEX = 'offsite.secretKeys';

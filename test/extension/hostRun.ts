@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as esbuild from 'esbuild';
 import { runTests } from '@vscode/test-electron';
 import { REPO } from '../helpers/cli';
-import { KEYS } from '../helpers/gpg';
+import { KEYS, SAMPLES } from '../helpers/gpg';
 import { startS3Server, type S3Server } from '../helpers/s3Server';
 import { createTestUser, makeUserKey, startSshd, type Sshd, type TestUser, type UserKey } from '../helpers/sshd';
 import { tempDir } from '../helpers/tmp';
@@ -121,6 +121,12 @@ export async function runHostSuite(run: HostRun): Promise<void> {
       protectedPub: path.join(REPO, 'test/fixtures/keys/protected-pub.asc'),
       protectedSec: path.join(REPO, 'test/fixtures/keys/protected-sec.asc'),
       passphrase: 'offsite-test-passphrase',
+    },
+    symmetric: {
+      vault: path.join(SAMPLES, '05-dup-symmetric', 'vault'),
+      expected: path.join(SAMPLES, '05-dup-symmetric', 'expected', '20240101T000000Z.json'),
+      passphrase: 'test-passphrase',
+      time: 1704067200,
     },
   };
   // What a user writes in .vscode/settings.json to back the workspace up.

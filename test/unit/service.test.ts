@@ -7,10 +7,11 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { OffsiteError } from '../../src/engine/errors';
 import { MemoryLogger } from '../../src/engine/log';
-import { handle, type ServiceRequest } from '../../src/engine/service';
-import { RSA_PUB, RSA_SEC } from '../helpers/gpg';
-import { makeTree } from '../helpers/tree';
+import { handle, toServiceError, type ServiceRequest } from '../../src/engine/service';
+import { RSA_PUB, RSA_SEC, SAMPLES } from '../helpers/gpg';
+import { makeTree, snapshotTree } from '../helpers/tree';
 import { tempDir } from '../helpers/tmp';
 
 describe('engine service: readFile', function () {
@@ -72,5 +73,64 @@ describe('engine service: readFile', function () {
     } finally {
       live.kill();
     }
+  });
+});
+
+// A backup duplicity made with a passphrase and no key, read through the service as the extension
+// does: without a passphrase the error names the input it needs (the extension then asks, and sends
+// the answer as keys.backupPassphrase); a wrong one says so; a backup encrypted to a key still needs
+// that key, not a passphrase.
+describe('engine service: a passphrase-only (symmetric) duplicity backup', function () {
+  this.timeout(60_000);
+  const log = new MemoryLogger();
+  const expected = JSON.parse(fs.readFileSync(path.join(SAMPLES, '05-dup-symmetric', 'expected', '20240101T000000Z.json'), 'utf8'));
+  const aTxt = expected.find((e: { path: string }) => e.path === 'a.txt') as { sha256: string };
+  const fresh = () => {
+    const box = tempDir('offsite-service-sym-');
+    return { box, remote: { url: `file://${path.join(SAMPLES, '05-dup-symmetric', 'vault')}`, archiveDir: path.join(box, 'cache') } };
+  };
+  const needsOf = (e: unknown) => ({ code: (e as OffsiteError).code, needs: toServiceError(e).needs });
+
+  it('restore without a passphrase: code passphrase, needs {passphrase, not wrong, symmetric}; nothing written', async () => {
+    const { box, remote } = fresh();
+    const target = path.join(box, 'out');
+    const e = await handle({ op: 'restore', remote, keys: {}, target }, { log }).then(() => undefined, (x: unknown) => x);
+    assert.deepEqual(needsOf(e), { code: 'passphrase', needs: { input: 'passphrase', wrong: false, symmetric: true } });
+    assert.match((e as Error).message, /passphrase/);
+    assert.ok(!fs.existsSync(target) || fs.readdirSync(target).length === 0);
+  });
+
+  it('restore and readFile with the passphrase: the backup as duplicity made it', async () => {
+    const { box, remote } = fresh();
+    const target = path.join(box, 'out');
+    const r = (await handle({ op: 'restore', remote, keys: { backupPassphrase: 'test-passphrase' }, target }, { log })) as { files: number };
+    assert.ok(r.files > 0);
+    assert.deepEqual(snapshotTree(target), expected);
+    const out = path.join(box, 'a.txt');
+    const f = (await handle({ op: 'readFile', remote, keys: { backupPassphrase: 'test-passphrase' }, path: 'a.txt', output: out }, { log })) as { found: boolean };
+    assert.equal(f.found, true);
+    assert.equal(createHash('sha256').update(fs.readFileSync(out)).digest('hex'), aTxt.sha256);
+  });
+
+  it('a wrong passphrase: code passphrase, needs {passphrase, wrong, symmetric}; nothing written', async () => {
+    const { box, remote } = fresh();
+    const target = path.join(box, 'out');
+    const e = await handle({ op: 'restore', remote, keys: { backupPassphrase: 'not-the-passphrase' }, target }, { log }).then(() => undefined, (x: unknown) => x);
+    assert.deepEqual(needsOf(e), { code: 'passphrase', needs: { input: 'passphrase', wrong: true, symmetric: true } });
+    assert.ok(!fs.existsSync(target) || fs.readdirSync(target).length === 0);
+  });
+
+  it('the passphrase of a private key is not taken for the backup\'s', async () => {
+    const { remote } = fresh();
+    const e = await handle({ op: 'list', remote, keys: { passphrase: 'test-passphrase' } }, { log }).then(() => undefined, (x: unknown) => x);
+    assert.deepEqual(needsOf(e), { code: 'passphrase', needs: { input: 'passphrase', wrong: false, symmetric: true } });
+  });
+
+  it('a backup encrypted to a key, with no key configured: the private key is needed (code key, needs secretKey), no passphrase', async () => {
+    const box = tempDir('offsite-service-keyed-');
+    const remote = { url: `file://${path.join(SAMPLES, '01-dup-enc-chain', 'vault')}`, archiveDir: path.join(box, 'cache') };
+    const e = await handle({ op: 'restore', remote, keys: { backupPassphrase: 'test-passphrase' }, target: path.join(box, 'out') }, { log }).then(() => undefined, (x: unknown) => x);
+    assert.deepEqual(needsOf(e), { code: 'key', needs: { input: 'secretKey', wrong: false } });
+    assert.match((e as Error).message, /The private key is needed to read the backup/);
   });
 });

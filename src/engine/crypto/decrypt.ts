@@ -30,6 +30,14 @@ export interface DecryptOptions {
   decryptionKeys?: PrivateKey[];
   /** Passwords for symmetric (SKESK) messages, e.g. duplicity without a key. */
   passwords?: string[];
+  /**
+   * Without `passwords`: asked for the password when a message turns out to need one (a symmetric
+   * message that no decryption key opens), so that it is asked only then. Called for every such
+   * message: the caller keeps the answer (cryptoConfig.ts asks once a run).
+   */
+  password?: () => Promise<string | undefined>;
+  /** The error for a message encrypted to keys only when no decryption key was given (default: one naming its key ids). */
+  noKey?: () => OffsiteError;
   /** When given, the message MUST be signed by one of them. */
   verificationKeys?: PublicKey[];
 }
@@ -46,6 +54,27 @@ const DAMAGED_HINT = 'The file is damaged, truncated or was altered; restore it 
 
 function integrityError(message: string, cause?: unknown): OffsiteError {
   return new OffsiteError('integrity', message, { hint: DAMAGED_HINT, cause });
+}
+
+const WRONG_PASSWORD = 'Wrong passphrase for this encrypted file';
+const PASSWORD_HINT = 'Enter the passphrase the backup was made with';
+
+function wrongPassword(cause?: unknown): OffsiteError {
+  return new OffsiteError('passphrase', WRONG_PASSWORD, { hint: PASSWORD_HINT, cause, needs: { input: 'passphrase', wrong: true, symmetric: true } });
+}
+
+function noPassword(): OffsiteError {
+  return new OffsiteError('decrypt', 'This file is encrypted with a passphrase (symmetric), and none was given', {
+    hint: PASSWORD_HINT,
+    needs: { input: 'passphrase', wrong: false, symmetric: true },
+  });
+}
+
+/** The passwords to try on a symmetric message: the given ones, else the one `password` asks for. */
+async function passwordsOf(opts: DecryptOptions): Promise<string[]> {
+  if (opts.passwords?.length) return opts.passwords;
+  const p = await opts.password?.();
+  return p === undefined ? [] : [p];
 }
 
 function notEncrypted(what: string): OffsiteError {
@@ -127,9 +156,18 @@ async function decryptMessage(r: ByteReader, opts: DecryptOptions, push: (b: Buf
   const cipher = sessionKeys.length > 0 ? nodeCfb(sessionKeys[0].algorithm) : undefined;
   if (!fastShape || !cipher || sessionKeys.some((k) => k.algorithm !== sessionKeys[0].algorithm)) {
     // Not our fast path (SEIPD v2, AEAD, a cipher node lacks): replay what we read and hand the
-    // whole message to openpgp.js.
+    // whole message to openpgp.js, with the password it needs when no key can open it.
     const consumed = r.stopRecording();
-    await decryptWithOpenpgp(replay(consumed, r), opts, sessionKeys, push);
+    let fallback = opts;
+    if (sessionKeys.length === 0) {
+      const keys = opts.decryptionKeys?.length ?? 0;
+      if (hasSkesk && !(pkeskIds.length > 0 && keys > 0)) {
+        const passwords = await passwordsOf(opts);
+        if (passwords.length === 0) throw noPassword();
+        fallback = { ...opts, passwords };
+      } else if (keys === 0) throw opts.noKey?.() ?? noSecretKey(pkeskIds, false);
+    }
+    await decryptWithOpenpgp(replay(consumed, r), fallback, sessionKeys, push);
     return;
   }
   r.stopRecording();
@@ -140,9 +178,7 @@ async function decryptMessage(r: ByteReader, opts: DecryptOptions, push: (b: Buf
   const prefix = await ct.readExact(cipher.block + 2).catch(mapTruncated);
   const key = sessionKeys.find((k) => quickCheck(cipher, k.data, prefix));
   if (!key) {
-    if (sessionKeys.every((k) => k.fromPassword)) {
-      throw new OffsiteError('passphrase', 'Wrong passphrase for this encrypted file', { hint: 'Enter the passphrase the backup was made with', needs: { input: 'passphrase', wrong: true } });
-    }
+    if (sessionKeys.every((k) => k.fromPassword)) throw wrongPassword();
     throw new OffsiteError('decrypt', 'The decrypted session key does not fit the data', { hint: DAMAGED_HINT });
   }
   ct.unshift(prefix);
@@ -286,7 +322,6 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
   const out: SessionKey[] = [];
   let keyError: unknown;
   const keys = opts.decryptionKeys ?? [];
-  const passwords = opts.passwords ?? [];
   const locked = keys.find((k) => !k.isDecrypted());
   if (locked) {
     throw new OffsiteError('key', `The secret key ${describeKey(locked)} is still locked by its passphrase`, {
@@ -302,31 +337,31 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
       keyError = e;
     }
   }
-  if (out.length === 0 && hasSkesk && passwords.length > 0) {
+  // The password only now, when no key opened the message: a backup encrypted to keys never asks for one.
+  const passwords = out.length === 0 && hasSkesk ? await passwordsOf(opts) : [];
+  if (passwords.length > 0) {
     try {
       for (const k of await openpgpLib().decryptSessionKeys({ message, passwords })) {
         if (k.algorithm) out.push({ data: k.data, algorithm: k.algorithm, fromPassword: true });
       }
     } catch (e) {
-      throw new OffsiteError('passphrase', 'Wrong passphrase for this encrypted file', {
-        hint: 'Enter the passphrase the backup was made with',
-        cause: e,
-        needs: { input: 'passphrase', wrong: true },
-      });
+      throw wrongPassword(e);
     }
   }
   if (out.length > 0) return out;
   if (pkeskIds.length > 0 && (keys.length > 0 || !hasSkesk)) {
-    const ids = pkeskIds.join(', ');
-    throw new OffsiteError('decrypt', `No secret key for this file: it is encrypted to ${ids}${keys.length ? '' : ', and no secret key was given'}`, {
-      hint: `Give the secret key of ${ids} (a key file or its id in your GnuPG keyring)`,
-      cause: keyError,
-      needs: { input: 'secretKey', wrong: keys.length > 0 },
-    });
+    if (keys.length === 0 && opts.noKey) throw opts.noKey();
+    throw noSecretKey(pkeskIds, keys.length > 0, keyError);
   }
-  throw new OffsiteError('decrypt', 'This file is encrypted with a passphrase (symmetric), and none was given', {
-    hint: 'Enter the passphrase the backup was made with',
-    needs: { input: 'passphrase', wrong: false },
+  throw noPassword();
+}
+
+function noSecretKey(pkeskIds: string[], keysGiven: boolean, cause?: unknown): OffsiteError {
+  const ids = pkeskIds.join(', ');
+  return new OffsiteError('decrypt', `No secret key for this file: it is encrypted to ${ids}${keysGiven ? '' : ', and no secret key was given'}`, {
+    hint: `Give the secret key of ${ids} (a key file or its id in your GnuPG keyring)`,
+    cause,
+    needs: { input: 'secretKey', wrong: keysGiven },
   });
 }
 
@@ -545,7 +580,7 @@ function mapOpenpgpError(e: unknown): unknown {
     return new OffsiteError('signature', msg, { hint: 'Do not trust this file; check the signing key setting', cause: e });
   }
   if (/session key|decryption key|no key|private key/i.test(msg)) return new OffsiteError('decrypt', msg, { hint: 'Give the matching secret key', cause: e });
-  if (/password|passphrase/i.test(msg)) return new OffsiteError('passphrase', msg, { hint: 'Enter the passphrase the backup was made with', cause: e });
+  if (/password|passphrase/i.test(msg)) return new OffsiteError('passphrase', msg, { hint: PASSWORD_HINT, cause: e });
   return new OffsiteError('format', `Cannot read the OpenPGP message: ${msg}`, { hint: DAMAGED_HINT, cause: e });
 }
 
@@ -573,9 +608,7 @@ async function decryptWithOpenpgp(source: AsyncIterable<Buffer>, opts: DecryptOp
       throw new OffsiteError('signature', 'No good signature by the expected signing key', { hint: 'Do not trust this file', cause: e });
     }
     const passwordsOnly = sessionKeys.length === 0 && !opts.decryptionKeys?.length && (opts.passwords?.length ?? 0) > 0;
-    if (passwordsOnly && /session key decryption failed/i.test((e as Error).message)) {
-      throw new OffsiteError('passphrase', 'Wrong passphrase for this encrypted file', { hint: 'Enter the passphrase the backup was made with', cause: e, needs: { input: 'passphrase', wrong: true } });
-    }
+    if (passwordsOnly && /session key decryption failed/i.test((e as Error).message)) throw wrongPassword(e);
     throw mapOpenpgpError(e);
   }
 }

@@ -3,6 +3,7 @@
 // run in order and build on each other (backup, change, backup, compare, restore, …).
 import * as assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -474,6 +475,67 @@ describe('Offsite in a real VS Code extension host', () => {
       await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
       await config.update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);
       await config.update('restoreKey', fx.keys.rsaSec, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
+  it('a backup duplicity made with a passphrase and no key: asks for its passphrase (wrong, then right), restores a file and the workspace; a backup to a key without one still asks for the key', async () => {
+    const sym = fx.symmetric;
+    const config = vscode.workspace.getConfiguration('offsite');
+    // offsite.remote names the root: the folder's backup is <root>/workspace, here a copy of the fixture.
+    const root = path.join(fx.scratch, 'remote-symmetric');
+    fs.mkdirSync(path.join(root, 'workspace'), { recursive: true });
+    for (const n of fs.readdirSync(sym.vault)) fs.copyFileSync(path.join(sym.vault, n), path.join(root, 'workspace', n));
+    const expected = JSON.parse(fs.readFileSync(sym.expected, 'utf8')) as { path: string; type: string; sha256?: string; target?: string }[];
+    const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+    const asked = () => api.ui.prompts.filter((p) => p.kind === 'input' && /Passphrase of the backup at/.test(p.text));
+    await config.update('remote', `file://${root}`, vscode.ConfigurationTarget.Workspace);
+    await config.update('restoreKey', undefined, vscode.ConfigurationTarget.Workspace);
+    try {
+      await waitFor('the symmetric remote, no restore key', () => api.model.folders[0].config.url === `file://${root}/workspace` && !api.model.folders[0].config.keys.restoreKey);
+      const before = asked().length;
+      // Restore a file as of a date: its history needs the manifest, so the passphrase is asked for
+      // there; a wrong one is refused and asked again; the right one is remembered.
+      api.ui.script('not-the-passphrase', 'Only This Session', sym.passphrase, 'Remember', formatTime(sym.time));
+      const uri = (await vscode.commands.executeCommand('offsite.restoreFileAsOf', vscode.Uri.file(path.join(fx.workspace, 'a.txt')))) as vscode.Uri | undefined;
+      assert.ok(uri, JSON.stringify(api.ui.notices.slice(-3)));
+      assert.equal(sha256(await vscode.workspace.fs.readFile(uri)), expected.find((e) => e.path === 'a.txt')?.sha256);
+      const prompts = asked().slice(before);
+      assert.equal(prompts.length, 2, JSON.stringify(api.ui.prompts.slice(-8)));
+      assert.match(prompts[0].text, /^Passphrase of the backup at file:\/\/.*remote-symmetric\/workspace \(it was made with a passphrase, no key\)/);
+      assert.match(prompts[1].text, /Wrong passphrase.*Try again/);
+      assert.ok(!api.ui.prompts.slice(-8).some((p) => /Passphrase of your private key/.test(p.text)), 'no private key asked for');
+      // Restore Workspace To…: remembered, nothing asked; the tree duplicity backed up.
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+      const parent = fs.mkdtempSync(path.join(fx.scratch, 'restore-sym-'));
+      const mark = api.ui.prompts.length;
+      api.ui.script(formatTime(sym.time), parent);
+      const r = (await vscode.commands.executeCommand('offsite.restoreWorkspaceTo')) as { target: string; files: number } | undefined;
+      assert.ok(r, JSON.stringify(api.ui.notices.slice(-3)));
+      assert.deepEqual(api.ui.prompts.slice(mark).map((p) => p.kind), ['pick', 'open'], 'no passphrase question');
+      for (const e of expected) {
+        const p = path.join(r.target, e.path);
+        if (e.type === 'reg') assert.equal(sha256(fs.readFileSync(p)), e.sha256, e.path);
+        if (e.type === 'sym') assert.equal(fs.readlinkSync(p), e.target, e.path);
+        if (e.type === 'dir') assert.ok(fs.statSync(p).isDirectory(), e.path);
+      }
+      const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+      assert.ok(!log.includes(sym.passphrase) && !log.includes('not-the-passphrase'), 'no passphrase in the log');
+      // The workspace's own backup is encrypted to a key: with no restore key it says the private key is
+      // needed and where to set it, and asks for no passphrase.
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      await waitFor('the file remote', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace`);
+      // (Restore Workspace To…: its volumes are read, never a copy the offsite: file system keeps.)
+      const mark2 = api.ui.prompts.length;
+      const notices = api.ui.notices.length;
+      api.ui.script(formatTime(firstSet), fs.mkdtempSync(path.join(fx.scratch, 'restore-keyed-')));
+      assert.equal(await vscode.commands.executeCommand('offsite.restoreWorkspaceTo'), undefined);
+      assert.deepEqual(api.ui.prompts.slice(mark2).map((p) => p.kind), ['pick', 'open'], 'no passphrase question');
+      const error = api.ui.notices.slice(notices).find((n) => n.severity === 'error');
+      assert.match(error?.message ?? '', /The private key is needed to read the backup\. Set offsite\.restoreKey/, JSON.stringify(api.ui.notices.slice(notices)));
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      await config.update('restoreKey', fx.keys.rsaSec, vscode.ConfigurationTarget.Workspace);
+      await waitFor('the file remote and its restore key', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace` && api.model.folders[0].config.keys.restoreKey === fx.keys.rsaSec);
     }
   });
 

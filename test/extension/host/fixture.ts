@@ -17,6 +17,8 @@ export interface HostFixture {
   readonly userRemoteRoot?: string;
   readonly scratch: string;
   readonly keys: { rsaPub: string; rsaSec: string; protectedPub: string; protectedSec: string; passphrase: string };
+  /** The duplicity fixture made with a passphrase and no key: its remote files, and its expected tree. */
+  readonly symmetric: { vault: string; expected: string; passphrase: string; time: number };
   /** A real sshd on 127.0.0.1 (main suite): a root URL, the client key, the host key's fingerprint. */
   readonly sftp?: { root: string; sshKey: string; fingerprint: string; hostPattern: string; home: string; passwordRoot: string; password: string; protectedKey: string; protectedKeyPassphrase: string };
   /** A real S3 API server on 127.0.0.1 (main suite) and an empty bucket on it. */

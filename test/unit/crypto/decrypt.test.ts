@@ -188,6 +188,35 @@ describe('crypto: createDecryptStream', function () {
       await rejectsWith(decryptFile(f, {}), 'decrypt');
     });
 
+    it('a lazy password is asked for only by a symmetric message no key opens; a key-only message without a key gives noKey', async () => {
+      const [sym] = sampleFiles('05-dup-symmetric');
+      const want = home.decrypt(sym, 'test-passphrase');
+      let asked = 0;
+      const password = async () => (asked++, 'test-passphrase');
+      const noKey = () => new OffsiteError('key', 'The private key is needed here', { needs: { input: 'secretKey', wrong: false } });
+      // Encrypted to a key: never asked, with or without the key.
+      assert.ok((await decryptFile(good, { decryptionKeys: rsaSec, password, noKey })).equals(data));
+      await assert.rejects(decryptFile(good, { password, noKey }), (e: unknown) => OffsiteError.is(e, 'key') && e.message === 'The private key is needed here');
+      assert.equal(asked, 0);
+      // Symmetric: asked, also when a key is given (it cannot open the file).
+      assert.ok((await decryptFile(sym, { password, noKey })).equals(want.plain));
+      assert.ok((await decryptFile(sym, { decryptionKeys: rsaSec, password })).equals(want.plain));
+      assert.equal(asked, 2);
+      // openpgp.js's path (SEIPD v2) asks the same way.
+      const aead = path.join(dir, 'aead-lazy.gpg');
+      fs.writeFileSync(aead, await openpgp.encrypt({ message: await openpgp.createMessage({ binary: data }), passwords: ['test-passphrase'], format: 'binary', config: { aeadProtect: true } }));
+      assert.ok((await decryptFile(aead, { password, noKey })).equals(data));
+      assert.equal(asked, 3);
+    });
+
+    it('a symmetric message: no password → needs it (symmetric), a wrong one → passphrase, wrong (symmetric)', async () => {
+      const [sym] = sampleFiles('05-dup-symmetric');
+      const needs = async (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ({ code: (e as OffsiteError).code, needs: (e as OffsiteError).needs }));
+      assert.deepEqual(await needs(decryptFile(sym, { password: async () => undefined })), { code: 'decrypt', needs: { input: 'passphrase', wrong: false, symmetric: true } });
+      assert.deepEqual(await needs(decryptFile(sym, { password: async () => 'wrong' })), { code: 'passphrase', needs: { input: 'passphrase', wrong: true, symmetric: true } });
+      assert.deepEqual(await needs(decryptFile(sym, { passwords: ['wrong'] })), { code: 'passphrase', needs: { input: 'passphrase', wrong: true, symmetric: true } });
+    });
+
     it('a flipped byte anywhere in the encrypted data → integrity (MDC)', async () => {
       const bytes = fs.readFileSync(good);
       for (const at of [500, Math.floor(bytes.length / 2), bytes.length - 30, bytes.length - 1]) {

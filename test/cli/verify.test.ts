@@ -47,7 +47,7 @@ describe('offsite verify when folders changed shape', function () {
       const r = await offsite(['--archive-dir', cache, 'verify', ...extra, '--key', RSA_SEC, url, src]);
       assert.equal(r.code, 1, r.stderr);
       assert.equal(r.stderr, '');
-      assert.deepEqual(differences(r.stdout), ['L/inner: missing', 'L: is a sym, expected a dir', 'X/child: missing', 'X: is a reg, expected a dir'].sort());
+      assert.deepEqual(differences(r.stdout), ['L/inner: missing', 'L: is a symlink, expected a folder', 'X/child: missing', 'X: is a file, expected a folder'].sort());
       assert.match(r.stdout, /Verify complete: \d+ files compared, 4 difference\(s\) found/);
     });
   }

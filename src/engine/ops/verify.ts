@@ -15,6 +15,7 @@ import type { EntryMeta, PathIndex } from '../types';
 import { openForRead, setsForTime, type ReadOptions } from './restore';
 import { fetchRemote, openDecoded, withFile, wrappingOf } from './remoteFiles';
 import type { Repository } from './repository';
+import { TYPE_WORDS } from './inspect';
 import { restoreRecords, type ReadContext, type Restorable } from './setReader';
 import { mergeSignatureChain, readSigtar } from './sigtar';
 
@@ -79,6 +80,11 @@ function lstatLocal(p: Buffer): LocalState | { error: string } | undefined {
 function errorText(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
   return err.code && err.syscall ? `${err.code} (${err.syscall})` : err.message;
+}
+
+/** What a path is, in the words of a difference: 'file', 'folder', 'symlink', … (the CLI's TYPE_WORDS). */
+function kindOf(t: LocalState['type']): string {
+  return t === 'sock' ? 'socket' : TYPE_WORDS[t];
 }
 
 function typeOf(st: fs.Stats): EntryMeta['type'] | 'sock' {
@@ -171,7 +177,8 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     /** Reports local paths before `upTo` as new; returns the scan's entry for `upTo` when it has one. */
     const passLocal = async (upTo: PathIndex | undefined): Promise<ScanEntry | undefined> => {
       while (localHead && (upTo === undefined || compareIndex(localHead.index, upTo) < 0)) {
-        diff(localHead.index, 'new file, not in the backup');
+        // As duplicity's "New file", but saying what it is: a new folder is one line, and so is each path in it.
+        diff(localHead.index, `new ${kindOf(localHead.meta.type)}, not in the backup`);
         localHead = (await local.next()).value ?? undefined;
       }
       if (!localHead || !upTo || compareIndex(localHead.index, upTo) !== 0) return undefined;
@@ -202,7 +209,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
       }
       const t = st.type;
       if (t !== m.type) {
-        diff(item.index, `is a ${t}, expected a ${m.type}`);
+        diff(item.index, `is a ${kindOf(t)}, expected a ${kindOf(m.type)}`);
         continue;
       }
       if (t === 'sym') {

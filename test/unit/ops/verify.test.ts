@@ -55,6 +55,10 @@ describe('verify: differences between the backup and the folder', function () {
     fs.rmSync(path.join(d, 'link'));
     fs.symlinkSync('elsewhere', path.join(d, 'link'));
     fs.writeFileSync(path.join(d, 'fresh.txt'), 'new');
+    fs.mkdirSync(path.join(d, 'fresh-dir'));
+    fs.writeFileSync(path.join(d, 'fresh-dir', 'inner.txt'), 'new');
+    fs.utimesSync(path.join(d, 'fresh-dir'), T, T);
+    fs.symlinkSync('same.txt', path.join(d, 'fresh-link'));
     for (const p of new Set([src, d])) fs.utimesSync(p, T, T);
     const log = new MemoryLogger();
     return { src, log, opts: { backend, archive, crypto, log, compareData: true } };
@@ -62,9 +66,16 @@ describe('verify: differences between the backup and the folder', function () {
 
   const expected = (prefix: string, newFileReported: boolean) =>
     [
-      ['became-dir', /^is a dir, expected a reg$/],
+      ['became-dir', /^is a folder, expected a file$/],
       ['edited.txt', /^data differs$/],
-      ...(newFileReported ? [['fresh.txt', /^new file, not in the backup$/] as const] : []),
+      ...(newFileReported ?
+        ([
+          ['fresh-dir', /^new folder, not in the backup$/],
+          ['fresh-dir/inner.txt', /^new file, not in the backup$/],
+          ['fresh-link', /^new symlink, not in the backup$/],
+          ['fresh.txt', /^new file, not in the backup$/],
+        ] as const)
+      : []),
       ['gone.txt', /^missing$/],
       ['link', /^points to elsewhere, expected same\.txt$/],
       ['perm.txt', /^has permissions 600, expected 644$/],

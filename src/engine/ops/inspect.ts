@@ -104,6 +104,31 @@ export function damageAdvice(d: DamagedSet): string {
   return 'Restore as of an earlier time if there is one, make a new full backup (offsite backup --full), and delete these files by hand once you no longer need them.';
 }
 
+/**
+ * The newest time before set `si` of chain `ci` that shows no damage (nor does any set it needs): in
+ * that chain before its first damaged set, else in the newest older chain that has one.
+ */
+function lastGoodBefore(chains: readonly ChainStatus[], ci: number, si: number): number | undefined {
+  for (let c = ci; c >= 0; c--) {
+    const sets = chains[c].sets.slice(0, c === ci ? si : undefined);
+    const bad = sets.findIndex((x) => x.damage !== undefined);
+    const good = bad < 0 ? sets.length : bad;
+    if (good > 0) return sets[good - 1].time;
+  }
+  return undefined;
+}
+
+/**
+ * What to do about a damaged set of a chain, as the remote stands: the time to restore instead when
+ * there is one, and in the newest chain (which the next backup may continue: an incremental on a
+ * damaged set cannot be restored either) a new full backup.
+ */
+function damagedSetAdvice(chains: readonly ChainStatus[], ci: number, si: number): string {
+  const t = lastGoodBefore(chains, ci, si);
+  const restore = t === undefined ? 'No earlier backup here can be restored' : `The newest earlier backup that shows no damage is of ${timeToString(t)} (--time ${timeToString(t)})`;
+  return `${restore}${ci === chains.length - 1 ? '; make a new full backup (offsite backup --full)' : ''}.`;
+}
+
 export function formatStatus(s: CollectionStatus): string {
   const lines: string[] = [`Collection status of ${s.url}`, ''];
   if (s.chains.length === 0) lines.push('No backup chains found.');
@@ -116,10 +141,10 @@ export function formatStatus(s: CollectionStatus): string {
     lines.push(`  Number of contained backup sets: ${c.sets.length}`);
     lines.push(`  Total number of contained volumes: ${c.sets.reduce((n, x) => n + x.volumes, 0)}`);
     lines.push('   Type of backup set:   Time:                            Num volumes:   Size:');
-    for (const set of c.sets) {
+    c.sets.forEach((set, si) => {
       lines.push(`   ${(set.type === 'full' ? 'Full' : 'Incremental').padEnd(20)}  ${pretty(set.time).padEnd(32)} ${String(set.volumes).padStart(12)}   ${set.bytes}`);
-      if (set.damage !== undefined) lines.push(`     Damaged: ${set.damage}; restore as of an earlier time${set.type === 'full' ? ' or chain' : ''}.`);
-    }
+      if (set.damage !== undefined) lines.push(`     Damaged: ${set.damage}. ${damagedSetAdvice(s.chains, i, si)}`);
+    });
     lines.push('');
   });
   if (s.chains.length > 0 && primary < 0) lines.push('No backup chain here can be restored.', '');

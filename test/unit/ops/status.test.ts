@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { ListOptions } from '../../../src/engine/backend/backend';
 import { MemoryBackend } from '../../../src/engine/backend/memoryBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
+import { timeToString } from '../../../src/engine/chain/time';
 import { MemoryLogger } from '../../../src/engine/log';
 import { backup } from '../../../src/engine/ops/backup';
 import { formatStatus, status } from '../../../src/engine/ops/inspect';
@@ -52,5 +53,45 @@ describe('status (collection status of a remote)', function () {
     assert.equal(s.chains[0].sets.length, 1, 'the partial uploads are no sets');
     assert.match(formatStatus(s), /Found 2 temporary upload\(s\) that did not finish, of an interrupted backup or of one running now \(offsite cleanup removes them\)\./);
     assert.deepEqual(await backend.cleanupPartial({ dryRun: true }), s.temporary, 'what cleanup would remove');
+  });
+});
+
+describe('status: what to do about a damaged set, as the remote stands', () => {
+  const T = 1_800_000_000;
+  const set = (type: 'full' | 'inc', time: number, damage?: string) => ({ type, time, volumes: 1, bytes: 10, ...(damage === undefined ? {} : { damage }) });
+  const chain = (...sets: ReturnType<typeof set>[]) => ({
+    startTime: sets[0].time,
+    endTime: sets.at(-1)!.time,
+    hasSignatures: true,
+    sets,
+    ...(sets[0].damage === undefined ? {} : { damage: sets[0].damage }),
+  });
+  const text = (...chains: ReturnType<typeof chain>[]) => formatStatus({ url: 'file:///v', chains, leftovers: [], damaged: [], temporary: [], localTemporary: [] });
+  const damagedLines = (s: string) => s.split('\n').filter((l) => l.includes('Damaged: '));
+  const at = (t: number) => timeToString(t);
+
+  it('the only chain, its full set damaged: no earlier time or chain to restore is offered', () => {
+    const s = text(chain(set('full', T, 'it has no volumes on the remote'), set('inc', T + 10)));
+    assert.deepEqual(damagedLines(s), ['     Damaged: it has no volumes on the remote. No earlier backup here can be restored; make a new full backup (offsite backup --full).']);
+    assert.match(s, /No backup chain here can be restored\./);
+  });
+
+  it('the newest chain damaged, an older good one: the time to restore is the older chain\'s last set', () => {
+    const s = text(chain(set('full', T), set('inc', T + 10)), chain(set('full', T + 20, 'its volume 2 is missing on the remote')));
+    assert.deepEqual(damagedLines(s), [`     Damaged: its volume 2 is missing on the remote. The newest earlier backup that shows no damage is of ${at(T + 10)} (--time ${at(T + 10)}); make a new full backup (offsite backup --full).`]);
+  });
+
+  it('an incremental damaged: the set before it (not an earlier damaged one) is the time to restore', () => {
+    const s = text(chain(set('full', T), set('inc', T + 10, 'its manifest is missing'), set('inc', T + 20), set('inc', T + 30, 'its volume 1 is empty')));
+    assert.deepEqual(damagedLines(s), [
+      `     Damaged: its manifest is missing. The newest earlier backup that shows no damage is of ${at(T)} (--time ${at(T)}); make a new full backup (offsite backup --full).`,
+      `     Damaged: its volume 1 is empty. The newest earlier backup that shows no damage is of ${at(T)} (--time ${at(T)}); make a new full backup (offsite backup --full).`,
+    ]);
+  });
+
+  it('an older chain damaged, a newer good one: nothing earlier, and no new full backup asked for', () => {
+    const s = text(chain(set('full', T, 'its manifest is missing')), chain(set('full', T + 20), set('inc', T + 30)));
+    assert.deepEqual(damagedLines(s), ['     Damaged: its manifest is missing. No earlier backup here can be restored.']);
+    assert.match(s, /Primary backup chain/);
   });
 });

@@ -73,6 +73,31 @@ function ruleOption(kind: 'include' | 'exclude') {
 let currentRules: SelectionRule[] = [];
 
 /**
+ * Refuses a rule that names a path from the current folder instead of SOURCE_DIR: a literal relative
+ * path (no glob characters) that is not in SOURCE_DIR, but from here is a path inside it
+ * (`--exclude ws/node_modules` for `offsite backup ws …` run above ws), which would leave out or take
+ * in nothing. Said with the rule meant. Any other rule that matches nothing is the walk's warning.
+ */
+function checkRulesRelativeToSource(source: string, rules: readonly SelectionRule[]): void {
+  const root = path.resolve(source);
+  const exists = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+  for (const rule of rules) {
+    let g = rule.glob;
+    if (/[*?[]/.test(g) || g.startsWith('/') || /^ignorecase:/i.test(g) || /(^|\/)\.\.(\/|$)/.test(g)) continue;
+    while (g.startsWith('./')) g = g.slice(2);
+    const dirOnly = g.endsWith('/');
+    g = g.replace(/\/+$/, '');
+    const fromHere = path.resolve(g);
+    const meant = path.relative(root, fromHere);
+    if (g === '' || meant === '' || meant.startsWith('..') || path.isAbsolute(meant)) continue;
+    if (exists(path.join(root, g)) || !exists(fromHere)) continue;
+    throw new OffsiteError('usage', `The --${rule.kind} rule ${JSON.stringify(rule.glob)} names nothing in ${root}, but is ${fromHere} from the current folder`, {
+      hint: `Rules are read relative to SOURCE_DIR: write --${rule.kind} ${meant}${dirOnly ? '/' : ''}`,
+    });
+  }
+}
+
+/**
  * The way the last main() went, when it succeeded (codeRoute: 'backup:inc-probe', 'restore:path', …):
  * bin/offsite adds the compiled code of a way its code cache has not seen (src/launch/codeCache.ts).
  */
@@ -280,6 +305,7 @@ export function buildProgram(signal: AbortSignal): Command {
     .action(async (source: string, url: string, o) => {
       const g = globals();
       const log = makeLogger(g);
+      checkRulesRelativeToSource(source, currentRules);
       const crypto = await cryptoForBackup({ ...keyConfig(o), keyCacheDir: keyCacheDir(cacheRoot(g)) });
       const backend = await openRemote(url, g, log, signal);
       try {
@@ -366,6 +392,7 @@ export function buildProgram(signal: AbortSignal): Command {
       const log = makeLogger(g);
       if (o.drill) return runDrill(url, source, o, g, log, signal);
       if (o.sample !== undefined) throw new OffsiteError('usage', '--sample is the size of a restore drill: give --drill with it', { hint: 'offsite verify --drill --sample N --key KEY URL SOURCE_DIR' });
+      checkRulesRelativeToSource(source, currentRules);
       const backend = await openRemote(url, g, log, signal);
       try {
         const r = await verify({

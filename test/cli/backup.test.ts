@@ -120,6 +120,47 @@ describe('offsite backup', function () {
     assert.deepEqual(paths, ['.', '.git', '.git/HEAD', '.git/objects', '.git/objects/ab', '.gitignore', 'keep', 'keep/important.log', 'keep/other.txt', 'main.ts']);
   });
 
+  it('rules are read relative to SOURCE_DIR: one naming a path from the current folder is refused, one that matched no path is a warning', async () => {
+    const work = tempDir('offsite-backup-rules-');
+    makeTree(path.join(work, 'ws'), { node_modules: { 'x.js': 'x' }, 'a.txt': 'a', src: { 'm.ts': 'x' } });
+    const cache = path.join(work, 'cache');
+    const vault = path.join(work, 'vault');
+    const url = `file://${vault}`;
+    const at = (args: string[]) => offsite(['--archive-dir', cache, ...args], { cwd: work });
+
+    // ws/node_modules from the folder above ws: what was meant is node_modules; nothing is backed up.
+    for (const [kind, glob, meant] of [['exclude', 'ws/node_modules', 'node_modules'], ['include', './ws/src/', 'src/']]) {
+      const r = await at(['backup', '--encrypt-key', RSA_PUB, `--${kind}`, glob, 'ws', url]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(
+        r.stderr,
+        `offsite: The --${kind} rule "${glob}" names nothing in ${path.join(work, 'ws')}, but is ${path.join(work, glob.replace(/\/$/, ''))} from the current folder. Rules are read relative to SOURCE_DIR: write --${kind} ${meant}\n`,
+      );
+      assert.equal(fs.existsSync(vault), false);
+    }
+
+    // Rules that match nothing now (files that come and go) only warn, once each, after the walk: a
+    // glob with no match, a rule after one that decides its paths, an include of nothing.
+    const rules = ['--exclude', 'node_modules', '--exclude', 'node_modules/x.js', '--exclude', '**/*.log', '--include', 'src/*.js'];
+    const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('Warning: '));
+    const expected = [
+      ['exclude', 'node_modules/x.js'],
+      ['exclude', '**/*.log'],
+      ['include', 'src/*.js'],
+    ].map(([kind, glob]) => `Warning: The ${kind} rule "${glob}" matched no path in ${path.join(work, 'ws')} (rules are read relative to that folder; the first rule that matches a path decides it)`);
+    const b = await at(['backup', '--json', '--encrypt-key', RSA_PUB, ...rules, 'ws', url]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.deepEqual(warnings(b.stderr), expected);
+    // verify takes the same rules, and says the same of them.
+    const v = await at(['verify', '--key', RSA_SEC, ...rules, url, 'ws']);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.deepEqual(warnings(v.stderr), expected);
+    // Rules that each matched something: no warning.
+    const quiet = await at(['backup', '--json', '--encrypt-key', RSA_PUB, '--exclude', 'node_modules', '--include', 'src/*.ts', 'ws', url]);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.deepEqual(warnings(quiet.stderr), []);
+  });
+
   it('after the local cache is lost, asks for --key to rebuild it, then continues the chain with it', async () => {
     const { src, url, cache } = setup();
     await backupStats(['--archive-dir', cache, '--encrypt-key', RSA_PUB, src, url]);

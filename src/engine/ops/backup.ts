@@ -30,6 +30,7 @@ import { compareIndex, indexToBytes, indexToString, isPrefixOf } from '../pathIn
 import { throttled, type ProgressSink } from '../progress';
 import { LISTINGS, ListingCache } from '../scan/listingCache';
 import { scanTreeSync, type ScanEntry, type SelectionRule } from '../scan/scanner';
+import { unmatchedRuleWarning, unmatchedRules } from '../scan/selection';
 import { StatAhead } from '../scan/statAhead';
 import { changedRuleInput, formatRuleInputs, readRuleInputs, RULE_INPUTS, RuleInputs } from '../scan/gitignore';
 import { NoChangeProbe, type ProbeResult } from '../scan/noChangeProbe';
@@ -689,6 +690,7 @@ class BackupRun {
     });
     const ahead = this.ahead;
     let scanned = false;
+    const ruleMatches: number[] = [];
     // The synchronous walk: no promise per path (the loop below awaits only real work, yields and
     // checks the abort signal; scanTreeSync itself does not look at one).
     const scan = scanTreeSync(source, {
@@ -699,6 +701,7 @@ class BackupRun {
       // The lstats the worker thread has made ahead of the walk (started in run()).
       lstat: ahead?.lstat,
       ruleInputs: this.ruleInputs,
+      ruleMatches,
     });
     try {
       let lastYield = performance.now();
@@ -752,6 +755,7 @@ class BackupRun {
       if (scanned) await listings.close();
       else listings.abort();
     }
+    for (const rule of unmatchedRules(opts.rules ?? [], ruleMatches)) opts.log.warn(unmatchedRuleWarning(path.resolve(source), rule));
     if (ahead) opts.log.debug(`Stat ahead: ${ahead.hits} of ${ahead.hits + ahead.own} paths stat'ed by the worker thread`);
     opts.log.debug(`Folder listings: ${listings.reused} of ${listings.reused + listings.listed} folders unchanged since the previous scan, not read again`);
     // Only the newest listings are kept (they describe the folder as it is, whatever becomes of this set).

@@ -11,6 +11,7 @@ import { parseName, signatureName } from '../manifest/naming';
 import { compareIndex, indexToString } from '../pathIndex';
 import { LISTINGS, ListingCache } from '../scan/listingCache';
 import { scanTree, type ScanEntry, type SelectionRule } from '../scan/scanner';
+import { unmatchedRuleWarning, unmatchedRules } from '../scan/selection';
 import type { EntryMeta, PathIndex } from '../types';
 import { openForRead, setsForTime, type ReadOptions } from './restore';
 import { fetchRemote, openDecoded, withFile, wrappingOf } from './remoteFiles';
@@ -172,7 +173,8 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     // The last backup's folder listings, read only: folders unchanged since are not read again.
     const prevDirs = opts.archive.newest(LISTINGS);
     listings = prevDirs === undefined ? undefined : new ListingCache({ previous: opts.archive.file(prevDirs) });
-    const local = scanTree(root.toString(), { rules: opts.rules, gitignore: opts.gitignore, signal: opts.signal, onError: () => {}, listings })[Symbol.asyncIterator]();
+    const ruleMatches: number[] = [];
+    const local = scanTree(root.toString(), { rules: opts.rules, gitignore: opts.gitignore, signal: opts.signal, onError: () => {}, listings, ruleMatches })[Symbol.asyncIterator]();
     let localHead: ScanEntry | undefined = (await local.next()).value ?? undefined;
     /** Reports local paths before `upTo` as new; returns the scan's entry for `upTo` when it has one. */
     const passLocal = async (upTo: PathIndex | undefined): Promise<ScanEntry | undefined> => {
@@ -245,6 +247,8 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     if (extra) throw sigMismatch(`${indexToString(extra.index)} is only in the signatures`);
     await passLocal(undefined);
     await local.return?.(undefined);
+    // The walk is done: rules that matched nothing were most likely meant for another folder.
+    for (const rule of unmatchedRules(opts.rules ?? [], ruleMatches)) opts.log.warn(unmatchedRuleWarning(root.toString(), rule));
     opts.log.debug(`Verify compared ${compared} paths, ${lookedUp} of them looked up outside the scan; ${listings?.reused ?? 0} folders from the last backup's listings`);
     return { time: sets.at(-1)!.set.endTime, compared, differences };
   } finally {

@@ -81,6 +81,8 @@ export interface ScanOptions {
   readonly lstat?: (path: Buffer) => Lstat;
   /** With gitignore: records the rule files read or looked for (gitignore.ts RuleInputs). */
   readonly ruleInputs?: RuleInputs;
+  /** Set to one count per rule: the paths it decided (selection.ts unmatchedRules, once the walk is done). */
+  readonly ruleMatches?: number[];
 }
 
 /**
@@ -126,7 +128,7 @@ interface Frame {
 /** The same walk as a synchronous generator, for callers that do not need the event loop to run. */
 export function* scanTreeSync(root: string, options: ScanOptions): Generator<ScanEntry, void, undefined> {
   const rootAbs = path.resolve(root);
-  const selection = compileSelection(rootAbs, options.rules ?? []);
+  const selection = compileSelection(rootAbs, options.rules ?? [], options.ruleMatches);
   const useRules = !selection.isEmpty;
   const useGit = options.gitignore === true;
   const onError = options.onError;

@@ -67,26 +67,35 @@ const IGNORECASE = 'ignorecase:';
 
 /**
  * Compiles rules for the tree at `root` (an absolute path). Throws OffsiteError('usage') for a glob
- * that cannot match anything under root or is malformed.
+ * that cannot match anything under root or is malformed. `matches`, when given, is set to one count
+ * per rule: the paths tested that the rule decided (a walk's counts: unmatchedRules).
  */
-export function compileSelection(root: string, rules: readonly SelectionRule[]): Selection {
+export function compileSelection(root: string, rules: readonly SelectionRule[], matches?: number[]): Selection {
   const rootText = root.length > 1 && root.endsWith('/') ? root.replace(/\/+$/, '') : root;
   const compiled = rules.map((r) => compileRule(rootText, r));
   // The absolute path of rel: for root '/', rel itself.
   const absPrefix = rootText === '/' ? '' : rootText;
   const anyAbsolute = compiled.some((r) => r.absolute);
+  const counts = matches ?? [];
+  counts.length = 0;
+  for (let i = 0; i < compiled.length; i++) counts.push(0);
   return {
     isEmpty: compiled.length === 0,
     test(rel: string, isDir: boolean): Verdict {
       if (compiled.length === 0) return 'none';
       const abs = anyAbsolute ? absPrefix + rel : '';
       let scan = false;
-      for (const r of compiled) {
-        if (r.all) return r.include ? 'include' : scan ? 'scan' : 'exclude';
+      for (let i = 0; i < compiled.length; i++) {
+        const r = compiled[i];
+        if (r.all) {
+          counts[i]++;
+          return r.include ? 'include' : scan ? 'scan' : 'exclude';
+        }
         const s = r.absolute ? abs : rel;
         if (r.match.test(s)) {
           // A folder-only glob that matched exactly a non-folder says nothing.
           if (r.exact !== undefined && !isDir && r.exact.test(s)) continue;
+          counts[i]++;
           if (r.include) return 'include';
           return scan ? 'scan' : 'exclude';
         }
@@ -95,6 +104,22 @@ export function compileSelection(root: string, rules: readonly SelectionRule[]):
       return scan ? 'scan' : 'none';
     },
   };
+}
+
+/**
+ * The rules that decided no path, by a whole walk's counts (compileSelection's `matches`): a rule
+ * written relative to another folder than the source (`ws/node_modules` for `node_modules`), a glob
+ * with no match now, or one whose paths an earlier rule decides. Not an error, as duplicity's refusal
+ * of a rule that cannot match is: a rule for files that come and go (log files, a build folder)
+ * matches nothing at times.
+ */
+export function unmatchedRules(rules: readonly SelectionRule[], matches: readonly number[]): SelectionRule[] {
+  return rules.filter((_, i) => matches[i] === 0);
+}
+
+/** The warning for a rule that decided no path of the walk of `root`. */
+export function unmatchedRuleWarning(root: string, rule: SelectionRule): string {
+  return `The ${rule.kind} rule ${JSON.stringify(rule.glob)} matched no path in ${root} (rules are read relative to that folder; the first rule that matches a path decides it)`;
 }
 
 function compileRule(rootText: string, rule: SelectionRule): CompiledRule {

@@ -31,14 +31,16 @@ export type ErrorCode =
  *   file); 'sshPassphrase': the passphrase of the SSH key named by the error's `file`; 'secretKey': the
  *   OpenPGP secret key to decrypt with; 'laterTime': a time to read the backup as of that is not before
  *   its oldest backup (the CLI's --time); 'hostKey': the acceptance of the SSH server's host key, unknown
- *   so far, whose SHA256 fingerprint is `fingerprint` (the CLI's --accept-host-key).
+ *   so far, whose SHA256 fingerprint is `fingerprint` (the CLI's --accept-host-key); 'signKey': the key
+ *   whose signature a file must carry (the CLI's --sign-key, the extension's offsite.signKey), when
+ *   the file has none by it (always `wrong`: only a key given asks for a signature).
  * - wrong: one was given and refused (false: none was given).
  * - symmetric: input 'passphrase' only: the password of a backup made with a passphrase and no key
  *   (symmetric OpenPGP, duplicity without a key), not a secret key's passphrase.
  */
 export type NeededInput =
   | { readonly input: 'passphrase'; readonly wrong: boolean; readonly symmetric?: true }
-  | { readonly input: 'sshPassphrase' | 'secretKey' | 'laterTime'; readonly wrong: boolean }
+  | { readonly input: 'sshPassphrase' | 'secretKey' | 'laterTime' | 'signKey'; readonly wrong: boolean }
   | { readonly input: 'hostKey'; readonly wrong: boolean; readonly fingerprint: string };
 
 export interface OffsiteErrorOptions {

@@ -10,7 +10,7 @@ import { fromBackupUri, originalUri, SCHEME, toBackupUri, type BackupFileSystemP
 import { readSettings, targetOf, updateSetting } from './config';
 import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
-import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey } from './engineClient';
+import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey, needsSignKey } from './engineClient';
 import { redactUrl } from '../engine/backend/backendUtil';
 import { crontabLine, cronUrl, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
@@ -120,6 +120,8 @@ export class CommandCenter implements vscode.Disposable {
     }
     // The private key is missing: errorText says to set offsite.restoreKey, and Open Settings goes there.
     if (needsRestoreKey(e)) actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'offsite.restoreKey');
+    // Not signed by the key set: errorText says to check offsite.signKey, and Open Settings goes there.
+    if (needsSignKey(e)) actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'offsite.signKey');
     actions[showLog] = () => this.log.show();
     const text = errorText(e);
     const severity = e.code === 'notFound' || isHeldElsewhere(e) ? 'warning' : 'error';

@@ -82,13 +82,23 @@ export function needsRestoreKey(e: EngineError): boolean {
 }
 
 /**
+ * A file without a signature by the key it must be signed by (the error's `needs`): the extension's
+ * way to name that key is the offsite.signKey setting.
+ */
+export function needsSignKey(e: EngineError): boolean {
+  return e.needs?.input === 'signKey';
+}
+
+/**
  * The engine's hint as the extension gives it. The engine's hints speak the CLI's options; where the
  * error says (needs) the input is one the extension takes its own way, the hint says that way: a later
- * date or time to pick (the CLI's --time), the offsite.restoreKey setting (the CLI's --key).
+ * date or time to pick (the CLI's --time), the offsite.restoreKey setting (the CLI's --key), the
+ * offsite.signKey setting (the CLI's --sign-key).
  */
 export function hintOf(e: EngineError): string | undefined {
   if (e.needs?.input === 'laterTime') return 'Pick a later date or time';
   if (needsRestoreKey(e)) return 'Set offsite.restoreKey to your private key file (or its gpg key id)';
+  if (needsSignKey(e)) return 'Do not trust it: someone other than the signer you set may have written it. Check the offsite.signKey setting';
   return e.hint;
 }
 

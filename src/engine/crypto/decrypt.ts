@@ -23,7 +23,7 @@ import { describeKey } from './keys';
 import { openpgpLib } from './openpgpLib';
 import { packet, packetBody, readPacketHeader, readSmallBody, Tag, TruncatedError, type PacketHeader } from './packets';
 import { nativeRsaSessionKey } from './rsaSessionKey';
-import { parseOnePass, readSignaturePacket, SignatureHasher, verifyWithDigest } from './signature';
+import { NOT_BY_SIGNER, parseOnePass, readSignaturePacket, SignatureHasher, verifyWithDigest } from './signature';
 
 
 export interface DecryptOptions {
@@ -454,15 +454,11 @@ class InnerParser {
     if (!this.verifying) return;
     const ids = [...this.onePass.map((o) => o.keyIdHex), ...this.prepended.map((p) => p.sig.issuerKeyID.toHex())];
     if (ids.length === 0) {
-      throw new OffsiteError('signature', 'The file is not signed, but a signature is required', {
-        hint: 'Someone other than the configured signer may have written it; check the signing key setting',
-      });
+      throw new OffsiteError('signature', 'The file is not signed, but a signature is required', NOT_BY_SIGNER);
     }
     const known = ids.some((id) => this.isVerificationKey(id));
     if (!known) {
-      throw new OffsiteError('signature', `The file is signed by ${ids.map((i) => i.toUpperCase()).join(', ')}, not by the expected signing key`, {
-        hint: 'Someone other than the configured signer may have written it; check the signing key setting',
-      });
+      throw new OffsiteError('signature', `The file is signed by ${ids.map((i) => i.toUpperCase()).join(', ')}, not by the expected signing key`, NOT_BY_SIGNER);
     }
   }
 
@@ -496,9 +492,7 @@ class InnerParser {
       }
     }
     if (lastError) throw lastError;
-    throw new OffsiteError('signature', 'The file has no signature by the expected signing key', {
-      hint: 'Someone other than the configured signer may have written it; check the signing key setting',
-    });
+    throw new OffsiteError('signature', 'The file has no signature by the expected signing key', NOT_BY_SIGNER);
   }
 
   /** BZip2 (gpg `compress-algo bzip2`): node has no bzip2, so openpgp.js reads this packet. */
@@ -528,7 +522,7 @@ class InnerParser {
     }
     if (verified) {
       await verified.catch((e: unknown) => {
-        throw new OffsiteError('signature', 'No good signature by the expected signing key', { hint: 'Do not trust this file', cause: e });
+        throw new OffsiteError('signature', 'No good signature by the expected signing key', { ...NOT_BY_SIGNER, cause: e });
       });
       this.bzip2Verified = true;
     }
@@ -577,7 +571,7 @@ function mapOpenpgpError(e: unknown): unknown {
   const msg = e instanceof Error ? e.message : String(e);
   if (/modification detected|mdc|integrity|authentication tag|tag verification|unexpected end|premature|truncated/i.test(msg)) return integrityError(msg, e);
   if (/not signed|signature|signed digest|signing key/i.test(msg)) {
-    return new OffsiteError('signature', msg, { hint: 'Do not trust this file; check the signing key setting', cause: e });
+    return new OffsiteError('signature', msg, { ...NOT_BY_SIGNER, cause: e });
   }
   if (/session key|decryption key|no key|private key/i.test(msg)) return new OffsiteError('decrypt', msg, { hint: 'Give the matching secret key', cause: e });
   if (/password|passphrase/i.test(msg)) return new OffsiteError('passphrase', msg, { hint: PASSWORD_HINT, cause: e });
@@ -605,7 +599,7 @@ async function decryptWithOpenpgp(source: AsyncIterable<Buffer>, opts: DecryptOp
     if (verifying) await Promise.any(res.signatures.map((s) => s.verified));
   } catch (e) {
     if (e instanceof AggregateError) {
-      throw new OffsiteError('signature', 'No good signature by the expected signing key', { hint: 'Do not trust this file', cause: e });
+      throw new OffsiteError('signature', 'No good signature by the expected signing key', { ...NOT_BY_SIGNER, cause: e });
     }
     const passwordsOnly = sessionKeys.length === 0 && !opts.decryptionKeys?.length && (opts.passwords?.length ?? 0) > 0;
     if (passwordsOnly && /session key decryption failed/i.test((e as Error).message)) throw wrongPassword(e);

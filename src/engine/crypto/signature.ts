@@ -33,6 +33,15 @@ function unreadData(): unknown {
   return { text: null, getBytes: () => new ReadableStream<Uint8Array>() };
 }
 
+/**
+ * What an error about a file with no signature by the key given says to do (the CLI's words; `needs`
+ * tells the extension to name its offsite.signKey setting instead, extension/engineClient.ts hintOf).
+ */
+export const NOT_BY_SIGNER = {
+  hint: 'Do not trust it: someone other than the signer you named may have written it. Check --sign-key',
+  needs: { input: 'signKey', wrong: true },
+} as const;
+
 export interface StreamSigner {
   /** The one-pass signature packet that goes before the literal packet. */
   readonly onePassPacket: Buffer;
@@ -208,7 +217,5 @@ export async function verifyWithDigest(sig: SignaturePacket, hasher: SignatureHa
       cause: lastError,
     });
   }
-  throw new OffsiteError('signature', `Signed by key ${sig.issuerKeyID.toHex().toUpperCase()}, which is not one of the expected signing keys`, {
-    hint: 'Check the configured signing key; someone else may have written this file',
-  });
+  throw new OffsiteError('signature', `Signed by key ${sig.issuerKeyID.toHex().toUpperCase()}, which is not one of the expected signing keys`, NOT_BY_SIGNER);
 }

@@ -52,6 +52,18 @@ describe('crypto: createDecryptStream', function () {
     await rejectsWithCode(p, code, message, { hint: true });
   }
 
+  /** Refused for want of a signature by the key given: the hint names the CLI's --sign-key, `needs` says which input (the extension's offsite.signKey). */
+  async function rejectsForSigner(p: Promise<unknown>, message: RegExp): Promise<void> {
+    await assert.rejects(p, (e: unknown) => {
+      assert.ok(OffsiteError.is(e, 'signature'), String(e));
+      assert.match(e.message, message);
+      assert.match(e.hint ?? '', /--sign-key/);
+      assert.doesNotMatch(e.hint ?? '', /setting/);
+      assert.deepEqual(e.needs, { input: 'signKey', wrong: true });
+      return true;
+    });
+  }
+
   describe('gpg 2.2 output', () => {
     const variants: [string, string[]][] = [
       ['gpg -e (default ZLIB)', []],
@@ -91,7 +103,7 @@ describe('crypto: createDecryptStream', function () {
     it('signed and BZip2-compressed: verified through openpgp.js', async () => {
       const f = gpgEncrypt('signed-bz.gpg', ['--compress-algo', 'bzip2', '--recipient', ECC_FPR, '--local-user', ECC_FPR, '--sign', '--encrypt']);
       assert.ok((await decryptFile(f, { decryptionKeys: eccSec, verificationKeys: eccPub })).equals(data));
-      await rejectsWith(decryptFile(f, { decryptionKeys: eccSec, verificationKeys: rsaPub }), 'signature');
+      await rejectsForSigner(decryptFile(f, { decryptionKeys: eccSec, verificationKeys: rsaPub }), /./);
     });
 
     it('gpg --symmetric: byte-exact with the passphrase', async () => {
@@ -274,11 +286,12 @@ describe('crypto: createDecryptStream', function () {
         (e: unknown) => OffsiteError.is(e, 'signature') && /not signed/.test(e.message),
       );
       assert.equal(emitted, 0);
+      await rejectsForSigner(decryptFile(good, { decryptionKeys: rsaSec, verificationKeys: eccPub }), /not signed/);
     });
 
     it('signed by another key → signature', async () => {
       const f = gpgEncrypt('signed-rsa.gpg', ['--recipient', ECC_FPR, '--local-user', RSA_FPR, '--sign', '--encrypt']);
-      await rejectsWith(decryptFile(f, { decryptionKeys: eccSec, verificationKeys: eccPub }), 'signature');
+      await rejectsForSigner(decryptFile(f, { decryptionKeys: eccSec, verificationKeys: eccPub }), /signed by .*, not by the expected signing key/);
       assert.ok((await decryptFile(f, { decryptionKeys: eccSec, verificationKeys: rsaPub })).equals(data));
     });
 
@@ -304,7 +317,7 @@ describe('crypto: createDecryptStream', function () {
       list.push(...opsAndLiteral);
       const none = path.join(dir, 'sig-missing.gpg');
       fs.writeFileSync(none, await openpgp.encrypt({ message: new openpgp.Message(list), encryptionKeys: rsaPub, format: 'binary' }));
-      await rejectsWith(decryptFile(none, { decryptionKeys: rsaSec, verificationKeys: eccPub }), 'signature', /no signature/);
+      await rejectsForSigner(decryptFile(none, { decryptionKeys: rsaSec, verificationKeys: eccPub }), /no signature/);
     });
 
     it('not OpenPGP, plain OpenPGP data, empty input → decrypt', async () => {

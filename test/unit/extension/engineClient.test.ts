@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EngineClient, EngineError, errorText, hintOf, isCancelled, isHeldElsewhere, needsRestoreKey, type LogLevel } from '../../../src/extension/engineClient';
+import { EngineClient, EngineError, errorText, hintOf, isCancelled, isHeldElsewhere, needsRestoreKey, needsSignKey, type LogLevel } from '../../../src/extension/engineClient';
 import type { Progress } from '../../../src/engine/progress';
 import { BACKGROUND_NICE } from '../../../src/launch/priority';
 import { REPO } from '../../helpers/cli';
@@ -278,6 +278,14 @@ describe('extension: EngineClient (real engine process)', () => {
     assert.equal(hintOf(wrongKey), 'Give the secret key of X');
     assert.equal(needsRestoreKey(wrongKey), false);
     assert.equal(hintOf(new EngineError({ code: 'key', message: 'The key file k.asc does not exist', hint: 'Check the path of the key file' })), 'Check the path of the key file');
+    // No signature by the key set to check them with: the hint names offsite.signKey, not the CLI's --sign-key.
+    const unsigned = new EngineError({ code: 'signature', message: 'The file is not signed, but a signature is required', hint: 'Do not trust it. Check --sign-key', needs: { input: 'signKey', wrong: true } });
+    assert.equal(errorText(unsigned), 'The file is not signed, but a signature is required. Do not trust it: someone other than the signer you set may have written it. Check the offsite.signKey setting');
+    assert.equal(needsSignKey(unsigned), true);
+    assert.equal(needsRestoreKey(unsigned), false);
+    const badSignature = new EngineError({ code: 'signature', message: 'Bad signature by key X', hint: 'The data was changed after it was signed; do not trust this file' });
+    assert.equal(hintOf(badSignature), 'The data was changed after it was signed; do not trust this file');
+    assert.equal(needsSignKey(badSignature), false);
     const locked = new EngineError({ code: 'key', message: 'Cannot unlock the key X: bad data' });
     assert.equal(errorText(locked), 'Cannot unlock the key X: bad data');
     assert.equal(needsRestoreKey(locked), false);

@@ -4,7 +4,7 @@
 //
 // The first run saves the compiled code of what it ran (~0.7–1 MB, 0600) in code-cache/ of Offsite's
 // cache folder (~/.cache/offsite, defaultCacheRoot()), named by the bundle's name, a SHA-256 of the
-// bundle and Node's flags, the Node version and the CPU architecture; later runs of the same bundle
+// bundle, its path and Node's flags, the Node version and the CPU architecture; later runs of the same bundle
 // skip most of the compiling (~20–25 ms of every start, a tenth of a one-file restore). A process that
 // went a way the cache has not seen (the bundle's codeRoutes() export, src/engine/codeRoute.ts:
 // 'backup:full', 'backup:inc-probe', 'restore:path', …, for the CLI the command it ran, for the engine
@@ -14,7 +14,7 @@
 // did not call, and the other ways' code with it (a full restore saved 753 KB of a 915 KB cache).
 // The vendor bundles a main bundle requires (ssh2, the AWS SDK) are loaded the same way, each with its
 // own cache file. V8 checks the cache against its own version and flags and refuses a stale one, which
-// is then written again; the 4 newest files of a bundle are kept. Any problem with the cache only
+// is then written again; the 8 newest files of a bundle are kept. Any problem with the cache only
 // means a plain start.
 import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
@@ -29,8 +29,13 @@ const debug = debuglog('offsite'); // NODE_DEBUG=offsite
 
 /** The cache file's first line: this, then the routes whose code it holds; V8's data follows. */
 const HEADER = 'offsite-code-cache 1';
-/** Cache files kept per bundle (earlier builds, other Node versions or flags). */
-const KEEP = 4;
+/**
+ * Cache files kept per bundle (earlier builds, other installs, other Node versions or flags): one
+ * install of the CLI makes four ('cli': bin/offsite's flags for a backup, for a restore, for the other
+ * commands, and `node bin/offsite` without them), so eight hold two installs (the extension's and a
+ * global one, or two checkouts) without each run of one replacing the other's (0.3–0.5 MB a file).
+ */
+const KEEP = 8;
 
 interface Cached {
   readonly routes: readonly string[];
@@ -65,7 +70,9 @@ function load(file: string, name: string, inherited?: () => readonly string[]): 
     // Node's flags are part of the name: V8 refuses code compiled under other flags, and runs with and
     // without bin/offsite's first line (node bin/offsite) would otherwise replace each other's cache.
     const flags = `${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS || ''}`;
-    const digest = createHash('sha256').update(bytes).update('\0').update(flags).digest('hex').slice(0, 32);
+    // And the bundle's path: V8 keeps the script name of the code it cached, so two installs of the
+    // same build sharing one file had stack traces name the install that saved it first.
+    const digest = createHash('sha256').update(bytes).update('\0').update(flags).update('\0').update(path.resolve(file)).digest('hex').slice(0, 32);
     cacheFile = path.join(defaultCacheRoot(), 'code-cache', `${name}-${digest}-${process.version}-${process.arch}.bin`);
     cached = parseCache(fs.readFileSync(cacheFile));
   } catch {

@@ -18,7 +18,8 @@ const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'ut
 /** The cache file of `node bin/offsite` (no Node flags: the helper does not run the shebang's). */
 function expectedName(): string {
   const flags = ` ${process.env.NODE_OPTIONS || ''}`; // as the launcher: its execArgv (none), NODE_OPTIONS
-  const digest = createHash('sha256').update(fs.readFileSync(path.join(REPO, 'dist', 'cli.js'))).update('\0').update(flags).digest('hex').slice(0, 32);
+  const bundle = path.join(REPO, 'dist', 'cli.js');
+  const digest = createHash('sha256').update(fs.readFileSync(bundle)).update('\0').update(flags).update('\0').update(bundle).digest('hex').slice(0, 32);
   return `cli-${digest}-${process.version}-${process.arch}.bin`;
 }
 
@@ -136,19 +137,19 @@ describe('cli: the code cache of bin/offsite', function () {
     assert.equal(fs.readdirSync(cacheDir(xdg)).length, 2);
   });
 
-  it('keeps the four newest files when it writes one', async () => {
+  it('keeps the eight newest files when it writes one (two installs, each run with four sets of flags)', async () => {
     const xdg = tempDir('offsite-xdg-');
     const dir = cacheDir(xdg);
     fs.mkdirSync(dir, { recursive: true });
-    const old = ['cli-a.bin', 'cli-b.bin', 'cli-c.bin', 'cli-d.bin', 'cli-e.bin'];
+    const old = 'abcdefghi'.split('').map((c) => `cli-${c}.bin`);
     old.forEach((n, i) => {
       fs.writeFileSync(path.join(dir, n), 'an earlier build');
-      const t = new Date(Date.now() - (i + 1) * 86_400_000); // a newest, e oldest
+      const t = new Date(Date.now() - (i + 1) * 86_400_000); // a newest, i oldest
       fs.utimesSync(path.join(dir, n), t, t);
     });
     fs.writeFileSync(path.join(dir, 'notes.txt'), 'not a cache file');
     assert.equal(await version(xdg), 'none');
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['cli-a.bin', 'cli-b.bin', 'cli-c.bin', expectedName(), 'notes.txt'].sort());
+    assert.deepEqual(fs.readdirSync(dir).sort(), [...old.slice(0, 7), expectedName(), 'notes.txt'].sort());
   });
 
   it('does not stand in the way when it cannot be written', async () => {

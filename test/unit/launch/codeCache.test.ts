@@ -69,4 +69,28 @@ describe('launch: the code-cache loader', function () {
     assert.match(r.debug, /code cache .*vendor-abc-.*: none/);
     assert.equal(files().filter((n) => n.startsWith('vendor-abc-')).length, 2);
   });
+
+  it('gives each install of the same bundle its own cache file: V8 keeps the file name of the code it cached, and stack traces would name the other install', () => {
+    const xdg = tempDir('offsite-xdg-');
+    const installs = [tempDir('offsite-launch-a-'), tempDir('offsite-launch-b-')];
+    for (const dir of installs) fs.writeFileSync(path.join(dir, 'main.js'), "exports.where = () => new Error('here').stack.split('\\n')[1].trim(); exports.codeRoutes = () => ['r1'];\n");
+    // One launcher for both, as bin/offsite is one file per install: the same Node flags (-e would put
+    // the bundle's path among them, and so in the cache's name anyway).
+    const launcher = path.join(tempDir('offsite-launcher-'), 'run.js');
+    fs.writeFileSync(launcher, `const x = require(${JSON.stringify(LAUNCH)}).loadBundle(process.env.BUNDLE, 'main'); process.stdout.write(x.where());\n`);
+    const where = (dir: string) => {
+      const r = spawnSync(process.execPath, [launcher], { env: { ...process.env, XDG_CACHE_HOME: xdg, NODE_DEBUG: 'offsite', BUNDLE: path.join(dir, 'main.js') }, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return { frame: r.stdout, debug: r.stderr };
+    };
+    for (const dir of installs) {
+      const first = where(dir);
+      assert.match(first.debug, /code cache .*main-.*: none/, 'the other install\'s cache is not this one\'s');
+      assert.ok(first.frame.includes(path.join(dir, 'main.js')), first.frame);
+      const again = where(dir);
+      assert.match(again.debug, /code cache .*main-.*: used/);
+      assert.ok(again.frame.includes(path.join(dir, 'main.js')), again.frame);
+    }
+    assert.equal(fs.readdirSync(path.join(xdg, 'offsite', 'code-cache')).length, 2);
+  });
 });

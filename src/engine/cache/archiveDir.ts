@@ -26,22 +26,39 @@ export function keyCacheDir(root: string): string {
 
 /**
  * duplicity's default backup name: the MD5 of the target URL string, less a password written in it
- * (user:password@) and a trailing slash: the same remote with its password given another way
- * (OFFSITE_SSH_PASSWORD, as the extension's cron line does), or written file:///mnt/usb/p/ one day and
- * file:///mnt/usb/p the next, must find the same cache (else the backup asks for the private key to
- * rebuild it), and with it the same lock.
+ * (user:password@) and a trailing slash, and with a file:// folder's path without '//' and '/./': the
+ * same remote with its password given another way (OFFSITE_SSH_PASSWORD, as the extension's cron line
+ * does), or written file:///mnt/usb/p/ one day and file:///mnt/usb//p the next, must find the same
+ * cache (else the backup asks for the private key to rebuild it), and with it the same lock.
  */
 export function archiveDirFor(url: string, root: string = defaultCacheRoot()): string {
   const unprotected = withoutPassword(url);
-  const named = unprotected.replace(TRAILING_SLASHES, '');
+  const trimmed = unprotected.replace(TRAILING_SLASHES, '');
+  const named = normalFileUrl(trimmed);
   const dir = path.join(root, md5Hex(named));
-  // The names of before: the whole URL, then the URL without its password.
-  for (const before of new Set([url, unprotected])) if (before !== named) adoptLegacy(path.join(root, md5Hex(before)), dir);
+  // The names of before: the URL as written but for its trailing slash (before the path was
+  // normalised), the whole URL, then the URL without its password.
+  for (const before of new Set([trimmed, url, unprotected])) if (before !== named) adoptLegacy(path.join(root, md5Hex(before)), dir);
   return dir;
 }
 
 /** Slashes ending a URL's path, unless they are all of it (file:///) or follow an rclone remote (rclone://r:/). */
 const TRAILING_SLASHES = /(?<=[^/:])\/+$/;
+
+/**
+ * A file:// URL with its path's empty and '.' segments dropped (file:///a//./b is file:///a/b, as the
+ * local file system reads it). Only file://: on sftp:// a leading '//' is an absolute path (duplicity's
+ * convention), and an object store's keys differ by a doubled slash. '..' stays (through a symlink it
+ * is not the folder above), and a URL with a query or fragment is left as written.
+ */
+function normalFileUrl(url: string): string {
+  const m = /^(file:\/\/)([^?#]*)$/is.exec(url);
+  if (!m) return url;
+  const p = m[2];
+  const segments = p.split('/').filter((c) => c !== '' && c !== '.');
+  if (segments.length === 0) return url;
+  return `${m[1]}${p.startsWith('/') ? '/' : ''}${segments.join('/')}`;
+}
 
 const md5Hex = (s: string): string => createHash('md5').update(s).digest('hex');
 

@@ -46,6 +46,33 @@ describe('cache: the archive folder of a remote', () => {
     for (const url of ['file:///', 'rclone://loc:/']) assert.equal(archiveDirFor(url, root), path.join(root, md5(url)), url);
   });
 
+  it("is the same for a file:// folder however its path is spelled ('//', '/./'): one cache, one lock", () => {
+    for (const [a, b] of [
+      ['file:///backups//project', 'file:///backups/project'],
+      ['file:///backups/./project/', 'file:///backups/project'],
+      ['file:////backups/project', 'file:///backups/project'],
+      ['file://./rel//p/.', 'file://rel/p'],
+    ]) {
+      assert.equal(archiveDirFor(a, root), path.join(root, md5(b)), a);
+    }
+    // Other remotes keep theirs: on sftp:// a leading '//' is an absolute path (duplicity's convention),
+    // and an object store's keys differ by a doubled slash.
+    for (const url of ['sftp://me@host//abs/backups', 's3://bucket/a//b', 'rclone://r:a/./b']) assert.equal(archiveDirFor(url, root), path.join(root, md5(url)), url);
+    // '..' is left alone (through a symlink it is not the folder above); so are a query and a fragment.
+    for (const url of ['file:///mnt/link/../p', 'file:///a//b?x']) assert.equal(archiveDirFor(url, root), path.join(root, md5(url)), url);
+  });
+
+  it('takes over the cache named by the URL as written, before its path was normalised, once', () => {
+    const root = tempDir();
+    const legacy = path.join(root, md5('file:///backups//p'));
+    fs.mkdirSync(legacy);
+    fs.writeFileSync(path.join(legacy, 'stat-cache'), 'kept');
+    const dir = archiveDirFor('file:///backups//p/', root);
+    assert.equal(dir, path.join(root, md5('file:///backups/p')));
+    assert.equal(fs.readFileSync(path.join(dir, 'stat-cache'), 'utf8'), 'kept');
+    assert.equal(fs.existsSync(legacy), false);
+  });
+
   it('takes over the cache named by the URL as written with its trailing slash, once', () => {
     const root = tempDir();
     const legacy = path.join(root, md5('file:///backups/p/'));

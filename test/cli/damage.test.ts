@@ -108,6 +108,29 @@ describe('status, cleanup and retention on damaged and interrupted remotes', fun
       assert.ok(await restores(r));
     });
 
+    it("an incremental set's volume is missing: the next backup starts a new chain, the sets before it and the new one restore", async () => {
+      const r = remote({ 'a.txt': 'one', 'b.txt': 'bee' });
+      await bk(r);
+      fs.appendFileSync(path.join(r.src, 'a.txt'), 'two');
+      const t2 = await bk(r);
+      fs.appendFileSync(path.join(r.src, 'b.txt'), 'three');
+      await bk(r);
+      const [vol] = only(r, new RegExp(`^duplicity-inc\\.[^.]+\\.to\\.${t2}\\.vol1\\.difftar\\.gpg$`));
+      assert.ok(vol, 'the second set has a volume');
+      fs.rmSync(path.join(r.vault, vol));
+      fs.appendFileSync(path.join(r.src, 'a.txt'), 'four');
+      const next = await cli(r, 'backup', '--json', '--encrypt-key', RSA_PUB, r.src, r.url);
+      assert.equal(next.code, 0, next.stderr);
+      assert.equal(JSON.parse(next.stdout).BackupType, 'full', 'an incremental on the damaged set could not be restored');
+      assert.match(next.stderr, new RegExp(`The last backup chain cannot be restored past its incremental set of ${t2} \\(it has no volumes on the remote\\): starting a new chain`));
+      const out = path.join(r.work, 'latest');
+      const res = await offsite(['--archive-dir', path.join(r.work, 'fresh-cache'), 'restore', '--key', RSA_SEC, r.url, out]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(fs.readFileSync(path.join(out, 'a.txt'), 'utf8'), 'onetwofour');
+      assert.equal(fs.readFileSync(path.join(out, 'b.txt'), 'utf8'), 'beethree');
+      assert.ok(await restores(r, '--time', String(r.times[0])), 'the full set before the damage still restores');
+    });
+
     it('damaged chains are not counted: older chains go, a damaged one newer than every chain kept stays; a cached manifest listing more volumes shows the damage', async () => {
       const r = remote({ 'a.txt': 'one', 'big.bin': randomBytesSeeded(1_500_000, 3) });
       const t1 = await bk(r, '--volsize', '1');

@@ -422,6 +422,10 @@ class BackupRun {
         // Incrementals on a full set no restore can use would be no backup at all.
         opts.log.warn(`The last backup chain cannot be restored (its full set of ${timeToString(chain.fullSet.endTime)}: ${damage}): starting a new chain`);
         type = 'full';
+      } else if ((damage = incDamage(this.repo, chain)) !== undefined) {
+        // An incremental applies on top of every set before it: on a damaged one, it could not be restored either.
+        opts.log.warn(`The last backup chain cannot be restored past ${damage}: starting a new chain (the backups before that set stay restorable)`);
+        type = 'full';
       } else if (signatureChainFor(collection, chain)?.endTime !== chain.endTime) {
         opts.log.warn('No signatures found for the last backup chain, switching to full backup');
         type = 'full';
@@ -1058,3 +1062,14 @@ function manifestWithFilelist(m: Manifest, filelistFile: string): Buffer {
   return Buffer.concat([formatManifest({ ...m, filelist: undefined }), Buffer.from(`Filelist ${count}\n`, 'latin1'), ...chunks]);
 }
 
+/**
+ * The first incremental set of `chain` that evidently cannot be restored, from the listing only (as for
+ * its full set: no manifest, no volumes, a gap, an empty file), described with its reason.
+ */
+function incDamage(repo: Repository, chain: BackupChain): string | undefined {
+  for (const set of chain.incSets) {
+    const why = setDamage(repo, set, { cachedManifest: false });
+    if (why !== undefined) return `its incremental set of ${timeToString(set.endTime)} (${why})`;
+  }
+  return undefined;
+}

@@ -243,11 +243,11 @@ function notAllRestored(r: RestoreResult): OffsiteError {
   return new OffsiteError('unsafePath', message, { hint });
 }
 
-/** The time forms parseTimeSpec takes (duplicity's), for the help of the commands that take a time. */
+/** The time forms parseTimeSpec takes (duplicity's, and ISO 8601 as commonly written), for the help of the commands that take a time. */
 const TIMES_HELP =
   '\nTimes: now, an interval before now (3D, 2W, 1h30m; units s m h D W M Y), a date (2026-07-27,\n' +
-  '2026/07/27, 07/27/2026: local midnight), a date and time (2026-07-27T12:00:00 local, or with Z\n' +
-  'or +02:00), a backup time (20260727T120000Z), or seconds since 1970.';
+  '2026/07/27, 07/27/2026: local midnight), a date and time (2026-07-27T12:00 or 2026-07-27 12:00:00\n' +
+  'local, or with Z or +02:00), a backup time (20260727T120000Z), or seconds since 1970.';
 
 const ENVIRONMENT_HELP = `
 Environment:

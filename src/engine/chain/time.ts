@@ -26,7 +26,10 @@ const NEW_RE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})[^T]$/;
 // Old format: local time with its offset; the separator (':' by default, '--time-separator') is the
 // same in the time and in the offset. 'Z' means UTC.
 const OLD_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})([^0-9A-Za-z])(\d{2})\5(\d{2})(?:(Z)|([+-])(\d{2})\5(\d{2}))$/;
-const LOCAL_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})$/;
+// ISO 8601 as people and tools write it, beyond duplicity's forms: minutes without seconds, a
+// fraction of a second (dropped), a blank for the 'T', and a zone as Z, +hh:mm, +hhmm or +hh; no zone
+// is local time.
+const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?(?:(Z)|([+-])(\d{2})(?::?(\d{2}))?)?$/;
 
 /**
  * duplicity's stringtotime(): '20240101T000000Z' and old names like '2024-01-01T01:00:00+01:00'
@@ -85,8 +88,8 @@ const DATE_RES = [
 
 const TIME_FORMS_HINT =
   'Use "now", an interval before now like 3D, 2W or 1h30m (units s m h D W M Y), a date like 2024-01-31, ' +
-  '2024/01/31 or 01/31/2024 (local midnight), a date and time like 2024-01-31T12:00:00 (local) or ' +
-  '2024-01-31T12:00:00+01:00, a backup time like 20240131T120000Z, or seconds since 1970';
+  '2024/01/31 or 01/31/2024 (local midnight), a date and time like 2024-01-31T12:00 (local), ' +
+  '2024-01-31T12:00:00Z or 2024-01-31T12:00+01:00, a backup time like 20240131T120000Z, or seconds since 1970';
 
 /**
  * duplicity's genstrtotime: 'now', epoch seconds, ISO 8601 datetimes (with/without zone), YYYY-MM-DD,
@@ -94,13 +97,15 @@ const TIME_FORMS_HINT =
  * combinations ('3D', '1h78m', '2W') meaning now minus that. Bad input → OffsiteError('usage') with
  * the accepted forms in the hint.
  *
- * One deliberate difference: a local date or time is converted with the zone's offset *at that date*
- * (daylight saving time included), where duplicity always uses the standard-time offset.
+ * Two deliberate differences: a local date or time is converted with the zone's offset *at that date*
+ * (daylight saving time included), where duplicity always uses the standard-time offset; and ISO 8601
+ * as commonly written is read too (2024-01-31T12:00, 2024-01-31 12:00:00.5, +0100), which duplicity
+ * refuses.
  */
 export function parseTimeSpec(spec: string, now: number): number {
   if (spec === 'now') return now;
   if (/^\d+$/.test(spec)) return Number(spec);
-  const t = stringToTime(spec) ?? localDateTime(spec);
+  const t = stringToTime(spec) ?? isoDateTime(spec);
   if (t) return t; // duplicity treats 0 as "not parsed" here too
   const interval = intervalToSeconds(spec);
   if (interval !== undefined) return now - interval;
@@ -114,9 +119,15 @@ export function parseTimeSpec(spec: string, now: number): number {
   throw new OffsiteError('usage', `Bad time string ${JSON.stringify(spec)}`, { hint: TIME_FORMS_HINT });
 }
 
-function localDateTime(spec: string): number | undefined {
-  const m = LOCAL_RE.exec(spec);
-  return m ? local(+m[1], +m[2], +m[3], +m[4], +m[5], +m[6]) : undefined;
+function isoDateTime(spec: string): number | undefined {
+  const m = ISO_RE.exec(spec);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, sec] = [+m[1], +m[2], +m[3], +m[4], +m[5], +(m[6] ?? 0)];
+  if (m[7] === undefined && m[8] === undefined) return local(y, mo, d, h, mi, sec);
+  const t = utc(y, mo, d, h, mi, sec);
+  if (t === undefined || m[7] === 'Z') return t;
+  const offset = (+m[9] * 60 + +(m[10] ?? 0)) * 60;
+  return m[8] === '+' ? t - offset : t + offset;
 }
 
 /** dup_time.inttopretty(): 3725 → '1 hour 2 minutes 5 seconds'. */

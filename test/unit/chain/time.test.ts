@@ -74,7 +74,7 @@ describe('time strings', () => {
     const specs = [
       'now', '1704067200', '0', '2024MM01T000000Z', '2024-MM-01T01:00:00+01:00', '2024-MM-01T00:00:00Z', '2024-MM-15T12:30:00',
       '3D', '1h78m', '2W', '10s', '1Y', '5M', '2024-MM-31', '2024/M/31', 'M/31/2024', 'MM-31-2024', '2024MM31Z',
-      'ROLL', '2024-13-01', 'yesterday', '3d', '', '2024-MM-01T00:00', '1899-01-01', 'Now', 'M/30/1999',
+      'ROLL', '2024-13-01', 'yesterday', '3d', '', '1899-01-01', 'Now', 'M/30/1999',
     ];
     for (const tz of ['UTC', 'Asia/Kolkata', 'America/New_York', 'Australia/Adelaide']) {
       const month = tz === 'Australia/Adelaide' ? 7 : 1;
@@ -92,6 +92,21 @@ describe('time strings', () => {
     });
     const py = runPython<(number | null)[]>(PY_GEN, { specs: ['2024-07-01'], now: NOW }, { TZ: 'Europe/Berlin' });
     assert.equal(py[0], Date.UTC(2024, 5, 30, 23) / 1000); // duplicity: standard offset in summer too
+  });
+
+  it('reads ISO 8601 as commonly written, which duplicity refuses: no seconds, a fraction, a blank, +hhmm and +hh zones', () => {
+    withTz('Europe/Berlin', () => {
+      const noon = Date.UTC(2024, 6, 1, 10) / 1000; // 12:00 CEST
+      for (const s of ['2024-07-01T12:00', '2024-07-01 12:00', '2024-07-01T12:00:00.750', '2024-07-01 12:00:00,5']) assert.equal(parseTimeSpec(s, NOW), noon, s);
+      for (const s of ['2024-07-01T10:00Z', '2024-07-01T12:00+02:00', '2024-07-01T12:00:00+0200', '2024-07-01T12:00+02', '2024-07-01T07:30-02:30', '2024-07-01T10:00:00.123Z']) {
+        assert.equal(parseTimeSpec(s, NOW), noon, s);
+      }
+    });
+    for (const s of ['2024-07-01T12', '2024-07-01T25:00', '2024-07-01T12:60', '2024-07-01T12:00+2', '2024-07-01T12:00 Z', '2024-07-01T12:00:00.Z']) {
+      assert.equal(ours(s), null, s);
+    }
+    const py = runPython<(number | null)[]>(PY_GEN, { specs: ['2024-07-01T12:00', '2024-07-01 12:00:00'], now: NOW }, { TZ: 'UTC' });
+    assert.deepEqual(py, [null, null], 'duplicity refuses them (the difference is deliberate)');
   });
 
   it('explains the accepted forms on bad input', () => {

@@ -68,6 +68,26 @@ describe('S3 error classification', () => {
     for (const [e, k] of cases) assert.equal(kind(e), k, `${e.name} ${(e as { code?: string }).code ?? ''}`);
   });
 
+  it('says what to do about TLS: a certificate not trusted (self-signed, own CA), or an https:// endpoint that is an http server; no retry', () => {
+    // The errors as the SDK's HTTP handler rejects with them (Node 20).
+    const net = (code: string, message: string): Error => Object.assign(new Error(message), { code, $metadata: { attempts: 1, totalRetryDelay: 0 } });
+    for (const code of ['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY']) {
+      const e = classifyS3Error(net(code, 'self-signed certificate'), ctx) as BackendError;
+      assert.equal(e.kind, 'permanent', code);
+      assert.match(e.message, /TLS certificate .*not trust.*\(self-signed certificate\)/);
+      assert.match(e.hint ?? '', /NODE_EXTRA_CA_CERTS/);
+    }
+    for (const code of ['CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID']) {
+      const e = classifyS3Error(net(code, 'certificate has expired'), ctx) as BackendError;
+      assert.equal(e.kind, 'permanent', code);
+      assert.match(e.message, /TLS certificate .*certificate has expired/);
+    }
+    const plain = classifyS3Error(net('EPROTO', 'write EPROTO 805C21D6767F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/openssl/ssl/record/ssl3_record.c:350:\n'), ctx) as BackendError;
+    assert.equal(plain.kind, 'permanent');
+    assert.match(plain.message, /does not answer in TLS/);
+    assert.match(plain.hint ?? '', /http:\/\//);
+  });
+
   it('names the bucket, the storage class, the object; passes OffsiteErrors through', () => {
     const b = classifyS3Error(sdk('NoSuchBucket', 404), ctx);
     assert.match(b.message, /bucket "b12" does not exist/);

@@ -24,6 +24,14 @@ describe('s3:// URLs', () => {
     assert.throws(() => parseS3Url('s3://AKIA:SECRET123@bucket/x'), (e: unknown) => OffsiteError.is(e, 'usage') && !(e as Error).message.includes('SECRET123'));
   });
 
+  it('refuses duplicity\'s boto (s3://HOST/bucket) form, saying to give the host with --s3-endpoint-url', () => {
+    for (const u of ['s3://127.0.0.1:9000/bucket/p', 's3://s3.amazonaws.com/bucket/p', 's3://s3.eu-west-1.amazonaws.com/bucket', 's3://10.0.0.5/bucket/p', 's3://minio.example.com:9000/b12']) {
+      assert.throws(() => parseS3Url(u), (e: unknown) => OffsiteError.is(e, 'usage') && /host/.test(e.message) && /s3:\/\/bucket\/folder.*--s3-endpoint-url/.test(e.hint ?? ''), u);
+    }
+    // A bucket named like a host (dots) is still a bucket.
+    assert.deepEqual(parseS3Url('s3://backups.example.com/p'), { bucket: 'backups.example.com', prefix: 'p/' });
+  });
+
   it('checks endpoints: http(s) URLs only, no credentials, trailing slash dropped', () => {
     assert.equal(checkEndpoint('http://127.0.0.1:9000/', 'x'), 'http://127.0.0.1:9000');
     assert.equal(checkEndpoint('https://s3.example.com/base/', 'x'), 'https://s3.example.com/base');

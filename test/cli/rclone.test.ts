@@ -104,6 +104,24 @@ describe('offsite CLI over rclone://', function () {
     assert.match(noConfig.stderr, new RegExp(`no remote named "loc": its config file ${missingConfig} \\(RCLONE_CONFIG\\) does not exist`));
   });
 
+  it('never prints the secrets of a connection-string remote, also one with a ":" left unquoted in a value', async () => {
+    const secret = server.secretAccessKey;
+    // The endpoint from the environment: duplicity's reading turns the first ":/" of the URL into ":".
+    const s3env = { RCLONE_S3_ENDPOINT: server.endpoint, RCLONE_S3_FORCE_PATH_STYLE: 'true' };
+    const quoted = `rclone://:s3,provider=Other,access_key_id='${server.accessKeyId}',secret_access_key=${secret},region=us-east-1:${bucket}/cs-${randomBytes(4).toString('hex')}`;
+    const cache = tempDir('offsite-cache-');
+    const outputs: RunResult[] = [];
+    const b = await cli(['-v', 'backup', '--json', '--encrypt-key', RSA_PUB, makeSource(), quoted], s3env, cache);
+    ok(b, 'backup through a connection string');
+    outputs.push(b, await cli(['-v', 'status', quoted], s3env, cache), await cli(['status', '--json', quoted], s3env, cache), await cli(['-v', 'list', quoted], s3env, cache));
+    // The access key id "account:user" unquoted: rclone reads ":s3,…,access_key_id=account" as the remote and the rest, the secret too, as the path.
+    const unquoted = `rclone://:s3,provider=Other,access_key_id=${server.accessKeyId},secret_access_key=${secret},region=us-east-1:${bucket}/x`;
+    const bad = await cli(['-v', 'status', unquoted], s3env);
+    assert.equal(bad.code, 1, bad.stderr);
+    outputs.push(bad);
+    for (const r of outputs) assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), `a secret printed:\n${r.stdout}\n${r.stderr}`);
+  });
+
   it('keeps duplicity\'s reading of rclone://loc:/path (below the current folder for a local remote) and warns, naming the absolute form', async () => {
     const src = makeSource();
     const cwd = tempDir('offsite-rclone-cwd-');

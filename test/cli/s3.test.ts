@@ -180,6 +180,29 @@ describe('offsite CLI over s3://', function () {
     assert.match(bad.stderr, new RegExp(`The AWS profile 'nobody' \\(--s3-profile\\) is not in ${penv.AWS_SHARED_CREDENTIALS_FILE} or ${penv.AWS_CONFIG_FILE}.*Profiles there: backup`));
   });
 
+  it('takes the keys as the AWS CLI and duplicity do: --s3-profile first, then AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, then AWS_PROFILE', async () => {
+    const profileHome = tempDir('offsite-s3-profile-');
+    fs.mkdirSync(path.join(profileHome, '.aws'), { mode: 0o700 });
+    const creds = path.join(profileHome, '.aws', 'credentials');
+    fs.writeFileSync(creds, `[good]\naws_access_key_id = ${server.accessKeyId}\naws_secret_access_key = ${server.secretAccessKey}\n[stale]\naws_access_key_id = ${server.accessKeyId}\naws_secret_access_key = not-the-secret-0123456789\n`, { mode: 0o600 });
+    const files = { HOME: profileHome, AWS_CONFIG_FILE: path.join(profileHome, '.aws', 'config'), AWS_SHARED_CREDENTIALS_FILE: creds };
+    const src = makeSource(1);
+    const { url } = freshUrl();
+    ok(await cli(['backup', '--encrypt-key', RSA_PUB, src, url]), 'backup');
+    // A shell's AWS_PROFILE and the keys given for this backup: the keys (the AWS CLI's and boto3's order).
+    ok(await cli(['status', url], { ...files, AWS_PROFILE: 'stale' }), 'status with the keys and AWS_PROFILE of other keys');
+    // --s3-profile, given on the command line, wins over the keys.
+    ok(await cli(['--s3-profile', 'good', 'status', url], { ...files, AWS_SECRET_ACCESS_KEY: 'not-the-secret-0123456789' }), 'status with --s3-profile and wrong keys');
+    const wrong = await cli(['--s3-profile', 'stale', 'status', url], files);
+    assert.equal(wrong.code, 1, 'the profile given, not the keys');
+    assert.match(wrong.stderr, /refused the credentials/);
+    // AWS_PROFILE alone still chooses the keys, and one that does not exist is an error, as for the AWS CLI.
+    ok(await cli(['status', url], { ...files, AWS_PROFILE: 'good', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' }), 'status with AWS_PROFILE only');
+    const none = await cli(['status', url], { ...files, AWS_PROFILE: 'nobody' });
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /The AWS profile 'nobody' \(AWS_PROFILE\) is not in/);
+  });
+
   it('fails in bounded time against an endpoint that accepts connections and never answers: five attempts, one request each', async () => {
     const silent = await silentListener();
     try {

@@ -556,6 +556,13 @@ export class S3Backend implements Backend {
         if (!isPartialName(name)) yield { name, size: o.Size ?? 0, mtime: o.LastModified };
         else if (options.partial && !this.inflight.has(name)) yield { name, size: o.Size ?? 0, mtime: o.LastModified, partial: true };
       }
+      // Part of a listing is worse than none: a set whose manifest is not listed looks interrupted,
+      // and the next backup or cleanup would delete its volumes.
+      if (page.IsTruncated && !page.NextContinuationToken) {
+        throw new BackendError('permanent', 'list', undefined, `The S3 store of ${this.where} said its listing goes on, but gave no continuation token for the rest`, {
+          hint: 'The store is not S3-compatible enough (ListObjectsV2); tell us which store it is',
+        });
+      }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     if (!options.partial) return;

@@ -3,7 +3,7 @@
 // remote (":s3,secret_access_key=…:bucket") would otherwise print back in its messages.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { BackendError, type BackendErrorKind } from '../backend';
-import { maskPasswordsIn } from '../backendUtil';
+import { maskPasswordsIn, redactSecretValues } from '../backendUtil';
 
 export interface RcloneEnv {
   /** The rclone program (default "rclone" on PATH). */
@@ -51,7 +51,11 @@ export function makeRedactor(remote: string): (text: string) => string {
   };
 }
 
-/** remote:path for messages: a connection string loses its parameters (":s3,k=v:bucket" → ":s3:bucket"). */
+/**
+ * remote:path for messages: a connection string loses its parameters (":s3,k=v:bucket" → ":s3:bucket").
+ * What rclone reads as the path may hold secrets too, when a value's ":" was left unquoted
+ * (":s3,access_key_id=acct:user,secret_access_key=S:bucket"): their values are shown as ***.
+ */
 export function displayRemote(remote: string): string {
   // The name ends at the first ',' or ':'; parameters run to the first ':' outside quotes.
   const m = /^(:?[^:,]*),/.exec(remote);
@@ -62,7 +66,7 @@ export function displayRemote(remote: string): string {
     if (quote) {
       if (c === quote) quote = undefined;
     } else if (c === '"' || c === "'") quote = c;
-    else if (c === ':') return `${m[1]}${remote.slice(i)}`;
+    else if (c === ':') return redactSecretValues(`${m[1]}${remote.slice(i)}`);
   }
   return `${m[1]}:`;
 }

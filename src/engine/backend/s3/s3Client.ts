@@ -70,12 +70,14 @@ export function checkEndpoint(endpoint: string, from: string): string {
 export async function createS3Client(settings: S3ClientSettings): Promise<{ client: S3Client; region: string }> {
   // The SDK warns (on stderr, once) that its releases from 2027 need Node 22: not the user's business.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  if (!settings.credentials) checkProfile(settings.profile, settings.env ?? process.env);
+  const env = settings.env ?? process.env;
+  if (!settings.credentials) checkProfile(settings.profile, env);
+  const credentials = settings.credentials ?? (settings.profile === undefined ? envKeysOverProfile(env) : undefined);
   const sdkLog = (...a: unknown[]): void => settings.log?.('debug', `S3 SDK: ${formatSdkLog(a)}`);
   const base: S3ClientConfig = {
     ...(settings.endpoint ? { endpoint: settings.endpoint, forcePathStyle: true } : { followRegionRedirects: true }),
     ...(settings.profile ? { profile: settings.profile } : {}),
-    ...(settings.credentials ? { credentials: { ...settings.credentials } } : {}),
+    ...(credentials ? { credentials: { ...credentials } } : {}),
     // Not the SDK's NoOpLogger: with that one, some warnings go to the console anyway.
     logger: {
       trace: () => undefined,
@@ -181,6 +183,19 @@ function describeError(e: unknown, metadata: SdkLogEntry['metadata']): string {
 /** Signatures, credentials and tokens that a message could quote (a presigned URL, an auth header). */
 function redactSdkText(text: string): string {
   return maskPasswordsIn(text.replace(/\b(X-Amz-(?:Signature|Credential|Security-Token)|Signature|Credential|AWSAccessKeyId|Authorization)(=|: ?)[^\s&,;"']+/gi, '$1$2***'));
+}
+
+/**
+ * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when AWS_PROFILE is set too. The AWS CLI and boto3
+ * (so duplicity) take such keys before AWS_PROFILE (a --profile option before both); the SDK's chain
+ * takes the profile (it says so in a warning, and that a later release may change it). Undefined
+ * otherwise: without AWS_PROFILE the SDK's chain reads the keys itself.
+ */
+function envKeysOverProfile(env: Readonly<Record<string, string | undefined>>): S3ClientSettings['credentials'] {
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (!env.AWS_PROFILE || !accessKeyId || !secretAccessKey) return undefined;
+  return { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined };
 }
 
 /**

@@ -39,6 +39,14 @@ const NETWORK_TRANSIENT = new Set([
   'ENETRESET', 'EAI_AGAIN', 'ENOTCONN', 'EPROTO', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECANCELED',
 ]);
 
+/** Node's codes for a server certificate that no trusted CA signed: the user can add the CA. */
+const TLS_UNTRUSTED = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_UNTRUSTED',
+]);
+/** Node's codes for a certificate that is not valid (expired, for another name, …): no retry mends it. */
+const TLS_INVALID = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_SIGNATURE_FAILURE', 'CERT_REVOKED', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+
 /** The S3 error code ('NoSuchKey', 'AccessDenied', …) or the network error code, if any. */
 export function s3ErrorCode(e: unknown): string | undefined {
   const err = e as SdkErrorLike | undefined;
@@ -78,6 +86,18 @@ export function classifyS3Error(e: unknown, ctx: S3ErrorContext): BackendError |
   if (status === undefined) {
     // No HTTP answer: a network problem, or the SDK refused before sending.
     if (code === 'ENOTFOUND') return mk('permanent', `Cannot find the S3 server of ${where} (unknown host name)`, endpointHint);
+    if (TLS_UNTRUSTED.has(code)) {
+      return mk('permanent', `The S3 server of ${where} has a TLS certificate this computer does not trust (${err.message ?? code})`,
+        `If the store uses its own certificate authority (or a proxy re-signs TLS), give its CA certificate (a PEM file) in NODE_EXTRA_CA_CERTS${ctx.customEndpoint ? '; else check --s3-endpoint-url' : ''}`);
+    }
+    if (TLS_INVALID.has(code)) {
+      return mk('permanent', `The TLS certificate of the S3 server of ${where} is not valid for it (${err.message ?? code})`,
+        ctx.customEndpoint ? 'Check the host name in --s3-endpoint-url (or AWS_ENDPOINT_URL), or have the certificate renewed' : 'Check the system clock, and any proxy between this computer and AWS');
+    }
+    // An https:// endpoint where an http server listens: its answer is no TLS record.
+    if (code === 'EPROTO' && /wrong version number/i.test(err.message ?? '')) {
+      return mk('permanent', `The S3 server of ${where} does not answer in TLS (https://)`, 'If the server has no TLS, write the endpoint with http:// (--s3-endpoint-url or AWS_ENDPOINT_URL)');
+    }
     if (code === 'ERR_INVALID_URL' || code === 'ERR_INVALID_ARG_TYPE') return mk('permanent', `Cannot send the request for ${about}: ${err.message ?? code}`, endpointHint);
     if (NETWORK_TRANSIENT.has(code) || TRANSIENT_CODES.has(code) || err.$retryable !== undefined) {
       const what = code === 'ECONNREFUSED' ? 'connection refused' : code === 'TimeoutError' ? 'no answer in time' : code;

@@ -27,6 +27,10 @@ export function parseS3Url(rawUrl: string): S3Location {
     throw bad(rawUrl, 'it has an invalid %-escape');
   }
   if (bucket === '') throw bad(rawUrl, 'the bucket name is missing');
+  // duplicity's older boto backend reads s3://HOST[:PORT]/bucket/prefix: a host is no bucket name.
+  if (/:\d*$|^\d{1,3}(\.\d{1,3}){3}$|(^|\.)amazonaws\.com$/i.test(bucket)) {
+    throw bad(rawUrl, `"${bucket}" is a host, not a bucket (duplicity's s3://HOST/bucket form)`, 'Write it as s3://bucket/folder, and give the host with --s3-endpoint-url (or AWS_ENDPOINT_URL) unless it is AWS');
+  }
   // AWS's rules, loosely: stores like Ceph also allow upper case and '_', so only refuse what no store accepts.
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{2,254}$/.test(bucket)) {
     throw bad(rawUrl, `"${bucket}" is not a valid bucket name`, 'Bucket names have 3 to 63 lower-case letters, digits, dots and hyphens');

@@ -5,7 +5,7 @@ import '../../../../src/engine/backend/all';
 import { BackendError } from '../../../../src/engine/backend/backend';
 import { openBackend } from '../../../../src/engine/backend/registry';
 import { classifyRclone, displayRemote, lastError, makeRedactor, rcloneEnv } from '../../../../src/engine/backend/rclone/rcloneRun';
-import { parseRcloneUrl, rcloneSlashWarning, rcloneTimeoutArgs } from '../../../../src/engine/backend/rcloneBackend';
+import { RcloneBackend, parseRcloneUrl, rcloneSlashWarning, rcloneTimeoutArgs } from '../../../../src/engine/backend/rcloneBackend';
 import { OffsiteError } from '../../../../src/engine/errors';
 
 describe('rclone:// URLs and errors', () => {
@@ -31,6 +31,16 @@ describe('rclone:// URLs and errors', () => {
     const out = redact(text);
     for (const s of ['S3CRET', 'hunter2', ':pw@']) assert.ok(!out.includes(s), out);
     assert.match(out, /":s3:bucket\/x"/);
+  });
+
+  it('never shows a secret that follows a ":" left unquoted in a parameter (rclone reads the rest as the path)', () => {
+    // An access key id with a colon (Swift's "account:user"), written without quotes.
+    const remote = ':s3,provider=Other,access_key_id=acct:user,secret_access_key=S3CRET,region=us-east-1:bucket/x';
+    assert.ok(!displayRemote(remote).includes('S3CRET'), displayRemote(remote));
+    const b = new RcloneBackend({ remote, env: {} });
+    assert.ok(!b.displayUrl.includes('S3CRET'), b.displayUrl);
+    const out = makeRedactor(remote)(`Failed to create file system for "${remote}": secret_access_key not found`);
+    assert.ok(!out.includes('S3CRET'), out);
   });
 
   it('hands AWS_CA_BUNDLE to rclone as RCLONE_CA_CERT (rclone 1.60 cannot use it)', () => {

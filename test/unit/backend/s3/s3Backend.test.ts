@@ -331,6 +331,24 @@ describe('s3:// backend against Swift s3api', function () {
     await b.close();
   });
 
+  it('fails a list the store says goes on but gives no continuation token for, rather than return part of it', async () => {
+    // A store that does so would hide the objects after the first page: a set whose manifest is not
+    // listed looks interrupted, and the next backup or cleanup deletes its volumes.
+    const { b } = await backendWith({ listPageSize: 2 });
+    for (const n of ['a', 'b', 'c']) await b.put(n, bufferSource(Buffer.from(n)));
+    b.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const r = await next(args);
+        if (context.commandName === 'ListObjectsV2Command') delete (r.output as { NextContinuationToken?: string }).NextContinuationToken;
+        return r;
+      },
+      { step: 'initialize', name: 'testNoToken' },
+    );
+    const e = await expectKind(listNames(b), 'permanent');
+    assert.match(e.message, /no continuation token/);
+    await b.close();
+  });
+
   it('retention deletes through DeleteObjects: each manifest first, one by one, then the rest in a batch', async () => {
     const { b, seen } = await backendWith({});
     const backend = new RetryBackend(b, { baseDelayMs: 1 });

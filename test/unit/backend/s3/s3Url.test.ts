@@ -24,6 +24,14 @@ describe('s3:// URLs', () => {
     assert.throws(() => parseS3Url('s3://AKIA:SECRET123@bucket/x'), (e: unknown) => OffsiteError.is(e, 'usage') && !(e as Error).message.includes('SECRET123'));
   });
 
+  it('refuses duplicity\'s boto (s3://HOST/bucket) form, saying to give the host with --s3-endpoint-url', () => {
+    for (const u of ['s3://127.0.0.1:9000/bucket/p', 's3://s3.amazonaws.com/bucket/p', 's3://s3.eu-west-1.amazonaws.com/bucket', 's3://10.0.0.5/bucket/p', 's3://minio.example.com:9000/b12']) {
+      assert.throws(() => parseS3Url(u), (e: unknown) => OffsiteError.is(e, 'usage') && /host/.test(e.message) && /s3:\/\/bucket\/folder.*--s3-endpoint-url/.test(e.hint ?? ''), u);
+    }
+    // A bucket named like a host (dots) is still a bucket.
+    assert.deepEqual(parseS3Url('s3://backups.example.com/p'), { bucket: 'backups.example.com', prefix: 'p/' });
+  });
+
   it('checks endpoints: http(s) URLs only, no credentials, trailing slash dropped', () => {
     assert.equal(checkEndpoint('http://127.0.0.1:9000/', 'x'), 'http://127.0.0.1:9000');
     assert.equal(checkEndpoint('https://s3.example.com/base/', 'x'), 'https://s3.example.com/base');
@@ -66,6 +74,26 @@ describe('S3 error classification', () => {
       [Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }), 'auth'],
     ];
     for (const [e, k] of cases) assert.equal(kind(e), k, `${e.name} ${(e as { code?: string }).code ?? ''}`);
+  });
+
+  it('says what to do about TLS: a certificate not trusted (self-signed, own CA), or an https:// endpoint that is an http server; no retry', () => {
+    // The errors as the SDK's HTTP handler rejects with them (Node 20).
+    const net = (code: string, message: string): Error => Object.assign(new Error(message), { code, $metadata: { attempts: 1, totalRetryDelay: 0 } });
+    for (const code of ['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY']) {
+      const e = classifyS3Error(net(code, 'self-signed certificate'), ctx) as BackendError;
+      assert.equal(e.kind, 'permanent', code);
+      assert.match(e.message, /TLS certificate .*not trust.*\(self-signed certificate\)/);
+      assert.match(e.hint ?? '', /NODE_EXTRA_CA_CERTS/);
+    }
+    for (const code of ['CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID']) {
+      const e = classifyS3Error(net(code, 'certificate has expired'), ctx) as BackendError;
+      assert.equal(e.kind, 'permanent', code);
+      assert.match(e.message, /TLS certificate .*certificate has expired/);
+    }
+    const plain = classifyS3Error(net('EPROTO', 'write EPROTO 805C21D6767F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/openssl/ssl/record/ssl3_record.c:350:\n'), ctx) as BackendError;
+    assert.equal(plain.kind, 'permanent');
+    assert.match(plain.message, /does not answer in TLS/);
+    assert.match(plain.hint ?? '', /http:\/\//);
   });
 
   it('names the bucket, the storage class, the object; passes OffsiteErrors through', () => {

@@ -93,10 +93,19 @@ export interface StatusBarView {
   readonly warning: boolean;
 }
 
+/**
+ * The last attempt's failure while it is still the state: no success came after it (the success may be
+ * cron's or another window's, read from the remote's status, which does not clear lastFailure).
+ */
+export function currentFailure(rec: FolderRecord): FolderRecord['lastFailure'] {
+  const f = rec.lastFailure;
+  return f && !(rec.lastSuccess !== undefined && rec.lastSuccess >= f.time) ? f : undefined;
+}
+
 /** One item for all folders: the spinner while any runs, else the oldest success; a warning on failure or staleness. */
 export function statusBarView(folders: readonly FolderView[], now: number): StatusBarView {
   const running = folders.filter((f) => f.running);
-  const failed = folders.filter((f) => f.record.lastFailure && !f.running);
+  const failed = folders.filter((f) => currentFailure(f.record) && !f.running);
   const stale = folders.filter((f) => isStale(f.record, f.staleAfterHours, now));
   const successes = folders.map((f) => f.record.lastSuccess);
   const oldest = successes.some((s) => s === undefined) ? undefined : Math.min(...(successes as number[]));
@@ -121,7 +130,8 @@ function folderTooltip(f: FolderView, now: number): string {
   if (r.lastVerify) lines.push(`Last verify: ${formatTime(r.lastVerify.time)}, ${r.lastVerify.ok ? 'no differences' : `${r.lastVerify.differences} difference(s)`}`);
   else lines.push('Last verify: never');
   lines.push(r.lastDrill ? `${r.lastDrill.failed > 0 ? '$(error) ' : ''}Last restore drill: ${drillLine(r.lastDrill, now)}` : 'Last restore drill: never');
-  if (r.lastFailure) lines.push(`$(error) Last attempt failed ${formatAge(now - r.lastFailure.time)}: ${escapeMd(r.lastFailure.message)}`);
+  const failure = currentFailure(r);
+  if (failure) lines.push(`$(error) Last attempt failed ${formatAge(now - failure.time)}: ${escapeMd(failure.message)}`);
   if (isStale(r, f.staleAfterHours, now)) lines.push(`$(warning) No successful backup for more than ${f.staleAfterHours} h`);
   return lines.join('  \n');
 }

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { errorText, isCancelled, isHeldElsewhere } from './engineClient';
 import { statsSummary } from './format';
 import type { BackupModel, FolderBackup } from './model';
-import { backupDue, isStale } from './schedule';
+import { backupDue, currentFailure, isStale } from './schedule';
 import type { Ui } from './ui';
 
 const TICK_MS = 60_000;
@@ -48,8 +48,8 @@ export class Scheduler implements vscode.Disposable {
 
   private async scheduledBackup(f: FolderBackup): Promise<void> {
     const level = f.config.settings.notifications;
-    // The failure the last attempt ended with (cleared by a success): the same one again is not news.
-    const failedBefore = this.model.record(f).lastFailure;
+    // The failure the last attempt ended with (none after a success, cron's too): the same one again is not news.
+    const failedBefore = currentFailure(this.model.record(f));
     try {
       const r = await this.model.backup(f, { background: true });
       if (level === 'all') void this.ui.notify('info', vscode.l10n.t('Scheduled backup of {0} done: {1}', f.name, statsSummary(r.stats)));

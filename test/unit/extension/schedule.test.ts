@@ -76,6 +76,19 @@ describe('extension: schedule rules', () => {
     assert.equal(statusBarView([view({})], NOW).text, '$(cloud-upload) No backup yet');
   });
 
+  it('a failure is the state only until a later success: one made by cron or another window counts too (read from the remote)', () => {
+    // A scheduled run failed at 10:00 (offline); cron backed up at 11:00, and the remote's status says so.
+    const rec = { lastSuccess: NOW - H, lastFailure: { time: NOW - 2 * H, message: 'remote unreachable' } };
+    const v = statusBarView([view({ record: rec })], NOW);
+    assert.equal(v.text, '$(cloud-upload) 1h ago');
+    assert.equal(v.warning, false);
+    assert.doesNotMatch(v.tooltip, /Last attempt failed/);
+    // A failure after the last success is still the state.
+    const later = statusBarView([view({ record: { ...rec, lastFailure: { time: NOW - 60, message: 'remote unreachable' } } })], NOW);
+    assert.equal(later.text, '$(warning) Backup failed');
+    assert.match(later.tooltip, /Last attempt failed 1m ago: remote unreachable/);
+  });
+
   it('several folders: the oldest success counts, and the spinner names the running ones', () => {
     const a = view({ name: 'a', record: { lastSuccess: NOW - 60 } });
     const b = view({ name: 'b', record: { lastSuccess: NOW - 5 * H } });

@@ -2,7 +2,7 @@
 // status report. Pure, so the wording is unit-tested under plain Node.
 import type { Progress } from '../engine/progress';
 import type { BackupStats } from '../engine/ops/stats';
-import type { CollectionStatus } from '../engine/ops/inspect';
+import type { ChainStatus, CollectionStatus } from '../engine/ops/inspect';
 import type { DrillResult } from '../engine/ops/drill';
 
 /** "just now", "5m ago", "2h ago", "3d ago" (seconds between then and now). */
@@ -37,6 +37,32 @@ export function formatTime(epochSeconds: number): string {
 /** The chain backups continue and restores use: the newest one not marked damaged (-1: none). */
 export function currentChainIndex(s: Pick<CollectionStatus, 'chains'>): number {
   return s.chains.findLastIndex((c) => c.damage === undefined);
+}
+
+/**
+ * Why sets of a chain cannot be restored, by set time: a set's own damage, and every set after it in
+ * the chain, which builds on it (a damaged full set makes the whole chain so).
+ */
+export function unrestorableSets(chain: Pick<ChainStatus, 'sets'>): Map<number, string> {
+  const out = new Map<number, string>();
+  let after: string | undefined;
+  for (const s of chain.sets) {
+    if (after !== undefined) out.set(s.time, after);
+    else if (s.damage !== undefined) {
+      out.set(s.time, `damaged: ${s.damage}`);
+      after = `it builds on the damaged ${s.type === 'full' ? 'full' : 'incremental'} set of ${formatTime(s.time)}`;
+    }
+  }
+  return out;
+}
+
+/** The newest backup time that can be restored: in the current chain, before its first damaged set. */
+export function lastRestorableTime(s: Pick<CollectionStatus, 'chains'>): number | undefined {
+  const current = currentChainIndex(s);
+  if (current < 0) return undefined;
+  const sets = s.chains[current].sets;
+  const bad = sets.findIndex((x) => x.damage !== undefined);
+  return (bad < 0 ? sets : sets.slice(0, bad)).at(-1)?.time;
 }
 
 const PHASES: Record<string, string> = { scan: 'Reading', upload: 'Uploading', download: 'Downloading', write: 'Writing', done: 'Finishing', drill: 'Restoring and comparing' };

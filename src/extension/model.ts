@@ -11,7 +11,7 @@ import { EngineError, isCancelled, isHeldElsewhere, type EngineOp, type EngineRe
 import { FOLDER_PAGE, sortNodes, toPage, type FileNode } from './fileTree';
 import { redactUrl } from '../engine/backend/backendUtil';
 import type { FolderConfig } from './folderConfig';
-import { currentChainIndex, progressMessage } from './format';
+import { currentChainIndex, lastRestorableTime, progressMessage } from './format';
 import type { EngineGateway, RequestBuilder } from './gateway';
 import type { FolderRecord } from './schedule';
 
@@ -263,9 +263,9 @@ export class BackupModel implements vscode.Disposable {
       f.statusError = undefined;
       const current = currentChainIndex(s);
       const chain = current < 0 ? undefined : s.chains[current]; // (at(-1) would be the newest, damaged)
-      // The remote is the truth: a backup made by cron counts, a deleted chain no longer does, nor one
-      // that cannot be restored.
-      await this.updateRecord(f, { chainSets: chain?.sets.length, lastSuccess: chain?.sets.at(-1)?.time });
+      // The remote is the truth: a backup made by cron counts, a deleted chain no longer does, nor a set
+      // that cannot be restored (damaged, or built on a damaged one).
+      await this.updateRecord(f, { chainSets: chain?.sets.length, lastSuccess: lastRestorableTime(s) });
       await this.updateContext();
       return s;
     } catch (e) {

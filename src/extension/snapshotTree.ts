@@ -7,7 +7,7 @@ import type { ChainStatus, SetStatus } from '../engine/ops/inspect';
 import { isCancelled } from './engineClient';
 import type { FileNode } from './fileTree';
 import { redactUrl } from '../engine/backend/backendUtil';
-import { currentChainIndex, formatAge, formatBytes, formatTime } from './format';
+import { currentChainIndex, formatAge, formatBytes, formatTime, unrestorableSets } from './format';
 import type { BackupModel, FolderBackup } from './model';
 
 export type BackupNode = FolderNode | ChainNode | SetNode | EntryNode | MoreNode | MessageNode;
@@ -132,7 +132,10 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
         const item = new vscode.TreeItem(formatTime(s.time), vscode.TreeItemCollapsibleState.Collapsed);
         const ch = n.folder.changes?.get(s.time);
         const changed = ch ? ch.new + ch.changed + ch.deleted : undefined;
+        // A damaged set, or one built on it, lists (its signatures may be fine) but does not restore.
+        const broken = unrestorableSets(n.parent.chain).get(s.time);
         item.description = [
+          broken === undefined ? undefined : vscode.l10n.t('not restorable'),
           s.type === 'full' ? vscode.l10n.t('full') : vscode.l10n.t('incremental'),
           formatBytes(s.bytes),
           changed === undefined ? undefined : vscode.l10n.t('{0} changed', changed),
@@ -144,11 +147,13 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
             `**${s.type === 'full' ? vscode.l10n.t('Full backup') : vscode.l10n.t('Incremental backup')}** ${formatTime(s.time)} (${formatAge(Date.now() / 1000 - s.time)})`,
             vscode.l10n.t('{0} volume(s), {1}', s.volumes, formatBytes(s.bytes)),
             ch ? vscode.l10n.t('{0} new, {1} changed, {2} deleted', ch.new, ch.changed, ch.deleted) : '',
+            broken === undefined ? '' : `$(warning) ${vscode.l10n.t('Not restorable: {0}', broken)}`,
           ]
             .filter(Boolean)
             .join('  \n'),
+          true,
         );
-        item.iconPath = new vscode.ThemeIcon(s.type === 'full' ? 'package' : 'history');
+        item.iconPath = broken === undefined ? new vscode.ThemeIcon(s.type === 'full' ? 'package' : 'history') : new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
         item.contextValue = 'set';
         item.id = `${n.folder.folder.uri.toString()}#set:${s.time}`;
         return item;

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { emptyStats } from '../../../src/engine/ops/stats';
-import { currentChainIndex, drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, progressMessage, statsSummary } from '../../../src/extension/format';
+import { currentChainIndex, drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, lastRestorableTime, progressMessage, statsSummary, unrestorableSets } from '../../../src/extension/format';
 
 describe('extension: wording', () => {
   it('ages', () => {
@@ -18,6 +18,24 @@ describe('extension: wording', () => {
     assert.equal(currentChainIndex({ chains: [chain(), chain()] } as never), 1);
     assert.equal(currentChainIndex({ chains: [chain('gap')] } as never), -1);
     assert.equal(currentChainIndex({ chains: [] } as never), -1);
+  });
+
+  it('a damaged set, and every later set of its chain, cannot be restored; the newest restorable time is before them', () => {
+    const set = (time: number, damage?: string) => ({ type: time === 100 || time === 500 ? ('full' as const) : ('inc' as const), time, volumes: 1, bytes: 1, ...(damage === undefined ? {} : { damage }) });
+    const healthy = { startTime: 100, endTime: 300, hasSignatures: true, sets: [set(100), set(200), set(300)] };
+    assert.deepEqual([...unrestorableSets(healthy)], []);
+    const damaged = { ...healthy, sets: [set(100), set(200, 'volume 1 is missing'), set(300)] };
+    assert.deepEqual([...unrestorableSets(damaged)], [
+      [200, 'damaged: volume 1 is missing'],
+      [300, `it builds on the damaged incremental set of ${formatTime(200)}`],
+    ]);
+    assert.equal(lastRestorableTime({ chains: [damaged] }), 100, 'the full set before it');
+    assert.equal(lastRestorableTime({ chains: [healthy] }), 300);
+    const badFull = { startTime: 500, endTime: 600, hasSignatures: true, damage: 'no manifest', sets: [set(500, 'no manifest'), set(600)] };
+    assert.equal(unrestorableSets(badFull).get(600), `it builds on the damaged full set of ${formatTime(500)}`);
+    assert.equal(lastRestorableTime({ chains: [healthy, badFull] }), 300, 'a chain whose full set is damaged does not count');
+    assert.equal(lastRestorableTime({ chains: [badFull] }), undefined);
+    assert.equal(lastRestorableTime({ chains: [] }), undefined);
   });
 
   it('sizes', () => {

@@ -10,7 +10,7 @@ import { fromBackupUri, originalUri, SCHEME, toBackupUri, type BackupFileSystemP
 import { readSettings, targetOf, updateSetting } from './config';
 import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
-import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey, needsSignKey } from './engineClient';
+import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey, needsSignKey, SettingError } from './engineClient';
 import { redactUrl } from '../engine/backend/backendUtil';
 import { crontabLine, cronUrl, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
@@ -102,6 +102,9 @@ export class CommandCenter implements vscode.Disposable {
     this.log.error(`${id}: [${e.code}] ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
     const actions: Record<string, () => unknown> = {};
     switch (e.code) {
+      case 'setting':
+        actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', e instanceof SettingError ? e.setting : '@ext:offsite.offsite');
+        break;
       case 'config':
         actions[configure] = () => vscode.commands.executeCommand('offsite.configure');
         break;
@@ -557,6 +560,7 @@ export class CommandCenter implements vscode.Disposable {
         return undefined;
       });
       parts.push(formatStatusReport(f.name, redactUrl(f.config.url), s, error));
+      for (const p of f.config.problems ?? []) parts.push(`  Setting not used: ${p.message}${p.blocksBackup ? ' (backups stop until it is corrected)' : ''}`);
       const rec = this.model.record(f);
       if (rec.lastStats) parts.push(`  Last run: ${statsSummary(rec.lastStats)}`);
       if (rec.lastFailure) parts.push(`  Last failure (${formatTime(rec.lastFailure.time)}): ${rec.lastFailure.message}`);

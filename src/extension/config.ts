@@ -2,7 +2,7 @@
 // user settings). In an untrusted workspace VS Code itself ignores the workspace's values of the
 // restricted settings (package.json capabilities.untrustedWorkspaces.restrictedConfigurations).
 import * as vscode from 'vscode';
-import { DEFAULT_SETTINGS, resolveFolderConfig, type FolderConfig, type RawSettings } from './folderConfig';
+import { DEFAULT_SETTINGS, resolveFolderConfig, settingProblems, type FolderConfig, type RawSettings, type SettingProblem } from './folderConfig';
 
 export const SECTION = 'offsite';
 
@@ -41,8 +41,16 @@ export function readSettings(scope?: vscode.Uri): RawSettings {
   };
 }
 
+/** The values Offsite cannot use among a folder's offsite.* settings (readSettings gives their defaults instead). */
+export function readSettingProblems(scope?: vscode.Uri): SettingProblem[] {
+  const c = vscode.workspace.getConfiguration(SECTION, scope);
+  const values: Partial<Record<keyof RawSettings, unknown>> = {};
+  for (const k of Object.keys(DEFAULT_SETTINGS) as (keyof RawSettings)[]) values[k] = c.get<unknown>(k);
+  return settingProblems(values);
+}
+
 export function folderConfig(folder: vscode.WorkspaceFolder): FolderConfig {
-  return resolveFolderConfig(readSettings(folder.uri), { name: folder.name, fsPath: folder.uri.fsPath });
+  return { ...resolveFolderConfig(readSettings(folder.uri), { name: folder.name, fsPath: folder.uri.fsPath }), problems: readSettingProblems(folder.uri) };
 }
 
 /** Where a setting is defined for this folder, so an update lands where it takes effect (default: user settings). */

@@ -61,6 +61,18 @@ export class EngineError extends Error {
   }
 }
 
+/** A setting whose value the extension cannot use: the message names it, and Open Settings goes to it. */
+export class SettingError extends EngineError {
+  constructor(
+    /** The full key, e.g. offsite.volumeSize. */
+    readonly setting: string,
+    message: string,
+    hint?: string,
+  ) {
+    super({ code: 'setting', message, hint });
+  }
+}
+
 export function isCancelled(e: unknown): boolean {
   return EngineError.is(e, 'cancelled');
 }

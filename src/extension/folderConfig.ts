@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { redactSecretValues, withoutPassword } from '../engine/backend/backendUtil';
 import type { KeySpec, RemoteConfig, Selection } from '../engine/service';
 import { BACKGROUND_NICE } from '../launch/priority';
+import { parseTimeSpec } from '../engine/chain/time';
 
 export type NotificationLevel = 'all' | 'failures' | 'off';
 
@@ -48,6 +49,55 @@ export const DEFAULT_SETTINGS: RawSettings = {
   s3Profile: '',
 };
 
+/** A setting whose value Offsite cannot use, in words that name it and say what it takes. */
+export interface SettingProblem {
+  /** The key without "offsite." (as in RawSettings). */
+  readonly setting: keyof RawSettings;
+  readonly message: string;
+  /** A backup cannot honour it (it would otherwise go on with another value than the one set). */
+  readonly blocksBackup: boolean;
+}
+
+/**
+ * What is wrong with the offsite.* values as VS Code returns them, of any type (settings.json is edited
+ * by hand, and VS Code only underlines a value its schema refuses): each problem names the setting,
+ * the value and what it takes. A value left out (undefined) is the default, never a problem.
+ */
+export function settingProblems(values: Readonly<Partial<Record<keyof RawSettings, unknown>>>, now = Date.now() / 1000): SettingProblem[] {
+  const out: SettingProblem[] = [];
+  const bad = (setting: keyof RawSettings, takes: string, blocksBackup: boolean) =>
+    out.push({ setting, message: `offsite.${setting} is ${JSON.stringify(values[setting])}: it must be ${takes}`, blocksBackup });
+  const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  const number = (setting: keyof RawSettings, ok: (n: number) => boolean, takes: string, blocksBackup: boolean) => {
+    const v = values[setting];
+    if (v !== undefined && !(isNumber(v) && ok(v))) bad(setting, takes, blocksBackup);
+  };
+  const remote = values.remote;
+  if (remote !== undefined && (typeof remote !== 'string' || (remote.trim() !== '' && !/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(remote.trim())))) {
+    bad('remote', 'a URL such as file:///mnt/backup, sftp://user@host/backups, s3://bucket/prefix or rclone://remote:path', true);
+  }
+  number('schedule', (n) => n >= 0, 'a number of minutes between automatic backups (0 = off); until it is, none run', false);
+  number('staleAfter', (n) => n >= 0, 'a number of hours (0 = never warn)', false);
+  number('drillEvery', (n) => n >= 0, 'a number of days (0 = never remind)', false);
+  number('volumeSize', (n) => n >= 1 && n <= 4096, 'the size of a volume in MB, from 1 to 4096', true);
+  number('keepFull', (n) => n >= 0 && Number.isInteger(n), 'a whole number of full backups to keep (0 = keep all)', true);
+  const full = values.fullIfOlderThan;
+  if (full !== undefined) {
+    let ok = typeof full === 'string';
+    if (ok && (full as string).trim()) {
+      try {
+        ok = parseTimeSpec((full as string).trim(), Math.floor(now)) <= now;
+      } catch {
+        ok = false;
+      }
+    }
+    if (!ok) bad('fullIfOlderThan', 'an age as duplicity writes it, e.g. 30D (days), 2W (weeks), 6M (months) or 1Y, or empty', true);
+  }
+  const notifications = values.notifications;
+  if (notifications !== undefined && !['all', 'failures', 'off'].includes(notifications as string)) bad('notifications', '"all", "failures" or "off"', false);
+  return out;
+}
+
 export interface FolderRef {
   readonly name: string;
   readonly fsPath: string;
@@ -65,6 +115,8 @@ export interface FolderConfig {
   readonly fullIfOlderThan?: string;
   readonly keepFull?: number;
   readonly settings: RawSettings;
+  /** Values of settings Offsite cannot use (settingProblems); the settings above have their defaults instead. */
+  readonly problems?: readonly SettingProblem[];
   /** Remote and at least one encryption key: enough to back up. */
   readonly configured: boolean;
 }

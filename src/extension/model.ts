@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import type { CollectionStatus } from '../engine/ops/inspect';
 import type { SetChanges } from '../engine/service';
 import { folderConfig } from './config';
-import { EngineError, isCancelled, isHeldElsewhere, type EngineOp, type EngineResults } from './engineClient';
+import { EngineError, isCancelled, isHeldElsewhere, SettingError, type EngineOp, type EngineResults } from './engineClient';
 import { FOLDER_PAGE, sortNodes, toPage, type FileNode } from './fileTree';
 import { redactUrl } from '../engine/backend/backendUtil';
 import type { FolderConfig } from './folderConfig';
@@ -223,6 +223,10 @@ export class BackupModel implements vscode.Disposable {
     await this.updateRecord(f, { lastAttempt: now() });
     this.log.info(`Backing up ${cfg.folder.fsPath} to ${redactUrl(cfg.url)}${opts.background ? ' (scheduled)' : ''}`);
     try {
+      // A value it cannot honour (a volume size of -5, fullIfOlderThan "30 days") stops it, named, rather
+      // than a backup made another way than the one set, or the engine's words about its own options.
+      const problem = cfg.problems?.find((p) => p.blocksBackup);
+      if (problem) throw new SettingError(`offsite.${problem.setting}`, problem.message);
       const r = await this.run(f, 'backup', vscode.l10n.t('Offsite: backing up {0}', f.name), 'backup', (remote, keys) => ({
         op: 'backup',
         remote,

@@ -16,6 +16,8 @@ export class Scheduler implements vscode.Disposable {
   private readonly first: NodeJS.Timeout;
   /** Remote URL → the lastSuccess we already warned about (stale). */
   private readonly staleWarned = new Map<string, number>();
+  /** Setting problems already shown in this window (their messages name the setting and the value). */
+  private readonly problemsShown = new Set<string>();
 
   constructor(
     private readonly model: BackupModel,
@@ -32,6 +34,7 @@ export class Scheduler implements vscode.Disposable {
     const due: Promise<void>[] = [];
     for (const f of this.model.configuredFolders) {
       const s = f.config.settings;
+      this.showProblems(f);
       const rec = this.model.record(f);
       if (!f.running && backupDue(rec, s.schedule, now)) due.push(this.scheduledBackup(f));
       if (s.notifications !== 'off' && isStale(rec, s.staleAfter, now) && this.staleWarned.get(f.config.url) !== rec.lastSuccess) {
@@ -44,6 +47,23 @@ export class Scheduler implements vscode.Disposable {
       }
     }
     await Promise.all(due);
+  }
+
+  /**
+   * A setting with a value Offsite cannot use, and that no backup reports (a schedule of "60" or -5
+   * means no scheduled backups; a bad staleAfter, no warning): said once per window. Those a backup
+   * cannot honour stop it instead, with the same words.
+   */
+  private showProblems(f: FolderBackup): void {
+    if (f.config.settings.notifications === 'off') return;
+    for (const p of f.config.problems ?? []) {
+      if (p.blocksBackup || this.problemsShown.has(p.message)) continue;
+      this.problemsShown.add(p.message);
+      const openSettings = vscode.l10n.t('Open Settings');
+      void this.ui
+        .notify('warning', vscode.l10n.t('Offsite: {0}.', p.message), {}, openSettings)
+        .then((a) => a === openSettings && vscode.commands.executeCommand('workbench.action.openSettings', `offsite.${p.setting}`));
+    }
   }
 
   private async scheduledBackup(f: FolderBackup): Promise<void> {

@@ -13,6 +13,7 @@ import {
   passphraseIdFor,
   resolveFolderConfig,
   resolveKeySpec,
+  settingProblems,
   shellQuote,
   sshTargetOf,
   workspaceRelative,
@@ -68,6 +69,28 @@ describe('extension: folder configuration', () => {
     assert.equal(c.volumeSizeMB, DEFAULT_SETTINGS.volumeSize);
     assert.equal(c.fullIfOlderThan, '30D');
     assert.equal(c.remote.sshKey, '/home/me/.ssh/id');
+  });
+
+  it('values Offsite cannot use are named with the setting, the value and what it takes; the defaults and good values are not', () => {
+    const now = 1_800_000_000;
+    const problems = (v: Parameters<typeof settingProblems>[0]) => settingProblems(v, now).map((p) => `${p.message}${p.blocksBackup ? ' [blocks backup]' : ''}`);
+    assert.deepEqual(problems({ ...DEFAULT_SETTINGS }), [], 'the defaults');
+    assert.deepEqual(problems({ remote: 'file:///mnt/b', schedule: 30, staleAfter: 0, volumeSize: 200, keepFull: 2, fullIfOlderThan: '30D', notifications: 'off' }), []);
+    for (const good of ['2W', '6M', '1Y', '1h30m', ' 30D ', '2024-01-31', '']) assert.deepEqual(problems({ fullIfOlderThan: good }), [], good);
+    assert.deepEqual(problems({ fullIfOlderThan: '30 days' }), ['offsite.fullIfOlderThan is "30 days": it must be an age as duplicity writes it, e.g. 30D (days), 2W (weeks), 6M (months) or 1Y, or empty [blocks backup]']);
+    assert.equal(problems({ fullIfOlderThan: '30d' }).length, 1, "duplicity's units: D is days, d is nothing");
+    assert.equal(problems({ fullIfOlderThan: '2099-01-01' }).length, 1, 'a time to come is no age');
+    assert.deepEqual(problems({ volumeSize: -5 }), ['offsite.volumeSize is -5: it must be the size of a volume in MB, from 1 to 4096 [blocks backup]']);
+    assert.equal(problems({ volumeSize: 100_000 }).length, 1);
+    assert.equal(problems({ volumeSize: '32' }).length, 1, 'a string is no number');
+    assert.deepEqual(problems({ schedule: '60' }), ['offsite.schedule is "60": it must be a number of minutes between automatic backups (0 = off); until it is, none run']);
+    assert.equal(problems({ schedule: -5 }).length, 1);
+    assert.equal(problems({ keepFull: 1.5 }).length, 1, 'a whole number of chains');
+    assert.equal(problems({ keepFull: -1 }).length, 1);
+    assert.equal(problems({ staleAfter: -1 }).length, 1);
+    assert.equal(problems({ drillEvery: 'monthly' }).length, 1);
+    assert.equal(problems({ notifications: 'none' }).length, 1);
+    assert.deepEqual(problems({ remote: '/mnt/backup' }), ['offsite.remote is "/mnt/backup": it must be a URL such as file:///mnt/backup, sftp://user@host/backups, s3://bucket/prefix or rclone://remote:path [blocks backup]']);
   });
 
   it('the passphrase is remembered per private key', () => {

@@ -10,6 +10,8 @@ import { backupDue, currentFailure, isStale } from './schedule';
 import type { Ui } from './ui';
 
 const TICK_MS = 60_000;
+/** How often a folder that looks stale or failed has the remote's status read again (cron may have backed it up since). */
+const RECHECK_S = 600;
 
 export class Scheduler implements vscode.Disposable {
   private readonly timer: NodeJS.Timeout;
@@ -18,6 +20,8 @@ export class Scheduler implements vscode.Disposable {
   private readonly staleWarned = new Map<string, number>();
   /** Setting problems already shown in this window (their messages name the setting and the value). */
   private readonly problemsShown = new Set<string>();
+  /** Remote URL → when this window last read its status because the record looked stale or failed. */
+  private readonly rechecked = new Map<string, number>();
 
   constructor(
     private readonly model: BackupModel,
@@ -35,7 +39,14 @@ export class Scheduler implements vscode.Disposable {
     for (const f of this.model.configuredFolders) {
       const s = f.config.settings;
       this.showProblems(f);
-      const rec = this.model.record(f);
+      let rec = this.model.record(f);
+      // The record is what this window last saw; cron, another machine or another window may have backed
+      // up since: the remote says so before the status bar or a notification says "stale" or "failed".
+      if ((isStale(rec, s.staleAfter, now) || currentFailure(rec)) && !f.running && !(now - (this.rechecked.get(f.config.url) ?? -Infinity) < RECHECK_S)) {
+        this.rechecked.set(f.config.url, now);
+        await this.model.refreshStatus(f, { interactive: false }).catch(() => undefined);
+        rec = this.model.record(f);
+      }
       if (!f.running && backupDue(rec, s.schedule, now)) due.push(this.scheduledBackup(f));
       if (s.notifications !== 'off' && isStale(rec, s.staleAfter, now) && this.staleWarned.get(f.config.url) !== rec.lastSuccess) {
         this.staleWarned.set(f.config.url, rec.lastSuccess!);

@@ -83,9 +83,9 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
    * backup, a wrong passphrase) as it does for its other errors: through VS Code's file system API
    * the error would arrive as an untyped FileSystemError.
    */
-  async has(uri: vscode.Uri): Promise<boolean> {
+  async has(uri: vscode.Uri, signal?: AbortSignal): Promise<boolean> {
     try {
-      await this.fetch(uri);
+      await this.fetch(uri, signal);
       return true;
     } catch (e) {
       if (e instanceof vscode.FileSystemError && e.code === 'FileNotFound') return false;
@@ -124,11 +124,12 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
   }
 
   /** The version's content from the engine (cached), or FileNotFound when the file was not in that backup; EngineError on failure. */
-  private fetch(uri: vscode.Uri): Promise<Cached> {
+  private fetch(uri: vscode.Uri, signal?: AbortSignal): Promise<Cached> {
     const key = uri.toString();
     let p = this.cache.get(key);
     if (!p) {
-      p = this.load(uri);
+      // (A cancelled load is dropped from the cache like a failed one: the next read starts again.)
+      p = this.load(uri, signal);
       this.cache.set(key, p);
       p.catch(() => this.cache.delete(key));
     }
@@ -138,13 +139,13 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
     });
   }
 
-  private async load(uri: vscode.Uri): Promise<Cached> {
+  private async load(uri: vscode.Uri, signal?: AbortSignal): Promise<Cached> {
     const ref = fromBackupUri(uri);
     const f = this.model.folders.find((x) => x.folder.uri.toString() === ref.folder);
     if (!f) throw vscode.FileSystemError.Unavailable(uri);
     const file = path.join(this.dir(), `v${++this.counter}${path.extname(ref.path)}`);
     try {
-      const r = await this.model.read(f, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: ref.path, time: ref.time, output: file }));
+      const r = await this.model.read(f, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: ref.path, time: ref.time, output: file }), { signal });
       if (!r.found) throw vscode.FileSystemError.FileNotFound(uri);
       return { file, size: r.size, mtime: r.mtime, lastUsed: Date.now() };
     } catch (e) {

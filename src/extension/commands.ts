@@ -208,7 +208,10 @@ export class CommandCenter implements vscode.Disposable {
     const items = (async () => {
       let picks: { label: string; description: string; time: number }[];
       if (rel !== undefined) {
-        const versions = await this.model.read(f, 'history', (remote, keys) => ({ op: 'history', remote, keys, path: rel }));
+        // (Every set's signatures: with many sets not cached here, a while.)
+        const versions = await this.ui.withProgress(vscode.l10n.t('Offsite: reading the versions of {0}…', rel), (signal) =>
+          this.model.read(f, 'history', (remote, keys) => ({ op: 'history', remote, keys, path: rel }), { signal }),
+        );
         // Only the sets where it was a file can be shown or restored as one (not where it was a
         // folder or a symlink); a version without a type comes from an older engine: a file.
         picks = versions
@@ -332,7 +335,9 @@ export class CommandCenter implements vscode.Disposable {
   /** Opens the backup version of a file next to the current one (or alone, if the file is gone). */
   private async openComparison(f: FolderBackup, file: vscode.Uri, rel: string, t: TimeChoice): Promise<vscode.Uri> {
     const backupUri = toBackupUri(file, { folder: f.folder.uri.toString(), path: rel, time: t.time });
-    if (!(await this.versions.has(backupUri))) fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', rel, t.label));
+    // A big file, a slow remote: the volume holding it is downloaded first, with a notification to cancel it.
+    const found = await this.ui.withProgress(vscode.l10n.t('Offsite: reading {0} as of {1}…', rel, t.label), (signal) => this.versions.has(backupUri, signal));
+    if (!found) fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', rel, t.label));
     const exists = fs.existsSync(file.fsPath);
     if (exists) {
       await vscode.commands.executeCommand('vscode.diff', backupUri, file, vscode.l10n.t('{0} (backup of {1}) ↔ current', path.basename(file.fsPath), t.label), { preview: true });
@@ -368,7 +373,9 @@ export class CommandCenter implements vscode.Disposable {
       if (answer !== restore) return undefined;
     }
     fs.mkdirSync(path.dirname(target), { recursive: true });
-    const r = await this.model.read(f, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: rel, time, output: target }));
+    const r = await this.ui.withProgress(vscode.l10n.t('Offsite: restoring {0} as of {1}…', rel, formatTime(time)), (signal) =>
+      this.model.read(f, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: rel, time, output: target }), { signal }),
+    );
     if (!r.found) fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', rel, formatTime(time)));
     // The engine writes private (0600) files; give the file back its own permissions.
     fs.chmodSync(target, r.mode & 0o7777);
@@ -428,7 +435,9 @@ export class CommandCenter implements vscode.Disposable {
         saveLabel: vscode.l10n.t('Restore Here'),
       });
       if (!dest) return undefined;
-      const r = await this.model.read(n.folder, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: n.node.path, time, output: dest.fsPath }));
+      const r = await this.ui.withProgress(vscode.l10n.t('Offsite: restoring {0} as of {1}…', n.node.path, formatTime(time)), (signal) =>
+        this.model.read(n.folder, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: n.node.path, time, output: dest.fsPath }), { signal }),
+      );
       if (!r.found) fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', n.node.path, formatTime(time)));
       fs.chmodSync(dest.fsPath, r.mode & 0o7777);
       void this.ui.notify('info', vscode.l10n.t('Restored {0} as of {1} to {2}.', n.node.path, formatTime(time), dest.fsPath));

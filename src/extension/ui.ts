@@ -25,6 +25,11 @@ export interface Prompt {
 export class Ui {
   readonly notices: Notice[] = [];
   readonly prompts: Prompt[] = [];
+  /** The titles of the progress notifications shown (withProgress). */
+  readonly progressShown: string[] = [];
+  /** How long work runs before withProgress shows its notification (a quick read shows none). */
+  progressDelayMs = 1000;
+  private readonly running = new Set<AbortController>();
   private readonly answers: Answer[] = [];
   private readonly clicks: string[] = [];
   /** Tests: questions get scripted answers, and a question with none is dismissed instead of waiting. */
@@ -59,6 +64,39 @@ export class Ui {
     // In tests a non-modal notification is clicked only when scripted: do not leave callers waiting for it.
     if (this.scripted && !opts.modal) return Promise.resolve(this.clicks.length && actions.includes(this.clicks[0]) ? this.clicks.shift() : undefined);
     return shown;
+  }
+
+  /**
+   * Runs a task that may take long (reading a version of a big file from a slow remote): past
+   * progressDelayMs a cancellable progress notification shows until it ends; Cancel aborts its signal.
+   */
+  async withProgress<T>(title: string, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const abort = new AbortController();
+    this.running.add(abort);
+    const work = task(abort.signal);
+    const show = () => {
+      this.progressShown.push(title);
+      void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (_progress, token) => {
+        const sub = token.onCancellationRequested(() => abort.abort());
+        return work.then(
+          () => sub.dispose(),
+          () => sub.dispose(),
+        );
+      });
+    };
+    const timer = this.progressDelayMs > 0 ? setTimeout(show, this.progressDelayMs) : (show(), undefined);
+    try {
+      return await work;
+    } finally {
+      clearTimeout(timer);
+      this.running.delete(abort);
+    }
+  }
+
+  /** Tests: what the Cancel button of withProgress's notifications does, for all that run; how many. */
+  cancelProgress(): number {
+    for (const a of this.running) a.abort();
+    return this.running.size;
   }
 
   async input(options: vscode.InputBoxOptions): Promise<string | undefined> {

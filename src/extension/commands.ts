@@ -23,6 +23,9 @@ import type { Ui } from './ui';
 
 type Handler = (...args: unknown[]) => unknown;
 
+/** An entry's type in words (as the engine's inspect.ts names them; that module is not for the extension host's bundle). */
+const TYPE_WORDS: Readonly<Record<string, string>> = { reg: 'file', dir: 'folder', sym: 'symlink', fifo: 'fifo', chr: 'character device', blk: 'block device' };
+
 interface TimeChoice {
   readonly time: number;
   readonly label: string;
@@ -127,7 +130,8 @@ export class CommandCenter implements vscode.Disposable {
     if (needsSignKey(e)) actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'offsite.signKey');
     actions[showLog] = () => this.log.show();
     const text = errorText(e);
-    const severity = e.code === 'notFound' || isHeldElsewhere(e) ? 'warning' : 'error';
+    // Not found, busy, or nothing to act on (no file open, an unsaved document): said, not alarmed.
+    const severity = e.code === 'notFound' || e.code === 'target' || isHeldElsewhere(e) ? 'warning' : 'error';
     void this.ui.notify(severity, vscode.l10n.t('Offsite: {0}', text.replace(/\.\.$/, '.')), {}, ...Object.keys(actions)).then((a) => a && actions[a]?.());
   }
 
@@ -170,21 +174,50 @@ export class CommandCenter implements vscode.Disposable {
     }
   }
 
-  /** The file a command acts on: its argument, or the active editor's file. */
-  private targetFile(arg: unknown): vscode.Uri {
+  /**
+   * The file a command acts on: its argument, or the file of the active editor or tab (a binary file or
+   * an image has no text editor); a document that is no file on disk is said to be so.
+   */
+  private targetFile(arg: unknown, action: 'compare' | 'restore'): vscode.Uri {
     let uri: vscode.Uri | undefined;
     if (arg instanceof vscode.Uri) uri = arg.scheme === SCHEME ? originalUri(arg) : arg;
     else {
       const active = this.activeBackupUri();
-      uri = active ? originalUri(active) : vscode.window.activeTextEditor?.document.uri;
+      uri = active ? originalUri(active) : this.activeResource();
     }
-    if (!uri || uri.scheme !== 'file') fail('usage', vscode.l10n.t('No file to compare'), vscode.l10n.t('Open a file of the workspace first, or pick one in the Backups view (deleted files are listed there)'));
+    if (!uri) {
+      fail('target', action === 'compare' ? vscode.l10n.t('No file to compare') : vscode.l10n.t('No file to restore'), vscode.l10n.t('Open a file of the workspace first, or pick one in the Backups view (deleted files are listed there)'));
+    }
+    const name = path.posix.basename(uri.path) || uri.toString(true);
+    if (uri.scheme === 'untitled') fail('target', vscode.l10n.t('{0} is not saved yet: Offsite backs up files on disk', name), vscode.l10n.t('Save it in the workspace folder: the next backup keeps it'));
+    if (uri.scheme !== 'file') fail('target', vscode.l10n.t('{0} ({1}:) is not a file on disk: Offsite backs up the files of the workspace', name, uri.scheme), vscode.l10n.t('Open the file itself, or pick one in the Backups view'));
     return uri;
+  }
+
+  /** The file shown in the editor area: the active text editor's, else the active tab's (binary, image, notebook, the right side of a diff). */
+  private activeResource(): vscode.Uri | undefined {
+    const editor = vscode.window.activeTextEditor?.document.uri;
+    if (editor?.scheme === 'file') return editor;
+    const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+    const tab =
+      input instanceof vscode.TabInputText || input instanceof vscode.TabInputCustom || input instanceof vscode.TabInputNotebook ? input.uri
+      : input instanceof vscode.TabInputTextDiff ? input.modified
+      : undefined;
+    // (The output panel's document, say, when it has the focus: the file of the editor area is meant.)
+    return tab?.scheme === 'file' ? tab : (editor ?? tab);
+  }
+
+  /** The folder of a file a command compares or restores, configured. */
+  private folderOfFile(uri: vscode.Uri): FolderBackup {
+    const f = this.model.folderOf(uri);
+    if (!f) fail('target', vscode.l10n.t('{0} is not in a folder of the workspace: Offsite backs up the workspace folders', uri.fsPath));
+    if (!f.config.configured) this.notConfigured(f);
+    return f;
   }
 
   private relativePath(f: FolderBackup, uri: vscode.Uri): string {
     const rel = workspaceRelative(f.folder.uri.fsPath, uri.fsPath);
-    if (rel === undefined) fail('usage', vscode.l10n.t('{0} is not inside the workspace folder {1}', uri.fsPath, f.name));
+    if (rel === undefined) fail('target', vscode.l10n.t('{0} is not inside the workspace folder {1}', uri.fsPath, f.name));
     return rel;
   }
 
@@ -218,7 +251,18 @@ export class CommandCenter implements vscode.Disposable {
           .filter((v) => v.action !== 'deleted' && (v.type === undefined || v.type === 'reg'))
           .reverse()
           .map((v) => ({ label: formatTime(v.time), description: `${v.action === 'new' ? vscode.l10n.t('added') : vscode.l10n.t('changed')} · ${formatAge(nowS - v.time)}`, time: v.time }));
-        if (picks.length === 0) fail('notFound', vscode.l10n.t('{0} is in no backup of {1}', rel, f.name), vscode.l10n.t('Back it up first, or check offsite.exclude and .gitignore'));
+        if (picks.length === 0) {
+          // Backed up, but never as a file (a symlink, a folder): saying it is in no backup would be wrong.
+          const other = versions.filter((v) => v.action !== 'deleted' && v.type !== undefined && v.type !== 'reg').at(-1);
+          if (other) {
+            fail(
+              'notFound',
+              vscode.l10n.t('{0} is backed up as a {1}, not as a file: only a file\'s versions can be compared or restored here', rel, TYPE_WORDS[other.type ?? ''] ?? other.type),
+              other.type === 'sym' ? vscode.l10n.t('Open the file it points to; Restore Workspace To… restores symlinks') : vscode.l10n.t('Its files are in the Backups view'),
+            );
+          }
+          fail('notFound', vscode.l10n.t('{0} is in no backup of {1}', rel, f.name), vscode.l10n.t('Back it up first, or check offsite.exclude and .gitignore; a file renamed or moved since has its versions under its old name, in the Backups view'));
+        }
       } else {
         const s = await this.model.statusOf(f);
         picks = s.chains
@@ -310,16 +354,16 @@ export class CommandCenter implements vscode.Disposable {
   // ---- compare and restore one file --------------------------------------------------------------
 
   private async compareWithBackup(arg: unknown): Promise<vscode.Uri> {
-    const file = this.targetFile(arg);
-    const f = await this.pickFolder(file);
+    const file = this.targetFile(arg, 'compare');
+    const f = this.folderOfFile(file);
     const rel = this.relativePath(f, file);
     const t = await this.pickTime(f, rel, vscode.l10n.t('Compare {0} with the backup of…', path.basename(file.fsPath)));
     return this.openComparison(f, file, rel, t);
   }
 
   private async restoreFileAsOf(arg: unknown): Promise<vscode.Uri> {
-    const file = this.targetFile(arg);
-    const f = await this.pickFolder(file);
+    const file = this.targetFile(arg, 'restore');
+    const f = this.folderOfFile(file);
     const rel = this.relativePath(f, file);
     const t = await this.pickTime(f, rel, vscode.l10n.t('Restore {0} as of…', path.basename(file.fsPath)));
     const backupUri = await this.openComparison(f, file, rel, t);
@@ -350,7 +394,7 @@ export class CommandCenter implements vscode.Disposable {
   /** "Restore this version": writes the backup version over the current file, after asking. */
   private async restoreThisVersion(arg: unknown, confirmed = false): Promise<string | undefined> {
     const backupUri = arg instanceof vscode.Uri && arg.scheme === SCHEME ? arg : this.activeBackupUri();
-    if (!backupUri) fail('usage', vscode.l10n.t('No backup version is open'), vscode.l10n.t('Use "Offsite: Compare With Backup…" first'));
+    if (!backupUri) fail('target', vscode.l10n.t('No backup version is open'), vscode.l10n.t('Use "Offsite: Compare With Backup…" first'));
     const ref = fromBackupUri(backupUri);
     const f = this.model.folders.find((x) => x.folder.uri.toString() === ref.folder);
     if (!f) fail('notFound', vscode.l10n.t('The workspace folder of {0} is not open', ref.path));
@@ -392,14 +436,14 @@ export class CommandCenter implements vscode.Disposable {
 
   private async compareWithCurrent(n: EntryNode): Promise<vscode.Uri> {
     const time = versionTimeOf(n);
-    if (n?.kind !== 'entry' || time === undefined) fail('usage', vscode.l10n.t('Pick a file in the Backups view'));
+    if (n?.kind !== 'entry' || time === undefined) fail('target', vscode.l10n.t('Pick a file in the Backups view'));
     const file = vscode.Uri.joinPath(n.folder.folder.uri, ...n.node.path.split('/'));
     return this.openComparison(n.folder, file, n.node.path, { time, label: formatTime(time) });
   }
 
   private async restoreVersion(n: EntryNode): Promise<unknown> {
     const time = versionTimeOf(n);
-    if (n?.kind !== 'entry' || time === undefined) fail('usage', vscode.l10n.t('Pick a file or folder in the Backups view'));
+    if (n?.kind !== 'entry' || time === undefined) fail('target', vscode.l10n.t('Pick a file or folder in the Backups view'));
     this.requireTrust();
     if (n.node.kind !== 'dir') return this.restoreFileVersion(n.folder, n.node.path, time, false);
     const restore = vscode.l10n.t('Restore');
@@ -427,7 +471,7 @@ export class CommandCenter implements vscode.Disposable {
   private async restoreTo(n: EntryNode | SetNode): Promise<unknown> {
     if (n?.kind === 'set') return this.restoreFolderTo(n.folder, { time: n.set.time, label: formatTime(n.set.time) });
     const time = n?.kind === 'entry' ? versionTimeOf(n) : undefined;
-    if (n?.kind !== 'entry' || time === undefined) fail('usage', vscode.l10n.t('Pick a file, folder or backup in the Backups view'));
+    if (n?.kind !== 'entry' || time === undefined) fail('target', vscode.l10n.t('Pick a file, folder or backup in the Backups view'));
     if (n.node.kind !== 'dir') {
       const dest = await this.ui.saveDialog({
         title: vscode.l10n.t('Restore {0} as of {1} to…', n.node.path, formatTime(time)),

@@ -105,6 +105,10 @@ export class CommandCenter implements vscode.Disposable {
     this.log.error(`${id}: [${e.code}] ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
     const actions: Record<string, () => unknown> = {};
     switch (e.code) {
+      case 'noFolder':
+        // (Not "Configure Backup…": with no folder it could only say this again.)
+        actions[vscode.l10n.t('Open Folder')] = () => vscode.commands.executeCommand('workbench.action.files.openFolder');
+        break;
       case 'setting':
         actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', e instanceof SettingError ? e.setting : '@ext:offsite.offsite');
         break;
@@ -131,7 +135,7 @@ export class CommandCenter implements vscode.Disposable {
     actions[showLog] = () => this.log.show();
     const text = errorText(e);
     // Not found, busy, or nothing to act on (no file open, an unsaved document): said, not alarmed.
-    const severity = e.code === 'notFound' || e.code === 'target' || isHeldElsewhere(e) ? 'warning' : 'error';
+    const severity = e.code === 'notFound' || e.code === 'target' || e.code === 'noFolder' || isHeldElsewhere(e) ? 'warning' : 'error';
     void this.ui.notify(severity, vscode.l10n.t('Offsite: {0}', text.replace(/\.\.$/, '.')), {}, ...Object.keys(actions)).then((a) => a && actions[a]?.());
   }
 
@@ -144,7 +148,7 @@ export class CommandCenter implements vscode.Disposable {
     else if (arg instanceof vscode.Uri) f = this.model.folderOf(arg.scheme === SCHEME ? originalUri(arg) : arg);
     if (!f) {
       const folders = this.model.folders;
-      if (folders.length === 0) fail('config', vscode.l10n.t('No folder is open'), vscode.l10n.t('Open a folder to back it up'));
+      if (folders.length === 0) fail('noFolder', vscode.l10n.t('No folder is open'), vscode.l10n.t('Open a folder to back it up'));
       const candidates = opts.configured ? folders.filter((x) => x.config.configured) : [...folders];
       const active = vscode.window.activeTextEditor?.document.uri;
       const byEditor = active ? this.model.folderOf(active) : undefined;
@@ -210,7 +214,10 @@ export class CommandCenter implements vscode.Disposable {
   /** The folder of a file a command compares or restores, configured. */
   private folderOfFile(uri: vscode.Uri): FolderBackup {
     const f = this.model.folderOf(uri);
-    if (!f) fail('target', vscode.l10n.t('{0} is not in a folder of the workspace: Offsite backs up the workspace folders', uri.fsPath));
+    if (!f) {
+      if (this.model.folders.length === 0) fail('noFolder', vscode.l10n.t('{0} is not in a folder of the workspace: no folder is open', uri.fsPath), vscode.l10n.t('Open the folder it is in to back it up'));
+      fail('target', vscode.l10n.t('{0} is not in a folder of the workspace: Offsite backs up the workspace folders', uri.fsPath));
+    }
     if (!f.config.configured) this.notConfigured(f);
     return f;
   }
@@ -298,7 +305,7 @@ export class CommandCenter implements vscode.Disposable {
     this.requireTrust();
     const targets = arg !== undefined ? [await this.pickFolder(arg)] : this.model.configuredFolders;
     if (targets.length === 0) {
-      if (this.model.folders.length === 0) fail('config', vscode.l10n.t('No folder is open'), vscode.l10n.t('Open a folder to back it up'));
+      if (this.model.folders.length === 0) fail('noFolder', vscode.l10n.t('No folder is open'), vscode.l10n.t('Open a folder to back it up'));
       this.notConfigured(this.model.folders[0]);
     }
     const results: unknown[] = [];

@@ -20,6 +20,14 @@ describe('the VS Code extension in a real extension host', function () {
     await runHostSuite({ suite: 'untrusted', trust: true });
   });
 
+  it('compares and restores only files (binary, image, symlink, untitled, outside), shows damage and progress, rechecks the remote before "stale", names bad settings', async () => {
+    await runHostSuite({ suite: 'edges' });
+  });
+
+  it('with no folder open, every command says to open one', async () => {
+    await runHostSuite({ suite: 'empty' });
+  });
+
   it('backs up every folder of a multi-root workspace, whichever fails, is busy or has its remote locked by another run', async () => {
     await runHostSuite({ suite: 'multiroot' });
   });

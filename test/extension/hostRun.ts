@@ -57,7 +57,7 @@ export function makeWorkspace(root: string): string {
 }
 
 export interface HostRun {
-  readonly suite: 'main' | 'untrusted' | 'bench' | 'multiroot';
+  readonly suite: 'main' | 'untrusted' | 'bench' | 'multiroot' | 'edges' | 'empty';
   readonly trust?: boolean;
   /** Adds to the workspace before VS Code opens it (the benchmark's large files). */
   readonly populate?: (workspace: string) => void;
@@ -167,7 +167,8 @@ export async function runHostSuite(run: HostRun): Promise<void> {
       vscodeExecutablePath: LAUNCHER,
       extensionDevelopmentPath: REPO,
       extensionTestsPath: HOST_BUNDLE,
-      launchArgs: [open],
+      // The 'empty' suite: a window with no folder.
+      launchArgs: run.suite === 'empty' ? [] : [open],
       extensionTestsEnv: {
         OFFSITE_TEST_FIXTURE: fixtureFile,
         OFFSITE_HOST_SUITE: run.suite,

@@ -8,6 +8,8 @@ const SUITES: Record<string, () => void> = {
   untrusted: () => require('./untrusted.host'),
   bench: () => require('./bench.host'),
   multiroot: () => require('./multiroot.host'),
+  edges: () => require('./edges.host'),
+  empty: () => require('./empty.host'),
 };
 
 export function run(): Promise<void> {

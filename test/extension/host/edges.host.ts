@@ -1,0 +1,271 @@
+// What a careful user meets at the edges: Compare With Backup and Restore File As Of… on a binary file,
+// an image, a symlink, a file never backed up, an untitled document, a document that is no file on
+// disk, a file outside the folder; a long read with its progress and Cancel; a damaged set in the
+// tree; a record that looks stale or failed while cron has backed up since; settings with values
+// Offsite cannot use. A workspace and a file:// remote of its own (as the main suite's).
+import * as assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import * as vscode from 'vscode';
+import { timeToString } from '../../../src/engine/chain/time';
+import type { OffsiteApi } from '../../../src/extension/extension';
+import { formatTime } from '../../../src/extension/format';
+import type { BackupNode, SetNode } from '../../../src/extension/snapshotTree';
+import { fixture, nextSecond, offsite, waitFor, write } from './fixture';
+
+const fx = fixture();
+const execFileAsync = promisify(execFile);
+// A 1×1 PNG: VS Code opens it in its image preview (a custom editor, no text editor).
+const PIXEL_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+
+function activeDiff(): { original: vscode.Uri; modified: vscode.Uri } | undefined {
+  const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input as { original?: unknown; modified?: unknown } | undefined;
+  return input && input.original instanceof vscode.Uri && input.modified instanceof vscode.Uri ? { original: input.original, modified: input.modified } : undefined;
+}
+
+async function backUp(): Promise<{ time: number; type: string }> {
+  await nextSecond();
+  const [b] = ((await vscode.commands.executeCommand('offsite.backupWorkspace')) ?? []) as { time: number; type: string }[];
+  assert.ok(b, 'the backup returned a summary');
+  return b;
+}
+
+describe('Offsite at the edges: files that are not text files, documents that are no files, damage, progress, stale records, bad settings', () => {
+  let api: OffsiteApi;
+  const ws = fx.workspace;
+
+  before(async () => {
+    api = await offsite();
+    api.ui.script();
+  });
+
+  afterEach(async function () {
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    api.ui.progressDelayMs = 1000;
+    const unused = api.ui.takeUnusedAnswers();
+    if (this.currentTest?.state === 'passed') assert.deepEqual(unused, [], 'every scripted answer was used');
+    if (this.currentTest?.state === 'failed') {
+      console.log('notices:', JSON.stringify(api.ui.notices.slice(-6), null, 1));
+      console.log('prompts:', JSON.stringify(api.ui.prompts.slice(-8)));
+    }
+  });
+
+  /** The notices a command leaves (it resolves to undefined when it only said something). */
+  async function said(command: string, ...args: unknown[]): Promise<{ result: unknown; notices: typeof api.ui.notices }> {
+    const mark = api.ui.notices.length;
+    const result = await vscode.commands.executeCommand(command, ...args);
+    return { result, notices: api.ui.notices.slice(mark) };
+  }
+
+  it('Compare With Backup from the palette compares the binary file or the image of the active tab, which has no text editor', async () => {
+    write(ws, 'pixel.png', PIXEL_PNG);
+    const b = await backUp();
+    for (const name of ['logo.bin', 'pixel.png']) {
+      const file = path.join(ws, name);
+      await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file));
+      await waitFor(`the tab of ${name}`, () => vscode.window.tabGroups.activeTabGroup.activeTab?.label === name);
+      assert.equal(vscode.window.activeTextEditor, undefined, `${name}: no text editor, only the active tab has the file`);
+      api.ui.script(formatTime(b.time));
+      const { result, notices } = await said('offsite.compareWithBackup');
+      assert.ok(result, `${name}: ${JSON.stringify(notices)}`);
+      // The diff opens; for the image it is the image preview's, which the Tab API shows without an input.
+      await waitFor(`the diff of ${name}`, () => vscode.window.tabGroups.activeTabGroup.activeTab?.label === `${name} (backup of ${formatTime(b.time)}) ↔ current`);
+      if (name === 'logo.bin') {
+        const diff = activeDiff();
+        assert.equal(diff?.modified.fsPath, file);
+        assert.equal(diff?.original.scheme, 'offsite');
+      }
+      const uri = result as vscode.Uri;
+      assert.equal(uri.scheme, 'offsite');
+      assert.ok(Buffer.from(await vscode.workspace.fs.readFile(uri)).equals(fs.readFileSync(file)), `${name}: the backup version, byte for byte`);
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    }
+  });
+
+  it('a symlink is said to be backed up as a symlink, not "in no backup"; a file in no backup says where a renamed one\'s versions are', async () => {
+    fs.symlinkSync('README.md', path.join(ws, 'link.md'));
+    write(ws, 'later.txt', 'renamed after the backup\n');
+    try {
+      await backUp();
+      fs.renameSync(path.join(ws, 'later.txt'), path.join(ws, 'renamed.txt'));
+      const link = await said('offsite.compareWithBackup', vscode.Uri.file(path.join(ws, 'link.md')));
+      assert.equal(link.result, undefined);
+      assert.equal(link.notices.length, 1, JSON.stringify(link.notices));
+      assert.equal(link.notices[0].severity, 'warning');
+      assert.match(link.notices[0].message, /link\.md is backed up as a symlink, not as a file/);
+      assert.doesNotMatch(link.notices[0].message, /in no backup/);
+      const renamed = await said('offsite.restoreFileAsOf', vscode.Uri.file(path.join(ws, 'renamed.txt')));
+      assert.equal(renamed.notices.length, 1, JSON.stringify(renamed.notices));
+      assert.match(renamed.notices[0].message, /renamed\.txt is in no backup of workspace\. .*offsite\.exclude and \.gitignore; a file renamed or moved since has its versions under its old name/);
+    } finally {
+      fs.rmSync(path.join(ws, 'link.md'), { force: true });
+      fs.rmSync(path.join(ws, 'renamed.txt'), { force: true });
+    }
+  });
+
+  it('an untitled document, a document that is no file on disk, a file outside the folder, no editor: a warning that says so, without Open Settings', async () => {
+    const expect = async (command: string, re: RegExp, arg?: unknown) => {
+      const { result, notices } = await said(command, ...(arg === undefined ? [] : [arg]));
+      assert.equal(result, undefined);
+      assert.equal(notices.length, 1, `${command}: ${JSON.stringify(notices)}`);
+      assert.equal(notices[0].severity, 'warning', `${command}: ${JSON.stringify(notices[0])}`);
+      assert.match(notices[0].message, re);
+      assert.deepEqual(notices[0].actions, ['Show Log'], 'no Open Settings: no setting is at fault');
+    };
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument({ content: 'not saved\n' }));
+    await expect('offsite.compareWithBackup', /^Offsite: Untitled-\d+ is not saved yet: Offsite backs up files on disk/);
+    await expect('offsite.restoreFileAsOf', /^Offsite: Untitled-\d+ is not saved yet/);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    // The status report is a document of its own scheme.
+    await vscode.commands.executeCommand('offsite.showStatus');
+    await waitFor('the status report', () => vscode.window.activeTextEditor?.document.uri.scheme === 'offsite-status');
+    await expect('offsite.compareWithBackup', /\(offsite-status:\) is not a file on disk/);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    await vscode.commands.executeCommand('workbench.action.closePanel');
+    const outside = write(fx.scratch, 'outside.txt', 'not in the workspace\n');
+    await expect('offsite.compareWithBackup', /outside\.txt is not in a folder of the workspace/, vscode.Uri.file(outside));
+    await expect('offsite.compareWithBackup', /^Offsite: No file to compare\. Open a file of the workspace first/);
+    await expect('offsite.restoreFileAsOf', /^Offsite: No file to restore\./);
+  });
+
+  it('reading a version shows a progress notification, and its Cancel stops the read quietly; the next read works', async function () {
+    this.timeout(300_000);
+    const big = path.join(ws, 'big.bin');
+    await execFileAsync('dd', ['if=/dev/urandom', `of=${big}`, 'bs=1M', 'count=48', 'status=none']);
+    try {
+      const b = await backUp();
+      api.ui.progressDelayMs = 0;
+      const reading = `Offsite: reading big.bin as of ${formatTime(b.time)}…`;
+      const shown = api.ui.progressShown.length;
+      api.ui.script(formatTime(b.time));
+      const mark = api.ui.notices.length;
+      const running = vscode.commands.executeCommand('offsite.compareWithBackup', vscode.Uri.file(big));
+      await waitFor('the progress of the read', () => api.ui.progressShown.slice(shown).includes(reading), 60_000);
+      assert.deepEqual(api.ui.progressShown.slice(shown), ['Offsite: reading the versions of big.bin…', reading]);
+      assert.ok(api.ui.cancelProgress() >= 1, 'a read to cancel');
+      assert.equal(await running, undefined, 'cancelled: no version');
+      assert.deepEqual(api.ui.notices.slice(mark), [], 'a cancel is said by nothing');
+      assert.equal(activeDiff(), undefined, 'no diff opened');
+      // Not kept as a failure: the next read reads it.
+      api.ui.script(formatTime(b.time));
+      const uri = (await vscode.commands.executeCommand('offsite.compareWithBackup', vscode.Uri.file(big))) as vscode.Uri | undefined;
+      assert.ok(uri, JSON.stringify(api.ui.notices.slice(mark)));
+      assert.equal((await vscode.workspace.fs.stat(uri)).size, fs.statSync(big).size);
+    } finally {
+      fs.rmSync(big, { force: true });
+    }
+  });
+
+  it('a damaged incremental set, and the set built on it, are "not restorable" in the tree; the status bar counts the last restorable backup', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    const root = path.join(fx.scratch, 'remote-damaged');
+    await config.update('remote', `file://${root}`, vscode.ConfigurationTarget.Workspace);
+    try {
+      await waitFor('the new remote', () => api.model.folders[0].config.url === `file://${root}/workspace`);
+      const full = await backUp();
+      fs.appendFileSync(path.join(ws, 'README.md'), 'one\n');
+      const inc1 = await backUp();
+      fs.appendFileSync(path.join(ws, 'README.md'), 'two\n');
+      const inc2 = await backUp();
+      assert.deepEqual([full.type, inc1.type, inc2.type], ['full', 'inc', 'inc']);
+      // The first incremental's volume is lost on the remote.
+      const dir = path.join(root, 'workspace');
+      const vol = fs.readdirSync(dir).find((n) => n.startsWith('duplicity-inc.') && n.includes(`.to.${timeToString(inc1.time)}.vol1.`));
+      assert.ok(vol, fs.readdirSync(dir).join(' '));
+      fs.rmSync(path.join(dir, vol));
+      await vscode.commands.executeCommand('offsite.refresh');
+      const chains = (await api.tree.getChildren()) as BackupNode[];
+      assert.equal(chains[0]?.kind, 'chain', JSON.stringify(chains.map((c) => c.kind)));
+      const sets = (await api.tree.getChildren(chains[0])) as SetNode[];
+      assert.deepEqual(sets.map((s) => s.set.time), [inc2.time, inc1.time, full.time]);
+      const item = (n: SetNode) => api.tree.getTreeItem(n);
+      const tip = (n: SetNode) => (item(n).tooltip as vscode.MarkdownString).value;
+      assert.match(String(item(sets[1]).description), /^not restorable · incremental/);
+      assert.match(tip(sets[1]), /Not restorable: damaged: /);
+      assert.match(String(item(sets[0]).description), /^not restorable · incremental/);
+      assert.match(tip(sets[0]), new RegExp(`Not restorable: it builds on the damaged incremental set of ${formatTime(inc1.time)}`));
+      assert.match(String(item(sets[2]).description), /^full/);
+      assert.doesNotMatch(tip(sets[2]), /Not restorable/);
+      assert.equal((item(sets[1]).iconPath as vscode.ThemeIcon).id, 'warning');
+      assert.equal(api.model.record(api.model.folders[0]).lastSuccess, full.time, 'the last backup that can be restored');
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      fs.writeFileSync(path.join(ws, 'README.md'), '# Demo\n\nfirst version\n');
+    }
+    await waitFor('the remote again', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace`);
+  });
+
+  it('before it says "stale" or "Backup failed", the scheduler reads the remote: a backup cron made since counts', async () => {
+    const f = api.model.folders[0];
+    const staleNotices = () => api.ui.notices.filter((n) => /No successful backup of workspace/.test(n.message));
+    /** A backup as cron makes it: the same engine and remote, not through this window's model. */
+    const cron = async () => {
+      await nextSecond();
+      const cfg = f.config;
+      return api.model.gateway.client.request({ op: 'backup', remote: cfg.remote, keys: cfg.keys, source: ws, ...cfg.selection });
+    };
+    const byCron = await cron();
+    // What this window last saw: two days ago.
+    const now = Date.now() / 1000;
+    await api.model.updateRecord(f, { lastSuccess: now - 48 * 3600 });
+    const before = staleNotices().length;
+    await api.scheduler.tick(now);
+    assert.equal(staleNotices().length, before, 'no stale warning');
+    assert.equal(api.model.record(f).lastSuccess, byCron.time, 'the remote\'s newest set is the last success');
+    assert.equal(api.statusBar.view?.warning, false);
+    // A failed run here, then a backup by cron: not "Backup failed" once the remote has been read.
+    await api.model.updateRecord(f, { lastFailure: { time: Date.now() / 1000, message: 'the remote was unplugged' } });
+    assert.equal(api.statusBar.view?.text, '$(warning) Backup failed');
+    const second = await cron();
+    await api.scheduler.tick(Date.now() / 1000 + 700);
+    assert.equal(api.model.record(f).lastSuccess, second.time);
+    assert.doesNotMatch(api.statusBar.view?.text ?? '', /Backup failed/);
+    assert.equal(api.statusBar.view?.warning, false);
+  });
+
+  it('settings with values Offsite cannot use are named: a backup stops on them and Open Settings goes to the setting; a bad schedule is said once', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    const f = () => api.model.folders[0];
+    try {
+      await config.update('fullIfOlderThan', '30 days', vscode.ConfigurationTarget.Workspace);
+      await waitFor('fullIfOlderThan', () => f().config.settings.fullIfOlderThan === '30 days');
+      api.ui.click('Open Settings');
+      const full = await said('offsite.backupWorkspace');
+      assert.equal(full.result, undefined);
+      const errors = full.notices.filter((n) => n.severity === 'error');
+      assert.equal(errors.length, 1, JSON.stringify(full.notices));
+      assert.match(errors[0].message, /^Offsite: offsite\.fullIfOlderThan is "30 days": it must be an age as duplicity writes it, e\.g\. 30D/);
+      assert.doesNotMatch(errors[0].message, /--full-if-older-than|Bad time string/);
+      assert.deepEqual(errors[0].actions, ['Open Settings', 'Show Log']);
+      await waitFor('the Settings editor', () => vscode.window.tabGroups.activeTabGroup.activeTab?.label === 'Settings');
+      assert.match(api.statusBar.view?.tooltip ?? '', /Last attempt failed .*offsite\\\.fullIfOlderThan/, 'the status bar says why');
+      await config.update('fullIfOlderThan', undefined, vscode.ConfigurationTarget.Workspace);
+      await config.update('volumeSize', -5, vscode.ConfigurationTarget.Workspace);
+      await waitFor('volumeSize', () => f().config.settings.volumeSize === -5);
+      const vol = await said('offsite.backupWorkspace');
+      assert.equal(vol.result, undefined, 'not backed up with another volume size than the one set');
+      assert.match(vol.notices.find((n) => n.severity === 'error')?.message ?? '', /^Offsite: offsite\.volumeSize is -5: it must be the size of a volume in MB, from 1 to 4096/);
+      await config.update('volumeSize', undefined, vscode.ConfigurationTarget.Workspace);
+      // A schedule of "60" (a string, as a hand-edited settings.json may have it) is no schedule: said once.
+      await config.update('schedule', '60', vscode.ConfigurationTarget.Workspace);
+      await waitFor('the schedule problem', () => f().config.problems?.some((p) => p.setting === 'schedule'));
+      const mark = api.ui.notices.length;
+      await api.scheduler.tick();
+      await api.scheduler.tick();
+      const told = api.ui.notices.slice(mark).filter((n) => /offsite\.schedule/.test(n.message));
+      assert.equal(told.length, 1, JSON.stringify(api.ui.notices.slice(mark)));
+      assert.equal(told[0].severity, 'warning');
+      assert.match(told[0].message, /^Offsite: offsite\.schedule is "60": it must be a number of minutes between automatic backups \(0 = off\); until it is, none run\.$/);
+      assert.deepEqual(told[0].actions, ['Open Settings']);
+      const report = (await vscode.commands.executeCommand('offsite.showStatus')) as string;
+      assert.match(report, /Setting not used: offsite\.schedule is "60"/);
+    } finally {
+      for (const k of ['fullIfOlderThan', 'volumeSize', 'schedule']) await config.update(k, undefined, vscode.ConfigurationTarget.Workspace);
+    }
+    await waitFor('no problems', () => (f().config.problems ?? []).length === 0);
+    // Corrected: the next backup runs.
+    await backUp();
+  });
+});

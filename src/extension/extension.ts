@@ -32,6 +32,9 @@ export interface OffsiteApi {
   readonly activationMs: number;
 }
 
+/** How old the Backups view's status may be when the view is shown again. */
+const STATUS_MAX_AGE_MS = 5 * 60_000;
+
 export function activate(context: vscode.ExtensionContext): OffsiteApi {
   const t0 = performance.now();
   const log = vscode.window.createOutputChannel('Offsite', { log: true });
@@ -74,6 +77,8 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
     vscode.workspace.registerFileSystemProvider(SCHEME, fsProvider, { isReadonly: true, isCaseSensitive: true }),
     vscode.workspace.registerTextDocumentContentProvider(STATUS_SCHEME, statusDoc),
     model.onDidChangeState(describeView),
+    // Shown again after a while: what it shows is read again (cron, another machine or retention may have changed the remote).
+    treeView.onDidChangeVisibility((e) => e.visible && void model.refreshOlderThan(STATUS_MAX_AGE_MS)),
   ];
   context.subscriptions.push({ dispose: () => disposables.reverse().forEach((d) => d.dispose()) });
   const activationMs = performance.now() - t0;

@@ -35,6 +35,8 @@ export interface Running {
 export class FolderBackup {
   running?: Running;
   status?: CollectionStatus;
+  /** When status was read (ms). */
+  statusReadAt?: number;
   statusError?: string;
   /** Per-set change counts (all sets), loaded with the tree. */
   changes?: Map<number, SetChanges>;
@@ -263,7 +265,10 @@ export class BackupModel implements vscode.Disposable {
   async refreshStatus(f: FolderBackup, opts: { interactive?: boolean } = {}): Promise<CollectionStatus> {
     try {
       const s = await this.read(f, 'status', (remote) => ({ op: 'status', remote }), opts);
+      // New sets (another machine's, cron's) have no change counts yet: read those again with them.
+      if (f.status && JSON.stringify(f.status.chains) !== JSON.stringify(s.chains)) f.changes = undefined;
       f.status = s;
+      f.statusReadAt = Date.now();
       f.statusError = undefined;
       const current = currentChainIndex(s);
       const chain = current < 0 ? undefined : s.chains[current]; // (at(-1) would be the newest, damaged)
@@ -278,6 +283,15 @@ export class BackupModel implements vscode.Disposable {
     } finally {
       this._onDidChangeBackups.fire(f);
     }
+  }
+
+  /**
+   * Reads again the status of the folders whose status was read more than maxAgeMs ago (the Backups
+   * view shown again: cron or another machine may have backed up, or retention removed chains, since).
+   */
+  async refreshOlderThan(maxAgeMs: number): Promise<void> {
+    const old = this.configuredFolders.filter((f) => f.status !== undefined && !f.running && Date.now() - (f.statusReadAt ?? 0) > maxAgeMs);
+    await Promise.all(old.map((f) => this.refreshStatus(f, { interactive: false }).catch(() => undefined)));
   }
 
   async statusOf(f: FolderBackup): Promise<CollectionStatus> {

@@ -225,6 +225,21 @@ describe('Offsite at the edges: files that are not text files, documents that ar
     assert.equal(api.statusBar.view?.warning, false);
   });
 
+  it('the Backups view shown again after a while reads the remote again: a set cron made since appears', async () => {
+    const f = api.model.folders[0];
+    const shown = async () => ((await api.tree.getChildren((await api.tree.getChildren())[0])) as SetNode[]).map((n) => n.set.time);
+    await vscode.commands.executeCommand('workbench.view.explorer');
+    await api.model.refreshStatus(f);
+    await nextSecond();
+    const cfg = f.config;
+    const byCron = await api.model.gateway.client.request({ op: 'backup', remote: cfg.remote, keys: cfg.keys, source: ws, ...cfg.selection });
+    assert.ok(!(await shown()).includes(byCron.time), 'not read yet: the view shows what was read');
+    // Read six minutes ago; the view is shown again.
+    f.statusReadAt = Date.now() - 6 * 60_000;
+    await vscode.commands.executeCommand('offsite.backups.focus');
+    await waitFor('the set cron made', async () => (await shown()).includes(byCron.time));
+  });
+
   it('settings with values Offsite cannot use are named: a backup stops on them and Open Settings goes to the setting; a bad schedule is said once', async () => {
     const config = vscode.workspace.getConfiguration('offsite');
     const f = () => api.model.folders[0];

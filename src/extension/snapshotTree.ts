@@ -73,6 +73,8 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
   readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
   private readonly disposables: vscode.Disposable[] = [];
   private refreshTimer?: NodeJS.Timeout;
+  /** Folders whose change counts are being read. */
+  private readonly loadingChanges = new Set<FolderBackup>();
 
   constructor(private readonly model: BackupModel) {
     this.disposables.push(
@@ -237,10 +239,23 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
   }
 
   private async setsOf(n: ChainNode): Promise<BackupNode[]> {
-    // Change counts need the manifests (cached locally after a backup from this machine): best effort.
-    await this.model.changesOf(n.folder).catch((e) => {
-      n.folder.changesError = e instanceof Error ? e.message : String(e);
-    });
+    // Change counts need every set's manifest (cached locally after a backup from this machine; on
+    // another, downloaded one by one): best effort, and not waited for, so hundreds of sets show at once
+    // and get their counts when they come.
+    const f = n.folder;
+    // (Not again after a failure, a declined passphrase say, until Refresh.)
+    if (!f.changes && f.changesError === undefined && !this.loadingChanges.has(f)) {
+      this.loadingChanges.add(f);
+      void this.model
+        .changesOf(f)
+        .then(
+          () => this.refreshSoon(),
+          (e) => {
+            f.changesError = e instanceof Error ? e.message : String(e);
+          },
+        )
+        .finally(() => this.loadingChanges.delete(f));
+    }
     const sets = n.chain.sets;
     return sets.map((set, i) => ({ kind: 'set' as const, folder: n.folder, set, previous: i > 0 ? sets[i - 1].time : undefined, parent: n })).reverse();
   }

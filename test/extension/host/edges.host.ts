@@ -225,6 +225,23 @@ describe('Offsite at the edges: files that are not text files, documents that ar
     assert.equal(api.statusBar.view?.warning, false);
   });
 
+  it('expanding a chain lists its sets at once; their change counts (every set\'s manifest) come after', async () => {
+    const f = api.model.folders[0];
+    write(ws, 'counts.txt', 'one\n');
+    await backUp();
+    fs.appendFileSync(path.join(ws, 'counts.txt'), 'two\n');
+    await backUp();
+    await vscode.commands.executeCommand('offsite.refresh');
+    const chains = (await api.tree.getChildren()) as BackupNode[];
+    const sets = (await api.tree.getChildren(chains[0])) as SetNode[];
+    assert.ok(sets.length >= 2, JSON.stringify(sets.map((n) => n.kind)));
+    assert.equal(f.changes, undefined, 'the sets did not wait for the change counts');
+    assert.doesNotMatch(String(api.tree.getTreeItem(sets[0]).description), /changed/);
+    await waitFor('the change counts', () => f.changes);
+    const again = (await api.tree.getChildren(((await api.tree.getChildren()) as BackupNode[])[0])) as SetNode[];
+    assert.match(String(api.tree.getTreeItem(again[0]).description), / · \d+ changed$/);
+  });
+
   it('the Backups view shown again after a while reads the remote again: a set cron made since appears', async () => {
     const f = api.model.folders[0];
     const shown = async () => ((await api.tree.getChildren((await api.tree.getChildren())[0])) as SetNode[]).map((n) => n.set.time);

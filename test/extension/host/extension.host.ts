@@ -119,6 +119,8 @@ describe('Offsite in a real VS Code extension host', () => {
     const sets = await setNodes(api);
     assert.equal(sets.length, 1);
     assert.equal(label(api, sets[0]), formatTime(firstSet));
+    // (The change counts come after the sets: every set's manifest is read for them.)
+    await waitFor('the change counts', () => api.model.folders[0].changes);
     assert.match(String(api.tree.getTreeItem(sets[0]).description), /^full · .+ · \d+ changed$/);
     const e = await entry(api, sets[0], 'README.md');
     assert.equal(api.tree.getTreeItem(e).contextValue, 'file');
@@ -138,6 +140,7 @@ describe('Offsite in a real VS Code extension host', () => {
     assert.equal(manifests(fx.remoteDir).length, 2);
     const sets = await setNodes(api);
     assert.deepEqual(sets.map((s) => s.set.type), ['inc', 'full'], 'newest first');
+    await waitFor('the change counts', () => api.model.folders[0].changes);
     assert.match(String(api.tree.getTreeItem(sets[0]).description), /incremental · .+ · 2 changed/);
     const gone = await entry(api, sets[0], 'old.txt');
     assert.equal(gone.node.deleted, true);

@@ -5,6 +5,29 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+/**
+ * The host key algorithms we can ask a server for, strongest first (OpenSSH's order), each with the
+ * type of the key it gives as known_hosts writes it.
+ */
+const HOST_KEY_ALGORITHMS: ReadonlyArray<readonly [algorithm: string, type: string]> = [
+  ['ssh-ed25519', 'ssh-ed25519'],
+  ['ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp256'],
+  ['ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp384'],
+  ['ecdsa-sha2-nistp521', 'ecdsa-sha2-nistp521'],
+  ['rsa-sha2-512', 'ssh-rsa'],
+  ['rsa-sha2-256', 'ssh-rsa'],
+  ['ssh-rsa', 'ssh-rsa'],
+];
+const NEGOTIABLE_TYPES = new Set(HOST_KEY_ALGORITHMS.map(([, t]) => t));
+
+/**
+ * The algorithms that give a key of one of these known_hosts types, strongest first whatever the
+ * order of the types: what to ask a server for first, as OpenSSH does for a host it knows.
+ */
+export function hostKeyAlgorithmsFor(types: readonly string[]): string[] {
+  return HOST_KEY_ALGORITHMS.filter(([, t]) => types.includes(t)).map(([a]) => a);
+}
+
 export interface HostKey {
   /** The key's type as known_hosts writes it: 'ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256', … */
   readonly type: string;
@@ -36,10 +59,14 @@ interface Entry {
 export type HostKeyVerdict =
   /** A line for this host has this very key. */
   | { readonly kind: 'known'; readonly file: string; readonly line: number }
-  /** The host is not in any file, or only with keys of other types (`knownTypes`). */
+  /** The host is not in any file, or only with keys of types we cannot ask for (`knownTypes`: ssh-dss, sk-…). */
   | { readonly kind: 'unknown'; readonly knownTypes: readonly string[] }
-  /** The host is known with another key of the same type: possibly an attack. */
-  | { readonly kind: 'changed'; readonly file: string; readonly line: number }
+  /**
+   * The host is known with other keys, none of them this one: possibly an attack. As OpenSSH, whatever
+   * their type: a server that still had the known key would have shown it (we ask for the known types
+   * first), and a man in the middle shows a key of any type he has.
+   */
+  | { readonly kind: 'changed'; readonly file: string; readonly line: number; readonly knownType: string }
   /** The key is marked @revoked. */
   | { readonly kind: 'revoked'; readonly file: string; readonly line: number };
 
@@ -93,8 +120,8 @@ export class KnownHosts {
     const forHost = this.entries.filter((e) => !e.marker && hostsMatch(e.hosts, name));
     const same = forHost.find((e) => e.blob.equals(key.blob));
     if (same) return { kind: 'known', file: same.file, line: same.line };
-    const changed = forHost.find((e) => e.type === key.type);
-    if (changed) return { kind: 'changed', file: changed.file, line: changed.line };
+    const changed = forHost.find((e) => e.type === key.type) ?? forHost.find((e) => NEGOTIABLE_TYPES.has(e.type));
+    if (changed) return { kind: 'changed', file: changed.file, line: changed.line, knownType: changed.type };
     return { kind: 'unknown', knownTypes: [...new Set(forHost.map((e) => e.type))] };
   }
 }

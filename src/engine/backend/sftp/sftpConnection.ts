@@ -5,7 +5,7 @@ import SftpClient from 'ssh2-sftp-client';
 import type { Client, ConnectConfig, SFTPWrapper } from 'ssh2';
 import { BackendError } from '../backend';
 import { OffsiteError, cancelled, isCancellation } from '../../errors';
-import { KnownHosts, fingerprint, hostKeyName, keyTypeOf, recordHostKey, type HostKey } from './knownHosts';
+import { KnownHosts, fingerprint, hostKeyAlgorithmsFor, hostKeyName, keyTypeOf, recordHostKey, type HostKey } from './knownHosts';
 import { makeAuthHandler, type AuthAttempts, type AuthPlan } from './sshAuth';
 import { classifySftpError, isTransientNetworkError } from './sftpErrors';
 
@@ -28,20 +28,13 @@ export interface ConnectParams {
   readonly log?: Log;
 }
 
-const HOST_KEY_ALGORITHMS = new Set(['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']);
-
-/** The server host key algorithms that give a key of a known_hosts type, strongest first. */
-function algorithmsForType(type: string): string[] {
-  return (type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type]).filter((a) => HOST_KEY_ALGORITHMS.has(a));
-}
-
 /**
- * ssh2's algorithm list edits: 'prepend' skips names already listed, so remove them first; it also
- * inserts one by one at the front, hence the reversed order.
+ * ssh2's algorithm list edits: 'prepend' skips names already listed, so remove them first; it puts the
+ * names at the front in the order given.
  */
 function preferHostKeyAlgorithms(algos: string[]): ConnectConfig['algorithms'] {
   if (algos.length === 0) return undefined;
-  return { serverHostKey: { remove: algos, prepend: [...algos].reverse() } as never };
+  return { serverHostKey: { remove: algos, prepend: algos } as never };
 }
 
 /** The ssh2 Client under ssh2-sftp-client (its type declarations omit the field). */
@@ -109,9 +102,9 @@ export class SftpConnection {
         hostKeyError = checkHostKey(known, p, { type: keyTypeOf(blob), blob });
         return hostKeyError === undefined;
       },
-      // Ask for a key type we already know for this host, as OpenSSH does, so a server with several
-      // keys is not mistaken for one whose key changed.
-      algorithms: preferHostKeyAlgorithms(knownTypes.flatMap(algorithmsForType)),
+      // Ask for a key type we already know for this host, the strongest first, as OpenSSH does, so a
+      // server with several keys is not mistaken for one whose key changed.
+      algorithms: preferHostKeyAlgorithms(hostKeyAlgorithmsFor(knownTypes)),
     };
     let sftp: SFTPWrapper;
     try {
@@ -248,7 +241,7 @@ function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): Offsit
     case 'changed':
       return new OffsiteError(
         'hostKey',
-        `The host key of ${name} has CHANGED: the server now shows ${key.type} ${fp}, but ${verdict.file}:${verdict.line} has another key. Someone may be intercepting the connection`,
+        `The host key of ${name} has CHANGED: the server now shows ${key.type} ${fp}, but ${verdict.file}:${verdict.line} has another key${verdict.knownType === key.type ? '' : ` (${verdict.knownType})`}. Someone may be intercepting the connection`,
         {
           hint: `If the server's key really was replaced, remove the old key (ssh-keygen -R '${name}' -f ${verdict.file}) and connect again to accept the new one`,
         },

@@ -247,6 +247,44 @@ describe('sftp backend: host keys', function () {
     await rejectsWith(b.stat('x'), 'hostKey', /@revoked/);
   });
 
+  /** A `type base64` public key of a throwaway key pair: a stale entry for known_hosts. */
+  function staleKey(type: 'ecdsa' | 'rsa'): string {
+    const f = path.join(tempDir(), `stale_${type}`);
+    execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-f', f]);
+    return fs.readFileSync(`${f}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+  }
+
+  it('refuses a host known only with another key type as CHANGED, as OpenSSH does, even with --accept-host-key', async () => {
+    // This server has only an ed25519 key; known_hosts knows the host by an ecdsa key: whoever answers
+    // cannot show that key, which is what an interception looks like.
+    const { b, file } = withKnownHosts([`[127.0.0.1]:${sshd.port} ${staleKey('ecdsa')}`], { acceptHostKey: fp() });
+    const before = fs.readFileSync(file, 'utf8');
+    const e = await rejectsWith(b.stat('x'), 'hostKey', /CHANGED/);
+    assert.ok(e.message.includes(fp()) && e.message.includes(`${file}:1`), e.message);
+    assert.equal(e.needs, undefined, 'accepting it is not the way');
+    assert.equal(fs.readFileSync(file, 'utf8'), before, 'known_hosts must not change');
+  });
+
+  it('asks a server for the strongest key type known_hosts has for it, as OpenSSH does (stale entries of weaker types raise no false "changed")', async () => {
+    const multi = await startSshd({ hostKeyTypes: ['ed25519', 'rsa', 'ecdsa'] });
+    try {
+      const name = `[127.0.0.1]:${multi.port}`;
+      const ed25519 = multi.knownHostsLines().filter((l) => l.includes(' ssh-ed25519 '));
+      const file = path.join(tempDir(), 'known_hosts');
+      fs.appendFileSync(path.join(multi.dir, 'authorized_keys'), `${sshd.userKey.publicLine}\n`);
+      const url = `sftp://${multi.user}@127.0.0.1:${multi.port}/${path.join(multi.dir, 'r')}`;
+      // The order of the lines does not matter: OpenSSH asks for ed25519 before ecdsa and rsa.
+      for (const lines of [[...ed25519, `${name} ${staleKey('ecdsa')}`, `${name} ${staleKey('rsa')}`], [`${name} ${staleKey('rsa')}`, `${name} ${staleKey('ecdsa')}`, ...ed25519]]) {
+        fs.writeFileSync(file, lines.join('\n') + '\n');
+        const b = fx.open(url, { options: { knownHosts: file } });
+        open.push(b);
+        assert.deepEqual(await listNames(b), []);
+      }
+    } finally {
+      await multi.stop();
+    }
+  });
+
   it('asks a server with several keys for the type already known (no false "changed")', async () => {
     const multi = await startSshd({ hostKeyTypes: ['ed25519', 'rsa', 'ecdsa'] });
     try {

@@ -138,6 +138,16 @@ describe('known_hosts', () => {
     assert.equal(k.check('c.example', 22, otherKey).kind, 'revoked');
   });
 
+  it('calls a host known only with another key type "changed", as OpenSSH does, unless no SSH library here can ask for that type', () => {
+    const ecdsa = `ecdsa-sha2-nistp256 ${Buffer.from('stale ecdsa key').toString('base64')}`;
+    const dss = `ssh-dss ${Buffer.from('old dss key').toString('base64')}`;
+    const k = kh([`a.example ${ecdsa}`, `b.example ${dss}`]);
+    const a = k.check('a.example', 22, key);
+    assert.equal(a.kind, 'changed');
+    assert.equal(a.kind === 'changed' && a.line, 1);
+    assert.deepEqual(k.check('b.example', 22, key), { kind: 'unknown', knownTypes: ['ssh-dss'] });
+  });
+
   it('matches hashed names and ignores @cert-authority lines', () => {
     const k = kh([line(hashHostName('[h.example]:2222')), `@cert-authority *.example ${otherKey.type} ${otherKey.blob.toString('base64')}`]);
     assert.equal(k.check('h.example', 2222, key).kind, 'known');

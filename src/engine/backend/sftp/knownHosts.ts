@@ -4,6 +4,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { OffsiteError } from '../../errors';
 
 /**
  * The host key algorithms we can ask a server for, strongest first (OpenSSH's order), each with the
@@ -87,7 +88,11 @@ export class KnownHosts {
         text = fs.readFileSync(file, 'utf8');
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw e;
+        throw new OffsiteError('config', `Cannot read the known_hosts file ${file}: ${(e as Error).message}`, {
+          cause: e,
+          file,
+          hint: 'Give a known_hosts file (--known-hosts, UserKnownHostsFile) that is a readable file',
+        });
       }
       text.split('\n').forEach((raw, i) => {
         const fields = raw.trim().split(/\s+/);

@@ -249,7 +249,15 @@ function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): Offsit
     case 'unknown': {
       const accepted = p.acceptHostKey !== undefined && normalizeFingerprint(p.acceptHostKey) === fp;
       if (accepted) {
-        recordHostKey(p.knownHostsRecordFile, p.hostName, p.port, key);
+        try {
+          recordHostKey(p.knownHostsRecordFile, p.hostName, p.port, key);
+        } catch (e) {
+          return new OffsiteError('config', `Cannot record the host key of ${name} (${key.type} ${fp}) in ${p.knownHostsRecordFile}: ${(e as Error).message}`, {
+            cause: e,
+            file: p.knownHostsRecordFile,
+            hint: 'Give a known_hosts file Offsite can write (--known-hosts), or make that one writable',
+          });
+        }
         p.log?.('info', `Recorded the host key of ${name} (${key.type} ${fp}) in ${p.knownHostsRecordFile}`);
         return undefined;
       }

@@ -285,6 +285,21 @@ describe('sftp backend: host keys', function () {
     }
   });
 
+  it('says which known_hosts file it cannot read or record a key in, not that the SFTP server refused', async () => {
+    const dir = tempDir();
+    const unreadable = fx.open(undefined, { options: { knownHosts: dir } });
+    open.push(unreadable);
+    const e = await rejectsWith(unreadable.stat('x'), 'config', new RegExp(`Cannot read the known_hosts file ${dir}`));
+    assert.doesNotMatch(e.message, /SFTP server/);
+    // A known_hosts link to a folder that does not exist: nothing to read, and nowhere to record.
+    const link = path.join(dir, 'known_hosts');
+    fs.symlinkSync(path.join(dir, 'gone', 'known_hosts'), link);
+    const unwritable = fx.open(undefined, { options: { knownHosts: link, acceptHostKey: fp() } });
+    open.push(unwritable);
+    const w = await rejectsWith(unwritable.stat('x'), 'config', new RegExp(`Cannot record the host key .* in ${link}`));
+    assert.doesNotMatch(w.message, /SFTP server/);
+  });
+
   it('asks a server with several keys for the type already known (no false "changed")', async () => {
     const multi = await startSshd({ hostKeyTypes: ['ed25519', 'rsa', 'ecdsa'] });
     try {

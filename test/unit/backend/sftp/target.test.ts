@@ -156,6 +156,10 @@ describe('known_hosts', () => {
     assert.deepEqual(k.typesFor('h.example', 2222), ['ssh-ed25519']);
   });
 
+  it('reports a known_hosts file it cannot read as a config error naming the file', () => {
+    assert.throws(() => KnownHosts.load([dir]), (e) => OffsiteError.is(e, 'config') && e.message.includes(`known_hosts file ${dir}`));
+  });
+
   it('records a key that OpenSSH then finds (private file, folder created)', () => {
     const f = path.join(dir, 'new', '.ssh', 'known_hosts');
     recordHostKey(f, '127.0.0.1', 2222, key);

@@ -33,6 +33,8 @@ export interface SftpOptions {
   readonly sshConnections?: number;
   /** ssh config file (default ~/.ssh/config). */
   readonly sshConfig?: string;
+  /** System-wide ssh config, read for HashKnownHosts (default /etc/ssh/ssh_config). */
+  readonly sshSystemConfig?: string;
   /** Home folder for `~` and the ~/.ssh defaults (default the OS user's): tests use a private one. */
   readonly home?: string;
   /** Environment for SSH_AUTH_SOCK, OFFSITE_SSH_PASSPHRASE, OFFSITE_SSH_PASSWORD (default process.env). */
@@ -851,7 +853,7 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
   const env = (o.env as SftpOptions['env']) ?? process.env;
   const home = optString(o, 'home') ?? os.homedir();
   const localUser = safeUserName();
-  const target = resolveSshTarget(u, { configFile: optString(o, 'sshConfig'), home, localUser });
+  const target = resolveSshTarget(u, { configFile: optString(o, 'sshConfig'), systemConfigFile: optString(o, 'sshSystemConfig'), home, localUser });
   const where = sftpDisplayUrl(u);
   const sshKey = o.sshKey;
   const explicitKeys = (Array.isArray(sshKey) ? (sshKey as string[]) : typeof sshKey === 'string' && sshKey ? [sshKey] : []).map((f) =>
@@ -877,6 +879,7 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
     // The user's files first; the system-wide one is read too when the user's is the default.
     knownHostsFiles: knownHosts !== undefined ? userKnown : [...userKnown, '/etc/ssh/ssh_known_hosts'],
     knownHostsRecordFile: userKnown[0],
+    hashKnownHosts: target.hashKnownHosts,
     acceptHostKey: optString(o, 'acceptHostKey'),
     auth,
     timeoutMs: optNumber(o, 'timeoutMs', 100) ?? optNumber(env, 'OFFSITE_SSH_TIMEOUT_MS', 100, 'OFFSITE_SSH_TIMEOUT_MS') ?? DEFAULT_TIMEOUT_MS,

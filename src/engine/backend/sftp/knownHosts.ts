@@ -131,8 +131,11 @@ export class KnownHosts {
   }
 }
 
-/** Appends a host's key to a known_hosts file (creating it, and its folder, private). */
-export function recordHostKey(file: string, host: string, port: number, key: HostKey): void {
+/**
+ * Appends a host's key to a known_hosts file (creating it, and its folder, private); with `hash`, the
+ * host's name hashed as OpenSSH writes it under HashKnownHosts yes.
+ */
+export function recordHostKey(file: string, host: string, port: number, key: HostKey, opts: { hash?: boolean } = {}): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let prefix = '';
   try {
@@ -141,7 +144,8 @@ export function recordHostKey(file: string, host: string, port: number, key: Hos
   } catch {
     // a new file
   }
-  fs.appendFileSync(file, `${prefix}${hostKeyName(host, port)} ${key.type} ${key.blob.toString('base64')}\n`, { mode: 0o600 });
+  const name = opts.hash ? hashHostName(hostKeyName(host, port)) : hostKeyName(host, port);
+  fs.appendFileSync(file, `${prefix}${name} ${key.type} ${key.blob.toString('base64')}\n`, { mode: 0o600 });
 }
 
 /** A hashed host field as `ssh-keygen -H` writes it (for tests and for users who want hashing). */

@@ -20,6 +20,8 @@ export interface ConnectParams {
   readonly knownHostsFiles: readonly string[];
   /** Where an accepted key is recorded. */
   readonly knownHostsRecordFile: string;
+  /** Record it with the host name hashed (HashKnownHosts yes). */
+  readonly hashKnownHosts?: boolean;
   /** `SHA256:…` of a key the user accepts for an unknown host. */
   readonly acceptHostKey?: string;
   readonly auth: AuthPlan;
@@ -250,7 +252,7 @@ function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): Offsit
       const accepted = p.acceptHostKey !== undefined && normalizeFingerprint(p.acceptHostKey) === fp;
       if (accepted) {
         try {
-          recordHostKey(p.knownHostsRecordFile, p.hostName, p.port, key);
+          recordHostKey(p.knownHostsRecordFile, p.hostName, p.port, key, { hash: p.hashKnownHosts });
         } catch (e) {
           return new OffsiteError('config', `Cannot record the host key of ${name} (${key.type} ${fp}) in ${p.knownHostsRecordFile}: ${(e as Error).message}`, {
             cause: e,

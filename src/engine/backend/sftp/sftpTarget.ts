@@ -70,11 +70,18 @@ export interface SshTarget {
   readonly userKnownHostsFiles?: readonly string[];
   /** `IdentitiesOnly yes`: do not offer the agent's other keys. */
   readonly identitiesOnly: boolean;
+  /** `HashKnownHosts yes` (the user's config, else the system-wide one): record accepted keys hashed. */
+  readonly hashKnownHosts: boolean;
 }
 
 export interface ResolveOptions {
   /** The ssh config file to read (default ~/.ssh/config); missing is fine. */
   readonly configFile?: string;
+  /**
+   * The system-wide ssh config (default /etc/ssh/ssh_config), read for HashKnownHosts only (Debian and
+   * Ubuntu set it there); missing is fine.
+   */
+  readonly systemConfigFile?: string;
   /** The home folder for `~` (default os.homedir()). */
   readonly home: string;
   /** The local user name, default user and %u (default os.userInfo().username). */
@@ -82,25 +89,14 @@ export interface ResolveOptions {
 }
 
 /**
- * Applies ~/.ssh/config to a URL: HostName, Port, User, IdentityFile, IdentitiesOnly and
- * UserKnownHostsFile of the matching Host/Match sections. `Match exec` sections are not evaluated (a
- * backup engine should not run commands from a config file), and Include is followed one level deep.
+ * Applies ~/.ssh/config to a URL: HostName, Port, User, IdentityFile, IdentitiesOnly,
+ * UserKnownHostsFile and HashKnownHosts of the matching Host/Match sections. `Match exec` sections are
+ * not evaluated (a backup engine should not run commands from a config file), and Include is followed
+ * one level deep.
  */
 export function resolveSshTarget(u: SftpUrl, opts: ResolveOptions): SshTarget {
   const configFile = opts.configFile ?? path.join(opts.home, '.ssh', 'config');
-  let computed: Record<string, string | string[]> = {};
-  const text = readConfig(configFile, opts.home);
-  if (text !== undefined) {
-    try {
-      computed = SSHConfig.parse(text).compute(u.host, { ignoreCase: true, matchExec: false });
-    } catch (e) {
-      throw new OffsiteError('config', `Cannot read the ssh config ${configFile}: ${(e as Error).message}`, {
-        cause: e,
-        file: configFile,
-        hint: 'Fix the syntax of that file, or point Offsite at another one',
-      });
-    }
-  }
+  const computed = computeConfig(configFile, path.join(opts.home, '.ssh'), u.host, opts.home);
   const one = (k: string): string | undefined => {
     const v = computed[k];
     return Array.isArray(v) ? v[0] : v;
@@ -119,6 +115,8 @@ export function resolveSshTarget(u: SftpUrl, opts: ResolveOptions): SshTarget {
   const tokens = { h: hostName, p: String(port), r: user, n: u.host };
   const identityFiles = many('identityfile').map((f) => expandTokens(f, tokens, opts));
   const known = many('userknownhostsfile').map((f) => expandTokens(f, tokens, opts));
+  // OpenSSH takes each option's first value: the user's config, then the system-wide one.
+  const hash = one('hashknownhosts') ?? systemOption(opts.systemConfigFile ?? '/etc/ssh/ssh_config', u.host, opts.home, 'hashknownhosts');
   return {
     hostName,
     port,
@@ -126,10 +124,37 @@ export function resolveSshTarget(u: SftpUrl, opts: ResolveOptions): SshTarget {
     identityFiles,
     userKnownHostsFiles: known.length ? known : undefined,
     identitiesOnly: (one('identitiesonly') ?? '').toLowerCase() === 'yes',
+    hashKnownHosts: (hash ?? '').toLowerCase() === 'yes',
   };
 }
 
-function readConfig(file: string, home: string, depth = 0): string | undefined {
+/** An option of the system-wide config; one it cannot read or parse (ssh would) just sets nothing. */
+function systemOption(file: string, host: string, home: string, option: string): string | undefined {
+  try {
+    const v = computeConfig(file, path.dirname(file), host, home)[option];
+    return Array.isArray(v) ? v[0] : v;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The options of an ssh config file for a host (lower-case names); {} when the file is missing. */
+function computeConfig(configFile: string, includeBase: string, host: string, home: string): Record<string, string | string[]> {
+  const text = readConfig(configFile, home, includeBase);
+  if (text === undefined) return {};
+  try {
+    return SSHConfig.parse(text).compute(host, { ignoreCase: true, matchExec: false });
+  } catch (e) {
+    throw new OffsiteError('config', `Cannot read the ssh config ${configFile}: ${(e as Error).message}`, {
+      cause: e,
+      file: configFile,
+      hint: 'Fix the syntax of that file, or point Offsite at another one',
+    });
+  }
+}
+
+/** A config file's text with its Include lines inlined (relative names are under `includeBase`). */
+function readConfig(file: string, home: string, includeBase: string, depth = 0): string | undefined {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -138,13 +163,14 @@ function readConfig(file: string, home: string, depth = 0): string | undefined {
     throw new OffsiteError('config', `Cannot read the ssh config ${file}: ${(e as Error).message}`, { cause: e, file });
   }
   if (depth > 0) return text;
-  // ssh-config does not follow Include: inline the included files (relative names are under ~/.ssh).
+  // ssh-config does not follow Include: inline the included files (relative names are under ~/.ssh,
+  // or /etc/ssh for the system-wide file).
   return text.replace(/^[ \t]*include[ \t]+(.+)$/gim, (_m, spec: string) =>
     spec
       .trim()
       .split(/\s+/)
-      .flatMap((pattern) => globFiles(pattern.replace(/^~(?=\/)/, home), path.join(home, '.ssh')))
-      .map((f) => readConfig(f, home, depth + 1) ?? '')
+      .flatMap((pattern) => globFiles(pattern.replace(/^~(?=\/)/, home), includeBase))
+      .map((f) => readConfig(f, home, includeBase, depth + 1) ?? '')
       .join('\n'),
   );
 }

@@ -285,6 +285,24 @@ describe('sftp backend: host keys', function () {
     }
   });
 
+  it('records an accepted key hashed when the ssh config says HashKnownHosts yes (as Debian\'s /etc/ssh/ssh_config does)', async () => {
+    const dir = tempDir();
+    const system = path.join(dir, 'ssh_config');
+    fs.writeFileSync(system, 'Host *\n  HashKnownHosts yes\n');
+    const file = path.join(dir, 'known_hosts');
+    const options = { knownHosts: file, sshConfig: path.join(dir, 'none'), sshSystemConfig: system };
+    const b = fx.open(undefined, { options: { ...options, acceptHostKey: fp() } });
+    open.push(b);
+    assert.deepEqual(await listNames(b), []);
+    const recorded = fs.readFileSync(file, 'utf8');
+    assert.match(recorded, /^\|1\|[^ ]+ ssh-ed25519 AAAA/);
+    assert.ok(!recorded.includes('127.0.0.1'), `the host name is in the clear: ${recorded}`);
+    assert.match(execFileSync('ssh-keygen', ['-F', `[127.0.0.1]:${sshd.port}`, '-f', file]).toString(), /ssh-ed25519/);
+    const b2 = fx.open(undefined, { options });
+    open.push(b2);
+    assert.deepEqual(await listNames(b2), []);
+  });
+
   it('says which known_hosts file it cannot read or record a key in, not that the SFTP server refused', async () => {
     const dir = tempDir();
     const unreadable = fx.open(undefined, { options: { knownHosts: dir } });

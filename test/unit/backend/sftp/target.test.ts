@@ -45,7 +45,7 @@ describe('sftp URLs', () => {
 describe('~/.ssh/config resolution', () => {
   const home = tempDir('offsite-cfg-');
   const cfg = path.join(home, 'config');
-  const base = { home, localUser: 'me', configFile: cfg };
+  const base = { home, localUser: 'me', configFile: cfg, systemConfigFile: path.join(home, 'no-system-config') };
 
   it('applies HostName, Port, User, IdentityFile (all of them, expanded) and the first value wins', () => {
     fs.writeFileSync(
@@ -60,6 +60,7 @@ describe('~/.ssh/config resolution', () => {
       identityFiles: [`${home}/.ssh/nas_backup_10.0.0.5`, `${home}/second`],
       userKnownHostsFiles: undefined,
       identitiesOnly: false,
+      hashKnownHosts: false,
     });
     const other = resolveSshTarget(parseSftpUrl(new URL('sftp://elsewhere/x')), base);
     assert.equal(other.user, 'fallback');
@@ -86,6 +87,16 @@ describe('~/.ssh/config resolution', () => {
     assert.equal(t.identitiesOnly, true);
     assert.equal(t.user, 'me');
     assert.ok(!fs.existsSync(marker), 'a Match exec command ran');
+  });
+
+  it('reads HashKnownHosts from the user config, else from the system-wide one, as OpenSSH does', () => {
+    const system = path.join(home, 'ssh_config');
+    fs.writeFileSync(system, 'Host *\n  HashKnownHosts yes\n');
+    fs.writeFileSync(cfg, 'Host plain\n  HashKnownHosts no\n');
+    const target = (host: string, systemConfigFile: string) => resolveSshTarget(parseSftpUrl(new URL(`sftp://${host}/x`)), { ...base, systemConfigFile });
+    assert.equal(target('h', system).hashKnownHosts, true, 'from the system config');
+    assert.equal(target('plain', system).hashKnownHosts, false, 'the user config wins');
+    assert.equal(target('h', path.join(home, 'missing')).hashKnownHosts, false, 'OpenSSH default: no');
   });
 
   it('reports a bad Port as a config error', () => {
@@ -154,6 +165,17 @@ describe('known_hosts', () => {
     assert.equal(k.check('h.example', 22, key).kind, 'unknown');
     assert.equal(k.check('x.example', 22, otherKey).kind, 'unknown');
     assert.deepEqual(k.typesFor('h.example', 2222), ['ssh-ed25519']);
+  });
+
+  it('records a hashed name that OpenSSH then finds, when asked to hash (HashKnownHosts yes)', () => {
+    const f = path.join(dir, 'hashed', 'known_hosts');
+    recordHostKey(f, '127.0.0.1', 2222, key, { hash: true });
+    const text = fs.readFileSync(f, 'utf8');
+    assert.match(text, /^\|1\|[^|]+\|[^ ]+ ssh-ed25519 AAAA/);
+    assert.ok(!text.includes('127.0.0.1'), text);
+    const found = execFileSync('ssh-keygen', ['-F', '[127.0.0.1]:2222', '-f', f]).toString();
+    assert.ok(found.includes(key.blob.toString('base64')));
+    assert.equal(KnownHosts.load([f]).check('127.0.0.1', 2222, key).kind, 'known');
   });
 
   it('reports a known_hosts file it cannot read as a config error naming the file', () => {

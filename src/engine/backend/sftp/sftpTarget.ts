@@ -92,11 +92,22 @@ export interface ResolveOptions {
  * Applies ~/.ssh/config to a URL: HostName, Port, User, IdentityFile, IdentitiesOnly,
  * UserKnownHostsFile and HashKnownHosts of the matching Host/Match sections. `Match exec` sections are
  * not evaluated (a backup engine should not run commands from a config file), and Include is followed
- * one level deep.
+ * one level deep. A host reached through ProxyJump or ProxyCommand is refused: connecting to it
+ * directly is not what the config asks for.
  */
 export function resolveSshTarget(u: SftpUrl, opts: ResolveOptions): SshTarget {
   const configFile = opts.configFile ?? path.join(opts.home, '.ssh', 'config');
   const computed = computeConfig(configFile, path.join(opts.home, '.ssh'), u.host, opts.home);
+  for (const option of ['ProxyJump', 'ProxyCommand']) {
+    const v = computed[option.toLowerCase()];
+    const value = Array.isArray(v) ? v.join(' ') : v;
+    if (value !== undefined && value.toLowerCase() !== 'none') {
+      throw new OffsiteError('config', `The ssh config ${configFile} reaches ${u.host} through ${option} ${value}: Offsite cannot go that way, and does not connect directly instead`, {
+        file: configFile,
+        hint: `Make the server reachable directly (with '${option} none' for this host), or forward a port first (ssh -N -L 2222:HOST:22 JUMPHOST) and use sftp://USER@localhost:2222/...`,
+      });
+    }
+  }
   const one = (k: string): string | undefined => {
     const v = computed[k];
     return Array.isArray(v) ? v[0] : v;

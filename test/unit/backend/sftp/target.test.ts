@@ -89,6 +89,21 @@ describe('~/.ssh/config resolution', () => {
     assert.ok(!fs.existsSync(marker), 'a Match exec command ran');
   });
 
+  it('refuses a host the config reaches through ProxyJump or ProxyCommand, rather than connecting directly', () => {
+    fs.writeFileSync(cfg, 'Host jumped\n  ProxyJump bastion.example\nHost piped\n  ProxyCommand ssh -W %h:%p bastion.example\nHost direct\n  ProxyJump none\n  ProxyCommand none\n');
+    for (const [host, option] of [
+      ['jumped', 'ProxyJump'],
+      ['piped', 'ProxyCommand'],
+    ]) {
+      assert.throws(
+        () => resolveSshTarget(parseSftpUrl(new URL(`sftp://${host}/x`)), base),
+        (e) => OffsiteError.is(e, 'config') && e.message.includes(option) && e.message.includes(cfg) && /directly/.test(e.message),
+        host,
+      );
+    }
+    assert.equal(resolveSshTarget(parseSftpUrl(new URL('sftp://direct/x')), base).hostName, 'direct');
+  });
+
   it('reads HashKnownHosts from the user config, else from the system-wide one, as OpenSSH does', () => {
     const system = path.join(home, 'ssh_config');
     fs.writeFileSync(system, 'Host *\n  HashKnownHosts yes\n');

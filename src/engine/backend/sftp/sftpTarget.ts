@@ -22,11 +22,19 @@ export interface SftpUrl {
 /** Parses `sftp://[user[:password]@]host[:port]/relative/path` or `…//absolute/path`. */
 export function parseSftpUrl(url: URL): SftpUrl {
   if (url.protocol !== 'sftp:') throw usage(url, `not an sftp:// URL`);
+  const decode = (s: string, what: string): string => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      throw usage(url, `its ${what} has a bad %-escape (write a % itself as %25)`);
+    }
+  };
   // WHATWG keeps IPv6 literals in brackets; ssh wants them bare.
-  const host = decodeURIComponent(url.hostname).replace(/^\[(.*)\]$/, '$1');
+  const host = decode(url.hostname, 'host').replace(/^\[(.*)\]$/, '$1');
   if (!host) throw usage(url, 'the URL has no host');
   if (url.search || url.hash) throw usage(url, 'sftp:// URLs take no "?" or "#" part');
-  let rest = decodeURIComponent(url.pathname);
+  if (url.port === '0') throw usage(url, 'port 0 is no port (use 1 to 65535, or none for 22)');
+  let rest = decode(url.pathname, 'path');
   let remotePath: string;
   if (rest.startsWith('//')) {
     remotePath = '/' + rest.replace(/^\/+/, '');
@@ -37,8 +45,8 @@ export function parseSftpUrl(url: URL): SftpUrl {
   remotePath = remotePath.length > 1 ? remotePath.replace(/\/+$/, '') : remotePath;
   return {
     host,
-    user: url.username ? decodeURIComponent(url.username) : undefined,
-    password: url.password ? decodeURIComponent(url.password) : undefined,
+    user: url.username ? decode(url.username, 'user name') : undefined,
+    password: url.password ? decode(url.password, 'password') : undefined,
     port: url.port ? Number(url.port) : undefined,
     path: remotePath || '/',
   };

@@ -40,6 +40,21 @@ describe('sftp URLs', () => {
     assert.throws(() => parseSftpUrl(new URL('sftp://host/x?y=1')), (e) => OffsiteError.is(e, 'usage'));
     assert.throws(() => parseSftpUrl(new URL('ftp://host/x')), (e) => OffsiteError.is(e, 'usage'));
   });
+
+  it('refuses a bad %-escape and port 0 as usage errors about the URL (not an internal error, not the ssh config)', () => {
+    for (const [u, what] of [
+      ['sftp://host/a%zzb', /%-escape/],
+      ['sftp://b%zzob@host/x', /%-escape/],
+      ['sftp://bob:pw%zz@host/x', /%-escape/],
+      ['sftp://host:0/x', /port 0/],
+    ] as const) {
+      assert.throws(
+        () => parseSftpUrl(new URL(u)),
+        (e) => OffsiteError.is(e, 'usage') && what.test(e.message) && !e.message.includes('pw'),
+        u,
+      );
+    }
+  });
 });
 
 describe('~/.ssh/config resolution', () => {

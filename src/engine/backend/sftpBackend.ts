@@ -866,6 +866,7 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
     user: target.user,
     agentSocket: target.identitiesOnly && explicitKeys.length + target.identityFiles.length > 0 ? undefined : env.SSH_AUTH_SOCK || undefined,
     explicitKeys: explicitKeys.length ? explicitKeys : target.identityFiles,
+    explicitFromConfig: explicitKeys.length === 0,
     defaultKeys: defaultKeyFiles(home),
     passphrase: env.OFFSITE_SSH_PASSPHRASE,
     password: env.OFFSITE_SSH_PASSWORD ?? u.password,

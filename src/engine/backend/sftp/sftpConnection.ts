@@ -305,7 +305,8 @@ function connectError(e: unknown, p: ConnectParams, hostKeyError: OffsiteError |
     // (asking for a password instead would send the user after the wrong secret).
     if (attempts.namedKeyLocked && OffsiteError.is(problem, 'passphrase') && !attempts.tried.some((t) => t.startsWith('a password'))) return problem;
     const tried = attempts.tried.length ? attempts.tried.join(', ') : 'nothing (no agent, no key file, no password)';
-    const extra = OffsiteError.is(problem) ? `; ${problem.message}` : '';
+    const missing = (attempts.missingKeys ?? []).map((f) => `; IdentityFile ${f} does not exist`).join('');
+    const extra = `${missing}${OffsiteError.is(problem) ? `; ${problem.message}` : ''}`;
     return new BackendError('auth', 'connect', undefined, `${p.auth.label} refused the login (tried ${tried})${extra}`, {
       cause: e,
       hint: 'Check the user name, load the key into ssh-agent or give it with --ssh-key, or set OFFSITE_SSH_PASSWORD',

@@ -13,8 +13,13 @@ export interface AuthPlan {
   readonly user: string;
   /** Where the agent listens (SSH_AUTH_SOCK), if anywhere. */
   readonly agentSocket?: string;
-  /** Key files given explicitly (--ssh-key, IdentityFile): a missing one is an error. */
+  /** Key files given explicitly (--ssh-key, IdentityFile): a missing one is an error, but see below. */
   readonly explicitKeys: readonly string[];
+  /**
+   * The explicit keys come from the ssh config's IdentityFile: a missing one is skipped (and named if
+   * the login fails), as OpenSSH does, rather than an error.
+   */
+  readonly explicitFromConfig?: boolean;
   /** Default key files (~/.ssh/id_*): used only when no key is explicit; missing ones are skipped. */
   readonly defaultKeys: readonly string[];
   /** Passphrase for encrypted keys (OFFSITE_SSH_PASSPHRASE). */
@@ -36,6 +41,8 @@ export interface AuthAttempts {
   problem?: unknown;
   /** A key the user named (--ssh-key, IdentityFile) was skipped: it is encrypted and no passphrase was given. */
   namedKeyLocked?: boolean;
+  /** IdentityFile keys of the ssh config that were skipped because they do not exist. */
+  missingKeys?: string[];
 }
 
 export function defaultKeyFiles(home: string): string[] {
@@ -146,7 +153,13 @@ async function loadKey(file: string, plan: AuthPlan, explicit: boolean, attempts
   try {
     data = fs.readFileSync(file);
   } catch (e) {
-    if (!explicit && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (!explicit) return undefined;
+      if (plan.explicitFromConfig) {
+        (attempts.missingKeys ??= []).push(file);
+        return undefined;
+      }
+    }
     throw new OffsiteError('key', `Cannot read the SSH key ${file}: ${(e as Error).message}`, {
       cause: e,
       file,

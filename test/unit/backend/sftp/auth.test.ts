@@ -133,6 +133,22 @@ describe('sftp backend: authentication', function () {
     assert.ok(fs.existsSync(path.join(dir, 'probe')));
   });
 
+  it('skips an IdentityFile of the ssh config that does not exist, as OpenSSH does, and names it if the login fails', async () => {
+    const home = tempDir('offsite-home-');
+    fs.mkdirSync(path.join(home, '.ssh'), { recursive: true, mode: 0o700 });
+    fs.mkdirSync(path.join(home, 'keys'));
+    fs.copyFileSync(suite.fx.sshd.userKey.file, path.join(home, 'keys', 'backup_key'));
+    fs.copyFileSync(suite.fx.knownHosts, path.join(home, '.ssh', 'known_hosts'));
+    const host = `  HostName 127.0.0.1\n  Port ${suite.fx.sshd.port}\n  User ${suite.fx.sshd.user}\n  IdentityFile ~/.ssh/id_gone\n`;
+    fs.writeFileSync(path.join(home, '.ssh', 'config'), `Host box\n${host}  IdentityFile ~/keys/backup_key\n\nHost nokey\n${host}`);
+    const { dir } = suite.fx.freshRemote();
+    await works(backend({ home, sshKey: undefined, knownHosts: undefined }, undefined, `sftp://box/${dir}`));
+    const e = await rejectsWith(backend({ home, sshKey: undefined, knownHosts: undefined }, undefined, `sftp://nokey/${dir}`).stat('x'), 'auth', /refused the login/);
+    assert.ok(e.message.includes(`${path.join(home, '.ssh', 'id_gone')} does not exist`), e.message);
+    // A key given with --ssh-key is another matter: a missing one is an error at once.
+    await rejectsWith(backend({ home, sshKey: path.join(home, 'nope'), knownHosts: undefined }, undefined, `sftp://box/${dir}`).stat('x'), 'key', /Cannot read the SSH key/);
+  });
+
   it('reads a relative path from the login folder and // as absolute', async () => {
     // The login folder is the account's home (from passwd): use a folder there that we remove after.
     const home = os.userInfo().homedir;

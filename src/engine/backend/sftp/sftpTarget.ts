@@ -19,9 +19,16 @@ export interface SftpUrl {
   readonly path: string;
 }
 
-/** Parses `sftp://[user[:password]@]host[:port]/relative/path` or `…//absolute/path`. */
+/**
+ * duplicity's names of its SSH remote besides sftp://: the same server and folder (scp:// copies with
+ * scp there, which changes nothing on the server), so Offsite reads them as sftp:// URLs.
+ */
+export const SFTP_SCHEME_ALIASES = ['paramiko+sftp', 'pexpect+sftp', 'scp', 'paramiko+scp', 'pexpect+scp'] as const;
+
+/** Parses `sftp://[user[:password]@]host[:port]/relative/path` or `…//absolute/path` (or an alias's). */
 export function parseSftpUrl(url: URL): SftpUrl {
-  if (url.protocol !== 'sftp:') throw usage(url, `not an sftp:// URL`);
+  const scheme = url.protocol.replace(/:$/, '');
+  if (scheme !== 'sftp' && !(SFTP_SCHEME_ALIASES as readonly string[]).includes(scheme)) throw usage(url, `not an sftp:// URL`);
   const decode = (s: string, what: string): string => {
     try {
       return decodeURIComponent(s);

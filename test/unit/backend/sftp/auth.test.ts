@@ -38,6 +38,19 @@ describe('sftp backend: authentication', function () {
     assert.equal(b.displayUrl, url);
   });
 
+  it("opens duplicity's pexpect+sftp:// and scp:// URLs of the same folder as sftp:// (the front ends' registry)", async () => {
+    await import('../../../../src/engine/backend/all');
+    const { url } = suite.fx.freshRemote();
+    const b = (await openBackend(url, { options: suite.fx.options() })) as SftpBackend;
+    suite.open.push(b);
+    await works(b);
+    for (const scheme of ['pexpect+sftp', 'paramiko+sftp', 'scp']) {
+      const alias = (await openBackend(url.replace(/^sftp:/, `${scheme}:`), { options: suite.fx.options() })) as SftpBackend;
+      suite.open.push(alias);
+      assert.deepEqual(await listNames(alias), ['probe'], scheme);
+    }
+  });
+
   it('logs in with a key from ssh-agent (SSH_AUTH_SOCK), no key file', async () => {
     const agent = await startAgent();
     try {

@@ -36,6 +36,14 @@ describe('sftp URLs', () => {
     assert.equal(sftpDisplayUrl(parseSftpUrl(new URL('sftp://bob:pw@host/x'))), 'sftp://bob@host/x');
   });
 
+  it("reads duplicity's other names of its SSH remote (paramiko+sftp, pexpect+sftp, scp, …) as sftp://", () => {
+    for (const scheme of ['paramiko+sftp', 'pexpect+sftp', 'scp', 'paramiko+scp', 'pexpect+scp']) {
+      const u = parseSftpUrl(new URL(`${scheme}://bob@host:2222//srv/b`));
+      assert.deepEqual([u.user, u.host, u.port, u.path], ['bob', 'host', 2222, '/srv/b'], scheme);
+      assert.equal(sftpDisplayUrl(u), 'sftp://bob@host:2222//srv/b');
+    }
+  });
+
   it('refuses query strings and other schemes as usage errors', () => {
     assert.throws(() => parseSftpUrl(new URL('sftp://host/x?y=1')), (e) => OffsiteError.is(e, 'usage'));
     assert.throws(() => parseSftpUrl(new URL('ftp://host/x')), (e) => OffsiteError.is(e, 'usage'));

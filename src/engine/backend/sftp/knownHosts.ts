@@ -1,6 +1,7 @@
 // OpenSSH known_hosts checking, done by us (ssh2 only hands us the server's key): plain and hashed
 // (`|1|salt|hash`) host fields, `[host]:port` for non-default ports, wildcard and negated patterns,
-// and the @revoked marker. @cert-authority lines are ignored: ssh2 does not verify host certificates.
+// and the @revoked marker. @cert-authority lines trust no key (ssh2 does not verify host certificates):
+// an unknown host one covers is only said to be covered.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -61,7 +62,12 @@ export type HostKeyVerdict =
   /** A line for this host has this very key. */
   | { readonly kind: 'known'; readonly file: string; readonly line: number }
   /** The host is not in any file, or only with keys of types we cannot ask for (`knownTypes`: ssh-dss, sk-…). */
-  | { readonly kind: 'unknown'; readonly knownTypes: readonly string[] }
+  | {
+      readonly kind: 'unknown';
+      readonly knownTypes: readonly string[];
+      /** A @cert-authority line for the host: ssh trusts keys it signed, which we cannot check. */
+      readonly certAuthority?: { readonly file: string; readonly line: number };
+    }
   /**
    * The host is known with other keys, none of them this one: possibly an attack. As OpenSSH, whatever
    * their type: a server that still had the known key would have shown it (we ask for the known types
@@ -127,7 +133,8 @@ export class KnownHosts {
     if (same) return { kind: 'known', file: same.file, line: same.line };
     const changed = forHost.find((e) => e.type === key.type) ?? forHost.find((e) => NEGOTIABLE_TYPES.has(e.type));
     if (changed) return { kind: 'changed', file: changed.file, line: changed.line, knownType: changed.type };
-    return { kind: 'unknown', knownTypes: [...new Set(forHost.map((e) => e.type))] };
+    const ca = this.entries.find((e) => e.marker === 'cert-authority' && hostsMatch(e.hosts, name));
+    return { kind: 'unknown', knownTypes: [...new Set(forHost.map((e) => e.type))], ...(ca ? { certAuthority: { file: ca.file, line: ca.line } } : {}) };
   }
 }
 

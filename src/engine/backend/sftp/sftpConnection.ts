@@ -264,7 +264,8 @@ function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): Offsit
         return undefined;
       }
       const mismatch = p.acceptHostKey !== undefined ? `, not the ${normalizeFingerprint(p.acceptHostKey)} given with --accept-host-key` : '';
-      const others = verdict.knownTypes.length ? ` (known only with other key types: ${verdict.knownTypes.join(', ')})` : '';
+      const ca = verdict.certAuthority ? ` (a @cert-authority line (${verdict.certAuthority.file}:${verdict.certAuthority.line}) covers it, but Offsite cannot check host certificates)` : '';
+      const others = `${verdict.knownTypes.length ? ` (known only with other key types: ${verdict.knownTypes.join(', ')})` : ''}${ca}`;
       return new OffsiteError('hostKey', `The host key of ${name} is not known${others}: the server shows ${key.type} ${fp}${mismatch}`, {
         needs: { input: 'hostKey', wrong: p.acceptHostKey !== undefined, fingerprint: fp },
         hint: `If that is the server's key (check with its administrator, or ssh-keygen -lf on the server), run again with --accept-host-key ${fp}; it is then recorded in ${p.knownHostsRecordFile}`,

@@ -270,6 +270,14 @@ describe('sftp backend: host keys', function () {
     await rejectsWith(b2.stat('x'), 'hostKey', /not known/);
   });
 
+  it('says a @cert-authority line covers an unknown host but cannot be used (ssh trusts it, Offsite cannot check certificates)', async () => {
+    const [, type, key] = other.knownHostsLines()[0].split(' ');
+    const { b, file } = withKnownHosts(['# the site CA', `@cert-authority [127.0.0.1]:*,*.example ${type} ${key}`]);
+    const e = await rejectsWith(b.stat('x'), 'hostKey', /not known/);
+    assert.ok(e.message.includes(`@cert-authority line (${file}:2)`) && /cannot check host certificates/.test(e.message), e.message);
+    assert.deepEqual(e.needs, { input: 'hostKey', wrong: false, fingerprint: fp() });
+  });
+
   it('refuses a key marked @revoked', async () => {
     const [, type, key] = sshd.knownHostsLines()[0].split(' ');
     const { b } = withKnownHosts([...sshd.knownHostsLines(), `@revoked * ${type} ${key}`]);

@@ -302,9 +302,10 @@ function connectError(e: unknown, p: ConnectParams, hostKeyError: OffsiteError |
     if (problem !== undefined && !(OffsiteError.is(problem, 'passphrase') && !problem.needs?.wrong)) {
       return problem instanceof OffsiteError ? problem : cancelledOr(problem);
     }
-    // The key the user named is locked and no password was tried: its passphrase is what is missing
-    // (asking for a password instead would send the user after the wrong secret).
-    if (attempts.namedKeyLocked && OffsiteError.is(problem, 'passphrase') && !attempts.tried.some((t) => t.startsWith('a password'))) return problem;
+    // The key the user named is locked and no password was tried, or a locked (default) key was all
+    // there was: its passphrase is what is missing (asking for a password instead would send the user
+    // after the wrong secret).
+    if ((attempts.namedKeyLocked || attempts.tried.length === 0) && OffsiteError.is(problem, 'passphrase') && !attempts.tried.some((t) => t.startsWith('a password'))) return problem;
     const tried = attempts.tried.length ? attempts.tried.join(', ') : 'nothing (no agent, no key file, no password)';
     const missing = (attempts.missingKeys ?? []).map((f) => `; IdentityFile ${f} does not exist`).join('');
     const extra = `${missing}${OffsiteError.is(problem) ? `; ${problem.message}` : ''}`;

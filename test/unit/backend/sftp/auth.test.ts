@@ -123,6 +123,14 @@ describe('sftp backend: authentication', function () {
       }
     });
 
+    it('says the default key needs a passphrase when it was all there was to try (not "tried nothing, no key file")', async () => {
+      const home = tempDir('offsite-home-');
+      fs.mkdirSync(path.join(home, '.ssh'), { mode: 0o700 });
+      fs.copyFileSync(enc.file, path.join(home, '.ssh', 'id_ed25519'));
+      const e = await rejectsWith(backend({ home, sshKey: undefined }).stat('x'), 'passphrase', /id_ed25519 is encrypted and no passphrase/);
+      assert.doesNotMatch(e.message, /no key file/);
+    });
+
     it('says a passphrase is needed when there is none and no prompt (a passphrase error naming the key: that is what to ask for)', async () => {
       await rejectsWith(backend({ sshKey: enc.file }).stat('x'), 'passphrase', new RegExp(`SSH key ${enc.file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is encrypted and no passphrase`));
     });

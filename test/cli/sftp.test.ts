@@ -98,8 +98,11 @@ describe('offsite CLI over sftp://', function () {
     const fp = fx.sshd.fingerprints.get('ssh-ed25519')!;
     assert.ok(refused.stderr.includes(fp), refused.stderr);
     assert.ok(refused.stderr.includes(`--accept-host-key ${fp}`), refused.stderr);
-    ok(await cli(['--known-hosts', kh, '--accept-host-key', fp, 'backup', '--encrypt-key', RSA_PUB, src, url]), 'backup with --accept-host-key');
+    const accepted = await cli(['--known-hosts', kh, '--accept-host-key', fp, 'backup', '--encrypt-key', RSA_PUB, src, url]);
+    ok(accepted, 'backup with --accept-host-key');
     assert.match(fs.readFileSync(kh, 'utf8'), /ssh-ed25519 AAAA/);
+    // Said without -v, as ssh says "Permanently added …": a file of the user's was written.
+    assert.ok(accepted.stderr.includes(`Recorded the host key of [127.0.0.1]:${fx.sshd.port} (ssh-ed25519 ${fp}) in ${kh}`), accepted.stderr);
     ok(await cli(['--known-hosts', kh, 'status', url]), 'status without the flag');
   });
 

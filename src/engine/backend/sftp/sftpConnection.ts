@@ -260,7 +260,7 @@ function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): Offsit
             hint: 'Give a known_hosts file Offsite can write (--known-hosts), or make that one writable',
           });
         }
-        p.log?.('info', `Recorded the host key of ${name} (${key.type} ${fp}) in ${p.knownHostsRecordFile}`);
+        p.log?.('warn', `Recorded the host key of ${name} (${key.type} ${fp}) in ${p.knownHostsRecordFile}`);
         return undefined;
       }
       const mismatch = p.acceptHostKey !== undefined ? `, not the ${normalizeFingerprint(p.acceptHostKey)} given with --accept-host-key` : '';

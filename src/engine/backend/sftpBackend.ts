@@ -17,7 +17,7 @@ import { OffsiteError, cancelled, throwIfAborted } from '../errors';
 import { SftpConnection, type ConnectParams, type Log } from './sftp/sftpConnection';
 import { FX, classifySftpError, isTransientNetworkError, sftpStatus } from './sftp/sftpErrors';
 import { SFTP_SCHEME_ALIASES, parseSftpUrl, resolveSshTarget, sftpDisplayUrl, type SftpUrl } from './sftp/sftpTarget';
-import { defaultKeyFiles, type AuthPlan } from './sftp/sshAuth';
+import { defaultKeyFiles, publicKeyBlobOf, type AuthPlan } from './sftp/sshAuth';
 
 /** The options the CLI and the extension may set (BackendContext.options), all optional. */
 export interface SftpOptions {
@@ -862,9 +862,13 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
   const knownHosts = optString(o, 'knownHosts');
   const userKnown = knownHosts !== undefined ? [path.resolve(knownHosts)] : (target.userKnownHostsFiles ?? [path.join(home, '.ssh', 'known_hosts')]);
   const concurrency = optNumber(o, 'concurrency', 1) ?? DEFAULT_CONCURRENCY;
+  // IdentitiesOnly with named keys: of the agent's keys, only the copies of those (OpenSSH's way).
+  const namedKeys = explicitKeys.length ? explicitKeys : target.identityFiles;
+  const agentKeysOnly = target.identitiesOnly && namedKeys.length > 0 ? namedKeys.map(publicKeyBlobOf).filter((b) => b !== undefined) : undefined;
   const auth: AuthPlan = {
     user: target.user,
-    agentSocket: target.identitiesOnly && explicitKeys.length + target.identityFiles.length > 0 ? undefined : env.SSH_AUTH_SOCK || undefined,
+    agentSocket: agentKeysOnly?.length === 0 ? undefined : env.SSH_AUTH_SOCK || undefined,
+    agentKeysOnly,
     explicitKeys: explicitKeys.length ? explicitKeys : target.identityFiles,
     explicitFromConfig: explicitKeys.length === 0,
     defaultKeys: defaultKeyFiles(home),

@@ -61,6 +61,33 @@ describe('sftp backend: authentication', function () {
     }
   });
 
+  it('with IdentitiesOnly, signs with the agent\'s copy of the named IdentityFile (an encrypted key needs no passphrase then), and only with it, as OpenSSH does', async () => {
+    const dir = tempDir('offsite-io-');
+    const agent = await startAgent();
+    try {
+      // The authorized key, encrypted on disk; the agent holds it unlocked (ssh-add asked once).
+      const enc = path.join(dir, 'id_enc');
+      fs.copyFileSync(suite.fx.sshd.userKey.file, enc);
+      fs.copyFileSync(`${suite.fx.sshd.userKey.file}.pub`, `${enc}.pub`);
+      execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'agent only', '-f', enc]);
+      await agent.add(suite.fx.sshd.userKey.file);
+      const other = await makeUserKey(dir, 'id_other');
+      const config = path.join(dir, 'config');
+      const host = `  HostName 127.0.0.1\n  Port ${suite.fx.sshd.port}\n  User ${suite.fx.sshd.user}\n  IdentitiesOnly yes\n`;
+      fs.writeFileSync(config, `Host enc\n${host}  IdentityFile ${enc}\n\nHost other\n${host}  IdentityFile ${other.file}\n`);
+      const remote = (): string => suite.fx.freshRemote().dir;
+      const options = { sshKey: undefined, sshConfig: config, env: { SSH_AUTH_SOCK: agent.socket } };
+      await works(backend(options, undefined, `sftp://enc/${remote()}`));
+      // Without its .pub file: the public key is read from the (encrypted) private key file.
+      fs.rmSync(`${enc}.pub`, { force: true });
+      await works(backend(options, undefined, `sftp://enc/${remote()}`));
+      // The agent's key is not offered for a host whose IdentityFile is another key.
+      await rejectsWith(backend(options, undefined, `sftp://other/${remote()}`).stat('x'), 'auth', /refused the login/);
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it('falls back to the key file when SSH_AUTH_SOCK points nowhere', async () => {
     await works(backend({ env: { SSH_AUTH_SOCK: path.join(tempDir(), 'gone.sock') } }));
   });

@@ -263,7 +263,9 @@ function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): Offsit
         p.log?.('warn', `Recorded the host key of ${name} (${key.type} ${fp}) in ${p.knownHostsRecordFile}`);
         return undefined;
       }
-      const mismatch = p.acceptHostKey !== undefined ? `, not the ${normalizeFingerprint(p.acceptHostKey)} given with --accept-host-key` : '';
+      const given = p.acceptHostKey?.trim();
+      const md5 = given !== undefined && /^MD5:/i.test(given);
+      const mismatch = given !== undefined ? `, not the ${md5 ? given : normalizeFingerprint(given)} given with --accept-host-key${md5 ? ' (an MD5 fingerprint: give the SHA256 one)' : ''}` : '';
       const ca = verdict.certAuthority ? ` (a @cert-authority line (${verdict.certAuthority.file}:${verdict.certAuthority.line}) covers it, but Offsite cannot check host certificates)` : '';
       const others = `${verdict.knownTypes.length ? ` (known only with other key types: ${verdict.knownTypes.join(', ')})` : ''}${ca}`;
       return new OffsiteError('hostKey', `The host key of ${name} is not known${others}: the server shows ${key.type} ${fp}${mismatch}`, {

@@ -272,6 +272,11 @@ describe('sftp backend: host keys', function () {
     assert.ok(e.message.includes(fp()));
     assert.deepEqual(e.needs, { input: 'hostKey', wrong: true, fingerprint: fp() });
     assert.equal(fs.readFileSync(file, 'utf8'), '');
+    // An MD5 fingerprint (ssh -o FingerprintHash=md5) is named as given, and the SHA256 one asked for.
+    const md5 = 'MD5:12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0';
+    const { b: b2 } = withKnownHosts([], { acceptHostKey: md5 });
+    const e2 = await rejectsWith(b2.stat('x'), 'hostKey', new RegExp(`not the ${md5} given with --accept-host-key \\(an MD5 fingerprint: give the SHA256 one\\)`));
+    assert.doesNotMatch(e2.message, /SHA256:MD5/);
   });
 
   it('refuses a changed host key loudly, even with --accept-host-key of the new key', async () => {

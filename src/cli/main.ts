@@ -133,11 +133,16 @@ function concurrencyOption(v: string | undefined): number | undefined {
   return n;
 }
 
+function spaced(question: string): string {
+  return /\s$/.test(question) ? question : `${question} `;
+}
+
 async function openRemote(url: string, g: Globals, log: Logger, signal: AbortSignal): Promise<Backend> {
   const backend = await openBackend(url, {
     signal,
     log: (level, m) => log[level](m),
-    prompt: (q, opts) => (opts.secret ? promptSecret(q) : promptSecret(q)),
+    // The engine's questions end with a colon; the answer goes after a space.
+    prompt: (q, opts) => (opts.secret ? promptSecret(spaced(q)) : promptSecret(spaced(q))),
     options: {
       sshKey: g.sshKey,
       knownHosts: g.knownHosts,

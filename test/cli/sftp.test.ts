@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { offsite, type RunResult } from '../helpers/cli';
+import { offsite, offsiteOnTerminal, type RunResult } from '../helpers/cli';
 import { startFaultProxy, type FaultProxy } from '../helpers/faultProxy';
 import { RSA_PUB, RSA_SEC, duplicity, gnupgHome } from '../helpers/gpg';
 import { tempDir } from '../helpers/tmp';
@@ -98,8 +98,11 @@ describe('offsite CLI over sftp://', function () {
     const fp = fx.sshd.fingerprints.get('ssh-ed25519')!;
     assert.ok(refused.stderr.includes(fp), refused.stderr);
     assert.ok(refused.stderr.includes(`--accept-host-key ${fp}`), refused.stderr);
-    ok(await cli(['--known-hosts', kh, '--accept-host-key', fp, 'backup', '--encrypt-key', RSA_PUB, src, url]), 'backup with --accept-host-key');
+    const accepted = await cli(['--known-hosts', kh, '--accept-host-key', fp, 'backup', '--encrypt-key', RSA_PUB, src, url]);
+    ok(accepted, 'backup with --accept-host-key');
     assert.match(fs.readFileSync(kh, 'utf8'), /ssh-ed25519 AAAA/);
+    // Said without -v, as ssh says "Permanently added …": a file of the user's was written.
+    assert.ok(accepted.stderr.includes(`Recorded the host key of [127.0.0.1]:${fx.sshd.port} (ssh-ed25519 ${fp}) in ${kh}`), accepted.stderr);
     ok(await cli(['--known-hosts', kh, 'status', url]), 'status without the flag');
   });
 
@@ -210,6 +213,20 @@ describe('offsite CLI over sftp://', function () {
     for (const t of temps) assert.ok(dry.stdout.includes(t), dry.stdout);
     ok(await cli(['cleanup', '--force', url]), 'cleanup --force');
     assert.match((await cli(['status', url])).stdout, /No orphaned or incomplete backup sets found/);
+  });
+
+  it('asks for an SSH key passphrase on a terminal as a question (a space after it) and never shows what is typed', async () => {
+    const secret = 'tr0ub4dor &3';
+    const enc = await makeUserKey(tempDir(), 'id_asked', secret);
+    fs.appendFileSync(path.join(fx.sshd.dir, 'authorized_keys'), `${enc.publicLine}\n`);
+    const { url } = fx.freshRemote();
+    const env = { HOME: fx.home, SSH_AUTH_SOCK: '', OFFSITE_SSH_PASSPHRASE: undefined };
+    const r = await offsiteOnTerminal(['--archive-dir', cache, '--ssh-key', enc.file, 'status', url], [{ after: `Passphrase for the SSH key ${enc.file}:`, type: secret }], { env });
+    assert.equal(r.code, 0, r.output);
+    assert.equal(r.unanswered, 0, r.output);
+    assert.ok(r.output.includes(`Passphrase for the SSH key ${enc.file}: `), JSON.stringify(r.output));
+    assert.ok(!r.output.includes(secret) && !r.output.includes('tr0ub4dor'), JSON.stringify(r.output));
+    assert.match(r.output, /No backup chains found/);
   });
 
   it('says where a wrong SSH key passphrase came from (OFFSITE_SSH_PASSPHRASE), and a bad --concurrency as given', async () => {

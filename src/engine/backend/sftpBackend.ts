@@ -16,8 +16,8 @@ import { registerBackend, type BackendContext } from './registry';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
 import { SftpConnection, type ConnectParams, type Log } from './sftp/sftpConnection';
 import { FX, classifySftpError, isTransientNetworkError, sftpStatus } from './sftp/sftpErrors';
-import { parseSftpUrl, resolveSshTarget, sftpDisplayUrl, type SftpUrl } from './sftp/sftpTarget';
-import { defaultKeyFiles, type AuthPlan } from './sftp/sshAuth';
+import { SFTP_SCHEME_ALIASES, parseSftpUrl, resolveSshTarget, sftpDisplayUrl, type SftpUrl } from './sftp/sftpTarget';
+import { defaultKeyFiles, publicKeyBlobOf, type AuthPlan } from './sftp/sshAuth';
 
 /** The options the CLI and the extension may set (BackendContext.options), all optional. */
 export interface SftpOptions {
@@ -33,6 +33,8 @@ export interface SftpOptions {
   readonly sshConnections?: number;
   /** ssh config file (default ~/.ssh/config). */
   readonly sshConfig?: string;
+  /** System-wide ssh config, read for HashKnownHosts (default /etc/ssh/ssh_config). */
+  readonly sshSystemConfig?: string;
   /** Home folder for `~` and the ~/.ssh defaults (default the OS user's): tests use a private one. */
   readonly home?: string;
   /** Environment for SSH_AUTH_SOCK, OFFSITE_SSH_PASSPHRASE, OFFSITE_SSH_PASSWORD (default process.env). */
@@ -851,7 +853,7 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
   const env = (o.env as SftpOptions['env']) ?? process.env;
   const home = optString(o, 'home') ?? os.homedir();
   const localUser = safeUserName();
-  const target = resolveSshTarget(u, { configFile: optString(o, 'sshConfig'), home, localUser });
+  const target = resolveSshTarget(u, { configFile: optString(o, 'sshConfig'), systemConfigFile: optString(o, 'sshSystemConfig'), home, localUser });
   const where = sftpDisplayUrl(u);
   const sshKey = o.sshKey;
   const explicitKeys = (Array.isArray(sshKey) ? (sshKey as string[]) : typeof sshKey === 'string' && sshKey ? [sshKey] : []).map((f) =>
@@ -860,10 +862,15 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
   const knownHosts = optString(o, 'knownHosts');
   const userKnown = knownHosts !== undefined ? [path.resolve(knownHosts)] : (target.userKnownHostsFiles ?? [path.join(home, '.ssh', 'known_hosts')]);
   const concurrency = optNumber(o, 'concurrency', 1) ?? DEFAULT_CONCURRENCY;
+  // IdentitiesOnly with named keys: of the agent's keys, only the copies of those (OpenSSH's way).
+  const namedKeys = explicitKeys.length ? explicitKeys : target.identityFiles;
+  const agentKeysOnly = target.identitiesOnly && namedKeys.length > 0 ? namedKeys.map(publicKeyBlobOf).filter((b) => b !== undefined) : undefined;
   const auth: AuthPlan = {
     user: target.user,
-    agentSocket: target.identitiesOnly && explicitKeys.length + target.identityFiles.length > 0 ? undefined : env.SSH_AUTH_SOCK || undefined,
+    agentSocket: agentKeysOnly?.length === 0 ? undefined : env.SSH_AUTH_SOCK || undefined,
+    agentKeysOnly,
     explicitKeys: explicitKeys.length ? explicitKeys : target.identityFiles,
+    explicitFromConfig: explicitKeys.length === 0,
     defaultKeys: defaultKeyFiles(home),
     passphrase: env.OFFSITE_SSH_PASSPHRASE,
     password: env.OFFSITE_SSH_PASSWORD ?? u.password,
@@ -877,6 +884,7 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
     // The user's files first; the system-wide one is read too when the user's is the default.
     knownHostsFiles: knownHosts !== undefined ? userKnown : [...userKnown, '/etc/ssh/ssh_known_hosts'],
     knownHostsRecordFile: userKnown[0],
+    hashKnownHosts: target.hashKnownHosts,
     acceptHostKey: optString(o, 'acceptHostKey'),
     auth,
     timeoutMs: optNumber(o, 'timeoutMs', 100) ?? optNumber(env, 'OFFSITE_SSH_TIMEOUT_MS', 100, 'OFFSITE_SSH_TIMEOUT_MS') ?? DEFAULT_TIMEOUT_MS,
@@ -898,3 +906,4 @@ function safeUserName(): string {
 }
 
 registerBackend('sftp', async (url, ctx) => createSftpBackend(url, ctx));
+for (const scheme of SFTP_SCHEME_ALIASES) registerBackend(scheme, async (url, ctx) => createSftpBackend(url, ctx));

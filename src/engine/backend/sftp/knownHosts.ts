@@ -1,9 +1,34 @@
 // OpenSSH known_hosts checking, done by us (ssh2 only hands us the server's key): plain and hashed
 // (`|1|salt|hash`) host fields, `[host]:port` for non-default ports, wildcard and negated patterns,
-// and the @revoked marker. @cert-authority lines are ignored: ssh2 does not verify host certificates.
+// and the @revoked marker. @cert-authority lines trust no key (ssh2 does not verify host certificates):
+// an unknown host one covers is only said to be covered.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { OffsiteError } from '../../errors';
+
+/**
+ * The host key algorithms we can ask a server for, strongest first (OpenSSH's order), each with the
+ * type of the key it gives as known_hosts writes it.
+ */
+const HOST_KEY_ALGORITHMS: ReadonlyArray<readonly [algorithm: string, type: string]> = [
+  ['ssh-ed25519', 'ssh-ed25519'],
+  ['ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp256'],
+  ['ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp384'],
+  ['ecdsa-sha2-nistp521', 'ecdsa-sha2-nistp521'],
+  ['rsa-sha2-512', 'ssh-rsa'],
+  ['rsa-sha2-256', 'ssh-rsa'],
+  ['ssh-rsa', 'ssh-rsa'],
+];
+const NEGOTIABLE_TYPES = new Set(HOST_KEY_ALGORITHMS.map(([, t]) => t));
+
+/**
+ * The algorithms that give a key of one of these known_hosts types, strongest first whatever the
+ * order of the types: what to ask a server for first, as OpenSSH does for a host it knows.
+ */
+export function hostKeyAlgorithmsFor(types: readonly string[]): string[] {
+  return HOST_KEY_ALGORITHMS.filter(([, t]) => types.includes(t)).map(([a]) => a);
+}
 
 export interface HostKey {
   /** The key's type as known_hosts writes it: 'ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256', … */
@@ -36,10 +61,19 @@ interface Entry {
 export type HostKeyVerdict =
   /** A line for this host has this very key. */
   | { readonly kind: 'known'; readonly file: string; readonly line: number }
-  /** The host is not in any file, or only with keys of other types (`knownTypes`). */
-  | { readonly kind: 'unknown'; readonly knownTypes: readonly string[] }
-  /** The host is known with another key of the same type: possibly an attack. */
-  | { readonly kind: 'changed'; readonly file: string; readonly line: number }
+  /** The host is not in any file, or only with keys of types we cannot ask for (`knownTypes`: ssh-dss, sk-…). */
+  | {
+      readonly kind: 'unknown';
+      readonly knownTypes: readonly string[];
+      /** A @cert-authority line for the host: ssh trusts keys it signed, which we cannot check. */
+      readonly certAuthority?: { readonly file: string; readonly line: number };
+    }
+  /**
+   * The host is known with other keys, none of them this one: possibly an attack. As OpenSSH, whatever
+   * their type: a server that still had the known key would have shown it (we ask for the known types
+   * first), and a man in the middle shows a key of any type he has.
+   */
+  | { readonly kind: 'changed'; readonly file: string; readonly line: number; readonly knownType: string }
   /** The key is marked @revoked. */
   | { readonly kind: 'revoked'; readonly file: string; readonly line: number };
 
@@ -60,7 +94,11 @@ export class KnownHosts {
         text = fs.readFileSync(file, 'utf8');
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw e;
+        throw new OffsiteError('config', `Cannot read the known_hosts file ${file}: ${(e as Error).message}`, {
+          cause: e,
+          file,
+          hint: 'Give a known_hosts file (--known-hosts, UserKnownHostsFile) that is a readable file',
+        });
       }
       text.split('\n').forEach((raw, i) => {
         const fields = raw.trim().split(/\s+/);
@@ -93,14 +131,18 @@ export class KnownHosts {
     const forHost = this.entries.filter((e) => !e.marker && hostsMatch(e.hosts, name));
     const same = forHost.find((e) => e.blob.equals(key.blob));
     if (same) return { kind: 'known', file: same.file, line: same.line };
-    const changed = forHost.find((e) => e.type === key.type);
-    if (changed) return { kind: 'changed', file: changed.file, line: changed.line };
-    return { kind: 'unknown', knownTypes: [...new Set(forHost.map((e) => e.type))] };
+    const changed = forHost.find((e) => e.type === key.type) ?? forHost.find((e) => NEGOTIABLE_TYPES.has(e.type));
+    if (changed) return { kind: 'changed', file: changed.file, line: changed.line, knownType: changed.type };
+    const ca = this.entries.find((e) => e.marker === 'cert-authority' && hostsMatch(e.hosts, name));
+    return { kind: 'unknown', knownTypes: [...new Set(forHost.map((e) => e.type))], ...(ca ? { certAuthority: { file: ca.file, line: ca.line } } : {}) };
   }
 }
 
-/** Appends a host's key to a known_hosts file (creating it, and its folder, private). */
-export function recordHostKey(file: string, host: string, port: number, key: HostKey): void {
+/**
+ * Appends a host's key to a known_hosts file (creating it, and its folder, private); with `hash`, the
+ * host's name hashed as OpenSSH writes it under HashKnownHosts yes.
+ */
+export function recordHostKey(file: string, host: string, port: number, key: HostKey, opts: { hash?: boolean } = {}): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let prefix = '';
   try {
@@ -109,7 +151,8 @@ export function recordHostKey(file: string, host: string, port: number, key: Hos
   } catch {
     // a new file
   }
-  fs.appendFileSync(file, `${prefix}${hostKeyName(host, port)} ${key.type} ${key.blob.toString('base64')}\n`, { mode: 0o600 });
+  const name = opts.hash ? hashHostName(hostKeyName(host, port)) : hostKeyName(host, port);
+  fs.appendFileSync(file, `${prefix}${name} ${key.type} ${key.blob.toString('base64')}\n`, { mode: 0o600 });
 }
 
 /** A hashed host field as `ssh-keygen -H` writes it (for tests and for users who want hashing). */

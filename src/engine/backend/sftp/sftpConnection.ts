@@ -5,7 +5,7 @@ import SftpClient from 'ssh2-sftp-client';
 import type { Client, ConnectConfig, SFTPWrapper } from 'ssh2';
 import { BackendError } from '../backend';
 import { OffsiteError, cancelled, isCancellation } from '../../errors';
-import { KnownHosts, fingerprint, hostKeyName, keyTypeOf, recordHostKey, type HostKey } from './knownHosts';
+import { KnownHosts, fingerprint, hostKeyAlgorithmsFor, hostKeyName, keyTypeOf, recordHostKey, type HostKey } from './knownHosts';
 import { makeAuthHandler, type AuthAttempts, type AuthPlan } from './sshAuth';
 import { classifySftpError, isTransientNetworkError } from './sftpErrors';
 
@@ -20,6 +20,8 @@ export interface ConnectParams {
   readonly knownHostsFiles: readonly string[];
   /** Where an accepted key is recorded. */
   readonly knownHostsRecordFile: string;
+  /** Record it with the host name hashed (HashKnownHosts yes). */
+  readonly hashKnownHosts?: boolean;
   /** `SHA256:…` of a key the user accepts for an unknown host. */
   readonly acceptHostKey?: string;
   readonly auth: AuthPlan;
@@ -28,20 +30,13 @@ export interface ConnectParams {
   readonly log?: Log;
 }
 
-const HOST_KEY_ALGORITHMS = new Set(['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']);
-
-/** The server host key algorithms that give a key of a known_hosts type, strongest first. */
-function algorithmsForType(type: string): string[] {
-  return (type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type]).filter((a) => HOST_KEY_ALGORITHMS.has(a));
-}
-
 /**
- * ssh2's algorithm list edits: 'prepend' skips names already listed, so remove them first; it also
- * inserts one by one at the front, hence the reversed order.
+ * ssh2's algorithm list edits: 'prepend' skips names already listed, so remove them first; it puts the
+ * names at the front in the order given.
  */
 function preferHostKeyAlgorithms(algos: string[]): ConnectConfig['algorithms'] {
   if (algos.length === 0) return undefined;
-  return { serverHostKey: { remove: algos, prepend: [...algos].reverse() } as never };
+  return { serverHostKey: { remove: algos, prepend: algos } as never };
 }
 
 /** The ssh2 Client under ssh2-sftp-client (its type declarations omit the field). */
@@ -109,9 +104,9 @@ export class SftpConnection {
         hostKeyError = checkHostKey(known, p, { type: keyTypeOf(blob), blob });
         return hostKeyError === undefined;
       },
-      // Ask for a key type we already know for this host, as OpenSSH does, so a server with several
-      // keys is not mistaken for one whose key changed.
-      algorithms: preferHostKeyAlgorithms(knownTypes.flatMap(algorithmsForType)),
+      // Ask for a key type we already know for this host, the strongest first, as OpenSSH does, so a
+      // server with several keys is not mistaken for one whose key changed.
+      algorithms: preferHostKeyAlgorithms(hostKeyAlgorithmsFor(knownTypes)),
     };
     let sftp: SFTPWrapper;
     try {
@@ -248,7 +243,7 @@ function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): Offsit
     case 'changed':
       return new OffsiteError(
         'hostKey',
-        `The host key of ${name} has CHANGED: the server now shows ${key.type} ${fp}, but ${verdict.file}:${verdict.line} has another key. Someone may be intercepting the connection`,
+        `The host key of ${name} has CHANGED: the server now shows ${key.type} ${fp}, but ${verdict.file}:${verdict.line} has another key${verdict.knownType === key.type ? '' : ` (${verdict.knownType})`}. Someone may be intercepting the connection`,
         {
           hint: `If the server's key really was replaced, remove the old key (ssh-keygen -R '${name}' -f ${verdict.file}) and connect again to accept the new one`,
         },
@@ -256,12 +251,23 @@ function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): Offsit
     case 'unknown': {
       const accepted = p.acceptHostKey !== undefined && normalizeFingerprint(p.acceptHostKey) === fp;
       if (accepted) {
-        recordHostKey(p.knownHostsRecordFile, p.hostName, p.port, key);
-        p.log?.('info', `Recorded the host key of ${name} (${key.type} ${fp}) in ${p.knownHostsRecordFile}`);
+        try {
+          recordHostKey(p.knownHostsRecordFile, p.hostName, p.port, key, { hash: p.hashKnownHosts });
+        } catch (e) {
+          return new OffsiteError('config', `Cannot record the host key of ${name} (${key.type} ${fp}) in ${p.knownHostsRecordFile}: ${(e as Error).message}`, {
+            cause: e,
+            file: p.knownHostsRecordFile,
+            hint: 'Give a known_hosts file Offsite can write (--known-hosts), or make that one writable',
+          });
+        }
+        p.log?.('warn', `Recorded the host key of ${name} (${key.type} ${fp}) in ${p.knownHostsRecordFile}`);
         return undefined;
       }
-      const mismatch = p.acceptHostKey !== undefined ? `, not the ${normalizeFingerprint(p.acceptHostKey)} given with --accept-host-key` : '';
-      const others = verdict.knownTypes.length ? ` (known only with other key types: ${verdict.knownTypes.join(', ')})` : '';
+      const given = p.acceptHostKey?.trim();
+      const md5 = given !== undefined && /^MD5:/i.test(given);
+      const mismatch = given !== undefined ? `, not the ${md5 ? given : normalizeFingerprint(given)} given with --accept-host-key${md5 ? ' (an MD5 fingerprint: give the SHA256 one)' : ''}` : '';
+      const ca = verdict.certAuthority ? ` (a @cert-authority line (${verdict.certAuthority.file}:${verdict.certAuthority.line}) covers it, but Offsite cannot check host certificates)` : '';
+      const others = `${verdict.knownTypes.length ? ` (known only with other key types: ${verdict.knownTypes.join(', ')})` : ''}${ca}`;
       return new OffsiteError('hostKey', `The host key of ${name} is not known${others}: the server shows ${key.type} ${fp}${mismatch}`, {
         needs: { input: 'hostKey', wrong: p.acceptHostKey !== undefined, fingerprint: fp },
         hint: `If that is the server's key (check with its administrator, or ssh-keygen -lf on the server), run again with --accept-host-key ${fp}; it is then recorded in ${p.knownHostsRecordFile}`,
@@ -298,11 +304,13 @@ function connectError(e: unknown, p: ConnectParams, hostKeyError: OffsiteError |
     if (problem !== undefined && !(OffsiteError.is(problem, 'passphrase') && !problem.needs?.wrong)) {
       return problem instanceof OffsiteError ? problem : cancelledOr(problem);
     }
-    // The key the user named is locked and no password was tried: its passphrase is what is missing
-    // (asking for a password instead would send the user after the wrong secret).
-    if (attempts.namedKeyLocked && OffsiteError.is(problem, 'passphrase') && !attempts.tried.some((t) => t.startsWith('a password'))) return problem;
+    // The key the user named is locked and no password was tried, or a locked (default) key was all
+    // there was: its passphrase is what is missing (asking for a password instead would send the user
+    // after the wrong secret).
+    if ((attempts.namedKeyLocked || attempts.tried.length === 0) && OffsiteError.is(problem, 'passphrase') && !attempts.tried.some((t) => t.startsWith('a password'))) return problem;
     const tried = attempts.tried.length ? attempts.tried.join(', ') : 'nothing (no agent, no key file, no password)';
-    const extra = OffsiteError.is(problem) ? `; ${problem.message}` : '';
+    const missing = (attempts.missingKeys ?? []).map((f) => `; IdentityFile ${f} does not exist`).join('');
+    const extra = `${missing}${OffsiteError.is(problem) ? `; ${problem.message}` : ''}`;
     return new BackendError('auth', 'connect', undefined, `${p.auth.label} refused the login (tried ${tried})${extra}`, {
       cause: e,
       hint: 'Check the user name, load the key into ssh-agent or give it with --ssh-key, or set OFFSITE_SSH_PASSWORD',

@@ -19,14 +19,29 @@ export interface SftpUrl {
   readonly path: string;
 }
 
-/** Parses `sftp://[user[:password]@]host[:port]/relative/path` or `…//absolute/path`. */
+/**
+ * duplicity's names of its SSH remote besides sftp://: the same server and folder (scp:// copies with
+ * scp there, which changes nothing on the server), so Offsite reads them as sftp:// URLs.
+ */
+export const SFTP_SCHEME_ALIASES = ['paramiko+sftp', 'pexpect+sftp', 'scp', 'paramiko+scp', 'pexpect+scp'] as const;
+
+/** Parses `sftp://[user[:password]@]host[:port]/relative/path` or `…//absolute/path` (or an alias's). */
 export function parseSftpUrl(url: URL): SftpUrl {
-  if (url.protocol !== 'sftp:') throw usage(url, `not an sftp:// URL`);
+  const scheme = url.protocol.replace(/:$/, '');
+  if (scheme !== 'sftp' && !(SFTP_SCHEME_ALIASES as readonly string[]).includes(scheme)) throw usage(url, `not an sftp:// URL`);
+  const decode = (s: string, what: string): string => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      throw usage(url, `its ${what} has a bad %-escape (write a % itself as %25)`);
+    }
+  };
   // WHATWG keeps IPv6 literals in brackets; ssh wants them bare.
-  const host = decodeURIComponent(url.hostname).replace(/^\[(.*)\]$/, '$1');
+  const host = decode(url.hostname, 'host').replace(/^\[(.*)\]$/, '$1');
   if (!host) throw usage(url, 'the URL has no host');
   if (url.search || url.hash) throw usage(url, 'sftp:// URLs take no "?" or "#" part');
-  let rest = decodeURIComponent(url.pathname);
+  if (url.port === '0') throw usage(url, 'port 0 is no port (use 1 to 65535, or none for 22)');
+  let rest = decode(url.pathname, 'path');
   let remotePath: string;
   if (rest.startsWith('//')) {
     remotePath = '/' + rest.replace(/^\/+/, '');
@@ -37,8 +52,8 @@ export function parseSftpUrl(url: URL): SftpUrl {
   remotePath = remotePath.length > 1 ? remotePath.replace(/\/+$/, '') : remotePath;
   return {
     host,
-    user: url.username ? decodeURIComponent(url.username) : undefined,
-    password: url.password ? decodeURIComponent(url.password) : undefined,
+    user: url.username ? decode(url.username, 'user name') : undefined,
+    password: url.password ? decode(url.password, 'password') : undefined,
     port: url.port ? Number(url.port) : undefined,
     path: remotePath || '/',
   };
@@ -70,11 +85,18 @@ export interface SshTarget {
   readonly userKnownHostsFiles?: readonly string[];
   /** `IdentitiesOnly yes`: do not offer the agent's other keys. */
   readonly identitiesOnly: boolean;
+  /** `HashKnownHosts yes` (the user's config, else the system-wide one): record accepted keys hashed. */
+  readonly hashKnownHosts: boolean;
 }
 
 export interface ResolveOptions {
   /** The ssh config file to read (default ~/.ssh/config); missing is fine. */
   readonly configFile?: string;
+  /**
+   * The system-wide ssh config (default /etc/ssh/ssh_config), read for HashKnownHosts only (Debian and
+   * Ubuntu set it there); missing is fine.
+   */
+  readonly systemConfigFile?: string;
   /** The home folder for `~` (default os.homedir()). */
   readonly home: string;
   /** The local user name, default user and %u (default os.userInfo().username). */
@@ -82,22 +104,22 @@ export interface ResolveOptions {
 }
 
 /**
- * Applies ~/.ssh/config to a URL: HostName, Port, User, IdentityFile, IdentitiesOnly and
- * UserKnownHostsFile of the matching Host/Match sections. `Match exec` sections are not evaluated (a
- * backup engine should not run commands from a config file), and Include is followed one level deep.
+ * Applies ~/.ssh/config to a URL: HostName, Port, User, IdentityFile, IdentitiesOnly,
+ * UserKnownHostsFile and HashKnownHosts of the matching Host/Match sections. `Match exec` sections are
+ * not evaluated (a backup engine should not run commands from a config file), and Include is followed
+ * one level deep. A host reached through ProxyJump or ProxyCommand is refused: connecting to it
+ * directly is not what the config asks for.
  */
 export function resolveSshTarget(u: SftpUrl, opts: ResolveOptions): SshTarget {
   const configFile = opts.configFile ?? path.join(opts.home, '.ssh', 'config');
-  let computed: Record<string, string | string[]> = {};
-  const text = readConfig(configFile, opts.home);
-  if (text !== undefined) {
-    try {
-      computed = SSHConfig.parse(text).compute(u.host, { ignoreCase: true, matchExec: false });
-    } catch (e) {
-      throw new OffsiteError('config', `Cannot read the ssh config ${configFile}: ${(e as Error).message}`, {
-        cause: e,
+  const computed = computeConfig(configFile, path.join(opts.home, '.ssh'), u.host, opts.home);
+  for (const option of ['ProxyJump', 'ProxyCommand']) {
+    const v = computed[option.toLowerCase()];
+    const value = Array.isArray(v) ? v.join(' ') : v;
+    if (value !== undefined && value.toLowerCase() !== 'none') {
+      throw new OffsiteError('config', `The ssh config ${configFile} reaches ${u.host} through ${option} ${value}: Offsite cannot go that way, and does not connect directly instead`, {
         file: configFile,
-        hint: 'Fix the syntax of that file, or point Offsite at another one',
+        hint: `Make the server reachable directly (with '${option} none' for this host), or forward a port first (ssh -N -L 2222:HOST:22 JUMPHOST) and use sftp://USER@localhost:2222/...`,
       });
     }
   }
@@ -119,6 +141,8 @@ export function resolveSshTarget(u: SftpUrl, opts: ResolveOptions): SshTarget {
   const tokens = { h: hostName, p: String(port), r: user, n: u.host };
   const identityFiles = many('identityfile').map((f) => expandTokens(f, tokens, opts));
   const known = many('userknownhostsfile').map((f) => expandTokens(f, tokens, opts));
+  // OpenSSH takes each option's first value: the user's config, then the system-wide one.
+  const hash = one('hashknownhosts') ?? systemOption(opts.systemConfigFile ?? '/etc/ssh/ssh_config', u.host, opts.home, 'hashknownhosts');
   return {
     hostName,
     port,
@@ -126,10 +150,37 @@ export function resolveSshTarget(u: SftpUrl, opts: ResolveOptions): SshTarget {
     identityFiles,
     userKnownHostsFiles: known.length ? known : undefined,
     identitiesOnly: (one('identitiesonly') ?? '').toLowerCase() === 'yes',
+    hashKnownHosts: (hash ?? '').toLowerCase() === 'yes',
   };
 }
 
-function readConfig(file: string, home: string, depth = 0): string | undefined {
+/** An option of the system-wide config; one it cannot read or parse (ssh would) just sets nothing. */
+function systemOption(file: string, host: string, home: string, option: string): string | undefined {
+  try {
+    const v = computeConfig(file, path.dirname(file), host, home)[option];
+    return Array.isArray(v) ? v[0] : v;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The options of an ssh config file for a host (lower-case names); {} when the file is missing. */
+function computeConfig(configFile: string, includeBase: string, host: string, home: string): Record<string, string | string[]> {
+  const text = readConfig(configFile, home, includeBase);
+  if (text === undefined) return {};
+  try {
+    return SSHConfig.parse(text).compute(host, { ignoreCase: true, matchExec: false });
+  } catch (e) {
+    throw new OffsiteError('config', `Cannot read the ssh config ${configFile}: ${(e as Error).message}`, {
+      cause: e,
+      file: configFile,
+      hint: 'Fix the syntax of that file, or point Offsite at another one',
+    });
+  }
+}
+
+/** A config file's text with its Include lines inlined (relative names are under `includeBase`). */
+function readConfig(file: string, home: string, includeBase: string, depth = 0): string | undefined {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -138,13 +189,14 @@ function readConfig(file: string, home: string, depth = 0): string | undefined {
     throw new OffsiteError('config', `Cannot read the ssh config ${file}: ${(e as Error).message}`, { cause: e, file });
   }
   if (depth > 0) return text;
-  // ssh-config does not follow Include: inline the included files (relative names are under ~/.ssh).
+  // ssh-config does not follow Include: inline the included files (relative names are under ~/.ssh,
+  // or /etc/ssh for the system-wide file).
   return text.replace(/^[ \t]*include[ \t]+(.+)$/gim, (_m, spec: string) =>
     spec
       .trim()
       .split(/\s+/)
-      .flatMap((pattern) => globFiles(pattern.replace(/^~(?=\/)/, home), path.join(home, '.ssh')))
-      .map((f) => readConfig(f, home, depth + 1) ?? '')
+      .flatMap((pattern) => globFiles(pattern.replace(/^~(?=\/)/, home), includeBase))
+      .map((f) => readConfig(f, home, includeBase, depth + 1) ?? '')
       .join('\n'),
   );
 }

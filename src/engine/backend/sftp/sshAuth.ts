@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { utils, type AnyAuthMethod, type AuthenticationType, type AuthHandlerMiddleware, type ParsedKey } from 'ssh2';
+import { OpenSSHAgent, utils, type AnyAuthMethod, type AuthenticationType, type AuthHandlerMiddleware, type IdentityCallback, type ParsedKey } from 'ssh2';
 import { OffsiteError } from '../../errors';
 
 export type Prompt = (question: string, opts: { secret: boolean }) => Promise<string | undefined>;
@@ -13,8 +13,18 @@ export interface AuthPlan {
   readonly user: string;
   /** Where the agent listens (SSH_AUTH_SOCK), if anywhere. */
   readonly agentSocket?: string;
-  /** Key files given explicitly (--ssh-key, IdentityFile): a missing one is an error. */
+  /**
+   * IdentitiesOnly: offer only these of the agent's keys (the public keys of the named key files), as
+   * OpenSSH does; undefined offers them all.
+   */
+  readonly agentKeysOnly?: readonly Buffer[];
+  /** Key files given explicitly (--ssh-key, IdentityFile): a missing one is an error, but see below. */
   readonly explicitKeys: readonly string[];
+  /**
+   * The explicit keys come from the ssh config's IdentityFile: a missing one is skipped (and named if
+   * the login fails), as OpenSSH does, rather than an error.
+   */
+  readonly explicitFromConfig?: boolean;
   /** Default key files (~/.ssh/id_*): used only when no key is explicit; missing ones are skipped. */
   readonly defaultKeys: readonly string[];
   /** Passphrase for encrypted keys (OFFSITE_SSH_PASSPHRASE). */
@@ -36,6 +46,8 @@ export interface AuthAttempts {
   problem?: unknown;
   /** A key the user named (--ssh-key, IdentityFile) was skipped: it is encrypted and no passphrase was given. */
   namedKeyLocked?: boolean;
+  /** IdentityFile keys of the ssh config that were skipped because they do not exist. */
+  missingKeys?: string[];
 }
 
 export function defaultKeyFiles(home: string): string[] {
@@ -60,6 +72,10 @@ export function makeAuthHandler(plan: AuthPlan, attempts: AuthAttempts): AuthHan
         // ssh2 reports an unreachable agent as a connection error (ssh2-sftp-client then gives up on
         // the whole login), so only offer an agent that answers.
         if (!(await agentReachable(socket))) return undefined;
+        if (plan.agentKeysOnly) {
+          attempts.tried.push('the ssh-agent (its copies of the named keys only: IdentitiesOnly)');
+          return { type: 'agent', username: plan.user, agent: new OnlyTheseKeysAgent(socket, plan.agentKeysOnly) };
+        }
         attempts.tried.push('the ssh-agent');
         return { type: 'agent', username: plan.user, agent: socket };
       },
@@ -129,6 +145,85 @@ export function makeAuthHandler(plan: AuthPlan, attempts: AuthAttempts): AuthHan
   };
 }
 
+/** An ssh-agent client that lists only some of the agent's keys (IdentitiesOnly). */
+class OnlyTheseKeysAgent extends OpenSSHAgent {
+  constructor(
+    socket: string,
+    private readonly allowed: readonly Buffer[],
+  ) {
+    super(socket);
+  }
+
+  override getIdentities(cb: IdentityCallback<ParsedKey>): void {
+    super.getIdentities((err, keys) => {
+      if (err || !keys) return cb(err, keys);
+      cb(
+        undefined,
+        keys.filter((k) => {
+          const blob = identityBlob(k);
+          return blob !== undefined && this.allowed.some((a) => a.equals(blob));
+        }),
+      );
+    });
+  }
+}
+
+/** The public key blob of an agent identity (a parsed key, or an entry wrapping one). */
+function identityBlob(k: unknown): Buffer | undefined {
+  if (k && typeof (k as ParsedKey).getPublicSSH === 'function') return (k as ParsedKey).getPublicSSH();
+  if (k && typeof k === 'object' && 'pubKey' in k) return identityBlob((k as { pubKey: unknown }).pubKey);
+  if (typeof k === 'string' || Buffer.isBuffer(k)) {
+    const parsed = utils.parseKey(k);
+    if (!(parsed instanceof Error)) return (Array.isArray(parsed) ? parsed[0] : parsed).getPublicSSH();
+  }
+  return undefined;
+}
+
+/**
+ * The public key blob of a private key file, without its passphrase, as OpenSSH finds it: FILE.pub,
+ * else the unencrypted public part of an OpenSSH-format key, else the key itself if unencrypted.
+ * Undefined when none can be read.
+ */
+export function publicKeyBlobOf(file: string): Buffer | undefined {
+  try {
+    const [, b64] = fs.readFileSync(`${file}.pub`, 'utf8').trim().split(/\s+/);
+    if (b64) return Buffer.from(b64, 'base64');
+  } catch {
+    // no .pub next to it
+  }
+  let data: Buffer;
+  try {
+    data = fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(data.toString('latin1'));
+  if (m) {
+    // openssh-key-v1: magic, cipher, kdf, kdf options, the number of keys, then the first public key.
+    const b = Buffer.from(m[1].replace(/\s+/g, ''), 'base64');
+    const magic = Buffer.from('openssh-key-v1\0', 'latin1');
+    if (b.length > magic.length && b.subarray(0, magic.length).equals(magic)) {
+      let at = magic.length;
+      const str = (): Buffer | undefined => {
+        if (at + 4 > b.length) return undefined;
+        const n = b.readUInt32BE(at);
+        if (at + 4 + n > b.length) return undefined;
+        const s = b.subarray(at + 4, at + 4 + n);
+        at += 4 + n;
+        return s;
+      };
+      if (str() && str() && str() && at + 4 <= b.length) {
+        at += 4;
+        const blob = str();
+        if (blob && blob.length > 0) return Buffer.from(blob);
+      }
+    }
+  }
+  const parsed = utils.parseKey(data);
+  if (parsed instanceof Error) return undefined;
+  return (Array.isArray(parsed) ? parsed[0] : parsed).getPublicSSH();
+}
+
 function agentReachable(socket: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(socket);
@@ -146,7 +241,13 @@ async function loadKey(file: string, plan: AuthPlan, explicit: boolean, attempts
   try {
     data = fs.readFileSync(file);
   } catch (e) {
-    if (!explicit && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (!explicit) return undefined;
+      if (plan.explicitFromConfig) {
+        (attempts.missingKeys ??= []).push(file);
+        return undefined;
+      }
+    }
     throw new OffsiteError('key', `Cannot read the SSH key ${file}: ${(e as Error).message}`, {
       cause: e,
       file,

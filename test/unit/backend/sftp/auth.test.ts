@@ -38,11 +38,51 @@ describe('sftp backend: authentication', function () {
     assert.equal(b.displayUrl, url);
   });
 
+  it("opens duplicity's pexpect+sftp:// and scp:// URLs of the same folder as sftp:// (the front ends' registry)", async () => {
+    await import('../../../../src/engine/backend/all');
+    const { url } = suite.fx.freshRemote();
+    const b = (await openBackend(url, { options: suite.fx.options() })) as SftpBackend;
+    suite.open.push(b);
+    await works(b);
+    for (const scheme of ['pexpect+sftp', 'paramiko+sftp', 'scp']) {
+      const alias = (await openBackend(url.replace(/^sftp:/, `${scheme}:`), { options: suite.fx.options() })) as SftpBackend;
+      suite.open.push(alias);
+      assert.deepEqual(await listNames(alias), ['probe'], scheme);
+    }
+  });
+
   it('logs in with a key from ssh-agent (SSH_AUTH_SOCK), no key file', async () => {
     const agent = await startAgent();
     try {
       await agent.add(suite.fx.sshd.userKey.file);
       await works(backend({ sshKey: undefined, env: { SSH_AUTH_SOCK: agent.socket } }));
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('with IdentitiesOnly, signs with the agent\'s copy of the named IdentityFile (an encrypted key needs no passphrase then), and only with it, as OpenSSH does', async () => {
+    const dir = tempDir('offsite-io-');
+    const agent = await startAgent();
+    try {
+      // The authorized key, encrypted on disk; the agent holds it unlocked (ssh-add asked once).
+      const enc = path.join(dir, 'id_enc');
+      fs.copyFileSync(suite.fx.sshd.userKey.file, enc);
+      fs.copyFileSync(`${suite.fx.sshd.userKey.file}.pub`, `${enc}.pub`);
+      execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'agent only', '-f', enc]);
+      await agent.add(suite.fx.sshd.userKey.file);
+      const other = await makeUserKey(dir, 'id_other');
+      const config = path.join(dir, 'config');
+      const host = `  HostName 127.0.0.1\n  Port ${suite.fx.sshd.port}\n  User ${suite.fx.sshd.user}\n  IdentitiesOnly yes\n`;
+      fs.writeFileSync(config, `Host enc\n${host}  IdentityFile ${enc}\n\nHost other\n${host}  IdentityFile ${other.file}\n`);
+      const remote = (): string => suite.fx.freshRemote().dir;
+      const options = { sshKey: undefined, sshConfig: config, env: { SSH_AUTH_SOCK: agent.socket } };
+      await works(backend(options, undefined, `sftp://enc/${remote()}`));
+      // Without its .pub file: the public key is read from the (encrypted) private key file.
+      fs.rmSync(`${enc}.pub`, { force: true });
+      await works(backend(options, undefined, `sftp://enc/${remote()}`));
+      // The agent's key is not offered for a host whose IdentityFile is another key.
+      await rejectsWith(backend(options, undefined, `sftp://other/${remote()}`).stat('x'), 'auth', /refused the login/);
     } finally {
       await agent.stop();
     }
@@ -110,6 +150,14 @@ describe('sftp backend: authentication', function () {
       }
     });
 
+    it('says the default key needs a passphrase when it was all there was to try (not "tried nothing, no key file")', async () => {
+      const home = tempDir('offsite-home-');
+      fs.mkdirSync(path.join(home, '.ssh'), { mode: 0o700 });
+      fs.copyFileSync(enc.file, path.join(home, '.ssh', 'id_ed25519'));
+      const e = await rejectsWith(backend({ home, sshKey: undefined }).stat('x'), 'passphrase', /id_ed25519 is encrypted and no passphrase/);
+      assert.doesNotMatch(e.message, /no key file/);
+    });
+
     it('says a passphrase is needed when there is none and no prompt (a passphrase error naming the key: that is what to ask for)', async () => {
       await rejectsWith(backend({ sshKey: enc.file }).stat('x'), 'passphrase', new RegExp(`SSH key ${enc.file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is encrypted and no passphrase`));
     });
@@ -131,6 +179,22 @@ describe('sftp backend: authentication', function () {
     await works(b);
     assert.equal(b.displayUrl, `sftp://backupbox/${dir}`);
     assert.ok(fs.existsSync(path.join(dir, 'probe')));
+  });
+
+  it('skips an IdentityFile of the ssh config that does not exist, as OpenSSH does, and names it if the login fails', async () => {
+    const home = tempDir('offsite-home-');
+    fs.mkdirSync(path.join(home, '.ssh'), { recursive: true, mode: 0o700 });
+    fs.mkdirSync(path.join(home, 'keys'));
+    fs.copyFileSync(suite.fx.sshd.userKey.file, path.join(home, 'keys', 'backup_key'));
+    fs.copyFileSync(suite.fx.knownHosts, path.join(home, '.ssh', 'known_hosts'));
+    const host = `  HostName 127.0.0.1\n  Port ${suite.fx.sshd.port}\n  User ${suite.fx.sshd.user}\n  IdentityFile ~/.ssh/id_gone\n`;
+    fs.writeFileSync(path.join(home, '.ssh', 'config'), `Host box\n${host}  IdentityFile ~/keys/backup_key\n\nHost nokey\n${host}`);
+    const { dir } = suite.fx.freshRemote();
+    await works(backend({ home, sshKey: undefined, knownHosts: undefined }, undefined, `sftp://box/${dir}`));
+    const e = await rejectsWith(backend({ home, sshKey: undefined, knownHosts: undefined }, undefined, `sftp://nokey/${dir}`).stat('x'), 'auth', /refused the login/);
+    assert.ok(e.message.includes(`${path.join(home, '.ssh', 'id_gone')} does not exist`), e.message);
+    // A key given with --ssh-key is another matter: a missing one is an error at once.
+    await rejectsWith(backend({ home, sshKey: path.join(home, 'nope'), knownHosts: undefined }, undefined, `sftp://box/${dir}`).stat('x'), 'key', /Cannot read the SSH key/);
   });
 
   it('reads a relative path from the login folder and // as absolute', async () => {
@@ -208,6 +272,11 @@ describe('sftp backend: host keys', function () {
     assert.ok(e.message.includes(fp()));
     assert.deepEqual(e.needs, { input: 'hostKey', wrong: true, fingerprint: fp() });
     assert.equal(fs.readFileSync(file, 'utf8'), '');
+    // An MD5 fingerprint (ssh -o FingerprintHash=md5) is named as given, and the SHA256 one asked for.
+    const md5 = 'MD5:12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0';
+    const { b: b2 } = withKnownHosts([], { acceptHostKey: md5 });
+    const e2 = await rejectsWith(b2.stat('x'), 'hostKey', new RegExp(`not the ${md5} given with --accept-host-key \\(an MD5 fingerprint: give the SHA256 one\\)`));
+    assert.doesNotMatch(e2.message, /SHA256:MD5/);
   });
 
   it('refuses a changed host key loudly, even with --accept-host-key of the new key', async () => {
@@ -241,10 +310,89 @@ describe('sftp backend: host keys', function () {
     await rejectsWith(b2.stat('x'), 'hostKey', /not known/);
   });
 
+  it('says a @cert-authority line covers an unknown host but cannot be used (ssh trusts it, Offsite cannot check certificates)', async () => {
+    const [, type, key] = other.knownHostsLines()[0].split(' ');
+    const { b, file } = withKnownHosts(['# the site CA', `@cert-authority [127.0.0.1]:*,*.example ${type} ${key}`]);
+    const e = await rejectsWith(b.stat('x'), 'hostKey', /not known/);
+    assert.ok(e.message.includes(`@cert-authority line (${file}:2)`) && /cannot check host certificates/.test(e.message), e.message);
+    assert.deepEqual(e.needs, { input: 'hostKey', wrong: false, fingerprint: fp() });
+  });
+
   it('refuses a key marked @revoked', async () => {
     const [, type, key] = sshd.knownHostsLines()[0].split(' ');
     const { b } = withKnownHosts([...sshd.knownHostsLines(), `@revoked * ${type} ${key}`]);
     await rejectsWith(b.stat('x'), 'hostKey', /@revoked/);
+  });
+
+  /** A `type base64` public key of a throwaway key pair: a stale entry for known_hosts. */
+  function staleKey(type: 'ecdsa' | 'rsa'): string {
+    const f = path.join(tempDir(), `stale_${type}`);
+    execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-f', f]);
+    return fs.readFileSync(`${f}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+  }
+
+  it('refuses a host known only with another key type as CHANGED, as OpenSSH does, even with --accept-host-key', async () => {
+    // This server has only an ed25519 key; known_hosts knows the host by an ecdsa key: whoever answers
+    // cannot show that key, which is what an interception looks like.
+    const { b, file } = withKnownHosts([`[127.0.0.1]:${sshd.port} ${staleKey('ecdsa')}`], { acceptHostKey: fp() });
+    const before = fs.readFileSync(file, 'utf8');
+    const e = await rejectsWith(b.stat('x'), 'hostKey', /CHANGED/);
+    assert.ok(e.message.includes(fp()) && e.message.includes(`${file}:1`), e.message);
+    assert.equal(e.needs, undefined, 'accepting it is not the way');
+    assert.equal(fs.readFileSync(file, 'utf8'), before, 'known_hosts must not change');
+  });
+
+  it('asks a server for the strongest key type known_hosts has for it, as OpenSSH does (stale entries of weaker types raise no false "changed")', async () => {
+    const multi = await startSshd({ hostKeyTypes: ['ed25519', 'rsa', 'ecdsa'] });
+    try {
+      const name = `[127.0.0.1]:${multi.port}`;
+      const ed25519 = multi.knownHostsLines().filter((l) => l.includes(' ssh-ed25519 '));
+      const file = path.join(tempDir(), 'known_hosts');
+      fs.appendFileSync(path.join(multi.dir, 'authorized_keys'), `${sshd.userKey.publicLine}\n`);
+      const url = `sftp://${multi.user}@127.0.0.1:${multi.port}/${path.join(multi.dir, 'r')}`;
+      // The order of the lines does not matter: OpenSSH asks for ed25519 before ecdsa and rsa.
+      for (const lines of [[...ed25519, `${name} ${staleKey('ecdsa')}`, `${name} ${staleKey('rsa')}`], [`${name} ${staleKey('rsa')}`, `${name} ${staleKey('ecdsa')}`, ...ed25519]]) {
+        fs.writeFileSync(file, lines.join('\n') + '\n');
+        const b = fx.open(url, { options: { knownHosts: file } });
+        open.push(b);
+        assert.deepEqual(await listNames(b), []);
+      }
+    } finally {
+      await multi.stop();
+    }
+  });
+
+  it('records an accepted key hashed when the ssh config says HashKnownHosts yes (as Debian\'s /etc/ssh/ssh_config does)', async () => {
+    const dir = tempDir();
+    const system = path.join(dir, 'ssh_config');
+    fs.writeFileSync(system, 'Host *\n  HashKnownHosts yes\n');
+    const file = path.join(dir, 'known_hosts');
+    const options = { knownHosts: file, sshConfig: path.join(dir, 'none'), sshSystemConfig: system };
+    const b = fx.open(undefined, { options: { ...options, acceptHostKey: fp() } });
+    open.push(b);
+    assert.deepEqual(await listNames(b), []);
+    const recorded = fs.readFileSync(file, 'utf8');
+    assert.match(recorded, /^\|1\|[^ ]+ ssh-ed25519 AAAA/);
+    assert.ok(!recorded.includes('127.0.0.1'), `the host name is in the clear: ${recorded}`);
+    assert.match(execFileSync('ssh-keygen', ['-F', `[127.0.0.1]:${sshd.port}`, '-f', file]).toString(), /ssh-ed25519/);
+    const b2 = fx.open(undefined, { options });
+    open.push(b2);
+    assert.deepEqual(await listNames(b2), []);
+  });
+
+  it('says which known_hosts file it cannot read or record a key in, not that the SFTP server refused', async () => {
+    const dir = tempDir();
+    const unreadable = fx.open(undefined, { options: { knownHosts: dir } });
+    open.push(unreadable);
+    const e = await rejectsWith(unreadable.stat('x'), 'config', new RegExp(`Cannot read the known_hosts file ${dir}`));
+    assert.doesNotMatch(e.message, /SFTP server/);
+    // A known_hosts link to a folder that does not exist: nothing to read, and nowhere to record.
+    const link = path.join(dir, 'known_hosts');
+    fs.symlinkSync(path.join(dir, 'gone', 'known_hosts'), link);
+    const unwritable = fx.open(undefined, { options: { knownHosts: link, acceptHostKey: fp() } });
+    open.push(unwritable);
+    const w = await rejectsWith(unwritable.stat('x'), 'config', new RegExp(`Cannot record the host key .* in ${link}`));
+    assert.doesNotMatch(w.message, /SFTP server/);
   });
 
   it('asks a server with several keys for the type already known (no false "changed")', async () => {

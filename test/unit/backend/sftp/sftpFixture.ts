@@ -39,7 +39,8 @@ export async function startFixture(sshdOptions: SshdOptions = {}): Promise<SftpF
       return { dir, url: `sftp://${sshd.user}@127.0.0.1:${sshd.port}/${dir}` };
     },
     options(extra = {}) {
-      return { home, env: {}, sshKey: sshd.userKey.file, knownHosts, timeoutMs: 5000, ...extra };
+      // No system-wide ssh config: what it says (Debian's HashKnownHosts yes) would vary by machine.
+      return { home, env: {}, sshKey: sshd.userKey.file, knownHosts, sshSystemConfig: path.join(home, 'no-system-ssh-config'), timeoutMs: 5000, ...extra };
     },
     open(url, ctx = {}) {
       const u = url ?? fixture.freshRemote().url;

@@ -36,16 +36,39 @@ describe('sftp URLs', () => {
     assert.equal(sftpDisplayUrl(parseSftpUrl(new URL('sftp://bob:pw@host/x'))), 'sftp://bob@host/x');
   });
 
+  it("reads duplicity's other names of its SSH remote (paramiko+sftp, pexpect+sftp, scp, …) as sftp://", () => {
+    for (const scheme of ['paramiko+sftp', 'pexpect+sftp', 'scp', 'paramiko+scp', 'pexpect+scp']) {
+      const u = parseSftpUrl(new URL(`${scheme}://bob@host:2222//srv/b`));
+      assert.deepEqual([u.user, u.host, u.port, u.path], ['bob', 'host', 2222, '/srv/b'], scheme);
+      assert.equal(sftpDisplayUrl(u), 'sftp://bob@host:2222//srv/b');
+    }
+  });
+
   it('refuses query strings and other schemes as usage errors', () => {
     assert.throws(() => parseSftpUrl(new URL('sftp://host/x?y=1')), (e) => OffsiteError.is(e, 'usage'));
     assert.throws(() => parseSftpUrl(new URL('ftp://host/x')), (e) => OffsiteError.is(e, 'usage'));
+  });
+
+  it('refuses a bad %-escape and port 0 as usage errors about the URL (not an internal error, not the ssh config)', () => {
+    for (const [u, what] of [
+      ['sftp://host/a%zzb', /%-escape/],
+      ['sftp://b%zzob@host/x', /%-escape/],
+      ['sftp://bob:pw%zz@host/x', /%-escape/],
+      ['sftp://host:0/x', /port 0/],
+    ] as const) {
+      assert.throws(
+        () => parseSftpUrl(new URL(u)),
+        (e) => OffsiteError.is(e, 'usage') && what.test(e.message) && !e.message.includes('pw'),
+        u,
+      );
+    }
   });
 });
 
 describe('~/.ssh/config resolution', () => {
   const home = tempDir('offsite-cfg-');
   const cfg = path.join(home, 'config');
-  const base = { home, localUser: 'me', configFile: cfg };
+  const base = { home, localUser: 'me', configFile: cfg, systemConfigFile: path.join(home, 'no-system-config') };
 
   it('applies HostName, Port, User, IdentityFile (all of them, expanded) and the first value wins', () => {
     fs.writeFileSync(
@@ -60,6 +83,7 @@ describe('~/.ssh/config resolution', () => {
       identityFiles: [`${home}/.ssh/nas_backup_10.0.0.5`, `${home}/second`],
       userKnownHostsFiles: undefined,
       identitiesOnly: false,
+      hashKnownHosts: false,
     });
     const other = resolveSshTarget(parseSftpUrl(new URL('sftp://elsewhere/x')), base);
     assert.equal(other.user, 'fallback');
@@ -86,6 +110,31 @@ describe('~/.ssh/config resolution', () => {
     assert.equal(t.identitiesOnly, true);
     assert.equal(t.user, 'me');
     assert.ok(!fs.existsSync(marker), 'a Match exec command ran');
+  });
+
+  it('refuses a host the config reaches through ProxyJump or ProxyCommand, rather than connecting directly', () => {
+    fs.writeFileSync(cfg, 'Host jumped\n  ProxyJump bastion.example\nHost piped\n  ProxyCommand ssh -W %h:%p bastion.example\nHost direct\n  ProxyJump none\n  ProxyCommand none\n');
+    for (const [host, option] of [
+      ['jumped', 'ProxyJump'],
+      ['piped', 'ProxyCommand'],
+    ]) {
+      assert.throws(
+        () => resolveSshTarget(parseSftpUrl(new URL(`sftp://${host}/x`)), base),
+        (e) => OffsiteError.is(e, 'config') && e.message.includes(option) && e.message.includes(cfg) && /directly/.test(e.message),
+        host,
+      );
+    }
+    assert.equal(resolveSshTarget(parseSftpUrl(new URL('sftp://direct/x')), base).hostName, 'direct');
+  });
+
+  it('reads HashKnownHosts from the user config, else from the system-wide one, as OpenSSH does', () => {
+    const system = path.join(home, 'ssh_config');
+    fs.writeFileSync(system, 'Host *\n  HashKnownHosts yes\n');
+    fs.writeFileSync(cfg, 'Host plain\n  HashKnownHosts no\n');
+    const target = (host: string, systemConfigFile: string) => resolveSshTarget(parseSftpUrl(new URL(`sftp://${host}/x`)), { ...base, systemConfigFile });
+    assert.equal(target('h', system).hashKnownHosts, true, 'from the system config');
+    assert.equal(target('plain', system).hashKnownHosts, false, 'the user config wins');
+    assert.equal(target('h', path.join(home, 'missing')).hashKnownHosts, false, 'OpenSSH default: no');
   });
 
   it('reports a bad Port as a config error', () => {
@@ -138,12 +187,37 @@ describe('known_hosts', () => {
     assert.equal(k.check('c.example', 22, otherKey).kind, 'revoked');
   });
 
+  it('calls a host known only with another key type "changed", as OpenSSH does, unless no SSH library here can ask for that type', () => {
+    const ecdsa = `ecdsa-sha2-nistp256 ${Buffer.from('stale ecdsa key').toString('base64')}`;
+    const dss = `ssh-dss ${Buffer.from('old dss key').toString('base64')}`;
+    const k = kh([`a.example ${ecdsa}`, `b.example ${dss}`]);
+    const a = k.check('a.example', 22, key);
+    assert.equal(a.kind, 'changed');
+    assert.equal(a.kind === 'changed' && a.line, 1);
+    assert.deepEqual(k.check('b.example', 22, key), { kind: 'unknown', knownTypes: ['ssh-dss'] });
+  });
+
   it('matches hashed names and ignores @cert-authority lines', () => {
     const k = kh([line(hashHostName('[h.example]:2222')), `@cert-authority *.example ${otherKey.type} ${otherKey.blob.toString('base64')}`]);
     assert.equal(k.check('h.example', 2222, key).kind, 'known');
     assert.equal(k.check('h.example', 22, key).kind, 'unknown');
     assert.equal(k.check('x.example', 22, otherKey).kind, 'unknown');
     assert.deepEqual(k.typesFor('h.example', 2222), ['ssh-ed25519']);
+  });
+
+  it('records a hashed name that OpenSSH then finds, when asked to hash (HashKnownHosts yes)', () => {
+    const f = path.join(dir, 'hashed', 'known_hosts');
+    recordHostKey(f, '127.0.0.1', 2222, key, { hash: true });
+    const text = fs.readFileSync(f, 'utf8');
+    assert.match(text, /^\|1\|[^|]+\|[^ ]+ ssh-ed25519 AAAA/);
+    assert.ok(!text.includes('127.0.0.1'), text);
+    const found = execFileSync('ssh-keygen', ['-F', '[127.0.0.1]:2222', '-f', f]).toString();
+    assert.ok(found.includes(key.blob.toString('base64')));
+    assert.equal(KnownHosts.load([f]).check('127.0.0.1', 2222, key).kind, 'known');
+  });
+
+  it('reports a known_hosts file it cannot read as a config error naming the file', () => {
+    assert.throws(() => KnownHosts.load([dir]), (e) => OffsiteError.is(e, 'config') && e.message.includes(`known_hosts file ${dir}`));
   });
 
   it('records a key that OpenSSH then finds (private file, folder created)', () => {

@@ -262,6 +262,7 @@ Environment:
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_ENDPOINT_URL
                           s3://: credentials, profile, endpoint (as the AWS CLI reads them)
   OFFSITE_S3_TIMEOUT      s3://: seconds a request may go without a byte moving (default 30)
+  OFFSITE_SSH_TIMEOUT     sftp://: seconds a connection with requests in flight may stay silent (default 30)
   NODE_EXTRA_CA_CERTS     s3://: a PEM file of CA certificates to trust too (a store with its own CA)
   RCLONE_CONFIG           rclone://: the rclone config file
   GNUPGHOME               the gpg keyring a key id, fingerprint or email is looked up in

@@ -145,14 +145,23 @@ describe('offsite CLI over sftp://', function () {
     proxy.always({ kind: 'stall', direction: 'up', afterBytes: 200_000 });
     try {
       const t0 = Date.now();
-      const r = await cli(['backup', '--encrypt-key', RSA_PUB, src, url], { OFFSITE_SSH_TIMEOUT_MS: '1000' });
+      // OFFSITE_SSH_TIMEOUT: seconds, as the help says (the default 30 s would take 5 × 30 s and more).
+      const r = await cli(['backup', '--encrypt-key', RSA_PUB, src, url], { OFFSITE_SSH_TIMEOUT: '1' });
       assert.equal(r.code, 1, r.stdout);
       assert.match(r.stderr, /stalled|timed out|Timed out/i);
-      assert.ok(Date.now() - t0 < 280_000);
+      assert.ok(Date.now() - t0 < 120_000, `${Date.now() - t0} ms: the 30 s default would take over 150 s`);
     } finally {
       proxy.clear();
     }
     assert.ok(!serverFiles(dir).some((n) => n.startsWith('duplicity-')), 'a final name on the server after a failed backup');
+  });
+
+  it('refuses an OFFSITE_SSH_TIMEOUT that is no number of seconds, naming it', async () => {
+    for (const bad of ['abc', '0', '-1']) {
+      const r = await cli(['status', `sftp://${fx.sshd.user}@127.0.0.1:${fx.sshd.port}/x`], { OFFSITE_SSH_TIMEOUT: bad });
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /OFFSITE_SSH_TIMEOUT must be a number of seconds/, bad);
+    }
   });
 
   it('backs up with --concurrency 16 without a listener-leak warning', async () => {

@@ -122,11 +122,17 @@ export class RetryBackend implements Backend {
       try {
         return await op();
       } catch (e) {
-        if (!BackendError.isKind(e, 'transient') || attempt >= this.attempts || signal?.aborted) throw e;
+        if (!BackendError.isKind(e, 'transient') || signal?.aborted) throw e;
+        if (attempt >= this.attempts) throw attempt > 1 ? gaveUp(e, attempt) : e;
         const delay = this.delayFor(attempt);
         this.opts.onRetry?.(e, attempt, delay);
         await abortableDelay(delay, signal);
       }
     }
   }
+}
+
+/** The last error of a retried operation, saying that it was retried (each retry was logged as it came). */
+function gaveUp(e: BackendError, attempts: number): BackendError {
+  return new BackendError(e.kind, e.op, e.file, `${e.message} (gave up after ${attempts} attempts)`, { cause: e, hint: e.hint });
 }

@@ -80,7 +80,7 @@ describe('RetryBackend', () => {
     const attempts: number[] = [];
     const b = new RetryBackend(fault, { attempts: 4, baseDelayMs: 1, onRetry: (_e, a) => attempts.push(a) });
     const e = await expectKind(b.stat('x'), 'transient');
-    assert.match(e.message, /stat #4/);
+    assert.match(e.message, /stat #4 of x\) \(gave up after 4 attempts\)$/);
     assert.deepEqual(attempts, [1, 2, 3]);
     assert.equal(fault.count('stat'), 4);
   });

@@ -203,7 +203,7 @@ export class SftpConnection {
     if (!BackendError.isKind(this.deathError, 'transient')) {
       this.deathError = new BackendError('transient', 'transfer', undefined, `Lost the connection to ${this.params.where}: ${e.message}`, {
         cause: e,
-        hint: 'Check the network and the server; Offsite retries such errors',
+        hint: 'Check the network and the server',
       });
     }
     clearInterval(this.watchdog);
@@ -326,7 +326,7 @@ function connectError(e: unknown, p: ConnectParams, hostKeyError: OffsiteError |
   if (BackendError.isKind(c, 'transient')) {
     return new BackendError('transient', 'connect', undefined, `Cannot connect to ${p.hostName} port ${p.port} (${p.where}): ${msg}`, {
       cause: e,
-      hint: 'Check that the server is up and reachable; Offsite retries such errors',
+      hint: 'Check that the server is up and reachable',
     });
   }
   return c;

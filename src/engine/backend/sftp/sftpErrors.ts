@@ -69,7 +69,7 @@ export function classifySftpError(e: unknown, c: ClassifyContext): OffsiteError 
     return make('noSpace', `The remote disk is full: cannot write ${what}`, 'Free space on the server (or raise the quota), then run the backup again');
   }
   if (isTransientNetworkError(e)) {
-    return make('transient', `Lost the connection to ${c.where} during ${c.op}: ${detail}`, 'Check the network and the server; Offsite retries such errors');
+    return make('transient', `Lost the connection to ${c.where} during ${c.op}: ${detail}`, 'Check the network and the server');
   }
   switch (sftpStatus(e)) {
     case FX.NO_SUCH_FILE:

@@ -26,7 +26,8 @@ export function keyCacheDir(root: string): string {
 
 /**
  * duplicity's default backup name: the MD5 of the target URL string, less a password written in it
- * (user:password@) and a trailing slash, and with a file:// folder's path without '//' and '/./': the
+ * (user:password@) and a trailing slash, with a file:// folder's path without '//' and '/./', and with
+ * s3:// for duplicity's boto3+s3:// (sftp:// for its paramiko+sftp://, scp://, …): the
  * same remote with its password given another way (OFFSITE_SSH_PASSWORD, as the extension's cron line
  * does), or written file:///mnt/usb/p/ one day and file:///mnt/usb//p the next, must find the same
  * cache (else the backup asks for the private key to rebuild it), and with it the same lock.
@@ -34,11 +35,12 @@ export function keyCacheDir(root: string): string {
 export function archiveDirFor(url: string, root: string = defaultCacheRoot()): string {
   const unprotected = withoutPassword(url);
   const trimmed = unprotected.replace(TRAILING_SLASHES, '');
-  const named = normalFileUrl(trimmed);
+  const normalised = normalFileUrl(trimmed);
+  const named = canonicalScheme(normalised);
   const dir = path.join(root, md5Hex(named));
-  // The names of before: the URL as written but for its trailing slash (before the path was
-  // normalised), the whole URL, then the URL without its password.
-  for (const before of new Set([trimmed, url, unprotected])) if (before !== named) adoptLegacy(path.join(root, md5Hex(before)), dir);
+  // The names of before: the URL with duplicity's other name of its scheme, the URL as written but for
+  // its trailing slash (before the path was normalised), the whole URL, then the URL without its password.
+  for (const before of new Set([normalised, trimmed, url, unprotected])) if (before !== named) adoptLegacy(path.join(root, md5Hex(before)), dir);
   return dir;
 }
 
@@ -58,6 +60,22 @@ function normalFileUrl(url: string): string {
   const segments = p.split('/').filter((c) => c !== '' && c !== '.');
   if (segments.length === 0) return url;
   return `${m[1]}${p.startsWith('/') ? '/' : ''}${segments.join('/')}`;
+}
+
+/** duplicity's other names of a scheme that opens the same remote (backend/all.ts): one cache and one lock for both. */
+const SCHEME_ALIASES: Readonly<Record<string, string>> = {
+  'boto3+s3': 's3',
+  'paramiko+sftp': 'sftp',
+  'pexpect+sftp': 'sftp',
+  scp: 'sftp',
+  'paramiko+scp': 'sftp',
+  'pexpect+scp': 'sftp',
+};
+
+function canonicalScheme(url: string): string {
+  const m = /^([a-z0-9+.-]+):\/\//i.exec(url);
+  const alias = m ? SCHEME_ALIASES[m[1].toLowerCase()] : undefined;
+  return alias ? `${alias}${url.slice(m![1].length)}` : url;
 }
 
 const md5Hex = (s: string): string => createHash('md5').update(s).digest('hex');

@@ -62,6 +62,26 @@ describe('cache: the archive folder of a remote', () => {
     for (const url of ['file:///mnt/link/../p', 'file:///a//b?x']) assert.equal(archiveDirFor(url, root), path.join(root, md5(url)), url);
   });
 
+  it("is the same for duplicity's other names of a scheme (boto3+s3://, paramiko+sftp://, scp://): one cache, one lock", () => {
+    for (const [a, b] of [
+      ['boto3+s3://bucket/prefix', 's3://bucket/prefix'],
+      ['BOTO3+S3://bucket/prefix/', 's3://bucket/prefix'],
+      ['paramiko+sftp://me@host/backups', 'sftp://me@host/backups'],
+      ['pexpect+sftp://me:pw@host//abs', 'sftp://me@host//abs'],
+      ['scp://host/b', 'sftp://host/b'],
+      ['paramiko+scp://host/b', 'sftp://host/b'],
+    ]) {
+      assert.equal(archiveDirFor(a, root), path.join(root, md5(b)), a);
+    }
+    const legacyRoot = tempDir();
+    const legacy = path.join(legacyRoot, md5('boto3+s3://bucket/p'));
+    fs.mkdirSync(legacy);
+    fs.writeFileSync(path.join(legacy, 'stat-cache'), 'kept');
+    const dir = archiveDirFor('boto3+s3://bucket/p', legacyRoot);
+    assert.equal(dir, path.join(legacyRoot, md5('s3://bucket/p')));
+    assert.equal(fs.readFileSync(path.join(dir, 'stat-cache'), 'utf8'), 'kept', 'the cache named by the other scheme is taken over');
+  });
+
   it('takes over the cache named by the URL as written, before its path was normalised, once', () => {
     const root = tempDir();
     const legacy = path.join(root, md5('file:///backups//p'));

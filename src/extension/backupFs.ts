@@ -1,4 +1,4 @@
-// The backup version of a file, read-only, on the `offsite:` scheme: the left side of "Compare With
+// The backup version of a file, read-only, on the `offsite:` scheme: the left side of "Compare with
 // Backup" diffs. A FileSystemProvider rather than a text content provider, so binary and large files
 // work and VS Code gets a real stat (git's fileSystemProvider.ts). The URI keeps the file's own path
 // (so the language mode is right) and carries {folder, path, time} as JSON in the query (git's uri.ts).

@@ -401,7 +401,7 @@ export class CommandCenter implements vscode.Disposable {
   /** "Restore this version": writes the backup version over the current file, after asking. */
   private async restoreThisVersion(arg: unknown, confirmed = false): Promise<string | undefined> {
     const backupUri = arg instanceof vscode.Uri && arg.scheme === SCHEME ? arg : this.activeBackupUri();
-    if (!backupUri) fail('target', vscode.l10n.t('No backup version is open'), vscode.l10n.t('Use "Offsite: Compare With Backup…" first'));
+    if (!backupUri) fail('target', vscode.l10n.t('No backup version is open'), vscode.l10n.t('Use "Offsite: Compare with Backup…" first'));
     const ref = fromBackupUri(backupUri);
     const f = this.model.folders.find((x) => x.folder.uri.toString() === ref.folder);
     if (!f) fail('notFound', vscode.l10n.t('The workspace folder of {0} is not open', ref.path));
@@ -641,12 +641,14 @@ export class CommandCenter implements vscode.Disposable {
   }
 
   private async forgetSecrets(): Promise<void> {
+    // What it forgets is what the command's title names: key and backup passphrases, SSH passwords, S3 keys.
     const { forgotten, kept } = await this.secrets.clear();
-    if (kept === 0) void this.ui.notify('info', vscode.l10n.t('Offsite forgot {0} remembered passphrase(s), password(s) and S3 key(s).', forgotten));
+    if (kept === 0 && forgotten === 0) void this.ui.notify('info', vscode.l10n.t('Offsite had no remembered passphrases, passwords or S3 keys to forget.'));
+    else if (kept === 0) void this.ui.notify('info', vscode.l10n.t('Offsite forgot {0} remembered passphrase(s), password(s) and S3 key(s).', forgotten));
     else {
       const showLog = vscode.l10n.t('Show Log');
       void this.ui
-        .notify('warning', vscode.l10n.t('Offsite forgot {0} remembered secret(s), but VS Code\'s secret storage refused to delete {1}: they are still in your keyring. Try again once it is unlocked.', forgotten, kept), {}, showLog)
+        .notify('warning', vscode.l10n.t('Offsite forgot {0} remembered passphrase(s), password(s) and S3 key(s), but VS Code\'s secret storage refused to delete {1}: they are still in your keyring. Try again once it is unlocked.', forgotten, kept), {}, showLog)
         .then((a) => a === showLog && this.log.show());
     }
   }

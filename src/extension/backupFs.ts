@@ -1,4 +1,4 @@
-// The backup version of a file, read-only, on the `offsite:` scheme: the left side of "Compare With
+// The backup version of a file, read-only, on the `offsite:` scheme: the left side of "Compare with
 // Backup" diffs. A FileSystemProvider rather than a text content provider, so binary and large files
 // work and VS Code gets a real stat (git's fileSystemProvider.ts). The URI keeps the file's own path
 // (so the language mode is right) and carries {folder, path, time} as JSON in the query (git's uri.ts).
@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EngineError, errorText } from './engineClient';
+import { formatBytes, tooLargeToCompare } from './format';
 import type { BackupModel } from './model';
 
 export const SCHEME = 'offsite';
@@ -39,6 +40,11 @@ export function fromBackupUri(uri: vscode.Uri): BackupRef {
 /** The local file a backup URI stands for. */
 export function originalUri(uri: vscode.Uri): vscode.Uri {
   return uri.with({ scheme: 'file', query: '', fragment: '' });
+}
+
+/** The user's `diffEditor.maxFileSize` (MB), for tooLargeToCompare. */
+export function diffMaxFileSizeMB(): unknown {
+  return vscode.workspace.getConfiguration('diffEditor').get('maxFileSize');
 }
 
 interface Cached {
@@ -74,21 +80,27 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
 
   async readFile(uri: vscode.Uri): Promise<Uint8Array> {
     const c = await this.fetchForEditor(uri);
+    // A version too large for a diff is not read into the extension host's memory (the commands offer
+    // to restore it instead; this covers an editor that asks anyway, e.g. one restored after a reload).
+    if (tooLargeToCompare(c.size, diffMaxFileSizeMB())) {
+      throw new vscode.FileSystemError(vscode.l10n.t('{0} as of the backup is {1}: too large to open here (diffEditor.maxFileSize). Restore it instead.', path.basename(uri.path), formatBytes(c.size)));
+    }
     return fs.promises.readFile(c.file);
   }
 
   /**
-   * Whether the backup holds this version (fetched and cached for the editor that opens it next); the
-   * engine's own error otherwise, typed, so a command can say what is wrong (a time before the first
-   * backup, a wrong passphrase) as it does for its other errors: through VS Code's file system API
-   * the error would arrive as an untyped FileSystemError.
+   * Whether the backup holds this version (fetched and cached for the editor that opens it next; the
+   * engine streams it to a private temporary file, never into memory): its size, or undefined when the
+   * backup does not hold it; the engine's own error otherwise, typed, so a command can say what is
+   * wrong (a time before the first backup, a wrong passphrase) as it does for its other errors:
+   * through VS Code's file system API the error would arrive as an untyped FileSystemError.
    */
-  async has(uri: vscode.Uri, signal?: AbortSignal): Promise<boolean> {
+  async has(uri: vscode.Uri, signal?: AbortSignal): Promise<{ size: number } | undefined> {
     try {
-      await this.fetch(uri, signal);
-      return true;
+      const c = await this.fetch(uri, signal);
+      return { size: c.size };
     } catch (e) {
-      if (e instanceof vscode.FileSystemError && e.code === 'FileNotFound') return false;
+      if (e instanceof vscode.FileSystemError && e.code === 'FileNotFound') return undefined;
       throw e;
     }
   }

@@ -6,14 +6,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { fromBackupUri, originalUri, SCHEME, toBackupUri, type BackupFileSystemProvider } from './backupFs';
+import { diffMaxFileSizeMB, fromBackupUri, originalUri, SCHEME, toBackupUri, type BackupFileSystemProvider } from './backupFs';
 import { readSettings, targetOf, updateSetting } from './config';
 import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
 import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey, needsSignKey, SettingError } from './engineClient';
 import { redactUrl } from '../engine/backend/backendUtil';
 import { crontabLine, cronUrl, workspaceRelative } from './folderConfig';
-import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary } from './format';
+import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary, tooLargeToCompare } from './format';
 import type { BackupModel, FolderBackup } from './model';
 import { drillLine } from './schedule';
 import type { Secrets } from './secrets';
@@ -360,7 +360,7 @@ export class CommandCenter implements vscode.Disposable {
 
   // ---- compare and restore one file --------------------------------------------------------------
 
-  private async compareWithBackup(arg: unknown): Promise<vscode.Uri> {
+  private async compareWithBackup(arg: unknown): Promise<vscode.Uri | undefined> {
     const file = this.targetFile(arg, 'compare');
     const f = this.folderOfFile(file);
     const rel = this.relativePath(f, file);
@@ -368,12 +368,13 @@ export class CommandCenter implements vscode.Disposable {
     return this.openComparison(f, file, rel, t);
   }
 
-  private async restoreFileAsOf(arg: unknown): Promise<vscode.Uri> {
+  private async restoreFileAsOf(arg: unknown): Promise<vscode.Uri | undefined> {
     const file = this.targetFile(arg, 'restore');
     const f = this.folderOfFile(file);
     const rel = this.relativePath(f, file);
     const t = await this.pickTime(f, rel, vscode.l10n.t('Restore {0} as of…', path.basename(file.fsPath)));
     const backupUri = await this.openComparison(f, file, rel, t);
+    if (!backupUri) return undefined; // too large to compare: Restore To… was offered
     // The diff shows what would change; the restore itself is one click away (here or in the title bar).
     const restore = vscode.l10n.t('Restore This Version');
     void this.ui.notify('info', vscode.l10n.t('Restore {0} as of {1}? The diff shows the backup version on the left.', rel, t.label), {}, restore).then((a) => {
@@ -383,12 +384,32 @@ export class CommandCenter implements vscode.Disposable {
     return backupUri;
   }
 
-  /** Opens the backup version of a file next to the current one (or alone, if the file is gone). */
-  private async openComparison(f: FolderBackup, file: vscode.Uri, rel: string, t: TimeChoice): Promise<vscode.Uri> {
+  /**
+   * Opens the backup version of a file next to the current one (or alone, if the file is gone); or,
+   * for a version larger than a diff shows (diffEditor.maxFileSize), says so and offers Restore To…
+   * (undefined): such a version is never read into the extension host's memory.
+   */
+  private async openComparison(f: FolderBackup, file: vscode.Uri, rel: string, t: TimeChoice): Promise<vscode.Uri | undefined> {
     const backupUri = toBackupUri(file, { folder: f.folder.uri.toString(), path: rel, time: t.time });
-    // A big file, a slow remote: the volume holding it is downloaded first, with a notification to cancel it.
+    // A big file, a slow remote: the volume holding it is downloaded first (by the engine, to a private
+    // temporary file), with a notification to cancel it. Its size is known only then: duplicity's
+    // signatures and manifests do not record a file's size.
     const found = await this.ui.withProgress(vscode.l10n.t('Offsite: reading {0} as of {1}…', rel, t.label), (signal) => this.versions.has(backupUri, signal));
     if (!found) fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', rel, t.label));
+    if (tooLargeToCompare(found.size, diffMaxFileSizeMB())) {
+      const restoreTo = vscode.l10n.t('Restore To…');
+      void this.ui
+        .notify(
+          'warning',
+          vscode.l10n.t('{0} as of {1} is {2}: too large for VS Code to compare (diffEditor.maxFileSize). Restore To… writes it where you choose.', rel, t.label, formatBytes(found.size)),
+          {},
+          restoreTo,
+        )
+        .then((a) => {
+          if (a === restoreTo) void this.createCommand('offsite.restoreTo', () => this.restoreFileTo(f, rel, t.time))();
+        });
+      return undefined;
+    }
     const exists = fs.existsSync(file.fsPath);
     if (exists) {
       await vscode.commands.executeCommand('vscode.diff', backupUri, file, vscode.l10n.t('{0} (backup of {1}) ↔ current', path.basename(file.fsPath), t.label), { preview: true });
@@ -401,7 +422,7 @@ export class CommandCenter implements vscode.Disposable {
   /** "Restore this version": writes the backup version over the current file, after asking. */
   private async restoreThisVersion(arg: unknown, confirmed = false): Promise<string | undefined> {
     const backupUri = arg instanceof vscode.Uri && arg.scheme === SCHEME ? arg : this.activeBackupUri();
-    if (!backupUri) fail('target', vscode.l10n.t('No backup version is open'), vscode.l10n.t('Use "Offsite: Compare With Backup…" first'));
+    if (!backupUri) fail('target', vscode.l10n.t('No backup version is open'), vscode.l10n.t('Use "Offsite: Compare with Backup…" first'));
     const ref = fromBackupUri(backupUri);
     const f = this.model.folders.find((x) => x.folder.uri.toString() === ref.folder);
     if (!f) fail('notFound', vscode.l10n.t('The workspace folder of {0} is not open', ref.path));
@@ -441,7 +462,7 @@ export class CommandCenter implements vscode.Disposable {
 
   // ---- tree actions ----------------------------------------------------------------------------
 
-  private async compareWithCurrent(n: EntryNode): Promise<vscode.Uri> {
+  private async compareWithCurrent(n: EntryNode): Promise<vscode.Uri | undefined> {
     const time = versionTimeOf(n);
     if (n?.kind !== 'entry' || time === undefined) fail('target', vscode.l10n.t('Pick a file in the Backups view'));
     const file = vscode.Uri.joinPath(n.folder.folder.uri, ...n.node.path.split('/'));
@@ -479,21 +500,7 @@ export class CommandCenter implements vscode.Disposable {
     if (n?.kind === 'set') return this.restoreFolderTo(n.folder, { time: n.set.time, label: formatTime(n.set.time) });
     const time = n?.kind === 'entry' ? versionTimeOf(n) : undefined;
     if (n?.kind !== 'entry' || time === undefined) fail('target', vscode.l10n.t('Pick a file, folder or backup in the Backups view'));
-    if (n.node.kind !== 'dir') {
-      const dest = await this.ui.saveDialog({
-        title: vscode.l10n.t('Restore {0} as of {1} to…', n.node.path, formatTime(time)),
-        defaultUri: vscode.Uri.file(path.join(os.homedir(), n.node.name)),
-        saveLabel: vscode.l10n.t('Restore Here'),
-      });
-      if (!dest) return undefined;
-      const r = await this.ui.withProgress(vscode.l10n.t('Offsite: restoring {0} as of {1}…', n.node.path, formatTime(time)), (signal) =>
-        this.model.read(n.folder, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: n.node.path, time, output: dest.fsPath }), { signal }),
-      );
-      if (!r.found) fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', n.node.path, formatTime(time)));
-      fs.chmodSync(dest.fsPath, r.mode & 0o7777);
-      void this.ui.notify('info', vscode.l10n.t('Restored {0} as of {1} to {2}.', n.node.path, formatTime(time), dest.fsPath));
-      return dest.fsPath;
-    }
+    if (n.node.kind !== 'dir') return this.restoreFileTo(n.folder, n.node.path, time);
     const dest = await this.ui.openDialog({ title: vscode.l10n.t('Restore the folder {0} into…', n.node.path), canSelectFolders: true, canSelectFiles: false, openLabel: vscode.l10n.t('Restore Here') });
     if (!dest) return undefined;
     const r = await this.model.run(n.folder, 'restore', vscode.l10n.t('Offsite: restoring {0}', n.node.path), 'restore', (remote, keys) => ({
@@ -506,6 +513,23 @@ export class CommandCenter implements vscode.Disposable {
     }));
     this.notifyRestored(r, vscode.l10n.t('Restored {0} file(s) to {1}.', r.files, path.join(dest.fsPath, n.node.path)));
     return r;
+  }
+
+  /** Restores one file's version to a place the user chooses (the engine streams it there). */
+  private async restoreFileTo(f: FolderBackup, rel: string, time: number): Promise<string | undefined> {
+    const dest = await this.ui.saveDialog({
+      title: vscode.l10n.t('Restore {0} as of {1} to…', rel, formatTime(time)),
+      defaultUri: vscode.Uri.file(path.join(os.homedir(), path.posix.basename(rel))),
+      saveLabel: vscode.l10n.t('Restore Here'),
+    });
+    if (!dest) return undefined;
+    const r = await this.ui.withProgress(vscode.l10n.t('Offsite: restoring {0} as of {1}…', rel, formatTime(time)), (signal) =>
+      this.model.read(f, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: rel, time, output: dest.fsPath }), { signal }),
+    );
+    if (!r.found) fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', rel, formatTime(time)));
+    fs.chmodSync(dest.fsPath, r.mode & 0o7777);
+    void this.ui.notify('info', vscode.l10n.t('Restored {0} as of {1} to {2}.', rel, formatTime(time), dest.fsPath));
+    return dest.fsPath;
   }
 
   /**
@@ -641,12 +665,14 @@ export class CommandCenter implements vscode.Disposable {
   }
 
   private async forgetSecrets(): Promise<void> {
+    // What it forgets is what the command's title names: key and backup passphrases, SSH passwords, S3 keys.
     const { forgotten, kept } = await this.secrets.clear();
-    if (kept === 0) void this.ui.notify('info', vscode.l10n.t('Offsite forgot {0} remembered passphrase(s), password(s) and S3 key(s).', forgotten));
+    if (kept === 0 && forgotten === 0) void this.ui.notify('info', vscode.l10n.t('Offsite had no remembered passphrases, passwords or S3 keys to forget.'));
+    else if (kept === 0) void this.ui.notify('info', vscode.l10n.t('Offsite forgot {0} remembered passphrase(s), password(s) and S3 key(s).', forgotten));
     else {
       const showLog = vscode.l10n.t('Show Log');
       void this.ui
-        .notify('warning', vscode.l10n.t('Offsite forgot {0} remembered secret(s), but VS Code\'s secret storage refused to delete {1}: they are still in your keyring. Try again once it is unlocked.', forgotten, kept), {}, showLog)
+        .notify('warning', vscode.l10n.t('Offsite forgot {0} remembered passphrase(s), password(s) and S3 key(s), but VS Code\'s secret storage refused to delete {1}: they are still in your keyring. Try again once it is unlocked.', forgotten, kept), {}, showLog)
         .then((a) => a === showLog && this.log.show());
     }
   }

@@ -124,3 +124,16 @@ export function drillSummary(r: DrillResult): string {
   if (r.changed) parts.push(`${r.changed} changed since the backup (not compared)`);
   return `${r.files.length} of ${r.filesInBackup} file(s) restored from the backup of ${formatTime(r.time)} with an empty cache, as on a new machine: ${parts.join(', ')}`;
 }
+
+/** VS Code's default of `diffEditor.maxFileSize` (MB; 1.100's diff editor computes no diff above it). */
+export const DIFF_MAX_FILE_SIZE_MB = 50;
+
+/**
+ * Whether a version of `size` bytes is too large to compare in a diff, under the user's
+ * `diffEditor.maxFileSize` (MB, 0 = no limit; VS Code's default when unset or not a number). Such a
+ * version is not read into the extension host's memory: it is offered to restore instead (streamed).
+ */
+export function tooLargeToCompare(size: number, maxFileSizeMB: unknown): boolean {
+  const mb = typeof maxFileSizeMB === 'number' && Number.isFinite(maxFileSizeMB) && maxFileSizeMB >= 0 ? maxFileSizeMB : DIFF_MAX_FILE_SIZE_MB;
+  return mb > 0 && size > mb * 1024 * 1024;
+}

@@ -111,7 +111,7 @@ describe('the VS Code extension, end to end in a browser', function () {
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'README.md' }).first().waitFor({ state: 'visible' });
     await page.keyboard.press('Enter');
     await page.locator('.tab', { hasText: 'README.md' }).first().waitFor({ state: 'visible' });
-    await runCommand(page, 'Offsite: Compare With Backup…');
+    await runCommand(page, 'Offsite: Compare with Backup…');
     const versions = page.locator('.quick-input-list .monaco-list-row');
     await versions.nth(2).waitFor({ state: 'visible', timeout: 60_000 });
     assert.match((await versions.nth(1).textContent()) ?? '', /added/, 'the second version is the one the first backup added');

@@ -1,8 +1,8 @@
-// What a careful user meets at the edges: Compare With Backup and Restore File As Of… on a binary file,
+// What a careful user meets at the edges: Compare with Backup and Restore File As Of… on a binary file,
 // an image, a symlink, a file never backed up, an untitled document, a document that is no file on
-// disk, a file outside the folder; a long read with its progress and Cancel; a damaged set in the
-// tree; a record that looks stale or failed while cron has backed up since; settings with values
-// Offsite cannot use. A workspace and a file:// remote of its own (as the main suite's).
+// disk, a file outside the folder; a version too large for a diff; a long read with its progress and
+// Cancel; a damaged set in the tree; a record that looks stale or failed while cron has backed up
+// since; settings with values Offsite cannot use. A workspace and a file:// remote of its own (as the main suite's).
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -155,6 +155,35 @@ describe('Offsite at the edges: files that are not text files, documents that ar
       assert.equal((await vscode.workspace.fs.stat(uri)).size, fs.statSync(big).size);
     } finally {
       fs.rmSync(big, { force: true });
+    }
+  });
+
+  it('a version too large for a diff (diffEditor.maxFileSize) is said to be so, with Restore To…, never read into the host\'s memory; Restore To… writes it', async function () {
+    this.timeout(120_000);
+    const diffConfig = vscode.workspace.getConfiguration('diffEditor');
+    await diffConfig.update('maxFileSize', 1, vscode.ConfigurationTarget.Workspace);
+    const big = write(ws, 'large.bin', Buffer.from(Array.from({ length: 1_500_000 }, (_, i) => (i * 7919 + (i >> 9)) % 251)));
+    const dest = path.join(fx.scratch, 'large-restored.bin');
+    try {
+      const b = await backUp();
+      api.ui.click('Restore To…');
+      api.ui.script(formatTime(b.time), dest);
+      const { result, notices } = await said('offsite.compareWithBackup', vscode.Uri.file(big));
+      assert.equal(result, undefined, 'no comparison opened');
+      assert.equal(activeDiff(), undefined, 'no diff opened');
+      assert.equal(notices[0]?.severity, 'warning', JSON.stringify(notices));
+      assert.match(notices[0].message, new RegExp(`^large\\.bin as of ${formatTime(b.time)} is 1\\.4 MB: too large for VS Code to compare \\(diffEditor\\.maxFileSize\\)\\. Restore To… writes it where you choose\\.$`));
+      assert.deepEqual(notices[0].actions, ['Restore To…']);
+      await waitFor('the restored file', () => api.ui.notices.some((n) => n.message === `Restored large.bin as of ${formatTime(b.time)} to ${dest}.`));
+      assert.ok(fs.readFileSync(dest).equals(fs.readFileSync(big)), 'the version, byte for byte');
+      // An editor that asks for it anyway (one reopened after a reload) gets an error, not 1.4 MB in memory.
+      const uri = vscode.Uri.file(big).with({ scheme: 'offsite', query: JSON.stringify({ folder: vscode.workspace.workspaceFolders![0].uri.toString(), path: 'large.bin', time: b.time }) });
+      assert.equal((await vscode.workspace.fs.stat(uri)).size, 1_500_000);
+      await assert.rejects(Promise.resolve(vscode.workspace.fs.readFile(uri)), /too large to open here/);
+    } finally {
+      await diffConfig.update('maxFileSize', undefined, vscode.ConfigurationTarget.Workspace);
+      fs.rmSync(big, { force: true });
+      fs.rmSync(dest, { force: true });
     }
   });
 

@@ -698,7 +698,7 @@ describe('Offsite in a real VS Code extension host', () => {
       const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
       assert.match(log, /Backing up .* to s3:\/\//, 'the log is there');
       assert.ok(!log.includes(secret) && !log.includes('not-the-secret'), 'no key in the log');
-      // "Forget Remembered Passphrases" forgets them too: the next backup asks again (declined: cancelled, no error).
+      // "Forget Remembered Passphrases, Passwords and S3 Keys" forgets them too: the next backup asks again (declined: cancelled, no error).
       await vscode.commands.executeCommand('offsite.forgetSecrets');
       assert.match(api.ui.notices.at(-1)?.message ?? '', /forgot [1-9]\d* remembered/);
       const again = keyPrompts().length;

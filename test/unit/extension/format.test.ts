@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { emptyStats } from '../../../src/engine/ops/stats';
-import { currentChainIndex, drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, lastRestorableTime, progressMessage, statsSummary, unrestorableSets } from '../../../src/extension/format';
+import { currentChainIndex, drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, lastRestorableTime, progressMessage, statsSummary, tooLargeToCompare, unrestorableSets } from '../../../src/extension/format';
 
 describe('extension: wording', () => {
   it('ages', () => {
@@ -91,5 +91,16 @@ describe('extension: wording', () => {
     const bad = drillSummary({ ...base, files: [file('match'), file('mismatch')], matched: 1, failed: 1, changed: 0, ok: false });
     assert.match(bad, /: 1 FAILED \(damaged, or not restorable\), 1 identical to the workspace$/);
     assert.equal(progressMessage({ operation: 'verify', phase: 'drill', files: 3, bytes: 2048, path: 'src/a.ts' }), 'Restoring and comparing: 3 files, 2.0 KB checked — src/a.ts');
+  });
+
+  it('a version larger than diffEditor.maxFileSize (MB; VS Code\'s 50 when unset or not a number; 0 = no limit) is too large to compare', () => {
+    const MB = 1024 * 1024;
+    assert.equal(tooLargeToCompare(50 * MB, undefined), false);
+    assert.equal(tooLargeToCompare(50 * MB + 1, undefined), true);
+    assert.equal(tooLargeToCompare(48 * MB, 'big'), false);
+    assert.equal(tooLargeToCompare(2 * MB, 1), true);
+    assert.equal(tooLargeToCompare(MB, 1), false);
+    assert.equal(tooLargeToCompare(10_000 * MB, 0), false, '0: no limit, as VS Code\'s');
+    assert.equal(tooLargeToCompare(60 * MB, -3), true, 'a negative value: the default');
   });
 });

@@ -21,6 +21,27 @@ describe('extension: package.json contributions', () => {
     assert.deepEqual(Object.keys(nls).filter((k) => !used.has(k)), []);
   });
 
+  it('command titles are in VS Code\'s title case ("Compare with Saved"): short joining words lower-case inside a title, every other word capitalised', () => {
+    const minor = new Set(['a', 'an', 'and', 'or', 'the', 'with', 'for', 'in', 'on']);
+    const offending = pkg.contributes.commands.flatMap((c) => {
+      const title = nls[c.title.replace(/^%|%$/g, '')] ?? c.title;
+      const words = title.replace(/…$/, '').split(/[\s,]+/).filter(Boolean);
+      const bad = words.filter((w, i) => (i > 0 && i < words.length - 1 && minor.has(w.toLowerCase()) ? w !== w.toLowerCase() : !/^[A-Z0-9]/.test(w)));
+      return bad.length > 0 ? [`${c.command}: "${title}" (${bad.join(', ')})`] : [];
+    });
+    assert.deepEqual(offending, []);
+  });
+
+  it('titles say what the command does: Forget names passwords and keys as well as passphrases, Cancel names Verify too', () => {
+    const title = (id: string) => nls[(pkg.contributes.commands.find((c) => c.command === id)?.title ?? '').replace(/^%|%$/g, '')];
+    assert.match(title('offsite.forgetSecrets'), /Passphrases/);
+    assert.match(title('offsite.forgetSecrets'), /Passwords/);
+    assert.match(title('offsite.forgetSecrets'), /S3 Keys/);
+    assert.match(title('offsite.cancel'), /Backup/);
+    assert.match(title('offsite.cancel'), /Restore/);
+    assert.match(title('offsite.cancel'), /Verify/);
+  });
+
   it('menus name contributed commands', () => {
     const commands = new Set(pkg.contributes.commands.map((c) => c.command));
     const unknown = Object.entries(pkg.contributes.menus).flatMap(([menu, items]) => items.filter((i) => !commands.has(i.command)).map((i) => `${menu}: ${i.command}`));

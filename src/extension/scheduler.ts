@@ -36,17 +36,20 @@ export class Scheduler implements vscode.Disposable {
   async tick(now = Date.now() / 1000): Promise<void> {
     if (!vscode.workspace.isTrusted) return;
     const due: Promise<void>[] = [];
+    // The record is what this window last saw; cron, another machine or another window may have backed
+    // up since: the remote says so before the status bar or a notification says "stale" or "failed".
+    // All such folders at once, so that one slow or unreachable remote does not hold up the others.
+    const recheck = this.model.configuredFolders.filter((f) => {
+      const rec = this.model.record(f);
+      const s = f.config.settings;
+      return (isStale(rec, s.staleAfter, now) || currentFailure(rec)) && !f.running && !(now - (this.rechecked.get(f.config.url) ?? -Infinity) < RECHECK_S);
+    });
+    for (const f of recheck) this.rechecked.set(f.config.url, now);
+    await Promise.all(recheck.map((f) => this.model.refreshStatus(f, { interactive: false }).catch(() => undefined)));
     for (const f of this.model.configuredFolders) {
       const s = f.config.settings;
       this.showProblems(f);
-      let rec = this.model.record(f);
-      // The record is what this window last saw; cron, another machine or another window may have backed
-      // up since: the remote says so before the status bar or a notification says "stale" or "failed".
-      if ((isStale(rec, s.staleAfter, now) || currentFailure(rec)) && !f.running && !(now - (this.rechecked.get(f.config.url) ?? -Infinity) < RECHECK_S)) {
-        this.rechecked.set(f.config.url, now);
-        await this.model.refreshStatus(f, { interactive: false }).catch(() => undefined);
-        rec = this.model.record(f);
-      }
+      const rec = this.model.record(f);
       if (!f.running && backupDue(rec, s.schedule, now)) due.push(this.scheduledBackup(f));
       if (s.notifications !== 'off' && isStale(rec, s.staleAfter, now) && this.staleWarned.get(f.config.url) !== rec.lastSuccess) {
         this.staleWarned.set(f.config.url, rec.lastSuccess!);

@@ -73,36 +73,25 @@ describe('cache: the archive folder of a remote', () => {
     ]) {
       assert.equal(archiveDirFor(a, root), path.join(root, md5(b)), a);
     }
-    const legacyRoot = tempDir();
-    const legacy = path.join(legacyRoot, md5('boto3+s3://bucket/p'));
-    fs.mkdirSync(legacy);
-    fs.writeFileSync(path.join(legacy, 'stat-cache'), 'kept');
-    const dir = archiveDirFor('boto3+s3://bucket/p', legacyRoot);
-    assert.equal(dir, path.join(legacyRoot, md5('s3://bucket/p')));
-    assert.equal(fs.readFileSync(path.join(dir, 'stat-cache'), 'utf8'), 'kept', 'the cache named by the other scheme is taken over');
   });
 
-  it('takes over the cache named by the URL as written, before its path was normalised, once', () => {
-    const root = tempDir();
-    const legacy = path.join(root, md5('file:///backups//p'));
-    fs.mkdirSync(legacy);
-    fs.writeFileSync(path.join(legacy, 'stat-cache'), 'kept');
-    const dir = archiveDirFor('file:///backups//p/', root);
-    assert.equal(dir, path.join(root, md5('file:///backups/p')));
-    assert.equal(fs.readFileSync(path.join(dir, 'stat-cache'), 'utf8'), 'kept');
-    assert.equal(fs.existsSync(legacy), false);
-  });
-
-  it('takes over the cache named by the URL as written with its trailing slash, once', () => {
-    const root = tempDir();
-    const legacy = path.join(root, md5('file:///backups/p/'));
-    fs.mkdirSync(legacy);
-    fs.writeFileSync(path.join(legacy, 'stat-cache'), 'kept');
-    const dir = archiveDirFor('file:///backups/p/', root);
-    assert.equal(dir, path.join(root, md5('file:///backups/p')));
-    assert.equal(fs.readFileSync(path.join(dir, 'stat-cache'), 'utf8'), 'kept');
-    assert.equal(fs.existsSync(legacy), false);
-  });
+  // The cache named as before each normalisation is taken over once, with what it holds.
+  for (const [why, legacyName, url, named] of [
+    ['the URL as written, before its path was normalised', 'file:///backups//p', 'file:///backups//p/', 'file:///backups/p'],
+    ['the URL as written with its trailing slash', 'file:///backups/p/', 'file:///backups/p/', 'file:///backups/p'],
+    ["duplicity's other name of its scheme", 'boto3+s3://bucket/p', 'boto3+s3://bucket/p', 's3://bucket/p'],
+  ]) {
+    it(`takes over the cache named by ${why}, once`, () => {
+      const root = tempDir();
+      const legacy = path.join(root, md5(legacyName));
+      fs.mkdirSync(legacy);
+      fs.writeFileSync(path.join(legacy, 'stat-cache'), 'kept');
+      const dir = archiveDirFor(url, root);
+      assert.equal(dir, path.join(root, md5(named)));
+      assert.equal(fs.readFileSync(path.join(dir, 'stat-cache'), 'utf8'), 'kept');
+      assert.equal(fs.existsSync(legacy), false);
+    });
+  }
 
   it('takes over the cache named by the whole URL, password included, once', () => {
     const root = tempDir();

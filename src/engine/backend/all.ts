@@ -7,13 +7,10 @@
 // registers its own factory, replacing the stub here.
 import { registerBackend } from './registry';
 
-// duplicity's other names of its SSH remote are sftp:// too (sftp/sftpTarget.ts SFTP_SCHEME_ALIASES).
-for (const scheme of ['sftp', 'paramiko+sftp', 'pexpect+sftp', 'scp', 'paramiko+scp', 'pexpect+scp']) {
-  registerBackend(scheme, async (url, ctx) => (await import('./sftpBackend')).createSftpBackend(url, ctx));
-}
+// duplicity's other names of these schemes (boto3+s3://, scp://, …) open them too (schemes.ts).
+registerBackend('sftp', async (url, ctx) => (await import('./sftpBackend')).createSftpBackend(url, ctx));
 // s3:// and boto3+s3:// are the only remotes whose TLS Node makes itself: bin/offsite keeps
 // NODE_EXTRA_CA_CERTS for Node only when an argument names one (its first line; Node would otherwise
 // load the certificates at every start). A new kind of remote that does the same must be named there.
 registerBackend('s3', async (url, ctx, raw) => (await import('./s3Backend')).createS3Backend(url, ctx, raw));
-registerBackend('boto3+s3', async (url, ctx, raw) => (await import('./s3Backend')).createS3Backend(url, ctx, raw));
 registerBackend('rclone', async (url, ctx, raw) => (await import('./rcloneBackend')).createRcloneBackend(url, ctx, raw), { opaque: true });

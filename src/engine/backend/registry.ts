@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Backend } from './backend';
 import { redactUrl } from './backendUtil';
 import { FileBackend, fileUrlPath } from './fileBackend';
+import { aliasesOf, canonicalScheme } from './schemes';
 import { OffsiteError, throwIfAborted } from '../errors';
 
 /** Everything a backend may need from the front end (CLI or extension). */
@@ -43,9 +44,9 @@ export function registerBackend(scheme: string, factory: BackendFactory, options
   else opaque.delete(s);
 }
 
-/** The schemes that can be opened, sorted. */
+/** The schemes that can be opened (duplicity's other names of them too: schemes.ts), sorted. */
 export function registeredSchemes(): string[] {
-  return [...factories.keys()].sort();
+  return [...factories.keys()].flatMap((s) => [s, ...aliasesOf(s)]).sort();
 }
 
 /**
@@ -63,7 +64,7 @@ export async function openBackend(url: string, ctx: BackendContext = {}): Promis
       hint: `Write it as a URL (${known}); a local folder is file:///absolute/path`,
     });
   }
-  const scheme = m[1].toLowerCase();
+  const scheme = canonicalScheme(m[1]);
   const factory = factories.get(scheme);
   if (!factory) {
     throw new OffsiteError('usage', `Unknown kind of remote "${scheme}://" in ${redactUrl(url)}`, {

@@ -826,4 +826,3 @@ export async function createS3Backend(_url: URL, ctx: BackendContext, rawUrl: st
 }
 
 registerBackend('s3', createS3Backend);
-registerBackend('boto3+s3', createS3Backend);

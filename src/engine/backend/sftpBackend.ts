@@ -16,7 +16,7 @@ import { registerBackend, type BackendContext } from './registry';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
 import { SftpConnection, type ConnectParams, type Log } from './sftp/sftpConnection';
 import { FX, classifySftpError, isTransientNetworkError, sftpStatus } from './sftp/sftpErrors';
-import { SFTP_SCHEME_ALIASES, parseSftpUrl, resolveSshTarget, sftpDisplayUrl, type SftpUrl } from './sftp/sftpTarget';
+import { parseSftpUrl, resolveSshTarget, sftpDisplayUrl, type SftpUrl } from './sftp/sftpTarget';
 import { defaultKeyFiles, publicKeyBlobOf, type AuthPlan } from './sftp/sshAuth';
 
 /** The options the CLI and the extension may set (BackendContext.options), all optional. */
@@ -918,4 +918,3 @@ function safeUserName(): string {
 }
 
 registerBackend('sftp', async (url, ctx) => createSftpBackend(url, ctx));
-for (const scheme of SFTP_SCHEME_ALIASES) registerBackend(scheme, async (url, ctx) => createSftpBackend(url, ctx));

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { withoutPassword } from '../backend/backendUtil';
+import { canonicalScheme } from '../backend/schemes';
 import { OffsiteError } from '../errors';
 import { COPY_RECORDS } from './copyRecords';
 import type { SetFileKind } from './setFiles';
@@ -36,7 +37,7 @@ export function archiveDirFor(url: string, root: string = defaultCacheRoot()): s
   const unprotected = withoutPassword(url);
   const trimmed = unprotected.replace(TRAILING_SLASHES, '');
   const normalised = normalFileUrl(trimmed);
-  const named = canonicalScheme(normalised);
+  const named = withCanonicalScheme(normalised);
   const dir = path.join(root, md5Hex(named));
   // The names of before: the URL with duplicity's other name of its scheme, the URL as written but for
   // its trailing slash (before the path was normalised), the whole URL, then the URL without its password.
@@ -62,20 +63,12 @@ function normalFileUrl(url: string): string {
   return `${m[1]}${p.startsWith('/') ? '/' : ''}${segments.join('/')}`;
 }
 
-/** duplicity's other names of a scheme that opens the same remote (backend/all.ts): one cache and one lock for both. */
-const SCHEME_ALIASES: Readonly<Record<string, string>> = {
-  'boto3+s3': 's3',
-  'paramiko+sftp': 'sftp',
-  'pexpect+sftp': 'sftp',
-  scp: 'sftp',
-  'paramiko+scp': 'sftp',
-  'pexpect+scp': 'sftp',
-};
-
-function canonicalScheme(url: string): string {
-  const m = /^([a-z0-9+.-]+):\/\//i.exec(url);
-  const alias = m ? SCHEME_ALIASES[m[1].toLowerCase()] : undefined;
-  return alias ? `${alias}${url.slice(m![1].length)}` : url;
+/** The URL with duplicity's other name of its scheme written as the scheme it names (backend/schemes.ts): one cache and one lock for both. */
+function withCanonicalScheme(url: string): string {
+  const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
+  if (!m) return url;
+  const scheme = canonicalScheme(m[1]);
+  return scheme === m[1].toLowerCase() ? url : `${scheme}${url.slice(m[1].length)}`;
 }
 
 const md5Hex = (s: string): string => createHash('md5').update(s).digest('hex');

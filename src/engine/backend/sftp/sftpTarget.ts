@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import SSHConfig from 'ssh-config';
 import { OffsiteError } from '../../errors';
+import { canonicalScheme } from '../schemes';
 
 export interface SftpUrl {
   /** The host as written in the URL: a Host alias of ~/.ssh/config or a real name/address. */
@@ -19,16 +20,11 @@ export interface SftpUrl {
   readonly path: string;
 }
 
-/**
- * duplicity's names of its SSH remote besides sftp://: the same server and folder (scp:// copies with
- * scp there, which changes nothing on the server), so Offsite reads them as sftp:// URLs.
- */
-export const SFTP_SCHEME_ALIASES = ['paramiko+sftp', 'pexpect+sftp', 'scp', 'paramiko+scp', 'pexpect+scp'] as const;
-
 /** Parses `sftp://[user[:password]@]host[:port]/relative/path` or `…//absolute/path` (or an alias's). */
 export function parseSftpUrl(url: URL): SftpUrl {
   const scheme = url.protocol.replace(/:$/, '');
-  if (scheme !== 'sftp' && !(SFTP_SCHEME_ALIASES as readonly string[]).includes(scheme)) throw usage(url, `not an sftp:// URL`);
+  // duplicity's other names of its SSH remote (scp://, paramiko+sftp://, …: schemes.ts) are sftp:// too.
+  if (canonicalScheme(scheme) !== 'sftp') throw usage(url, `not an sftp:// URL`);
   const decode = (s: string, what: string): string => {
     try {
       return decodeURIComponent(s);

@@ -142,7 +142,7 @@ async function openRemote(url: string, g: Globals, log: Logger, signal: AbortSig
     signal,
     log: (level, m) => log[level](m),
     // The engine's questions end with a colon; the answer goes after a space.
-    prompt: (q, opts) => (opts.secret ? promptSecret(spaced(q)) : promptSecret(spaced(q))),
+    prompt: (q) => promptSecret(spaced(q)),
     options: {
       sshKey: g.sshKey,
       knownHosts: g.knownHosts,

@@ -126,7 +126,7 @@ export function drillSummary(r: DrillResult): string {
 }
 
 /** VS Code's default of `diffEditor.maxFileSize` (MB; 1.100's diff editor computes no diff above it). */
-export const DIFF_MAX_FILE_SIZE_MB = 50;
+const DIFF_MAX_FILE_SIZE_MB = 50;
 
 /**
  * Whether a version of `size` bytes is too large to compare in a diff, under the user's

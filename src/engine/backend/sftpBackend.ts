@@ -881,7 +881,7 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
     user: target.user,
     agentSocket: agentKeysOnly?.length === 0 ? undefined : env.SSH_AUTH_SOCK || undefined,
     agentKeysOnly,
-    explicitKeys: explicitKeys.length ? explicitKeys : target.identityFiles,
+    explicitKeys: namedKeys,
     explicitFromConfig: explicitKeys.length === 0,
     defaultKeys: defaultKeyFiles(home),
     passphrase: env.OFFSITE_SSH_PASSPHRASE,

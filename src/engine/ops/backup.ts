@@ -16,7 +16,7 @@ import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { BackendError, type Backend } from '../backend/backend';
 import type { ArchiveDir } from '../cache/archiveDir';
 import { acquireLock } from '../cache/lock';
-import type { BackupChain, Collection } from '../chain/collection';
+import type { BackupChain, BackupSet, Collection } from '../chain/collection';
 import { signatureChainFor } from '../chain/collection';
 import { timeToString } from '../chain/time';
 import { asRecipient } from '../crypto/recipient';
@@ -412,19 +412,21 @@ class BackupRun {
     const nowSec = Math.floor(this.now() / 1000);
     let type: 'full' | 'inc' = resumable?.type ?? 'inc';
     let sigFiles: string[] = [];
-    let damage: string | undefined;
+    let damage: { set: BackupSet; why: string } | undefined;
     if (!resumable) {
       if (opts.full || !chain) type = 'full';
       else if (opts.fullIfOlderThan !== undefined && chain.fullSet.endTime < nowSec - opts.fullIfOlderThan) {
         opts.log.info(`The last full backup (${timeToString(chain.fullSet.endTime)}) is older than the limit: starting a new chain`);
         type = 'full';
-      } else if ((damage = setDamage(this.repo, chain.fullSet, { cachedManifest: false })) !== undefined) {
-        // Incrementals on a full set no restore can use would be no backup at all.
-        opts.log.warn(`The last backup chain cannot be restored (its full set of ${timeToString(chain.fullSet.endTime)}: ${damage}): starting a new chain`);
-        type = 'full';
-      } else if ((damage = incDamage(this.repo, chain)) !== undefined) {
-        // An incremental applies on top of every set before it: on a damaged one, it could not be restored either.
-        opts.log.warn(`The last backup chain cannot be restored past ${damage}: starting a new chain (the backups before that set stay restorable)`);
+      } else if ((damage = firstDamagedSet(this.repo, chain)) !== undefined) {
+        // An incremental applies on top of every set before it: on a damaged one (the full set or any
+        // incremental), it could not be restored either. The sets before the damaged one stay restorable.
+        const { set, why } = damage;
+        opts.log.warn(
+          set === chain.fullSet
+            ? `The last backup chain cannot be restored (its full set of ${timeToString(set.endTime)}: ${why}): starting a new chain`
+            : `The last backup chain cannot be restored past its incremental set of ${timeToString(set.endTime)} (${why}): starting a new chain (the backups before that set stay restorable)`,
+        );
         type = 'full';
       } else if (signatureChainFor(collection, chain)?.endTime !== chain.endTime) {
         opts.log.warn('No signatures found for the last backup chain, switching to full backup');
@@ -1062,14 +1064,11 @@ function manifestWithFilelist(m: Manifest, filelistFile: string): Buffer {
   return Buffer.concat([formatManifest({ ...m, filelist: undefined }), Buffer.from(`Filelist ${count}\n`, 'latin1'), ...chunks]);
 }
 
-/**
- * The first incremental set of `chain` that evidently cannot be restored, from the listing only (as for
- * its full set: no manifest, no volumes, a gap, an empty file), described with its reason.
- */
-function incDamage(repo: Repository, chain: BackupChain): string | undefined {
-  for (const set of chain.incSets) {
+/** The first set of `chain` that evidently cannot be restored, from the listing only (no manifest, no volumes, a gap, an empty file). */
+function firstDamagedSet(repo: Repository, chain: BackupChain): { set: BackupSet; why: string } | undefined {
+  for (const set of [chain.fullSet, ...chain.incSets]) {
     const why = setDamage(repo, set, { cachedManifest: false });
-    if (why !== undefined) return `its incremental set of ${timeToString(set.endTime)} (${why})`;
+    if (why !== undefined) return { set, why };
   }
   return undefined;
 }

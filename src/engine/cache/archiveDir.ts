@@ -35,13 +35,11 @@ export function keyCacheDir(root: string): string {
  */
 export function archiveDirFor(url: string, root: string = defaultCacheRoot()): string {
   const unprotected = withoutPassword(url);
-  const trimmed = unprotected.replace(TRAILING_SLASHES, '');
-  const normalised = normalFileUrl(trimmed);
-  const named = withCanonicalScheme(normalised);
+  const named = withCanonicalScheme(normalFileUrl(unprotected.replace(TRAILING_SLASHES, '')));
   const dir = path.join(root, md5Hex(named));
-  // The names of before: the URL with duplicity's other name of its scheme, the URL as written but for
-  // its trailing slash (before the path was normalised), the whole URL, then the URL without its password.
-  for (const before of new Set([normalised, trimmed, url, unprotected])) if (before !== named) adoptLegacy(path.join(root, md5Hex(before)), dir);
+  // The names of before (released builds named the cache by the whole URL, then by the URL without its
+  // password): the cache is taken over once, whatever the spelling normalised away.
+  for (const before of new Set([url, unprotected])) if (before !== named) adoptLegacy(path.join(root, md5Hex(before)), dir);
   return dir;
 }
 

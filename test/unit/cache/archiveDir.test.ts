@@ -77,7 +77,6 @@ describe('cache: the archive folder of a remote', () => {
 
   // The cache named as before each normalisation is taken over once, with what it holds.
   for (const [why, legacyName, url, named] of [
-    ['the URL as written, before its path was normalised', 'file:///backups//p', 'file:///backups//p/', 'file:///backups/p'],
     ['the URL as written with its trailing slash', 'file:///backups/p/', 'file:///backups/p/', 'file:///backups/p'],
     ["duplicity's other name of its scheme", 'boto3+s3://bucket/p', 'boto3+s3://bucket/p', 's3://bucket/p'],
   ]) {

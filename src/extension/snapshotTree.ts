@@ -75,6 +75,8 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
   private refreshTimer?: NodeJS.Timeout;
   /** Folders whose change counts are being read. */
   private readonly loadingChanges = new Set<FolderBackup>();
+  /** unrestorableSets of each chain shown, worked out once per chain (a new status brings new chain objects). */
+  private readonly unrestorable = new WeakMap<ChainStatus, Map<number, string>>();
 
   constructor(private readonly model: BackupModel) {
     this.disposables.push(
@@ -102,6 +104,12 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
   refreshSoon(): void {
     clearTimeout(this.refreshTimer);
     this.refreshTimer = setTimeout(() => this._onDidChangeTreeData.fire(), 100);
+  }
+
+  private unrestorableOf(chain: ChainStatus): Map<number, string> {
+    let m = this.unrestorable.get(chain);
+    if (m === undefined) this.unrestorable.set(chain, (m = unrestorableSets(chain)));
+    return m;
   }
 
   getTreeItem(n: BackupNode): vscode.TreeItem {
@@ -135,7 +143,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
         const ch = n.folder.changes?.get(s.time);
         const changed = ch ? ch.new + ch.changed + ch.deleted : undefined;
         // A damaged set, or one built on it, lists (its signatures may be fine) but does not restore.
-        const broken = unrestorableSets(n.parent.chain).get(s.time);
+        const broken = this.unrestorableOf(n.parent.chain).get(s.time);
         item.description = [
           broken === undefined ? undefined : vscode.l10n.t('not restorable'),
           s.type === 'full' ? vscode.l10n.t('full') : vscode.l10n.t('incremental'),

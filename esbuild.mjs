@@ -47,6 +47,20 @@ const vendorPlugin = {
   },
 };
 
+// ssh2's native AES-GCM/ChaCha20 binding (built by its install script when a compiler is there): its
+// require() in the bundle is relative to dist/, where nothing was, so every sftp:// packet went through
+// ssh2's fallback, a new node:crypto cipher object per packet. The binding is copied to dist/native/
+// and the require pointed there. Without it (no compiler, or another Node ABI such as VS Code's
+// Electron), ssh2's try/catch keeps the fallback. cpu-features only moves ChaCha20 first on CPUs
+// without AES instructions: left out (its require fails the same way, caught by ssh2).
+const SSH2_BINDING = 'node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node';
+const nativePlugin = {
+  name: 'native',
+  setup(build) {
+    build.onResolve({ filter: /\/sshcrypto\.node$/ }, () => ({ path: './native/sshcrypto.node', external: true }));
+  },
+};
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -71,9 +85,16 @@ await Promise.all([
       ...common,
       stdin: { contents: `module.exports = {${specs.map((s) => `${JSON.stringify(s)}: require(${JSON.stringify(s)})`).join(', ')}};`, resolveDir: process.cwd(), sourcefile: `${bundle}.js`, loader: 'js' },
       outfile: `dist/${bundle}.js`,
+      plugins: [nativePlugin],
     }),
   ),
 ]);
+
+fs.rmSync('dist/native', { recursive: true, force: true });
+if (fs.existsSync(SSH2_BINDING)) {
+  fs.mkdirSync('dist/native');
+  fs.copyFileSync(SSH2_BINDING, 'dist/native/sshcrypto.node');
+}
 
 // esbuild escapes non-ASCII characters in code (its default charset), not in the comments it keeps
 // (a few JSDoc comments): escaped too, the bundles are ASCII, which bin/offsite's loader reads as a

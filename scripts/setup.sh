@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # One-time set-up of a fresh Debian machine for Offsite (idempotent, quick when already done):
 # the Debian packages the tests use (real gpg, duplicity, rdiff, OpenSSH, …), those `npm run bench`
-# uses (restic, GNU time, and paramiko for duplicity's sftp://), and the npm packages.
+# uses (restic, GNU time, and paramiko for duplicity's sftp://), make and g++ (ssh2 builds its native
+# cipher binding at install), and the npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(gnupg duplicity rdiff openssh-server openssh-client python3 ca-certificates restic time python3-paramiko swift swift-proxy swift-account swift-container swift-object python3-swift memcached python3-boto3 rclone)
+PACKAGES=(make g++ gnupg duplicity rdiff openssh-server openssh-client python3 ca-certificates restic time python3-paramiko swift swift-proxy swift-account swift-container swift-object python3-swift memcached python3-boto3 rclone)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

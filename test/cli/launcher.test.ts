@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { OFFSITE, run } from '../helpers/cli';
+import { OFFSITE, REPO, run } from '../helpers/cli';
 import { RSA_PUB } from '../helpers/gpg';
 import { makeTree } from '../helpers/tree';
 import { tempDir } from '../helpers/tmp';
@@ -124,5 +124,21 @@ describe('cli: bin/offsite as a command', function () {
     const status = await run(OFFSITE, ['status', '--archive-dir', path.join(work, 'cache'), url], { env });
     assert.equal(status.code, 0, status.stderr);
     assert.doesNotMatch(status.stderr, ahead);
+  });
+
+  it("gives the sftp:// bundle ssh2's native cipher binding (each SSH packet through one OpenSSL context, not a new cipher object per packet)", async () => {
+    // ssh2 require()s the binding in a try/catch and falls back without a word: only whether the
+    // bundle's require reached a loadable file shows which one an sftp:// remote gets.
+    const binding = path.join(REPO, 'node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node');
+    assert.ok(fs.existsSync(binding), `ssh2's install did not build ${binding} (scripts/setup.sh installs make and g++)`);
+    const script = [
+      "const loaded = [];",
+      "process.dlopen = new Proxy(process.dlopen, { apply(t, self, a) { const r = Reflect.apply(t, self, a); loaded.push(a[1]); return r; } });",
+      `require(${JSON.stringify(path.join(REPO, 'dist', 'vendor-sftp.js'))});`,
+      'console.log(JSON.stringify(loaded));',
+    ].join('\n');
+    const r = await run(process.execPath, ['-e', script]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), [path.join(REPO, 'dist', 'native', 'sshcrypto.node')]);
   });
 });

@@ -542,6 +542,32 @@ describe('Offsite in a real VS Code extension host', () => {
     }
   });
 
+  it('a protected restore key configured is not unlocked for a backup made with a passphrase: only the backup\'s passphrase is asked', async () => {
+    const sym = fx.symmetric;
+    const config = vscode.workspace.getConfiguration('offsite');
+    // A copy of its own (nothing of it cached), and no passphrase remembered (the key's was, above).
+    const root = path.join(fx.scratch, 'remote-symmetric-keyed');
+    fs.mkdirSync(path.join(root, 'workspace'), { recursive: true });
+    for (const n of fs.readdirSync(sym.vault)) fs.copyFileSync(path.join(sym.vault, n), path.join(root, 'workspace', n));
+    await vscode.commands.executeCommand('offsite.forgetSecrets');
+    await config.update('remote', `file://${root}`, vscode.ConfigurationTarget.Workspace);
+    await config.update('restoreKey', fx.keys.protectedSec, vscode.ConfigurationTarget.Workspace);
+    try {
+      await waitFor('the symmetric remote, the protected restore key', () => api.model.folders[0].config.url === `file://${root}/workspace` && api.model.folders[0].config.keys.restoreKey === fx.keys.protectedSec);
+      const mark = api.ui.prompts.length;
+      api.ui.script(sym.passphrase, 'Only This Session', formatTime(sym.time));
+      const uri = (await vscode.commands.executeCommand('offsite.compareWithBackup', vscode.Uri.file(path.join(fx.workspace, 'a.txt')))) as vscode.Uri | undefined;
+      assert.ok(uri, JSON.stringify(api.ui.notices.slice(-3)));
+      const prompts = api.ui.prompts.slice(mark);
+      assert.deepEqual(prompts.filter((p) => p.kind === 'input').map((p) => p.text.replace(/ at .*/, '')), ['Passphrase of the backup'], JSON.stringify(prompts));
+      assert.ok(!prompts.some((p) => /Passphrase of your private key/.test(p.text)), 'the key\'s passphrase is not asked');
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      await config.update('restoreKey', fx.keys.rsaSec, vscode.ConfigurationTarget.Workspace);
+      await waitFor('the file remote and its restore key', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace` && api.model.folders[0].config.keys.restoreKey === fx.keys.rsaSec);
+    }
+  });
+
   it('sftp://: an unknown SSH host key is shown with its fingerprint, and saved only when accepted', async function () {
     this.timeout(180_000);
     const sftp = fx.sftp!;

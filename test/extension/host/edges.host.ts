@@ -329,4 +329,29 @@ describe('Offsite at the edges: files that are not text files, documents that ar
     // Corrected: the next backup runs.
     await backUp();
   });
+
+  it('the settings are read once per folder when they change (each offsite.* value once)', () => {
+    const workspace = vscode.workspace as { getConfiguration: typeof vscode.workspace.getConfiguration };
+    const real = workspace.getConfiguration;
+    const got = new Map<string, number>();
+    workspace.getConfiguration = (section?: string, scope?: vscode.ConfigurationScope | null) => {
+      const c = real(section, scope);
+      if (section !== 'offsite') return c;
+      // (VS Code's configuration object is frozen: a copy that counts.)
+      return {
+        ...c,
+        get: (key: string, fallback?: unknown) => {
+          got.set(key, (got.get(key) ?? 0) + 1);
+          return c.get(key, fallback);
+        },
+      } as vscode.WorkspaceConfiguration;
+    };
+    try {
+      api.model.reload();
+    } finally {
+      workspace.getConfiguration = real;
+    }
+    assert.ok(got.has('remote') && got.has('encryptKeys') && got.has('schedule'), JSON.stringify([...got]));
+    assert.deepEqual([...got].filter(([, n]) => n !== api.model.folders.length), [], 'each setting read once per folder');
+  });
 });

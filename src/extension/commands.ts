@@ -15,7 +15,7 @@ import { redactUrl } from '../engine/backend/backendUtil';
 import { crontabLine, cronUrl, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary, tooLargeToCompare } from './format';
 import type { BackupModel, FolderBackup } from './model';
-import { drillLine } from './schedule';
+import { currentFailure, drillLine } from './schedule';
 import type { Secrets } from './secrets';
 import { versionTimeOf, type EntryNode, type SetNode } from './snapshotTree';
 import { STATUS_URI, type StatusDocumentProvider } from './statusDocument';
@@ -647,7 +647,9 @@ export class CommandCenter implements vscode.Disposable {
       for (const p of f.config.problems ?? []) parts.push(`  Setting not used: ${p.message}${p.blocksBackup ? ' (backups stop until it is corrected)' : ''}`);
       const rec = this.model.record(f);
       if (rec.lastStats) parts.push(`  Last run: ${statsSummary(rec.lastStats)}`);
-      if (rec.lastFailure) parts.push(`  Last failure (${formatTime(rec.lastFailure.time)}): ${rec.lastFailure.message}`);
+      // As the status bar says it: not once a backup succeeded since (cron's, another window's, read from the remote just now).
+      const failure = currentFailure(rec);
+      if (failure) parts.push(`  Last failure (${formatTime(failure.time)}): ${failure.message}`);
       parts.push(`  Last verify: ${rec.lastVerify ? `${formatTime(rec.lastVerify.time)}, ${rec.lastVerify.ok ? 'no differences' : `${rec.lastVerify.differences} difference(s)`}` : 'never'}`);
       parts.push(`  Last restore drill: ${rec.lastDrill ? drillLine(rec.lastDrill, Date.now() / 1000) : 'never'}`, '');
     }

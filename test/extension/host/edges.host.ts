@@ -32,6 +32,13 @@ async function backUp(): Promise<{ time: number; type: string }> {
   return b;
 }
 
+/** A backup as cron makes it: the same engine and remote, not through this window's model. */
+async function cronBackup(api: OffsiteApi): Promise<{ time: number }> {
+  await nextSecond();
+  const cfg = api.model.folders[0].config;
+  return api.model.gateway.client.request({ op: 'backup', remote: cfg.remote, keys: cfg.keys, source: cfg.folder.fsPath, ...cfg.selection });
+}
+
 describe('Offsite at the edges: files that are not text files, documents that are no files, damage, progress, stale records, bad settings', () => {
   let api: OffsiteApi;
   const ws = fx.workspace;
@@ -224,6 +231,20 @@ describe('Offsite at the edges: files that are not text files, documents that ar
       fs.writeFileSync(path.join(ws, 'README.md'), '# Demo\n\nfirst version\n');
     }
     await waitFor('the remote again', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace`);
+  });
+
+  it('Show Backup Status says the last failure only while no backup succeeded since (cron\'s counts), as the status bar does', async () => {
+    const f = api.model.folders[0];
+    await api.model.updateRecord(f, { lastFailure: { time: Date.now() / 1000, message: 'the remote was unplugged' } });
+    const failed = (await vscode.commands.executeCommand('offsite.showStatus')) as string;
+    assert.match(failed, /Last failure \(.*\): the remote was unplugged/);
+    assert.equal(api.statusBar.view?.text, '$(warning) Backup failed');
+    const byCron = await cronBackup(api);
+    const report = (await vscode.commands.executeCommand('offsite.showStatus')) as string;
+    assert.equal(api.model.record(f).lastSuccess, byCron.time, 'the report read the remote');
+    assert.doesNotMatch(report, /Last failure|unplugged/);
+    assert.doesNotMatch(api.statusBar.view?.tooltip ?? '', /failed|unplugged/);
+    assert.equal(api.statusBar.view?.warning, false);
   });
 
   it('before it says "stale" or "Backup failed", the scheduler reads the remote: a backup cron made since counts', async () => {

@@ -5,6 +5,7 @@
 // and the progress UI all derive from one place (git's Model + OperationManager pattern).
 import * as vscode from 'vscode';
 import type { CollectionStatus } from '../engine/ops/inspect';
+import type { Cancellables } from './cancellables';
 import type { SetChanges } from '../engine/service';
 import { folderConfig } from './config';
 import { EngineError, isCancelled, isHeldElsewhere, SettingError, type EngineOp, type EngineResults } from './engineClient';
@@ -85,6 +86,8 @@ export class BackupModel implements vscode.Disposable {
     readonly gateway: EngineGateway,
     private readonly state: vscode.Memento,
     private readonly log: vscode.LogOutputChannel,
+    /** The window's cancellable operations (shared with the Ui's progress reads). */
+    private readonly operations: Cancellables,
   ) {
     this.reload();
     this.disposables.push(
@@ -153,16 +156,15 @@ export class BackupModel implements vscode.Disposable {
     return this._folders.some((f) => f.running);
   }
 
-  /** Cancels what runs (all folders, or one). */
+  /**
+   * Cancels what runs: a folder's operation; or, for none given, everything cancellable in the window
+   * (every folder's operation, and the reads shown with progress: a version, a history, one file's restore).
+   */
   cancel(f?: FolderBackup): number {
-    let n = 0;
-    for (const x of f ? [f] : this._folders) {
-      if (x.running && !x.running.abort.signal.aborted) {
-        x.running.abort.abort();
-        n++;
-      }
-    }
-    return n;
+    if (!f) return this.operations.cancelAll();
+    if (!f.running || f.running.abort.signal.aborted) return 0;
+    f.running.abort.abort();
+    return 1;
   }
 
   /** A read-only engine call (status, list, history, readFile, …): not exclusive, no progress UI. */
@@ -187,6 +189,7 @@ export class BackupModel implements vscode.Disposable {
     }
     const running: Running = { kind, background: !!opts.background, abort: new AbortController(), files: 0 };
     f.running = running;
+    const unregister = this.operations.add(running.abort);
     await this.updateContext();
     this._onDidChangeState.fire();
     try {
@@ -214,6 +217,7 @@ export class BackupModel implements vscode.Disposable {
     } finally {
       // The settings may have changed meanwhile: the folder's FolderBackup is then a new one sharing it.
       for (const x of [f, ...this._folders]) if (x.running === running) x.running = undefined;
+      unregister();
       await this.updateContext();
       this._onDidChangeState.fire();
     }

@@ -155,6 +155,19 @@ describe('Offsite at the edges: files that are not text files, documents that ar
       assert.equal(await running, undefined, 'cancelled: no version');
       assert.deepEqual(api.ui.notices.slice(mark), [], 'a cancel is said by nothing');
       assert.equal(activeDiff(), undefined, 'no diff opened');
+      // "Cancel Running Backup, Restore or Verify" reaches it too, as it reaches a backup or a restore
+      // (and the palette offers it while only such a read runs).
+      const shownAgain = api.ui.progressShown.length;
+      api.ui.script(formatTime(b.time));
+      const again = vscode.commands.executeCommand('offsite.compareWithBackup', vscode.Uri.file(big));
+      await waitFor('the progress of the read', () => api.ui.progressShown.slice(shownAgain).includes(reading), 60_000);
+      assert.equal(await vscode.commands.executeCommand('offsite.cancel'), 1, 'the command cancels the read');
+      assert.equal(await again, undefined, 'cancelled by the command: no version');
+      assert.deepEqual(api.ui.notices.slice(mark), [], 'a cancel is said by nothing');
+      assert.equal(activeDiff(), undefined, 'no diff opened');
+      const pkg = JSON.parse(fs.readFileSync(path.join(vscode.extensions.getExtension('offsite.offsite')!.extensionPath, 'package.json'), 'utf8'));
+      assert.equal(pkg.contributes.commands.find((c: { command: string }) => c.command === 'offsite.cancel')?.enablement, 'offsite.cancellable');
+      assert.equal(pkg.contributes.menus.commandPalette.find((c: { command: string }) => c.command === 'offsite.cancel')?.when, 'offsite.cancellable');
       // Not kept as a failure: the next read reads it.
       api.ui.script(formatTime(b.time));
       const uri = (await vscode.commands.executeCommand('offsite.compareWithBackup', vscode.Uri.file(big))) as vscode.Uri | undefined;

@@ -36,8 +36,6 @@ export interface Running {
 export class FolderBackup {
   running?: Running;
   status?: CollectionStatus;
-  /** When status was read (ms). */
-  statusReadAt?: number;
   statusError?: string;
   /** Per-set change counts (all sets), loaded with the tree. */
   changes?: Map<number, SetChanges>;
@@ -81,6 +79,12 @@ export class BackupModel implements vscode.Disposable {
   readonly onDidBackup = this._onDidBackup.event;
   private readonly disposables: vscode.Disposable[] = [];
   private _folders: FolderBackup[] = [];
+  /**
+   * Remote URL → when this window last read its status (ms; when the read began, whatever came of
+   * it): one record for whoever reads it (a command, the Backups view shown again, the scheduler's
+   * check of a record that looks stale or failed), so that none reads a remote another just read.
+   */
+  readonly statusReadAt = new Map<string, number>();
 
   constructor(
     readonly gateway: EngineGateway,
@@ -267,12 +271,12 @@ export class BackupModel implements vscode.Disposable {
 
   /** Reads the remote's status; the newest set there counts as the last success (cron's too). */
   async refreshStatus(f: FolderBackup, opts: { interactive?: boolean } = {}): Promise<CollectionStatus> {
+    this.statusReadAt.set(f.config.url, Date.now());
     try {
       const s = await this.read(f, 'status', (remote) => ({ op: 'status', remote }), opts);
       // New sets (another machine's, cron's) have no change counts yet: read those again with them.
       if (f.status && JSON.stringify(f.status.chains) !== JSON.stringify(s.chains)) f.changes = undefined;
       f.status = s;
-      f.statusReadAt = Date.now();
       f.statusError = undefined;
       const current = currentChainIndex(s);
       const chain = current < 0 ? undefined : s.chains[current]; // (at(-1) would be the newest, damaged)
@@ -289,12 +293,17 @@ export class BackupModel implements vscode.Disposable {
     }
   }
 
+  /** How long ago (ms, by the clock `now`) the remote of a folder was last read (statusReadAt); Infinity: never. */
+  statusAge(f: FolderBackup, now = Date.now()): number {
+    return now - (this.statusReadAt.get(f.config.url) ?? -Infinity);
+  }
+
   /**
-   * Reads again the status of the folders whose status was read more than maxAgeMs ago (the Backups
+   * Reads again the status of the folders whose remote was read more than maxAgeMs ago (the Backups
    * view shown again: cron or another machine may have backed up, or retention removed chains, since).
    */
   async refreshOlderThan(maxAgeMs: number): Promise<void> {
-    const old = this.configuredFolders.filter((f) => f.status !== undefined && !f.running && Date.now() - (f.statusReadAt ?? 0) > maxAgeMs);
+    const old = this.configuredFolders.filter((f) => f.status !== undefined && !f.running && this.statusAge(f) > maxAgeMs);
     await Promise.all(old.map((f) => this.refreshStatus(f, { interactive: false }).catch(() => undefined)));
   }
 

@@ -13,7 +13,7 @@ import { timeToString } from '../../../src/engine/chain/time';
 import type { OffsiteApi } from '../../../src/extension/extension';
 import { formatTime } from '../../../src/extension/format';
 import type { BackupNode, SetNode } from '../../../src/extension/snapshotTree';
-import { fixture, nextSecond, offsite, waitFor, write } from './fixture';
+import { countReads, fixture, nextSecond, offsite, waitFor, write } from './fixture';
 
 const fx = fixture();
 const execFileAsync = promisify(execFile);
@@ -270,9 +270,10 @@ describe('Offsite at the edges: files that are not text files, documents that ar
       return api.model.gateway.client.request({ op: 'backup', remote: cfg.remote, keys: cfg.keys, source: ws, ...cfg.selection });
     };
     const byCron = await cron();
-    // What this window last saw: two days ago.
+    // What this window last saw: two days ago (and it has not read the remote since).
     const now = Date.now() / 1000;
     await api.model.updateRecord(f, { lastSuccess: now - 48 * 3600 });
+    api.model.statusReadAt.set(f.config.url, (now - 48 * 3600) * 1000);
     const before = staleNotices().length;
     await api.scheduler.tick(now);
     assert.equal(staleNotices().length, before, 'no stale warning');
@@ -286,6 +287,37 @@ describe('Offsite at the edges: files that are not text files, documents that ar
     assert.equal(api.model.record(f).lastSuccess, second.time);
     assert.doesNotMatch(api.statusBar.view?.text ?? '', /Backup failed/);
     assert.equal(api.statusBar.view?.warning, false);
+  });
+
+  it('the scheduler and the Backups view share when the remote was last read: neither reads it again within minutes of the other', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    // A remote of its own, so no earlier test's reads count.
+    const root = path.join(fx.scratch, 'remote-reads');
+    await config.update('remote', `file://${root}`, vscode.ConfigurationTarget.Workspace);
+    const reads = countReads(api, 'status');
+    try {
+      await waitFor('the new remote', () => api.model.folders[0].config.url === `file://${root}/workspace`);
+      await cronBackup(api);
+      const g = api.model.folders[0];
+      // The view reads the remote; a moment later the record looks stale (or failed): the scheduler
+      // does not read the remote again.
+      await vscode.commands.executeCommand('offsite.refresh');
+      const read = reads.count();
+      assert.ok(read >= 1);
+      const now = Date.now() / 1000;
+      await api.model.updateRecord(g, { lastSuccess: now - 48 * 3600, lastFailure: { time: now, message: 'the remote was unplugged' } });
+      await api.scheduler.tick(now + 30);
+      assert.equal(reads.count(), read, 'the scheduler took the view\'s read as its own');
+      // Ten minutes on it reads it; the view shown then does not read it again.
+      await api.scheduler.tick(now + 700);
+      assert.equal(reads.count(), read + 1, 'read again after ten minutes');
+      await api.model.refreshOlderThan(60_000);
+      assert.equal(reads.count(), read + 1, 'the view took the scheduler\'s read as its own');
+    } finally {
+      reads.stop();
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+    }
+    await waitFor('the remote again', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace`);
   });
 
   it('expanding a chain lists its sets at once; their change counts (every set\'s manifest) come after', async () => {
@@ -315,7 +347,7 @@ describe('Offsite at the edges: files that are not text files, documents that ar
     const byCron = await api.model.gateway.client.request({ op: 'backup', remote: cfg.remote, keys: cfg.keys, source: ws, ...cfg.selection });
     assert.ok(!(await shown()).includes(byCron.time), 'not read yet: the view shows what was read');
     // Read six minutes ago; the view is shown again.
-    f.statusReadAt = Date.now() - 6 * 60_000;
+    api.model.statusReadAt.set(f.config.url, Date.now() - 6 * 60_000);
     await vscode.commands.executeCommand('offsite.backups.focus');
     await waitFor('the set cron made', async () => (await shown()).includes(byCron.time));
   });

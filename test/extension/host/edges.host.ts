@@ -188,6 +188,7 @@ describe('Offsite at the edges: files that are not text files, documents that ar
       const b = await backUp();
       api.ui.click('Restore To…');
       api.ui.script(formatTime(b.time), dest);
+      const downloads = countReads(api, 'readFile');
       const { result, notices } = await said('offsite.compareWithBackup', vscode.Uri.file(big));
       assert.equal(result, undefined, 'no comparison opened');
       assert.equal(activeDiff(), undefined, 'no diff opened');
@@ -195,7 +196,11 @@ describe('Offsite at the edges: files that are not text files, documents that ar
       assert.match(notices[0].message, new RegExp(`^large\\.bin as of ${formatTime(b.time)} is 1\\.4 MB: too large for VS Code to compare \\(diffEditor\\.maxFileSize\\)\\. Restore To… writes it where you choose\\.$`));
       assert.deepEqual(notices[0].actions, ['Restore To…']);
       await waitFor('the restored file', () => api.ui.notices.some((n) => n.message === `Restored large.bin as of ${formatTime(b.time)} to ${dest}.`));
+      downloads.stop();
       assert.ok(fs.readFileSync(dest).equals(fs.readFileSync(big)), 'the version, byte for byte');
+      // The version read to learn its size is the one written: it is not downloaded again.
+      assert.equal(downloads.count(), 1, 'one download of the version');
+      assert.equal(fs.statSync(dest).mode & 0o777, fs.statSync(big).mode & 0o777, 'the backup\'s permissions');
       // An editor that asks for it anyway (one reopened after a reload) gets an error, not 1.4 MB in memory.
       const uri = vscode.Uri.file(big).with({ scheme: 'offsite', query: JSON.stringify({ folder: vscode.workspace.workspaceFolders![0].uri.toString(), path: 'large.bin', time: b.time }) });
       assert.equal((await vscode.workspace.fs.stat(uri)).size, 1_500_000);

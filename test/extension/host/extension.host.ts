@@ -17,7 +17,7 @@ import { FOLDER_PAGE } from '../../../src/extension/fileTree';
 import { EngineGateway } from '../../../src/extension/gateway';
 import type { Secrets } from '../../../src/extension/secrets';
 import type { BackupNode, EntryNode, MoreNode, SetNode } from '../../../src/extension/snapshotTree';
-import { fixture, manifests, nextSecond, offsite, remoteFiles, waitFor, write } from './fixture';
+import { countReads, fixture, manifests, nextSecond, offsite, remoteFiles, waitFor, write } from './fixture';
 
 const fx = fixture();
 const execFileAsync = promisify(execFile);
@@ -197,9 +197,16 @@ describe('Offsite in a real VS Code extension host', () => {
     assert.equal(asked.modal, true);
     assert.match(asked.message, /Restore README\.md as of/);
     api.ui.script('Restore');
-    const written = await vscode.commands.executeCommand('offsite.restoreThisVersion');
+    const downloads = countReads(api, 'readFile');
+    let written: unknown;
+    try {
+      written = await vscode.commands.executeCommand('offsite.restoreThisVersion');
+    } finally {
+      downloads.stop();
+    }
     assert.equal(written, readme);
     assert.equal(fs.readFileSync(readme, 'utf8'), README_V1);
+    assert.equal(downloads.count(), 0, 'the version the diff shows is written, not downloaded again');
     assert.equal(fs.statSync(readme).mode & 0o777, 0o644, 'the backup\'s permissions, not the engine\'s private 0600');
     assert.deepEqual(fs.readdirSync(fx.workspace).filter((n) => n.endsWith('.part')), [], 'no temporary file left');
   });

@@ -1,8 +1,8 @@
 // From what the user configured (key files, keyring ids, a passphrase source) to the CryptoContext the
 // operations use. Backing up needs only public keys; private keys are loaded only when something must
-// be decrypted (a restore, or rebuilding a lost cache) and the passphrase is asked for only then. The
-// password of a backup made with a passphrase and no key (symmetric) is asked for later still: only
-// when a file turns out to need it (crypto/decrypt.ts), once a run.
+// be decrypted (a restore, or rebuilding a lost cache): both the private key (with its passphrase) and
+// the password of a backup made with a passphrase and no key (symmetric) are asked for only when a
+// file turns out to need them (crypto/decrypt.ts), once a run.
 import type { PrivateKey } from 'openpgp';
 import { OffsiteError } from './errors';
 import { loadPrivateKeys, loadVerificationKeys } from './crypto/keys';
@@ -63,20 +63,23 @@ function decryptOptionsFor(k: KeyConfig, why: string): () => Promise<DecryptOpti
   // Asked for by the first file that needs it (crypto/decrypt.ts), kept for the rest of the run: one
   // question, and a resolved promise for every later volume.
   const password = once(async () => k.passphrase?.(SYMMETRIC_WHAT, 'symmetric'));
+  // Likewise the private key (and its passphrase): loaded by the first file encrypted to a key, so a
+  // backup made with a passphrase never unlocks the restore key configured beside it.
+  const ask = keyPassphrase(k);
+  const loadDecryptionKeys = once(async (): Promise<PrivateKey[] | undefined> => {
+    if (k.restoreKey) return loadPrivateKeys([k.restoreKey], ask, { gnupgHome: k.gnupgHome });
+    // A backup configured with a key file that also holds the secret part, or a keyring id whose
+    // secret key is in the keyring, can decrypt with it.
+    if (k.encryptKeys?.length) return loadPrivateKeys([...k.encryptKeys], ask, { gnupgHome: k.gnupgHome }).catch(() => undefined);
+    return undefined;
+  });
   return once(async () => {
-    const ask = keyPassphrase(k);
-    const specs = k.restoreKey ? [k.restoreKey] : [];
     const opts: DecryptOptions = {
       password,
+      loadDecryptionKeys,
       // Only a file encrypted to keys needs one: a symmetric backup asks for its passphrase instead.
       noKey: () => new OffsiteError('key', `The private key is needed to ${why}`, { hint: 'Pass --key KEY (your private key file, or its id in your gpg keyring)', needs: { input: 'secretKey', wrong: false } }),
     };
-    if (specs.length) opts.decryptionKeys = await loadPrivateKeys(specs, ask, { gnupgHome: k.gnupgHome });
-    else if (k.encryptKeys?.length) {
-      // A backup configured with a key file that also holds the secret part, or a keyring id whose
-      // secret key is in the keyring, can decrypt with it.
-      opts.decryptionKeys = await loadPrivateKeys([...k.encryptKeys], ask, { gnupgHome: k.gnupgHome }).catch(() => undefined);
-    }
     // Sign-only, expired or revoked keys must still verify the backups they signed.
     if (k.signKey) opts.verificationKeys = await loadVerificationKeys([k.signKey], { gnupgHome: k.gnupgHome });
     return opts;

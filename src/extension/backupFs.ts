@@ -4,9 +4,11 @@
 // (so the language mode is right) and carries {folder, path, time} as JSON in the query (git's uri.ts).
 // The engine writes each version to a private temp file (0600); they are dropped after a few idle
 // minutes and when the extension stops.
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import * as vscode from 'vscode';
 import { EngineError, errorText } from './engineClient';
 import { formatBytes, tooLargeToCompare } from './format';
@@ -51,6 +53,8 @@ interface Cached {
   readonly file: string;
   readonly size: number;
   readonly mtime: number;
+  /** The backup's permission bits (the temporary file itself is private, 0600). */
+  readonly mode: number;
   lastUsed: number;
 }
 
@@ -101,6 +105,31 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
       return { size: c.size };
     } catch (e) {
       if (e instanceof vscode.FileSystemError && e.code === 'FileNotFound') return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Writes a version read already (by has(), or for an editor) to `dest` from the copy kept here,
+   * with the backup's permissions, rather than downloading it again: its mode, or undefined when no
+   * copy is kept (never read, dropped after idling, or its read failed). Written beside `dest` under
+   * a temporary name, then renamed over it.
+   */
+  async copyTo(uri: vscode.Uri, dest: string, signal?: AbortSignal): Promise<{ mode: number } | undefined> {
+    const p = this.cache.get(uri.toString());
+    const c = p && (await p.catch(() => undefined));
+    if (!c) return undefined;
+    c.lastUsed = Date.now();
+    const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.offsite-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      await pipeline(fs.createReadStream(c.file), fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600 }), { signal });
+      fs.chmodSync(tmp, c.mode & 0o7777);
+      fs.renameSync(tmp, dest);
+      return { mode: c.mode };
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      // Swept meanwhile: read it again.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(c.file)) return undefined;
       throw e;
     }
   }
@@ -159,7 +188,7 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
     try {
       const r = await this.model.read(f, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: ref.path, time: ref.time, output: file }), { signal });
       if (!r.found) throw vscode.FileSystemError.FileNotFound(uri);
-      return { file, size: r.size, mtime: r.mtime, lastUsed: Date.now() };
+      return { file, size: r.size, mtime: r.mtime, mode: r.mode, lastUsed: Date.now() };
     } catch (e) {
       fs.rmSync(file, { force: true });
       throw e;

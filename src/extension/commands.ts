@@ -15,7 +15,7 @@ import { redactUrl } from '../engine/backend/backendUtil';
 import { crontabLine, cronUrl, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary, tooLargeToCompare } from './format';
 import type { BackupModel, FolderBackup } from './model';
-import { drillLine } from './schedule';
+import { currentFailure, drillLine } from './schedule';
 import type { Secrets } from './secrets';
 import { versionTimeOf, type EntryNode, type SetNode } from './snapshotTree';
 import { STATUS_URI, type StatusDocumentProvider } from './statusDocument';
@@ -33,6 +33,11 @@ interface TimeChoice {
 
 function fail(code: string, message: string, hint?: string): never {
   throw new EngineError({ code, message, hint });
+}
+
+/** The `offsite:` URI of a file's version: what a diff shows, and the key under which the file system keeps the copy it read. */
+function versionUri(f: FolderBackup, rel: string, time: number): vscode.Uri {
+  return toBackupUri(vscode.Uri.joinPath(f.folder.uri, ...rel.split('/')), { folder: f.folder.uri.toString(), path: rel, time });
 }
 
 function hasFolder(x: unknown): x is { folder: FolderBackup } {
@@ -390,7 +395,7 @@ export class CommandCenter implements vscode.Disposable {
    * (undefined): such a version is never read into the extension host's memory.
    */
   private async openComparison(f: FolderBackup, file: vscode.Uri, rel: string, t: TimeChoice): Promise<vscode.Uri | undefined> {
-    const backupUri = toBackupUri(file, { folder: f.folder.uri.toString(), path: rel, time: t.time });
+    const backupUri = versionUri(f, rel, t.time);
     // A big file, a slow remote: the volume holding it is downloaded first (by the engine, to a private
     // temporary file), with a notification to cancel it. Its size is known only then: duplicity's
     // signatures and manifests do not record a file's size.
@@ -406,6 +411,7 @@ export class CommandCenter implements vscode.Disposable {
           restoreTo,
         )
         .then((a) => {
+          // (From the copy just read for its size: not downloaded again.)
           if (a === restoreTo) void this.createCommand('offsite.restoreTo', () => this.restoreFileTo(f, rel, t.time))();
         });
       return undefined;
@@ -445,9 +451,7 @@ export class CommandCenter implements vscode.Disposable {
       if (answer !== restore) return undefined;
     }
     fs.mkdirSync(path.dirname(target), { recursive: true });
-    const r = await this.ui.withProgress(vscode.l10n.t('Offsite: restoring {0} as of {1}…', rel, formatTime(time)), (signal) =>
-      this.model.read(f, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: rel, time, output: target }), { signal }),
-    );
+    const r = await this.ui.withProgress(vscode.l10n.t('Offsite: restoring {0} as of {1}…', rel, formatTime(time)), (signal) => this.writeVersion(f, rel, time, target, signal));
     if (!r.found) fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', rel, formatTime(time)));
     // The engine writes private (0600) files; give the file back its own permissions.
     fs.chmodSync(target, r.mode & 0o7777);
@@ -515,7 +519,18 @@ export class CommandCenter implements vscode.Disposable {
     return r;
   }
 
-  /** Restores one file's version to a place the user chooses (the engine streams it there). */
+  /**
+   * Writes a file's version to `output`: from the copy the `offsite:` file system keeps when it has
+   * read it already (for a diff, or to learn its size), else streamed there by the engine; either way
+   * under a temporary name renamed over `output`.
+   */
+  private async writeVersion(f: FolderBackup, rel: string, time: number, output: string, signal: AbortSignal): Promise<{ found: false } | { found: true; mode: number }> {
+    const copied = await this.versions.copyTo(versionUri(f, rel, time), output, signal);
+    if (copied) return { found: true, mode: copied.mode };
+    return this.model.read(f, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: rel, time, output }), { signal });
+  }
+
+  /** Restores one file's version to a place the user chooses. */
   private async restoreFileTo(f: FolderBackup, rel: string, time: number): Promise<string | undefined> {
     const dest = await this.ui.saveDialog({
       title: vscode.l10n.t('Restore {0} as of {1} to…', rel, formatTime(time)),
@@ -523,9 +538,7 @@ export class CommandCenter implements vscode.Disposable {
       saveLabel: vscode.l10n.t('Restore Here'),
     });
     if (!dest) return undefined;
-    const r = await this.ui.withProgress(vscode.l10n.t('Offsite: restoring {0} as of {1}…', rel, formatTime(time)), (signal) =>
-      this.model.read(f, 'readFile', (remote, keys) => ({ op: 'readFile', remote, keys, path: rel, time, output: dest.fsPath }), { signal }),
-    );
+    const r = await this.ui.withProgress(vscode.l10n.t('Offsite: restoring {0} as of {1}…', rel, formatTime(time)), (signal) => this.writeVersion(f, rel, time, dest.fsPath, signal));
     if (!r.found) fail('notFound', vscode.l10n.t('{0} is not in the backup of {1}', rel, formatTime(time)));
     fs.chmodSync(dest.fsPath, r.mode & 0o7777);
     void this.ui.notify('info', vscode.l10n.t('Restored {0} as of {1} to {2}.', rel, formatTime(time), dest.fsPath));
@@ -647,7 +660,9 @@ export class CommandCenter implements vscode.Disposable {
       for (const p of f.config.problems ?? []) parts.push(`  Setting not used: ${p.message}${p.blocksBackup ? ' (backups stop until it is corrected)' : ''}`);
       const rec = this.model.record(f);
       if (rec.lastStats) parts.push(`  Last run: ${statsSummary(rec.lastStats)}`);
-      if (rec.lastFailure) parts.push(`  Last failure (${formatTime(rec.lastFailure.time)}): ${rec.lastFailure.message}`);
+      // As the status bar says it: not once a backup succeeded since (cron's, another window's, read from the remote just now).
+      const failure = currentFailure(rec);
+      if (failure) parts.push(`  Last failure (${formatTime(failure.time)}): ${failure.message}`);
       parts.push(`  Last verify: ${rec.lastVerify ? `${formatTime(rec.lastVerify.time)}, ${rec.lastVerify.ok ? 'no differences' : `${rec.lastVerify.differences} difference(s)`}` : 'never'}`);
       parts.push(`  Last restore drill: ${rec.lastDrill ? drillLine(rec.lastDrill, Date.now() / 1000) : 'never'}`, '');
     }

@@ -2,55 +2,26 @@
 // user settings). In an untrusted workspace VS Code itself ignores the workspace's values of the
 // restricted settings (package.json capabilities.untrustedWorkspaces.restrictedConfigurations).
 import * as vscode from 'vscode';
-import { DEFAULT_SETTINGS, resolveFolderConfig, settingProblems, type FolderConfig, type RawSettings, type SettingProblem } from './folderConfig';
+import { DEFAULT_SETTINGS, rawSettings, resolveFolderConfig, settingProblems, type FolderConfig, type RawSettings, type SettingValues } from './folderConfig';
 
 export const SECTION = 'offsite';
 
-export function readSettings(scope?: vscode.Uri): RawSettings {
-  const c = vscode.workspace.getConfiguration(SECTION, scope);
-  const str = (k: keyof RawSettings) => {
-    const v = c.get<unknown>(k);
-    return typeof v === 'string' ? v : (DEFAULT_SETTINGS[k] as string);
-  };
-  const num = (k: keyof RawSettings) => {
-    const v = c.get<unknown>(k);
-    return typeof v === 'number' && Number.isFinite(v) ? v : (DEFAULT_SETTINGS[k] as number);
-  };
-  const list = (k: keyof RawSettings) => {
-    const v = c.get<unknown>(k);
-    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : (DEFAULT_SETTINGS[k] as string[]);
-  };
-  const n = c.get<unknown>('notifications');
-  return {
-    remote: str('remote'),
-    encryptKeys: list('encryptKeys'),
-    restoreKey: str('restoreKey'),
-    signKey: str('signKey'),
-    schedule: num('schedule'),
-    staleAfter: num('staleAfter'),
-    drillEvery: num('drillEvery'),
-    exclude: list('exclude'),
-    useGitignore: c.get<boolean>('useGitignore', DEFAULT_SETTINGS.useGitignore),
-    volumeSize: num('volumeSize'),
-    fullIfOlderThan: str('fullIfOlderThan'),
-    keepFull: num('keepFull'),
-    notifications: n === 'all' || n === 'failures' || n === 'off' ? n : DEFAULT_SETTINGS.notifications,
-    sshKey: str('sshKey'),
-    s3EndpointUrl: str('s3EndpointUrl'),
-    s3Profile: str('s3Profile'),
-  };
-}
-
-/** The values Offsite cannot use among a folder's offsite.* settings (readSettings gives their defaults instead). */
-export function readSettingProblems(scope?: vscode.Uri): SettingProblem[] {
+/** Every offsite.* value of a scope, each read once. */
+function readValues(scope?: vscode.Uri): SettingValues {
   const c = vscode.workspace.getConfiguration(SECTION, scope);
   const values: Partial<Record<keyof RawSettings, unknown>> = {};
   for (const k of Object.keys(DEFAULT_SETTINGS) as (keyof RawSettings)[]) values[k] = c.get<unknown>(k);
-  return settingProblems(values);
+  return values;
 }
 
+export function readSettings(scope?: vscode.Uri): RawSettings {
+  return rawSettings(readValues(scope));
+}
+
+/** A folder's configuration, and the values Offsite cannot use among its settings, from one read of them. */
 export function folderConfig(folder: vscode.WorkspaceFolder): FolderConfig {
-  return { ...resolveFolderConfig(readSettings(folder.uri), { name: folder.name, fsPath: folder.uri.fsPath }), problems: readSettingProblems(folder.uri) };
+  const values = readValues(folder.uri);
+  return { ...resolveFolderConfig(rawSettings(values), { name: folder.name, fsPath: folder.uri.fsPath }), problems: settingProblems(values) };
 }
 
 /** Where a setting is defined for this folder, so an update lands where it takes effect (default: user settings). */

@@ -45,7 +45,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
   });
   const secrets = new Secrets(context.secrets, context.globalState, (m) => log.warn(m));
   const gateway = new EngineGateway(client, secrets, ui);
-  const model = new BackupModel(gateway, context.globalState, log);
+  const model = new BackupModel(gateway, context.globalState, log, ui.operations);
   const statusDoc = new StatusDocumentProvider();
   const fsProvider = new BackupFileSystemProvider(model);
   const tree = new SnapshotTreeProvider(model);

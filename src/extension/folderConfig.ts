@@ -49,6 +49,44 @@ export const DEFAULT_SETTINGS: RawSettings = {
   s3Profile: '',
 };
 
+/** The offsite.* values as VS Code returns them (any type: settings.json is edited by hand; undefined: not set). */
+export type SettingValues = Readonly<Partial<Record<keyof RawSettings, unknown>>>;
+
+/** The settings Offsite uses, from the values as read: a value of the wrong type is the default (settingProblems names it). */
+export function rawSettings(values: SettingValues): RawSettings {
+  const str = (k: keyof RawSettings) => {
+    const v = values[k];
+    return typeof v === 'string' ? v : (DEFAULT_SETTINGS[k] as string);
+  };
+  const num = (k: keyof RawSettings) => {
+    const v = values[k];
+    return typeof v === 'number' && Number.isFinite(v) ? v : (DEFAULT_SETTINGS[k] as number);
+  };
+  const list = (k: keyof RawSettings) => {
+    const v = values[k];
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : (DEFAULT_SETTINGS[k] as string[]);
+  };
+  const n = values.notifications;
+  return {
+    remote: str('remote'),
+    encryptKeys: list('encryptKeys'),
+    restoreKey: str('restoreKey'),
+    signKey: str('signKey'),
+    schedule: num('schedule'),
+    staleAfter: num('staleAfter'),
+    drillEvery: num('drillEvery'),
+    exclude: list('exclude'),
+    useGitignore: typeof values.useGitignore === 'boolean' ? values.useGitignore : DEFAULT_SETTINGS.useGitignore,
+    volumeSize: num('volumeSize'),
+    fullIfOlderThan: str('fullIfOlderThan'),
+    keepFull: num('keepFull'),
+    notifications: n === 'all' || n === 'failures' || n === 'off' ? n : DEFAULT_SETTINGS.notifications,
+    sshKey: str('sshKey'),
+    s3EndpointUrl: str('s3EndpointUrl'),
+    s3Profile: str('s3Profile'),
+  };
+}
+
 /** A setting whose value Offsite cannot use, in words that name it and say what it takes. */
 export interface SettingProblem {
   /** The key without "offsite." (as in RawSettings). */
@@ -63,7 +101,7 @@ export interface SettingProblem {
  * by hand, and VS Code only underlines a value its schema refuses): each problem names the setting,
  * the value and what it takes. A value left out (undefined) is the default, never a problem.
  */
-export function settingProblems(values: Readonly<Partial<Record<keyof RawSettings, unknown>>>, now = Date.now() / 1000): SettingProblem[] {
+export function settingProblems(values: SettingValues, now = Date.now() / 1000): SettingProblem[] {
   const out: SettingProblem[] = [];
   const bad = (setting: keyof RawSettings, takes: string, blocksBackup: boolean) =>
     out.push({ setting, message: `offsite.${setting} is ${JSON.stringify(values[setting])}: it must be ${takes}`, blocksBackup });

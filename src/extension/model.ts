@@ -5,6 +5,7 @@
 // and the progress UI all derive from one place (git's Model + OperationManager pattern).
 import * as vscode from 'vscode';
 import type { CollectionStatus } from '../engine/ops/inspect';
+import type { Cancellables } from './cancellables';
 import type { SetChanges } from '../engine/service';
 import { folderConfig } from './config';
 import { EngineError, isCancelled, isHeldElsewhere, SettingError, type EngineOp, type EngineResults } from './engineClient';
@@ -35,8 +36,6 @@ export interface Running {
 export class FolderBackup {
   running?: Running;
   status?: CollectionStatus;
-  /** When status was read (ms). */
-  statusReadAt?: number;
   statusError?: string;
   /** Per-set change counts (all sets), loaded with the tree. */
   changes?: Map<number, SetChanges>;
@@ -80,11 +79,19 @@ export class BackupModel implements vscode.Disposable {
   readonly onDidBackup = this._onDidBackup.event;
   private readonly disposables: vscode.Disposable[] = [];
   private _folders: FolderBackup[] = [];
+  /**
+   * Remote URL → when this window last read its status (ms; when the read began, whatever came of
+   * it): one record for whoever reads it (a command, the Backups view shown again, the scheduler's
+   * check of a record that looks stale or failed), so that none reads a remote another just read.
+   */
+  readonly statusReadAt = new Map<string, number>();
 
   constructor(
     readonly gateway: EngineGateway,
     private readonly state: vscode.Memento,
     private readonly log: vscode.LogOutputChannel,
+    /** The window's cancellable operations (shared with the Ui's progress reads). */
+    private readonly operations: Cancellables,
   ) {
     this.reload();
     this.disposables.push(
@@ -153,16 +160,15 @@ export class BackupModel implements vscode.Disposable {
     return this._folders.some((f) => f.running);
   }
 
-  /** Cancels what runs (all folders, or one). */
+  /**
+   * Cancels what runs: a folder's operation; or, for none given, everything cancellable in the window
+   * (every folder's operation, and the reads shown with progress: a version, a history, one file's restore).
+   */
   cancel(f?: FolderBackup): number {
-    let n = 0;
-    for (const x of f ? [f] : this._folders) {
-      if (x.running && !x.running.abort.signal.aborted) {
-        x.running.abort.abort();
-        n++;
-      }
-    }
-    return n;
+    if (!f) return this.operations.cancelAll();
+    if (!f.running || f.running.abort.signal.aborted) return 0;
+    f.running.abort.abort();
+    return 1;
   }
 
   /** A read-only engine call (status, list, history, readFile, …): not exclusive, no progress UI. */
@@ -187,6 +193,7 @@ export class BackupModel implements vscode.Disposable {
     }
     const running: Running = { kind, background: !!opts.background, abort: new AbortController(), files: 0 };
     f.running = running;
+    const unregister = this.operations.add(running.abort);
     await this.updateContext();
     this._onDidChangeState.fire();
     try {
@@ -214,6 +221,7 @@ export class BackupModel implements vscode.Disposable {
     } finally {
       // The settings may have changed meanwhile: the folder's FolderBackup is then a new one sharing it.
       for (const x of [f, ...this._folders]) if (x.running === running) x.running = undefined;
+      unregister();
       await this.updateContext();
       this._onDidChangeState.fire();
     }
@@ -263,12 +271,12 @@ export class BackupModel implements vscode.Disposable {
 
   /** Reads the remote's status; the newest set there counts as the last success (cron's too). */
   async refreshStatus(f: FolderBackup, opts: { interactive?: boolean } = {}): Promise<CollectionStatus> {
+    this.statusReadAt.set(f.config.url, Date.now());
     try {
       const s = await this.read(f, 'status', (remote) => ({ op: 'status', remote }), opts);
       // New sets (another machine's, cron's) have no change counts yet: read those again with them.
       if (f.status && JSON.stringify(f.status.chains) !== JSON.stringify(s.chains)) f.changes = undefined;
       f.status = s;
-      f.statusReadAt = Date.now();
       f.statusError = undefined;
       const current = currentChainIndex(s);
       const chain = current < 0 ? undefined : s.chains[current]; // (at(-1) would be the newest, damaged)
@@ -285,12 +293,17 @@ export class BackupModel implements vscode.Disposable {
     }
   }
 
+  /** How long ago (ms, by the clock `now`) the remote of a folder was last read (statusReadAt); Infinity: never. */
+  statusAge(f: FolderBackup, now = Date.now()): number {
+    return now - (this.statusReadAt.get(f.config.url) ?? -Infinity);
+  }
+
   /**
-   * Reads again the status of the folders whose status was read more than maxAgeMs ago (the Backups
+   * Reads again the status of the folders whose remote was read more than maxAgeMs ago (the Backups
    * view shown again: cron or another machine may have backed up, or retention removed chains, since).
    */
   async refreshOlderThan(maxAgeMs: number): Promise<void> {
-    const old = this.configuredFolders.filter((f) => f.status !== undefined && !f.running && Date.now() - (f.statusReadAt ?? 0) > maxAgeMs);
+    const old = this.configuredFolders.filter((f) => f.status !== undefined && !f.running && this.statusAge(f) > maxAgeMs);
     await Promise.all(old.map((f) => this.refreshStatus(f, { interactive: false }).catch(() => undefined)));
   }
 

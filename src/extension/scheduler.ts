@@ -20,8 +20,6 @@ export class Scheduler implements vscode.Disposable {
   private readonly staleWarned = new Map<string, number>();
   /** Setting problems already shown in this window (their messages name the setting and the value). */
   private readonly problemsShown = new Set<string>();
-  /** Remote URL → when this window last read its status because the record looked stale or failed. */
-  private readonly rechecked = new Map<string, number>();
 
   constructor(
     private readonly model: BackupModel,
@@ -39,12 +37,12 @@ export class Scheduler implements vscode.Disposable {
     // The record is what this window last saw; cron, another machine or another window may have backed
     // up since: the remote says so before the status bar or a notification says "stale" or "failed".
     // All such folders at once, so that one slow or unreachable remote does not hold up the others.
+    // Not one read within RECHECK_S, whoever read it (this check, the Backups view, a command).
     const recheck = this.model.configuredFolders.filter((f) => {
       const rec = this.model.record(f);
       const s = f.config.settings;
-      return (isStale(rec, s.staleAfter, now) || currentFailure(rec)) && !f.running && !(now - (this.rechecked.get(f.config.url) ?? -Infinity) < RECHECK_S);
+      return (isStale(rec, s.staleAfter, now) || currentFailure(rec)) && !f.running && this.model.statusAge(f, now * 1000) >= RECHECK_S * 1000;
     });
-    for (const f of recheck) this.rechecked.set(f.config.url, now);
     await Promise.all(recheck.map((f) => this.model.refreshStatus(f, { interactive: false }).catch(() => undefined)));
     for (const f of this.model.configuredFolders) {
       const s = f.config.settings;

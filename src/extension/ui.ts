@@ -3,6 +3,7 @@
 // would otherwise wait for a person (modal dialogs, input boxes, quick picks, file dialogs). Outside
 // tests nothing is scripted and this is a thin pass-through.
 import * as vscode from 'vscode';
+import { Cancellables } from './cancellables';
 
 export type Severity = 'info' | 'warning' | 'error';
 
@@ -23,6 +24,9 @@ export interface Prompt {
 }
 
 export class Ui {
+  /** Every cancellable operation of the window (the Cancel command reaches the reads shown here too). */
+  constructor(readonly operations = new Cancellables()) {}
+
   readonly notices: Notice[] = [];
   readonly prompts: Prompt[] = [];
   /** The titles of the progress notifications shown (withProgress). */
@@ -73,6 +77,7 @@ export class Ui {
   async withProgress<T>(title: string, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const abort = new AbortController();
     this.running.add(abort);
+    const unregister = this.operations.add(abort);
     const work = task(abort.signal);
     const show = () => {
       this.progressShown.push(title);
@@ -90,10 +95,11 @@ export class Ui {
     } finally {
       clearTimeout(timer);
       this.running.delete(abort);
+      unregister();
     }
   }
 
-  /** Tests: what the Cancel button of withProgress's notifications does, for all that run; how many. */
+  /** Tests: what the Cancel button of withProgress's notifications does, for all that run (only those); how many. */
   cancelProgress(): number {
     for (const a of this.running) a.abort();
     return this.running.size;

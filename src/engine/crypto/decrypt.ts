@@ -28,6 +28,13 @@ import { NOT_BY_SIGNER, parseOnePass, readSignaturePacket, SignatureHasher, veri
 
 export interface DecryptOptions {
   decryptionKeys?: PrivateKey[];
+  /**
+   * Without `decryptionKeys`: loads them when a message turns out to be encrypted to keys (has a
+   * PKESK packet), so that a protected key's passphrase is asked only then: a backup made with a
+   * passphrase and no key never unlocks one. Called for every such message: the caller keeps the
+   * answer (cryptoConfig.ts loads them once a run).
+   */
+  loadDecryptionKeys?: () => Promise<PrivateKey[] | undefined>;
   /** Passwords for symmetric (SKESK) messages, e.g. duplicity without a key. */
   passwords?: string[];
   /**
@@ -110,7 +117,7 @@ export function createDecryptStream(opts: DecryptOptions): Transform {
   });
 }
 
-async function decryptMessage(r: ByteReader, opts: DecryptOptions, push: (b: Buffer) => Promise<void>): Promise<void> {
+async function decryptMessage(r: ByteReader, given: DecryptOptions, push: (b: Buffer) => Promise<void>): Promise<void> {
   r.startRecording();
   const keyPackets: Buffer[] = [];
   const pkeskBodies: Buffer[] = [];
@@ -147,6 +154,8 @@ async function decryptMessage(r: ByteReader, opts: DecryptOptions, push: (b: Buf
   }
   pkeskIds = pkeskIds.map((id) => (id === '0000000000000000' ? 'hidden recipient' : id));
   if (keyPackets.length === 0) throw notEncrypted('no session key packet');
+  // The private keys only now, and only for a message encrypted to keys.
+  const opts = pkeskIds.length > 0 && !given.decryptionKeys && given.loadDecryptionKeys ? { ...given, decryptionKeys: await given.loadDecryptionKeys() } : given;
 
   const body = packetBody(r, h)[Symbol.asyncIterator]();
   const firstBody = await body.next().catch(mapTruncated);

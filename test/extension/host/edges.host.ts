@@ -13,7 +13,7 @@ import { timeToString } from '../../../src/engine/chain/time';
 import type { OffsiteApi } from '../../../src/extension/extension';
 import { formatTime } from '../../../src/extension/format';
 import type { BackupNode, SetNode } from '../../../src/extension/snapshotTree';
-import { fixture, nextSecond, offsite, waitFor, write } from './fixture';
+import { countReads, fixture, nextSecond, offsite, waitFor, write } from './fixture';
 
 const fx = fixture();
 const execFileAsync = promisify(execFile);
@@ -30,6 +30,13 @@ async function backUp(): Promise<{ time: number; type: string }> {
   const [b] = ((await vscode.commands.executeCommand('offsite.backupWorkspace')) ?? []) as { time: number; type: string }[];
   assert.ok(b, 'the backup returned a summary');
   return b;
+}
+
+/** A backup as cron makes it: the same engine and remote, not through this window's model. */
+async function cronBackup(api: OffsiteApi): Promise<{ time: number }> {
+  await nextSecond();
+  const cfg = api.model.folders[0].config;
+  return api.model.gateway.client.request({ op: 'backup', remote: cfg.remote, keys: cfg.keys, source: cfg.folder.fsPath, ...cfg.selection });
 }
 
 describe('Offsite at the edges: files that are not text files, documents that are no files, damage, progress, stale records, bad settings', () => {
@@ -148,6 +155,19 @@ describe('Offsite at the edges: files that are not text files, documents that ar
       assert.equal(await running, undefined, 'cancelled: no version');
       assert.deepEqual(api.ui.notices.slice(mark), [], 'a cancel is said by nothing');
       assert.equal(activeDiff(), undefined, 'no diff opened');
+      // "Cancel Running Backup, Restore or Verify" reaches it too, as it reaches a backup or a restore
+      // (and the palette offers it while only such a read runs).
+      const shownAgain = api.ui.progressShown.length;
+      api.ui.script(formatTime(b.time));
+      const again = vscode.commands.executeCommand('offsite.compareWithBackup', vscode.Uri.file(big));
+      await waitFor('the progress of the read', () => api.ui.progressShown.slice(shownAgain).includes(reading), 60_000);
+      assert.equal(await vscode.commands.executeCommand('offsite.cancel'), 1, 'the command cancels the read');
+      assert.equal(await again, undefined, 'cancelled by the command: no version');
+      assert.deepEqual(api.ui.notices.slice(mark), [], 'a cancel is said by nothing');
+      assert.equal(activeDiff(), undefined, 'no diff opened');
+      const pkg = JSON.parse(fs.readFileSync(path.join(vscode.extensions.getExtension('offsite.offsite')!.extensionPath, 'package.json'), 'utf8'));
+      assert.equal(pkg.contributes.commands.find((c: { command: string }) => c.command === 'offsite.cancel')?.enablement, 'offsite.cancellable');
+      assert.equal(pkg.contributes.menus.commandPalette.find((c: { command: string }) => c.command === 'offsite.cancel')?.when, 'offsite.cancellable');
       // Not kept as a failure: the next read reads it.
       api.ui.script(formatTime(b.time));
       const uri = (await vscode.commands.executeCommand('offsite.compareWithBackup', vscode.Uri.file(big))) as vscode.Uri | undefined;
@@ -168,6 +188,7 @@ describe('Offsite at the edges: files that are not text files, documents that ar
       const b = await backUp();
       api.ui.click('Restore To…');
       api.ui.script(formatTime(b.time), dest);
+      const downloads = countReads(api, 'readFile');
       const { result, notices } = await said('offsite.compareWithBackup', vscode.Uri.file(big));
       assert.equal(result, undefined, 'no comparison opened');
       assert.equal(activeDiff(), undefined, 'no diff opened');
@@ -175,7 +196,11 @@ describe('Offsite at the edges: files that are not text files, documents that ar
       assert.match(notices[0].message, new RegExp(`^large\\.bin as of ${formatTime(b.time)} is 1\\.4 MB: too large for VS Code to compare \\(diffEditor\\.maxFileSize\\)\\. Restore To… writes it where you choose\\.$`));
       assert.deepEqual(notices[0].actions, ['Restore To…']);
       await waitFor('the restored file', () => api.ui.notices.some((n) => n.message === `Restored large.bin as of ${formatTime(b.time)} to ${dest}.`));
+      downloads.stop();
       assert.ok(fs.readFileSync(dest).equals(fs.readFileSync(big)), 'the version, byte for byte');
+      // The version read to learn its size is the one written: it is not downloaded again.
+      assert.equal(downloads.count(), 1, 'one download of the version');
+      assert.equal(fs.statSync(dest).mode & 0o777, fs.statSync(big).mode & 0o777, 'the backup\'s permissions');
       // An editor that asks for it anyway (one reopened after a reload) gets an error, not 1.4 MB in memory.
       const uri = vscode.Uri.file(big).with({ scheme: 'offsite', query: JSON.stringify({ folder: vscode.workspace.workspaceFolders![0].uri.toString(), path: 'large.bin', time: b.time }) });
       assert.equal((await vscode.workspace.fs.stat(uri)).size, 1_500_000);
@@ -226,6 +251,20 @@ describe('Offsite at the edges: files that are not text files, documents that ar
     await waitFor('the remote again', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace`);
   });
 
+  it('Show Backup Status says the last failure only while no backup succeeded since (cron\'s counts), as the status bar does', async () => {
+    const f = api.model.folders[0];
+    await api.model.updateRecord(f, { lastFailure: { time: Date.now() / 1000, message: 'the remote was unplugged' } });
+    const failed = (await vscode.commands.executeCommand('offsite.showStatus')) as string;
+    assert.match(failed, /Last failure \(.*\): the remote was unplugged/);
+    assert.equal(api.statusBar.view?.text, '$(warning) Backup failed');
+    const byCron = await cronBackup(api);
+    const report = (await vscode.commands.executeCommand('offsite.showStatus')) as string;
+    assert.equal(api.model.record(f).lastSuccess, byCron.time, 'the report read the remote');
+    assert.doesNotMatch(report, /Last failure|unplugged/);
+    assert.doesNotMatch(api.statusBar.view?.tooltip ?? '', /failed|unplugged/);
+    assert.equal(api.statusBar.view?.warning, false);
+  });
+
   it('before it says "stale" or "Backup failed", the scheduler reads the remote: a backup cron made since counts', async () => {
     const f = api.model.folders[0];
     const staleNotices = () => api.ui.notices.filter((n) => /No successful backup of workspace/.test(n.message));
@@ -236,9 +275,10 @@ describe('Offsite at the edges: files that are not text files, documents that ar
       return api.model.gateway.client.request({ op: 'backup', remote: cfg.remote, keys: cfg.keys, source: ws, ...cfg.selection });
     };
     const byCron = await cron();
-    // What this window last saw: two days ago.
+    // What this window last saw: two days ago (and it has not read the remote since).
     const now = Date.now() / 1000;
     await api.model.updateRecord(f, { lastSuccess: now - 48 * 3600 });
+    api.model.statusReadAt.set(f.config.url, (now - 48 * 3600) * 1000);
     const before = staleNotices().length;
     await api.scheduler.tick(now);
     assert.equal(staleNotices().length, before, 'no stale warning');
@@ -252,6 +292,37 @@ describe('Offsite at the edges: files that are not text files, documents that ar
     assert.equal(api.model.record(f).lastSuccess, second.time);
     assert.doesNotMatch(api.statusBar.view?.text ?? '', /Backup failed/);
     assert.equal(api.statusBar.view?.warning, false);
+  });
+
+  it('the scheduler and the Backups view share when the remote was last read: neither reads it again within minutes of the other', async () => {
+    const config = vscode.workspace.getConfiguration('offsite');
+    // A remote of its own, so no earlier test's reads count.
+    const root = path.join(fx.scratch, 'remote-reads');
+    await config.update('remote', `file://${root}`, vscode.ConfigurationTarget.Workspace);
+    const reads = countReads(api, 'status');
+    try {
+      await waitFor('the new remote', () => api.model.folders[0].config.url === `file://${root}/workspace`);
+      await cronBackup(api);
+      const g = api.model.folders[0];
+      // The view reads the remote; a moment later the record looks stale (or failed): the scheduler
+      // does not read the remote again.
+      await vscode.commands.executeCommand('offsite.refresh');
+      const read = reads.count();
+      assert.ok(read >= 1);
+      const now = Date.now() / 1000;
+      await api.model.updateRecord(g, { lastSuccess: now - 48 * 3600, lastFailure: { time: now, message: 'the remote was unplugged' } });
+      await api.scheduler.tick(now + 30);
+      assert.equal(reads.count(), read, 'the scheduler took the view\'s read as its own');
+      // Ten minutes on it reads it; the view shown then does not read it again.
+      await api.scheduler.tick(now + 700);
+      assert.equal(reads.count(), read + 1, 'read again after ten minutes');
+      await api.model.refreshOlderThan(60_000);
+      assert.equal(reads.count(), read + 1, 'the view took the scheduler\'s read as its own');
+    } finally {
+      reads.stop();
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+    }
+    await waitFor('the remote again', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace`);
   });
 
   it('expanding a chain lists its sets at once; their change counts (every set\'s manifest) come after', async () => {
@@ -281,7 +352,7 @@ describe('Offsite at the edges: files that are not text files, documents that ar
     const byCron = await api.model.gateway.client.request({ op: 'backup', remote: cfg.remote, keys: cfg.keys, source: ws, ...cfg.selection });
     assert.ok(!(await shown()).includes(byCron.time), 'not read yet: the view shows what was read');
     // Read six minutes ago; the view is shown again.
-    f.statusReadAt = Date.now() - 6 * 60_000;
+    api.model.statusReadAt.set(f.config.url, Date.now() - 6 * 60_000);
     await vscode.commands.executeCommand('offsite.backups.focus');
     await waitFor('the set cron made', async () => (await shown()).includes(byCron.time));
   });
@@ -328,5 +399,30 @@ describe('Offsite at the edges: files that are not text files, documents that ar
     await waitFor('no problems', () => (f().config.problems ?? []).length === 0);
     // Corrected: the next backup runs.
     await backUp();
+  });
+
+  it('the settings are read once per folder when they change (each offsite.* value once)', () => {
+    const workspace = vscode.workspace as { getConfiguration: typeof vscode.workspace.getConfiguration };
+    const real = workspace.getConfiguration;
+    const got = new Map<string, number>();
+    workspace.getConfiguration = (section?: string, scope?: vscode.ConfigurationScope | null) => {
+      const c = real(section, scope);
+      if (section !== 'offsite') return c;
+      // (VS Code's configuration object is frozen: a copy that counts.)
+      return {
+        ...c,
+        get: (key: string, fallback?: unknown) => {
+          got.set(key, (got.get(key) ?? 0) + 1);
+          return c.get(key, fallback);
+        },
+      } as vscode.WorkspaceConfiguration;
+    };
+    try {
+      api.model.reload();
+    } finally {
+      workspace.getConfiguration = real;
+    }
+    assert.ok(got.has('remote') && got.has('encryptKeys') && got.has('schedule'), JSON.stringify([...got]));
+    assert.deepEqual([...got].filter(([, n]) => n !== api.model.folders.length), [], 'each setting read once per folder');
   });
 });

@@ -17,7 +17,7 @@ import { FOLDER_PAGE } from '../../../src/extension/fileTree';
 import { EngineGateway } from '../../../src/extension/gateway';
 import type { Secrets } from '../../../src/extension/secrets';
 import type { BackupNode, EntryNode, MoreNode, SetNode } from '../../../src/extension/snapshotTree';
-import { fixture, manifests, nextSecond, offsite, remoteFiles, waitFor, write } from './fixture';
+import { countReads, fixture, manifests, nextSecond, offsite, remoteFiles, waitFor, write } from './fixture';
 
 const fx = fixture();
 const execFileAsync = promisify(execFile);
@@ -197,9 +197,16 @@ describe('Offsite in a real VS Code extension host', () => {
     assert.equal(asked.modal, true);
     assert.match(asked.message, /Restore README\.md as of/);
     api.ui.script('Restore');
-    const written = await vscode.commands.executeCommand('offsite.restoreThisVersion');
+    const downloads = countReads(api, 'readFile');
+    let written: unknown;
+    try {
+      written = await vscode.commands.executeCommand('offsite.restoreThisVersion');
+    } finally {
+      downloads.stop();
+    }
     assert.equal(written, readme);
     assert.equal(fs.readFileSync(readme, 'utf8'), README_V1);
+    assert.equal(downloads.count(), 0, 'the version the diff shows is written, not downloaded again');
     assert.equal(fs.statSync(readme).mode & 0o777, 0o644, 'the backup\'s permissions, not the engine\'s private 0600');
     assert.deepEqual(fs.readdirSync(fx.workspace).filter((n) => n.endsWith('.part')), [], 'no temporary file left');
   });
@@ -535,6 +542,32 @@ describe('Offsite in a real VS Code extension host', () => {
       assert.deepEqual(api.ui.prompts.slice(mark2).map((p) => p.kind), ['pick', 'open'], 'no passphrase question');
       const error = api.ui.notices.slice(notices).find((n) => n.severity === 'error');
       assert.match(error?.message ?? '', /The private key is needed to read the backup\. Set offsite\.restoreKey/, JSON.stringify(api.ui.notices.slice(notices)));
+    } finally {
+      await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
+      await config.update('restoreKey', fx.keys.rsaSec, vscode.ConfigurationTarget.Workspace);
+      await waitFor('the file remote and its restore key', () => api.model.folders[0].config.url === `${fx.remoteRoot}/workspace` && api.model.folders[0].config.keys.restoreKey === fx.keys.rsaSec);
+    }
+  });
+
+  it('a protected restore key configured is not unlocked for a backup made with a passphrase: only the backup\'s passphrase is asked', async () => {
+    const sym = fx.symmetric;
+    const config = vscode.workspace.getConfiguration('offsite');
+    // A copy of its own (nothing of it cached), and no passphrase remembered (the key's was, above).
+    const root = path.join(fx.scratch, 'remote-symmetric-keyed');
+    fs.mkdirSync(path.join(root, 'workspace'), { recursive: true });
+    for (const n of fs.readdirSync(sym.vault)) fs.copyFileSync(path.join(sym.vault, n), path.join(root, 'workspace', n));
+    await vscode.commands.executeCommand('offsite.forgetSecrets');
+    await config.update('remote', `file://${root}`, vscode.ConfigurationTarget.Workspace);
+    await config.update('restoreKey', fx.keys.protectedSec, vscode.ConfigurationTarget.Workspace);
+    try {
+      await waitFor('the symmetric remote, the protected restore key', () => api.model.folders[0].config.url === `file://${root}/workspace` && api.model.folders[0].config.keys.restoreKey === fx.keys.protectedSec);
+      const mark = api.ui.prompts.length;
+      api.ui.script(sym.passphrase, 'Only This Session', formatTime(sym.time));
+      const uri = (await vscode.commands.executeCommand('offsite.compareWithBackup', vscode.Uri.file(path.join(fx.workspace, 'a.txt')))) as vscode.Uri | undefined;
+      assert.ok(uri, JSON.stringify(api.ui.notices.slice(-3)));
+      const prompts = api.ui.prompts.slice(mark);
+      assert.deepEqual(prompts.filter((p) => p.kind === 'input').map((p) => p.text.replace(/ at .*/, '')), ['Passphrase of the backup'], JSON.stringify(prompts));
+      assert.ok(!prompts.some((p) => /Passphrase of your private key/.test(p.text)), 'the key\'s passphrase is not asked');
     } finally {
       await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
       await config.update('restoreKey', fx.keys.rsaSec, vscode.ConfigurationTarget.Workspace);

@@ -67,3 +67,15 @@ export function write(root: string, rel: string, content: string | Buffer): stri
 export async function nextSecond(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1100 - (Date.now() % 1000)));
 }
+
+/** Counts the engine reads of one kind (status, readFile, …) the model makes until `stop()`. */
+export function countReads(api: OffsiteApi, op: string): { readonly count: () => number; readonly stop: () => void } {
+  const model = api.model;
+  const original = model.read;
+  let n = 0;
+  model.read = function (this: typeof model, ...args: Parameters<typeof original>) {
+    if (args[1] === op) n++;
+    return original.apply(this, args);
+  } as typeof original;
+  return { count: () => n, stop: () => void (model.read = original) };
+}

@@ -11,6 +11,7 @@ import {
   cronUrl,
   folderRemoteUrl,
   passphraseIdFor,
+  rawSettings,
   resolveFolderConfig,
   resolveKeySpec,
   settingProblems,
@@ -91,6 +92,14 @@ describe('extension: folder configuration', () => {
     assert.equal(problems({ drillEvery: 'monthly' }).length, 1);
     assert.equal(problems({ notifications: 'none' }).length, 1);
     assert.deepEqual(problems({ remote: '/mnt/backup' }), ['offsite.remote is "/mnt/backup": it must be a URL such as file:///mnt/backup, sftp://user@host/backups, s3://bucket/prefix or rclone://remote:path [blocks backup]']);
+  });
+
+  it('the settings used are the values read, with the default where a value is not set or of the wrong type', () => {
+    assert.deepEqual(rawSettings({}), DEFAULT_SETTINGS);
+    const good = { remote: 'file:///b', encryptKeys: ['a.asc'], schedule: 30, useGitignore: false, notifications: 'off' as const, exclude: ['*.log'] };
+    assert.deepEqual(rawSettings(good), { ...DEFAULT_SETTINGS, ...good });
+    const bad = rawSettings({ remote: 5, encryptKeys: 'a.asc', schedule: '60', volumeSize: Number.NaN, useGitignore: 'yes', notifications: 'none', exclude: ['*.log', 3] });
+    assert.deepEqual(bad, { ...DEFAULT_SETTINGS, exclude: ['*.log'] });
   });
 
   it('the passphrase is remembered per private key', () => {

@@ -312,13 +312,16 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
       opts.log.warn(`Could not remove ${stale}, left by an interrupted run: ${(e as Error).message}`); // not this backup's concern
     }
   }
-  const tempDir = opts.archive.makeTempDir();
-  const probe = startProbe(opts);
+  let tempDir: string | undefined;
+  let probe: ReturnType<typeof startProbe> | undefined;
   try {
+    // In here: a cache folder that fails now must not keep the lock of a process that lives on (the extension's engine).
+    tempDir = opts.archive.makeTempDir();
+    probe = startProbe(opts);
     return await new BackupRun(opts, tempDir, now, probe).run();
   } finally {
     probe?.cancel();
-    fs.rmSync(tempDir, { recursive: true, force: true });
+    if (tempDir !== undefined) fs.rmSync(tempDir, { recursive: true, force: true });
     lock.release();
   }
 }

@@ -12,7 +12,7 @@ import { signatureChainFor } from '../chain/collection';
 import { acquireLock } from '../cache/lock';
 import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
-import { parseName } from '../manifest/naming';
+import { parseName, setKeyOf } from '../manifest/naming';
 import { chainsDamage } from './audit';
 import { openForRead, type ReadOptions } from './restore';
 import type { Repository } from './repository';
@@ -40,12 +40,27 @@ function setFiles(set: BackupSet): string[] {
   return [...(set.manifestName ? [set.manifestName] : []), ...[...set.volumes.entries()].sort((a, b) => b[0] - a[0]).map(([, n]) => n)];
 }
 
+/**
+ * A chain's files, newest set first, then its signature files: those of every signature chain rooted
+ * at its full set (as duplicity deletes the signature chains older than the time), also one longer
+ * than the chain (its last set lost its manifest) or shorter (its last set lost its signatures), and
+ * the new-signatures files of its sets that continue no signature chain (its full-signatures file lost).
+ */
 function chainFiles(c: Collection, chain: BackupChain): string[] {
   const files: string[] = [];
   for (const s of [...chain.incSets].reverse()) files.push(...setFiles(s));
   files.push(...setFiles(chain.fullSet));
-  const sig = signatureChainFor(c, chain);
-  if (sig) files.push(...[...sig.incs].reverse().map((i) => i.name), ...(sig.full ? [sig.full] : []));
+  const matched = signatureChainFor(c, chain);
+  for (const sig of c.signatureChains) {
+    // The newest chain's matched signature chain is its own, whatever its start (collection.ts matchPair).
+    if (sig !== matched && (sig.startTime !== chain.startTime || sig === c.matchedSignatureChain)) continue;
+    files.push(...[...sig.incs].reverse().map((i) => i.name), ...(sig.full ? [sig.full] : []));
+  }
+  const sets = new Set(chain.incSets.map((s) => setKeyOf(s.type, s.startTime, s.endTime)));
+  for (const name of [...c.orphanedSignatures].reverse()) {
+    const p = parseName(name)!;
+    if (sets.has(setKeyOf(p.setType, p.startTime, p.endTime))) files.push(name);
+  }
   return files;
 }
 

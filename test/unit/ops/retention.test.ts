@@ -1,0 +1,103 @@
+// Retention in-process: a removal interrupted at any file leaves a remote whose complete chains all
+// restore, and which cleanup and a second removal bring to what an uninterrupted removal leaves.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FaultBackend } from '../../../src/engine/backend/faultBackend';
+import { FileBackend } from '../../../src/engine/backend/fileBackend';
+import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
+import { MemoryLogger } from '../../../src/engine/log';
+import { backup } from '../../../src/engine/ops/backup';
+import { cleanup } from '../../../src/engine/ops/cleanup';
+import { status } from '../../../src/engine/ops/inspect';
+import type { CryptoContext } from '../../../src/engine/ops/remoteFiles';
+import { restore } from '../../../src/engine/ops/restore';
+import { removeAllButNFull, removeOlderThan } from '../../../src/engine/ops/retention';
+import { parseName } from '../../../src/engine/manifest/naming';
+import { rsaCrypto } from '../../helpers/gpg';
+import { makeTree, snapshotTree } from '../../helpers/tree';
+import { tempDir } from '../../helpers/tmp';
+
+describe('retention (in-process)', function () {
+  this.timeout(120_000);
+  let crypto: CryptoContext;
+  let work: string;
+  let baseRemote: string;
+  let baseCache: string;
+  const trees = new Map<number, ReturnType<typeof snapshotTree>>();
+
+  before(async () => {
+    crypto = await rsaCrypto();
+    work = tempDir('offsite-retention-');
+    const src = path.join(work, 'src');
+    baseRemote = path.join(work, 'remote');
+    baseCache = path.join(work, 'cache');
+    fs.mkdirSync(baseRemote);
+    makeTree(src, { 'a.txt': 'v0' });
+    const archive = ArchiveDir.open(baseCache);
+    let t = 1_800_000_000_000;
+    // chain 1: full + 2 incrementals; chain 2: full + 1; chain 3: full.
+    for (const [i, full] of [true, false, false, true, false, true].entries()) {
+      fs.writeFileSync(path.join(src, 'a.txt'), `v${i}`);
+      t += 10_000;
+      const now = t;
+      const r = await backup({ source: src, backend: new FileBackend(baseRemote), archive, crypto, log: new MemoryLogger(), volumeSize: 1 << 20, full, now: () => now });
+      trees.set(r.time, snapshotTree(src));
+    }
+  });
+
+  it('interrupted at every file it deletes: what is left restores, and cleanup and a second run finish the job', async () => {
+    const run = (remote: string, cache: string, backend = new FileBackend(remote) as FileBackend | FaultBackend) => ({ backend, archive: ArchiveDir.open(cache), crypto, log: new MemoryLogger() });
+    const clean = path.join(work, 'clean');
+    fs.cpSync(baseRemote, clean, { recursive: true });
+    const plan = await removeAllButNFull({ ...run(clean, path.join(work, 'clean-cache')), n: 1, force: true });
+    const expected = fs.readdirSync(clean).sort();
+    assert.equal(plan.chains.length, 2);
+    for (let k = 1; k <= plan.files.length; k++) {
+      const remote = path.join(work, `r${k}`);
+      const cache = path.join(work, `c${k}`);
+      fs.cpSync(baseRemote, remote, { recursive: true });
+      fs.cpSync(baseCache, cache, { recursive: true });
+      const faulty = new FaultBackend(new FileBackend(remote), { rules: [{ op: 'remove', calls: [k], kind: 'permanent' }] });
+      await assert.rejects(removeAllButNFull({ ...run(remote, cache, faulty), n: 1, force: true }));
+      // Every complete chain left restores as of each of its sets.
+      const s = await status(run(remote, cache));
+      assert.deepEqual(s.damaged, [], `k=${k}: an interrupted removal leaves leftovers, never damage`);
+      for (const chain of s.chains) {
+        assert.equal(chain.damage, undefined, `k=${k}`);
+        for (const set of chain.sets) {
+          const out = path.join(work, `out-${k}-${set.time}`);
+          await restore({ ...run(remote, cache), time: set.time, target: out });
+          assert.deepEqual(snapshotTree(out), trees.get(set.time), `k=${k}, set ${set.time}`);
+        }
+      }
+      await cleanup({ ...run(remote, cache), force: true });
+      await removeAllButNFull({ ...run(remote, cache), n: 1, force: true });
+      assert.deepEqual(fs.readdirSync(remote).sort(), expected, `k=${k}`);
+      const c = await cleanup(run(remote, cache));
+      assert.deepEqual([...c.remote, ...c.damaged.flatMap((d) => d.files)], [], `k=${k}`);
+    }
+  });
+
+  it("the signature files of a chain go with it, also when its signature chain is longer or shorter than it, or lost its full-signatures file (as duplicity's do, or cleanup's would)", async () => {
+    const names = fs.readdirSync(baseRemote).sort();
+    const times = [...trees.keys()]; // chain 1: 0-2, chain 2: 3-4, chain 3: 5
+    const of = (kind: string, time: number) => names.find((n) => parseName(n)?.kind === kind && parseName(n)!.endTime === time)!;
+    const cases: [string, string][] = [
+      ['its last incremental lost its manifest (an interrupted run): the signature chain is longer', of('manifest', times[2])],
+      ['its last incremental lost its new-signatures file: the signature chain is shorter', of('signature', times[2])],
+      ['its full-signatures file is missing: its new-signatures files continue nothing', of('signature', times[0])],
+    ];
+    for (const [what, lost] of cases) {
+      const remote = path.join(work, `sig-${cases.findIndex((c) => c[1] === lost)}`);
+      fs.cpSync(baseRemote, remote, { recursive: true });
+      fs.rmSync(path.join(remote, lost));
+      const cache = tempDir('offsite-retention-cache-');
+      const plan = await removeOlderThan({ backend: new FileBackend(remote), archive: ArchiveDir.open(cache), crypto, log: new MemoryLogger(), time: times[3], force: true });
+      assert.equal(plan.chains.length, 1, what);
+      const left = fs.readdirSync(remote).filter((n) => parseName(n)?.kind === 'signature' && parseName(n)!.endTime < times[3]);
+      assert.deepEqual(left, [], what);
+    }
+  });
+});
+

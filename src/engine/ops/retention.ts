@@ -1,6 +1,8 @@
 // Retention, with duplicity's rules: whole chains only (an old full set is kept while a newer
 // incremental depends on it), never the newest restorable chain; without `force` nothing is deleted
-// and the caller lists what would be. A chain whose full set evidently cannot be restored (audit.ts:
+// and the caller lists what would be. A chain goes with all its signature files, and with the complete
+// incrementals outside it that continue it (duplicity leaves those as orphans, which no restore can
+// use). A chain whose full set evidently cannot be restored (audit.ts:
 // no volumes, a gap, an empty or unreadable manifest) is no backup to keep: it is not counted, and it
 // is deleted only when it is older than every chain kept. The manifests go first, newest set first,
 // and only then the volumes and signature files (in batches where the remote has them), so an
@@ -64,6 +66,31 @@ function chainFiles(c: Collection, chain: BackupChain): string[] {
   return files;
 }
 
+/**
+ * The files of the complete incrementals in no chain (superseded by a later one of the same start, or
+ * continuing one of those) that continue a set of the `removed` chains, directly or through one
+ * another, with their signature files, newest set first: once those chains go no restore can use them,
+ * and left behind they would be damage that cleanup keeps. None continues a set of a kept chain.
+ */
+function dependentFiles(repo: Repository, removed: readonly BackupChain[]): string[] {
+  const c = repo.collection;
+  const keptTimes = new Set(c.chains.filter((ch) => !removed.includes(ch)).flatMap((ch) => [ch.fullSet, ...ch.incSets].map((s) => s.endTime)));
+  const ends = new Set(removed.flatMap((ch) => [ch.fullSet, ...ch.incSets].map((s) => s.endTime)));
+  const loose = [...c.supersededIncs, ...c.orphanedIncs].sort((a, b) => a.endTime - b.endTime);
+  const sets: BackupSet[] = [];
+  for (const s of loose) {
+    if (!ends.has(s.startTime!) || keptTimes.has(s.startTime!)) continue;
+    sets.push(s);
+    ends.add(s.endTime);
+  }
+  const keys = new Set(sets.map((s) => setKeyOf(s.type, s.startTime, s.endTime)));
+  const signatures = [...repo.remoteFiles.keys()].filter((n) => {
+    const p = parseName(n);
+    return p?.kind === 'signature' && !p.partial && keys.has(setKeyOf(p.setType, p.startTime, p.endTime));
+  });
+  return [...sets.reverse().flatMap(setFiles), ...signatures.sort().reverse()];
+}
+
 /** Which chains go; every other chain is kept, for the reason `reason` gives. */
 interface Pick {
   readonly remove: readonly BackupChain[];
@@ -79,7 +106,7 @@ async function removePlan(opts: ReadOptions & { force?: boolean }, pick: (chains
   try {
     const chainDamage = chainsDamage(repo);
     const p = pick(repo.collection.chains, chainDamage);
-    const files = p.remove.flatMap((ch) => chainFiles(repo.collection, ch));
+    const files = [...new Set([...dependentFiles(repo, p.remove), ...p.remove.flatMap((ch) => chainFiles(repo.collection, ch))])];
     const kept = repo.collection.chains
       .filter((ch) => !p.remove.includes(ch))
       .map((ch) => ({ startTime: ch.startTime, endTime: ch.endTime, reason: p.reason(ch, chainDamage.get(ch)), ...(chainDamage.has(ch) ? { damage: chainDamage.get(ch) } : {}) }));

@@ -14,6 +14,7 @@ import type { CryptoContext } from '../../../src/engine/ops/remoteFiles';
 import { restore } from '../../../src/engine/ops/restore';
 import { removeAllButNFull, removeOlderThan } from '../../../src/engine/ops/retention';
 import { parseName } from '../../../src/engine/manifest/naming';
+import { timeToString } from '../../../src/engine/chain/time';
 import { rsaCrypto } from '../../helpers/gpg';
 import { makeTree, snapshotTree } from '../../helpers/tree';
 import { tempDir } from '../../helpers/tmp';
@@ -60,16 +61,14 @@ describe('retention (in-process)', function () {
       fs.cpSync(baseCache, cache, { recursive: true });
       const faulty = new FaultBackend(new FileBackend(remote), { rules: [{ op: 'remove', calls: [k], kind: 'permanent' }] });
       await assert.rejects(removeAllButNFull({ ...run(remote, cache, faulty), n: 1, force: true }));
-      // Every complete chain left restores as of each of its sets.
+      // Every complete chain left restores as of its last set (which needs every set before it).
       const s = await status(run(remote, cache));
       assert.deepEqual(s.damaged, [], `k=${k}: an interrupted removal leaves leftovers, never damage`);
       for (const chain of s.chains) {
         assert.equal(chain.damage, undefined, `k=${k}`);
-        for (const set of chain.sets) {
-          const out = path.join(work, `out-${k}-${set.time}`);
-          await restore({ ...run(remote, cache), time: set.time, target: out });
-          assert.deepEqual(snapshotTree(out), trees.get(set.time), `k=${k}, set ${set.time}`);
-        }
+        const out = path.join(work, `out-${k}-${chain.endTime}`);
+        await restore({ ...run(remote, cache), time: chain.endTime, target: out });
+        assert.deepEqual(snapshotTree(out), trees.get(chain.endTime), `k=${k}, chain of ${chain.endTime}`);
       }
       await cleanup({ ...run(remote, cache), force: true });
       await removeAllButNFull({ ...run(remote, cache), n: 1, force: true });
@@ -98,6 +97,28 @@ describe('retention (in-process)', function () {
       const left = fs.readdirSync(remote).filter((n) => parseName(n)?.kind === 'signature' && parseName(n)!.endTime < times[3]);
       assert.deepEqual(left, [], what);
     }
+  });
+
+  it('the incrementals that continue a removed chain outside it (one superseded by a later one of the same start, one on that) go with it, not left as damage cleanup keeps', async () => {
+    const names = fs.readdirSync(baseRemote).sort();
+    const times = [...trees.keys()]; // chain 1: 0-2, chain 2: 3-4, chain 3: 5
+    const remote = path.join(work, 'superseded');
+    fs.cpSync(baseRemote, remote, { recursive: true });
+    // Another incremental on the full set of chain 1, older than the one chain 1 uses (so superseded by it), and one on that (orphaned).
+    const loose = [
+      [times[0], times[0] + 5],
+      [times[0] + 5, times[1] + 3],
+    ];
+    const inc1 = names.filter((n) => parseName(n)?.setType === 'inc' && parseName(n)!.endTime === times[1]);
+    for (const [start, end] of loose) {
+      for (const n of inc1) fs.copyFileSync(path.join(baseRemote, n), path.join(remote, n.replace(/\d{8}T\d{6}Z\.to\.\d{8}T\d{6}Z/, `${timeToString(start)}.to.${timeToString(end)}`)));
+    }
+    const ops = { backend: new FileBackend(remote), archive: ArchiveDir.open(tempDir('offsite-retention-cache-')), crypto, log: new MemoryLogger() };
+    assert.equal((await status(ops)).damaged.length, 2, 'before: both kept as damage, with reasons');
+    const plan = await removeOlderThan({ ...ops, time: times[3], force: true });
+    assert.equal(plan.chains.length, 1);
+    assert.deepEqual(fs.readdirSync(remote).filter((n) => parseName(n)!.endTime < times[3]), []);
+    assert.deepEqual((await status(ops)).damaged, []);
   });
 });
 

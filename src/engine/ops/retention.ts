@@ -10,7 +10,7 @@
 // complete-looking set with missing volumes.
 import * as fs from 'node:fs';
 import type { BackupChain, BackupSet, Collection } from '../chain/collection';
-import { signatureChainFor } from '../chain/collection';
+import { futureChainTime, signatureChainFor } from '../chain/collection';
 import { acquireLock } from '../cache/lock';
 import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
@@ -104,6 +104,13 @@ async function removePlan(opts: ReadOptions & { force?: boolean }, pick: (chains
     throw e;
   });
   try {
+    const now = Math.floor((opts.now ?? Date.now)() / 1000);
+    const future = futureChainTime(repo.collection, now);
+    if (future !== undefined) {
+      throw new OffsiteError('format', `The backup of ${timeToString(future)} is dated in the future (this machine's clock says ${timeToString(now)}): which backups are the newest cannot be told, so none is deleted`, {
+        hint: "Check this machine's clock. If it is right, that backup was dated by a wrong clock where it was made: delete its files (named with that time) by hand",
+      });
+    }
     const chainDamage = chainsDamage(repo);
     const p = pick(repo.collection.chains, chainDamage);
     const files = [...new Set([...dependentFiles(repo, p.remove), ...p.remove.flatMap((ch) => chainFiles(repo.collection, ch))])];

@@ -5,11 +5,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FaultBackend } from '../../../src/engine/backend/faultBackend';
 import { FileBackend } from '../../../src/engine/backend/fileBackend';
+import { OffsiteError } from '../../../src/engine/errors';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
 import { MemoryLogger } from '../../../src/engine/log';
 import { backup } from '../../../src/engine/ops/backup';
 import { cleanup } from '../../../src/engine/ops/cleanup';
-import { status } from '../../../src/engine/ops/inspect';
+import { formatStatus, status } from '../../../src/engine/ops/inspect';
 import type { CryptoContext } from '../../../src/engine/ops/remoteFiles';
 import { restore } from '../../../src/engine/ops/restore';
 import { removeAllButNFull, removeOlderThan } from '../../../src/engine/ops/retention';
@@ -36,11 +37,11 @@ describe('retention (in-process)', function () {
     fs.mkdirSync(baseRemote);
     makeTree(src, { 'a.txt': 'v0' });
     const archive = ArchiveDir.open(baseCache);
-    let t = 1_800_000_000_000;
+    let t = 1_700_000_000_000;
     // chain 1: full + 2 incrementals; chain 2: full + 1; chain 3: full.
     for (const [i, full] of [true, false, false, true, false, true].entries()) {
       fs.writeFileSync(path.join(src, 'a.txt'), `v${i}`);
-      t += 10_000;
+      t += 100_000;
       const now = t;
       const r = await backup({ source: src, backend: new FileBackend(baseRemote), archive, crypto, log: new MemoryLogger(), volumeSize: 1 << 20, full, now: () => now });
       trees.set(r.time, snapshotTree(src));
@@ -119,6 +120,27 @@ describe('retention (in-process)', function () {
     assert.equal(plan.chains.length, 1);
     assert.deepEqual(fs.readdirSync(remote).filter((n) => parseName(n)!.endTime < times[3]), []);
     assert.deepEqual((await status(ops)).damaged, []);
+  });
+
+  it('a set dated in the future (a wrong clock, here or where it was made): status says so, and retention deletes nothing, as it cannot tell which backups are the newest', async () => {
+    const times = [...trees.keys()]; // chain 3 (times[5]) is 100 s after `now`
+    const now = () => (times[4] + 1) * 1000;
+    const remote = path.join(work, 'future');
+    fs.cpSync(baseRemote, remote, { recursive: true });
+    const before = fs.readdirSync(remote).sort();
+    const ops = { backend: new FileBackend(remote), archive: ArchiveDir.open(tempDir('offsite-retention-cache-')), crypto, log: new MemoryLogger(), now };
+    const s = await status(ops);
+    assert.deepEqual(s.future, { time: times[5], now: times[4] + 1 });
+    assert.match(formatStatus(s), new RegExp(`The backup of ${timeToString(times[5])} is dated in the future`));
+    for (const force of [false, true]) {
+      const refused = (e: unknown) => OffsiteError.is(e, 'format') && /dated in the future/.test(e.message) && /none is deleted/.test(e.message);
+      await assert.rejects(removeAllButNFull({ ...ops, n: 1, force }), refused);
+      await assert.rejects(removeOlderThan({ ...ops, time: times[4] + 1, force }), refused);
+    }
+    assert.deepEqual(fs.readdirSync(remote).sort(), before);
+    // Within a minute is no skew (as backup allows).
+    assert.equal((await status({ ...ops, now: () => (times[5] - 30) * 1000 })).future, undefined);
+    assert.equal((await removeAllButNFull({ ...ops, now: () => (times[5] - 30) * 1000, n: 3 })).files.length, 0);
   });
 });
 

@@ -215,12 +215,12 @@ function matchPair(c: Collection): void {
 export const CLOCK_SKEW_SECONDS = 60;
 
 /**
- * The end time of the newest chain when it is dated more than CLOCK_SKEW_SECONDS after `now` (seconds):
- * a clock was wrong, this machine's or the one that made it, and which backups are the newest cannot be
- * told from their times. undefined when none is.
+ * The end time of the newest of `chains` when it is dated more than CLOCK_SKEW_SECONDS after `now`
+ * (seconds): a clock was wrong, this machine's or the one that made it, and which backups are the
+ * newest cannot be told from their times. undefined when none is.
  */
-export function futureChainTime(c: Collection, now: number): number | undefined {
-  const newest = Math.max(...c.chains.map((ch) => ch.endTime));
+export function futureChainTime(chains: readonly BackupChain[], now: number): number | undefined {
+  const newest = Math.max(...chains.map((ch) => ch.endTime));
   return newest > now + CLOCK_SKEW_SECONDS ? newest : undefined;
 }
 

@@ -50,7 +50,7 @@ export interface CollectionStatus {
   readonly temporary: readonly string[];
   /** Temporary files and folders of runs that died, in the local cache: `cleanup` removes them too. */
   readonly localTemporary: readonly string[];
-  /** The newest chain's end, dated in the future by this machine's clock (`now`): a clock was wrong (chain/collection.ts futureChainTime). */
+  /** The newest restorable chain's end, dated in the future by this machine's clock (`now`): a clock was wrong (chain/collection.ts futureChainTime). */
   readonly future?: { readonly time: number; readonly now: number };
 }
 
@@ -84,7 +84,7 @@ export async function status(opts: ReadOptions): Promise<CollectionStatus> {
     });
     const temporary = [...repo.temporaryUploads];
     const now = Math.floor((opts.now ?? Date.now)() / 1000);
-    const future = futureChainTime(c, now);
+    const future = futureChainTime(c.chains.filter((ch) => !audit.chainDamage.has(ch)), now);
     return {
       url: opts.backend.displayUrl,
       chains,

@@ -104,14 +104,15 @@ async function removePlan(opts: ReadOptions & { force?: boolean }, pick: (chains
     throw e;
   });
   try {
+    const chainDamage = chainsDamage(repo);
     const now = Math.floor((opts.now ?? Date.now)() / 1000);
-    const future = futureChainTime(repo.collection, now);
+    // A damaged chain is not counted, whatever its date (a stray manifest named in 2099).
+    const future = futureChainTime(repo.collection.chains.filter((ch) => !chainDamage.has(ch)), now);
     if (future !== undefined) {
       throw new OffsiteError('format', `The backup of ${timeToString(future)} is dated in the future (this machine's clock says ${timeToString(now)}): which backups are the newest cannot be told, so none is deleted`, {
         hint: "Check this machine's clock. If it is right, that backup was dated by a wrong clock where it was made: delete its files (named with that time) by hand",
       });
     }
-    const chainDamage = chainsDamage(repo);
     const p = pick(repo.collection.chains, chainDamage);
     const files = [...new Set([...dependentFiles(repo, p.remove), ...p.remove.flatMap((ch) => chainFiles(repo.collection, ch))])];
     const kept = repo.collection.chains

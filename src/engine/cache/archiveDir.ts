@@ -124,8 +124,16 @@ export class ArchiveDir {
    */
   makeTempDir(): string {
     const tmp = path.join(this.dir, 'tmp');
-    fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
-    return fs.mkdtempSync(path.join(tmp, `run-${process.pid}-`));
+    try {
+      fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
+      return fs.mkdtempSync(path.join(tmp, `run-${process.pid}-`));
+    } catch (e) {
+      // The folder itself is writable (open() checked), not what is in it: made by another user (sudo) or changed since.
+      throw new OffsiteError('permission', `Cannot use the local cache folder ${this.dir}: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'Make it and what it holds yours and writable, or choose another with --archive-dir',
+      });
+    }
   }
 
   /** Temp folders of runs that are no longer alive (a crash, a kill). */

@@ -1,7 +1,8 @@
 // One writer at a time per target: two VS Code windows, the extension and cron must not write the
 // same chain at once. The lock is a file in the archive dir holding the owner's pid and host, created
-// with O_EXCL. The lock of a process that died (same host, pid gone) is taken over; a live owner is
-// waited for briefly, then we fail with a clear message.
+// with O_EXCL. The lock of a process that died (same host, pid gone, or the machine started again since
+// the lock was written: its pid may be another process's now) is taken over; a live owner is waited
+// for briefly, then we fail with a clear message.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +13,8 @@ export interface LockOwner {
   readonly host: string;
   readonly since: string;
   readonly command: string;
+  /** The kernel's boot id when the lock was written (Linux): another one means the machine started again since. */
+  readonly boot?: string;
 }
 
 export interface Lock {
@@ -27,6 +30,15 @@ function alive(pid: number): boolean {
   }
 }
 
+/** This boot's id (Linux), undefined elsewhere. */
+function bootId(): string | undefined {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function readOwner(file: string): LockOwner | undefined {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as LockOwner;
@@ -37,7 +49,8 @@ function readOwner(file: string): LockOwner | undefined {
 
 export async function acquireLock(file: string, command: string, opts: { waitMs?: number; signal?: AbortSignal } = {}): Promise<Lock> {
   const deadline = Date.now() + (opts.waitMs ?? 5000);
-  const me: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString(), command };
+  const boot = bootId();
+  const me: LockOwner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString(), command, ...(boot === undefined ? {} : { boot }) };
   for (;;) {
     try {
       const fd = fs.openSync(file, 'wx', 0o600);
@@ -59,7 +72,7 @@ export async function acquireLock(file: string, command: string, opts: { waitMs?
     // An unreadable lock file is one being written right now, or garbage left by a crash mid-write:
     // treat garbage older than a few seconds as stale.
     const stale = owner
-      ? owner.host === os.hostname() && !alive(owner.pid)
+      ? owner.host === os.hostname() && (!alive(owner.pid) || (owner.boot !== undefined && boot !== undefined && owner.boot !== boot))
       : Date.now() - (fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0) > 3000;
     if (stale) {
       // Take over by renaming the stale file away first, so two takers cannot both succeed.

@@ -211,6 +211,19 @@ function matchPair(c: Collection): void {
   }
 }
 
+/** Seconds a set may be dated after this machine's clock before it counts as dated in the future: clocks differ a little. */
+export const CLOCK_SKEW_SECONDS = 60;
+
+/**
+ * The end time of the newest of `chains` when it is dated more than CLOCK_SKEW_SECONDS after `now`
+ * (seconds): a clock was wrong, this machine's or the one that made it, and which backups are the
+ * newest cannot be told from their times. undefined when none is.
+ */
+export function futureChainTime(chains: readonly BackupChain[], now: number): number | undefined {
+  const newest = Math.max(...chains.map((ch) => ch.endTime));
+  return newest > now + CLOCK_SKEW_SECONDS ? newest : undefined;
+}
+
 /**
  * duplicity's get_backup_chain_at_time(): the chain covering `time`, else the newest chain ending
  * before it, else the oldest chain; undefined when there are no chains. Two chains covering the time

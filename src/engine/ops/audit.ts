@@ -4,7 +4,6 @@
 // resumes, or not), leftovers (sets without a manifest that no complete set depends on, and signature
 // files of no kept set), and damaged sets that are kept: a set with its manifest is never a leftover,
 // nor is a set that complete later sets continue (its manifest lost is damage, not an interrupted run).
-import * as fs from 'node:fs';
 import type { BackupChain, BackupSet } from '../chain/collection';
 import { timeToString } from '../chain/time';
 import { parseManifest } from '../manifest/manifest';
@@ -62,15 +61,20 @@ export function setDamage(repo: Repository, set: BackupSet, opts: { cachedManife
   if (gap >= 0) return `its volume ${gap + 1} is missing on the remote`;
   const empty = [...set.volumes.values()].find((n) => repo.remoteFiles.get(n) === 0);
   if (empty !== undefined) return `its volume ${empty} is empty`;
-  const cached = cacheNameOf(set.manifestName);
-  if (opts.cachedManifest === false || !repo.archive.has(cached)) return undefined;
-  let listed: number[];
+  if (opts.cachedManifest === false) return undefined;
+  // Only a copy that stands for the remote's manifest (Repository.cachedManifestCopy): a recorded copy
+  // that does not match its record, or a record-less one that is unreadable or lists fewer volumes than
+  // the remote has (cut short, as Repository.manifest judges it), is damage of the local cache.
+  const copy = repo.cachedManifestCopy(set.manifestName);
+  if (!copy) return undefined;
+  let listed: number;
   try {
-    listed = parseManifest(fs.readFileSync(repo.archive.file(cached))).volumes.map((v) => v.volumeNumber);
+    listed = parseManifest(copy.text).volumes.length;
   } catch (e) {
-    return `its manifest cannot be read (the local copy: ${(e as Error).message})`;
+    return copy.recorded ? `its manifest cannot be read (the local copy, as the remote holds it: ${(e as Error).message})` : undefined;
   }
-  if (listed.length !== numbers.length) return `its manifest lists ${listed.length} volume(s), the remote has ${numbers.length}`;
+  if (!copy.recorded && listed < numbers.length) return undefined;
+  if (listed !== numbers.length) return `its manifest lists ${listed} volume(s), the remote has ${numbers.length}`;
   return undefined;
 }
 

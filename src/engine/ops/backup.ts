@@ -17,7 +17,7 @@ import { BackendError, type Backend } from '../backend/backend';
 import type { ArchiveDir } from '../cache/archiveDir';
 import { acquireLock } from '../cache/lock';
 import type { BackupChain, BackupSet, Collection } from '../chain/collection';
-import { signatureChainFor } from '../chain/collection';
+import { CLOCK_SKEW_SECONDS, signatureChainFor } from '../chain/collection';
 import { timeToString } from '../chain/time';
 import { asRecipient } from '../crypto/recipient';
 import { DeltaEncoder } from '../delta/delta';
@@ -312,13 +312,16 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
       opts.log.warn(`Could not remove ${stale}, left by an interrupted run: ${(e as Error).message}`); // not this backup's concern
     }
   }
-  const tempDir = opts.archive.makeTempDir();
-  const probe = startProbe(opts);
+  let tempDir: string | undefined;
+  let probe: ReturnType<typeof startProbe> | undefined;
   try {
+    // In here: a cache folder that fails now must not keep the lock of a process that lives on (the extension's engine).
+    tempDir = opts.archive.makeTempDir();
+    probe = startProbe(opts);
     return await new BackupRun(opts, tempDir, now, probe).run();
   } finally {
     probe?.cancel();
-    fs.rmSync(tempDir, { recursive: true, force: true });
+    if (tempDir !== undefined) fs.rmSync(tempDir, { recursive: true, force: true });
     lock.release();
   }
 }
@@ -462,12 +465,14 @@ class BackupRun {
     if (!resumable) {
       // A set's time must be after the chain's end, in whole seconds (duplicity sleeps too), and a full
       // set's too after every set there: two sets of one second would have the same file names.
-      if (type === 'inc' && chain!.endTime > nowSec + 60) {
-        throw new OffsiteError('format', `The last backup (${timeToString(chain!.endTime)}) is dated in the future`, { hint: "Check this machine's clock, or start a new chain with --full" });
+      if (type === 'inc' && chain!.endTime > nowSec + CLOCK_SKEW_SECONDS) {
+        throw new OffsiteError('format', `The last backup (${timeToString(chain!.endTime)}) is dated in the future`, {
+          hint: "Check this machine's clock. If it is right, that backup was dated by a wrong clock where it was made: until its files (named with that time) are deleted by hand, only full backups (--full) can be made here",
+        });
       }
       let newest = 0;
       for (const n of this.repo.remoteFiles.keys()) newest = Math.max(newest, parseName(n)?.endTime ?? 0);
-      const last = newest <= nowSec + 60 ? newest : type === 'inc' ? chain!.endTime : 0;
+      const last = newest <= nowSec + CLOCK_SKEW_SECONDS ? newest : type === 'inc' ? chain!.endTime : 0;
       while (time <= last) {
         await sleep(Math.max(50, (last + 1) * 1000 - this.now()), undefined, { signal: opts.signal });
         time = Math.floor(this.now() / 1000);

@@ -2,7 +2,7 @@
 // backup as of a time (from the signature chain, like duplicity's list-current-files), and the
 // history of one path (the sets whose signature archive stored or deleted it).
 import * as fs from 'node:fs';
-import { chainAtTime, setsAtTime, signatureChainFor, type BackupChain, type BackupSet } from '../chain/collection';
+import { chainAtTime, futureChainTime, setsAtTime, signatureChainFor, type BackupChain, type BackupSet } from '../chain/collection';
 import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
 import { manifestName, parseName, setKeyOf } from '../manifest/naming';
@@ -50,6 +50,8 @@ export interface CollectionStatus {
   readonly temporary: readonly string[];
   /** Temporary files and folders of runs that died, in the local cache: `cleanup` removes them too. */
   readonly localTemporary: readonly string[];
+  /** The newest restorable chain's end, dated in the future by this machine's clock (`now`): a clock was wrong (chain/collection.ts futureChainTime). */
+  readonly future?: { readonly time: number; readonly now: number };
 }
 
 function setBytes(set: BackupSet, sizes: ReadonlyMap<string, number>): number {
@@ -81,7 +83,18 @@ export async function status(opts: ReadOptions): Promise<CollectionStatus> {
       };
     });
     const temporary = [...repo.temporaryUploads];
-    return { url: opts.backend.displayUrl, chains, leftovers: audit.leftovers, ...(audit.interrupted ? { interrupted: audit.interrupted } : {}), damaged: audit.damaged, temporary, localTemporary };
+    const now = Math.floor((opts.now ?? Date.now)() / 1000);
+    const future = futureChainTime(c.chains.filter((ch) => !audit.chainDamage.has(ch)), now);
+    return {
+      url: opts.backend.displayUrl,
+      chains,
+      leftovers: audit.leftovers,
+      ...(audit.interrupted ? { interrupted: audit.interrupted } : {}),
+      damaged: audit.damaged,
+      temporary,
+      localTemporary,
+      ...(future === undefined ? {} : { future: { time: future, now } }),
+    };
   } finally {
     fs.rmSync(tempDir, { recursive: true, force: true });
   }
@@ -148,6 +161,12 @@ export function formatStatus(s: CollectionStatus): string {
     lines.push('');
   });
   if (s.chains.length > 0 && primary < 0) lines.push('No backup chain here can be restored.', '');
+  if (s.future) {
+    lines.push(
+      `The backup of ${timeToString(s.future.time)} is dated in the future (this machine's clock says ${timeToString(s.future.now)}): check the clocks. The next backup does not continue its chain (only --full backups can be made), and remove-older-than and remove-all-but-n-full delete nothing while it is there.`,
+      '',
+    );
+  }
   const i = s.interrupted;
   if (i) {
     lines.push(

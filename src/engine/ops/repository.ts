@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Backend } from '../backend/backend';
 import type { ArchiveDir } from '../cache/archiveDir';
-import { CopyRecords } from '../cache/copyRecords';
+import { CopyRecords, type CopyRecord } from '../cache/copyRecords';
 import { isCancellation, OffsiteError } from '../errors';
 import type { Logger } from '../log';
 import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from '../manifest/manifest';
@@ -141,13 +141,8 @@ export class Repository {
     const text = readIfExists(file);
     if (text === undefined) return this.fetchManifest(remoteName, local, signal);
     const rec = this.copies.get(local);
-    const remoteSize = this.remote.get(remoteName);
     if (rec) {
-      const why =
-        rec.size !== text.length ? `it has ${text.length} bytes, ${rec.size} when it was written`
-        : rec.sha256 !== undefined && rec.sha256 !== sha256(text) ? 'its bytes changed since it was written'
-        : remoteSize !== undefined && rec.remoteSize !== remoteSize ? `the remote file has ${remoteSize} bytes now, ${rec.remoteSize} when the copy was made`
-        : undefined;
+      const why = this.manifestCopyMismatch(remoteName, rec, text);
       if (why === undefined) {
         return parseManifestOf(text, remoteName); // as the remote wrote it: the remote's manifest is unreadable
       }
@@ -184,6 +179,37 @@ export class Repository {
     }
     this.log.warn(`The local cache copy ${this.archive.file(local)} does not match the remote manifest ${remoteName}: using the remote one, and replacing the copy`);
     return this.keepManifest(remoteName, local, remote);
+  }
+
+  /** Why a manifest's cached copy does not match its record (a damaged copy, or the remote file replaced since), or undefined. */
+  private manifestCopyMismatch(remoteName: string, rec: CopyRecord, text: Buffer): string | undefined {
+    const remoteSize = this.remote.get(remoteName);
+    return (
+      rec.size !== text.length ? `it has ${text.length} bytes, ${rec.size} when it was written`
+      : rec.sha256 !== undefined && rec.sha256 !== sha256(text) ? 'its bytes changed since it was written'
+      : remoteSize !== undefined && rec.remoteSize !== remoteSize ? `the remote file has ${remoteSize} bytes now, ${rec.remoteSize} when the copy was made`
+      : undefined
+    );
+  }
+
+  /**
+   * The cached plaintext of a manifest, read without fetching anything, when it can stand for the
+   * remote's: it matches its record (`recorded`), or it has none (duplicity's cache, an older one: the
+   * caller must judge it). undefined when there is no copy, it cannot be read, or it does not match
+   * its record: damage of the local cache (manifest() fetches it again), which says nothing about the
+   * remote.
+   */
+  cachedManifestCopy(remoteName: string): { text: Buffer; recorded: boolean } | undefined {
+    const local = cacheNameOf(remoteName);
+    let text: Buffer;
+    try {
+      text = fs.readFileSync(this.archive.file(local));
+    } catch {
+      return undefined;
+    }
+    const rec = this.copies.get(local);
+    if (!rec) return { text, recorded: false };
+    return this.manifestCopyMismatch(remoteName, rec, text) === undefined ? { text, recorded: true } : undefined;
   }
 
   private async readRemoteManifest(remoteName: string, signal?: AbortSignal): Promise<Buffer> {

@@ -1,6 +1,8 @@
 // Retention, with duplicity's rules: whole chains only (an old full set is kept while a newer
 // incremental depends on it), never the newest restorable chain; without `force` nothing is deleted
-// and the caller lists what would be. A chain whose full set evidently cannot be restored (audit.ts:
+// and the caller lists what would be. A chain goes with all its signature files, and with the complete
+// incrementals outside it that continue it (duplicity leaves those as orphans, which no restore can
+// use). A chain whose full set evidently cannot be restored (audit.ts:
 // no volumes, a gap, an empty or unreadable manifest) is no backup to keep: it is not counted, and it
 // is deleted only when it is older than every chain kept. The manifests go first, newest set first,
 // and only then the volumes and signature files (in batches where the remote has them), so an
@@ -8,11 +10,11 @@
 // complete-looking set with missing volumes.
 import * as fs from 'node:fs';
 import type { BackupChain, BackupSet, Collection } from '../chain/collection';
-import { signatureChainFor } from '../chain/collection';
+import { futureChainTime, signatureChainFor } from '../chain/collection';
 import { acquireLock } from '../cache/lock';
 import { timeToString } from '../chain/time';
 import { OffsiteError } from '../errors';
-import { parseName } from '../manifest/naming';
+import { parseName, setKeyOf } from '../manifest/naming';
 import { chainsDamage } from './audit';
 import { openForRead, type ReadOptions } from './restore';
 import type { Repository } from './repository';
@@ -40,13 +42,53 @@ function setFiles(set: BackupSet): string[] {
   return [...(set.manifestName ? [set.manifestName] : []), ...[...set.volumes.entries()].sort((a, b) => b[0] - a[0]).map(([, n]) => n)];
 }
 
+/**
+ * A chain's files, newest set first, then its signature files: those of every signature chain rooted
+ * at its full set (as duplicity deletes the signature chains older than the time), also one longer
+ * than the chain (its last set lost its manifest) or shorter (its last set lost its signatures), and
+ * the new-signatures files of its sets that continue no signature chain (its full-signatures file lost).
+ */
 function chainFiles(c: Collection, chain: BackupChain): string[] {
   const files: string[] = [];
   for (const s of [...chain.incSets].reverse()) files.push(...setFiles(s));
   files.push(...setFiles(chain.fullSet));
-  const sig = signatureChainFor(c, chain);
-  if (sig) files.push(...[...sig.incs].reverse().map((i) => i.name), ...(sig.full ? [sig.full] : []));
+  const matched = signatureChainFor(c, chain);
+  for (const sig of c.signatureChains) {
+    // The newest chain's matched signature chain is its own, whatever its start (collection.ts matchPair).
+    if (sig !== matched && (sig.startTime !== chain.startTime || sig === c.matchedSignatureChain)) continue;
+    files.push(...[...sig.incs].reverse().map((i) => i.name), ...(sig.full ? [sig.full] : []));
+  }
+  const sets = new Set(chain.incSets.map((s) => setKeyOf(s.type, s.startTime, s.endTime)));
+  for (const name of [...c.orphanedSignatures].reverse()) {
+    const p = parseName(name)!;
+    if (sets.has(setKeyOf(p.setType, p.startTime, p.endTime))) files.push(name);
+  }
   return files;
+}
+
+/**
+ * The files of the complete incrementals in no chain (superseded by a later one of the same start, or
+ * continuing one of those) that continue a set of the `removed` chains, directly or through one
+ * another, with their signature files, newest set first: once those chains go no restore can use them,
+ * and left behind they would be damage that cleanup keeps. None continues a set of a kept chain.
+ */
+function dependentFiles(repo: Repository, removed: readonly BackupChain[]): string[] {
+  const c = repo.collection;
+  const keptTimes = new Set(c.chains.filter((ch) => !removed.includes(ch)).flatMap((ch) => [ch.fullSet, ...ch.incSets].map((s) => s.endTime)));
+  const ends = new Set(removed.flatMap((ch) => [ch.fullSet, ...ch.incSets].map((s) => s.endTime)));
+  const loose = [...c.supersededIncs, ...c.orphanedIncs].sort((a, b) => a.endTime - b.endTime);
+  const sets: BackupSet[] = [];
+  for (const s of loose) {
+    if (!ends.has(s.startTime!) || keptTimes.has(s.startTime!)) continue;
+    sets.push(s);
+    ends.add(s.endTime);
+  }
+  const keys = new Set(sets.map((s) => setKeyOf(s.type, s.startTime, s.endTime)));
+  const signatures = [...repo.remoteFiles.keys()].filter((n) => {
+    const p = parseName(n);
+    return p?.kind === 'signature' && !p.partial && keys.has(setKeyOf(p.setType, p.startTime, p.endTime));
+  });
+  return [...sets.reverse().flatMap(setFiles), ...signatures.sort().reverse()];
 }
 
 /** Which chains go; every other chain is kept, for the reason `reason` gives. */
@@ -63,8 +105,16 @@ async function removePlan(opts: ReadOptions & { force?: boolean }, pick: (chains
   });
   try {
     const chainDamage = chainsDamage(repo);
+    const now = Math.floor((opts.now ?? Date.now)() / 1000);
+    // A damaged chain is not counted, whatever its date (a stray manifest named in 2099).
+    const future = futureChainTime(repo.collection.chains.filter((ch) => !chainDamage.has(ch)), now);
+    if (future !== undefined) {
+      throw new OffsiteError('format', `The backup of ${timeToString(future)} is dated in the future (this machine's clock says ${timeToString(now)}): which backups are the newest cannot be told, so none is deleted`, {
+        hint: "Check this machine's clock. If it is right, that backup was dated by a wrong clock where it was made: delete its files (named with that time) by hand",
+      });
+    }
     const p = pick(repo.collection.chains, chainDamage);
-    const files = p.remove.flatMap((ch) => chainFiles(repo.collection, ch));
+    const files = [...new Set([...dependentFiles(repo, p.remove), ...p.remove.flatMap((ch) => chainFiles(repo.collection, ch))])];
     const kept = repo.collection.chains
       .filter((ch) => !p.remove.includes(ch))
       .map((ch) => ({ startTime: ch.startTime, endTime: ch.endTime, reason: p.reason(ch, chainDamage.get(ch)), ...(chainDamage.has(ch) ? { damage: chainDamage.get(ch) } : {}) }));

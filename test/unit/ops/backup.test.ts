@@ -282,4 +282,19 @@ describe('backup (in-process)', function () {
     const { work, archive, log } = env({});
     await assert.rejects(backup({ source: path.join(work, 'nope'), backend: new MemoryBackend(), archive, crypto, log, volumeSize: 1 << 20 }), (e) => OffsiteError.is(e, 'notFound'));
   });
+
+  it("a cache folder whose temporary folder cannot be made: a clear error naming the cache, and the lock released (the extension's engine process lives on)", async () => {
+    const { src, archive, log } = env({ 'a.txt': 'a' });
+    fs.writeFileSync(archive.file('tmp'), ''); // a file where the folder should be: mkdir fails, even as root
+    const backend = new MemoryBackend();
+    await assert.rejects(backup({ source: src, backend, archive, crypto, log, volumeSize: 1 << 20 }), (e) => {
+      assert.ok(OffsiteError.is(e, 'permission'), String(e));
+      assert.match(e.message, new RegExp(`local cache folder ${archive.dir}`));
+      assert.match(e.hint ?? '', /--archive-dir/);
+      return true;
+    });
+    assert.equal(fs.existsSync(archive.file('lockfile')), false, 'the lock is released');
+    fs.rmSync(archive.file('tmp'));
+    await backup({ source: src, backend, archive, crypto, log, volumeSize: 1 << 20 }); // not 'locked' by this live process
+  });
 });

@@ -1,16 +1,18 @@
 // status: one listing of the remote gives its sets and the leftovers of unfinished uploads (what
 // cleanup removes), not a listing and then a dry run of cleanupPartial.
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ListOptions } from '../../../src/engine/backend/backend';
 import { MemoryBackend } from '../../../src/engine/backend/memoryBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
+import { COPY_RECORDS } from '../../../src/engine/cache/copyRecords';
 import { timeToString } from '../../../src/engine/chain/time';
 import { MemoryLogger } from '../../../src/engine/log';
 import { backup } from '../../../src/engine/ops/backup';
 import { formatStatus, status } from '../../../src/engine/ops/inspect';
 import { rsaCrypto } from '../../helpers/gpg';
-import { makeTree } from '../../helpers/tree';
+import { makeTree, randomBytesSeeded } from '../../helpers/tree';
 import { tempDir } from '../../helpers/tmp';
 import { bufferSource } from '../backend/conformance';
 
@@ -53,6 +55,48 @@ describe('status (collection status of a remote)', function () {
     assert.equal(s.chains[0].sets.length, 1, 'the partial uploads are no sets');
     assert.match(formatStatus(s), /Found 2 temporary upload\(s\) that did not finish, of an interrupted backup or of one running now \(offsite cleanup removes them\)\./);
     assert.deepEqual(await backend.cleanupPartial({ dryRun: true }), s.temporary, 'what cleanup would remove');
+  });
+});
+
+describe('status: a damaged copy in the local cache is not damage of the remote', function () {
+  this.timeout(60_000);
+
+  it('a cut, changed or record-less short copy of a manifest shows no damage; a copy to be believed that lists a volume the remote lost does', async () => {
+    const work = tempDir('offsite-status-copy-');
+    const src = path.join(work, 'src');
+    makeTree(src, { 'big.bin': randomBytesSeeded(300_000, 3) });
+    const backend = new MemoryBackend();
+    const archive = ArchiveDir.open(path.join(work, 'cache'));
+    const crypto = await rsaCrypto();
+    const log = new MemoryLogger();
+    await backup({ source: src, backend, archive, crypto, log, volumeSize: 100_000 });
+    const local = archive.names().find((n) => /^duplicity-full\..*\.manifest$/.test(n))!;
+    const whole = fs.readFileSync(archive.file(local), 'latin1');
+    const damage = async () => (await status({ backend, archive, crypto, log })).chains[0].damage;
+    assert.equal(await damage(), undefined);
+    const records = archive.file(COPY_RECORDS);
+    const saved = path.join(work, 'records');
+    fs.cpSync(records, saved, { recursive: true });
+    const cases: [string, () => void][] = [
+      ['cut short (its record says longer)', () => fs.writeFileSync(archive.file(local), whole.slice(0, 40), 'latin1')],
+      ['a byte changed (its record has another hash)', () => fs.writeFileSync(archive.file(local), whole.replace('StartingPath', 'StartingPxth'), 'latin1')],
+      ['without a record, cut after its first volume', () => {
+        fs.rmSync(records, { recursive: true });
+        fs.writeFileSync(archive.file(local), whole.slice(0, whole.indexOf('Volume 2')), 'latin1');
+      }],
+    ];
+    for (const [what, damageCopy] of cases) {
+      damageCopy();
+      assert.equal(await damage(), undefined, what);
+      fs.writeFileSync(archive.file(local), whole, 'latin1');
+      fs.rmSync(records, { recursive: true, force: true });
+      fs.cpSync(saved, records, { recursive: true });
+    }
+    // The copy is whole and recorded: the remote that lost its last volume is damaged.
+    const vols = backend.names().filter((n) => /^duplicity-full\..*\.vol\d+\.difftar\.gpg$/.test(n)).sort();
+    assert.ok(vols.length >= 3, vols.join(' '));
+    await backend.remove(vols.at(-1)!);
+    assert.match((await damage()) ?? '', /its manifest lists \d+ volume\(s\), the remote has \d+/);
   });
 });
 

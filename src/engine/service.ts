@@ -12,7 +12,7 @@ import { ArchiveDir, archiveDirFor, defaultCacheRoot, keyCacheDir } from './cach
 import { parseTimeSpec, timeToString } from './chain/time';
 import { generateKeyPair } from './crypto/keys';
 import { cryptoForBackup, cryptoForRead, type KeyConfig } from './cryptoConfig';
-import { OffsiteError, type NeededInput } from './errors';
+import { isCancellation, OffsiteError, type NeededInput } from './errors';
 import type { Logger } from './log';
 import { indexFromBytes, indexToString } from './pathIndex';
 import type { Progress } from './progress';
@@ -118,6 +118,8 @@ export interface BackupSummary {
   readonly stats: BackupStats;
   readonly errors: readonly { path: string; message: string }[];
   readonly removedChains: readonly number[];
+  /** keepFull's removal after the backup, refused or failed (the backup itself was made). */
+  readonly retentionFailure?: { readonly message: string; readonly hint?: string };
 }
 
 export interface ListEntry {
@@ -224,10 +226,19 @@ export async function handle(req: ServiceRequest, ctx: ServiceContext): Promise<
           onProgress: ctx.onProgress,
         });
         let removedChains: readonly number[] = [];
+        let retentionFailure: BackupSummary['retentionFailure'];
         if (req.keepFull && req.keepFull > 0) {
-          removedChains = (await removeAllButNFull({ ...base, crypto: cryptoForRead({}), n: req.keepFull, force: true })).chains;
+          // The set is written: a removal that cannot be done (a chain dated in the future, the remote
+          // refusing a delete) is reported beside it, not as a failed backup.
+          try {
+            removedChains = (await removeAllButNFull({ ...base, crypto: cryptoForRead({}), n: req.keepFull, force: true })).chains;
+          } catch (e) {
+            if (isCancellation(e) || !OffsiteError.is(e)) throw e;
+            ctx.log.warn(`Old backups not removed: ${e.message}`);
+            retentionFailure = { message: e.message, hint: e.hint };
+          }
         }
-        const summary: BackupSummary = { type: r.type, probed: r.probed, time: r.time, stats: r.stats, errors: r.errors, removedChains };
+        const summary: BackupSummary = { type: r.type, probed: r.probed, time: r.time, stats: r.stats, errors: r.errors, removedChains, retentionFailure };
         return summary;
       }
       case 'restore': {

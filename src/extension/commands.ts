@@ -13,7 +13,7 @@ import { describeNotRestored } from '../engine/ops/notRestored';
 import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey, needsSignKey, SettingError } from './engineClient';
 import { redactUrl } from '../engine/backend/backendUtil';
 import { crontabLine, cronUrl, workspaceRelative } from './folderConfig';
-import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, statsSummary, tooLargeToCompare } from './format';
+import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, retentionFailureText, statsSummary, tooLargeToCompare } from './format';
 import type { BackupModel, FolderBackup } from './model';
 import { currentFailure, drillLine } from './schedule';
 import type { Secrets } from './secrets';
@@ -339,6 +339,10 @@ export class CommandCenter implements vscode.Disposable {
           .notify('warning', vscode.l10n.t('Backup of {0} done, but {1} file(s) could not be read: {2}', f.name, r.errors.length, r.errors.slice(0, 3).map((x) => x.path).join(', ')), {}, showLog)
           .then((a) => a && this.log.show());
       } else void this.ui.notify('info', vscode.l10n.t('Backup of {0} done ({1}): {2}', f.name, r.type === 'full' ? vscode.l10n.t('full') : vscode.l10n.t('incremental'), summary));
+      if (r.retentionFailure) {
+        const showLog = vscode.l10n.t('Show Log');
+        void this.ui.notify('warning', retentionFailureText(f.name, r.retentionFailure), {}, showLog).then((a) => a && this.log.show());
+      }
     }
     if (failures.length) this.notifyNotBackedUp(failures, targets.length);
     if (cancelled !== undefined) throw cancelled;

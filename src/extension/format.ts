@@ -4,14 +4,25 @@ import type { Progress } from '../engine/progress';
 import type { BackupStats } from '../engine/ops/stats';
 import type { ChainStatus, CollectionStatus } from '../engine/ops/inspect';
 import type { DrillResult } from '../engine/ops/drill';
+import { CLOCK_SKEW_SECONDS } from '../engine/chain/collection';
 
-/** "just now", "5m ago", "2h ago", "3d ago" (seconds between then and now). */
+/**
+ * "just now", "5m ago", "2h ago", "3d ago" (seconds between then and now); "in the future" for a time
+ * more than a minute ahead (a wrong clock, here or where the backup was made: engine CLOCK_SKEW_SECONDS).
+ */
 export function formatAge(seconds: number): string {
+  if (seconds < -CLOCK_SKEW_SECONDS) return 'in the future';
   const s = Math.max(0, Math.floor(seconds));
   if (s < 60) return 'just now';
   if (s < 3600) return `${Math.floor(s / 60)}m ago`;
   if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
   return `${Math.floor(s / 86400)}d ago`;
+}
+
+/** A backup made, whose removal of old backups (offsite.keepFull) was refused or failed. */
+export function retentionFailureText(folder: string, failure: { readonly message: string; readonly hint?: string }): string {
+  const why = failure.hint ? `${failure.message.replace(/\.+$/, '')}. ${failure.hint}` : failure.message;
+  return `Backup of ${folder} done, but old backups were not removed (offsite.keepFull): ${why}`;
 }
 
 /** 1 decimal below 10 units, none above: "0 B", "512 B", "1.5 KB", "23 MB", "4.2 GB". */

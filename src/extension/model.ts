@@ -250,6 +250,7 @@ export class BackupModel implements vscode.Disposable {
       await this.updateRecord(f, { lastSuccess: r.time, lastStats: r.stats, lastType: r.type, lastFailure: undefined });
       this.log.info(`Backup of ${f.name} done: ${r.type}, ${r.stats.DeltaEntries} change(s), ${r.stats.TotalDestinationSizeChange} bytes uploaded${r.errors.length ? `, ${r.errors.length} unreadable path(s)` : ''}`);
       for (const e of r.errors) this.log.warn(`Not backed up: ${e.path}: ${e.message}`);
+      if (r.retentionFailure) this.log.warn(`Old backups of ${f.name} not removed (offsite.keepFull): ${r.retentionFailure.message}`);
       f.clearCaches();
       this._onDidChangeBackups.fire(f);
       void this.refreshStatus(f, { interactive: false }).catch(() => undefined);

@@ -4,7 +4,7 @@
 // back up. The rules themselves are pure (schedule.ts); the restore drill reminder is drillReminder.ts.
 import * as vscode from 'vscode';
 import { errorText, isCancelled, isHeldElsewhere } from './engineClient';
-import { statsSummary } from './format';
+import { retentionFailureText, statsSummary } from './format';
 import type { BackupModel, FolderBackup } from './model';
 import { backupDue, currentFailure, isStale } from './schedule';
 import type { Ui } from './ui';
@@ -20,6 +20,8 @@ export class Scheduler implements vscode.Disposable {
   private readonly staleWarned = new Map<string, number>();
   /** Setting problems already shown in this window (their messages name the setting and the value). */
   private readonly problemsShown = new Set<string>();
+  /** The last keepFull refusal told per remote (a scheduled backup repeats it each run). */
+  private readonly retentionSaid = new Map<string, string>();
 
   constructor(
     private readonly model: BackupModel,
@@ -85,6 +87,16 @@ export class Scheduler implements vscode.Disposable {
     try {
       const r = await this.model.backup(f, { background: true });
       if (level === 'all') void this.ui.notify('info', vscode.l10n.t('Scheduled backup of {0} done: {1}', f.name, statsSummary(r.stats)));
+      // Refused the same way each hour (a chain dated in the future stays so): said once, until it changes.
+      const retention = r.retentionFailure?.message;
+      if (retention !== undefined && level !== 'off' && this.retentionSaid.get(f.config.url) !== retention) {
+        const showLog = vscode.l10n.t('Show Log');
+        void this.ui
+          .notify('warning', retentionFailureText(f.name, r.retentionFailure!), {}, showLog)
+          .then((a) => this.act(a, f, { [showLog]: 'offsite.showLog' }));
+      }
+      if (retention === undefined) this.retentionSaid.delete(f.config.url);
+      else this.retentionSaid.set(f.config.url, retention);
     } catch (e) {
       // Another window or cron is backing up the same remote: not a failure of ours.
       if (isCancelled(e) || isHeldElsewhere(e) || level === 'off') return;

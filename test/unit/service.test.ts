@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { OffsiteError } from '../../src/engine/errors';
 import { MemoryLogger } from '../../src/engine/log';
-import { handle, toServiceError, type ServiceRequest } from '../../src/engine/service';
+import { handle, toServiceError, type BackupSummary, type ServiceRequest } from '../../src/engine/service';
 import { RSA_PUB, RSA_SEC, SAMPLES } from '../helpers/gpg';
 import { makeTree, snapshotTree } from '../helpers/tree';
 import { tempDir } from '../helpers/tmp';
@@ -132,5 +132,39 @@ describe('engine service: a passphrase-only (symmetric) duplicity backup', funct
     const e = await handle({ op: 'restore', remote, keys: { backupPassphrase: 'test-passphrase' }, target: path.join(box, 'out') }, { log }).then(() => undefined, (x: unknown) => x);
     assert.deepEqual(needsOf(e), { code: 'key', needs: { input: 'secretKey', wrong: false } });
     assert.match((e as Error).message, /The private key is needed to read the backup/);
+  });
+});
+
+describe('engine service: a backup with keepFull whose removal is refused', function () {
+  this.timeout(60_000);
+
+  it('returns the backup it made, with the refusal beside it (a chain dated in the future: nothing deleted), not a failed backup', async () => {
+    const box = tempDir('offsite-service-keep-');
+    const src = path.join(box, 'src');
+    makeTree(src, { 'a.txt': 'one\n' });
+    const vault = path.join(box, 'remote');
+    const remote = { url: `file://${vault}`, archiveDir: path.join(box, 'cache') };
+    const log = new MemoryLogger();
+    const backup = (extra: Partial<ServiceRequest>) => handle({ op: 'backup', remote, keys: { encryptKeys: [RSA_PUB] }, source: src, ...extra } as ServiceRequest, { log }) as Promise<BackupSummary>;
+    const first = await backup({});
+    // The same set again under a name of 2099: as a machine with a wrong clock would have made it.
+    const stamp = /\d{8}T\d{6}Z/;
+    for (const n of fs.readdirSync(vault)) fs.copyFileSync(path.join(vault, n), path.join(vault, n.replace(stamp, '20991231T000000Z')));
+    const before = fs.readdirSync(vault).sort();
+    await new Promise((r) => setTimeout(r, 1100)); // a set a second later: its own name
+
+    const r = await backup({ full: true, keepFull: 1 });
+    assert.equal(r.type, 'full');
+    assert.ok(r.time > first.time);
+    assert.deepEqual(r.removedChains, []);
+    assert.match(r.retentionFailure?.message ?? '', /dated in the future.*none is deleted/);
+    const after = fs.readdirSync(vault).sort();
+    assert.deepEqual(after.filter((n) => !before.includes(n)).map((n) => n.replace(stamp, 'T')).sort(), [
+      'duplicity-full-signatures.T.sigtar.gpg',
+      'duplicity-full.T.manifest.gpg',
+      'duplicity-full.T.vol1.difftar.gpg',
+    ]);
+    assert.deepEqual(after.filter((n) => before.includes(n)), before, 'nothing deleted');
+    assert.ok(log.lines.some((l) => /Old backups not removed: .*dated in the future/.test(l)), log.lines.join('\n'));
   });
 });

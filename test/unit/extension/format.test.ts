@@ -1,15 +1,26 @@
 import * as assert from 'node:assert/strict';
 import { emptyStats } from '../../../src/engine/ops/stats';
-import { currentChainIndex, drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, lastRestorableTime, progressMessage, statsSummary, tooLargeToCompare, unrestorableSets } from '../../../src/extension/format';
+import { currentChainIndex, drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, lastRestorableTime, progressMessage, retentionFailureText, statsSummary, tooLargeToCompare, unrestorableSets } from '../../../src/extension/format';
 
 describe('extension: wording', () => {
   it('ages', () => {
     assert.equal(formatAge(-5), 'just now');
+    assert.equal(formatAge(-60), 'just now'); // clocks differ a little (the engine's CLOCK_SKEW_SECONDS)
+    assert.equal(formatAge(-61), 'in the future'); // a wrong clock: not "just now" for days
+    assert.equal(formatAge(-86400 * 30), 'in the future');
     assert.equal(formatAge(59), 'just now');
     assert.equal(formatAge(60), '1m ago');
     assert.equal(formatAge(3599), '59m ago');
     assert.equal(formatAge(2 * 3600 + 59), '2h ago');
     assert.equal(formatAge(86400 * 3 + 5), '3d ago');
+  });
+
+  it('a backup made whose removal of old backups was refused: the message, then its hint', () => {
+    assert.equal(
+      retentionFailureText('app', { message: 'The backup of 20991231T000000Z is dated in the future', hint: 'Check the clock.' }),
+      'Backup of app done, but old backups were not removed (offsite.keepFull): The backup of 20991231T000000Z is dated in the future. Check the clock.',
+    );
+    assert.equal(retentionFailureText('app', { message: 'Permission denied.' }), 'Backup of app done, but old backups were not removed (offsite.keepFull): Permission denied.');
   });
 
   it('the current chain: the newest not marked damaged, -1 when every one is', () => {

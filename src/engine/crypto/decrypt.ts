@@ -64,8 +64,12 @@ function wrongPassword(cause?: unknown): OffsiteError {
   return new OffsiteError('passphrase', WRONG_PASSWORD, { hint: PASSWORD_HINT, cause, needs: { input: 'passphrase', wrong: true, symmetric: true } });
 }
 
-function noPassword(): OffsiteError {
-  return new OffsiteError('decrypt', 'This file is encrypted with a passphrase (symmetric), and none was given', {
+/**
+ * The one error for a backup made with a passphrase and no key read without that passphrase: code
+ * 'passphrase' with needs { symmetric }, which the extension's gateway answers by asking for it.
+ */
+export function noPassword(): OffsiteError {
+  return new OffsiteError('passphrase', 'This file is encrypted with a passphrase (symmetric), and none was given', {
     hint: PASSWORD_HINT,
     needs: { input: 'passphrase', wrong: false, symmetric: true },
   });
@@ -87,7 +91,7 @@ function notEncrypted(what: string): OffsiteError {
 /**
  * binary or armored OpenPGP message → plaintext, streaming with bounded memory.
  * Errors (OffsiteError): 'decrypt' no matching secret key or not an encrypted OpenPGP message;
- * 'passphrase' wrong password; 'integrity' MDC failure or truncated message (raised at the end);
+ * 'passphrase' wrong or missing password (noPassword); 'integrity' MDC failure or truncated message (raised at the end);
  * 'signature' unsigned or not signed by one of verificationKeys; 'format' malformed packets.
  */
 export function createDecryptStream(opts: DecryptOptions): Transform {

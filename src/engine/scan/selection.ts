@@ -61,6 +61,8 @@ interface CompiledRule {
   readonly exact?: RegExp;
   /** Include rules: folders that could hold a match. */
   readonly scan?: RegExp;
+  /** The path the glob names when it is a plain relative path (no glob characters, no ignorecase:), without the leading '/'. */
+  readonly literal?: string;
 }
 
 const IGNORECASE = 'ignorecase:';
@@ -71,7 +73,7 @@ const IGNORECASE = 'ignorecase:';
  * per rule: the paths tested that the rule decided (a walk's counts: unmatchedRules).
  */
 export function compileSelection(root: string, rules: readonly SelectionRule[], matches?: number[]): Selection {
-  const rootText = root.length > 1 && root.endsWith('/') ? root.replace(/\/+$/, '') : root;
+  const rootText = trimRoot(root);
   const compiled = rules.map((r) => compileRule(rootText, r));
   // The absolute path of rel: for root '/', rel itself.
   const absPrefix = rootText === '/' ? '' : rootText;
@@ -120,6 +122,20 @@ export function unmatchedRules(rules: readonly SelectionRule[], matches: readonl
 /** The warning for a rule that decided no path of the walk of `root`. */
 export function unmatchedRuleWarning(root: string, rule: SelectionRule): string {
   return `The ${rule.kind} rule ${JSON.stringify(rule.glob)} matched no path in ${root} (rules are read relative to that folder; the first rule that matches a path decides it)`;
+}
+
+/**
+ * The path relative to `root` a rule names when its glob is a plain path (`ws/node_modules`,
+ * `./ws/src/`: no glob characters, not absolute, no ignorecase:), as the rule is compiled; undefined
+ * for any other rule. Throws as compileSelection does for a malformed rule.
+ */
+export function literalRulePath(root: string, rule: SelectionRule): { readonly path: string; readonly dirOnly: boolean } | undefined {
+  const r = compileRule(trimRoot(root), rule);
+  return r.literal === undefined ? undefined : { path: r.literal, dirOnly: r.exact !== undefined };
+}
+
+function trimRoot(root: string): string {
+  return root.length > 1 && root.endsWith('/') ? root.replace(/\/+$/, '') : root;
 }
 
 function compileRule(rootText: string, rule: SelectionRule): CompiledRule {
@@ -175,7 +191,8 @@ function compileRule(rootText: string, rule: SelectionRule): CompiledRule {
       });
     }
   }
-  return { include, absolute, all: false, match, exact, scan };
+  const literal = !absolute && !ignoreCase && !/[*?[]/.test(glob) ? glob.slice(1) : undefined;
+  return { include, absolute, all: false, match, exact, scan, literal };
 }
 
 /** Matches the folders that could contain a match of glob: its leading parts, up to a first `**`. */

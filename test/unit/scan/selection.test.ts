@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { compileSelection, globToRegex, unmatchedRules, type SelectionRule } from '../../../src/engine/scan/selection';
+import { compileSelection, globToRegex, literalRulePath, unmatchedRules, type SelectionRule } from '../../../src/engine/scan/selection';
 import { scanTree } from '../../../src/engine/scan/scanner';
 import { OffsiteError } from '../../../src/engine/errors';
 import type { PathIndex } from '../../../src/engine/types';
@@ -189,5 +189,22 @@ describe('scan/selection', () => {
       assert.equal(globToRegex('[!a-c]'), '[^a-c]');
       assert.equal(globToRegex('[x'), '\\[x');
     });
+  });
+
+  it('literalRulePath: the path a plain rule names, as compiled (the CLI\'s check of rules written from the current folder)', () => {
+    const rows: [string, { path: string; dirOnly: boolean } | undefined][] = [
+      ['ws/node_modules', { path: 'ws/node_modules', dirOnly: false }],
+      ['./ws/src/', { path: 'ws/src', dirOnly: true }],
+      ['././a', { path: 'a', dirOnly: false }],
+      ['ws/*.log', undefined],
+      ['ws/a?', undefined],
+      ['ws/[ab]', undefined],
+      ['**/node_modules', undefined],
+      ['ignorecase:ws/A', undefined],
+      ['/root/ws/a', undefined],
+      ['**', undefined],
+    ];
+    for (const [glob, want] of rows) assert.deepEqual(literalRulePath('/root/ws', { kind: 'exclude', glob }), want, glob);
+    assert.throws(() => literalRulePath('/root/ws', { kind: 'exclude', glob: '../x' }), (e: unknown) => OffsiteError.is(e, 'usage'));
   });
 });

@@ -29,7 +29,7 @@ import { manifestName, parseName, signatureName, volumeName } from '../manifest/
 import { compareIndex, indexToBytes, indexToString, isPrefixOf } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
 import { LISTINGS, ListingCache } from '../scan/listingCache';
-import { scanTreeSync, type ScanEntry, type SelectionRule } from '../scan/scanner';
+import { scanTreeSync, sourceFolderStat, type ScanEntry, type SelectionRule } from '../scan/scanner';
 import { unmatchedRuleWarning, unmatchedRules } from '../scan/selection';
 import { StatAhead } from '../scan/statAhead';
 import { changedRuleInput, formatRuleInputs, readRuleInputs, RULE_INPUTS, RuleInputs } from '../scan/gitignore';
@@ -395,8 +395,7 @@ class BackupRun {
   private async runBackup(): Promise<BackupResult> {
     const { opts } = this;
     const source = path.resolve(opts.source);
-    const st = fs.statSync(source, { throwIfNoEntry: false });
-    if (!st?.isDirectory()) throw new OffsiteError('notFound', `The source folder ${opts.source} does not exist or is not a folder`, { hint: 'Check the path you gave to back up' });
+    sourceFolderStat(source, 'Check the path you gave to back up');
     if (opts.crypto.recipients.length === 0) encoder(opts.crypto); // throws the 'no key' error
 
     let collection = await this.repo.refresh(opts.signal);

@@ -137,13 +137,9 @@ export function* scanTreeSync(root: string, options: ScanOptions): Generator<Sca
   const lstat = options.lstat ?? lstatSync;
   const rootPath = Buffer.from(rootAbs);
 
-  let rootStat: fs.BigIntStats;
+  const rootStat = sourceFolderStat(rootAbs);
   let rootNames: Buffer[];
   try {
-    rootStat = fs.statSync(rootPath, BIG);
-    if (!rootStat.isDirectory()) {
-      throw new OffsiteError('usage', `The source ${rootAbs} is not a folder`, { hint: 'Choose a folder to back up.' });
-    }
     rootNames = options.listings?.lookup([], rootStat) ?? listDir(rootPath);
   } catch (e) {
     throw rootError(rootAbs, e);
@@ -412,16 +408,30 @@ function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-function rootError(rootAbs: string, e: unknown): OffsiteError {
+/**
+ * The one check of a source folder (backup, verify's walk, the restore drill): its stat (symlinks
+ * followed), or OffsiteError 'notFound' when it does not exist or is not a folder, 'permission' when
+ * it cannot be read. `hint` says what the folder is for.
+ */
+export function sourceFolderStat(rootAbs: string, hint = 'Check the folder to back up.'): fs.BigIntStats {
+  let st: fs.BigIntStats;
+  try {
+    st = fs.statSync(rootAbs, BIG);
+  } catch (e) {
+    throw rootError(rootAbs, e, hint);
+  }
+  if (!st.isDirectory()) throw notAFolder(rootAbs, hint);
+  return st;
+}
+
+function notAFolder(rootAbs: string, hint: string, cause?: unknown): OffsiteError {
+  return new OffsiteError('notFound', `The source folder ${rootAbs} does not exist or is not a folder`, { hint, cause, file: rootAbs });
+}
+
+function rootError(rootAbs: string, e: unknown, hint = 'Check the folder to back up.'): OffsiteError {
   if (e instanceof OffsiteError) return e;
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ENOTDIR') {
-    return new OffsiteError('notFound', `The source folder ${rootAbs} does not exist`, {
-      hint: 'Check the folder to back up.',
-      cause: e,
-      file: rootAbs,
-    });
-  }
+  if (code === 'ENOENT' || code === 'ENOTDIR') return notAFolder(rootAbs, hint, e);
   if (code === 'EACCES' || code === 'EPERM') {
     return new OffsiteError('permission', `Cannot read the source folder ${rootAbs}`, {
       hint: 'Give your user read access to it, or choose another folder.',

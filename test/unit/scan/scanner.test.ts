@@ -279,11 +279,12 @@ describe('scan/scanner', () => {
     ]);
   });
 
-  it('fails clearly when the root is missing or not a folder', async () => {
+  it('fails clearly when the root is missing or not a folder: the one source-folder check (backup and the drill make it too)', async () => {
     const root = tempDir('offsite-scan-');
-    await assert.rejects(collect(path.join(root, 'nope')), (e: unknown) => OffsiteError.is(e, 'notFound'));
     write(root, 'file');
-    await assert.rejects(collect(path.join(root, 'file')), (e: unknown) => OffsiteError.is(e, 'usage'));
+    for (const p of [path.join(root, 'nope'), path.join(root, 'file'), path.join(root, 'file', 'below')]) {
+      await assert.rejects(collect(p), (e: unknown) => OffsiteError.is(e, 'notFound') && e.message === `The source folder ${p} does not exist or is not a folder` && e.file === p, p);
+    }
   });
 
   it('follows a symlinked root but nothing below it', async () => {

@@ -81,8 +81,12 @@ export interface ScanOptions {
   readonly lstat?: (path: Buffer) => Lstat;
   /** With gitignore: records the rule files read or looked for (gitignore.ts RuleInputs). */
   readonly ruleInputs?: RuleInputs;
-  /** Set to one count per rule: the paths it decided (selection.ts unmatchedRules, once the walk is done). */
-  readonly ruleMatches?: number[];
+}
+
+/** What a whole walk returns once it is done. */
+export interface ScanSummary {
+  /** The rules that decided no path of the walk (selection.ts Selection.unmatchedRules). */
+  readonly unmatchedRules: readonly SelectionRule[];
 }
 
 /**
@@ -90,12 +94,14 @@ export interface ScanOptions {
  * (compareIndex order). The root is followed if it is a symlink; nothing else is.
  * Throws OffsiteError ('notFound', 'permission', 'usage') when the root itself cannot be scanned.
  */
-export async function* scanTree(root: string, options: ScanOptions): AsyncGenerator<ScanEntry, void, undefined> {
+export async function* scanTree(root: string, options: ScanOptions): AsyncGenerator<ScanEntry, ScanSummary, undefined> {
   const signal = options.signal;
   throwIfAborted(signal);
   let n = 0;
-  for (const entry of scanTreeSync(root, options)) {
-    yield entry;
+  const walk = scanTreeSync(root, options);
+  for (let step = walk.next(); ; step = walk.next()) {
+    if (step.done) return step.value;
+    yield step.value;
     // A consumer that never awaits real I/O would otherwise starve timers and the abort signal.
     if ((++n & 511) === 0) await nextTurn();
     throwIfAborted(signal);
@@ -126,9 +132,9 @@ interface Frame {
 }
 
 /** The same walk as a synchronous generator, for callers that do not need the event loop to run. */
-export function* scanTreeSync(root: string, options: ScanOptions): Generator<ScanEntry, void, undefined> {
+export function* scanTreeSync(root: string, options: ScanOptions): Generator<ScanEntry, ScanSummary, undefined> {
   const rootAbs = path.resolve(root);
-  const selection = compileSelection(rootAbs, options.rules ?? [], options.ruleMatches);
+  const selection = compileSelection(rootAbs, options.rules ?? []);
   const useRules = !selection.isEmpty;
   const useGit = options.gitignore === true;
   const onError = options.onError;
@@ -269,6 +275,7 @@ export function* scanTreeSync(root: string, options: ScanOptions): Generator<Sca
     }
     yield entry;
   }
+  return { unmatchedRules: selection.unmatchedRules() };
 }
 
 function* flushPending(stack: Frame[], from: number): Generator<ScanEntry, void, undefined> {

@@ -279,6 +279,22 @@ describe('scan/scanner', () => {
     ]);
   });
 
+  it('returns, once done, the rules that decided no path (sync and async walks alike)', async () => {
+    const root = tempDir('offsite-scan-');
+    write(root, 'a.txt');
+    write(root, 'node_modules/x.js');
+    const rules = [{ kind: 'exclude', glob: 'node_modules' }, { kind: 'exclude', glob: 'ws/node_modules' }, { kind: 'include', glob: '**/*.log' }] as const;
+    const want = [rules[1], rules[2]];
+    const sync = scanTreeSync(root, { rules, onError: () => {} });
+    let step = sync.next();
+    while (!step.done) step = sync.next();
+    assert.deepEqual(step.value.unmatchedRules, want);
+    const walk = scanTree(root, { rules, onError: () => {} });
+    let a = await walk.next();
+    while (!a.done) a = await walk.next();
+    assert.deepEqual(a.value.unmatchedRules, want);
+  });
+
   it('fails clearly when the root is missing or not a folder: the one source-folder check (backup and the drill make it too)', async () => {
     const root = tempDir('offsite-scan-');
     write(root, 'file');

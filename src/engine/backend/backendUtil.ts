@@ -94,8 +94,18 @@ export function maskPassword(url: string): string {
   return url.replace(USERINFO_PASSWORD, '$1:***@');
 }
 
-/** A parameter name that says its value is a secret (rclone's secret_access_key, pass, token; a query's token, X-Amz-Security-Token). */
+/**
+ * A parameter name that says its value is a secret (rclone's secret_access_key, pass, token; a query's
+ * token, X-Amz-Security-Token): the one list for URLs (redactSecretValues) and for a tool's messages
+ * (redactSecretAssignments).
+ */
 const SECRET_NAME = '(?:secret|password|passwd|pass|token|key)';
+const SECRET_ASSIGNMENT = new RegExp(`\\b([a-z0-9_]*${SECRET_NAME}[a-z0-9_]*)=("[^"]*"|'[^']*'|[^,:\\s"']+)`, 'gi');
+
+/** In free text (a tool's message quoting a connection string): the value of every secret name=value shown as ***. */
+export function redactSecretAssignments(text: string): string {
+  return text.replace(SECRET_ASSIGNMENT, '$1=***');
+}
 
 /**
  * The values of a URL's secret parameters shown as ***, nothing else changed: those of an rclone

@@ -126,3 +126,26 @@ export function redactSecretValues(url: string): string {
 export function redactUrl(url: URL | string): string {
   return redactSecretValues(maskPassword(typeof url === 'string' ? url : url.href));
 }
+
+/** The units a tuning variable is given in: the scale to the unit used inside, and the least value. */
+const ENV_UNITS = {
+  seconds: { scale: 1000, min: 0.1 }, // → milliseconds
+  MiB: { scale: 1024 * 1024, min: 1 }, // → bytes
+} as const;
+
+/**
+ * A tuning variable from the environment (OFFSITE_S3_TIMEOUT, OFFSITE_SSH_TIMEOUT in seconds,
+ * OFFSITE_S3_PART_MB in MiB; decimals allowed), scaled (milliseconds, bytes); undefined when unset or
+ * empty. Anything else than a number of at least the unit's least value is a usage error naming the
+ * variable: a typo does not silently leave the default in place.
+ */
+export function envNumber(env: Readonly<Record<string, string | undefined>>, key: string, unit: keyof typeof ENV_UNITS): number | undefined {
+  const v = env[key];
+  if (v === undefined || v.trim() === '') return undefined;
+  const { scale, min } = ENV_UNITS[unit];
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min) {
+    throw new OffsiteError('usage', `${key} must be a number of ${unit} of at least ${min}, not ${JSON.stringify(v)}`, { hint: `Unset ${key} for the default` });
+  }
+  return Math.round(n * scale);
+}

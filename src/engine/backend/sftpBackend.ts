@@ -880,6 +880,7 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
   return new SftpBackend({
     hostName: target.hostName,
     port: target.port,
+    hostKeyAlias: target.hostKeyAlias,
     where,
     // The user's files first; the system-wide one is read too when the user's is the default.
     knownHostsFiles: knownHosts !== undefined ? userKnown : [...userKnown, '/etc/ssh/ssh_known_hosts'],

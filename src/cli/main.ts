@@ -26,6 +26,7 @@ import { formatStats } from '../engine/ops/stats';
 import { verify } from '../engine/ops/verify';
 import { DEFAULT_DRILL_SAMPLE, drill, recordDrill } from '../engine/ops/drill';
 import type { SelectionRule } from '../engine/scan/scanner';
+import { literalRulePath } from '../engine/scan/selection';
 import { promptSecret } from './prompt';
 
 const MiB = 1024 * 1024;
@@ -82,14 +83,12 @@ function checkRulesRelativeToSource(source: string, rules: readonly SelectionRul
   const root = path.resolve(source);
   const exists = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
   for (const rule of rules) {
-    let g = rule.glob;
-    if (/[*?[]/.test(g) || g.startsWith('/') || /^ignorecase:/i.test(g) || /(^|\/)\.\.(\/|$)/.test(g)) continue;
-    while (g.startsWith('./')) g = g.slice(2);
-    const dirOnly = g.endsWith('/');
-    g = g.replace(/\/+$/, '');
+    const literal = literalRulePath(root, rule);
+    if (literal === undefined) continue;
+    const { path: g, dirOnly } = literal;
     const fromHere = path.resolve(g);
     const meant = path.relative(root, fromHere);
-    if (g === '' || meant === '' || meant.startsWith('..') || path.isAbsolute(meant)) continue;
+    if (meant === '' || meant.startsWith('..') || path.isAbsolute(meant)) continue;
     if (exists(path.join(root, g)) || !exists(fromHere)) continue;
     throw new OffsiteError('usage', `The --${rule.kind} rule ${JSON.stringify(rule.glob)} names nothing in ${root}, but is ${fromHere} from the current folder`, {
       hint: `Rules are read relative to SOURCE_DIR: write --${rule.kind} ${meant}${dirOnly ? '/' : ''}`,

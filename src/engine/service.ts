@@ -169,10 +169,8 @@ function keyConfig(k: KeySpec): KeyConfig {
     signKey: k.signKey,
     restoreKey: k.restoreKey,
     passphrase: async (what, kind) => {
-      if (kind === 'symmetric') {
-        if (k.backupPassphrase !== undefined) return k.backupPassphrase;
-        throw new OffsiteError('passphrase', `A passphrase is needed for ${what}`, { hint: 'Enter the passphrase the backup was made with', needs: { input: 'passphrase', wrong: false, symmetric: true } });
-      }
+      // None for the backup: the file that needs it fails with crypto/decrypt.ts's noPassword.
+      if (kind === 'symmetric') return k.backupPassphrase;
       if (k.passphrase !== undefined) return k.passphrase;
       throw new OffsiteError('passphrase', `A passphrase is needed for ${what}`, { hint: 'Enter the passphrase of your private key', needs: { input: 'passphrase', wrong: false } });
     },

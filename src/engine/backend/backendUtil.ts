@@ -94,8 +94,18 @@ export function maskPassword(url: string): string {
   return url.replace(USERINFO_PASSWORD, '$1:***@');
 }
 
-/** A parameter name that says its value is a secret (rclone's secret_access_key, pass, token; a query's token, X-Amz-Security-Token). */
+/**
+ * A parameter name that says its value is a secret (rclone's secret_access_key, pass, token; a query's
+ * token, X-Amz-Security-Token): the one list for URLs (redactSecretValues) and for a tool's messages
+ * (redactSecretAssignments).
+ */
 const SECRET_NAME = '(?:secret|password|passwd|pass|token|key)';
+const SECRET_ASSIGNMENT = new RegExp(`\\b([a-z0-9_]*${SECRET_NAME}[a-z0-9_]*)=("[^"]*"|'[^']*'|[^,:\\s"']+)`, 'gi');
+
+/** In free text (a tool's message quoting a connection string): the value of every secret name=value shown as ***. */
+export function redactSecretAssignments(text: string): string {
+  return text.replace(SECRET_ASSIGNMENT, '$1=***');
+}
 
 /**
  * The values of a URL's secret parameters shown as ***, nothing else changed: those of an rclone
@@ -115,4 +125,27 @@ export function redactSecretValues(url: string): string {
  */
 export function redactUrl(url: URL | string): string {
   return redactSecretValues(maskPassword(typeof url === 'string' ? url : url.href));
+}
+
+/** The units a tuning variable is given in: the scale to the unit used inside, and the least value. */
+const ENV_UNITS = {
+  seconds: { scale: 1000, min: 0.1 }, // → milliseconds
+  MiB: { scale: 1024 * 1024, min: 1 }, // → bytes
+} as const;
+
+/**
+ * A tuning variable from the environment (OFFSITE_S3_TIMEOUT, OFFSITE_SSH_TIMEOUT in seconds,
+ * OFFSITE_S3_PART_MB in MiB; decimals allowed), scaled (milliseconds, bytes); undefined when unset or
+ * empty. Anything else than a number of at least the unit's least value is a usage error naming the
+ * variable: a typo does not silently leave the default in place.
+ */
+export function envNumber(env: Readonly<Record<string, string | undefined>>, key: string, unit: keyof typeof ENV_UNITS): number | undefined {
+  const v = env[key];
+  if (v === undefined || v.trim() === '') return undefined;
+  const { scale, min } = ENV_UNITS[unit];
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min) {
+    throw new OffsiteError('usage', `${key} must be a number of ${unit} of at least ${min}, not ${JSON.stringify(v)}`, { hint: `Unset ${key} for the default` });
+  }
+  return Math.round(n * scale);
 }

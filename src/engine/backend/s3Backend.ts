@@ -26,7 +26,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
-import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
+import { checkName, checkRange, envNumber, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
 import { checkEndpoint, createS3Client } from './s3/s3Client';
@@ -62,7 +62,8 @@ export interface S3Options {
   /**
    * Environment (default process.env) for AWS_ENDPOINT_URL(_S3), and for tuning: OFFSITE_S3_PART_MB
    * (multipart part size, default 16), OFFSITE_S3_MULTIPART_MB (larger files go in parts, default 64)
-   * and OFFSITE_S3_TIMEOUT (seconds a request may go without a byte moving, default 30: S3_IDLE_TIMEOUT_MS).
+   * and OFFSITE_S3_TIMEOUT (seconds a request may go without a byte moving, default 30: S3_IDLE_TIMEOUT_MS);
+   * a value that is no such number is refused (backendUtil envNumber).
    */
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
@@ -805,11 +806,9 @@ export async function createS3Backend(_url: URL, ctx: BackendContext, rawUrl: st
     throw new OffsiteError('config', 'Only one of the S3 access key id and secret access key is set', { hint: 'Set both, or neither to use the AWS credential chain' });
   }
   const concurrency = typeof o.concurrency === 'number' && o.concurrency >= 1 ? Math.floor(o.concurrency) : 4;
-  /** A positive number from the environment, in `unit`s (seconds, MiB). */
-  const scaled = (v: string | undefined, unit: number): number | undefined => {
-    const n = Number(v);
-    return v !== undefined && Number.isFinite(n) && n > 0 ? Math.round(n * unit) : undefined;
-  };
+  const idleTimeoutMs = envNumber(env, 'OFFSITE_S3_TIMEOUT', 'seconds');
+  const partSize = envNumber(env, 'OFFSITE_S3_PART_MB', 'MiB');
+  const multipartThreshold = envNumber(env, 'OFFSITE_S3_MULTIPART_MB', 'MiB');
   const { client } = await createS3Client({
     endpoint,
     region: str(o.s3Region),
@@ -817,12 +816,12 @@ export async function createS3Backend(_url: URL, ctx: BackendContext, rawUrl: st
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: str(o.s3SessionToken) } : undefined,
     maxSockets: Math.max(16, concurrency * 5),
     log: ctx.log,
-    idleTimeoutMs: scaled(env.OFFSITE_S3_TIMEOUT, 1000),
+    idleTimeoutMs,
   });
   if (storageClass && isArchiveClass(storageClass)) {
     ctx.log?.('info', `Volumes go to the ${storageClass} storage class: they must be thawed before a restore; manifests stay STANDARD`);
   }
-  return new S3Backend({ ...loc, client, endpoint, storageClass, concurrency, log: ctx.log, partSize: scaled(env.OFFSITE_S3_PART_MB, MiB), multipartThreshold: scaled(env.OFFSITE_S3_MULTIPART_MB, MiB) });
+  return new S3Backend({ ...loc, client, endpoint, storageClass, concurrency, log: ctx.log, partSize, multipartThreshold });
 }
 
 registerBackend('s3', createS3Backend);

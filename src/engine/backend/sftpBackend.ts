@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import type { FileEntry, Stats } from 'ssh2';
 import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
-import { abortableDelay, checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
+import { abortableDelay, checkName, checkRange, envNumber, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
@@ -846,18 +846,6 @@ function optNumber(o: Readonly<Record<string, unknown>>, key: string, min: numbe
   return n;
 }
 
-/**
- * A time in seconds from the environment (decimals allowed, at least 0.1), in milliseconds, as
- * OFFSITE_S3_TIMEOUT is given; a value that is no such number is a usage error naming the variable.
- */
-function envSeconds(env: Readonly<Record<string, string | undefined>>, key: string): number | undefined {
-  const v = env[key];
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0.1) throw new OffsiteError('usage', `${key} must be a number of seconds of at least 0.1, not ${JSON.stringify(v)}`);
-  return Math.round(n * 1000);
-}
-
 /** Builds an SftpBackend from a URL and the front end's context (see SftpOptions). */
 export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBackend {
   const o = (ctx.options ?? {}) as Readonly<Record<string, unknown>>;
@@ -892,6 +880,7 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
   return new SftpBackend({
     hostName: target.hostName,
     port: target.port,
+    hostKeyAlias: target.hostKeyAlias,
     where,
     // The user's files first; the system-wide one is read too when the user's is the default.
     knownHostsFiles: knownHosts !== undefined ? userKnown : [...userKnown, '/etc/ssh/ssh_known_hosts'],
@@ -899,7 +888,7 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
     hashKnownHosts: target.hashKnownHosts,
     acceptHostKey: optString(o, 'acceptHostKey'),
     auth,
-    timeoutMs: optNumber(o, 'timeoutMs', 100) ?? envSeconds(env, 'OFFSITE_SSH_TIMEOUT') ?? optNumber(env, 'OFFSITE_SSH_TIMEOUT_MS', 100, 'OFFSITE_SSH_TIMEOUT_MS') ?? DEFAULT_TIMEOUT_MS,
+    timeoutMs: optNumber(o, 'timeoutMs', 100) ?? envNumber(env, 'OFFSITE_SSH_TIMEOUT', 'seconds') ?? optNumber(env, 'OFFSITE_SSH_TIMEOUT_MS', 100, 'OFFSITE_SSH_TIMEOUT_MS') ?? DEFAULT_TIMEOUT_MS,
     log: ctx.log,
     dir: u.path,
     concurrency,

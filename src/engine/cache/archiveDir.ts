@@ -27,15 +27,16 @@ export function keyCacheDir(root: string): string {
 
 /**
  * duplicity's default backup name: the MD5 of the target URL string, less a password written in it
- * (user:password@) and a trailing slash, with a file:// folder's path without '//' and '/./', and with
- * s3:// for duplicity's boto3+s3:// (sftp:// for its paramiko+sftp://, scp://, …): the
+ * (user:password@) and a trailing slash, with a file:// folder's path without '//' and '/./' (and
+ * file:/abs written file:///abs), and with the scheme in lower case and s3:// for duplicity's
+ * boto3+s3:// (sftp:// for its paramiko+sftp://, scp://, …): the
  * same remote with its password given another way (OFFSITE_SSH_PASSWORD, as the extension's cron line
  * does), or written file:///mnt/usb/p/ one day and file:///mnt/usb//p the next, must find the same
  * cache (else the backup asks for the private key to rebuild it), and with it the same lock.
  */
 export function archiveDirFor(url: string, root: string = defaultCacheRoot()): string {
   const unprotected = withoutPassword(url);
-  const named = withCanonicalScheme(normalFileUrl(unprotected.replace(TRAILING_SLASHES, '')));
+  const named = normalFileUrl(withCanonicalScheme(unprotected.replace(TRAILING_SLASHES, '')));
   const dir = path.join(root, md5Hex(named));
   // The names of before (released builds named the cache by the whole URL, then by the URL without its
   // password): the cache is taken over once, whatever the spelling normalised away.
@@ -48,25 +49,32 @@ const TRAILING_SLASHES = /(?<=[^/:])\/+$/;
 
 /**
  * A file:// URL with its path's empty and '.' segments dropped (file:///a//./b is file:///a/b, as the
- * local file system reads it). Only file://: on sftp:// a leading '//' is an absolute path (duplicity's
- * convention), and an object store's keys differ by a doubled slash. '..' stays (through a symlink it
- * is not the folder above), and a URL with a query or fragment is left as written.
+ * local file system reads it), and file:/abs, which fileBackend.ts reads as the same folder, written
+ * file:///abs. Only file://: on sftp:// a leading '//' is an absolute path (duplicity's convention),
+ * and an object store's keys differ by a doubled slash. '..' stays (through a symlink it is not the
+ * folder above), and a URL with a query or fragment is left as written. After withCanonicalScheme
+ * (the scheme in lower case).
  */
 function normalFileUrl(url: string): string {
-  const m = /^(file:\/\/)([^?#]*)$/is.exec(url);
+  const m = /^file:(\/\/)?([^?#]*)$/s.exec(url);
   if (!m) return url;
-  const p = m[2];
+  // file:/abs: no '//', so the path is all of it (file:relative is no file URL, left as written).
+  const p = m[1] === undefined ? (m[2].startsWith('/') ? m[2] : undefined) : m[2];
+  if (p === undefined) return url;
   const segments = p.split('/').filter((c) => c !== '' && c !== '.');
-  if (segments.length === 0) return url;
-  return `${m[1]}${p.startsWith('/') ? '/' : ''}${segments.join('/')}`;
+  if (segments.length === 0) return p.startsWith('/') ? 'file:///' : url;
+  return `file://${p.startsWith('/') ? '/' : ''}${segments.join('/')}`;
 }
 
-/** The URL with duplicity's other name of its scheme written as the scheme it names (backend/schemes.ts): one cache and one lock for both. */
+/**
+ * The URL with its scheme as backend/schemes.ts reads it: in lower case, and duplicity's other name of
+ * a scheme written as the scheme it names (FILE:/…, boto3+s3://): one cache and one lock for each.
+ */
 function withCanonicalScheme(url: string): string {
-  const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
+  const m = /^([a-z][a-z0-9+.-]*):/i.exec(url);
   if (!m) return url;
   const scheme = canonicalScheme(m[1]);
-  return scheme === m[1].toLowerCase() ? url : `${scheme}${url.slice(m[1].length)}`;
+  return scheme === m[1] ? url : `${scheme}${url.slice(m[1].length)}`;
 }
 
 const md5Hex = (s: string): string => createHash('md5').update(s).digest('hex');

@@ -51,7 +51,8 @@ export interface DecryptOptions {
 
 interface SessionKey {
   readonly data: Uint8Array;
-  readonly algorithm: string;
+  /** Absent for v6 key packets: the SEIPD v2 / AEAD packet names its cipher. */
+  readonly algorithm?: string;
   readonly fromPassword: boolean;
 }
 
@@ -70,8 +71,12 @@ function wrongPassword(cause?: unknown): OffsiteError {
   return new OffsiteError('passphrase', WRONG_PASSWORD, { hint: PASSWORD_HINT, cause, needs: { input: 'passphrase', wrong: true, symmetric: true } });
 }
 
-function noPassword(): OffsiteError {
-  return new OffsiteError('decrypt', 'This file is encrypted with a passphrase (symmetric), and none was given', {
+/**
+ * The one error for a backup made with a passphrase and no key read without that passphrase: code
+ * 'passphrase' with needs { symmetric }, which the extension's gateway answers by asking for it.
+ */
+export function noPassword(): OffsiteError {
+  return new OffsiteError('passphrase', 'This file is encrypted with a passphrase (symmetric), and none was given', {
     hint: PASSWORD_HINT,
     needs: { input: 'passphrase', wrong: false, symmetric: true },
   });
@@ -93,7 +98,7 @@ function notEncrypted(what: string): OffsiteError {
 /**
  * binary or armored OpenPGP message → plaintext, streaming with bounded memory.
  * Errors (OffsiteError): 'decrypt' no matching secret key or not an encrypted OpenPGP message;
- * 'passphrase' wrong password; 'integrity' MDC failure or truncated message (raised at the end);
+ * 'passphrase' wrong or missing password (noPassword); 'integrity' MDC failure or truncated message (raised at the end);
  * 'signature' unsigned or not signed by one of verificationKeys; 'format' malformed packets.
  */
 export function createDecryptStream(opts: DecryptOptions): Transform {
@@ -160,23 +165,16 @@ async function decryptMessage(r: ByteReader, given: DecryptOptions, push: (b: Bu
   const body = packetBody(r, h)[Symbol.asyncIterator]();
   const firstBody = await body.next().catch(mapTruncated);
   if (firstBody.done || firstBody.value.length === 0) throw integrityError('The message is truncated');
+  // One decision for both paths of which key or password opens the message (and when to ask for the password).
+  const sessionKeys = await decryptSessionKeys(keyPackets, pkeskBodies, pkeskIds, hasSkesk, opts);
   const fastShape = h.tag === Tag.SEIPD && firstBody.value[0] === 1;
-  const sessionKeys = fastShape ? await decryptSessionKeys(keyPackets, pkeskBodies, pkeskIds, hasSkesk, opts) : [];
-  const cipher = sessionKeys.length > 0 ? nodeCfb(sessionKeys[0].algorithm) : undefined;
-  if (!fastShape || !cipher || sessionKeys.some((k) => k.algorithm !== sessionKeys[0].algorithm)) {
+  const algorithm = sessionKeys[0].algorithm;
+  const cipher = fastShape && algorithm !== undefined ? nodeCfb(algorithm) : undefined;
+  if (!cipher || sessionKeys.some((k) => k.algorithm !== algorithm)) {
     // Not our fast path (SEIPD v2, AEAD, a cipher node lacks): replay what we read and hand the
-    // whole message to openpgp.js, with the password it needs when no key can open it.
+    // whole message to openpgp.js with its session keys.
     const consumed = r.stopRecording();
-    let fallback = opts;
-    if (sessionKeys.length === 0) {
-      const keys = opts.decryptionKeys?.length ?? 0;
-      if (hasSkesk && !(pkeskIds.length > 0 && keys > 0)) {
-        const passwords = await passwordsOf(opts);
-        if (passwords.length === 0) throw noPassword();
-        fallback = { ...opts, passwords };
-      } else if (keys === 0) throw opts.noKey?.() ?? noSecretKey(pkeskIds, false);
-    }
-    await decryptWithOpenpgp(replay(consumed, r), fallback, sessionKeys, push);
+    await decryptWithOpenpgp(replay(consumed, r), opts, sessionKeys, push);
     return;
   }
   r.stopRecording();
@@ -340,7 +338,7 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
   if (pkeskIds.length > 0 && keys.length > 0) {
     try {
       for (const k of await openpgpLib().decryptSessionKeys({ message, decryptionKeys: keys })) {
-        if (k.algorithm) out.push({ data: k.data, algorithm: k.algorithm, fromPassword: false });
+        out.push({ data: k.data, algorithm: k.algorithm ?? undefined, fromPassword: false });
       }
     } catch (e) {
       keyError = e;
@@ -351,7 +349,7 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
   if (passwords.length > 0) {
     try {
       for (const k of await openpgpLib().decryptSessionKeys({ message, passwords })) {
-        if (k.algorithm) out.push({ data: k.data, algorithm: k.algorithm, fromPassword: true });
+        out.push({ data: k.data, algorithm: k.algorithm ?? undefined, fromPassword: true });
       }
     } catch (e) {
       throw wrongPassword(e);
@@ -595,9 +593,7 @@ async function decryptWithOpenpgp(source: AsyncIterable<Buffer>, opts: DecryptOp
     const message = await openpgpLib().readMessage({ binaryMessage: web });
     const res = await openpgpLib().decrypt({
       message,
-      ...(sessionKeys.length > 0 ? { sessionKeys: sessionKeys.map((k) => ({ data: k.data, algorithm: k.algorithm as enums.symmetricNames })) } : {}),
-      ...(sessionKeys.length === 0 && opts.decryptionKeys?.length ? { decryptionKeys: opts.decryptionKeys } : {}),
-      ...(sessionKeys.length === 0 && opts.passwords?.length ? { passwords: opts.passwords } : {}),
+      sessionKeys: sessionKeys.map((k) => ({ data: k.data, algorithm: k.algorithm as enums.symmetricNames })),
       ...(verifying ? { verificationKeys: opts.verificationKeys, expectSigned: true } : {}),
       format: 'binary',
       config: { allowUnauthenticatedStream: true },
@@ -610,8 +606,6 @@ async function decryptWithOpenpgp(source: AsyncIterable<Buffer>, opts: DecryptOp
     if (e instanceof AggregateError) {
       throw new OffsiteError('signature', 'No good signature by the expected signing key', { ...NOT_BY_SIGNER, cause: e });
     }
-    const passwordsOnly = sessionKeys.length === 0 && !opts.decryptionKeys?.length && (opts.passwords?.length ?? 0) > 0;
-    if (passwordsOnly && /session key decryption failed/i.test((e as Error).message)) throw wrongPassword(e);
     throw mapOpenpgpError(e);
   }
 }

@@ -29,8 +29,8 @@ import { manifestName, parseName, signatureName, volumeName } from '../manifest/
 import { compareIndex, indexToBytes, indexToString, isPrefixOf } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
 import { LISTINGS, ListingCache } from '../scan/listingCache';
-import { scanTreeSync, type ScanEntry, type SelectionRule } from '../scan/scanner';
-import { unmatchedRuleWarning, unmatchedRules } from '../scan/selection';
+import { scanTreeSync, sourceFolderStat, type ScanEntry, type SelectionRule } from '../scan/scanner';
+import { unmatchedRuleWarning } from '../scan/selection';
 import { StatAhead } from '../scan/statAhead';
 import { changedRuleInput, formatRuleInputs, readRuleInputs, RULE_INPUTS, RuleInputs } from '../scan/gitignore';
 import { NoChangeProbe, type ProbeResult } from '../scan/noChangeProbe';
@@ -398,8 +398,7 @@ class BackupRun {
   private async runBackup(): Promise<BackupResult> {
     const { opts } = this;
     const source = path.resolve(opts.source);
-    const st = fs.statSync(source, { throwIfNoEntry: false });
-    if (!st?.isDirectory()) throw new OffsiteError('notFound', `The source folder ${opts.source} does not exist or is not a folder`, { hint: 'Check the path you gave to back up' });
+    sourceFolderStat(source, 'Check the path you gave to back up');
     if (opts.crypto.recipients.length === 0) encoder(opts.crypto); // throws the 'no key' error
 
     let collection = await this.repo.refresh(opts.signal);
@@ -701,7 +700,7 @@ class BackupRun {
     });
     const ahead = this.ahead;
     let scanned = false;
-    const ruleMatches: number[] = [];
+    let unmatched: readonly SelectionRule[] = [];
     // The synchronous walk: no promise per path (the loop below awaits only real work, yields and
     // checks the abort signal; scanTreeSync itself does not look at one).
     const scan = scanTreeSync(source, {
@@ -712,11 +711,13 @@ class BackupRun {
       // The lstats the worker thread has made ahead of the walk (started in run()).
       lstat: ahead?.lstat,
       ruleInputs: this.ruleInputs,
-      ruleMatches,
     });
     try {
       let lastYield = performance.now();
-      for (const entry of scan) {
+      // By hand rather than for…of, for the walk's result (its rules that decided no path).
+      let step = scan.next();
+      for (; !step.done; step = scan.next()) {
+        const entry = step.value;
         throwIfAborted(opts.signal);
         if (performance.now() - lastYield > YIELD_MS) {
           await setImmediate();
@@ -753,6 +754,7 @@ class BackupRun {
         await this.process(entry, sig, stat);
         this.accounted = entry.index;
       }
+      unmatched = step.value.unmatchedRules;
       if (statMode) {
         for (let rec = prevStat.shift(); rec; rec = prevStat.shift()) await goneFromStat(rec);
         if (prevStat.failed) await leaveStatMode();
@@ -766,7 +768,7 @@ class BackupRun {
       if (scanned) await listings.close();
       else listings.abort();
     }
-    for (const rule of unmatchedRules(opts.rules ?? [], ruleMatches)) opts.log.warn(unmatchedRuleWarning(path.resolve(source), rule));
+    for (const rule of unmatched) opts.log.warn(unmatchedRuleWarning(path.resolve(source), rule));
     if (ahead) opts.log.debug(`Stat ahead: ${ahead.hits} of ${ahead.hits + ahead.own} paths stat'ed by the worker thread`);
     opts.log.debug(`Folder listings: ${listings.reused} of ${listings.reused + listings.listed} folders unchanged since the previous scan, not read again`);
     // Only the newest listings are kept (they describe the folder as it is, whatever becomes of this set).

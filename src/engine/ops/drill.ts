@@ -16,6 +16,7 @@ import type { Logger } from '../log';
 import { compareIndex, indexToString } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
 import type { PathIndex } from '../types';
+import { sourceFolderStat } from '../scan/scanner';
 import { listFiles } from './inspect';
 import type { CryptoContext } from './remoteFiles';
 import { openForRead, setsForTime } from './restore';
@@ -144,12 +145,7 @@ export async function drill(opts: DrillOptions): Promise<DrillResult> {
   const source = Buffer.from(path.resolve(opts.source));
   // Without the folder every file would be "changed since the backup", nothing compared, and the
   // drill a success (verify's scan fails the same way).
-  if (!fs.statSync(source, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new OffsiteError('notFound', `The source folder ${source.toString()} does not exist or is not a folder`, {
-      hint: 'Give the folder that was backed up: the drill compares the files it restores with it',
-      file: source.toString(),
-    });
-  }
+  sourceFolderStat(source.toString(), 'Give the folder that was backed up: the drill compares the files it restores with it');
   const temp = fs.mkdtempSync(path.join(opts.tempRoot ?? os.tmpdir(), 'offsite-drill-'));
   try {
     // A fresh cache: nothing of this machine's cache is used.

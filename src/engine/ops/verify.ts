@@ -10,8 +10,8 @@ import { OffsiteError } from '../errors';
 import { parseName, signatureName } from '../manifest/naming';
 import { compareIndex, indexToString } from '../pathIndex';
 import { LISTINGS, ListingCache } from '../scan/listingCache';
-import { scanTree, type ScanEntry, type SelectionRule } from '../scan/scanner';
-import { unmatchedRuleWarning, unmatchedRules } from '../scan/selection';
+import { scanTree, type ScanEntry, type ScanSummary, type SelectionRule } from '../scan/scanner';
+import { unmatchedRuleWarning } from '../scan/selection';
 import type { EntryMeta, PathIndex } from '../types';
 import { openForRead, setsForTime, type ReadOptions } from './restore';
 import { fetchRemote, openDecoded, withFile, wrappingOf } from './remoteFiles';
@@ -173,19 +173,26 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     // The last backup's folder listings, read only: folders unchanged since are not read again.
     const prevDirs = opts.archive.newest(LISTINGS);
     listings = prevDirs === undefined ? undefined : new ListingCache({ previous: opts.archive.file(prevDirs) });
-    const ruleMatches: number[] = [];
-    const local = scanTree(root.toString(), { rules: opts.rules, gitignore: opts.gitignore, signal: opts.signal, onError: () => {}, listings, ruleMatches })[Symbol.asyncIterator]();
-    let localHead: ScanEntry | undefined = (await local.next()).value ?? undefined;
+    const local = scanTree(root.toString(), { rules: opts.rules, gitignore: opts.gitignore, signal: opts.signal, onError: () => {}, listings });
+    let walked: ScanSummary | undefined;
+    /** The scan's next entry; at the end, undefined and its summary kept in `walked`. */
+    const nextLocal = async (): Promise<ScanEntry | undefined> => {
+      const step = await local.next();
+      if (!step.done) return step.value;
+      walked ??= step.value;
+      return undefined;
+    };
+    let localHead = await nextLocal();
     /** Reports local paths before `upTo` as new; returns the scan's entry for `upTo` when it has one. */
     const passLocal = async (upTo: PathIndex | undefined): Promise<ScanEntry | undefined> => {
       while (localHead && (upTo === undefined || compareIndex(localHead.index, upTo) < 0)) {
         // As duplicity's "New file", but saying what it is: a new folder is one line, and so is each path in it.
         diff(localHead.index, `new ${kindOf(localHead.meta.type)}, not in the backup`);
-        localHead = (await local.next()).value ?? undefined;
+        localHead = await nextLocal();
       }
       if (!localHead || !upTo || compareIndex(localHead.index, upTo) !== 0) return undefined;
       const met = localHead;
-      localHead = (await local.next()).value ?? undefined;
+      localHead = await nextLocal();
       return met;
     };
 
@@ -246,9 +253,8 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     const extra = (await sigIt.next()).value;
     if (extra) throw sigMismatch(`${indexToString(extra.index)} is only in the signatures`);
     await passLocal(undefined);
-    await local.return?.(undefined);
     // The walk is done: rules that matched nothing were most likely meant for another folder.
-    for (const rule of unmatchedRules(opts.rules ?? [], ruleMatches)) opts.log.warn(unmatchedRuleWarning(root.toString(), rule));
+    for (const rule of walked?.unmatchedRules ?? []) opts.log.warn(unmatchedRuleWarning(root.toString(), rule));
     opts.log.debug(`Verify compared ${compared} paths, ${lookedUp} of them looked up outside the scan; ${listings?.reused ?? 0} folders from the last backup's listings`);
     return { time: sets.at(-1)!.set.endTime, compared, differences };
   } finally {

@@ -81,8 +81,12 @@ export interface ScanOptions {
   readonly lstat?: (path: Buffer) => Lstat;
   /** With gitignore: records the rule files read or looked for (gitignore.ts RuleInputs). */
   readonly ruleInputs?: RuleInputs;
-  /** Set to one count per rule: the paths it decided (selection.ts unmatchedRules, once the walk is done). */
-  readonly ruleMatches?: number[];
+}
+
+/** What a whole walk returns once it is done. */
+export interface ScanSummary {
+  /** The rules that decided no path of the walk (selection.ts Selection.unmatchedRules). */
+  readonly unmatchedRules: readonly SelectionRule[];
 }
 
 /**
@@ -90,12 +94,14 @@ export interface ScanOptions {
  * (compareIndex order). The root is followed if it is a symlink; nothing else is.
  * Throws OffsiteError ('notFound', 'permission', 'usage') when the root itself cannot be scanned.
  */
-export async function* scanTree(root: string, options: ScanOptions): AsyncGenerator<ScanEntry, void, undefined> {
+export async function* scanTree(root: string, options: ScanOptions): AsyncGenerator<ScanEntry, ScanSummary, undefined> {
   const signal = options.signal;
   throwIfAborted(signal);
   let n = 0;
-  for (const entry of scanTreeSync(root, options)) {
-    yield entry;
+  const walk = scanTreeSync(root, options);
+  for (let step = walk.next(); ; step = walk.next()) {
+    if (step.done) return step.value;
+    yield step.value;
     // A consumer that never awaits real I/O would otherwise starve timers and the abort signal.
     if ((++n & 511) === 0) await nextTurn();
     throwIfAborted(signal);
@@ -126,9 +132,9 @@ interface Frame {
 }
 
 /** The same walk as a synchronous generator, for callers that do not need the event loop to run. */
-export function* scanTreeSync(root: string, options: ScanOptions): Generator<ScanEntry, void, undefined> {
+export function* scanTreeSync(root: string, options: ScanOptions): Generator<ScanEntry, ScanSummary, undefined> {
   const rootAbs = path.resolve(root);
-  const selection = compileSelection(rootAbs, options.rules ?? [], options.ruleMatches);
+  const selection = compileSelection(rootAbs, options.rules ?? []);
   const useRules = !selection.isEmpty;
   const useGit = options.gitignore === true;
   const onError = options.onError;
@@ -137,13 +143,9 @@ export function* scanTreeSync(root: string, options: ScanOptions): Generator<Sca
   const lstat = options.lstat ?? lstatSync;
   const rootPath = Buffer.from(rootAbs);
 
-  let rootStat: fs.BigIntStats;
+  const rootStat = sourceFolderStat(rootAbs);
   let rootNames: Buffer[];
   try {
-    rootStat = fs.statSync(rootPath, BIG);
-    if (!rootStat.isDirectory()) {
-      throw new OffsiteError('usage', `The source ${rootAbs} is not a folder`, { hint: 'Choose a folder to back up.' });
-    }
     rootNames = options.listings?.lookup([], rootStat) ?? listDir(rootPath);
   } catch (e) {
     throw rootError(rootAbs, e);
@@ -273,6 +275,7 @@ export function* scanTreeSync(root: string, options: ScanOptions): Generator<Sca
     }
     yield entry;
   }
+  return { unmatchedRules: selection.unmatchedRules() };
 }
 
 function* flushPending(stack: Frame[], from: number): Generator<ScanEntry, void, undefined> {
@@ -412,16 +415,30 @@ function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-function rootError(rootAbs: string, e: unknown): OffsiteError {
+/**
+ * The one check of a source folder (backup, verify's walk, the restore drill): its stat (symlinks
+ * followed), or OffsiteError 'notFound' when it does not exist or is not a folder, 'permission' when
+ * it cannot be read. `hint` says what the folder is for.
+ */
+export function sourceFolderStat(rootAbs: string, hint = 'Check the folder to back up.'): fs.BigIntStats {
+  let st: fs.BigIntStats;
+  try {
+    st = fs.statSync(rootAbs, BIG);
+  } catch (e) {
+    throw rootError(rootAbs, e, hint);
+  }
+  if (!st.isDirectory()) throw notAFolder(rootAbs, hint);
+  return st;
+}
+
+function notAFolder(rootAbs: string, hint: string, cause?: unknown): OffsiteError {
+  return new OffsiteError('notFound', `The source folder ${rootAbs} does not exist or is not a folder`, { hint, cause, file: rootAbs });
+}
+
+function rootError(rootAbs: string, e: unknown, hint = 'Check the folder to back up.'): OffsiteError {
   if (e instanceof OffsiteError) return e;
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ENOTDIR') {
-    return new OffsiteError('notFound', `The source folder ${rootAbs} does not exist`, {
-      hint: 'Check the folder to back up.',
-      cause: e,
-      file: rootAbs,
-    });
-  }
+  if (code === 'ENOENT' || code === 'ENOTDIR') return notAFolder(rootAbs, hint, e);
   if (code === 'EACCES' || code === 'EPERM') {
     return new OffsiteError('permission', `Cannot read the source folder ${rootAbs}`, {
       hint: 'Give your user read access to it, or choose another folder.',

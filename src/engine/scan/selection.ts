@@ -48,6 +48,15 @@ export interface Selection {
    * @param isDir whether the path is a directory (not a symlink to one)
    */
   test(rel: string, isDir: boolean): Verdict;
+  /** One count per rule: the paths tested that the rule decided so far. */
+  readonly matches: readonly number[];
+  /**
+   * The rules that decided no path, once a whole walk is done: a rule written relative to another
+   * folder than the source (`ws/node_modules` for `node_modules`), a glob with no match now, or one
+   * whose paths an earlier rule decides. Not an error, as duplicity's refusal of a rule that cannot
+   * match is: a rule for files that come and go (log files, a build folder) matches nothing at times.
+   */
+  unmatchedRules(): SelectionRule[];
 }
 
 interface CompiledRule {
@@ -61,26 +70,28 @@ interface CompiledRule {
   readonly exact?: RegExp;
   /** Include rules: folders that could hold a match. */
   readonly scan?: RegExp;
+  /** The path the glob names when it is a plain relative path (no glob characters, no ignorecase:), without the leading '/'. */
+  readonly literal?: string;
 }
 
 const IGNORECASE = 'ignorecase:';
 
 /**
  * Compiles rules for the tree at `root` (an absolute path). Throws OffsiteError('usage') for a glob
- * that cannot match anything under root or is malformed. `matches`, when given, is set to one count
- * per rule: the paths tested that the rule decided (a walk's counts: unmatchedRules).
+ * that cannot match anything under root or is malformed. The selection counts the paths each rule
+ * decides (matches, unmatchedRules).
  */
-export function compileSelection(root: string, rules: readonly SelectionRule[], matches?: number[]): Selection {
-  const rootText = root.length > 1 && root.endsWith('/') ? root.replace(/\/+$/, '') : root;
+export function compileSelection(root: string, rules: readonly SelectionRule[]): Selection {
+  const rootText = trimRoot(root);
   const compiled = rules.map((r) => compileRule(rootText, r));
   // The absolute path of rel: for root '/', rel itself.
   const absPrefix = rootText === '/' ? '' : rootText;
   const anyAbsolute = compiled.some((r) => r.absolute);
-  const counts = matches ?? [];
-  counts.length = 0;
-  for (let i = 0; i < compiled.length; i++) counts.push(0);
+  const counts = compiled.map(() => 0);
   return {
     isEmpty: compiled.length === 0,
+    matches: counts,
+    unmatchedRules: () => rules.filter((_, i) => counts[i] === 0),
     test(rel: string, isDir: boolean): Verdict {
       if (compiled.length === 0) return 'none';
       const abs = anyAbsolute ? absPrefix + rel : '';
@@ -106,20 +117,23 @@ export function compileSelection(root: string, rules: readonly SelectionRule[], 
   };
 }
 
-/**
- * The rules that decided no path, by a whole walk's counts (compileSelection's `matches`): a rule
- * written relative to another folder than the source (`ws/node_modules` for `node_modules`), a glob
- * with no match now, or one whose paths an earlier rule decides. Not an error, as duplicity's refusal
- * of a rule that cannot match is: a rule for files that come and go (log files, a build folder)
- * matches nothing at times.
- */
-export function unmatchedRules(rules: readonly SelectionRule[], matches: readonly number[]): SelectionRule[] {
-  return rules.filter((_, i) => matches[i] === 0);
-}
-
 /** The warning for a rule that decided no path of the walk of `root`. */
 export function unmatchedRuleWarning(root: string, rule: SelectionRule): string {
   return `The ${rule.kind} rule ${JSON.stringify(rule.glob)} matched no path in ${root} (rules are read relative to that folder; the first rule that matches a path decides it)`;
+}
+
+/**
+ * The path relative to `root` a rule names when its glob is a plain path (`ws/node_modules`,
+ * `./ws/src/`: no glob characters, not absolute, no ignorecase:), as the rule is compiled; undefined
+ * for any other rule. Throws as compileSelection does for a malformed rule.
+ */
+export function literalRulePath(root: string, rule: SelectionRule): { readonly path: string; readonly dirOnly: boolean } | undefined {
+  const r = compileRule(trimRoot(root), rule);
+  return r.literal === undefined ? undefined : { path: r.literal, dirOnly: r.exact !== undefined };
+}
+
+function trimRoot(root: string): string {
+  return root.length > 1 && root.endsWith('/') ? root.replace(/\/+$/, '') : root;
 }
 
 function compileRule(rootText: string, rule: SelectionRule): CompiledRule {
@@ -175,7 +189,8 @@ function compileRule(rootText: string, rule: SelectionRule): CompiledRule {
       });
     }
   }
-  return { include, absolute, all: false, match, exact, scan };
+  const literal = !absolute && !ignoreCase && !/[*?[]/.test(glob) ? glob.slice(1) : undefined;
+  return { include, absolute, all: false, match, exact, scan, literal };
 }
 
 /** Matches the folders that could contain a match of glob: its leading parts, up to a first `**`. */

@@ -52,6 +52,12 @@ describe('cache: the archive folder of a remote', () => {
       ['file:///backups/./project/', 'file:///backups/project'],
       ['file:////backups/project', 'file:///backups/project'],
       ['file://./rel//p/.', 'file://rel/p'],
+      // file:/abs is the folder file:///abs (fileBackend.ts reads both so), as is the scheme in capitals.
+      ['file:/backups/project', 'file:///backups/project'],
+      ['file:/backups//project/', 'file:///backups/project'],
+      ['FILE:///backups/project', 'file:///backups/project'],
+      ['File:/backups/project', 'file:///backups/project'],
+      ['file:/', 'file:///'],
     ]) {
       assert.equal(archiveDirFor(a, root), path.join(root, md5(b)), a);
     }
@@ -70,6 +76,7 @@ describe('cache: the archive folder of a remote', () => {
       ['pexpect+sftp://me:pw@host//abs', 'sftp://me@host//abs'],
       ['scp://host/b', 'sftp://host/b'],
       ['paramiko+scp://host/b', 'sftp://host/b'],
+      ['SFTP://me@host/backups', 'sftp://me@host/backups'],
     ]) {
       assert.equal(archiveDirFor(a, root), path.join(root, md5(b)), a);
     }
@@ -79,6 +86,7 @@ describe('cache: the archive folder of a remote', () => {
   for (const [why, legacyName, url, named] of [
     ['the URL as written with its trailing slash', 'file:///backups/p/', 'file:///backups/p/', 'file:///backups/p'],
     ["duplicity's other name of its scheme", 'boto3+s3://bucket/p', 'boto3+s3://bucket/p', 's3://bucket/p'],
+    ['file:/abs as written', 'file:/backups/p', 'file:/backups/p', 'file:///backups/p'],
   ]) {
     it(`takes over the cache named by ${why}, once`, () => {
       const root = tempDir();

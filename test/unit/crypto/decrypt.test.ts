@@ -197,7 +197,7 @@ describe('crypto: createDecryptStream', function () {
     it('wrong passphrase → passphrase (duplicity fixture 05 and gpg --symmetric)', async () => {
       const [f] = sampleFiles('05-dup-symmetric');
       await rejectsWith(decryptFile(f, { passwords: ['wrong'] }), 'passphrase');
-      await rejectsWith(decryptFile(f, {}), 'decrypt');
+      await rejectsWith(decryptFile(f, {}), 'passphrase');
     });
 
     it('a lazy password is asked for only by a symmetric message no key opens; a key-only message without a key gives noKey', async () => {
@@ -221,10 +221,32 @@ describe('crypto: createDecryptStream', function () {
       assert.equal(asked, 3);
     });
 
+    it('a message open to a key or a passphrase, given the wrong key: both paths (gpg\'s SEIPD v1, openpgp.js\'s SEIPD v2) ask for the password, or need the key', async () => {
+      const gpgBoth = gpgEncrypt('both.gpg', ['--recipient', RSA_FPR, '--symmetric', '--encrypt'], 'test-passphrase');
+      // A key that announces SEIPD v2 (gpg 2.2's do not: openpgp.js would write v1 for them).
+      const { privateKey: v2Sec } = await openpgp.generateKey({ userIDs: [{ name: 'aead' }], type: 'curve25519', format: 'object', config: { aeadProtect: true } });
+      const aeadBoth = path.join(dir, 'aead-both.gpg');
+      const msg = await openpgp.encrypt({ message: await openpgp.createMessage({ binary: data }), encryptionKeys: v2Sec.toPublic(), passwords: ['test-passphrase'], format: 'binary', config: { aeadProtect: true } });
+      fs.writeFileSync(aeadBoth, msg);
+      const seipd = (await openpgp.readMessage({ binaryMessage: msg })).packets.findPacket(openpgp.enums.packet.symEncryptedIntegrityProtectedData) as unknown as { version: number };
+      assert.equal(seipd.version, 2);
+      for (const [f, rightKey] of [[gpgBoth, rsaSec], [aeadBoth, [v2Sec]]] as [string, PrivateKey[]][]) {
+        let asked = 0;
+        const password = async () => (asked++, 'test-passphrase');
+        assert.ok((await decryptFile(f, { decryptionKeys: eccSec, password })).equals(data), f);
+        assert.equal(asked, 1, f);
+        assert.ok((await decryptFile(f, { decryptionKeys: rightKey, password })).equals(data), f);
+        assert.equal(asked, 1, f);
+        const failure = await decryptFile(f, { decryptionKeys: eccSec, password: async () => undefined }).then(() => undefined, (e: unknown) => ({ code: (e as OffsiteError).code, needs: (e as OffsiteError).needs }));
+        assert.deepEqual(failure, { code: 'decrypt', needs: { input: 'secretKey', wrong: true } }, f);
+        await rejectsWith(decryptFile(f, { decryptionKeys: eccSec, password: async () => 'wrong' }), 'passphrase');
+      }
+    });
+
     it('a symmetric message: no password → needs it (symmetric), a wrong one → passphrase, wrong (symmetric)', async () => {
       const [sym] = sampleFiles('05-dup-symmetric');
       const needs = async (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ({ code: (e as OffsiteError).code, needs: (e as OffsiteError).needs }));
-      assert.deepEqual(await needs(decryptFile(sym, { password: async () => undefined })), { code: 'decrypt', needs: { input: 'passphrase', wrong: false, symmetric: true } });
+      assert.deepEqual(await needs(decryptFile(sym, { password: async () => undefined })), { code: 'passphrase', needs: { input: 'passphrase', wrong: false, symmetric: true } });
       assert.deepEqual(await needs(decryptFile(sym, { password: async () => 'wrong' })), { code: 'passphrase', needs: { input: 'passphrase', wrong: true, symmetric: true } });
       assert.deepEqual(await needs(decryptFile(sym, { passwords: ['wrong'] })), { code: 'passphrase', needs: { input: 'passphrase', wrong: true, symmetric: true } });
     });

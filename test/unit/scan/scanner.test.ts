@@ -279,11 +279,28 @@ describe('scan/scanner', () => {
     ]);
   });
 
-  it('fails clearly when the root is missing or not a folder', async () => {
+  it('returns, once done, the rules that decided no path (sync and async walks alike)', async () => {
     const root = tempDir('offsite-scan-');
-    await assert.rejects(collect(path.join(root, 'nope')), (e: unknown) => OffsiteError.is(e, 'notFound'));
+    write(root, 'a.txt');
+    write(root, 'node_modules/x.js');
+    const rules = [{ kind: 'exclude', glob: 'node_modules' }, { kind: 'exclude', glob: 'ws/node_modules' }, { kind: 'include', glob: '**/*.log' }] as const;
+    const want = [rules[1], rules[2]];
+    const sync = scanTreeSync(root, { rules, onError: () => {} });
+    let step = sync.next();
+    while (!step.done) step = sync.next();
+    assert.deepEqual(step.value.unmatchedRules, want);
+    const walk = scanTree(root, { rules, onError: () => {} });
+    let a = await walk.next();
+    while (!a.done) a = await walk.next();
+    assert.deepEqual(a.value.unmatchedRules, want);
+  });
+
+  it('fails clearly when the root is missing or not a folder: the one source-folder check (backup and the drill make it too)', async () => {
+    const root = tempDir('offsite-scan-');
     write(root, 'file');
-    await assert.rejects(collect(path.join(root, 'file')), (e: unknown) => OffsiteError.is(e, 'usage'));
+    for (const p of [path.join(root, 'nope'), path.join(root, 'file'), path.join(root, 'file', 'below')]) {
+      await assert.rejects(collect(p), (e: unknown) => OffsiteError.is(e, 'notFound') && e.message === `The source folder ${p} does not exist or is not a folder` && e.file === p, p);
+    }
   });
 
   it('follows a symlinked root but nothing below it', async () => {

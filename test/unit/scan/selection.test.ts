@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { compileSelection, globToRegex, unmatchedRules, type SelectionRule } from '../../../src/engine/scan/selection';
+import { compileSelection, globToRegex, literalRulePath, type SelectionRule } from '../../../src/engine/scan/selection';
 import { scanTree } from '../../../src/engine/scan/scanner';
 import { OffsiteError } from '../../../src/engine/errors';
 import type { PathIndex } from '../../../src/engine/types';
@@ -164,14 +164,13 @@ describe('scan/selection', () => {
 
     it('counts, per rule, the paths it decided (a rule after the one that decides a path is not counted)', () => {
       const rules = [inc('src/*.ts'), exc('build/'), exc('build'), exc('ws/node_modules'), exc('**/*.log'), exc('**')];
-      const matches: number[] = [];
-      const s = compileSelection(root, rules, matches);
-      assert.deepEqual(matches, [0, 0, 0, 0, 0, 0]);
+      const s = compileSelection(root, rules);
+      assert.deepEqual(s.matches, [0, 0, 0, 0, 0, 0]);
       for (const [rel, dir] of [['/src', true], ['/src/a.ts', false], ['/src/b.js', false], ['/build', true], ['/build', false], ['/node_modules', true]] as const) s.test(rel, dir);
       // /src is only scanned by the include, and decided by '**', as are /src/b.js and /node_modules; the
       // file /build matches the folder-only 'build/' but is decided by 'build'.
-      assert.deepEqual(matches, [1, 1, 1, 0, 0, 3]);
-      assert.deepEqual(unmatchedRules(rules, matches), [exc('ws/node_modules'), exc('**/*.log')]);
+      assert.deepEqual(s.matches, [1, 1, 1, 0, 0, 3]);
+      assert.deepEqual(s.unmatchedRules(), [exc('ws/node_modules'), exc('**/*.log')]);
     });
 
     it('rejects globs that cannot match under the root, or are malformed', () => {
@@ -189,5 +188,22 @@ describe('scan/selection', () => {
       assert.equal(globToRegex('[!a-c]'), '[^a-c]');
       assert.equal(globToRegex('[x'), '\\[x');
     });
+  });
+
+  it('literalRulePath: the path a plain rule names, as compiled (the CLI\'s check of rules written from the current folder)', () => {
+    const rows: [string, { path: string; dirOnly: boolean } | undefined][] = [
+      ['ws/node_modules', { path: 'ws/node_modules', dirOnly: false }],
+      ['./ws/src/', { path: 'ws/src', dirOnly: true }],
+      ['././a', { path: 'a', dirOnly: false }],
+      ['ws/*.log', undefined],
+      ['ws/a?', undefined],
+      ['ws/[ab]', undefined],
+      ['**/node_modules', undefined],
+      ['ignorecase:ws/A', undefined],
+      ['/root/ws/a', undefined],
+      ['**', undefined],
+    ];
+    for (const [glob, want] of rows) assert.deepEqual(literalRulePath('/root/ws', { kind: 'exclude', glob }), want, glob);
+    assert.throws(() => literalRulePath('/root/ws', { kind: 'exclude', glob: '../x' }), (e: unknown) => OffsiteError.is(e, 'usage'));
   });
 });

@@ -3,7 +3,7 @@
 // remote (":s3,secret_access_key=…:bucket") would otherwise print back in its messages.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { BackendError, type BackendErrorKind } from '../backend';
-import { maskPasswordsIn, redactSecretValues } from '../backendUtil';
+import { maskPasswordsIn, redactSecretAssignments, redactSecretValues } from '../backendUtil';
 
 export interface RcloneEnv {
   /** The rclone program (default "rclone" on PATH). */
@@ -44,11 +44,7 @@ export function rcloneEnv(base: Readonly<Record<string, string | undefined>>): N
 /** Secrets in a connection string (key=value pairs between ':backend,' and ':') and in URLs. */
 export function makeRedactor(remote: string): (text: string) => string {
   const shown = displayRemote(remote);
-  return (text) => {
-    let t = text.split(remote).join(shown);
-    t = t.replace(/\b([a-z0-9_]*(?:secret|password|pass|token|key)[a-z0-9_]*)=("[^"]*"|'[^']*'|[^,:\s"']+)/gi, '$1=***');
-    return maskPasswordsIn(t);
-  };
+  return (text) => maskPasswordsIn(redactSecretAssignments(text.split(remote).join(shown)));
 }
 
 /**

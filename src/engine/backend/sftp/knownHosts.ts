@@ -117,14 +117,13 @@ export class KnownHosts {
     return new KnownHosts(entries);
   }
 
-  /** The key types this host is known with (to ask the server for one of those first). */
-  typesFor(host: string, port: number): string[] {
-    const name = hostKeyName(host, port);
+  /** The key types the host known_hosts names `name` (hostKeyName, or a HostKeyAlias) is known with (to ask the server for one of those first). */
+  typesFor(name: string): string[] {
     return [...new Set(this.entries.filter((e) => !e.marker && hostsMatch(e.hosts, name)).map((e) => e.type))];
   }
 
-  check(host: string, port: number, key: HostKey): HostKeyVerdict {
-    const name = hostKeyName(host, port);
+  /** What known_hosts says of `key` shown by the host it names `name` (hostKeyName, or a HostKeyAlias). */
+  check(name: string, key: HostKey): HostKeyVerdict {
     // A revoked key is refused whatever host it is presented for.
     const revoked = this.entries.find((e) => e.marker === 'revoked' && e.blob.equals(key.blob));
     if (revoked) return { kind: 'revoked', file: revoked.file, line: revoked.line };
@@ -139,10 +138,10 @@ export class KnownHosts {
 }
 
 /**
- * Appends a host's key to a known_hosts file (creating it, and its folder, private); with `hash`, the
- * host's name hashed as OpenSSH writes it under HashKnownHosts yes.
+ * Appends a host's key to a known_hosts file (creating it, and its folder, private) under `name`
+ * (hostKeyName, or a HostKeyAlias); with `hash`, the name hashed as OpenSSH writes it under HashKnownHosts yes.
  */
-export function recordHostKey(file: string, host: string, port: number, key: HostKey, opts: { hash?: boolean } = {}): void {
+export function recordHostKey(file: string, name: string, key: HostKey, opts: { hash?: boolean } = {}): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let prefix = '';
   try {
@@ -151,8 +150,8 @@ export function recordHostKey(file: string, host: string, port: number, key: Hos
   } catch {
     // a new file
   }
-  const name = opts.hash ? hashHostName(hostKeyName(host, port)) : hostKeyName(host, port);
-  fs.appendFileSync(file, `${prefix}${name} ${key.type} ${key.blob.toString('base64')}\n`, { mode: 0o600 });
+  const field = opts.hash ? hashHostName(name) : name;
+  fs.appendFileSync(file, `${prefix}${field} ${key.type} ${key.blob.toString('base64')}\n`, { mode: 0o600 });
 }
 
 /** A hashed host field as `ssh-keygen -H` writes it (for tests and for users who want hashing). */

@@ -14,6 +14,11 @@ export type Log = (level: 'debug' | 'info' | 'warn', message: string) => void;
 export interface ConnectParams {
   readonly hostName: string;
   readonly port: number;
+  /**
+   * HostKeyAlias from the ssh config: the name the host key is looked up and recorded under in
+   * known_hosts instead of hostName and port, as OpenSSH does.
+   */
+  readonly hostKeyAlias?: string;
   /** The remote as the user named it (URL), for messages. */
   readonly where: string;
   /** known_hosts files to read. */
@@ -91,7 +96,7 @@ export class SftpConnection {
       end: () => onDead(new Error('Connection closed by the server')),
       close: () => onDead(new Error('Connection closed')),
     });
-    const knownTypes = known.typesFor(p.hostName, p.port);
+    const knownTypes = known.typesFor(knownHostsName(p));
     const config: ConnectConfig = {
       host: p.hostName,
       port: p.port,
@@ -229,10 +234,15 @@ export class SftpConnection {
   }
 }
 
+/** The name known_hosts has the host under: its HostKeyAlias, else host or [host]:port. */
+function knownHostsName(p: ConnectParams): string {
+  return p.hostKeyAlias ?? hostKeyName(p.hostName, p.port);
+}
+
 function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): OffsiteError | undefined {
   const fp = fingerprint(key.blob);
-  const name = hostKeyName(p.hostName, p.port);
-  const verdict = known.check(p.hostName, p.port, key);
+  const name = knownHostsName(p);
+  const verdict = known.check(name, key);
   switch (verdict.kind) {
     case 'known':
       return undefined;
@@ -252,7 +262,7 @@ function checkHostKey(known: KnownHosts, p: ConnectParams, key: HostKey): Offsit
       const accepted = p.acceptHostKey !== undefined && normalizeFingerprint(p.acceptHostKey) === fp;
       if (accepted) {
         try {
-          recordHostKey(p.knownHostsRecordFile, p.hostName, p.port, key, { hash: p.hashKnownHosts });
+          recordHostKey(p.knownHostsRecordFile, name, key, { hash: p.hashKnownHosts });
         } catch (e) {
           return new OffsiteError('config', `Cannot record the host key of ${name} (${key.type} ${fp}) in ${p.knownHostsRecordFile}: ${(e as Error).message}`, {
             cause: e,

@@ -83,6 +83,8 @@ export interface SshTarget {
   readonly identitiesOnly: boolean;
   /** `HashKnownHosts yes` (the user's config, else the system-wide one): record accepted keys hashed. */
   readonly hashKnownHosts: boolean;
+  /** HostKeyAlias: the name known_hosts has the host's key under (instead of host or [host]:port). */
+  readonly hostKeyAlias?: string;
 }
 
 export interface ResolveOptions {
@@ -101,7 +103,7 @@ export interface ResolveOptions {
 
 /**
  * Applies ~/.ssh/config to a URL: HostName, Port, User, IdentityFile, IdentitiesOnly,
- * UserKnownHostsFile and HashKnownHosts of the matching Host/Match sections. `Match exec` sections are
+ * UserKnownHostsFile, HashKnownHosts and HostKeyAlias of the matching Host/Match sections. `Match exec` sections are
  * not evaluated (a backup engine should not run commands from a config file), and Include is followed
  * one level deep. A host reached through ProxyJump or ProxyCommand is refused: connecting to it
  * directly is not what the config asks for.
@@ -139,6 +141,8 @@ export function resolveSshTarget(u: SftpUrl, opts: ResolveOptions): SshTarget {
   const known = many('userknownhostsfile').map((f) => expandTokens(f, tokens, opts));
   // OpenSSH takes each option's first value: the user's config, then the system-wide one.
   const hash = one('hashknownhosts') ?? systemOption(opts.systemConfigFile ?? '/etc/ssh/ssh_config', u.host, opts.home, 'hashknownhosts');
+  // Taken as written, as OpenSSH does (no %-tokens).
+  const alias = one('hostkeyalias');
   return {
     hostName,
     port,
@@ -147,6 +151,7 @@ export function resolveSshTarget(u: SftpUrl, opts: ResolveOptions): SshTarget {
     userKnownHostsFiles: known.length ? known : undefined,
     identitiesOnly: (one('identitiesonly') ?? '').toLowerCase() === 'yes',
     hashKnownHosts: (hash ?? '').toLowerCase() === 'yes',
+    ...(alias !== undefined ? { hostKeyAlias: alias } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
 import * as assert from 'node:assert/strict';
 import '../../../../src/engine/backend/all';
 import { BackendError } from '../../../../src/engine/backend/backend';
+import { redactSecretValues } from '../../../../src/engine/backend/backendUtil';
 import { openBackend } from '../../../../src/engine/backend/registry';
 import { classifyRclone, displayRemote, lastError, makeRedactor, rcloneEnv } from '../../../../src/engine/backend/rclone/rcloneRun';
 import { RcloneBackend, parseRcloneUrl, rcloneSlashWarning, rcloneTimeoutArgs } from '../../../../src/engine/backend/rcloneBackend';
@@ -31,6 +32,14 @@ describe('rclone:// URLs and errors', () => {
     const out = redact(text);
     for (const s of ['S3CRET', 'hunter2', ':pw@']) assert.ok(!out.includes(s), out);
     assert.match(out, /":s3:bucket\/x"/);
+  });
+
+  it('takes a parameter for a secret by the same names in its messages as in the remote URL (backendUtil\'s one list)', () => {
+    for (const name of ['secret_access_key', 'pass', 'password', 'passwd', 'session_token', 'client_secret', 'account_key', 'endpoint', 'region', 'provider']) {
+      const inUrl = redactSecretValues(`rclone://:s3,${name}=V4LUE:bucket`).includes('V4LUE');
+      const inMessage = makeRedactor('other:x')(`bad value ${name}=V4LUE here`).includes('V4LUE');
+      assert.equal(inMessage, inUrl, name);
+    }
   });
 
   it('never shows a secret that follows a ":" left unquoted in a parameter (rclone reads the rest as the path)', () => {

@@ -40,12 +40,23 @@ describe('S3 client settings', function () {
     assert.equal(cfg.socketTimeout, S3_IDLE_TIMEOUT_MS);
     assert.equal(cfg.connectionTimeout, S3_CONNECT_TIMEOUT_MS);
     client.destroy();
-    // OFFSITE_S3_TIMEOUT (seconds) sets another; nonsense is ignored.
-    for (const [value, expected] of [['2.5', 2500], ['0', S3_IDLE_TIMEOUT_MS], ['x', S3_IDLE_TIMEOUT_MS]] as const) {
+    // OFFSITE_S3_TIMEOUT (seconds) sets another; unset or empty, the default.
+    for (const [value, expected] of [['2.5', 2500], ['', S3_IDLE_TIMEOUT_MS], [undefined, S3_IDLE_TIMEOUT_MS]] as const) {
       const remote = await freshRemote(server, bucket);
       const b = await createS3Backend(new URL(remote.url), { options: s3Options(server, { env: { OFFSITE_S3_TIMEOUT: value } }) }, remote.url);
       assert.equal((await handlerConfig(b.client)).socketTimeout, expected, value);
       await b.close();
+    }
+  });
+
+  it('refuses a tuning variable that is no number, naming it, as sftp\'s OFFSITE_SSH_TIMEOUT (it was ignored, leaving the default)', async () => {
+    for (const [key, value] of [['OFFSITE_S3_TIMEOUT', 'x'], ['OFFSITE_S3_TIMEOUT', '0'], ['OFFSITE_S3_TIMEOUT', '30s'], ['OFFSITE_S3_PART_MB', '-5'], ['OFFSITE_S3_MULTIPART_MB', 'big']]) {
+      const remote = await freshRemote(server, bucket);
+      await assert.rejects(
+        createS3Backend(new URL(remote.url), { options: s3Options(server, { env: { [key]: value } }) }, remote.url),
+        (e: unknown) => OffsiteError.is(e, 'usage') && e.message.startsWith(`${key} must be a number of `) && e.message.endsWith(`not ${JSON.stringify(value)}`),
+        `${key}=${value}`,
+      );
     }
   });
 

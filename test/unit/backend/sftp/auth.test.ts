@@ -1,7 +1,7 @@
 // Authentication and host key checking against a real sshd: agent, key files (default, explicit,
 // encrypted), ~/.ssh/config aliases, unknown / accepted / changed / hashed / revoked host keys.
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -378,6 +378,44 @@ describe('sftp backend: host keys', function () {
     const b2 = fx.open(undefined, { options });
     open.push(b2);
     assert.deepEqual(await listNames(b2), []);
+  });
+
+  it('looks up and records the host key under HostKeyAlias, as OpenSSH does (ssh reads what Offsite records, and the other way round)', async () => {
+    const dir = tempDir();
+    const config = path.join(dir, 'config');
+    const file = path.join(dir, 'known_hosts');
+    fs.writeFileSync(config, `Host backupbox\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User ${sshd.user}\n  HostKeyAlias box.alias\n`);
+    const url = `sftp://backupbox/${path.join(sshd.dir, 'remote', 'alias')}`;
+    const options = { knownHosts: file, sshConfig: config };
+    // OpenSSH's sftp, with the same config: what it records for an accepted key, and whether it knows the host.
+    const openssh = (strict: 'accept-new' | 'yes') =>
+      spawnSync('sftp', ['-b', '-', '-F', config, '-i', sshd.userKey.file, '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${file}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', `StrictHostKeyChecking=${strict}`, 'backupbox'], { input: 'bye\n' });
+    fs.writeFileSync(file, '');
+    assert.equal(openssh('accept-new').status, 0);
+    const byOpenssh = fs.readFileSync(file, 'utf8');
+    assert.match(byOpenssh, /^box\.alias ssh-ed25519 AAAA/);
+    // Offsite finds the key OpenSSH recorded under the alias.
+    const b = fx.open(url, { options });
+    open.push(b);
+    assert.deepEqual(await listNames(b), []);
+    // With an unknown host, Offsite names the alias and records the accepted key under it; OpenSSH then knows the host.
+    fs.writeFileSync(file, '');
+    const unknown = fx.open(url, { options });
+    open.push(unknown);
+    const e = await rejectsWith(unknown.stat('x'), 'hostKey', /The host key of box\.alias is not known/);
+    assert.ok(e.hint?.includes(fp()), e.hint);
+    const b2 = fx.open(url, { options: { ...options, acceptHostKey: fp() } });
+    open.push(b2);
+    assert.deepEqual(await listNames(b2), []);
+    assert.equal(fs.readFileSync(file, 'utf8'), byOpenssh);
+    const strict = openssh('yes');
+    assert.equal(strict.status, 0, strict.stderr.toString());
+    // Keys under the real name are not the alias's (OpenSSH does not look there either).
+    fs.writeFileSync(file, sshd.knownHostsLines().join('\n') + '\n');
+    const underRealName = fx.open(url, { options });
+    open.push(underRealName);
+    await rejectsWith(underRealName.stat('x'), 'hostKey', /box\.alias is not known/);
+    assert.notEqual(openssh('yes').status, 0);
   });
 
   it('says which known_hosts file it cannot read or record a key in, not that the SFTP server refused', async () => {

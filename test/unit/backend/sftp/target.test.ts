@@ -90,6 +90,13 @@ describe('~/.ssh/config resolution', () => {
     assert.equal(other.hostName, 'elsewhere');
   });
 
+  it('reads HostKeyAlias as written (the first value wins); none without it', () => {
+    fs.writeFileSync(cfg, 'Host nas\n  HostName 10.0.0.5\n  HostKeyAlias nas.backup\n\nHost *\n  HostKeyAlias other\n');
+    assert.equal(resolveSshTarget(parseSftpUrl(new URL('sftp://nas/x')), base).hostKeyAlias, 'nas.backup');
+    fs.writeFileSync(cfg, 'Host nas\n  HostName 10.0.0.5\n');
+    assert.equal(resolveSshTarget(parseSftpUrl(new URL('sftp://nas/x')), base).hostKeyAlias, undefined);
+  });
+
   it('lets the URL win over the config', () => {
     fs.writeFileSync(cfg, 'Host nas\n  Port 2200\n  User backup\n');
     const t = resolveSshTarget(parseSftpUrl(new URL('sftp://alice@nas:2300/x')), base);
@@ -179,41 +186,41 @@ describe('known_hosts', () => {
 
   it('tells known, unknown, changed and revoked keys apart', () => {
     const k = kh(['# comment', '', line('a.example,10.0.0.1'), line('[b.example]:2222', otherKey), `@revoked * ${otherKey.type} ${otherKey.blob.toString('base64')}`]);
-    assert.equal(k.check('a.example', 22, key).kind, 'known');
-    assert.equal(k.check('10.0.0.1', 22, key).kind, 'known');
-    assert.equal(k.check('A.EXAMPLE', 22, key).kind, 'known', 'host names are case-insensitive');
-    assert.equal(k.check('a.example', 2222, key).kind, 'unknown', 'another port is another host');
-    assert.equal(k.check('b.example', 2222, key).kind, 'changed');
-    assert.equal(k.check('c.example', 22, otherKey).kind, 'revoked');
+    assert.equal(k.check(hostKeyName('a.example', 22), key).kind, 'known');
+    assert.equal(k.check(hostKeyName('10.0.0.1', 22), key).kind, 'known');
+    assert.equal(k.check(hostKeyName('A.EXAMPLE', 22), key).kind, 'known', 'host names are case-insensitive');
+    assert.equal(k.check(hostKeyName('a.example', 2222), key).kind, 'unknown', 'another port is another host');
+    assert.equal(k.check(hostKeyName('b.example', 2222), key).kind, 'changed');
+    assert.equal(k.check(hostKeyName('c.example', 22), otherKey).kind, 'revoked');
   });
 
   it('calls a host known only with another key type "changed", as OpenSSH does, unless no SSH library here can ask for that type', () => {
     const ecdsa = `ecdsa-sha2-nistp256 ${Buffer.from('stale ecdsa key').toString('base64')}`;
     const dss = `ssh-dss ${Buffer.from('old dss key').toString('base64')}`;
     const k = kh([`a.example ${ecdsa}`, `b.example ${dss}`]);
-    const a = k.check('a.example', 22, key);
+    const a = k.check(hostKeyName('a.example', 22), key);
     assert.equal(a.kind, 'changed');
     assert.equal(a.kind === 'changed' && a.line, 1);
-    assert.deepEqual(k.check('b.example', 22, key), { kind: 'unknown', knownTypes: ['ssh-dss'] });
+    assert.deepEqual(k.check(hostKeyName('b.example', 22), key), { kind: 'unknown', knownTypes: ['ssh-dss'] });
   });
 
   it('matches hashed names and ignores @cert-authority lines', () => {
     const k = kh([line(hashHostName('[h.example]:2222')), `@cert-authority *.example ${otherKey.type} ${otherKey.blob.toString('base64')}`]);
-    assert.equal(k.check('h.example', 2222, key).kind, 'known');
-    assert.equal(k.check('h.example', 22, key).kind, 'unknown');
-    assert.equal(k.check('x.example', 22, otherKey).kind, 'unknown');
-    assert.deepEqual(k.typesFor('h.example', 2222), ['ssh-ed25519']);
+    assert.equal(k.check(hostKeyName('h.example', 2222), key).kind, 'known');
+    assert.equal(k.check(hostKeyName('h.example', 22), key).kind, 'unknown');
+    assert.equal(k.check(hostKeyName('x.example', 22), otherKey).kind, 'unknown');
+    assert.deepEqual(k.typesFor(hostKeyName('h.example', 2222)), ['ssh-ed25519']);
   });
 
   it('records a hashed name that OpenSSH then finds, when asked to hash (HashKnownHosts yes)', () => {
     const f = path.join(dir, 'hashed', 'known_hosts');
-    recordHostKey(f, '127.0.0.1', 2222, key, { hash: true });
+    recordHostKey(f, hostKeyName('127.0.0.1', 2222), key, { hash: true });
     const text = fs.readFileSync(f, 'utf8');
     assert.match(text, /^\|1\|[^|]+\|[^ ]+ ssh-ed25519 AAAA/);
     assert.ok(!text.includes('127.0.0.1'), text);
     const found = execFileSync('ssh-keygen', ['-F', '[127.0.0.1]:2222', '-f', f]).toString();
     assert.ok(found.includes(key.blob.toString('base64')));
-    assert.equal(KnownHosts.load([f]).check('127.0.0.1', 2222, key).kind, 'known');
+    assert.equal(KnownHosts.load([f]).check(hostKeyName('127.0.0.1', 2222), key).kind, 'known');
   });
 
   it('reports a known_hosts file it cannot read as a config error naming the file', () => {
@@ -222,11 +229,11 @@ describe('known_hosts', () => {
 
   it('records a key that OpenSSH then finds (private file, folder created)', () => {
     const f = path.join(dir, 'new', '.ssh', 'known_hosts');
-    recordHostKey(f, '127.0.0.1', 2222, key);
+    recordHostKey(f, hostKeyName('127.0.0.1', 2222), key);
     assert.equal(fs.statSync(f).mode & 0o777, 0o600);
     assert.equal(fs.statSync(path.dirname(f)).mode & 0o777, 0o700);
     const found = execFileSync('ssh-keygen', ['-F', '[127.0.0.1]:2222', '-f', f]).toString();
     assert.ok(found.includes(key.blob.toString('base64')));
-    assert.equal(KnownHosts.load([f]).check('127.0.0.1', 2222, key).kind, 'known');
+    assert.equal(KnownHosts.load([f]).check(hostKeyName('127.0.0.1', 2222), key).kind, 'known');
   });
 });

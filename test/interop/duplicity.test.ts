@@ -311,6 +311,21 @@ describe('interop with duplicity 0.8.22 and gpg 2.2', function () {
     }
   });
 
+  it('duplicity sets that gpg encrypted with Camellia (cipher-algo CAMELLIA128, CAMELLIA256): Offsite restores them', async () => {
+    const work = tempDir('offsite-interop-camellia-');
+    const src = path.join(work, 'src');
+    makeTree(src, { 'a.txt': 'camellia\n', 'b.bin': randomBytesSeeded(200_000, 51) });
+    for (const cipher of ['CAMELLIA128', 'CAMELLIA256']) {
+      const vault = path.join(work, cipher);
+      const d = await duplicity(home, ['full', '--archive-dir', path.join(work, 'dcache'), '--encrypt-key', RSA_SUBKEY, '--gpg-options', `--cipher-algo=${cipher}`, src, `file://${vault}`]);
+      assert.equal(d.code, 0, d.stdout + d.stderr);
+      const manifest = fs.readdirSync(vault).find((n) => n.endsWith('.manifest.gpg'))!;
+      const g = await gpg(home, ['-v', '--decrypt', '--output', '/dev/null', path.join(vault, manifest)]);
+      assert.match(g.stderr, new RegExp(`${cipher} encrypted data`), 'gpg used the cipher asked for');
+      assert.deepEqual(await offsiteRestore(`file://${vault}`, newestSetTime(vault), path.join(work, 'ocache')), tree(src), cipher);
+    }
+  });
+
   it('Offsite continues a chain duplicity started, and both restore every time', async () => {
     const work = tempDir('offsite-interop2-');
     const src = path.join(work, 'src');

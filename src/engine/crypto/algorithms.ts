@@ -19,6 +19,11 @@ const SYMMETRIC: readonly SymmetricAlgorithm[] = [
   { id: 8, name: 'aes192', keyBytes: 24, cfb: { name: 'aes-192-cfb', block: 16 } },
   { id: 9, name: 'aes256', keyBytes: 32, cfb: { name: 'aes-256-cfb', block: 16 } },
   { id: 10, name: 'twofish', keyBytes: 32 },
+  // Camellia (RFC 5581): gpg encrypts with it when told to (`cipher-algo CAMELLIA256`, a key's
+  // preferences), and duplicity restores it; openpgp.js has no Camellia, so only node:crypto reads it.
+  { id: 11, name: 'camellia128', keyBytes: 16, cfb: { name: 'camellia-128-cfb', block: 16 } },
+  { id: 12, name: 'camellia192', keyBytes: 24, cfb: { name: 'camellia-192-cfb', block: 16 } },
+  { id: 13, name: 'camellia256', keyBytes: 32, cfb: { name: 'camellia-256-cfb', block: 16 } },
 ];
 
 export const symmetricById = (id: number): SymmetricAlgorithm | undefined => SYMMETRIC.find((a) => a.id === id);

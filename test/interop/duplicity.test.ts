@@ -15,7 +15,7 @@ import { readCheckpoint } from '../../src/engine/ops/checkpoint';
 import { readFileAt } from '../../src/engine/ops/restore';
 import { indexFromBytes, indexToString } from '../../src/engine/pathIndex';
 import { offsite } from '../helpers/cli';
-import { duplicity, gnupgHome, gpg, RSA_PUB, RSA_SEC, RSA_SUBKEY, rsaCrypto } from '../helpers/gpg';
+import { duplicity, ECC_KEYID, ECC_SEC, gnupgHome, gpg, RSA_PUB, RSA_SEC, RSA_SUBKEY, rsaCrypto } from '../helpers/gpg';
 import { makeTree, randomBytesSeeded, snapshotTree, type TreeEntry } from '../helpers/tree';
 import { tempDir } from '../helpers/tmp';
 
@@ -311,18 +311,39 @@ describe('interop with duplicity 0.8.22 and gpg 2.2', function () {
     }
   });
 
-  it('duplicity sets that gpg encrypted with Camellia (cipher-algo CAMELLIA128, CAMELLIA256): Offsite restores them', async () => {
+  it('duplicity sets that gpg encrypted with Camellia (cipher-algo): Offsite restores those to an RSA key or a passphrase, and names the cipher for an ECC key', async () => {
     const work = tempDir('offsite-interop-camellia-');
     const src = path.join(work, 'src');
     makeTree(src, { 'a.txt': 'camellia\n', 'b.bin': randomBytesSeeded(200_000, 51) });
-    for (const cipher of ['CAMELLIA128', 'CAMELLIA256']) {
-      const vault = path.join(work, cipher);
-      const d = await duplicity(home, ['full', '--archive-dir', path.join(work, 'dcache'), '--encrypt-key', RSA_SUBKEY, '--gpg-options', `--cipher-algo=${cipher}`, src, `file://${vault}`]);
+    const cases = [
+      { name: 'rsa', cipher: 'CAMELLIA128', key: ['--encrypt-key', RSA_SUBKEY] },
+      { name: 'passphrase', cipher: 'CAMELLIA256', key: [] },
+      { name: 'ecc', cipher: 'CAMELLIA256', key: ['--encrypt-key', ECC_KEYID] },
+    ];
+    for (const c of cases) {
+      const vault = path.join(work, c.name);
+      const url = `file://${vault}`;
+      const d = await duplicity(home, ['full', '--archive-dir', path.join(work, 'dcache'), ...c.key, '--gpg-options', `--cipher-algo=${c.cipher}`, src, url], { PASSPHRASE: 'camellia-pass' });
       assert.equal(d.code, 0, d.stdout + d.stderr);
       const manifest = fs.readdirSync(vault).find((n) => n.endsWith('.manifest.gpg'))!;
-      const g = await gpg(home, ['-v', '--decrypt', '--output', '/dev/null', path.join(vault, manifest)]);
-      assert.match(g.stderr, new RegExp(`${cipher} encrypted data`), 'gpg used the cipher asked for');
-      assert.deepEqual(await offsiteRestore(`file://${vault}`, newestSetTime(vault), path.join(work, 'ocache')), tree(src), cipher);
+      // gpg names the cipher of a key's session key once it decrypts; a passphrase's is in the clear.
+      const g = c.key.length ? await gpg(home, ['-v', '--decrypt', '--output', '/dev/null', path.join(vault, manifest)]) : await gpg(home, ['--list-packets', path.join(vault, manifest)]);
+      assert.match(c.key.length ? g.stderr : g.stdout, c.key.length ? new RegExp(`${c.cipher} encrypted data`) : /symkey enc packet: version 4, cipher 13,/, `${c.name}: gpg used the cipher asked for`);
+      const cache = path.join(work, `ocache-${c.name}`);
+      if (c.name.startsWith('rsa')) assert.deepEqual(await offsiteRestore(url, newestSetTime(vault), cache), tree(src), c.name);
+      else if (c.name === 'passphrase') {
+        const out = path.join(work, 'out-passphrase');
+        const r = await offsite(['--archive-dir', cache, 'restore', url, out], { env: { OFFSITE_PASSPHRASE: 'camellia-pass' } });
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(snapshotTree(out), tree(src));
+        const wrong = await offsite(['--archive-dir', cache, 'restore', url, path.join(work, 'out-wrong')], { env: { OFFSITE_PASSPHRASE: 'not-the-pass' } });
+        assert.equal(wrong.code, 1);
+        assert.match(wrong.stderr, /^offsite: .*Wrong passphrase/m);
+      } else {
+        const r = await offsite(['--archive-dir', cache, 'restore', '--key', ECC_SEC, url, path.join(work, 'out-ecc')]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /^offsite: .*Your secret key opens this file, but it is encrypted with a cipher Offsite reads only for RSA keys and passphrases \(Camellia/m);
+      }
     }
   });
 

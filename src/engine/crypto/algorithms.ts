@@ -9,6 +9,8 @@ export interface SymmetricAlgorithm {
   readonly name: string;
   readonly keyBytes: number;
   readonly cfb?: { readonly name: string; readonly block: number };
+  /** openpgp.js has no such cipher: only node:crypto reads it. */
+  readonly nodeOnly?: true;
 }
 
 const SYMMETRIC: readonly SymmetricAlgorithm[] = [
@@ -21,9 +23,9 @@ const SYMMETRIC: readonly SymmetricAlgorithm[] = [
   { id: 10, name: 'twofish', keyBytes: 32 },
   // Camellia (RFC 5581): gpg encrypts with it when told to (`cipher-algo CAMELLIA256`, a key's
   // preferences), and duplicity restores it; openpgp.js has no Camellia, so only node:crypto reads it.
-  { id: 11, name: 'camellia128', keyBytes: 16, cfb: { name: 'camellia-128-cfb', block: 16 } },
-  { id: 12, name: 'camellia192', keyBytes: 24, cfb: { name: 'camellia-192-cfb', block: 16 } },
-  { id: 13, name: 'camellia256', keyBytes: 32, cfb: { name: 'camellia-256-cfb', block: 16 } },
+  { id: 11, name: 'camellia128', keyBytes: 16, cfb: { name: 'camellia-128-cfb', block: 16 }, nodeOnly: true },
+  { id: 12, name: 'camellia192', keyBytes: 24, cfb: { name: 'camellia-192-cfb', block: 16 }, nodeOnly: true },
+  { id: 13, name: 'camellia256', keyBytes: 32, cfb: { name: 'camellia-256-cfb', block: 16 }, nodeOnly: true },
 ];
 
 export const symmetricById = (id: number): SymmetricAlgorithm | undefined => SYMMETRIC.find((a) => a.id === id);

@@ -14,7 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import type { enums, PrivateKey, PublicKey, SignaturePacket } from 'openpgp';
 import { OffsiteError } from '../errors';
-import { nodeCfb } from './algorithms';
+import { nodeCfb, symmetricById } from './algorithms';
 import { dearmor, looksArmored } from './armor';
 import { asyncTransform } from './asyncTransform';
 import { ByteReader } from './byteReader';
@@ -24,6 +24,7 @@ import { openpgpLib } from './openpgpLib';
 import { packet, packetBody, readPacketHeader, readSmallBody, Tag, TruncatedError, type PacketHeader } from './packets';
 import { nativeRsaSessionKey } from './rsaSessionKey';
 import { NOT_BY_SIGNER, parseOnePass, readSignaturePacket, SignatureHasher, verifyWithDigest } from './signature';
+import { readS2k, s2kKey } from './unlock';
 
 
 export interface DecryptOptions {
@@ -126,6 +127,7 @@ async function decryptMessage(r: ByteReader, given: DecryptOptions, push: (b: Bu
   r.startRecording();
   const keyPackets: Buffer[] = [];
   const pkeskBodies: Buffer[] = [];
+  const skeskBodies: Buffer[] = [];
   let pkeskIds: string[] = [];
   let hasSkesk = false;
   let h: PacketHeader | undefined;
@@ -143,8 +145,10 @@ async function decryptMessage(r: ByteReader, given: DecryptOptions, push: (b: Bu
       if (h.tag === Tag.PKESK) {
         pkeskIds.push(body.length >= 9 ? body.subarray(1, 9).toString('hex').toUpperCase() : '?');
         pkeskBodies.push(body);
+      } else {
+        hasSkesk = true;
+        skeskBodies.push(body);
       }
-      else hasSkesk = true;
     } else if (h.tag === Tag.Marker || h.tag === Tag.Padding) {
       await readSmallBody(r, h).catch(mapTruncated);
     } else if (h.tag === Tag.SEIPD || h.tag === Tag.AEADEncrypted) {
@@ -166,7 +170,7 @@ async function decryptMessage(r: ByteReader, given: DecryptOptions, push: (b: Bu
   const firstBody = await body.next().catch(mapTruncated);
   if (firstBody.done || firstBody.value.length === 0) throw integrityError('The message is truncated');
   // One decision for both paths of which key or password opens the message (and when to ask for the password).
-  const sessionKeys = await decryptSessionKeys(keyPackets, pkeskBodies, pkeskIds, hasSkesk, opts);
+  const sessionKeys = await decryptSessionKeys(keyPackets, pkeskBodies, skeskBodies, pkeskIds, hasSkesk, opts);
   const fastShape = h.tag === Tag.SEIPD && firstBody.value[0] === 1;
   const algorithm = sessionKeys[0].algorithm;
   const cipher = fastShape && algorithm !== undefined ? nodeCfb(algorithm) : undefined;
@@ -316,7 +320,7 @@ async function* decryptSeipd(
   state.checked = true;
 }
 
-async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], pkeskIds: string[], hasSkesk: boolean, opts: DecryptOptions): Promise<SessionKey[]> {
+async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], skeskBodies: Buffer[], pkeskIds: string[], hasSkesk: boolean, opts: DecryptOptions): Promise<SessionKey[]> {
   // RSA through OpenSSL first (see rsaSessionKey.ts); openpgp.js for everything else and for errors.
   const keys0 = opts.decryptionKeys ?? [];
   if (keys0.length > 0 && keys0.every((k) => k.isDecrypted())) {
@@ -347,6 +351,10 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
   // The password only now, when no key opened the message: a backup encrypted to keys never asks for one.
   const passwords = out.length === 0 && hasSkesk ? await passwordsOf(opts) : [];
   if (passwords.length > 0) {
+    // A cipher openpgp.js lacks (Camellia): the key comes from the passphrase here, and a wrong
+    // passphrase fails the quick check.
+    const native = skeskBodies.flatMap((b) => passwords.flatMap((p) => nodeOnlySkeskKey(b, p) ?? []));
+    if (native.length > 0) return native;
     try {
       for (const k of await openpgpLib().decryptSessionKeys({ message, passwords })) {
         out.push({ data: k.data, algorithm: k.algorithm ?? undefined, fromPassword: true });
@@ -356,11 +364,38 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], p
     }
   }
   if (out.length > 0) return out;
+  // openpgp.js opened the session key (its checksum holds) but does not know its cipher: Camellia,
+  // which Offsite reads only where it opens the session key itself (RSA keys, passphrases).
+  if (keyError instanceof Error && /Invalid enum value/.test(keyError.message)) {
+    throw new OffsiteError('decrypt', 'Your secret key opens this file, but it is encrypted with a cipher Offsite reads only for RSA keys and passphrases (Camellia, which gpg uses when its cipher-algo or the key\'s preferences say so)', {
+      hint: 'Restore it with duplicity (gpg); for new backups, make gpg use AES (its default)',
+      cause: keyError,
+    });
+  }
   if (pkeskIds.length > 0 && (keys.length > 0 || !hasSkesk)) {
     if (keys.length === 0 && opts.noKey) throw opts.noKey();
     throw noSecretKey(pkeskIds, keys.length > 0, keyError);
   }
   throw noPassword();
+}
+
+/**
+ * The session key of a v4 SKESK packet (RFC 4880 §5.3) whose cipher only node:crypto has, derived
+ * from `passphrase`; undefined for other ciphers and forms (openpgp.js reads those).
+ */
+function nodeOnlySkeskKey(body: Buffer, passphrase: string): SessionKey | undefined {
+  const alg = body[0] === 4 ? symmetricById(body[1]) : undefined;
+  const cipher = alg?.nodeOnly ? nodeCfb(alg.name) : undefined;
+  const spec = cipher && readS2k(body, 2);
+  if (!alg || !cipher || !spec) return undefined;
+  const key = s2kKey(spec.s2k, Buffer.from(passphrase, 'utf8'), alg.keyBytes);
+  if (spec.next === body.length) return { data: Uint8Array.from(key), algorithm: alg.name, fromPassword: true };
+  // An encrypted session key: its algorithm byte and key, in CFB with a zero IV.
+  const d = createDecipheriv(cipher.name, key, Buffer.alloc(cipher.block));
+  const m = Buffer.concat([d.update(body.subarray(spec.next)), d.final()]);
+  const inner = symmetricById(m[0]);
+  if (!inner || m.length - 1 !== inner.keyBytes) return undefined;
+  return { data: Uint8Array.from(m.subarray(1)), algorithm: inner.name, fromPassword: true };
 }
 
 function noSecretKey(pkeskIds: string[], keysGiven: boolean, cause?: unknown): OffsiteError {

@@ -94,7 +94,7 @@ function publicPartEnd(body: Buffer): number | undefined {
 }
 
 /** Parses the S2K specifier at `o`; undefined for types we do not derive (GNU stubs, Argon2, …). */
-function readS2k(body: Buffer, o: number): { s2k: S2k; next: number } | undefined {
+export function readS2k(body: Buffer, o: number): { s2k: S2k; next: number } | undefined {
   const type = body[o];
   const hash = HASH_NAMES[body[o + 1]];
   if (hash === undefined) return undefined;

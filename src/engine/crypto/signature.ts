@@ -202,6 +202,13 @@ export async function verifyWithDigest(sig: SignaturePacket, hasher: SignatureHa
   let lastError: unknown;
   for (const key of keys) {
     if (key.getKeys(sig.issuerKeyID).length === 0) continue;
+    // openpgp.js refuses data signatures over SHA-1, RIPEMD-160 or MD5 (collisions make them
+    // forgeable); gpg 2.2 takes the first two, so its digest-algo can make sets duplicity restores.
+    if (openpgpLib().config.rejectMessageHashAlgorithms.has(sig.hashAlgorithm)) {
+      throw new OffsiteError('signature', `The signature by key ${sig.issuerKeyID.toHex().toUpperCase()} is over a ${(HASH_NAMES[sig.hashAlgorithm] ?? String(sig.hashAlgorithm)).toUpperCase()} digest, which Offsite does not accept as proof of who signed (gpg does)`, {
+        hint: 'Restore without --sign-key to read it unchecked; sign new backups over SHA-256 or stronger (gpg digest-algo)',
+      });
+    }
     try {
       const signing = await key.getSigningKey(sig.issuerKeyID, sig.created);
       (sig as unknown as { hashed: Promise<Uint8Array> }).hashed = Promise.resolve(digest);

@@ -317,6 +317,14 @@ describe('crypto: createDecryptStream', function () {
       assert.ok((await decryptFile(f, { decryptionKeys: eccSec, verificationKeys: rsaPub })).equals(data));
     });
 
+    it('signed over SHA-1 or RIPEMD-160 (gpg digest-algo, which gpg accepts) → signature naming the digest, not "Bad signature"; without verification keys it decrypts', async () => {
+      for (const digest of ['SHA1', 'RIPEMD160']) {
+        const f = gpgEncrypt(`signed-${digest}.gpg`, ['--digest-algo', digest, '--recipient', RSA_FPR, '--local-user', RSA_FPR, '--sign', '--encrypt']);
+        await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec, verificationKeys: rsaPub }), 'signature', new RegExp(`^The signature by key EA5CAF56C3041B62 is over a ${digest} digest, which Offsite does not accept`));
+        assert.ok((await decryptFile(f, { decryptionKeys: rsaSec })).equals(data));
+      }
+    });
+
     it('a bad signature (over other data, by the right key) → signature', async () => {
       // One-pass signature packet + literal 'AAAA' + a signature packet over 'AAAA' (good) or 'BBBB' (bad).
       const detached = async (text: string) =>

@@ -200,6 +200,7 @@ export async function verifyWithDigest(sig: SignaturePacket, hasher: SignatureHa
   }
   const digest = hasher.digest(sig.signatureData as Uint8Array);
   let lastError: unknown;
+  let keyRefused: unknown;
   for (const key of keys) {
     if (key.getKeys(sig.issuerKeyID).length === 0) continue;
     // openpgp.js refuses data signatures over SHA-1, RIPEMD-160 or MD5 (collisions make them
@@ -209,14 +210,27 @@ export async function verifyWithDigest(sig: SignaturePacket, hasher: SignatureHa
         hint: 'Restore without --sign-key to read it unchecked; sign new backups over SHA-256 or stronger (gpg digest-algo)',
       });
     }
+    let signing: Awaited<ReturnType<PublicKey['getSigningKey']>>;
     try {
-      const signing = await key.getSigningKey(sig.issuerKeyID, sig.created);
+      signing = await key.getSigningKey(sig.issuerKeyID, sig.created);
+    } catch (e) {
+      // The key, not the data: openpgp.js refuses DSA keys (gpg 1.x's default) that gpg accepts.
+      keyRefused = e;
+      continue;
+    }
+    try {
       (sig as unknown as { hashed: Promise<Uint8Array> }).hashed = Promise.resolve(digest);
       await sig.verify(signing.keyPacket, sig.signatureType as number, {});
       return key;
     } catch (e) {
       lastError = e;
     }
+  }
+  if (!lastError && keyRefused) {
+    throw new OffsiteError('signature', `The signing key ${sig.issuerKeyID.toHex().toUpperCase()} cannot check this signature: ${(keyRefused as Error).message.replace(/\.+$/, '')}`, {
+      hint: 'The set was not checked: restore without --sign-key to read it unchecked (gpg, and so duplicity, may accept the key)',
+      cause: keyRefused,
+    });
   }
   if (lastError) {
     throw new OffsiteError('signature', `Bad signature by key ${sig.issuerKeyID.toHex().toUpperCase()}: ${(lastError as Error).message}`, {

@@ -330,6 +330,14 @@ describe('crypto: createDecryptStream', function () {
       }
     });
 
+    it('signed by a DSA key (gpg 1.x\'s default, which gpg accepts and openpgp.js refuses) → signature saying the key cannot check it, not "Bad signature"', async () => {
+      home.ok(['--quick-gen-key', 'Old DSA <dsa@example.invalid>', 'dsa2048', 'sign', 'never'], '');
+      const dsaPub = await openpgp.readKeys({ binaryKeys: home.ok(['--export', 'dsa@example.invalid']) });
+      const f = gpgEncrypt('signed-dsa.gpg', ['--recipient', RSA_FPR, '--local-user', 'dsa@example.invalid', '--sign', '--encrypt']);
+      await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec, verificationKeys: dsaPub }), 'signature', /^The signing key [0-9A-F]{16} cannot check this signature: .*dsa keys are considered too weak$/);
+      assert.ok((await decryptFile(f, { decryptionKeys: rsaSec })).equals(data));
+    });
+
     it('a bad signature (over other data, by the right key) → signature', async () => {
       // One-pass signature packet + literal 'AAAA' + a signature packet over 'AAAA' (good) or 'BBBB' (bad).
       const detached = async (text: string) =>

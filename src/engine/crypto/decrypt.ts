@@ -374,6 +374,16 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], s
   }
   if (pkeskIds.length > 0 && (keys.length > 0 || !hasSkesk)) {
     if (keys.length === 0 && opts.noKey) throw opts.noKey();
+    // The right key, which openpgp.js will not use (one it refuses or cannot verify, such as brainpool
+    // and secp256k1 keys on Node without its optional eckey-utils): say that, not "no key".
+    const right = keys.find((k) => k.getKeys().some((sub) => pkeskIds.includes(sub.getKeyID().toHex().toUpperCase())));
+    const unusable = right && (await right.getDecryptionKeys().then(() => undefined, (e: unknown) => e));
+    if (right && unusable instanceof Error) {
+      throw new OffsiteError('decrypt', `The secret key ${describeKey(right)} is the one this file is encrypted to, but openpgp.js will not use it: ${unusable.message.split('\n')[0]}`, {
+        hint: 'gpg may still read it: restore with duplicity',
+        cause: unusable,
+      });
+    }
     throw noSecretKey(pkeskIds, keys.length > 0, keyError);
   }
   throw noPassword();

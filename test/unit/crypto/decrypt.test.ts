@@ -195,6 +195,19 @@ describe('crypto: createDecryptStream', function () {
       await rejectsWith(decryptFile(good, { decryptionKeys: eccSec }), 'decrypt', /E58B2D7FA184113F/);
     });
 
+    it('the right secret key, which openpgp.js will not use (brainpool on Node, without its optional eckey-utils) → decrypt naming the key and the reason, not "no secret key"', async () => {
+      home.ok(['--quick-gen-key', 'Brainpool <bp@example.invalid>', 'brainpoolP256r1', 'default', 'never'], '');
+      const fpr = /^fpr:+([0-9A-F]{40}):/m.exec(home.ok(['--with-colons', '--list-keys', 'bp@example.invalid']).toString())![1];
+      home.ok(['--quick-add-key', fpr, 'brainpoolP256r1', 'encr', 'never'], '');
+      const secFile = path.join(dir, 'bp-sec.asc');
+      fs.writeFileSync(secFile, home.ok(['--armor', '--export-secret-keys', fpr], ''));
+      const bpSec = await loadPrivateKeys([secFile], async () => undefined);
+      const f = gpgEncrypt('to-brainpool.gpg', ['--recipient', fpr, '--encrypt']);
+      await rejectsWith(decryptFile(f, { decryptionKeys: bpSec }), 'decrypt', /^The secret key ECDSA-brainpoolP256r1 .* is the one this file is encrypted to, but openpgp.js will not use it: .*eckey-utils/);
+      // Another key still gets the usual answer.
+      await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec }), 'decrypt', /^No secret key for this file/);
+    });
+
     it('no key at all → decrypt', async () => {
       await rejectsWith(decryptFile(good, {}), 'decrypt');
     });

@@ -297,10 +297,14 @@ export function cronCommand(c: FolderConfig): string {
   return line;
 }
 
-/** A crontab line for the schedule (every N minutes, N ≥ 1), or the plain command when it is off. */
+/**
+ * A crontab line for the schedule (every N minutes, N ≥ 1), or the plain command when it is off (for
+ * a crontab too: the user adds the times). Cron ends the command at a `%` and turns the rest into
+ * its input, so each `%` (a folder name's, a URL's %20) is written `\%`, which cron reads as `%`.
+ */
 export function crontabLine(c: FolderConfig): string {
   const m = Math.floor(c.settings.schedule);
-  const cmd = cronCommand(c);
+  const cmd = cronCommand(c).replace(/%/g, '\\%');
   if (m <= 0) return cmd;
   let when: string;
   if (m < 60 && 60 % m === 0) when = `*/${m} * * * *`;

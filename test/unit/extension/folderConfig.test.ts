@@ -1,7 +1,7 @@
 // Where each folder's backups go, how key specs resolve, and the command line for cron (checked by a
 // real shell, and by running it: it must write the same chain the extension writes).
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -145,10 +145,10 @@ describe('extension: folder configuration', () => {
       "nice -n 10 offsite --ssh-key /k/id backup --encrypt-key /k/a.asc --encrypt-key me@example.com --sign-key /k/s.asc --volsize 64 --full-if-older-than 30D --exclude '**/*.log' --exclude 'tmp dir' --gitignore '/home/me/my proj' sftp://me@nas/b/my%20proj" +
         ' && nice -n 10 offsite --ssh-key /k/id remove-all-but-n-full 2 --force sftp://me@nas/b/my%20proj',
     );
-    assert.equal(crontabLine(c), `*/30 * * * * ${cmd}`);
+    assert.equal(crontabLine(c), `*/30 * * * * ${cmd.replace(/%/g, '\\%')}`, 'cron reads \\% as %, a lone % as the end of the command');
     assert.match(crontabLine({ ...c, settings: { ...c.settings, schedule: 120 } }), /^0 \*\/2 \* \* \* nice -n 10 offsite /);
     assert.match(crontabLine({ ...c, settings: { ...c.settings, schedule: 1440 } }), /^0 3 \* \* \* nice -n 10 offsite /);
-    assert.equal(crontabLine({ ...c, settings: { ...c.settings, schedule: 0 } }), cmd);
+    assert.equal(crontabLine({ ...c, settings: { ...c.settings, schedule: 0 } }), cmd.replace(/%/g, '\\%'));
   });
 
   it('the cron command carries no password or secret of offsite.remote', () => {
@@ -163,6 +163,33 @@ describe('extension: folder configuration', () => {
     assert.ok(!cronCommand(rclone).includes('wJalr'), cronCommand(rclone));
     assert.deepEqual(cronUrl(rclone.url), { url: 'rclone://:s3,access_key_id=***,secret_access_key=***:bucket/proj', password: false, secrets: true });
     assert.deepEqual(cronUrl('sftp://me@nas/b/proj'), { url: 'sftp://me@nas/b/proj', password: false, secrets: false });
+  });
+
+  it('the crontab line, as cron runs it, backs up a folder whose name has a space, a % and quotes', function () {
+    this.timeout(60_000);
+    const root = tempDir();
+    const name = `it's "50%" off`;
+    const src = path.join(root, name);
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a.txt'), 'a\n');
+    const c = resolveFolderConfig(raw({ remote: `file://${path.join(root, 'remote')}`, encryptKeys: [RSA_PUB], keepFull: 2, schedule: 60 }), { name, fsPath: src });
+    const entry = crontabLine(c);
+    assert.match(entry, /^0 \*\/1 \* \* \* /);
+    const { command, input } = asCronReads(entry.replace(/^(\S+ ){5}/, ''));
+    const bin = path.join(root, 'bin');
+    fs.mkdirSync(bin);
+    fs.symlinkSync(OFFSITE, path.join(bin, 'offsite'));
+    const home = path.join(root, 'home');
+    fs.mkdirSync(home);
+    // cron's environment: no TTY, no agent, a minimal PATH (here with `offsite` and node on it).
+    const env = { HOME: home, LOGNAME: 'me', SHELL: '/bin/sh', PATH: `${bin}:${path.dirname(process.execPath)}:/usr/bin:/bin` };
+    for (const run of ['full', 'incremental and retention']) {
+      const r = spawnSync('/bin/sh', ['-c', command], { env, input, encoding: 'utf8' });
+      assert.deepEqual({ status: r.status, stderr: r.stderr }, { status: 0, stderr: '' }, `${run}: ${command}`);
+    }
+    const files = fs.readdirSync(path.join(root, 'remote', name));
+    assert.ok(files.some((f) => /^duplicity-full\..*\.manifest\.gpg$/.test(f)), files.join(' '));
+    assert.ok(files.some((f) => /^duplicity-inc\..*\.manifest\.gpg$/.test(f)), files.join(' '));
   });
 
   it('the cron command, run by a shell, backs up the folder to the folder\'s remote', function () {
@@ -182,3 +209,25 @@ describe('extension: folder configuration', () => {
     assert.ok(files.some((f) => /^duplicity-full\..*\.manifest\.gpg$/.test(f)), files.join(' '));
   });
 });
+
+/**
+ * What cron (cronie, Vixie cron) makes of an entry's command: `\%` is `%`, and the first other `%`
+ * ends the command, the rest (each `%` a newline) being its input.
+ */
+function asCronReads(cmd: string): { command: string; input: string } {
+  let command = '';
+  let escaped = false;
+  for (let i = 0; i < cmd.length; i++) {
+    const ch = cmd[i];
+    if (escaped) {
+      if (ch === '%') command = command.slice(0, -1);
+      command += ch;
+      escaped = false;
+      continue;
+    }
+    if (ch === '%') return { command, input: cmd.slice(i + 1).replace(/%/g, '\n') };
+    escaped = ch === '\\';
+    command += ch;
+  }
+  return { command, input: '' };
+}

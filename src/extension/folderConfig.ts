@@ -273,7 +273,8 @@ const CRON_PREFIX = ['nice', '-n', String(BACKGROUND_NICE), 'offsite'];
  * folder, URL, keys, selection, volume size and full-backup policy, as background work (nice 10).
  * Secrets are never in it: the CLI asks for passphrases or reads OFFSITE_PASSPHRASE, and a password
  * or secret in offsite.remote is taken out of the URL (cronUrl). With keepFull, a retention command
- * follows.
+ * follows. Quiet when all is well: cron mails any output, so the results (stdout: the statistics, what
+ * retention kept) go to /dev/null and only warnings and errors (stderr) reach the user.
  */
 export function cronCommand(c: FolderConfig): string {
   const url = cronUrl(c.url).url;
@@ -290,9 +291,9 @@ export function cronCommand(c: FolderConfig): string {
   for (const g of c.selection.excludes ?? []) args.push('--exclude', g);
   if (c.selection.gitignore) args.push('--gitignore');
   args.push(c.folder.fsPath, url);
-  let line = args.map(shellQuote).join(' ');
+  let line = `${args.map(shellQuote).join(' ')} >/dev/null`;
   if (c.keepFull) {
-    line += ` && ${[...offsite, 'remove-all-but-n-full', String(c.keepFull), '--force', url].map(shellQuote).join(' ')}`;
+    line += ` && ${[...offsite, 'remove-all-but-n-full', String(c.keepFull), '--force', url].map(shellQuote).join(' ')} >/dev/null`;
   }
   return line;
 }

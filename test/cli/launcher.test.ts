@@ -41,6 +41,20 @@ describe('cli: bin/offsite as a command', function () {
     );
   });
 
+  it("runs the Node beside it when none is on the PATH (cron's PATH; Node from nodejs.org or nvm), else says so in one line", async () => {
+    // npm's global bin folder as nvm makes it: offsite a link to bin/offsite, next to node.
+    const bin = path.join(tempDir(), 'bin');
+    fs.mkdirSync(bin);
+    fs.symlinkSync(OFFSITE, path.join(bin, 'offsite'));
+    const env = { PATH: '/nonexistent' };
+    const alone = await run('/bin/sh', ['-c', `'${bin}/offsite' --version`], { env });
+    assert.deepEqual([alone.code, alone.stdout], [1, '']);
+    assert.match(alone.stderr, /^offsite: node is not on the PATH \(.*\/nonexistent\): put its folder in PATH .*\n$/);
+    fs.symlinkSync(process.execPath, path.join(bin, 'node'));
+    const r = await run('/bin/sh', ['-c', `'${bin}/offsite' --version`], { env });
+    assert.deepEqual([r.code, r.stdout, r.stderr], [0, '0.1.0\n', '']);
+  });
+
   it('starts Node with its memory flags, without NODE_EXTRA_CA_CERTS, and gives it back to the programs it runs', async () => {
     const dump = path.join(dir, 'env-rclone.txt');
     const env = { NODE_EXTRA_CA_CERTS: missingCa, OFFSITE_RCLONE: fakeRclone, OFFSITE_TEST_DUMP: dump, XDG_CACHE_HOME: path.join(dir, 'xdg') };

@@ -12,7 +12,7 @@ import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
 import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey, needsSignKey, SettingError } from './engineClient';
 import { redactUrl } from '../engine/backend/backendUtil';
-import { crontabLine, cronUrl, workspaceRelative } from './folderConfig';
+import { crontabLine, cronUrl, offsiteForCron, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, retentionFailureText, statsSummary, tooLargeToCompare } from './format';
 import type { BackupModel, FolderBackup } from './model';
 import { currentFailure, drillLine } from './schedule';
@@ -884,7 +884,7 @@ export class CommandCenter implements vscode.Disposable {
 
   private async copyCronCommand(arg: unknown): Promise<string> {
     const f = await this.pickFolder(arg);
-    const line = crontabLine(f.config);
+    const line = crontabLine(f.config, offsiteForCron());
     await vscode.env.clipboard.writeText(line);
     const copied = vscode.l10n.t('Copied the offsite command for {0}: add it with crontab -e (the README says how to install the offsite command). It writes the same chain as the extension.', f.name);
     // A crontab is a plain file: what offsite.remote holds secret stays out of the line, and the user is told how to give it.

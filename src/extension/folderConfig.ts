@@ -1,6 +1,7 @@
 // From the raw `offsite.*` settings of one workspace folder to what the engine needs: the folder's
 // own remote URL (<offsite.remote>/<folder name>), its keys and its selection. Pure (no 'vscode'), so
 // the rules are unit-tested under plain Node and the CLI line for cron is built from the same result.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { redactSecretValues, withoutPassword } from '../engine/backend/backendUtil';
@@ -266,7 +267,26 @@ export function shellQuote(word: string): string {
 }
 
 /** How cron runs offsite: at the priority the extension's engine runs at. */
-const CRON_PREFIX = ['nice', '-n', String(BACKGROUND_NICE), 'offsite'];
+const CRON_PREFIX = ['nice', '-n', String(BACKGROUND_NICE)];
+
+/**
+ * The offsite command for cron, whose PATH is /usr/bin:/bin: the full path of the one on this PATH
+ * when it is elsewhere (/usr/local/bin with Debian's npm, nvm's folder; its Node is then found beside
+ * it), else the name.
+ */
+export function offsiteForCron(searchPath = process.env.PATH ?? ''): string {
+  for (const dir of searchPath.split(path.delimiter)) {
+    if (!path.isAbsolute(dir)) continue;
+    const file = path.join(dir, 'offsite');
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+    } catch {
+      continue;
+    }
+    return dir === '/usr/bin' || dir === '/bin' ? 'offsite' : file;
+  }
+  return 'offsite';
+}
 
 /**
  * The `offsite backup` command line that writes the same chain the same way as the extension: same
@@ -276,10 +296,10 @@ const CRON_PREFIX = ['nice', '-n', String(BACKGROUND_NICE), 'offsite'];
  * follows. Quiet when all is well: cron mails any output, so the results (stdout: the statistics, what
  * retention kept) go to /dev/null and only warnings and errors (stderr) reach the user.
  */
-export function cronCommand(c: FolderConfig): string {
+export function cronCommand(c: FolderConfig, command = 'offsite'): string {
   const url = cronUrl(c.url).url;
   // The command and its global options (before the subcommand), the same for both commands.
-  const offsite = [...CRON_PREFIX];
+  const offsite = [...CRON_PREFIX, command];
   if (c.remote.sshKey) offsite.push('--ssh-key', c.remote.sshKey);
   if (c.remote.s3EndpointUrl) offsite.push('--s3-endpoint-url', c.remote.s3EndpointUrl);
   if (c.remote.s3Profile) offsite.push('--s3-profile', c.remote.s3Profile);
@@ -303,9 +323,9 @@ export function cronCommand(c: FolderConfig): string {
  * a crontab too: the user adds the times). Cron ends the command at a `%` and turns the rest into
  * its input, so each `%` (a folder name's, a URL's %20) is written `\%`, which cron reads as `%`.
  */
-export function crontabLine(c: FolderConfig): string {
+export function crontabLine(c: FolderConfig, command = 'offsite'): string {
   const m = Math.floor(c.settings.schedule);
-  const cmd = cronCommand(c).replace(/%/g, '\\%');
+  const cmd = cronCommand(c, command).replace(/%/g, '\\%');
   if (m <= 0) return cmd;
   let when: string;
   if (m < 60 && 60 % m === 0) when = `*/${m} * * * *`;

@@ -8,6 +8,7 @@ import {
   DEFAULT_SETTINGS,
   cronCommand,
   crontabLine,
+  offsiteForCron,
   cronUrl,
   folderRemoteUrl,
   passphraseIdFor,
@@ -191,6 +192,21 @@ describe('extension: folder configuration', () => {
     const files = fs.readdirSync(path.join(root, 'remote', name));
     assert.ok(files.some((f) => /^duplicity-full\..*\.manifest\.gpg$/.test(f)), files.join(' '));
     assert.ok(files.some((f) => /^duplicity-inc\..*\.manifest\.gpg$/.test(f)), files.join(' '));
+  });
+
+  it("the crontab line runs the offsite on this PATH by its full path when cron's PATH (/usr/bin:/bin) lacks it", () => {
+    const root = tempDir();
+    const npmBin = path.join(root, 'nvm node', 'bin');
+    fs.mkdirSync(npmBin, { recursive: true });
+    fs.writeFileSync(path.join(root, 'offsite'), 'not executable\n', { mode: 0o644 });
+    fs.symlinkSync(OFFSITE, path.join(npmBin, 'offsite'));
+    assert.equal(offsiteForCron(`relative:${root}:${npmBin}:/usr/bin`), path.join(npmBin, 'offsite'));
+    assert.equal(offsiteForCron(`${root}:/nonexistent`), 'offsite', 'none here: the name, for the PATH the user gives cron');
+    const c = resolveFolderConfig(raw({ remote: 'file:///b', encryptKeys: ['/k/a.asc'], keepFull: 1, schedule: 60 }), { name: 'p', fsPath: '/w/p' });
+    assert.equal(
+      crontabLine(c, offsiteForCron(npmBin)),
+      `0 */1 * * * nice -n 10 '${npmBin}/offsite' backup --encrypt-key /k/a.asc --gitignore /w/p file:///b/p >/dev/null && nice -n 10 '${npmBin}/offsite' remove-all-but-n-full 1 --force file:///b/p >/dev/null`,
+    );
   });
 
   it('the cron command, run by a shell, backs up the folder to the folder\'s remote', function () {

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as vscode from 'vscode';
+import { makeRunTempDir } from '../engine/cache/archiveDir';
 import { EngineError, errorText } from './engineClient';
 import { formatBytes, tooLargeToCompare } from './format';
 import type { BackupModel } from './model';
@@ -197,7 +198,8 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
 
   private dir(): string {
     if (!this.tempDir || !fs.existsSync(this.tempDir)) {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offsite-versions-'));
+      // (Those of an extension host that was killed are removed first.)
+      const dir = makeRunTempDir(os.tmpdir(), 'offsite-versions');
       this.tempDir = dir;
       // dispose() removes it; this also covers an extension host that exits without deactivating.
       process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));

@@ -106,8 +106,12 @@ describe('offsite CLI over rclone://', function () {
 
   it('never prints the secrets of a connection-string remote, also one with a ":" left unquoted in a value', async () => {
     const secret = server.secretAccessKey;
+    // rclone through a wrapper that records its command lines (which every user can read in /proc).
+    const wrap = tempDir('offsite-rclone-argv-');
+    const argvLog = path.join(wrap, 'argv.log');
+    fs.writeFileSync(path.join(wrap, 'rclone'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec rclone "$@"\n`, { mode: 0o755 });
     // The endpoint from the environment: duplicity's reading turns the first ":/" of the URL into ":".
-    const s3env = { RCLONE_S3_ENDPOINT: server.endpoint, RCLONE_S3_FORCE_PATH_STYLE: 'true' };
+    const s3env = { RCLONE_S3_ENDPOINT: server.endpoint, RCLONE_S3_FORCE_PATH_STYLE: 'true', OFFSITE_RCLONE: path.join(wrap, 'rclone') };
     const quoted = `rclone://:s3,provider=Other,access_key_id='${server.accessKeyId}',secret_access_key=${secret},region=us-east-1:${bucket}/cs-${randomBytes(4).toString('hex')}`;
     const cache = tempDir('offsite-cache-');
     const outputs: RunResult[] = [];
@@ -120,6 +124,9 @@ describe('offsite CLI over rclone://', function () {
     assert.equal(bad.code, 1, bad.stderr);
     outputs.push(bad);
     for (const r of outputs) assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), `a secret printed:\n${r.stdout}\n${r.stderr}`);
+    const argv = fs.readFileSync(argvLog, 'utf8');
+    assert.match(argv, /\b(rcat|copyto)\b/, 'the backup ran rclone through the wrapper');
+    assert.ok(!argv.includes(secret), `a secret on rclone's command line:\n${argv}`);
   });
 
   it('keeps duplicity\'s reading of rclone://loc:/path (below the current folder for a local remote) and warns, naming the absolute form', async () => {

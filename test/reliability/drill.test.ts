@@ -121,6 +121,10 @@ describe(`reliability ${SUITE}: offsite verify --drill`, function () {
     await runCase(SUITE, 'seeded sample, service ops', seed, async () => {
       const crypto = await rsaCrypto();
       const opts = { backend: new FileBackend(vault), crypto, log: new MemoryLogger(), source: src, sample: 5, seed, tempRoot: tempDir('offsite-drill-root-') };
+      // What a drill killed outright left (plain text of backed-up files): removed by the next one.
+      const stale = path.join(opts.tempRoot, 'offsite-drill-999999-Ab12Cd');
+      fs.mkdirSync(path.join(stale, 'restore'), { recursive: true });
+      fs.writeFileSync(path.join(stale, 'restore', 'file-1'), 'plain text');
       const a = await drill(opts);
       const b = await drill(opts);
       assert.deepEqual(a.files.map((f) => f.path), b.files.map((f) => f.path));

@@ -243,6 +243,26 @@ describe(`reliability ${SUITE}: damaged and replaced remote files`, function () 
       });
     });
 
+    it('an older signed set renamed as a newer one (a replay: last week shown as today) is refused when a signature is required', async () => {
+      await runCase(SUITE, 'replayed older signed set', undefined, async () => {
+        const dir = new URL(await signedVault(RSA_SEC)).pathname;
+        const stamp = /\.(\d{8}T\d{6}Z)\./.exec(fs.readdirSync(dir)[0])![1];
+        const d = new Date(`${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13)}`);
+        // An hour later (asked for with --time: "now" would not reach a set of the future).
+        const at = String(d.getTime() / 1000 + 3600);
+        const later = new Date(Number(at) * 1000).toISOString().replace(/[-:]|\.\d{3}/g, '');
+        for (const n of fs.readdirSync(dir)) fs.copyFileSync(path.join(dir, n), path.join(dir, n.replace(stamp, later)));
+        for (const cmd of [['restore', '--key', RSA_SEC, '--sign-key', RSA_PUB, '--time', at, `file://${dir}`, path.join(tempDir(), 'out')], ['verify', '--key', RSA_SEC, '--sign-key', RSA_PUB, '--time', at, `file://${dir}`, src]]) {
+          const r = await run(cmd);
+          assert.equal(r.code, 1, `${cmd[0]} should refuse: ${r.stdout}${r.stderr}`);
+          assert.match(errorLine(r.stderr), new RegExp(`duplicity-full\\.${later}\\.(manifest|vol1\\.difftar)\\.gpg.*signed at .*before the time of its backup set`), r.stderr);
+        }
+        // As of the real time, the same files restore.
+        const ok = await run(['restore', '--key', RSA_SEC, '--sign-key', RSA_PUB, '--time', String(Math.floor(d.getTime() / 1000)), `file://${dir}`, path.join(tempDir(), 'out')]);
+        assert.equal(ok.code, 0, ok.stderr);
+      });
+    });
+
     it('a sign-only key (no encryption subkey) signs and checks backups', async () => {
       await runCase(SUITE, 'sign-only signing key', undefined, async () => {
         const url = await signedVault(signer.sec);

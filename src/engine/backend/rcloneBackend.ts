@@ -13,7 +13,7 @@ import { BackendError } from './backend';
 import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
-import { classifyRclone, displayRemote, makeRedactor, rcloneEnv, runRclone, spawnRclone, stopChild, type RcloneEnv } from './rclone/rcloneRun';
+import { classifyRclone, displayRemote, makeRedactor, rcloneEnv, runRclone, SECRET_PARAM, secretsToEnv, spawnRclone, stopChild, type RcloneEnv } from './rclone/rcloneRun';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
 
 /** The options the CLI and the extension may set (BackendContext.options), all optional. */
@@ -58,6 +58,11 @@ export function parseRcloneUrl(rawUrl: string): string {
   if (!remote.includes(':')) throw badUrl(rawUrl, 'it names no rclone remote ("name:" before the path)');
   if (remote.startsWith(':') ? !/^:[A-Za-z0-9_-]+[,:]/.test(remote) : !/^[^:/\\]+:/.test(remote)) throw badUrl(rawUrl, 'the remote name is not valid');
   if (remote.includes('\0')) throw badUrl(rawUrl, 'it contains a NUL character');
+  // A value with an unquoted ":" ends the parameters there: rclone would take the rest, secrets too,
+  // for the path, and have them on its command line (secretsToEnv moves only the parameters).
+  if (secretsToEnv(remote).path.split(',').some((p) => p.includes('=') && SECRET_PARAM.test(p.slice(0, p.indexOf('='))))) {
+    throw badUrl(rawUrl, `a parameter's value holding ":" must be quoted (name='a:b'), or rclone reads the parameters after it, secrets too, as the path`);
+  }
   return remote;
 }
 
@@ -127,10 +132,12 @@ export class RcloneBackend implements Backend {
   private readonly configSource: string;
 
   constructor(params: RcloneBackendParams) {
-    this.remote = params.remote;
+    // Secrets of a connection string go to rclone in its environment, never on its command line.
+    const hidden = secretsToEnv(params.remote);
+    this.remote = hidden.remote;
     const redact = makeRedactor(params.remote);
     this.displayUrl = `rclone://${displayRemote(params.remote)}`;
-    const env = rcloneEnv(params.env ?? process.env);
+    const env = { ...rcloneEnv(params.env ?? process.env), ...hidden.env };
     this.configSource = params.config ? 'the rclone config option' : env.RCLONE_CONFIG ? 'RCLONE_CONFIG' : "rclone's default";
     const globalArgs = [...(params.config ? ['--config', params.config] : []), ...rcloneTimeoutArgs(env)];
     this.rc = { binary: params.binary ?? 'rclone', globalArgs, env, redact, where: this.displayUrl };

@@ -243,6 +243,29 @@ function deadTemporaries(dir: string, pattern: RegExp): string[] {
     .map((n) => path.join(dir, n));
 }
 
+/**
+ * A private (0700) temporary folder `PREFIX-PID-XXXXXX` in `root` (os.tmpdir(): a drill's, the
+ * extension's copies of file versions), after removing those of PREFIX that processes now gone (a crash,
+ * a kill) left there: they hold backed-up data in plain text. Only this user's folders are touched.
+ */
+export function makeRunTempDir(root: string, prefix: string): string {
+  const pattern = new RegExp(`^${prefix}-(\\d+)-[A-Za-z0-9]{6}$`);
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(root);
+  } catch {
+    // mkdtemp says what is wrong with it
+  }
+  for (const n of names) {
+    const pid = pattern.exec(n)?.[1];
+    if (pid === undefined || ownerAlive(pid)) continue;
+    const p = path.join(root, n);
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    if (st?.isDirectory() && st.uid === process.getuid?.()) fs.rmSync(p, { recursive: true, force: true });
+  }
+  return fs.mkdtempSync(path.join(root, `${prefix}-${process.pid}-`));
+}
+
 /** Whether the process that made a temporary is still running (a name without a pid: an old run, gone). */
 export function ownerAlive(pid: string | undefined): boolean {
   if (pid === undefined) return false;

@@ -48,6 +48,12 @@ export interface DecryptOptions {
   noKey?: () => OffsiteError;
   /** When given, the message MUST be signed by one of them. */
   verificationKeys?: PublicKey[];
+  /**
+   * With verificationKeys: the good signature must have been made at or after this time (epoch
+   * seconds; the time of the backup set the file belongs to, which its name says). An older signed
+   * file renamed into a newer set (a replay: last week's backup shown as today's) is refused.
+   */
+  signedNotBefore?: number;
 }
 
 interface SessionKey {
@@ -196,7 +202,7 @@ async function decryptMessage(r: ByteReader, given: DecryptOptions, push: (b: Bu
   const mdcState = { checked: false };
   const gen = decryptSeipd(ct, cipher, key.data, mdcState);
   const plain = new ByteReader(gen);
-  const inner = new InnerParser(opts.verificationKeys, push);
+  const inner = new InnerParser(opts.verificationKeys, push, opts.signedNotBefore);
   try {
     await inner.parse(plain, 0);
     // Whatever follows the packets is still MDC-protected: decrypt it so the check runs.
@@ -428,6 +434,7 @@ class InnerParser {
   constructor(
     private readonly verificationKeys: PublicKey[] | undefined,
     private readonly push: (b: Buffer) => Promise<void>,
+    private readonly signedNotBefore: number | undefined,
   ) {}
 
   private get verifying(): boolean {
@@ -538,6 +545,7 @@ class InnerParser {
       if (!this.isVerificationKey(c.sig.issuerKeyID.toHex())) continue;
       try {
         await verifyWithDigest(c.sig, c.hasher, this.verificationKeys ?? []);
+        signedInTime(c.sig.created, this.signedNotBefore);
         return;
       } catch (e) {
         lastError = e;
@@ -555,13 +563,13 @@ class InnerParser {
     })();
     const web = Readable.toWeb(Readable.from(packetStream)) as ReadableStream<Uint8Array>;
     let data: ReadableStream<Uint8Array> | Uint8Array | null;
-    let verified: Promise<unknown> | undefined;
+    let verified: Promise<Date | null> | undefined;
     try {
       const message = await openpgpLib().readMessage({ binaryMessage: web });
       if (this.verifying) {
         const res = await openpgpLib().verify({ message, verificationKeys: this.verificationKeys ?? [], expectSigned: true, format: 'binary' });
         data = res.data;
-        verified = Promise.any(res.signatures.map((s) => s.verified));
+        verified = goodSignatureTime(res.signatures);
       } else {
         data = message.unwrapCompressed().getLiteralData() as ReadableStream<Uint8Array> | Uint8Array | null;
       }
@@ -573,9 +581,10 @@ class InnerParser {
       throw mapOpenpgpError(e);
     }
     if (verified) {
-      await verified.catch((e: unknown) => {
+      const created = await verified.catch((e: unknown) => {
         throw new OffsiteError('signature', 'No good signature by the expected signing key', { ...NOT_BY_SIGNER, cause: e });
       });
+      signedInTime(created, this.signedNotBefore);
       this.bzip2Verified = true;
     }
   }
@@ -646,11 +655,33 @@ async function decryptWithOpenpgp(source: AsyncIterable<Buffer>, opts: DecryptOp
     const data = res.data as unknown;
     if (data instanceof Uint8Array) await push(Buffer.from(data));
     else for await (const c of data as AsyncIterable<Uint8Array>) await push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
-    if (verifying) await Promise.any(res.signatures.map((s) => s.verified));
+    if (verifying) signedInTime(await goodSignatureTime(res.signatures), opts.signedNotBefore);
   } catch (e) {
     if (e instanceof AggregateError) {
       throw new OffsiteError('signature', 'No good signature by the expected signing key', { ...NOT_BY_SIGNER, cause: e });
     }
+    if (OffsiteError.is(e, 'signature')) throw e;
     throw mapOpenpgpError(e);
   }
+}
+
+/** The creation time of the first good signature of openpgp.js's verification results (AggregateError when none is good). */
+function goodSignatureTime(signatures: readonly { verified: Promise<true>; signature: Promise<{ packets: ArrayLike<{ created: Date | null }> }> }[]): Promise<Date | null> {
+  return Promise.any(
+    signatures.map(async (s) => {
+      await s.verified;
+      return (await s.signature).packets[0]?.created ?? null;
+    }),
+  );
+}
+
+/** A good signature made before `notBefore` (DecryptOptions.signedNotBefore), or without a time, is refused. */
+function signedInTime(created: Date | null | undefined, notBefore: number | undefined): void {
+  if (notBefore === undefined) return;
+  const at = created ? Math.floor(created.getTime() / 1000) : undefined;
+  if (at !== undefined && at >= notBefore) return;
+  const iso = (t: number) => new Date(t * 1000).toISOString().replace('.000Z', 'Z');
+  throw new OffsiteError('signature', `${at === undefined ? 'The signature has no time' : `The file was signed at ${iso(at)}`}, before the time of its backup set (${iso(notBefore)}): an older signed file was put in its place`, {
+    hint: 'Files on the remote were replaced with older ones; do not trust this set (an earlier set may be intact)',
+  });
 }

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Backend } from '../backend/backend';
-import { ArchiveDir } from '../cache/archiveDir';
+import { ArchiveDir, makeRunTempDir } from '../cache/archiveDir';
 import { OffsiteError, throwIfAborted } from '../errors';
 import type { Logger } from '../log';
 import { compareIndex, indexToString } from '../pathIndex';
@@ -146,7 +146,7 @@ export async function drill(opts: DrillOptions): Promise<DrillResult> {
   // Without the folder every file would be "changed since the backup", nothing compared, and the
   // drill a success (verify's scan fails the same way).
   sourceFolderStat(source.toString(), 'Give the folder that was backed up: the drill compares the files it restores with it');
-  const temp = fs.mkdtempSync(path.join(opts.tempRoot ?? os.tmpdir(), 'offsite-drill-'));
+  const temp = makeRunTempDir(opts.tempRoot ?? os.tmpdir(), 'offsite-drill');
   try {
     // A fresh cache: nothing of this machine's cache is used.
     const archive = ArchiveDir.open(path.join(temp, 'cache'));

@@ -15,7 +15,7 @@ import { createDecryptStream, PIECE, type DecryptOptions } from '../crypto/decry
 import type { ParallelDeflateOptions } from '../crypto/deflate';
 import { createEncryptStream } from '../crypto/encrypt';
 import type { EncryptionKey } from '../crypto/recipient';
-import type { ParsedName } from '../manifest/naming';
+import { parseName, type ParsedName } from '../manifest/naming';
 
 export interface CryptoContext {
   /** Recipients of everything written. */
@@ -61,8 +61,12 @@ export async function encodeToFile(data: Buffer | Readable, file: string, crypto
   return { size, sha1: sha1.digest('hex') };
 }
 
-async function decoder(w: Wrapping, crypto: CryptoContext): Promise<Transform> {
-  if (w === 'gpg') return createDecryptStream(await crypto.decryptOptions());
+async function decoder(w: Wrapping, crypto: CryptoContext, remoteName: string): Promise<Transform> {
+  if (w === 'gpg') {
+    // A signed file is signed after its set's time began (the set's name time): see signedNotBefore.
+    const opts = await crypto.decryptOptions();
+    return createDecryptStream(opts.verificationKeys?.length ? { ...opts, signedNotBefore: parseName(remoteName)?.endTime } : opts);
+  }
   if (w === 'gz') return zlib.createGunzip();
   return new PassThrough();
 }
@@ -161,7 +165,7 @@ export async function fetchRemote(backend: Backend, name: string, tempDir: strin
 
 /** Plaintext stream of a local copy of a stored file. */
 export async function openDecoded(file: string, w: Wrapping, crypto: CryptoContext, remoteName: string): Promise<Readable> {
-  const dec = await decoder(w, crypto);
+  const dec = await decoder(w, crypto, remoteName);
   // Chunks of the decryptor's piece size, under bin/offsite's malloc mmap threshold: each 1 MiB chunk
   // was an mmap, 256 page faults and a munmap.
   const src = fs.createReadStream(file, { highWaterMark: PIECE });

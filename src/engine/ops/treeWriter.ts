@@ -74,7 +74,9 @@ export class TreeWriter {
     } catch {
       // mkdir says what is wrong with it
     }
-    fs.mkdirSync(this.root, { recursive: true });
+    // 0755 as the folders made above a restored path (ensureParents), never by the umask: the target
+    // of a path restore keeps it (under umask 0 it was 0777, anyone could swap its folders for symlinks).
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o755 });
     if (existed) this.sweep(this.root);
   }
 
@@ -201,13 +203,14 @@ export class TreeWriter {
     const f = this.open!;
     this.open = undefined;
     try {
+      // Through the descriptor, before the rename: never through a path someone could swap meanwhile.
+      this.applyAttributes(f.path, f.meta, false, f.fd);
       fs.closeSync(f.fd);
       fs.renameSync(f.tmp, f.path);
     } catch (e) {
       fs.rmSync(f.tmp, { force: true });
       throw e;
     }
-    this.applyAttributes(f.path, f.meta, false);
     this.files++;
     this.bytes += f.bytes;
     return f.bytes;
@@ -284,27 +287,64 @@ export class TreeWriter {
     }
   }
 
-  /** Owner (as root), then permissions, then mtime (FORMAT §9.7); symlinks keep their own times. */
-  private applyAttributes(p: Buffer, meta: EntryMeta, symlink: boolean): void {
+  /**
+   * Owner (as root), then permissions, then mtime (FORMAT §9.7); symlinks keep their own times. A file
+   * is given them through `fd`, its open temporary; a folder through one opened without following a
+   * symlink: a folder swapped for a symlink while its contents were written (by someone who can write
+   * the folder above it) must not have the backup's mode and time given to what the symlink points at.
+   */
+  private applyAttributes(p: Buffer, meta: EntryMeta, symlink: boolean, fd?: number): void {
     if (this.opts.restoreOwners) {
       // The name wins over the number, as in duplicity (unless the name is unknown here).
       const uid = (meta.uname ? lookupUid(meta.uname) : undefined) ?? meta.uid;
       const gid = (meta.gname ? lookupGid(meta.gname) : undefined) ?? meta.gid;
       try {
-        fs.lchownSync(p, uid, gid);
+        if (fd === undefined) fs.lchownSync(p, uid, gid);
+        else fs.fchownSync(fd, uid, gid);
       } catch (e) {
         this.opts.onWarn(`Cannot set the owner of ${p.toString()}: ${(e as Error).message}`);
       }
     }
     if (symlink) return;
+    let own: number | undefined;
     try {
-      fs.chmodSync(p, meta.mode & 0o7777);
-      fs.utimesSync(p, new Date(), meta.mtime);
+      // (The target itself is the user's to name: a symlink to a folder is followed, as by mkdir.)
+      if (fd === undefined && meta.type === 'dir') own = openDir(p, p.equals(this.root));
+      const at = fd ?? own;
+      if (at === undefined) {
+        // A fifo or device node (opening one may block, or act on a device), renamed into place just
+        // now; or a folder this user cannot read (openDir).
+        fs.chmodSync(p, meta.mode & 0o7777);
+        fs.utimesSync(p, new Date(), meta.mtime);
+      } else {
+        fs.fchmodSync(at, meta.mode & 0o7777);
+        fs.futimesSync(at, new Date(), meta.mtime);
+      }
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
       // A folder of the target owned by another user (--force): what it holds was left out already.
-      if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
-      this.opts.onWarn(`Cannot set the mode and time of ${p.toString()}: ${(e as Error).message}`);
+      // ELOOP, ENOTDIR: the folder is no longer one (a symlink or file now); its mode is left alone.
+      if (code !== 'EPERM' && code !== 'ELOOP' && code !== 'ENOTDIR') throw e;
+      this.opts.onWarn(`Cannot set the mode and time of ${p.toString()}: ${code === 'EPERM' ? (e as Error).message : 'it is no longer a folder'}`);
+    } finally {
+      if (own !== undefined) fs.closeSync(own);
     }
+  }
+}
+
+/**
+ * A folder, for fchmod and futimes; not through a symlink unless `follow`. One this user may not read
+ * (a read-only folder of the backup that was in the target already: writableDir gave it only write and
+ * search): undefined when lstat finds it a real folder still (its attributes then go by path), else ELOOP.
+ */
+function openDir(p: Buffer, follow: boolean): number | undefined {
+  const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
+  try {
+    return fs.openSync(p, O_RDONLY | O_DIRECTORY | (follow ? 0 : O_NOFOLLOW));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EACCES') throw e;
+    if (follow || fs.lstatSync(p).isDirectory()) return undefined;
+    throw Object.assign(new Error(`${p.toString()} is not a folder`), { code: 'ELOOP' });
   }
 }
 

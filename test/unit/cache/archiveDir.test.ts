@@ -3,12 +3,29 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { withoutPassword } from '../../../src/engine/backend/backendUtil';
-import { archiveDirFor } from '../../../src/engine/cache/archiveDir';
+import { archiveDirFor, makeRunTempDir } from '../../../src/engine/cache/archiveDir';
 import { tempDir } from '../../helpers/tmp';
 
 describe('cache: the archive folder of a remote', () => {
   const root = '/cache/root';
   const md5 = (s: string) => createHash('md5').update(s).digest('hex');
+
+  it('makes private run folders in a temp root, removing those of processes that are gone (and nothing else)', () => {
+    const root = tempDir('offsite-runtemp-');
+    const keep = ['offsite-x-999999', 'offsite-y-999999-abcdef', `offsite-x-${process.pid}-abcdef`, 'notours'];
+    for (const n of [...keep, 'offsite-x-999999-abcdef']) fs.mkdirSync(path.join(root, n));
+    fs.writeFileSync(path.join(root, 'offsite-x-999999-abcdef', 'plain'), 'text');
+    const old = process.umask(0);
+    let made: string;
+    try {
+      made = makeRunTempDir(root, 'offsite-x');
+    } finally {
+      process.umask(old);
+    }
+    assert.match(path.basename(made), new RegExp(`^offsite-x-${process.pid}-[A-Za-z0-9]{6}$`));
+    assert.equal(fs.statSync(made).mode & 0o777, 0o700);
+    assert.deepEqual(fs.readdirSync(root).sort(), [...keep, path.basename(made)].sort());
+  });
 
   it("is duplicity's default backup name: the MD5 of the URL string as written", () => {
     for (const url of ['file:///backups/project', 'sftp://me@host:2222/backups/Proj%20X', 'rclone://remote:backups', 's3://bucket/prefix?region=eu-west-1']) {

@@ -41,6 +41,56 @@ export function rcloneEnv(base: Readonly<Record<string, string | undefined>>): N
   return env;
 }
 
+/**
+ * A connection-string remote (":s3,access_key_id=A,secret_access_key=S:bucket", "name,pass=P:path")
+ * without its secret parameters, which go into rclone's environment instead: a command line is
+ * readable by every user of the machine (/proc/PID/cmdline, ps), a process's environment only by its
+ * owner. rclone reads them there with the same priority (its "remote specific" variables,
+ * RCLONE_CONFIG_NAME_OPTION, for a named remote; its backend's, RCLONE_S3_OPTION, for ":s3"), above
+ * the config file. Parameters whose names do not say secret, and anything after the remote's ":",
+ * stay as they are; `path` is that rest (from the ":"), '' for a remote without parameters.
+ */
+export function secretsToEnv(remote: string): { remote: string; env: Record<string, string>; path: string } {
+  const m = /^(:?)([^:,]*),/.exec(remote);
+  if (!m) return { remote, env: {}, path: '' };
+  const params: string[] = [];
+  let quote: string | undefined;
+  let start = m[0].length;
+  let end = -1;
+  for (let i = start; i < remote.length && end < 0; i++) {
+    const c = remote[i];
+    if (quote) {
+      if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === ',' || c === ':') {
+      params.push(remote.slice(start, i));
+      start = i + 1;
+      if (c === ':') end = i;
+    }
+  }
+  if (end < 0) return { remote, env: {}, path: '' }; // no ":" after the parameters: rclone says what is wrong
+  const env: Record<string, string> = {};
+  const prefix = m[1] === ':' ? `RCLONE_${m[2]}` : `RCLONE_CONFIG_${m[2]}`;
+  const kept = params.filter((p) => {
+    const eq = p.indexOf('=');
+    const key = p.slice(0, eq);
+    if (eq < 0 || !SECRET_PARAM.test(key)) return true;
+    env[`${prefix}_${key}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_')] = unquote(p.slice(eq + 1));
+    return false;
+  });
+  return { remote: `${m[1]}${m[2]}${kept.map((p) => `,${p}`).join('')}${remote.slice(end)}`, env, path: remote.slice(end) };
+}
+
+/** A parameter name that says its value is a secret (as makeRedactor masks them). */
+export const SECRET_PARAM = /^[a-z0-9_-]*(?:secret|password|passwd|pass|token|key)[a-z0-9_-]*$/i;
+
+/** A connection string's value as rclone reads it: quoted in "…" or '…', a quote doubled inside. */
+function unquote(v: string): string {
+  const q = v[0];
+  if ((q === '"' || q === "'") && v.length >= 2 && v.endsWith(q)) return v.slice(1, -1).split(q + q).join(q);
+  return v;
+}
+
 /** Secrets in a connection string (key=value pairs between ':backend,' and ':') and in URLs. */
 export function makeRedactor(remote: string): (text: string) => string {
   const shown = displayRemote(remote);

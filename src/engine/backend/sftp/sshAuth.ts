@@ -238,8 +238,15 @@ function agentReachable(socket: string): Promise<boolean> {
 
 async function loadKey(file: string, plan: AuthPlan, explicit: boolean, attempts: AuthAttempts): Promise<ParsedKey | undefined> {
   let data: Buffer;
+  let st: fs.Stats;
   try {
-    data = fs.readFileSync(file);
+    const fd = fs.openSync(file, 'r');
+    try {
+      st = fs.fstatSync(fd);
+      data = fs.readFileSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       if (!explicit) return undefined;
@@ -253,6 +260,18 @@ async function loadKey(file: string, plan: AuthPlan, explicit: boolean, attempts
       file,
       hint: 'Check the path given with --ssh-key or IdentityFile',
     });
+  }
+  // As OpenSSH (sshkey_perm_ok): a key file of this user that others may read or write is ignored. A
+  // key the user named: said as an error, at once; a default key: skipped, and said if the login fails.
+  if (process.platform !== 'win32' && st.uid === process.getuid?.() && (st.mode & 0o077) !== 0) {
+    const perms = (st.mode & 0o777).toString(8).padStart(4, '0');
+    const e = new OffsiteError('key', `Permissions ${perms} for the SSH key ${file} are too open: a private key must not be accessible by others, and OpenSSH ignores it (so does Offsite)`, {
+      file,
+      hint: `Run chmod 600 ${file}`,
+    });
+    if (explicit) throw e;
+    attempts.problem ??= e;
+    return undefined;
   }
   let parsed = utils.parseKey(data);
   if (parsed instanceof Error && /passphrase/i.test(parsed.message)) {

@@ -5,7 +5,7 @@ import '../../../../src/engine/backend/all';
 import { BackendError } from '../../../../src/engine/backend/backend';
 import { redactSecretValues } from '../../../../src/engine/backend/backendUtil';
 import { openBackend } from '../../../../src/engine/backend/registry';
-import { classifyRclone, displayRemote, lastError, makeRedactor, rcloneEnv } from '../../../../src/engine/backend/rclone/rcloneRun';
+import { classifyRclone, displayRemote, lastError, makeRedactor, rcloneEnv, secretsToEnv } from '../../../../src/engine/backend/rclone/rcloneRun';
 import { RcloneBackend, parseRcloneUrl, rcloneSlashWarning, rcloneTimeoutArgs } from '../../../../src/engine/backend/rcloneBackend';
 import { OffsiteError } from '../../../../src/engine/errors';
 
@@ -50,6 +50,19 @@ describe('rclone:// URLs and errors', () => {
     assert.ok(!b.displayUrl.includes('S3CRET'), b.displayUrl);
     const out = makeRedactor(remote)(`Failed to create file system for "${remote}": secret_access_key not found`);
     assert.ok(!out.includes('S3CRET'), out);
+  });
+
+  it("moves a connection string's secret parameters into rclone's environment, off its command line", () => {
+    assert.deepEqual(secretsToEnv(":s3,provider=Other,access_key_id=AK,secret_access_key='S3''C,R:ET',endpoint='http://h:1':bucket/x"), {
+      remote: ":s3,provider=Other,endpoint='http://h:1':bucket/x",
+      env: { RCLONE_S3_ACCESS_KEY_ID: 'AK', RCLONE_S3_SECRET_ACCESS_KEY: "S3'C,R:ET" },
+      path: ':bucket/x',
+    });
+    assert.deepEqual(secretsToEnv('my-sftp,pass="p,w":dir'), { remote: 'my-sftp:dir', env: { RCLONE_CONFIG_MY_SFTP_PASS: 'p,w' }, path: ':dir' });
+    assert.deepEqual(secretsToEnv('gd,team_drive=x:dir').env, {});
+    assert.equal(secretsToEnv('plain:dir').remote, 'plain:dir');
+    // A ":" left unquoted ends the parameters: the URL is refused, the rest would be rclone's path, secrets too.
+    assert.throws(() => parseRcloneUrl('rclone://:s3,access_key_id=acct:user,secret_access_key=S3CRET:bucket'), (e) => OffsiteError.is(e, 'usage') && !e.message.includes('S3CRET'));
   });
 
   it('hands AWS_CA_BUNDLE to rclone as RCLONE_CA_CERT (rclone 1.60 cannot use it)', () => {

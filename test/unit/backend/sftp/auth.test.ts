@@ -116,6 +116,20 @@ describe('sftp backend: authentication', function () {
     await works(backend({ home, sshKey: undefined, knownHosts: undefined }));
   });
 
+  it('ignores a key file that others may read, as OpenSSH does: a named one is an error, a default one is skipped and named', async () => {
+    const open = path.join(tempDir(), 'id_open');
+    fs.copyFileSync(suite.fx.sshd.userKey.file, open);
+    fs.chmodSync(open, 0o644);
+    await rejectsWith(backend({ sshKey: open }).stat('x'), 'key', /Permissions 0644 for the SSH key .*id_open are too open/);
+    const home = tempDir('offsite-home-');
+    fs.mkdirSync(path.join(home, '.ssh'), { mode: 0o700 });
+    fs.copyFileSync(suite.fx.sshd.userKey.file, path.join(home, '.ssh', 'id_ed25519'));
+    fs.chmodSync(path.join(home, '.ssh', 'id_ed25519'), 0o640);
+    fs.copyFileSync(suite.fx.knownHosts, path.join(home, '.ssh', 'known_hosts'));
+    const e = await rejectsWith(backend({ home, sshKey: undefined, knownHosts: undefined }).stat('x'), 'key', /Permissions 0640 .*id_ed25519 are too open/);
+    assert.match(e.hint ?? '', /chmod 600/);
+  });
+
   it('reports a missing --ssh-key file as a key error', async () => {
     await rejectsWith(backend({ sshKey: path.join(suite.fx.home, 'nope') }).stat('x'), 'key', /Cannot read the SSH key/);
   });

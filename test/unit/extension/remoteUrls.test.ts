@@ -31,7 +31,7 @@ describe('extension: s3:// and rclone:// remotes', () => {
     assert.equal(c.remote.s3Profile, 'work');
     assert.equal(
       cronCommand(c),
-      "nice -n 10 offsite --s3-endpoint-url http://127.0.0.1:9000 --s3-profile work backup --encrypt-key ABCDEF01 --gitignore '/home/me/my project' s3://bucket/prefix/my%20project",
+      "nice -n 10 offsite --s3-endpoint-url http://127.0.0.1:9000 --s3-profile work backup --encrypt-key ABCDEF01 --gitignore '/home/me/my project' s3://bucket/prefix/my%20project >/dev/null",
     );
   });
 

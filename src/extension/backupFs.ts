@@ -4,13 +4,13 @@
 // (so the language mode is right) and carries {folder, path, time} as JSON in the query (git's uri.ts).
 // The engine writes each version to a private temp file (0600); they are dropped after a few idle
 // minutes and when the extension stops.
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as vscode from 'vscode';
 import { makeRunTempDir } from '../engine/cache/archiveDir';
+import { restoreTempPrefix, sweepRestoreTemporaries } from '../engine/ops/treeWriter';
 import { EngineError, errorText } from './engineClient';
 import { formatBytes, tooLargeToCompare } from './format';
 import type { BackupModel } from './model';
@@ -114,14 +114,18 @@ export class BackupFileSystemProvider implements vscode.FileSystemProvider, vsco
    * Writes a version read already (by has(), or for an editor) to `dest` from the copy kept here,
    * with the backup's permissions, rather than downloading it again: its mode, or undefined when no
    * copy is kept (never read, dropped after idling, or its read failed). Written beside `dest` under
-   * a temporary name, then renamed over it.
+   * a restore's temporary name (private), then renamed over it.
    */
   async copyTo(uri: vscode.Uri, dest: string, signal?: AbortSignal): Promise<{ mode: number } | undefined> {
     const p = this.cache.get(uri.toString());
     const c = p && (await p.catch(() => undefined));
     if (!c) return undefined;
     c.lastUsed = Date.now();
-    const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.offsite-${process.pid}-${randomBytes(6).toString('hex')}`);
+    // A restore's temporary name (our host and pid), so that one a killed window left is removed by
+    // the next restore into that folder, the engine's or this one.
+    const dir = path.dirname(dest);
+    sweepRestoreTemporaries(Buffer.from(dir), () => undefined);
+    const tmp = path.join(dir, `${restoreTempPrefix()}-1`);
     try {
       await pipeline(fs.createReadStream(c.file), fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600 }), { signal });
       fs.chmodSync(tmp, c.mode & 0o7777);

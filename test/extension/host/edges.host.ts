@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as vscode from 'vscode';
 import { timeToString } from '../../../src/engine/chain/time';
+import { restoreTempPrefix } from '../../../src/engine/ops/treeWriter';
 import type { OffsiteApi } from '../../../src/extension/extension';
 import { formatTime } from '../../../src/extension/format';
 import type { BackupNode, SetNode } from '../../../src/extension/snapshotTree';
@@ -186,6 +187,9 @@ describe('Offsite at the edges: files that are not text files, documents that ar
     const dest = path.join(fx.scratch, 'large-restored.bin');
     try {
       const b = await backUp();
+      // The temporary file of a Restore To… whose window was killed (a process gone), beside the destination.
+      const dead = path.join(fx.scratch, `${restoreTempPrefix().replace(/-\d+-([0-9a-f]{12})$/, '-999999999-$1')}-1`);
+      fs.writeFileSync(dead, 'plain text of a version', { mode: 0o600 });
       api.ui.click('Restore To…');
       api.ui.script(formatTime(b.time), dest);
       const downloads = countReads(api, 'readFile');
@@ -201,6 +205,8 @@ describe('Offsite at the edges: files that are not text files, documents that ar
       // The version read to learn its size is the one written: it is not downloaded again.
       assert.equal(downloads.count(), 1, 'one download of the version');
       assert.equal(fs.statSync(dest).mode & 0o777, fs.statSync(big).mode & 0o777, 'the backup\'s permissions');
+      assert.ok(!fs.existsSync(dead), 'the killed window\'s temporary is removed');
+      assert.deepEqual(fs.readdirSync(fx.scratch).filter((n) => n.startsWith('.offsite-restore-')), [], 'no temporary of its own left');
       // An editor that asks for it anyway (one reopened after a reload) gets an error, not 1.4 MB in memory.
       const uri = vscode.Uri.file(big).with({ scheme: 'offsite', query: JSON.stringify({ folder: vscode.workspace.workspaceFolders![0].uri.toString(), path: 'large.bin', time: b.time }) });
       assert.equal((await vscode.workspace.fs.stat(uri)).size, 1_500_000);

@@ -488,13 +488,19 @@ describe('Offsite in a real VS Code extension host', () => {
     }
   });
 
+  /** A remote root (offsite.remote) whose folder `workspace` holds a copy of the passphrase-only duplicity fixture. */
+  const symmetricRemote = (name: string): string => {
+    const root = path.join(fx.scratch, name);
+    fs.mkdirSync(path.join(root, 'workspace'), { recursive: true });
+    for (const n of fs.readdirSync(fx.symmetric.vault)) fs.copyFileSync(path.join(fx.symmetric.vault, n), path.join(root, 'workspace', n));
+    return root;
+  };
+
   it('a backup duplicity made with a passphrase and no key: asks for its passphrase (wrong, then right), restores a file and the workspace; a backup to a key without one still asks for the key', async () => {
     const sym = fx.symmetric;
     const config = vscode.workspace.getConfiguration('offsite');
     // offsite.remote names the root: the folder's backup is <root>/workspace, here a copy of the fixture.
-    const root = path.join(fx.scratch, 'remote-symmetric');
-    fs.mkdirSync(path.join(root, 'workspace'), { recursive: true });
-    for (const n of fs.readdirSync(sym.vault)) fs.copyFileSync(path.join(sym.vault, n), path.join(root, 'workspace', n));
+    const root = symmetricRemote('remote-symmetric');
     const expected = JSON.parse(fs.readFileSync(sym.expected, 'utf8')) as { path: string; type: string; sha256?: string; target?: string }[];
     const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
     const asked = () => api.ui.prompts.filter((p) => p.kind === 'input' && /Passphrase of the backup at/.test(p.text));
@@ -553,9 +559,7 @@ describe('Offsite in a real VS Code extension host', () => {
     const sym = fx.symmetric;
     const config = vscode.workspace.getConfiguration('offsite');
     // A copy of its own (nothing of it cached), and no passphrase remembered (the key's was, above).
-    const root = path.join(fx.scratch, 'remote-symmetric-keyed');
-    fs.mkdirSync(path.join(root, 'workspace'), { recursive: true });
-    for (const n of fs.readdirSync(sym.vault)) fs.copyFileSync(path.join(sym.vault, n), path.join(root, 'workspace', n));
+    const root = symmetricRemote('remote-symmetric-keyed');
     await vscode.commands.executeCommand('offsite.forgetSecrets');
     await config.update('remote', `file://${root}`, vscode.ConfigurationTarget.Workspace);
     await config.update('restoreKey', fx.keys.protectedSec, vscode.ConfigurationTarget.Workspace);

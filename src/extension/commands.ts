@@ -12,7 +12,7 @@ import type { Refusal } from '../engine/ops/setReader';
 import { describeNotRestored } from '../engine/ops/notRestored';
 import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey, needsSignKey, SettingError } from './engineClient';
 import { redactUrl } from '../engine/backend/backendUtil';
-import { crontabLine, cronUrl, offsiteForCron, workspaceRelative } from './folderConfig';
+import { crontabLine, cronUrl, offsiteForCron, offsiteOnPath, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, retentionFailureText, statsSummary, tooLargeToCompare } from './format';
 import type { BackupModel, FolderBackup } from './model';
 import { currentFailure, drillLine } from './schedule';
@@ -890,6 +890,8 @@ export class CommandCenter implements vscode.Disposable {
     // A crontab is a plain file: what offsite.remote holds secret stays out of the line, and the user is told how to give it.
     const left = cronUrl(f.config.url);
     const notes = [
+      // The .vsix holds no CLI: without one installed the job would only mail "offsite: not found".
+      ...(offsiteOnPath() === undefined ? [vscode.l10n.t('No offsite command is on this machine\'s PATH: install it (npm install -g . in a clone of Offsite, after npm run build; see the README), or the job has nothing to run.')] : []),
       ...(left.password ? [vscode.l10n.t('The password in offsite.remote is not in it: give it to the job in OFFSITE_SSH_PASSWORD (read from a file only you can read), or log in with an SSH key (offsite.sshKey or ssh-agent).')] : []),
       ...(left.secrets ? [vscode.l10n.t('The secrets in offsite.remote are *** in it: replace them, or better name an rclone remote configured with rclone config.')] : []),
     ];

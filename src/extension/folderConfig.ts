@@ -275,17 +275,23 @@ const CRON_PREFIX = ['nice', '-n', String(BACKGROUND_NICE)];
  * it), else the name.
  */
 export function offsiteForCron(searchPath = process.env.PATH ?? ''): string {
+  const file = offsiteOnPath(searchPath);
+  return file === undefined || file === '/usr/bin/offsite' || file === '/bin/offsite' ? 'offsite' : file;
+}
+
+/** The first executable `offsite` in the absolute folders of `searchPath`, or undefined (not installed here). */
+export function offsiteOnPath(searchPath = process.env.PATH ?? ''): string | undefined {
   for (const dir of searchPath.split(path.delimiter)) {
     if (!path.isAbsolute(dir)) continue;
     const file = path.join(dir, 'offsite');
     try {
       fs.accessSync(file, fs.constants.X_OK);
+      return file;
     } catch {
       continue;
     }
-    return dir === '/usr/bin' || dir === '/bin' ? 'offsite' : file;
   }
-  return 'offsite';
+  return undefined;
 }
 
 /**

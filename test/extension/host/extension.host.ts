@@ -451,6 +451,17 @@ describe('Offsite in a real VS Code extension host', () => {
     assert.equal(doc?.getText(), text);
     const line = (await vscode.commands.executeCommand('offsite.copyCronCommand')) as string;
     assert.equal(line, `nice -n 10 offsite backup --encrypt-key ${fx.keys.rsaPub} --gitignore ${fx.workspace} ${fx.remoteRoot}/workspace >/dev/null`);
+    // No offsite command on a PATH: the line would find nothing to run under cron, and the notice says so.
+    const saved = process.env.PATH;
+    process.env.PATH = '/usr/bin:/bin';
+    try {
+      await vscode.commands.executeCommand('offsite.copyCronCommand');
+    } finally {
+      process.env.PATH = saved;
+    }
+    const notice = api.ui.notices.at(-1);
+    assert.equal(notice?.severity, 'warning', JSON.stringify(notice));
+    assert.match(notice!.message, /No offsite command is on this machine's PATH: install it \(npm install -g \. in a clone of Offsite/);
   });
 
   it('asks for a protected key\'s passphrase (wrong, then right), remembers it in SecretStorage, then never asks again', async () => {

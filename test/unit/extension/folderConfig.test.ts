@@ -9,6 +9,7 @@ import {
   cronCommand,
   crontabLine,
   offsiteForCron,
+  offsiteOnPath,
   cronUrl,
   folderRemoteUrl,
   passphraseIdFor,
@@ -202,6 +203,8 @@ describe('extension: folder configuration', () => {
     fs.symlinkSync(OFFSITE, path.join(npmBin, 'offsite'));
     assert.equal(offsiteForCron(`relative:${root}:${npmBin}:/usr/bin`), path.join(npmBin, 'offsite'));
     assert.equal(offsiteForCron(`${root}:/nonexistent`), 'offsite', 'none here: the name, for the PATH the user gives cron');
+    assert.equal(offsiteOnPath(`relative:${root}:${npmBin}:/usr/bin`), path.join(npmBin, 'offsite'));
+    assert.equal(offsiteOnPath(`${root}:/nonexistent`), undefined, 'not installed: Copy Command for Cron says so');
     const c = resolveFolderConfig(raw({ remote: 'file:///b', encryptKeys: ['/k/a.asc'], keepFull: 1, schedule: 60 }), { name: 'p', fsPath: '/w/p' });
     assert.equal(
       crontabLine(c, offsiteForCron(npmBin)),

@@ -3,10 +3,11 @@
 // asks for keys and keeps them in SecretStorage. Pure (no 'vscode'): unit-tested under plain Node.
 import * as os from 'node:os';
 import { readAwsProfiles } from '../engine/backend/s3/awsProfiles';
+import { schemeOfUrl } from '../engine/backend/schemes';
 import type { FolderConfig } from './folderConfig';
 
 export function isS3Url(url: string): boolean {
-  return /^(s3|boto3\+s3):\/\//i.test(url);
+  return schemeOfUrl(url) === 's3';
 }
 
 /** What is remembered per remote: the keys the engine's s3 backend takes (RemoteConfig.s3*). */

@@ -100,6 +100,8 @@ export function maskPassword(url: string): string {
  * (redactSecretAssignments).
  */
 const SECRET_NAME = '(?:secret|password|passwd|pass|token|key)';
+/** A whole parameter name that says secret (rclone's connection-string parameters: moved to its environment). */
+export const SECRET_PARAM = new RegExp(`^[a-z0-9_-]*${SECRET_NAME}[a-z0-9_-]*$`, 'i');
 const SECRET_ASSIGNMENT = new RegExp(`\\b([a-z0-9_]*${SECRET_NAME}[a-z0-9_]*)=("[^"]*"|'[^']*'|[^,:\\s"']+)`, 'gi');
 
 /** In free text (a tool's message quoting a connection string): the value of every secret name=value shown as ***. */

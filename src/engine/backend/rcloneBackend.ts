@@ -13,7 +13,7 @@ import { BackendError } from './backend';
 import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
-import { classifyRclone, displayRemote, makeRedactor, rcloneEnv, runRclone, SECRET_PARAM, secretsToEnv, spawnRclone, stopChild, type RcloneEnv } from './rclone/rcloneRun';
+import { classifyRclone, displayRemote, makeRedactor, rcloneEnv, runRclone, secretsToEnv, spawnRclone, stopChild, type RcloneEnv } from './rclone/rcloneRun';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
 
 /** The options the CLI and the extension may set (BackendContext.options), all optional. */
@@ -60,7 +60,7 @@ export function parseRcloneUrl(rawUrl: string): string {
   if (remote.includes('\0')) throw badUrl(rawUrl, 'it contains a NUL character');
   // A value with an unquoted ":" ends the parameters there: rclone would take the rest, secrets too,
   // for the path, and have them on its command line (secretsToEnv moves only the parameters).
-  if (secretsToEnv(remote).path.split(',').some((p) => p.includes('=') && SECRET_PARAM.test(p.slice(0, p.indexOf('='))))) {
+  if (secretsToEnv(remote).secretInPath) {
     throw badUrl(rawUrl, `a parameter's value holding ":" must be quoted (name='a:b'), or rclone reads the parameters after it, secrets too, as the path`);
   }
   return remote;

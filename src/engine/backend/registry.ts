@@ -35,10 +35,12 @@ export interface RegisterOptions {
   readonly opaque?: boolean;
 }
 
-/** Registers (or replaces) the factory of a scheme, e.g. 'sftp'. Schemes are case-insensitive. */
+/** Registers (or replaces) the factory of a scheme, e.g. 'sftp'. Schemes are case-insensitive; an alias (scp) registers its scheme's (sftp). */
 export function registerBackend(scheme: string, factory: BackendFactory, options: RegisterOptions = {}): void {
-  const s = scheme.toLowerCase().replace(/:$/, '');
-  if (!/^[a-z][a-z0-9+.-]*$/.test(s)) throw new OffsiteError('internal', `Invalid URL scheme "${scheme}"`);
+  const named = scheme.toLowerCase().replace(/:$/, '');
+  if (!/^[a-z][a-z0-9+.-]*$/.test(named)) throw new OffsiteError('internal', `Invalid URL scheme "${scheme}"`);
+  // Under the scheme an alias names (schemes.ts), the key openBackend looks up.
+  const s = canonicalScheme(named);
   factories.set(s, factory);
   if (options.opaque) opaque.add(s);
   else opaque.delete(s);

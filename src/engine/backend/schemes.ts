@@ -19,6 +19,12 @@ export function canonicalScheme(scheme: string): string {
   return SCHEME_ALIASES[s] ?? s;
 }
 
+/** The scheme of a URL as canonicalScheme reads it ('boto3+s3://b' → 's3'), undefined without one. */
+export function schemeOfUrl(url: string): string | undefined {
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url);
+  return m ? canonicalScheme(m[1]) : undefined;
+}
+
 /** The aliases of a scheme, for messages that list what can be opened. */
 export function aliasesOf(scheme: string): string[] {
   return Object.keys(SCHEME_ALIASES).filter((a) => SCHEME_ALIASES[a] === scheme);

@@ -3,7 +3,7 @@
 // remote (":s3,secret_access_key=…:bucket") would otherwise print back in its messages.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { BackendError, type BackendErrorKind } from '../backend';
-import { maskPasswordsIn, redactSecretAssignments, redactSecretValues } from '../backendUtil';
+import { maskPasswordsIn, redactSecretAssignments, redactSecretValues, SECRET_PARAM } from '../backendUtil';
 
 export interface RcloneEnv {
   /** The rclone program (default "rclone" on PATH). */
@@ -48,11 +48,12 @@ export function rcloneEnv(base: Readonly<Record<string, string | undefined>>): N
  * owner. rclone reads them there with the same priority (its "remote specific" variables,
  * RCLONE_CONFIG_NAME_OPTION, for a named remote; its backend's, RCLONE_S3_OPTION, for ":s3"), above
  * the config file. Parameters whose names do not say secret, and anything after the remote's ":",
- * stay as they are; `path` is that rest (from the ":"), '' for a remote without parameters.
+ * stay as they are; `secretInPath`: that rest holds what looks like a secret parameter (a value with
+ * an unquoted ":" ended the parameters early: rclone would read the rest, secrets too, as the path).
  */
-export function secretsToEnv(remote: string): { remote: string; env: Record<string, string>; path: string } {
+export function secretsToEnv(remote: string): { remote: string; env: Record<string, string>; secretInPath: boolean } {
   const m = /^(:?)([^:,]*),/.exec(remote);
-  if (!m) return { remote, env: {}, path: '' };
+  if (!m) return { remote, env: {}, secretInPath: false };
   const params: string[] = [];
   let quote: string | undefined;
   let start = m[0].length;
@@ -68,21 +69,19 @@ export function secretsToEnv(remote: string): { remote: string; env: Record<stri
       if (c === ':') end = i;
     }
   }
-  if (end < 0) return { remote, env: {}, path: '' }; // no ":" after the parameters: rclone says what is wrong
+  if (end < 0) return { remote, env: {}, secretInPath: false }; // no ":" after the parameters: rclone says what is wrong
   const env: Record<string, string> = {};
   const prefix = m[1] === ':' ? `RCLONE_${m[2]}` : `RCLONE_CONFIG_${m[2]}`;
+  const isSecret = (p: string) => p.includes('=') && SECRET_PARAM.test(p.slice(0, p.indexOf('=')));
   const kept = params.filter((p) => {
+    if (!isSecret(p)) return true;
     const eq = p.indexOf('=');
-    const key = p.slice(0, eq);
-    if (eq < 0 || !SECRET_PARAM.test(key)) return true;
-    env[`${prefix}_${key}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_')] = unquote(p.slice(eq + 1));
+    env[`${prefix}_${p.slice(0, eq)}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_')] = unquote(p.slice(eq + 1));
     return false;
   });
-  return { remote: `${m[1]}${m[2]}${kept.map((p) => `,${p}`).join('')}${remote.slice(end)}`, env, path: remote.slice(end) };
+  const path = remote.slice(end);
+  return { remote: `${m[1]}${m[2]}${kept.map((p) => `,${p}`).join('')}${path}`, env, secretInPath: path.split(',').some(isSecret) };
 }
-
-/** A parameter name that says its value is a secret (as makeRedactor masks them). */
-export const SECRET_PARAM = /^[a-z0-9_-]*(?:secret|password|passwd|pass|token|key)[a-z0-9_-]*$/i;
 
 /** A connection string's value as rclone reads it: quoted in "…" or '…', a quote doubled inside. */
 function unquote(v: string): string {

@@ -2,6 +2,7 @@
 // (s3_boto3_backend.py): the first path segment is the bucket, the other non-empty segments are the
 // key prefix, which then ends with "/". The path is percent-decoded, the bucket is not.
 import { OffsiteError } from '../../errors';
+import { schemeOfUrl } from '../schemes';
 
 export interface S3Location {
   readonly bucket: string;
@@ -9,11 +10,9 @@ export interface S3Location {
   readonly prefix: string;
 }
 
-const SCHEME = /^(s3|boto3\+s3):\/\//i;
-
 export function parseS3Url(rawUrl: string): S3Location {
-  const m = SCHEME.exec(rawUrl);
-  if (!m) throw bad(rawUrl, 'it must start with s3:// or boto3+s3://');
+  const m = /^[^:/?#]+:\/\//.exec(rawUrl);
+  if (!m || schemeOfUrl(rawUrl) !== 's3') throw bad(rawUrl, 'it must start with s3:// or boto3+s3://');
   if (/^[^/?#]*@/.test(rawUrl.slice(m[0].length))) {
     throw bad(rawUrl, 'credentials do not belong in the URL', 'Give the keys through AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile (--s3-profile)');
   }

@@ -56,9 +56,11 @@ describe('rclone:// URLs and errors', () => {
     assert.deepEqual(secretsToEnv(":s3,provider=Other,access_key_id=AK,secret_access_key='S3''C,R:ET',endpoint='http://h:1':bucket/x"), {
       remote: ":s3,provider=Other,endpoint='http://h:1':bucket/x",
       env: { RCLONE_S3_ACCESS_KEY_ID: 'AK', RCLONE_S3_SECRET_ACCESS_KEY: "S3'C,R:ET" },
-      path: ':bucket/x',
+      secretInPath: false,
     });
-    assert.deepEqual(secretsToEnv('my-sftp,pass="p,w":dir'), { remote: 'my-sftp:dir', env: { RCLONE_CONFIG_MY_SFTP_PASS: 'p,w' }, path: ':dir' });
+    assert.deepEqual(secretsToEnv('my-sftp,pass="p,w":dir'), { remote: 'my-sftp:dir', env: { RCLONE_CONFIG_MY_SFTP_PASS: 'p,w' }, secretInPath: false });
+    // A value with an unquoted ":" ends the parameters: what follows, a secret too, would be the path.
+    assert.equal(secretsToEnv(':s3,endpoint=http://h:1,secret_access_key=S:bucket').secretInPath, true);
     assert.deepEqual(secretsToEnv('gd,team_drive=x:dir').env, {});
     assert.equal(secretsToEnv('plain:dir').remote, 'plain:dir');
     // A ":" left unquoted ends the parameters: the URL is refused, the rest would be rclone's path, secrets too.

@@ -884,14 +884,15 @@ export class CommandCenter implements vscode.Disposable {
 
   private async copyCronCommand(arg: unknown): Promise<string> {
     const f = await this.pickFolder(arg);
-    const line = crontabLine(f.config, offsiteForCron());
+    const installed = offsiteOnPath();
+    const line = crontabLine(f.config, offsiteForCron(installed));
     await vscode.env.clipboard.writeText(line);
     const copied = vscode.l10n.t('Copied the offsite command for {0}: add it with crontab -e (the README says how to install the offsite command). It writes the same chain as the extension.', f.name);
     // A crontab is a plain file: what offsite.remote holds secret stays out of the line, and the user is told how to give it.
     const left = cronUrl(f.config.url);
     const notes = [
       // The .vsix holds no CLI: without one installed the job would only mail "offsite: not found".
-      ...(offsiteOnPath() === undefined ? [vscode.l10n.t('No offsite command is on this machine\'s PATH: install it (npm install -g . in a clone of Offsite, after npm run build; see the README), or the job has nothing to run.')] : []),
+      ...(installed === undefined ? [vscode.l10n.t('No offsite command is on this machine\'s PATH: install it (npm install -g . in a clone of Offsite, after npm run build; see the README), or the job has nothing to run.')] : []),
       ...(left.password ? [vscode.l10n.t('The password in offsite.remote is not in it: give it to the job in OFFSITE_SSH_PASSWORD (read from a file only you can read), or log in with an SSH key (offsite.sshKey or ssh-agent).')] : []),
       ...(left.secrets ? [vscode.l10n.t('The secrets in offsite.remote are *** in it: replace them, or better name an rclone remote configured with rclone config.')] : []),
     ];

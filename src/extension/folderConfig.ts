@@ -272,10 +272,9 @@ const CRON_PREFIX = ['nice', '-n', String(BACKGROUND_NICE)];
 /**
  * The offsite command for cron, whose PATH is /usr/bin:/bin: the full path of the one on this PATH
  * when it is elsewhere (/usr/local/bin with Debian's npm, nvm's folder; its Node is then found beside
- * it), else the name.
+ * it), else the name. `file`: the offsite found on the PATH (offsiteOnPath).
  */
-export function offsiteForCron(searchPath = process.env.PATH ?? ''): string {
-  const file = offsiteOnPath(searchPath);
+export function offsiteForCron(file: string | undefined): string {
   return file === undefined || file === '/usr/bin/offsite' || file === '/bin/offsite' ? 'offsite' : file;
 }
 

@@ -201,13 +201,15 @@ describe('extension: folder configuration', () => {
     fs.mkdirSync(npmBin, { recursive: true });
     fs.writeFileSync(path.join(root, 'offsite'), 'not executable\n', { mode: 0o644 });
     fs.symlinkSync(OFFSITE, path.join(npmBin, 'offsite'));
-    assert.equal(offsiteForCron(`relative:${root}:${npmBin}:/usr/bin`), path.join(npmBin, 'offsite'));
-    assert.equal(offsiteForCron(`${root}:/nonexistent`), 'offsite', 'none here: the name, for the PATH the user gives cron');
+    assert.equal(offsiteForCron(offsiteOnPath(`relative:${root}:${npmBin}:/usr/bin`)), path.join(npmBin, 'offsite'));
+    assert.equal(offsiteForCron(offsiteOnPath(`${root}:/nonexistent`)), 'offsite', 'none here: the name, for the PATH the user gives cron');
+    assert.equal(offsiteForCron('/usr/bin/offsite'), 'offsite', "in cron's PATH: the name");
+    assert.equal(offsiteForCron('/bin/offsite'), 'offsite');
     assert.equal(offsiteOnPath(`relative:${root}:${npmBin}:/usr/bin`), path.join(npmBin, 'offsite'));
     assert.equal(offsiteOnPath(`${root}:/nonexistent`), undefined, 'not installed: Copy Command for Cron says so');
     const c = resolveFolderConfig(raw({ remote: 'file:///b', encryptKeys: ['/k/a.asc'], keepFull: 1, schedule: 60 }), { name: 'p', fsPath: '/w/p' });
     assert.equal(
-      crontabLine(c, offsiteForCron(npmBin)),
+      crontabLine(c, offsiteForCron(offsiteOnPath(npmBin))),
       `0 */1 * * * nice -n 10 '${npmBin}/offsite' backup --encrypt-key /k/a.asc --gitignore /w/p file:///b/p >/dev/null && nice -n 10 '${npmBin}/offsite' remove-all-but-n-full 1 --force file:///b/p >/dev/null`,
     );
   });

@@ -135,7 +135,6 @@ async function decryptMessage(r: ByteReader, given: DecryptOptions, push: (b: Bu
   const pkeskBodies: Buffer[] = [];
   const skeskBodies: Buffer[] = [];
   let pkeskIds: string[] = [];
-  let hasSkesk = false;
   let h: PacketHeader | undefined;
   for (;;) {
     try {
@@ -152,7 +151,6 @@ async function decryptMessage(r: ByteReader, given: DecryptOptions, push: (b: Bu
         pkeskIds.push(body.length >= 9 ? body.subarray(1, 9).toString('hex').toUpperCase() : '?');
         pkeskBodies.push(body);
       } else {
-        hasSkesk = true;
         skeskBodies.push(body);
       }
     } else if (h.tag === Tag.Marker || h.tag === Tag.Padding) {
@@ -176,7 +174,7 @@ async function decryptMessage(r: ByteReader, given: DecryptOptions, push: (b: Bu
   const firstBody = await body.next().catch(mapTruncated);
   if (firstBody.done || firstBody.value.length === 0) throw integrityError('The message is truncated');
   // One decision for both paths of which key or password opens the message (and when to ask for the password).
-  const sessionKeys = await decryptSessionKeys(keyPackets, pkeskBodies, skeskBodies, pkeskIds, hasSkesk, opts);
+  const sessionKeys = await decryptSessionKeys(keyPackets, pkeskBodies, skeskBodies, pkeskIds, opts);
   const fastShape = h.tag === Tag.SEIPD && firstBody.value[0] === 1;
   const algorithm = sessionKeys[0].algorithm;
   const cipher = fastShape && algorithm !== undefined ? nodeCfb(algorithm) : undefined;
@@ -326,7 +324,8 @@ async function* decryptSeipd(
   state.checked = true;
 }
 
-async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], skeskBodies: Buffer[], pkeskIds: string[], hasSkesk: boolean, opts: DecryptOptions): Promise<SessionKey[]> {
+async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], skeskBodies: Buffer[], pkeskIds: string[], opts: DecryptOptions): Promise<SessionKey[]> {
+  const hasSkesk = skeskBodies.length > 0;
   // RSA through OpenSSL first (see rsaSessionKey.ts); openpgp.js for everything else and for errors.
   const keys0 = opts.decryptionKeys ?? [];
   if (keys0.length > 0 && keys0.every((k) => k.isDecrypted())) {

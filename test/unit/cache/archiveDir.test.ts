@@ -104,6 +104,8 @@ describe('cache: the archive folder of a remote', () => {
     ['the URL as written with its trailing slash', 'file:///backups/p/', 'file:///backups/p/', 'file:///backups/p'],
     ["duplicity's other name of its scheme", 'boto3+s3://bucket/p', 'boto3+s3://bucket/p', 's3://bucket/p'],
     ['file:/abs as written', 'file:/backups/p', 'file:/backups/p', 'file:///backups/p'],
+    ['the URL as written with a doubled slash', 'file:///backups//p', 'file:///backups//p', 'file:///backups/p'],
+    ['a scheme in capitals as written', 'FILE:///backups/p', 'FILE:///backups/p', 'file:///backups/p'],
   ]) {
     it(`takes over the cache named by ${why}, once`, () => {
       const root = tempDir();

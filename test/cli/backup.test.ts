@@ -155,6 +155,11 @@ describe('offsite backup', function () {
     const v = await at(['verify', '--key', RSA_SEC, ...rules, url, 'ws']);
     assert.equal(v.code, 0, v.stdout + v.stderr);
     assert.deepEqual(warnings(v.stderr), expected);
+    // -q drops these warnings, and only them: the backup still runs and reports.
+    const hushed = await at(['-q', 'backup', '--json', '--encrypt-key', RSA_PUB, ...rules, 'ws', url]);
+    assert.equal(hushed.code, 0, hushed.stderr);
+    assert.deepEqual(warnings(hushed.stderr), []);
+    assert.equal(JSON.parse(hushed.stdout).BackupType, 'inc');
     // Rules that each matched something: no warning.
     const quiet = await at(['backup', '--json', '--encrypt-key', RSA_PUB, '--exclude', 'node_modules', '--include', 'src/*.ts', 'ws', url]);
     assert.equal(quiet.code, 0, quiet.stderr);
@@ -255,7 +260,7 @@ describe('offsite backup', function () {
     assert.equal((await at(['--allow-source-mismatch', 'projB'])).code, 0);
   });
 
-  it('exits 3 and lists the files it could not read, backing up the rest', async function () {
+  it('exits 3 and lists the files it could not read, backing up the rest (-q does not hide them)', async function () {
     // As root every file is readable: run the backup as 'nobody' with one file only root can read.
     const { work, src, url } = setup({ 'ok.txt': 'fine\n', 'secret.txt': 'root only\n', closed: { 'inside.txt': 'x' } });
     fs.chmodSync(path.join(src, 'secret.txt'), 0o600);
@@ -265,7 +270,7 @@ describe('offsite backup', function () {
     const cache = path.join(work, 'cache-nobody');
     fs.mkdirSync(cache);
     fs.chmodSync(cache, 0o777);
-    const r = await run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, OFFSITE, '--archive-dir', cache, 'backup', '--json', '--encrypt-key', RSA_PUB, src, url], { env: { HOME: work } });
+    const r = await run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, OFFSITE, '-q', '--archive-dir', cache, 'backup', '--json', '--encrypt-key', RSA_PUB, src, url], { env: { HOME: work } });
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /secret\.txt/);
     assert.match(r.stderr, /closed/);

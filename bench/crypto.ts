@@ -157,7 +157,7 @@ async function main(): Promise<void> {
         for (const [label, f] of [['ours', ours], ['gpgMade', gpgEncFile]] as const) {
           const h = createHash('sha256');
           const sink = new Writable({ write: (c: Buffer, _e, cb) => (h.update(c), cb()) });
-          decTimes[label].push(await timed(() => pipeline(fs.createReadStream(f), createDecryptStream({ decryptionKeys }), sink)));
+          decTimes[label].push(await timed(() => pipeline(fs.createReadStream(f), createDecryptStream({ loadDecryptionKeys: async () => decryptionKeys }), sink)));
           decOk &&= h.digest('hex') === want;
         }
       }

@@ -156,11 +156,17 @@ describe('offsite CLI over sftp://', function () {
     assert.ok(!serverFiles(dir).some((n) => n.startsWith('duplicity-')), 'a final name on the server after a failed backup');
   });
 
-  it('refuses an OFFSITE_SSH_TIMEOUT that is no number of seconds, naming it', async () => {
-    for (const bad of ['abc', '0', '-1']) {
-      const r = await cli(['status', `sftp://${fx.sshd.user}@127.0.0.1:${fx.sshd.port}/x`], { OFFSITE_SSH_TIMEOUT: bad });
+  it('refuses an OFFSITE_SSH_TIMEOUT (OFFSITE_SSH_TIMEOUT_MS) that is no number of seconds (milliseconds), naming it', async () => {
+    for (const [key, bad, unit] of [
+      ['OFFSITE_SSH_TIMEOUT', 'abc', 'seconds'],
+      ['OFFSITE_SSH_TIMEOUT', '0', 'seconds'],
+      ['OFFSITE_SSH_TIMEOUT', '-1', 'seconds'],
+      ['OFFSITE_SSH_TIMEOUT_MS', 'abc', 'milliseconds'],
+      ['OFFSITE_SSH_TIMEOUT_MS', '99', 'milliseconds'],
+    ]) {
+      const r = await cli(['status', `sftp://${fx.sshd.user}@127.0.0.1:${fx.sshd.port}/x`], { [key]: bad });
       assert.equal(r.code, 1, r.stdout);
-      assert.match(r.stderr, /OFFSITE_SSH_TIMEOUT must be a number of seconds/, bad);
+      assert.match(r.stderr, new RegExp(`${key} must be a number of ${unit} of at least [0-9.]+, not "${bad}"`), `${key}=${bad}`);
     }
   });
 

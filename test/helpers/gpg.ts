@@ -43,7 +43,7 @@ export function rsaCrypto(): Promise<CryptoContext> {
   cryptoP ??= (async () => {
     const recipients = await loadPublicKeys([RSA_PUB]);
     const keys = await loadPrivateKeys([RSA_SEC], async () => undefined);
-    return { recipients, decryptOptions: async () => ({ decryptionKeys: keys }) };
+    return { recipients, decryptOptions: async () => ({ loadDecryptionKeys: async () => keys }) };
   })();
   return cryptoP;
 }

@@ -133,6 +133,7 @@ export function redactUrl(url: URL | string): string {
 const ENV_UNITS = {
   seconds: { scale: 1000, min: 0.1 }, // → milliseconds
   MiB: { scale: 1024 * 1024, min: 1 }, // → bytes
+  milliseconds: { scale: 1, min: 100 }, // OFFSITE_SSH_TIMEOUT_MS (tests)
 } as const;
 
 /**

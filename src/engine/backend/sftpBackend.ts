@@ -838,11 +838,11 @@ function optString(o: Readonly<Record<string, unknown>>, key: string): string | 
   return v;
 }
 
-function optNumber(o: Readonly<Record<string, unknown>>, key: string, min: number, label = `The sftp option ${key}`): number | undefined {
+function optNumber(o: Readonly<Record<string, unknown>>, key: string, min: number): number | undefined {
   const v = o[key];
   if (v === undefined || v === null || v === '') return undefined;
   const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isInteger(n) || n < min) throw new OffsiteError('usage', `${label} must be a whole number of at least ${min}, not ${String(v)}`);
+  if (!Number.isInteger(n) || n < min) throw new OffsiteError('usage', `The sftp option ${key} must be a whole number of at least ${min}, not ${String(v)}`);
   return n;
 }
 
@@ -888,7 +888,7 @@ export function createSftpBackend(url: URL, ctx: BackendContext = {}): SftpBacke
     hashKnownHosts: target.hashKnownHosts,
     acceptHostKey: optString(o, 'acceptHostKey'),
     auth,
-    timeoutMs: optNumber(o, 'timeoutMs', 100) ?? envNumber(env, 'OFFSITE_SSH_TIMEOUT', 'seconds') ?? optNumber(env, 'OFFSITE_SSH_TIMEOUT_MS', 100, 'OFFSITE_SSH_TIMEOUT_MS') ?? DEFAULT_TIMEOUT_MS,
+    timeoutMs: optNumber(o, 'timeoutMs', 100) ?? envNumber(env, 'OFFSITE_SSH_TIMEOUT', 'seconds') ?? envNumber(env, 'OFFSITE_SSH_TIMEOUT_MS', 'milliseconds') ?? DEFAULT_TIMEOUT_MS,
     log: ctx.log,
     dir: u.path,
     concurrency,

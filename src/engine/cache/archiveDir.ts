@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { withoutPassword } from '../backend/backendUtil';
 import { canonicalScheme } from '../backend/schemes';
 import { OffsiteError } from '../errors';
+import { deadTemporaries } from '../util/temporaries';
 import { COPY_RECORDS } from './copyRecords';
 import type { SetFileKind } from './setFiles';
 
@@ -144,14 +145,9 @@ export class ArchiveDir {
     }
   }
 
-  /** Temp folders of runs that are no longer alive (a crash, a kill). */
+  /** Temp folders of runs that are no longer alive (a crash, a kill); anything else in tmp/ is an older run's. */
   staleTempDirs(): string[] {
-    const tmp = path.join(this.dir, 'tmp');
-    try {
-      return fs.readdirSync(tmp).filter((n) => !ownerAlive(/^run-(\d+)-/.exec(n)?.[1])).map((n) => path.join(tmp, n));
-    } catch {
-      return [];
-    }
+    return deadTemporaries(path.join(this.dir, 'tmp'), /^(?:run-(\d+)-)?/);
   }
 
   /** A temporary name for writing `name` (renamed over it when complete), marked with our pid. */
@@ -166,14 +162,12 @@ export class ArchiveDir {
    * SHA256.json.PID.tmp; this folder's parent is the cache root, as archiveDirFor makes it). Full paths.
    */
   staleTempFiles(): string[] {
-    const out: string[] = [];
-    for (const n of this.names()) {
-      const pid = /\.tmp-(\d+)$/.exec(n)?.[1] ?? /\.(\d+)\.[0-9a-f]+\.tmp$/.exec(n)?.[1];
-      if (pid !== undefined && !ownerAlive(pid)) out.push(this.file(n));
-    }
-    out.push(...deadTemporaries(this.file(COPY_RECORDS), /\.json\.tmp-(\d+)$/));
-    out.push(...deadTemporaries(keyCacheDir(path.dirname(this.dir)), /^[0-9a-f]{64}\.json\.(\d+)\.tmp$/));
-    return out;
+    const file = (st: fs.Stats) => st.isFile();
+    return [
+      ...deadTemporaries(this.dir, /\.tmp-(\d+)$|\.(\d+)\.[0-9a-f]+\.tmp$/),
+      ...deadTemporaries(this.file(COPY_RECORDS), /\.json\.tmp-(\d+)$/, file),
+      ...deadTemporaries(keyCacheDir(path.dirname(this.dir)), /^[0-9a-f]{64}\.json\.(\d+)\.tmp$/, file),
+    ];
   }
 
   /** Writes a small file atomically (temp + fsync + rename), private. */
@@ -225,56 +219,13 @@ export class ArchiveDir {
 }
 
 /**
- * Full paths of the regular files in `dir` (none when it does not exist) whose name `pattern` takes for
- * a temporary, its first group the pid, of a process that is gone.
- */
-function deadTemporaries(dir: string, pattern: RegExp): string[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
-  return names
-    .filter((n) => {
-      const pid = pattern.exec(n)?.[1];
-      return pid !== undefined && !ownerAlive(pid) && (fs.lstatSync(path.join(dir, n), { throwIfNoEntry: false })?.isFile() ?? false);
-    })
-    .map((n) => path.join(dir, n));
-}
-
-/**
  * A private (0700) temporary folder `PREFIX-PID-XXXXXX` in `root` (os.tmpdir(): a drill's, the
  * extension's copies of file versions), after removing those of PREFIX that processes now gone (a crash,
  * a kill) left there: they hold backed-up data in plain text. Only this user's folders are touched.
  */
 export function makeRunTempDir(root: string, prefix: string): string {
-  const pattern = new RegExp(`^${prefix}-(\\d+)-[A-Za-z0-9]{6}$`);
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(root);
-  } catch {
-    // mkdtemp says what is wrong with it
-  }
-  for (const n of names) {
-    const pid = pattern.exec(n)?.[1];
-    if (pid === undefined || ownerAlive(pid)) continue;
-    const p = path.join(root, n);
-    const st = fs.lstatSync(p, { throwIfNoEntry: false });
-    if (st?.isDirectory() && st.uid === process.getuid?.()) fs.rmSync(p, { recursive: true, force: true });
-  }
+  // An unreadable root: mkdtemp says what is wrong with it.
+  const mine = (st: fs.Stats) => st.isDirectory() && st.uid === process.getuid?.();
+  for (const p of deadTemporaries(root, new RegExp(`^${prefix}-(\\d+)-[A-Za-z0-9]{6}$`), mine)) fs.rmSync(p, { recursive: true, force: true });
   return fs.mkdtempSync(path.join(root, `${prefix}-${process.pid}-`));
-}
-
-/** Whether the process that made a temporary is still running (a name without a pid: an old run, gone). */
-export function ownerAlive(pid: string | undefined): boolean {
-  if (pid === undefined) return false;
-  const n = Number(pid);
-  if (n === process.pid) return true;
-  try {
-    process.kill(n, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

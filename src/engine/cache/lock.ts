@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OffsiteError } from '../errors';
+import { bootId, ownerAlive } from '../util/temporaries';
 
 export interface LockOwner {
   readonly pid: number;
@@ -19,24 +20,6 @@ export interface LockOwner {
 
 export interface Lock {
   release(): void;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** This boot's id (Linux), undefined elsewhere. */
-function bootId(): string | undefined {
-  try {
-    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function readOwner(file: string): LockOwner | undefined {
@@ -72,7 +55,7 @@ export async function acquireLock(file: string, command: string, opts: { waitMs?
     // An unreadable lock file is one being written right now, or garbage left by a crash mid-write:
     // treat garbage older than a few seconds as stale.
     const stale = owner
-      ? owner.host === os.hostname() && (!alive(owner.pid) || (owner.boot !== undefined && boot !== undefined && owner.boot !== boot))
+      ? owner.host === os.hostname() && !ownerAlive(owner.pid, owner.boot)
       : Date.now() - (fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0) > 3000;
     if (stale) {
       // Take over by renaming the stale file away first, so two takers cannot both succeed.

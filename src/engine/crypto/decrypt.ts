@@ -27,21 +27,22 @@ import { NOT_BY_SIGNER, parseOnePass, readSignaturePacket, SignatureHasher, veri
 import { readS2k, s2kKey } from './unlock';
 
 
+/**
+ * What a message may need, each asked for only when one turns out to need it (the keys and the
+ * password are loaders, never given up front).
+ */
 export interface DecryptOptions {
-  decryptionKeys?: PrivateKey[];
   /**
-   * Without `decryptionKeys`: loads them when a message turns out to be encrypted to keys (has a
-   * PKESK packet), so that a protected key's passphrase is asked only then: a backup made with a
-   * passphrase and no key never unlocks one. Called for every such message: the caller keeps the
-   * answer (cryptoConfig.ts loads them once a run).
+   * Loads the private keys when a message turns out to be encrypted to keys (has a PKESK packet), so
+   * that a protected key's passphrase is asked only then: a backup made with a passphrase and no key
+   * never unlocks one. Called for every such message: the caller keeps the answer (cryptoConfig.ts
+   * loads them once a run).
    */
   loadDecryptionKeys?: () => Promise<PrivateKey[] | undefined>;
-  /** Passwords for symmetric (SKESK) messages, e.g. duplicity without a key. */
-  passwords?: string[];
   /**
-   * Without `passwords`: asked for the password when a message turns out to need one (a symmetric
-   * message that no decryption key opens), so that it is asked only then. Called for every such
-   * message: the caller keeps the answer (cryptoConfig.ts asks once a run).
+   * Asked for the password when a message turns out to need one (a symmetric (SKESK) message that no
+   * decryption key opens, e.g. duplicity's without a key), so that it is asked only then. Called for
+   * every such message: the caller keeps the answer (cryptoConfig.ts asks once a run).
    */
   password?: () => Promise<string | undefined>;
   /** The error for a message encrypted to keys only when no decryption key was given (default: one naming its key ids). */
@@ -89,13 +90,6 @@ export function noPassword(): OffsiteError {
   });
 }
 
-/** The passwords to try on a symmetric message: the given ones, else the one `password` asks for. */
-async function passwordsOf(opts: DecryptOptions): Promise<string[]> {
-  if (opts.passwords?.length) return opts.passwords;
-  const p = await opts.password?.();
-  return p === undefined ? [] : [p];
-}
-
 function notEncrypted(what: string): OffsiteError {
   return new OffsiteError('decrypt', `Not an encrypted OpenPGP message (${what})`, {
     hint: 'Give an encrypted file (a .gpg volume or manifest); plain data is refused so it cannot pass for a backup',
@@ -129,7 +123,7 @@ export function createDecryptStream(opts: DecryptOptions): Transform {
   });
 }
 
-async function decryptMessage(r: ByteReader, given: DecryptOptions, push: (b: Buffer) => Promise<void>): Promise<void> {
+async function decryptMessage(r: ByteReader, opts: DecryptOptions, push: (b: Buffer) => Promise<void>): Promise<void> {
   r.startRecording();
   const keyPackets: Buffer[] = [];
   const pkeskBodies: Buffer[] = [];
@@ -168,13 +162,13 @@ async function decryptMessage(r: ByteReader, given: DecryptOptions, push: (b: Bu
   pkeskIds = pkeskIds.map((id) => (id === '0000000000000000' ? 'hidden recipient' : id));
   if (keyPackets.length === 0) throw notEncrypted('no session key packet');
   // The private keys only now, and only for a message encrypted to keys.
-  const opts = pkeskIds.length > 0 && !given.decryptionKeys && given.loadDecryptionKeys ? { ...given, decryptionKeys: await given.loadDecryptionKeys() } : given;
+  const keys = pkeskIds.length > 0 ? ((await opts.loadDecryptionKeys?.()) ?? []) : [];
 
   const body = packetBody(r, h)[Symbol.asyncIterator]();
   const firstBody = await body.next().catch(mapTruncated);
   if (firstBody.done || firstBody.value.length === 0) throw integrityError('The message is truncated');
   // One decision for both paths of which key or password opens the message (and when to ask for the password).
-  const sessionKeys = await decryptSessionKeys(keyPackets, pkeskBodies, skeskBodies, pkeskIds, opts);
+  const sessionKeys = await decryptSessionKeys(keyPackets, pkeskBodies, skeskBodies, pkeskIds, keys, opts);
   const fastShape = h.tag === Tag.SEIPD && firstBody.value[0] === 1;
   const algorithm = sessionKeys[0].algorithm;
   const cipher = fastShape && algorithm !== undefined ? nodeCfb(algorithm) : undefined;
@@ -324,12 +318,12 @@ async function* decryptSeipd(
   state.checked = true;
 }
 
-async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], skeskBodies: Buffer[], pkeskIds: string[], opts: DecryptOptions): Promise<SessionKey[]> {
+/** The session keys `keys` (loaded for a message encrypted to keys, else none) or the password open. */
+async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], skeskBodies: Buffer[], pkeskIds: string[], keys: PrivateKey[], opts: DecryptOptions): Promise<SessionKey[]> {
   const hasSkesk = skeskBodies.length > 0;
   // RSA through OpenSSL first (see rsaSessionKey.ts); openpgp.js for everything else and for errors.
-  const keys0 = opts.decryptionKeys ?? [];
-  if (keys0.length > 0 && keys0.every((k) => k.isDecrypted())) {
-    const fast = nativeRsaSessionKey(pkeskBodies, keys0);
+  if (keys.length > 0 && keys.every((k) => k.isDecrypted())) {
+    const fast = nativeRsaSessionKey(pkeskBodies, keys);
     if (fast) return [{ ...fast, fromPassword: false }];
   }
   const message = await openpgpLib().readMessage({ binaryMessage: Buffer.concat(keyPackets) }).catch((e: unknown) => {
@@ -337,7 +331,6 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], s
   });
   const out: SessionKey[] = [];
   let keyError: unknown;
-  const keys = opts.decryptionKeys ?? [];
   const locked = keys.find((k) => !k.isDecrypted());
   if (locked) {
     throw new OffsiteError('key', `The secret key ${describeKey(locked)} is still locked by its passphrase`, {
@@ -354,14 +347,14 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], s
     }
   }
   // The password only now, when no key opened the message: a backup encrypted to keys never asks for one.
-  const passwords = out.length === 0 && hasSkesk ? await passwordsOf(opts) : [];
-  if (passwords.length > 0) {
+  const password = out.length === 0 && hasSkesk ? await opts.password?.() : undefined;
+  if (password !== undefined) {
     // A cipher openpgp.js lacks (Camellia): the key comes from the passphrase here, and a wrong
     // passphrase fails the quick check.
-    const native = skeskBodies.flatMap((b) => passwords.flatMap((p) => nodeOnlySkeskKey(b, p) ?? []));
+    const native = skeskBodies.flatMap((b) => nodeOnlySkeskKey(b, password) ?? []);
     if (native.length > 0) return native;
     try {
-      for (const k of await openpgpLib().decryptSessionKeys({ message, passwords })) {
+      for (const k of await openpgpLib().decryptSessionKeys({ message, passwords: [password] })) {
         out.push({ data: k.data, algorithm: k.algorithm ?? undefined, fromPassword: true });
       }
     } catch (e) {

@@ -199,13 +199,15 @@ export async function verifyWithDigest(sig: SignaturePacket, hasher: SignatureHa
     throw new OffsiteError('signature', 'The signature does not match its one-pass header (hash algorithm)');
   }
   const digest = hasher.digest(sig.signatureData as Uint8Array);
+  // openpgp.js refuses data signatures over SHA-1, RIPEMD-160 or MD5 (collisions make them
+  // forgeable); gpg 2.2 takes the first two, so its digest-algo can make sets duplicity restores.
+  // Refused when one of the keys made it (else the signer is the wrong one, said below).
+  const weakDigest = openpgpLib().config.rejectMessageHashAlgorithms.has(sig.hashAlgorithm);
   let lastError: unknown;
   let keyRefused: unknown;
   for (const key of keys) {
     if (key.getKeys(sig.issuerKeyID).length === 0) continue;
-    // openpgp.js refuses data signatures over SHA-1, RIPEMD-160 or MD5 (collisions make them
-    // forgeable); gpg 2.2 takes the first two, so its digest-algo can make sets duplicity restores.
-    if (openpgpLib().config.rejectMessageHashAlgorithms.has(sig.hashAlgorithm)) {
+    if (weakDigest) {
       throw new OffsiteError('signature', `The signature by key ${sig.issuerKeyID.toHex().toUpperCase()} is over a ${(HASH_NAMES[sig.hashAlgorithm] ?? String(sig.hashAlgorithm)).toUpperCase()} digest, which Offsite does not accept as proof of who signed (gpg does)`, {
         hint: 'Restore without --sign-key to read it unchecked; sign new backups over SHA-256 or stronger (gpg digest-algo)',
       });

@@ -398,6 +398,9 @@ class BackupRun {
   private async runBackup(): Promise<BackupResult> {
     const { opts } = this;
     const source = path.resolve(opts.source);
+    // Before the remote is read (a missing folder fails at once). The walk stats the folder again when
+    // it starts, and must: its listing is reused when that stat matches the last one, so a stat from
+    // now would hide what the folder gains while the remote is read (backupStatCache.test.ts).
     sourceFolderStat(source, 'Check the path you gave to back up');
     if (opts.crypto.recipients.length === 0) encoder(opts.crypto); // throws the 'no key' error
 

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { ownerAlive } from '../cache/archiveDir';
+import { ownerAlive } from '../util/temporaries';
 import { OffsiteError } from '../errors';
 import { indexToString, isPrefixOf } from '../pathIndex';
 import { lookupGid, lookupUid } from '../scan/owners';

@@ -80,15 +80,15 @@ describe('crypto: createDecryptStream', function () {
     for (const [label, args] of variants) {
       it(`${label}: byte-exact`, async () => {
         const f = gpgEncrypt(`${label.replace(/\W+/g, '_')}.gpg`, ['--recipient', RSA_FPR, ...args, '--encrypt']);
-        assert.ok((await decryptFile(f, { decryptionKeys: rsaSec }, [7, 65536, 1000])).equals(data));
+        assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => rsaSec }, [7, 65536, 1000])).equals(data));
       });
     }
 
     it('cv25519 recipient, signed (gpg -s -e): byte-exact, signature verified', async () => {
       const f = gpgEncrypt('signed.gpg', ['--recipient', ECC_FPR, '--local-user', ECC_FPR, '--sign', '--encrypt']);
-      assert.ok((await decryptFile(f, { decryptionKeys: eccSec, verificationKeys: eccPub })).equals(data));
+      assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => eccSec, verificationKeys: eccPub })).equals(data));
       // Without verification keys the signature is ignored.
-      assert.ok((await decryptFile(f, { decryptionKeys: eccSec })).equals(data));
+      assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => eccSec })).equals(data));
     });
 
     it('signed with --textmode (text literal, text signature): verifies, output as gpg -d', async () => {
@@ -98,22 +98,21 @@ describe('crypto: createDecryptStream', function () {
       const f = gpgEncrypt('textmode.gpg', ['--textmode', '--recipient', ECC_FPR, '--local-user', ECC_FPR, '--sign', '--encrypt'], undefined, src);
       const want = home.decrypt(f).plain; // gpg -d on Unix drops the CRs of a text literal
       assert.equal(want.toString(), 'line one\nline two\nline three\n\nend');
-      assert.ok((await decryptFile(f, { decryptionKeys: eccSec, verificationKeys: eccPub }, [5])).equals(want));
+      assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => eccSec, verificationKeys: eccPub }, [5])).equals(want));
     });
 
     it('signed and BZip2-compressed: verified through openpgp.js', async () => {
       const f = gpgEncrypt('signed-bz.gpg', ['--compress-algo', 'bzip2', '--recipient', ECC_FPR, '--local-user', ECC_FPR, '--sign', '--encrypt']);
-      assert.ok((await decryptFile(f, { decryptionKeys: eccSec, verificationKeys: eccPub })).equals(data));
-      await rejectsForSigner(decryptFile(f, { decryptionKeys: eccSec, verificationKeys: rsaPub }), /./);
+      assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => eccSec, verificationKeys: eccPub })).equals(data));
+      await rejectsForSigner(decryptFile(f, { loadDecryptionKeys: async () => eccSec, verificationKeys: rsaPub }), /./);
     });
 
     for (const [label, args] of [['', []], [' --cipher-algo CAMELLIA128 (not in openpgp.js)', ['--cipher-algo', 'CAMELLIA128']]] as [string, string[]][]) {
       it(`gpg --symmetric${label}: byte-exact with the passphrase`, async () => {
         const f = gpgEncrypt(`sym${args.length}.gpg`, [...args, '--symmetric'], 'sym pass');
-        assert.ok((await decryptFile(f, { passwords: ['sym pass'] })).equals(data));
-        assert.ok((await decryptFile(f, { passwords: ['wrong', 'sym pass'] })).equals(data));
+        assert.ok((await decryptFile(f, { password: async () => 'sym pass' })).equals(data));
         // Camellia's key is derived by Offsite, not openpgp.js: a wrong passphrase is still told apart.
-        if (args.length > 0) await rejectsWith(decryptFile(f, { passwords: ['wrong'] }), 'passphrase');
+        if (args.length > 0) await rejectsWith(decryptFile(f, { password: async () => 'wrong' }), 'passphrase');
       });
     }
 
@@ -121,16 +120,16 @@ describe('crypto: createDecryptStream', function () {
       const empty = path.join(dir, 'empty.txt');
       fs.writeFileSync(empty, '');
       const f = gpgEncrypt('empty.gpg', ['--recipient', RSA_FPR, '--encrypt'], undefined, empty);
-      assert.equal((await decryptFile(f, { decryptionKeys: rsaSec })).length, 0);
+      assert.equal((await decryptFile(f, { loadDecryptionKeys: async () => rsaSec })).length, 0);
     });
   });
 
   describe('duplicity fixtures', () => {
     const fixtures: [string, string, () => DecryptOptions][] = [
-      ['01-dup-enc-chain', '', () => ({ decryptionKeys: rsaSec })],
-      ['04-dup-signed-ecc', '', () => ({ decryptionKeys: eccSec, verificationKeys: eccPub })],
-      ['05-dup-symmetric', 'test-passphrase', () => ({ passwords: ['test-passphrase'] })],
-      ['06-indep-openpgpjs', '', () => ({ decryptionKeys: rsaSec })],
+      ['01-dup-enc-chain', '', () => ({ loadDecryptionKeys: async () => rsaSec })],
+      ['04-dup-signed-ecc', '', () => ({ loadDecryptionKeys: async () => eccSec, verificationKeys: eccPub })],
+      ['05-dup-symmetric', 'test-passphrase', () => ({ password: async () => 'test-passphrase' })],
+      ['06-indep-openpgpjs', '', () => ({ loadDecryptionKeys: async () => rsaSec })],
     ];
     for (const [sample, pass, opts] of fixtures) {
       it(`${sample}: every .gpg file equals gpg -d`, async () => {
@@ -152,9 +151,9 @@ describe('crypto: createDecryptStream', function () {
       const f = path.join(dir, 'ours.gpg');
       fs.writeFileSync(f, enc);
       for (const chunks of [[1 << 20], [1, 2, 3, 500], [65537]]) {
-        assert.ok((await decryptFile(f, { decryptionKeys: rsaSec, verificationKeys: eccPub }, chunks)).equals(data));
+        assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => rsaSec, verificationKeys: eccPub }, chunks)).equals(data));
       }
-      assert.ok((await decryptFile(f, { decryptionKeys: eccSec })).equals(data));
+      assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => eccSec })).equals(data));
     });
 
     it('SEIPD v2 (AEAD) from openpgp.js goes through the openpgp.js fallback', async () => {
@@ -167,8 +166,8 @@ describe('crypto: createDecryptStream', function () {
       const f = path.join(dir, 'aead.gpg');
       fs.writeFileSync(f, msg);
       assert.equal(msg[0] & 0x3f, 3); // SKESK
-      assert.ok((await decryptFile(f, { passwords: ['aead pass'] })).equals(data));
-      await rejectsWith(decryptFile(f, { passwords: ['nope'] }), 'passphrase');
+      assert.ok((await decryptFile(f, { password: async () => 'aead pass' })).equals(data));
+      await rejectsWith(decryptFile(f, { password: async () => 'nope' }), 'passphrase');
     });
 
     it('openpgp.js signed + encrypted message (prepended one-pass) verifies', async () => {
@@ -180,8 +179,8 @@ describe('crypto: createDecryptStream', function () {
       });
       const f = path.join(dir, 'pgpjs-signed.gpg');
       fs.writeFileSync(f, msg);
-      assert.ok((await decryptFile(f, { decryptionKeys: rsaSec, verificationKeys: eccPub })).equals(sourceText(10_000)));
-      await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec, verificationKeys: rsaPub }), 'signature', /not by the expected/);
+      assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => rsaSec, verificationKeys: eccPub })).equals(sourceText(10_000)));
+      await rejectsWith(decryptFile(f, { loadDecryptionKeys: async () => rsaSec, verificationKeys: rsaPub }), 'signature', /not by the expected/);
     });
   });
 
@@ -192,7 +191,7 @@ describe('crypto: createDecryptStream', function () {
     });
 
     it('wrong secret key → decrypt, naming the key the file is for', async () => {
-      await rejectsWith(decryptFile(good, { decryptionKeys: eccSec }), 'decrypt', /E58B2D7FA184113F/);
+      await rejectsWith(decryptFile(good, { loadDecryptionKeys: async () => eccSec }), 'decrypt', /E58B2D7FA184113F/);
     });
 
     it('the right secret key, which openpgp.js will not use (brainpool on Node, without its optional eckey-utils) → decrypt naming the key and the reason, not "no secret key"', async () => {
@@ -203,9 +202,9 @@ describe('crypto: createDecryptStream', function () {
       fs.writeFileSync(secFile, home.ok(['--armor', '--export-secret-keys', fpr], ''));
       const bpSec = await loadPrivateKeys([secFile], async () => undefined);
       const f = gpgEncrypt('to-brainpool.gpg', ['--recipient', fpr, '--encrypt']);
-      await rejectsWith(decryptFile(f, { decryptionKeys: bpSec }), 'decrypt', /^The secret key ECDSA-brainpoolP256r1 .* is the one this file is encrypted to, but openpgp.js will not use it: .*eckey-utils/);
+      await rejectsWith(decryptFile(f, { loadDecryptionKeys: async () => bpSec }), 'decrypt', /^The secret key ECDSA-brainpoolP256r1 .* is the one this file is encrypted to, but openpgp.js will not use it: .*eckey-utils/);
       // Another key still gets the usual answer.
-      await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec }), 'decrypt', /^No secret key for this file/);
+      await rejectsWith(decryptFile(f, { loadDecryptionKeys: async () => rsaSec }), 'decrypt', /^No secret key for this file/);
     });
 
     it('no key at all → decrypt', async () => {
@@ -214,24 +213,28 @@ describe('crypto: createDecryptStream', function () {
 
     it('wrong passphrase → passphrase (duplicity fixture 05 and gpg --symmetric)', async () => {
       const [f] = sampleFiles('05-dup-symmetric');
-      await rejectsWith(decryptFile(f, { passwords: ['wrong'] }), 'passphrase');
+      await rejectsWith(decryptFile(f, { password: async () => 'wrong' }), 'passphrase');
       await rejectsWith(decryptFile(f, {}), 'passphrase');
     });
 
-    it('a lazy password is asked for only by a symmetric message no key opens; a key-only message without a key gives noKey', async () => {
+    it('the keys are loaded only for a message encrypted to keys, the password asked for only by a symmetric message no key opens; a key-only message without a key gives noKey', async () => {
       const [sym] = sampleFiles('05-dup-symmetric');
       const want = home.decrypt(sym, 'test-passphrase');
       let asked = 0;
+      let loaded = 0;
       const password = async () => (asked++, 'test-passphrase');
+      const loadDecryptionKeys = async () => (loaded++, rsaSec);
       const noKey = () => new OffsiteError('key', 'The private key is needed here', { needs: { input: 'secretKey', wrong: false } });
       // Encrypted to a key: never asked, with or without the key.
-      assert.ok((await decryptFile(good, { decryptionKeys: rsaSec, password, noKey })).equals(data));
+      assert.ok((await decryptFile(good, { loadDecryptionKeys, password, noKey })).equals(data));
+      assert.equal(loaded, 1);
       await assert.rejects(decryptFile(good, { password, noKey }), (e: unknown) => OffsiteError.is(e, 'key') && e.message === 'The private key is needed here');
       assert.equal(asked, 0);
       // Symmetric: asked, also when a key is given (it cannot open the file).
       assert.ok((await decryptFile(sym, { password, noKey })).equals(want.plain));
-      assert.ok((await decryptFile(sym, { decryptionKeys: rsaSec, password })).equals(want.plain));
+      assert.ok((await decryptFile(sym, { loadDecryptionKeys, password })).equals(want.plain));
       assert.equal(asked, 2);
+      assert.equal(loaded, 1, 'a symmetric message loads no key');
       // openpgp.js's path (SEIPD v2) asks the same way.
       const aead = path.join(dir, 'aead-lazy.gpg');
       fs.writeFileSync(aead, await openpgp.encrypt({ message: await openpgp.createMessage({ binary: data }), passwords: ['test-passphrase'], format: 'binary', config: { aeadProtect: true } }));
@@ -251,13 +254,13 @@ describe('crypto: createDecryptStream', function () {
       for (const [f, rightKey] of [[gpgBoth, rsaSec], [aeadBoth, [v2Sec]]] as [string, PrivateKey[]][]) {
         let asked = 0;
         const password = async () => (asked++, 'test-passphrase');
-        assert.ok((await decryptFile(f, { decryptionKeys: eccSec, password })).equals(data), f);
+        assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => eccSec, password })).equals(data), f);
         assert.equal(asked, 1, f);
-        assert.ok((await decryptFile(f, { decryptionKeys: rightKey, password })).equals(data), f);
+        assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => rightKey, password })).equals(data), f);
         assert.equal(asked, 1, f);
-        const failure = await decryptFile(f, { decryptionKeys: eccSec, password: async () => undefined }).then(() => undefined, (e: unknown) => ({ code: (e as OffsiteError).code, needs: (e as OffsiteError).needs }));
+        const failure = await decryptFile(f, { loadDecryptionKeys: async () => eccSec, password: async () => undefined }).then(() => undefined, (e: unknown) => ({ code: (e as OffsiteError).code, needs: (e as OffsiteError).needs }));
         assert.deepEqual(failure, { code: 'decrypt', needs: { input: 'secretKey', wrong: true } }, f);
-        await rejectsWith(decryptFile(f, { decryptionKeys: eccSec, password: async () => 'wrong' }), 'passphrase');
+        await rejectsWith(decryptFile(f, { loadDecryptionKeys: async () => eccSec, password: async () => 'wrong' }), 'passphrase');
       }
     });
 
@@ -266,7 +269,6 @@ describe('crypto: createDecryptStream', function () {
       const needs = async (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ({ code: (e as OffsiteError).code, needs: (e as OffsiteError).needs }));
       assert.deepEqual(await needs(decryptFile(sym, { password: async () => undefined })), { code: 'passphrase', needs: { input: 'passphrase', wrong: false, symmetric: true } });
       assert.deepEqual(await needs(decryptFile(sym, { password: async () => 'wrong' })), { code: 'passphrase', needs: { input: 'passphrase', wrong: true, symmetric: true } });
-      assert.deepEqual(await needs(decryptFile(sym, { passwords: ['wrong'] })), { code: 'passphrase', needs: { input: 'passphrase', wrong: true, symmetric: true } });
     });
 
     it('a flipped byte anywhere in the encrypted data → integrity (MDC)', async () => {
@@ -276,7 +278,7 @@ describe('crypto: createDecryptStream', function () {
         bad[at] ^= 0x01;
         const f = path.join(dir, `flip-${at}.gpg`);
         fs.writeFileSync(f, bad);
-        await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec }), 'integrity');
+        await rejectsWith(decryptFile(f, { loadDecryptionKeys: async () => rsaSec }), 'integrity');
       }
     });
 
@@ -288,7 +290,7 @@ describe('crypto: createDecryptStream', function () {
       await assert.rejects(
         pipeline(
           Readable.from([bad]),
-          createDecryptStream({ decryptionKeys: rsaSec }),
+          createDecryptStream({ loadDecryptionKeys: async () => rsaSec }),
           new Writable({
             write(c: Buffer, _e, cb) {
               emitted += c.length;
@@ -306,7 +308,7 @@ describe('crypto: createDecryptStream', function () {
       for (const len of [450, Math.floor(bytes.length / 2), bytes.length - 1, bytes.length - 21]) {
         const f = path.join(dir, `trunc-${len}.gpg`);
         fs.writeFileSync(f, bytes.subarray(0, len));
-        await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec }), 'integrity');
+        await rejectsWith(decryptFile(f, { loadDecryptionKeys: async () => rsaSec }), 'integrity');
       }
     });
 
@@ -315,7 +317,7 @@ describe('crypto: createDecryptStream', function () {
       await assert.rejects(
         pipeline(
           fs.createReadStream(good),
-          createDecryptStream({ decryptionKeys: rsaSec, verificationKeys: eccPub }),
+          createDecryptStream({ loadDecryptionKeys: async () => rsaSec, verificationKeys: eccPub }),
           new Writable({
             write(c: Buffer, _e, cb) {
               emitted += c.length;
@@ -326,20 +328,20 @@ describe('crypto: createDecryptStream', function () {
         (e: unknown) => OffsiteError.is(e, 'signature') && /not signed/.test(e.message),
       );
       assert.equal(emitted, 0);
-      await rejectsForSigner(decryptFile(good, { decryptionKeys: rsaSec, verificationKeys: eccPub }), /not signed/);
+      await rejectsForSigner(decryptFile(good, { loadDecryptionKeys: async () => rsaSec, verificationKeys: eccPub }), /not signed/);
     });
 
     it('signed by another key → signature', async () => {
       const f = gpgEncrypt('signed-rsa.gpg', ['--recipient', ECC_FPR, '--local-user', RSA_FPR, '--sign', '--encrypt']);
-      await rejectsForSigner(decryptFile(f, { decryptionKeys: eccSec, verificationKeys: eccPub }), /signed by .*, not by the expected signing key/);
-      assert.ok((await decryptFile(f, { decryptionKeys: eccSec, verificationKeys: rsaPub })).equals(data));
+      await rejectsForSigner(decryptFile(f, { loadDecryptionKeys: async () => eccSec, verificationKeys: eccPub }), /signed by .*, not by the expected signing key/);
+      assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => eccSec, verificationKeys: rsaPub })).equals(data));
     });
 
     it('signed over SHA-1 or RIPEMD-160 (gpg digest-algo, which gpg accepts) → signature naming the digest, not "Bad signature"; without verification keys it decrypts', async () => {
       for (const digest of ['SHA1', 'RIPEMD160']) {
         const f = gpgEncrypt(`signed-${digest}.gpg`, ['--digest-algo', digest, '--recipient', RSA_FPR, '--local-user', RSA_FPR, '--sign', '--encrypt']);
-        await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec, verificationKeys: rsaPub }), 'signature', new RegExp(`^The signature by key EA5CAF56C3041B62 is over a ${digest} digest, which Offsite does not accept`));
-        assert.ok((await decryptFile(f, { decryptionKeys: rsaSec })).equals(data));
+        await rejectsWith(decryptFile(f, { loadDecryptionKeys: async () => rsaSec, verificationKeys: rsaPub }), 'signature', new RegExp(`^The signature by key EA5CAF56C3041B62 is over a ${digest} digest, which Offsite does not accept`));
+        assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => rsaSec })).equals(data));
       }
     });
 
@@ -347,8 +349,8 @@ describe('crypto: createDecryptStream', function () {
       home.ok(['--quick-gen-key', 'Old DSA <dsa@example.invalid>', 'dsa2048', 'sign', 'never'], '');
       const dsaPub = await openpgp.readKeys({ binaryKeys: home.ok(['--export', 'dsa@example.invalid']) });
       const f = gpgEncrypt('signed-dsa.gpg', ['--recipient', RSA_FPR, '--local-user', 'dsa@example.invalid', '--sign', '--encrypt']);
-      await rejectsWith(decryptFile(f, { decryptionKeys: rsaSec, verificationKeys: dsaPub }), 'signature', /^The signing key [0-9A-F]{16} cannot check this signature: .*dsa keys are considered too weak$/);
-      assert.ok((await decryptFile(f, { decryptionKeys: rsaSec })).equals(data));
+      await rejectsWith(decryptFile(f, { loadDecryptionKeys: async () => rsaSec, verificationKeys: dsaPub }), 'signature', /^The signing key [0-9A-F]{16} cannot check this signature: .*dsa keys are considered too weak$/);
+      assert.ok((await decryptFile(f, { loadDecryptionKeys: async () => rsaSec })).equals(data));
     });
 
     it('a bad signature (over other data, by the right key) → signature', async () => {
@@ -365,51 +367,51 @@ describe('crypto: createDecryptStream', function () {
         return f;
       };
       const good = await messageWith(await detached('AAAA'), 'sig-good.gpg');
-      assert.equal((await decryptFile(good, { decryptionKeys: rsaSec, verificationKeys: eccPub })).toString(), 'AAAA');
+      assert.equal((await decryptFile(good, { loadDecryptionKeys: async () => rsaSec, verificationKeys: eccPub })).toString(), 'AAAA');
       const bad = await messageWith(await detached('BBBB'), 'sig-bad.gpg');
-      await rejectsWith(decryptFile(bad, { decryptionKeys: rsaSec, verificationKeys: eccPub }), 'signature', /Bad signature/);
+      await rejectsWith(decryptFile(bad, { loadDecryptionKeys: async () => rsaSec, verificationKeys: eccPub }), 'signature', /Bad signature/);
       // One-pass header but the signature packet is missing.
       const list = new openpgp.PacketList();
       list.push(...opsAndLiteral);
       const none = path.join(dir, 'sig-missing.gpg');
       fs.writeFileSync(none, await openpgp.encrypt({ message: new openpgp.Message(list), encryptionKeys: rsaPub, format: 'binary' }));
-      await rejectsForSigner(decryptFile(none, { decryptionKeys: rsaSec, verificationKeys: eccPub }), /no signature/);
+      await rejectsForSigner(decryptFile(none, { loadDecryptionKeys: async () => rsaSec, verificationKeys: eccPub }), /no signature/);
     });
 
     it('not OpenPGP, plain OpenPGP data, empty input → decrypt', async () => {
       const notPgp = path.join(dir, 'not.gpg');
       fs.writeFileSync(notPgp, 'hello, this is text');
-      await rejectsWith(decryptFile(notPgp, { decryptionKeys: rsaSec }), 'decrypt');
+      await rejectsWith(decryptFile(notPgp, { loadDecryptionKeys: async () => rsaSec }), 'decrypt');
       const stored = gpgEncrypt('store.gpg', ['--store']);
-      await rejectsWith(decryptFile(stored, { decryptionKeys: rsaSec }), 'decrypt', /plain data/);
-      await rejectsWith(through(createDecryptStream({ decryptionKeys: rsaSec }), Buffer.alloc(0)), 'decrypt');
+      await rejectsWith(decryptFile(stored, { loadDecryptionKeys: async () => rsaSec }), 'decrypt', /plain data/);
+      await rejectsWith(through(createDecryptStream({ loadDecryptionKeys: async () => rsaSec }), Buffer.alloc(0)), 'decrypt');
       const armoredKey = path.join(dir, 'key.asc');
       fs.copyFileSync(RSA_PUB, armoredKey);
-      await rejectsWith(decryptFile(armoredKey, { decryptionKeys: rsaSec }), 'decrypt');
+      await rejectsWith(decryptFile(armoredKey, { loadDecryptionKeys: async () => rsaSec }), 'decrypt');
     });
 
     it('old SED packet (no integrity protection) → integrity, refused', async () => {
       // SKESK v4 (AES-256, simple S2K SHA-256) followed by a tag 9 packet.
       const skesk = Buffer.from([0xc3, 0x04, 0x04, 0x09, 0x00, 0x08]);
       const sed = Buffer.concat([Buffer.from([0xc9, 0x20]), noise(32, 3)]);
-      await rejectsWith(through(createDecryptStream({ passwords: ['x'] }), Buffer.concat([skesk, sed])), 'integrity', /SED/);
+      await rejectsWith(through(createDecryptStream({ password: async () => 'x' }), Buffer.concat([skesk, sed])), 'integrity', /SED/);
     });
 
     it('malformed packet header → format', async () => {
       // A PKESK whose length runs past the end is truncation; a reserved tag 0 is malformed.
-      await rejectsWith(through(createDecryptStream({ decryptionKeys: rsaSec }), Buffer.from([0xc0, 0x01, 0x00])), 'format');
+      await rejectsWith(through(createDecryptStream({ loadDecryptionKeys: async () => rsaSec }), Buffer.from([0xc0, 0x01, 0x00])), 'format');
     });
 
     it('a secret key still locked by its passphrase → key', async () => {
       const locked = await openpgp.readPrivateKey({ armoredKey: fs.readFileSync(PROTECTED_SEC, 'utf8') });
       assert.equal(locked.isDecrypted(), false);
-      await rejectsWith(decryptFile(good, { decryptionKeys: [locked] }), 'key', /locked/);
+      await rejectsWith(decryptFile(good, { loadDecryptionKeys: async () => [locked] }), 'key', /locked/);
     });
   });
 
   it('keeps memory bounded: 96 MiB encrypted and decrypted into a slow consumer', async () => {
     const enc = createEncryptStream({ recipients: rsaPub });
-    const dec = createDecryptStream({ decryptionKeys: rsaSec });
+    const dec = createDecryptStream({ loadDecryptionKeys: async () => rsaSec });
     const total = 96 * 1024 * 1024;
     const block = mixedData(1 << 20, 12);
     const src = repeatedSource(block, total);

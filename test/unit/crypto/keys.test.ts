@@ -235,7 +235,7 @@ describe('crypto: keys', function () {
       const gpgMade = path.join(dir, 'new-gpg.gpg');
       g.ok(['-o', gpgMade, '--recipient', 'new@example.invalid', '--encrypt', plain]);
       const decryptionKeys = await loadPrivateKeys([secFile], async () => pass);
-      assert.ok((await through(createDecryptStream({ decryptionKeys }), fs.readFileSync(gpgMade))).equals(data));
+      assert.ok((await through(createDecryptStream({ loadDecryptionKeys: async () => decryptionKeys }), fs.readFileSync(gpgMade))).equals(data));
 
       // We encrypt to it, gpg decrypts with the passphrase.
       const ours = path.join(dir, 'new-ours.gpg');

@@ -108,7 +108,7 @@ describe('crypto: unlocking protected secret keys natively', function () {
     const enc = await through(createEncryptStream({ recipients: await loadPublicKeys([pub]) }), data);
     const [key] = await loadPrivateKeys([sec], async () => 'ecc pass');
     assert.ok(key.isDecrypted());
-    assert.ok((await through(createDecryptStream({ decryptionKeys: [key] }), enc)).equals(data));
+    assert.ok((await through(createDecryptStream({ loadDecryptionKeys: async () => [key] }), enc)).equals(data));
     await assert.rejects(loadPrivateKeys([sec], async () => 'nope'), (e: unknown) => OffsiteError.is(e, 'passphrase'));
   });
 

@@ -251,4 +251,21 @@ describe('backup: folder listings of the previous scan', function () {
     assert.equal(r.stats.NewFiles, 1);
     assert.deepEqual(await e.restored(), snapshotTree(e.src));
   });
+
+  it('a file added to the source folder after the backup began, before its walk, is stored: the walk lists the folder as it is then, not as the first check of the folder saw it', async () => {
+    const e = env(tempDir('offsite-listings-'), 'late', { 'a.txt': 'alpha\n' }, { noChangeProbe: false });
+    await sleep(RACY);
+    await e.run(); // full: the root's listing is kept (not racy)
+    await sleep(1100);
+    // The file comes while the backup lists the remote, after its check of the source folder.
+    const list = e.backend.list.bind(e.backend);
+    e.backend.list = (o) => {
+      e.backend.list = list;
+      fs.writeFileSync(path.join(e.src, 'late.txt'), 'late\n');
+      return list(o);
+    };
+    const r = await e.run();
+    assert.equal(r.stats.NewFiles, 1);
+    assert.deepEqual(await e.restored(), snapshotTree(e.src));
+  });
 });

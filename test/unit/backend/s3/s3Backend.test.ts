@@ -354,7 +354,7 @@ describe('s3:// backend against Swift s3api', function () {
     const backend = new RetryBackend(b, { baseDelayMs: 1 });
     const recipients = await loadPublicKeys([RSA_PUB]);
     const keys = await loadPrivateKeys([RSA_SEC], async () => undefined);
-    const crypto = { recipients, decryptOptions: async () => ({ decryptionKeys: keys }) };
+    const crypto = { recipients, decryptOptions: async () => ({ loadDecryptionKeys: async () => keys }) };
     const work = tempDir('offsite-s3-retention-');
     const src = path.join(work, 'src');
     fs.mkdirSync(src);

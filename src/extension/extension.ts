@@ -7,6 +7,7 @@ import { CommandCenter } from './commands';
 import { EngineClient } from './engineClient';
 import { DrillReminder } from './drillReminder';
 import { redactUrl } from '../engine/backend/backendUtil';
+import { operationDoing } from './format';
 import { EngineGateway } from './gateway';
 import { BackupModel } from './model';
 import { Scheduler } from './scheduler';
@@ -55,10 +56,12 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
   const drillReminder = new DrillReminder(model, ui);
   const commands = new CommandCenter(model, ui, secrets, log, statusDoc, fsProvider);
 
-  // The view shows where each folder's backups go.
+  // The view shows where each folder's backups go, and (one folder: it has no item of its own) what it runs.
   const describeView = () => {
     const folders = model.folders;
-    treeView.description = folders.length === 1 && folders[0].config.url ? redactUrl(folders[0].config.url) : undefined;
+    const only = folders.length === 1 ? folders[0] : undefined;
+    const where = only?.config.url ? redactUrl(only.config.url) : undefined;
+    treeView.description = only?.running && where ? `${operationDoing(only.running.kind)} · ${where}` : where;
   };
   describeView();
 

@@ -28,7 +28,7 @@ describe('the VS Code extension in a real extension host', function () {
     await runHostSuite({ suite: 'empty' });
   });
 
-  it('backs up every folder of a multi-root workspace, whichever fails, is busy or has its remote locked by another run', async () => {
+  it('backs up every folder of a multi-root workspace, whichever fails, is busy or has its remote locked by another run; one folder\'s running backup holds up no other folder', async () => {
     await runHostSuite({ suite: 'multiroot' });
   });
 });

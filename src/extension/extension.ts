@@ -12,7 +12,7 @@ import { EngineGateway } from './gateway';
 import { BackupModel } from './model';
 import { Scheduler } from './scheduler';
 import { Secrets } from './secrets';
-import { SnapshotTreeProvider } from './snapshotTree';
+import { SnapshotTreeProvider, type BackupNode } from './snapshotTree';
 import { BackupStatusBar } from './statusBar';
 import { STATUS_SCHEME, StatusDocumentProvider } from './statusDocument';
 import { Ui } from './ui';
@@ -24,6 +24,8 @@ export interface OffsiteApi {
   readonly ui: Ui;
   readonly model: BackupModel;
   readonly tree: SnapshotTreeProvider;
+  /** The Backups view (its description: where one folder's backups go, and what it runs). */
+  readonly backupsView: vscode.TreeView<BackupNode>;
   readonly statusBar: BackupStatusBar;
   readonly scheduler: Scheduler;
   readonly drillReminder: DrillReminder;
@@ -86,7 +88,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
   context.subscriptions.push({ dispose: () => disposables.reverse().forEach((d) => d.dispose()) });
   const activationMs = performance.now() - t0;
   log.debug(`activated in ${activationMs.toFixed(1)} ms`);
-  return { enginePid: () => client.pid, ui, model, tree, statusBar, scheduler, drillReminder, logUri: context.logUri, activationMs };
+  return { enginePid: () => client.pid, ui, model, tree, backupsView: treeView, statusBar, scheduler, drillReminder, logUri: context.logUri, activationMs };
 }
 
 export function deactivate(): void {

@@ -960,6 +960,8 @@ describe('Offsite in a real VS Code extension host', () => {
       await waitFor('the new keys', () => api.model.folders[0].config.keys.encryptKeys?.length === 2);
       assert.ok(api.model.folders[0].running, 'the running backup is still the folder\'s');
       assert.match(api.statusBar.view?.text ?? '', /Backing up/);
+      // One folder has no item of its own in the Backups view: the view's description says it.
+      assert.match(api.backupsView.description ?? '', /^backing up… · file:\/\//);
       const notices = api.ui.notices.length;
       assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
       const refused = api.ui.notices.slice(notices);
@@ -974,6 +976,7 @@ describe('Offsite in a real VS Code extension host', () => {
       assert.equal(api.model.folders[0].running, undefined);
       assert.deepEqual(api.model.record(api.model.folders[0]).lastFailure, failureBefore, 'cancelled: no failure recorded');
       assert.doesNotMatch(api.statusBar.view?.text ?? '', /Backing up|Backup failed/);
+      assert.match(api.backupsView.description ?? '', /^file:\/\//);
     } finally {
       fs.rmSync(big, { recursive: true, force: true });
       await config.update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);

@@ -114,7 +114,7 @@ describe('Offsite in a multi-root workspace', () => {
     const [first, second] = api.model.folders;
     const big = path.join(fx.workspace, 'busy-big');
     // Incompressible data: the first folder's backup takes long enough to be caught running.
-    await writeRandomBlobs(big, 24, 8);
+    await writeRandomBlobs(big, 48, 8);
     const firstSets = manifests(fx.remoteDir).length;
     const secondSets = manifests(secondRemote()).length;
     const folderItems = async () => Promise.all(((await api.tree.getChildren()) as BackupNode[]).map((n) => api.tree.getTreeItem(n)));
@@ -146,6 +146,10 @@ describe('Offsite in a multi-root workspace', () => {
       assert.equal(manifests(secondRemote()).length, secondSets + 2, 'the scheduled backup of the second folder ran');
       assert.deepEqual(api.ui.notices.slice(notices), []);
       assert.equal(first.running, run, 'and the first one\'s backup still runs, alone');
+
+      // Cancel from the idle folder's item cancels nothing: each folder's Cancel is its own.
+      assert.equal(await vscode.commands.executeCommand('offsite.cancel', { kind: 'folder', folder: second }), 0);
+      assert.equal(first.running, run);
 
       // A second backup of the busy folder: said, with the ways to its progress and to cancel it; not run, not an attempt.
       const attempt = api.model.record(first).lastAttempt;

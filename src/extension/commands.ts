@@ -13,8 +13,8 @@ import { describeNotRestored } from '../engine/ops/notRestored';
 import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey, needsSignKey, SettingError } from './engineClient';
 import { redactUrl } from '../engine/backend/backendUtil';
 import { crontabLine, cronUrl, offsiteForCron, offsiteOnPath, workspaceRelative } from './folderConfig';
-import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, retentionFailureText, statsSummary, tooLargeToCompare } from './format';
-import type { BackupModel, FolderBackup } from './model';
+import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, operationDoing, retentionFailureText, statsSummary, tooLargeToCompare } from './format';
+import { BusyError, type BackupModel, type FolderBackup } from './model';
 import { currentFailure, drillLine } from './schedule';
 import type { Secrets } from './secrets';
 import { versionTimeOf, type EntryNode, type SetNode } from './snapshotTree';
@@ -68,7 +68,8 @@ export class CommandCenter implements vscode.Disposable {
       'offsite.refresh': () => this.refresh(),
       'offsite.createKey': (a) => this.createKey(a),
       'offsite.copyCronCommand': (a) => this.copyCronCommand(a),
-      'offsite.cancel': () => this.model.cancel(),
+      // From a busy folder's item in the Backups view: that folder's run; else everything that runs.
+      'offsite.cancel': (a) => this.model.cancel(hasFolder(a) ? a.folder : undefined),
       'offsite.forgetSecrets': () => this.forgetSecrets(),
       'offsite.compareWithCurrent': (a) => this.compareWithCurrent(a as EntryNode),
       'offsite.restoreVersion': (a) => this.restoreVersion(a as EntryNode),
@@ -96,6 +97,10 @@ export class CommandCenter implements vscode.Disposable {
   private showError(id: string, e: unknown): void {
     if (isCancelled(e)) {
       this.log.info(`${id}: cancelled`);
+      return;
+    }
+    if (e instanceof BusyError) {
+      this.showBusy(id, e);
       return;
     }
     const showLog = vscode.l10n.t('Show Log');
@@ -144,6 +149,23 @@ export class CommandCenter implements vscode.Disposable {
     void this.ui.notify(severity, vscode.l10n.t('Offsite: {0}', text.replace(/\.\.$/, '.')), {}, ...Object.keys(actions)).then((a) => a && actions[a]?.());
   }
 
+  /**
+   * A command asked of a folder that runs an operation: said (which folder, what it runs), with a way
+   * to its progress (the notification center; a scheduled backup shows none: the log) and to cancel it.
+   */
+  private showBusy(id: string, e: BusyError): void {
+    this.log.info(`${id}: ${e.message}`);
+    const { running } = e;
+    const showProgress = vscode.l10n.t('Show Progress');
+    const showLog = vscode.l10n.t('Show Log');
+    const cancel = vscode.l10n.t('Cancel It');
+    const actions: Record<string, () => unknown> = running.background
+      ? { [showLog]: () => this.log.show() }
+      : { [showProgress]: () => vscode.commands.executeCommand('notifications.showList') };
+    actions[cancel] = () => running.abort.abort();
+    void this.ui.notify('info', vscode.l10n.t('{0}. Wait for it to finish, or cancel it.', e.message), {}, ...Object.keys(actions)).then((a) => a && actions[a]?.());
+  }
+
   // ---- targets ---------------------------------------------------------------------------------
 
   /** The folder a command acts on: from its argument (URI or tree node), the active editor, the only folder, or a pick. */
@@ -161,7 +183,7 @@ export class CommandCenter implements vscode.Disposable {
       else if (byEditor && candidates.includes(byEditor) && arg === undefined && folders.length > 1 && candidates.length > 1) f = byEditor;
       else if (candidates.length > 1) {
         const pick = await this.ui.pick(
-          candidates.map((x) => ({ label: x.name, description: x.config.url ? redactUrl(x.config.url) : '', folder: x })),
+          candidates.map((x) => ({ label: x.name, description: [x.config.url ? redactUrl(x.config.url) : '', x.running ? operationDoing(x.running.kind) : ''].filter(Boolean).join(' · '), folder: x })),
           { title: vscode.l10n.t('Which folder?') },
         );
         if (!pick) fail('cancelled', 'Cancelled');
@@ -482,6 +504,7 @@ export class CommandCenter implements vscode.Disposable {
     if (n?.kind !== 'entry' || time === undefined) fail('target', vscode.l10n.t('Pick a file or folder in the Backups view'));
     this.requireTrust();
     if (n.node.kind !== 'dir') return this.restoreFileVersion(n.folder, n.node.path, time, false);
+    this.model.assertIdle(n.folder);
     const restore = vscode.l10n.t('Restore');
     const answer = await this.ui.notify(
       'warning',
@@ -509,6 +532,7 @@ export class CommandCenter implements vscode.Disposable {
     const time = n?.kind === 'entry' ? versionTimeOf(n) : undefined;
     if (n?.kind !== 'entry' || time === undefined) fail('target', vscode.l10n.t('Pick a file, folder or backup in the Backups view'));
     if (n.node.kind !== 'dir') return this.restoreFileTo(n.folder, n.node.path, time);
+    this.model.assertIdle(n.folder);
     const dest = await this.ui.openDialog({ title: vscode.l10n.t('Restore the folder {0} into…', n.node.path), canSelectFolders: true, canSelectFiles: false, openLabel: vscode.l10n.t('Restore Here') });
     if (!dest) return undefined;
     const r = await this.model.run(n.folder, 'restore', vscode.l10n.t('Offsite: restoring {0}', n.node.path), 'restore', (remote, keys) => ({
@@ -570,12 +594,15 @@ export class CommandCenter implements vscode.Disposable {
 
   private async restoreWorkspaceTo(arg: unknown): Promise<unknown> {
     const f = await this.pickFolder(arg);
+    // (Said before a time and a place are asked for, not after.)
+    this.model.assertIdle(f);
     const t = hasFolder(arg) && (arg as { kind?: string }).kind === 'set' ? { time: (arg as SetNode).set.time, label: formatTime((arg as SetNode).set.time) } : await this.pickTime(f, undefined, vscode.l10n.t('Restore {0} as of…', f.name));
     return this.restoreFolderTo(f, t);
   }
 
   /** Restores a whole backup into a new folder under the chosen one; a failed or cancelled restore leaves nothing behind. */
   private async restoreFolderTo(f: FolderBackup, t: TimeChoice): Promise<unknown> {
+    this.model.assertIdle(f);
     const parent = await this.ui.openDialog({
       title: vscode.l10n.t('Restore {0} as of {1} into… (a new folder is made inside)', f.name, t.label),
       canSelectFolders: true,

@@ -7,11 +7,12 @@ import { CommandCenter } from './commands';
 import { EngineClient } from './engineClient';
 import { DrillReminder } from './drillReminder';
 import { redactUrl } from '../engine/backend/backendUtil';
+import { operationDoing } from './format';
 import { EngineGateway } from './gateway';
 import { BackupModel } from './model';
 import { Scheduler } from './scheduler';
 import { Secrets } from './secrets';
-import { SnapshotTreeProvider } from './snapshotTree';
+import { SnapshotTreeProvider, type BackupNode } from './snapshotTree';
 import { BackupStatusBar } from './statusBar';
 import { STATUS_SCHEME, StatusDocumentProvider } from './statusDocument';
 import { Ui } from './ui';
@@ -23,6 +24,8 @@ export interface OffsiteApi {
   readonly ui: Ui;
   readonly model: BackupModel;
   readonly tree: SnapshotTreeProvider;
+  /** The Backups view (its description: where one folder's backups go, and what it runs). */
+  readonly backupsView: vscode.TreeView<BackupNode>;
   readonly statusBar: BackupStatusBar;
   readonly scheduler: Scheduler;
   readonly drillReminder: DrillReminder;
@@ -55,10 +58,12 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
   const drillReminder = new DrillReminder(model, ui);
   const commands = new CommandCenter(model, ui, secrets, log, statusDoc, fsProvider);
 
-  // The view shows where each folder's backups go.
+  // The view shows where each folder's backups go, and (one folder: it has no item of its own) what it runs.
   const describeView = () => {
     const folders = model.folders;
-    treeView.description = folders.length === 1 && folders[0].config.url ? redactUrl(folders[0].config.url) : undefined;
+    const only = folders.length === 1 ? folders[0] : undefined;
+    const where = only?.config.url ? redactUrl(only.config.url) : undefined;
+    treeView.description = only?.running && where ? `${operationDoing(only.running.kind)} · ${where}` : where;
   };
   describeView();
 
@@ -83,7 +88,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
   context.subscriptions.push({ dispose: () => disposables.reverse().forEach((d) => d.dispose()) });
   const activationMs = performance.now() - t0;
   log.debug(`activated in ${activationMs.toFixed(1)} ms`);
-  return { enginePid: () => client.pid, ui, model, tree, statusBar, scheduler, drillReminder, logUri: context.logUri, activationMs };
+  return { enginePid: () => client.pid, ui, model, tree, backupsView: treeView, statusBar, scheduler, drillReminder, logUri: context.logUri, activationMs };
 }
 
 export function deactivate(): void {

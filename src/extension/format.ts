@@ -25,6 +25,29 @@ export function retentionFailureText(folder: string, failure: { readonly message
   return `Backup of ${folder} done, but old backups were not removed (offsite.keepFull): ${why}`;
 }
 
+/** What runs on a folder (the model's exclusive operations: one at a time per folder). */
+export type OperationKind = 'backup' | 'restore' | 'verify' | 'drill';
+
+const OPERATION_NAMES: Record<OperationKind, readonly [name: string, doing: string]> = {
+  backup: ['backup', 'backing up…'],
+  restore: ['restore', 'restoring…'],
+  verify: ['verify', 'verifying…'],
+  drill: ['restore drill', 'running a restore drill…'],
+};
+
+/** What a folder runs, as the Backups view says it beside the folder: "backing up…", "verifying…". */
+export function operationDoing(kind: OperationKind): string {
+  return OPERATION_NAMES[kind][1];
+}
+
+/**
+ * Said when a command asks a folder for an operation while it runs one (another folder's run does not
+ * matter): what it runs ("a backup", "a scheduled backup", "a restore drill"), and of which folder.
+ */
+export function busyText(folder: string, running: { readonly kind: OperationKind; readonly background: boolean }): string {
+  return `Offsite is already running a ${running.background ? 'scheduled ' : ''}${OPERATION_NAMES[running.kind][0]} of ${folder}`;
+}
+
 /** 1 decimal below 10 units, none above: "0 B", "512 B", "1.5 KB", "23 MB", "4.2 GB". */
 export function formatBytes(n: number): string {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];

@@ -12,11 +12,11 @@ import { EngineError, isCancelled, isHeldElsewhere, SettingError, type EngineOp,
 import { FOLDER_PAGE, sortNodes, toPage, type FileNode } from './fileTree';
 import { redactUrl } from '../engine/backend/backendUtil';
 import type { FolderConfig } from './folderConfig';
-import { currentChainIndex, lastRestorableTime, progressMessage } from './format';
+import { busyText, currentChainIndex, lastRestorableTime, progressMessage, type OperationKind } from './format';
 import type { EngineGateway, RequestBuilder } from './gateway';
 import type { FolderRecord } from './schedule';
 
-export type OperationKind = 'backup' | 'restore' | 'verify' | 'drill';
+export type { OperationKind } from './format';
 
 /** The entries of one folder of a set loaded so far (pages are appended as the user asks for more). */
 export interface FolderListing {
@@ -31,6 +31,19 @@ export interface Running {
   readonly abort: AbortController;
   /** Files and bytes so far (for the status bar). */
   files: number;
+}
+
+/**
+ * A folder asked for an operation while it runs one: said as such (which folder, what it runs; Cancel
+ * reaches that run), not as a failure. Other folders are not held up by it.
+ */
+export class BusyError extends EngineError {
+  constructor(
+    readonly folder: FolderBackup,
+    readonly running: Running,
+  ) {
+    super({ code: 'busy', message: busyText(folder.name, running), hint: 'Wait for it to finish, or cancel it' });
+  }
 }
 
 export class FolderBackup {
@@ -156,8 +169,12 @@ export class BackupModel implements vscode.Disposable {
     this._onDidChangeState.fire();
   }
 
-  get anyRunning(): boolean {
-    return this._folders.some((f) => f.running);
+  /**
+   * Throws BusyError when the folder runs an operation (a backup, restore, verify or drill): before a
+   * command asks anything (a time, a place) or records an attempt. Only this folder's counts.
+   */
+  assertIdle(f: FolderBackup): void {
+    if (f.running) throw new BusyError(f, f.running);
   }
 
   /**
@@ -188,13 +205,10 @@ export class BackupModel implements vscode.Disposable {
     build: RequestBuilder<Op>,
     opts: { background?: boolean } = {},
   ): Promise<EngineResults[Op]> {
-    if (f.running) {
-      throw new EngineError({ code: 'busy', message: vscode.l10n.t('Offsite is already running a {0} of {1}', f.running.kind, f.name), hint: vscode.l10n.t('Wait for it to finish, or cancel it') });
-    }
+    this.assertIdle(f);
     const running: Running = { kind, background: !!opts.background, abort: new AbortController(), files: 0 };
     f.running = running;
     const unregister = this.operations.add(running.abort);
-    await this.updateContext();
     this._onDidChangeState.fire();
     try {
       return await vscode.window.withProgress(
@@ -230,9 +244,11 @@ export class BackupModel implements vscode.Disposable {
   /** Backs up a folder; keeps the record (success or failure) for the status bar and the schedule. */
   async backup(f: FolderBackup, opts: { background?: boolean } = {}): Promise<EngineResults['backup']> {
     const cfg = f.config;
-    await this.updateRecord(f, { lastAttempt: now() });
-    this.log.info(`Backing up ${cfg.folder.fsPath} to ${redactUrl(cfg.url)}${opts.background ? ' (scheduled)' : ''}`);
     try {
+      // Refused before it counts as an attempt (which would put the next scheduled backup off).
+      this.assertIdle(f);
+      await this.updateRecord(f, { lastAttempt: now() });
+      this.log.info(`Backing up ${cfg.folder.fsPath} to ${redactUrl(cfg.url)}${opts.background ? ' (scheduled)' : ''}`);
       // A value it cannot honour (a volume size of -5, fullIfOlderThan "30 days") stops it, named, rather
       // than a backup made another way than the one set, or the engine's words about its own options.
       const problem = cfg.problems?.find((p) => p.blocksBackup);
@@ -395,7 +411,6 @@ export class BackupModel implements vscode.Disposable {
     await Promise.all([
       vscode.commands.executeCommand('setContext', 'offsite.configured', configured),
       vscode.commands.executeCommand('setContext', 'offsite.hasBackups', hasBackups),
-      vscode.commands.executeCommand('setContext', 'offsite.operationInProgress', this.anyRunning),
     ]);
   }
 

@@ -7,7 +7,7 @@ import type { ChainStatus, SetStatus } from '../engine/ops/inspect';
 import { isCancelled } from './engineClient';
 import type { FileNode } from './fileTree';
 import { redactUrl } from '../engine/backend/backendUtil';
-import { currentChainIndex, formatAge, formatBytes, formatTime, unrestorableSets } from './format';
+import { currentChainIndex, formatAge, formatBytes, formatTime, operationDoing, unrestorableSets } from './format';
 import type { BackupModel, FolderBackup } from './model';
 
 export type BackupNode = FolderNode | ChainNode | SetNode | EntryNode | MoreNode | MessageNode;
@@ -77,11 +77,19 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
   private readonly loadingChanges = new Set<FolderBackup>();
   /** unrestorableSets of each chain shown, worked out once per chain (a new status brings new chain objects). */
   private readonly unrestorable = new WeakMap<ChainStatus, Map<number, string>>();
+  /** What each folder ran when the tree was last refreshed (its folder item says so). */
+  private shownRunning = '';
 
   constructor(private readonly model: BackupModel) {
     this.disposables.push(
       this._onDidChangeTreeData,
       model.onDidChangeBackups(() => this.refreshSoon()),
+      // A folder's operation began or ended: its item says so (and offers Cancel instead of Backup).
+      model.onDidChangeState(() => {
+        const running = model.folders.map((f) => f.running?.kind ?? '').join('\n');
+        if (running !== this.shownRunning) this.refreshSoon();
+        this.shownRunning = running;
+      }),
       // Internal (the tree's "Show more…" item), so not contributed in package.json.
       vscode.commands.registerCommand(SHOW_MORE, (n: MoreNode) => this.showMore(n)),
     );
@@ -116,10 +124,13 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
     switch (n.kind) {
       case 'folder': {
         const item = new vscode.TreeItem(n.folder.name, vscode.TreeItemCollapsibleState.Expanded);
-        item.description = n.folder.config.url ? redactUrl(n.folder.config.url) : vscode.l10n.t('not configured');
+        const running = n.folder.running;
+        const where = n.folder.config.url ? redactUrl(n.folder.config.url) : vscode.l10n.t('not configured');
+        item.description = running ? `${operationDoing(running.kind)} · ${where}` : where;
         item.tooltip = n.folder.config.url ? `${n.folder.folder.uri.fsPath} → ${redactUrl(n.folder.config.url)}` : undefined;
-        item.iconPath = new vscode.ThemeIcon('root-folder');
-        item.contextValue = 'folder';
+        item.iconPath = new vscode.ThemeIcon(running ? 'sync~spin' : 'root-folder');
+        // Busy: its Backup action gives way to Cancel (for this folder only; the others keep theirs).
+        item.contextValue = running ? 'folder-busy' : 'folder';
         return item;
       }
       case 'chain': {

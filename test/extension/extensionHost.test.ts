@@ -20,7 +20,7 @@ describe('the VS Code extension in a real extension host', function () {
     await runHostSuite({ suite: 'untrusted', trust: true });
   });
 
-  it('compares and restores only files (binary, image, symlink, untitled, outside), shows damage and progress, rechecks the remote before "stale", names bad settings', async () => {
+  it('compares and restores only files (binary, image, symlink, untitled, outside), shows damage and progress (Cancel reaches a read and one file\'s restore), rechecks the remote before "stale", names bad settings, warns beside a backup whose keepFull was refused', async () => {
     await runHostSuite({ suite: 'edges' });
   });
 
@@ -28,7 +28,7 @@ describe('the VS Code extension in a real extension host', function () {
     await runHostSuite({ suite: 'empty' });
   });
 
-  it('backs up every folder of a multi-root workspace, whichever fails, is busy or has its remote locked by another run', async () => {
+  it('backs up every folder of a multi-root workspace, whichever fails, is busy or has its remote locked by another run; one folder\'s running backup holds up no other folder', async () => {
     await runHostSuite({ suite: 'multiroot' });
   });
 });

@@ -1,7 +1,7 @@
 // What a careful user meets at the edges: Compare with Backup and Restore File As Of… on a binary file,
 // an image, a symlink, a file never backed up, an untitled document, a document that is no file on
-// disk, a file outside the folder; a version too large for a diff; a long read with its progress and
-// Cancel; a damaged set in the tree; a record that looks stale or failed while cron has backed up
+// disk, a file outside the folder; a version too large for a diff; a long read, and a long restore of
+// one file, with its progress and Cancel; keepFull refused beside a backup made; a damaged set in the tree; a record that looks stale or failed while cron has backed up
 // since; settings with values Offsite cannot use. A workspace and a file:// remote of its own (as the main suite's).
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -11,10 +11,11 @@ import { promisify } from 'node:util';
 import * as vscode from 'vscode';
 import { timeToString } from '../../../src/engine/chain/time';
 import { restoreTempPrefix } from '../../../src/engine/ops/treeWriter';
+import { toBackupUri } from '../../../src/extension/backupFs';
 import type { OffsiteApi } from '../../../src/extension/extension';
 import { formatTime } from '../../../src/extension/format';
 import type { BackupNode, SetNode } from '../../../src/extension/snapshotTree';
-import { countReads, fixture, nextSecond, offsite, waitFor, write } from './fixture';
+import { countReads, fixture, nextSecond, offsite, remoteFiles, waitFor, write, writeRandomBlobs } from './fixture';
 
 const fx = fixture();
 const execFileAsync = promisify(execFile);
@@ -430,5 +431,69 @@ describe('Offsite at the edges: files that are not text files, documents that ar
     }
     assert.ok(got.has('remote') && got.has('encryptKeys') && got.has('schedule'), JSON.stringify([...got]));
     assert.deepEqual([...got].filter(([, n]) => n !== api.model.folders.length), [], 'each setting read once per folder');
+  });
+
+  it('Cancel (offsite.cancel) reaches the restore of one file shown with progress: the file stays as it was, no temporary file is left, nothing is said', async function () {
+    this.timeout(300_000);
+    const dir = path.join(ws, 'cancel-restore');
+    // Incompressible: its restore takes long enough to be cancelled in the middle.
+    await writeRandomBlobs(dir, 1, 64);
+    const file = path.join(dir, 'blob0.bin');
+    const rel = 'cancel-restore/blob0.bin';
+    try {
+      const b = await backUp();
+      const before = fs.statSync(file);
+      const restoring = `Offsite: restoring ${rel} as of ${formatTime(b.time)}…`;
+      api.ui.progressDelayMs = 0;
+      api.ui.script('Restore'); // the question: replace the current file (never read for a diff: the engine streams it)
+      const shown = api.ui.progressShown.length;
+      const mark = api.ui.notices.length;
+      const version = toBackupUri(vscode.Uri.file(file), { folder: api.model.folders[0].folder.uri.toString(), path: rel, time: b.time });
+      const running = vscode.commands.executeCommand('offsite.restoreThisVersion', version);
+      await waitFor('the progress of the restore', () => api.ui.progressShown.slice(shown).includes(restoring), 60_000);
+      assert.equal(await vscode.commands.executeCommand('offsite.cancel'), 1, 'the command cancels the restore');
+      assert.equal(await running, undefined, 'cancelled: nothing restored');
+      assert.deepEqual(api.ui.notices.slice(mark).filter((n) => !n.modal), [], 'a cancel is said by nothing');
+      const after = fs.statSync(file);
+      assert.deepEqual([after.ino, after.mtimeMs, after.size], [before.ino, before.mtimeMs, before.size], 'the file is the one it was');
+      await waitFor('no temporary file beside it', () => fs.readdirSync(dir).join() === 'blob0.bin', 5000);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('when keepFull cannot remove the old backups (one dated in the future), the backup made is said done, with a warning beside it: not "Backup failed"', async function () {
+    this.timeout(120_000);
+    const config = vscode.workspace.getConfiguration('offsite');
+    const f = () => api.model.folders[0];
+    // A full set again under a name of 2099, as a machine with a wrong clock would have made it (without
+    // its signatures: the next backup starts a new chain rather than continue that one).
+    const stamp = /\d{8}T\d{6}Z/;
+    const manifest = remoteFiles(fx.remoteDir).find((n) => /^duplicity-full\.\d{8}T\d{6}Z\.manifest/.test(n));
+    assert.ok(manifest, remoteFiles(fx.remoteDir).join(', '));
+    const time = manifest.match(stamp)![0];
+    const copies = remoteFiles(fx.remoteDir).filter((n) => n.startsWith(`duplicity-full.${time}.`));
+    for (const n of copies) fs.copyFileSync(path.join(fx.remoteDir, n), path.join(fx.remoteDir, n.replace(time, '20991231T000000Z')));
+    const before = remoteFiles(fx.remoteDir);
+    try {
+      await config.update('keepFull', 1, vscode.ConfigurationTarget.Workspace);
+      await waitFor('keepFull', () => f().config.settings.keepFull === 1);
+      await nextSecond();
+      const { result, notices } = await said('offsite.backupWorkspace');
+      assert.equal((result as { type: string }[] | undefined)?.[0]?.type, 'full', JSON.stringify(notices));
+      assert.deepEqual(notices.filter((n) => n.severity === 'error'), [], 'no "Backup failed"');
+      assert.match(notices.find((n) => n.severity === 'info')?.message ?? '', new RegExp(`^Backup of ${f().name} done \\(full\\)`));
+      const warnings = notices.filter((n) => n.severity === 'warning');
+      assert.equal(warnings.length, 1, JSON.stringify(notices));
+      assert.match(warnings[0].message, new RegExp(`^Backup of ${f().name} done, but old backups were not removed \\(offsite\\.keepFull\\): The backup of .* is dated in the future .*so none is deleted\\. Check this machine's clock`));
+      assert.deepEqual(warnings[0].actions, ['Show Log']);
+      assert.deepEqual(before.filter((n) => !remoteFiles(fx.remoteDir).includes(n)), [], 'nothing deleted');
+      assert.equal(api.model.record(f()).lastFailure, undefined, 'the backup counts as made');
+      assert.doesNotMatch(api.statusBar.view?.text ?? '', /failed/i);
+    } finally {
+      for (const n of copies) fs.rmSync(path.join(fx.remoteDir, n.replace(time, '20991231T000000Z')), { force: true });
+      await config.update('keepFull', undefined, vscode.ConfigurationTarget.Workspace);
+      await api.model.refreshStatus(f()).catch(() => undefined);
+    }
   });
 });

@@ -2,9 +2,8 @@
 // headless Chromium): the extension, its child-process engine, a file:// remote, real keys. The tests
 // run in order and build on each other (backup, change, backup, compare, restore, …).
 import * as assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,10 +16,9 @@ import { FOLDER_PAGE } from '../../../src/extension/fileTree';
 import { EngineGateway } from '../../../src/extension/gateway';
 import type { Secrets } from '../../../src/extension/secrets';
 import type { BackupNode, EntryNode, MoreNode, SetNode } from '../../../src/extension/snapshotTree';
-import { countReads, fixture, manifests, nextSecond, offsite, remoteFiles, waitFor, write } from './fixture';
+import { countReads, fixture, manifests, nextSecond, offsite, remoteFiles, waitFor, write, writeRandomBlobs } from './fixture';
 
 const fx = fixture();
-const execFileAsync = promisify(execFile);
 const README_V1 = '# Demo\n\nfirst version\n';
 const README_V2 = '# Demo\n\nsecond version, edited\n';
 const OLD_TXT = 'this file is deleted later\n';
@@ -310,12 +308,8 @@ describe('Offsite in a real VS Code extension host', () => {
     this.timeout(300_000);
     const sizeBefore = manifests(fx.remoteDir).length;
     const big = path.join(fx.workspace, 'big');
-    fs.mkdirSync(big, { recursive: true });
-    // Incompressible data, so the backup takes long enough to be cancelled in the middle (written by
-    // another process: this thread is the extension host's, and must not stall).
-    for (let i = 0; i < 12; i++) {
-      await execFileAsync('dd', ['if=/dev/urandom', `of=${path.join(big, `blob${i}.bin`)}`, 'bs=1M', 'count=8', 'status=none']);
-    }
+    // Incompressible data, so the backup takes long enough to be cancelled in the middle.
+    await writeRandomBlobs(big, 12, 8);
     await nextSecond();
     const notices = api.ui.notices.length;
     const running = vscode.commands.executeCommand('offsite.backupWorkspace');
@@ -954,8 +948,7 @@ describe('Offsite in a real VS Code extension host', () => {
   it('new keys while a backup runs keep it shown and cancellable; a second Backup Workspace meanwhile is refused without counting as a failure', async function () {
     this.timeout(300_000);
     const big = path.join(fx.workspace, 'big2');
-    fs.mkdirSync(big, { recursive: true });
-    for (let i = 0; i < 8; i++) await execFileAsync('dd', ['if=/dev/urandom', `of=${path.join(big, `blob${i}.bin`)}`, 'bs=1M', 'count=8', 'status=none']);
+    await writeRandomBlobs(big, 8, 8);
     const config = vscode.workspace.getConfiguration('offsite');
     const failureBefore = api.model.record(api.model.folders[0]).lastFailure;
     await nextSecond();
@@ -967,18 +960,23 @@ describe('Offsite in a real VS Code extension host', () => {
       await waitFor('the new keys', () => api.model.folders[0].config.keys.encryptKeys?.length === 2);
       assert.ok(api.model.folders[0].running, 'the running backup is still the folder\'s');
       assert.match(api.statusBar.view?.text ?? '', /Backing up/);
+      // One folder has no item of its own in the Backups view: the view's description says it.
+      assert.match(api.backupsView.description ?? '', /^backing up… · file:\/\//);
       const notices = api.ui.notices.length;
       assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
       const refused = api.ui.notices.slice(notices);
       assert.equal(refused.length, 1, JSON.stringify(refused));
-      assert.equal(refused[0].severity, 'warning');
-      assert.match(refused[0].message, /already running a backup/);
+      // Said, not alarmed: which folder runs what, and the ways to its progress and to cancel it.
+      assert.equal(refused[0].severity, 'info');
+      assert.equal(refused[0].message, `Offsite is already running a backup of ${api.model.folders[0].name}. Wait for it to finish, or cancel it.`);
+      assert.deepEqual(refused[0].actions, ['Show Progress', 'Cancel It']);
       assert.deepEqual(api.model.record(api.model.folders[0]).lastFailure, failureBefore, 'a backup that never started is not a failed one');
       assert.equal(await vscode.commands.executeCommand('offsite.cancel'), 1, 'the running one can be cancelled');
       assert.equal(await running, undefined);
       assert.equal(api.model.folders[0].running, undefined);
       assert.deepEqual(api.model.record(api.model.folders[0]).lastFailure, failureBefore, 'cancelled: no failure recorded');
       assert.doesNotMatch(api.statusBar.view?.text ?? '', /Backing up|Backup failed/);
+      assert.match(api.backupsView.description ?? '', /^file:\/\//);
     } finally {
       fs.rmSync(big, { recursive: true, force: true });
       await config.update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);

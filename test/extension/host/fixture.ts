@@ -1,7 +1,9 @@
 // What the outer test (test/extension/extensionHost.test.ts) prepared for a run inside the extension
 // host, and small helpers the host suites share.
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import * as vscode from 'vscode';
 import type { OffsiteApi } from '../../../src/extension/extension';
 
@@ -61,6 +63,16 @@ export function write(root: string, rel: string, content: string | Buffer): stri
   fs.mkdirSync(path.dirname(p), { recursive: true });
   fs.writeFileSync(p, content);
   return p;
+}
+
+/**
+ * `count` files of `mb` MB of random (incompressible) data in `dir`, blob0.bin, blob1.bin, …: a backup
+ * of them takes long enough to be caught running. Written by another process (dd): this thread is the
+ * extension host's, and must not stall.
+ */
+export async function writeRandomBlobs(dir: string, count: number, mb: number): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < count; i++) await promisify(execFile)('dd', ['if=/dev/urandom', `of=${path.join(dir, `blob${i}.bin`)}`, 'bs=1M', `count=${mb}`, 'status=none']);
 }
 
 /** Set times are whole seconds: wait into the next one so two backups never share a time. */

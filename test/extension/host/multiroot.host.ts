@@ -1,6 +1,6 @@
 // A multi-root workspace (a .code-workspace with two folders): Backup Workspace backs up every folder,
 // and one that fails, is busy or whose remote another run has locked is reported once for all, never
-// stopping the others.
+// stopping the others; one folder's running backup holds up no other folder's commands.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { archiveDirFor } from '../../../src/engine/cache/archiveDir';
 import type { OffsiteApi } from '../../../src/extension/extension';
-import { fixture, manifests, nextSecond, offsite, waitFor } from './fixture';
+import type { BackupNode } from '../../../src/extension/snapshotTree';
+import { fixture, manifests, nextSecond, offsite, waitFor, writeRandomBlobs } from './fixture';
 
 const fx = fixture();
 const secondRemote = () => path.join(path.dirname(fx.remoteDir), 'second');
@@ -62,7 +63,7 @@ describe('Offsite in a multi-root workspace', () => {
       const warned = shown.filter((n) => n.severity !== 'info');
       assert.equal(warned.length, 1, JSON.stringify(shown));
       assert.equal(warned[0].severity, 'warning', 'busy is not a failure');
-      assert.match(warned[0].message, /1 of 2 folders not backed up: workspace: .*already running a backup/);
+      assert.match(warned[0].message, /1 of 2 folders not backed up: workspace: Offsite is already running a scheduled backup of workspace/);
     } finally {
       folder.running = undefined;
     }
@@ -105,6 +106,74 @@ describe('Offsite in a multi-root workspace', () => {
       assert.ok(fs.existsSync(lock), 'the other run\'s lock is left alone');
     } finally {
       fs.rmSync(lock, { force: true });
+    }
+  });
+
+  it('while one folder\'s backup runs, the other folder is backed up (by hand and by the schedule), the busy one is shown so in the Backups view, and a second backup of it is refused with a message (its Cancel stops the first)', async function () {
+    this.timeout(300_000);
+    const [first, second] = api.model.folders;
+    const big = path.join(fx.workspace, 'busy-big');
+    // Incompressible data: the first folder's backup takes long enough to be caught running.
+    await writeRandomBlobs(big, 48, 8);
+    const firstSets = manifests(fx.remoteDir).length;
+    const secondSets = manifests(secondRemote()).length;
+    const folderItems = async () => Promise.all(((await api.tree.getChildren()) as BackupNode[]).map((n) => api.tree.getTreeItem(n)));
+    // Hourly backups (the scheduler is run by hand below, an hour on).
+    const config = vscode.workspace.getConfiguration('offsite');
+    await config.update('schedule', 60, vscode.ConfigurationTarget.Workspace);
+    await waitFor('the schedule', () => api.model.folders.every((f) => f.config.settings.schedule === 60));
+    await nextSecond();
+    try {
+      const running = vscode.commands.executeCommand('offsite.backupWorkspace', first.folder.uri);
+      const run = await waitFor('the first folder\'s backup to be under way', () => (first.running && first.running.files > 0 ? first.running : undefined), 60_000);
+      // The Backups view: the first folder busy (its Backup action gives way to Cancel), the second as ever.
+      const [busyItem, idleItem] = await folderItems();
+      assert.equal(busyItem.contextValue, 'folder-busy');
+      assert.match(String(busyItem.description), /^backing up… · /);
+      assert.equal(idleItem.contextValue, 'folder');
+      assert.doesNotMatch(String(idleItem.description), /backing up/);
+
+      // The other folder's backup is not held up by it.
+      let notices = api.ui.notices.length;
+      const other = (await vscode.commands.executeCommand('offsite.backupWorkspace', second.folder.uri)) as unknown[] | undefined;
+      assert.equal(other?.length, 1, JSON.stringify(api.ui.notices.slice(notices)));
+      assert.equal(manifests(secondRemote()).length, secondSets + 1, 'the second folder is backed up meanwhile');
+      assert.equal(first.running, run, 'while the first one\'s backup still runs');
+
+      // The schedule, an hour on: the second folder is backed up; the busy one is left to its run, unsaid.
+      notices = api.ui.notices.length;
+      await api.scheduler.tick(Date.now() / 1000 + 3600);
+      assert.equal(manifests(secondRemote()).length, secondSets + 2, 'the scheduled backup of the second folder ran');
+      assert.deepEqual(api.ui.notices.slice(notices), []);
+      assert.equal(first.running, run, 'and the first one\'s backup still runs, alone');
+
+      // Cancel from the idle folder's item cancels nothing: each folder's Cancel is its own.
+      assert.equal(await vscode.commands.executeCommand('offsite.cancel', { kind: 'folder', folder: second }), 0);
+      assert.equal(first.running, run);
+
+      // A second backup of the busy folder: said, with the ways to its progress and to cancel it; not run, not an attempt.
+      const attempt = api.model.record(first).lastAttempt;
+      notices = api.ui.notices.length;
+      assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace', first.folder.uri), undefined);
+      const said = api.ui.notices.slice(notices);
+      assert.deepEqual(
+        said.map((n) => [n.severity, n.message, n.actions]),
+        [['info', 'Offsite is already running a backup of workspace. Wait for it to finish, or cancel it.', ['Show Progress', 'Cancel It']]],
+      );
+      assert.equal(first.running, run, 'the same run goes on: no second one');
+      assert.equal(api.model.record(first).lastAttempt, attempt, 'a refused backup is no attempt (it would put the schedule off)');
+
+      // Its Cancel stops the run it names.
+      api.ui.click('Cancel It');
+      await vscode.commands.executeCommand('offsite.backupWorkspace', first.folder.uri);
+      assert.equal(await running, undefined, 'cancelled');
+      assert.equal(manifests(fx.remoteDir).length, firstSets, 'the first folder got no set: the one backup was cancelled, none ran twice');
+      assert.equal(api.model.record(first).lastFailure, undefined);
+      await waitFor('the Backups view to show the folder idle again', async () => (await folderItems())[0].contextValue === 'folder');
+    } finally {
+      api.model.cancel(first);
+      fs.rmSync(big, { recursive: true, force: true });
+      await config.update('schedule', undefined, vscode.ConfigurationTarget.Workspace);
     }
   });
 });

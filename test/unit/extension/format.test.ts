@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { emptyStats } from '../../../src/engine/ops/stats';
-import { currentChainIndex, drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, lastRestorableTime, progressMessage, retentionFailureText, statsSummary, tooLargeToCompare, unrestorableSets } from '../../../src/extension/format';
+import { busyText, currentChainIndex, drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, lastRestorableTime, operationDoing, progressMessage, retentionFailureText, statsSummary, tooLargeToCompare, unrestorableSets } from '../../../src/extension/format';
 
 describe('extension: wording', () => {
   it('ages', () => {
@@ -21,6 +21,14 @@ describe('extension: wording', () => {
       'Backup of app done, but old backups were not removed (offsite.keepFull): The backup of 20991231T000000Z is dated in the future. Check the clock.',
     );
     assert.equal(retentionFailureText('app', { message: 'Permission denied.' }), 'Backup of app done, but old backups were not removed (offsite.keepFull): Permission denied.');
+  });
+
+  it('a folder that runs an operation: what it runs, named for the folder (a scheduled backup as such), and what its item in the Backups view says', () => {
+    assert.equal(busyText('app', { kind: 'backup', background: false }), 'Offsite is already running a backup of app');
+    assert.equal(busyText('app', { kind: 'backup', background: true }), 'Offsite is already running a scheduled backup of app');
+    assert.equal(busyText('web', { kind: 'drill', background: false }), 'Offsite is already running a restore drill of web');
+    assert.equal(busyText('web', { kind: 'verify', background: false }), 'Offsite is already running a verify of web');
+    assert.deepEqual((['backup', 'restore', 'verify', 'drill'] as const).map(operationDoing), ['backing up…', 'restoring…', 'verifying…', 'running a restore drill…']);
   });
 
   it('the current chain: the newest not marked damaged, -1 when every one is', () => {

@@ -56,4 +56,14 @@ describe('extension: package.json contributions', () => {
       assert.equal(enablement.get(id), undefined, id);
     }
   });
+
+  it('one folder\'s running operation greys out no other folder\'s: Backup, Verify, Drill and Restore Workspace stay enabled (a busy folder says so when asked), and a busy folder\'s item offers Cancel instead of Backup', () => {
+    const enablement = new Map(pkg.contributes.commands.map((c) => [c.command, c.enablement]));
+    for (const id of ['offsite.backupWorkspace', 'offsite.verify', 'offsite.drill', 'offsite.restoreWorkspaceTo']) assert.equal(enablement.get(id), undefined, id);
+    assert.doesNotMatch(JSON.stringify(pkg), /operationInProgress/, 'no window-wide "something runs" key left to grey commands out');
+    const items = pkg.contributes.menus['view/item/context'] as { command: string; when: string; group?: string }[];
+    const inline = (viewItem: string) => items.filter((i) => i.group?.startsWith('inline') && new RegExp(`viewItem == ${viewItem}(\\s|$)`).test(i.when)).map((i) => i.command);
+    assert.deepEqual(inline('folder'), ['offsite.backupWorkspace']);
+    assert.deepEqual(inline('folder-busy'), ['offsite.cancel']);
+  });
 });

@@ -58,11 +58,9 @@ export function parseRcloneUrl(rawUrl: string): string {
   if (!remote.includes(':')) throw badUrl(rawUrl, 'it names no rclone remote ("name:" before the path)');
   if (remote.startsWith(':') ? !/^:[A-Za-z0-9_-]+[,:]/.test(remote) : !/^[^:/\\]+:/.test(remote)) throw badUrl(rawUrl, 'the remote name is not valid');
   if (remote.includes('\0')) throw badUrl(rawUrl, 'it contains a NUL character');
-  // A value with an unquoted ":" ends the parameters there: rclone would take the rest, secrets too,
-  // for the path, and have them on its command line (secretsToEnv moves only the parameters).
-  if (secretsToEnv(remote).secretInPath) {
-    throw badUrl(rawUrl, `a parameter's value holding ":" must be quoted (name='a:b'), or rclone reads the parameters after it, secrets too, as the path`);
-  }
+  // Secrets that secretsToEnv cannot move off rclone's command line: refused, saying how to write them.
+  const { problem } = secretsToEnv(remote);
+  if (problem) throw badUrl(rawUrl, problem);
   return remote;
 }
 
@@ -123,7 +121,10 @@ export class RcloneBackend implements Backend {
   readonly displayUrl: string;
   readonly properties: BackendProperties;
   private readonly rc: RcloneEnv;
+  /** The remote given to rclone: its secrets are in rclone's environment (secretsToEnv). */
   private readonly remote: string;
+  /** The remote as the URL wrote it. */
+  private readonly written: string;
   /** Temp names of this backend's puts in progress: cleanupPartial leaves them alone. */
   private readonly inflight = new Set<string>();
   /** rclone processes running, so close() can end them. */
@@ -135,6 +136,7 @@ export class RcloneBackend implements Backend {
     // Secrets of a connection string go to rclone in its environment, never on its command line.
     const hidden = secretsToEnv(params.remote);
     this.remote = hidden.remote;
+    this.written = params.remote;
     const redact = makeRedactor(params.remote);
     this.displayUrl = `rclone://${displayRemote(params.remote)}`;
     const env = { ...rcloneEnv(params.env ?? process.env), ...hidden.env };
@@ -181,8 +183,8 @@ export class RcloneBackend implements Backend {
   async check(signal?: AbortSignal): Promise<void> {
     const res = await this.run(['listremotes'], 'open', undefined, signal);
     if (res.code !== 0) throw this.fail(res, 'open');
-    if (this.remote.startsWith(':')) return;
-    const name = this.remote.slice(0, this.remote.search(/[:,]/));
+    if (this.written.startsWith(':')) return;
+    const name = this.written.slice(0, this.written.search(/[:,]/));
     const known = res.stdout.toString('utf8').split('\n').map((l) => l.trim().replace(/:$/, ''));
     // Single-letter names are Windows drives ("C:") to rclone: local paths, not remotes.
     if (!known.includes(name) && !(name.length === 1 && process.platform === 'win32')) {

@@ -106,6 +106,25 @@ describe('offsite CLI over rclone://', function () {
     assert.match(noConfig.stderr, new RegExp(`no remote named "loc": its config file ${missingConfig} \\(RCLONE_CONFIG\\) does not exist`));
   });
 
+  it('says clearly that the bucket of the URL does not exist, for every command, and never creates it (as s3:// does)', async () => {
+    const missing = `no-such-bucket-${randomBytes(4).toString('hex')}`;
+    const src = makeSource();
+    const out = path.join(tempDir('offsite-restore-'), 'r');
+    for (const url of [`rclone://s3t:${missing}/p/q`, `rclone://s3t:${missing}`]) {
+      for (const args of [['status', url], ['list', url], ['restore', '--key', RSA_SEC, url, out], ['backup', '--encrypt-key', RSA_PUB, src, url]]) {
+        const r = await cli(args);
+        assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, new RegExp(`The bucket "${missing}" of ${url.replace(/[/.]/g, '\\$&')} does not exist.*rclone mkdir`, 's'), args[0]);
+      }
+    }
+    const buckets = execFileSync('rclone', ['lsf', '--dirs-only', 's3t:'], { env: rcloneEnv(fx.env), encoding: 'utf8' });
+    assert.ok(buckets.includes(`${bucket}/`) && !buckets.includes(missing), buckets);
+    assert.ok(!fs.existsSync(out), 'nothing restored');
+    // An empty prefix of a bucket that exists, and a folder of a local remote not made yet, are no error.
+    ok(await cli(['status', fx.freshS3(bucket).url]), 'status of a fresh prefix');
+    ok(await cli(['status', fx.freshLocal().url]), 'status of a fresh local folder');
+  });
+
   /** rclone through a wrapper that records its command lines (what every user reads in /proc/PID/cmdline); bash, as dash drops RCLONE_CONFIG_MY-VAULT_… (a "-" in a variable's name). */
   function argvRecorder(): { env: Record<string, string>; argv: () => string } {
     const wrap = tempDir('offsite-rclone-argv-');

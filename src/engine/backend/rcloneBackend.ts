@@ -13,7 +13,7 @@ import { BackendError } from './backend';
 import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
-import { classifyRclone, displayRemote, makeRedactor, rcloneEnv, runRclone, secretsToEnv, spawnRclone, stopChild, type RcloneEnv } from './rclone/rcloneRun';
+import { classifyRclone, displayRemote, makeRedactor, rcloneEnv, remoteParts, runRclone, secretsToEnv, spawnRclone, stopChild, type RcloneEnv } from './rclone/rcloneRun';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
 
 /** The options the CLI and the extension may set (BackendContext.options), all optional. */
@@ -386,9 +386,37 @@ export class RcloneBackend implements Backend {
 
   private async lsjson(op: string, signal?: AbortSignal): Promise<LsEntry[]> {
     const res = await this.run(['lsjson', '--files-only', '--no-mimetype', '--no-modtime', this.remote], op, undefined, signal);
-    if (res.code === 3) return []; // no folder yet: the first put creates it
+    if (res.code === 3) {
+      // No folder yet: the first put creates it; but not a bucket (a mistyped name), as s3:// does not.
+      const bucket = await this.missingBucket(op, signal);
+      if (bucket === undefined) return [];
+      throw new BackendError('notFound', op, undefined, `The bucket "${bucket}" of ${this.displayUrl} does not exist`, {
+        hint: `Create the bucket first (rclone mkdir REMOTE:${bucket}), or check the bucket name in the URL`,
+      });
+    }
     if (res.code !== 0) throw this.fail(res, op);
     return parseJson<LsEntry[]>(res.stdout, op, undefined, this.displayUrl) ?? [];
+  }
+
+  /**
+   * The bucket of a bucket-based remote (s3, b2, gcs, azureblob, swift, …: rclone's BucketBased
+   * feature) whose path names one that does not exist; undefined for any other remote, and when the
+   * bucket exists (its prefix is only empty). rclone lists a missing bucket as a missing folder, and
+   * its first upload would create it. Only where the remote's root is the URL's path (not under an
+   * alias or crypt, which hide the bucket: a missing one is created there as before).
+   */
+  private async missingBucket(op: string, signal?: AbortSignal): Promise<string | undefined> {
+    const parts = remoteParts(this.remote);
+    const res = await this.run(['backend', 'features', this.remote], op, undefined, signal);
+    if (!parts || res.code !== 0) return undefined;
+    const f = parseJson<{ Root?: string; Features?: { BucketBased?: boolean } }>(res.stdout, op, undefined, this.displayUrl);
+    const trim = (p: string): string => p.replace(/^\/+|\/+$/g, '');
+    const root = trim(parts.path.slice(1));
+    if (!f?.Features?.BucketBased || trim(f.Root ?? '') !== root || root === '') return undefined;
+    const bucket = root.split('/')[0];
+    if (bucket === root) return bucket; // the bucket itself is the folder not found
+    const top = await this.run(['lsjson', '--files-only', '--no-mimetype', '--no-modtime', '--max-depth', '1', `${parts.remote}${bucket}`], op, undefined, signal);
+    return top.code === 3 ? bucket : undefined;
   }
 
   async *list(options: ListOptions = {}): AsyncIterable<BackendFileInfo> {

@@ -83,6 +83,12 @@ function splitRemote(remote: string): RemoteParts | undefined {
   return { name: m[0], params, path: remote.slice(i) };
 }
 
+/** A remote's "name[,parameters]:" and its path from that ":" on; undefined for a local path. */
+export function remoteParts(remote: string): { remote: string; path: string } | undefined {
+  const parts = splitRemote(remote);
+  return parts && { remote: remote.slice(0, remote.length - parts.path.length + 1), path: parts.path };
+}
+
 /** A connection string's value as rclone reads it: quoted in "…" or '…', a quote doubled inside. */
 function unquote(v: string): string {
   const q = v[0];

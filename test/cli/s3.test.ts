@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { InvalidObjectState, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { InvalidObjectState, ListBucketsCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { RetryBackend } from '../../src/engine/backend/retryBackend';
 import { ArchiveDir } from '../../src/engine/cache/archiveDir';
 import { cryptoForRead } from '../../src/engine/cryptoConfig';
@@ -326,9 +326,18 @@ describe('offsite CLI over s3://', function () {
     assert.match(wrong.stderr, /AWS_ACCESS_KEY_ID/);
     assert.ok(!wrong.stderr.includes('not-the-secret') && !wrong.stderr.includes(server.secretAccessKey));
 
-    const nobucket = await cli(['backup', '--encrypt-key', RSA_PUB, src, 's3://no-such-bucket-x/p']);
-    assert.equal(nobucket.code, 1);
-    assert.match(nobucket.stderr, /The bucket "no-such-bucket-x" does not exist.*Create the bucket first/);
+    // Every command, the read-only ones too (no empty collection), and the bucket is not created.
+    const out = path.join(tempDir('offsite-restore-'), 'r');
+    for (const args of [['backup', '--encrypt-key', RSA_PUB, src], ['status'], ['list'], ['restore', '--key', RSA_SEC]]) {
+      const nobucket = await cli([...args, 's3://no-such-bucket-x/p', ...(args[0] === 'restore' ? [out] : [])]);
+      assert.equal(nobucket.code, 1, `${args[0]}: ${nobucket.stderr}`);
+      assert.match(nobucket.stderr, /The bucket "no-such-bucket-x" does not exist.*Create the bucket first/, args[0]);
+    }
+    assert.ok(!fs.existsSync(out));
+    const client = await server.client();
+    const { Buckets } = await client.send(new ListBucketsCommand({}));
+    client.destroy();
+    assert.ok(!(Buckets ?? []).some((b) => b.Name === 'no-such-bucket-x'));
 
     const port = await freePort();
     const t0 = Date.now();

@@ -97,12 +97,23 @@ export function maskPassword(url: string): string {
 /**
  * A parameter name that says its value is a secret (rclone's secret_access_key, pass, token; a query's
  * token, X-Amz-Security-Token): the one list for URLs (redactSecretValues) and for a tool's messages
- * (redactSecretAssignments).
+ * (redactSecretAssignments). From rclone's own options (`rclone config providers`): every one it marks
+ * IsPassword (pass, password, password2, secret, library_key, …; a unit test holds the list to
+ * rclone's), and those its help calls a key, token or credential without that mark: key and
+ * account_key, client_secret, token, access_token, secret_access_key, session_token, sse_customer_key,
+ * service_account_credentials (a JSON key), sas_url (a URL with its signature), sugarsync's
+ * authorization, and the headers of http and webdav (rclone's example is an Authorization header).
  */
-const SECRET_NAME = '(?:secret|password|passwd|pass|token|key)';
+const SECRET_NAME = '(?:secret|password|passwd|pass|token|key|credentials|sas_url|authorization|headers)';
 /** A whole parameter name that says secret (rclone's connection-string parameters: moved to its environment). */
 export const SECRET_PARAM = new RegExp(`^[a-z0-9_-]*${SECRET_NAME}[a-z0-9_-]*$`, 'i');
-const SECRET_ASSIGNMENT = new RegExp(`\\b([a-z0-9_]*${SECRET_NAME}[a-z0-9_]*)=("[^"]*"|'[^']*'|[^,:\\s"']+)`, 'gi');
+/**
+ * A secret's value in a connection string: quoted ('…', a quote doubled inside), or one level further
+ * in (a remote in the quoted value of crypt's remote=, where its quotes are doubled: ''…''), or up to
+ * the next "," or ":" (or whatever `unquoted` allows).
+ */
+const secretValue = (unquoted: string): string => `(?:''[^]*?''(?=[,:'"\\s]|$)|""[^]*?""(?=[,:'"\\s]|$)|"(?:[^"]|"")*"|'(?:[^']|'')*'|${unquoted})`;
+const SECRET_ASSIGNMENT = new RegExp(`\\b([a-z0-9_]*${SECRET_NAME}[a-z0-9_]*)=${secretValue(`[^,:\\s"']+`)}`, 'gi');
 
 /** In free text (a tool's message quoting a connection string): the value of every secret name=value shown as ***. */
 export function redactSecretAssignments(text: string): string {
@@ -116,7 +127,7 @@ export function redactSecretAssignments(text: string): string {
  */
 export function redactSecretValues(url: string): string {
   return url
-    .replace(new RegExp(`(,[a-z0-9_]*${SECRET_NAME}[a-z0-9_]*)=("(?:[^"]|"")*"|'(?:[^']|'')*'|[^,:]*)`, 'gi'), '$1=***')
+    .replace(new RegExp(`(,[a-z0-9_]*${SECRET_NAME}[a-z0-9_]*)=${secretValue('[^,:]*')}`, 'gi'), '$1=***')
     .replace(new RegExp(`([?&][^=&#]*${SECRET_NAME}[^=&#]*)=([^&#]*)`, 'gi'), '$1=***');
 }
 

@@ -13,7 +13,7 @@ import { BackendError } from './backend';
 import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
-import { classifyRclone, displayRemote, makeRedactor, rcloneEnv, runRclone, secretsToEnv, spawnRclone, stopChild, type RcloneEnv } from './rclone/rcloneRun';
+import { classifyRclone, displayRemote, makeRedactor, rcloneEnv, remoteParts, runRclone, secretsToEnv, spawnRclone, stopChild, type RcloneEnv } from './rclone/rcloneRun';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
 
 /** The options the CLI and the extension may set (BackendContext.options), all optional. */
@@ -58,11 +58,9 @@ export function parseRcloneUrl(rawUrl: string): string {
   if (!remote.includes(':')) throw badUrl(rawUrl, 'it names no rclone remote ("name:" before the path)');
   if (remote.startsWith(':') ? !/^:[A-Za-z0-9_-]+[,:]/.test(remote) : !/^[^:/\\]+:/.test(remote)) throw badUrl(rawUrl, 'the remote name is not valid');
   if (remote.includes('\0')) throw badUrl(rawUrl, 'it contains a NUL character');
-  // A value with an unquoted ":" ends the parameters there: rclone would take the rest, secrets too,
-  // for the path, and have them on its command line (secretsToEnv moves only the parameters).
-  if (secretsToEnv(remote).secretInPath) {
-    throw badUrl(rawUrl, `a parameter's value holding ":" must be quoted (name='a:b'), or rclone reads the parameters after it, secrets too, as the path`);
-  }
+  // Secrets that secretsToEnv cannot move off rclone's command line: refused, saying how to write them.
+  const { problem } = secretsToEnv(remote);
+  if (problem) throw badUrl(rawUrl, problem);
   return remote;
 }
 
@@ -123,7 +121,10 @@ export class RcloneBackend implements Backend {
   readonly displayUrl: string;
   readonly properties: BackendProperties;
   private readonly rc: RcloneEnv;
+  /** The remote given to rclone: its secrets are in rclone's environment (secretsToEnv). */
   private readonly remote: string;
+  /** The remote as the URL wrote it. */
+  private readonly written: string;
   /** Temp names of this backend's puts in progress: cleanupPartial leaves them alone. */
   private readonly inflight = new Set<string>();
   /** rclone processes running, so close() can end them. */
@@ -135,6 +136,7 @@ export class RcloneBackend implements Backend {
     // Secrets of a connection string go to rclone in its environment, never on its command line.
     const hidden = secretsToEnv(params.remote);
     this.remote = hidden.remote;
+    this.written = params.remote;
     const redact = makeRedactor(params.remote);
     this.displayUrl = `rclone://${displayRemote(params.remote)}`;
     const env = { ...rcloneEnv(params.env ?? process.env), ...hidden.env };
@@ -181,8 +183,8 @@ export class RcloneBackend implements Backend {
   async check(signal?: AbortSignal): Promise<void> {
     const res = await this.run(['listremotes'], 'open', undefined, signal);
     if (res.code !== 0) throw this.fail(res, 'open');
-    if (this.remote.startsWith(':')) return;
-    const name = this.remote.slice(0, this.remote.search(/[:,]/));
+    if (this.written.startsWith(':')) return;
+    const name = this.written.slice(0, this.written.search(/[:,]/));
     const known = res.stdout.toString('utf8').split('\n').map((l) => l.trim().replace(/:$/, ''));
     // Single-letter names are Windows drives ("C:") to rclone: local paths, not remotes.
     if (!known.includes(name) && !(name.length === 1 && process.platform === 'win32')) {
@@ -384,9 +386,37 @@ export class RcloneBackend implements Backend {
 
   private async lsjson(op: string, signal?: AbortSignal): Promise<LsEntry[]> {
     const res = await this.run(['lsjson', '--files-only', '--no-mimetype', '--no-modtime', this.remote], op, undefined, signal);
-    if (res.code === 3) return []; // no folder yet: the first put creates it
+    if (res.code === 3) {
+      // No folder yet: the first put creates it; but not a bucket (a mistyped name), as s3:// does not.
+      const bucket = await this.missingBucket(op, signal);
+      if (bucket === undefined) return [];
+      throw new BackendError('notFound', op, undefined, `The bucket "${bucket}" of ${this.displayUrl} does not exist`, {
+        hint: `Create the bucket first (rclone mkdir REMOTE:${bucket}), or check the bucket name in the URL`,
+      });
+    }
     if (res.code !== 0) throw this.fail(res, op);
     return parseJson<LsEntry[]>(res.stdout, op, undefined, this.displayUrl) ?? [];
+  }
+
+  /**
+   * The bucket of a bucket-based remote (s3, b2, gcs, azureblob, swift, …: rclone's BucketBased
+   * feature) whose path names one that does not exist; undefined for any other remote, and when the
+   * bucket exists (its prefix is only empty). rclone lists a missing bucket as a missing folder, and
+   * its first upload would create it. Only where the remote's root is the URL's path (not under an
+   * alias or crypt, which hide the bucket: a missing one is created there as before).
+   */
+  private async missingBucket(op: string, signal?: AbortSignal): Promise<string | undefined> {
+    const parts = remoteParts(this.remote);
+    const res = await this.run(['backend', 'features', this.remote], op, undefined, signal);
+    if (!parts || res.code !== 0) return undefined;
+    const f = parseJson<{ Root?: string; Features?: { BucketBased?: boolean } }>(res.stdout, op, undefined, this.displayUrl);
+    const trim = (p: string): string => p.replace(/^\/+|\/+$/g, '');
+    const root = trim(parts.path.slice(1));
+    if (!f?.Features?.BucketBased || trim(f.Root ?? '') !== root || root === '') return undefined;
+    const bucket = root.split('/')[0];
+    if (bucket === root) return bucket; // the bucket itself is the folder not found
+    const top = await this.run(['lsjson', '--files-only', '--no-mimetype', '--no-modtime', '--max-depth', '1', `${parts.remote}${bucket}`], op, undefined, signal);
+    return top.code === 3 ? bucket : undefined;
   }
 
   async *list(options: ListOptions = {}): AsyncIterable<BackendFileInfo> {

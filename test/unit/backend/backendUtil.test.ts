@@ -34,6 +34,16 @@ describe('backendUtil: redactUrl', () => {
     assert.equal(redactUrl('rclone://gdrive,token=abc:backups'), 'rclone://gdrive,token=***:backups', 'a named remote\'s override');
   });
 
+  it('hides the secrets of a nested remote (crypt\'s or alias\'s remote=, union\'s upstreams), whose quotes are doubled', () => {
+    const nested = "rclone://:crypt,remote=':s3,secret_access_key=''S3:C,RET'',access_key_id=AK,region=eu:bucket',password=PW:x";
+    assert.equal(redactUrl(nested), "rclone://:crypt,remote=':s3,secret_access_key=***,access_key_id=***,region=eu:bucket',password=***:x");
+    assert.equal(
+      redactUrl("rclone://:union,upstreams='a:x :azureblob,account=ac,sas_url=https?sig=S1G:c :ro',client_secret=CS:"),
+      "rclone://:union,upstreams='a:x :azureblob,account=ac,sas_url=***:c :ro',client_secret=***:",
+    );
+    assert.equal(redactUrl('rclone://:drive,service_account_credentials="{""k"":""PRIV""}":b'), 'rclone://:drive,service_account_credentials=***:b');
+  });
+
   it('hides secret query values, to the next "&" or "#", whatever the name\'s case or dashes', () => {
     assert.equal(redactUrl('s3://bucket/p/proj?token=abc&region=eu'), 's3://bucket/p/proj?token=***&region=eu');
     assert.equal(redactUrl('s3://bucket/p?region=eu&X-Amz-Security-Token=a:b/c=d&x=1#f'), 's3://bucket/p?region=eu&X-Amz-Security-Token=***&x=1#f');

@@ -41,46 +41,52 @@ export function rcloneEnv(base: Readonly<Record<string, string | undefined>>): N
   return env;
 }
 
+/** A remote split as rclone reads a connection string (fspath.Parse): name, parameters, then ":path". */
+interface RemoteParts {
+  /** ":s3" (a backend made on the fly) or "myremote" (a section of rclone.conf). */
+  readonly name: string;
+  /** The parameters as written: "key=value" (the value maybe quoted) or "key". */
+  readonly params: string[];
+  /** From the ":" that ends the parameters (or the name) to the end. */
+  readonly path: string;
+}
+
 /**
- * A connection-string remote (":s3,access_key_id=A,secret_access_key=S:bucket", "name,pass=P:path")
- * without its secret parameters, which go into rclone's environment instead: a command line is
- * readable by every user of the machine (/proc/PID/cmdline, ps), a process's environment only by its
- * owner. rclone reads them there with the same priority (its "remote specific" variables,
- * RCLONE_CONFIG_NAME_OPTION, for a named remote; its backend's, RCLONE_S3_OPTION, for ":s3"), above
- * the config file. Parameters whose names do not say secret, and anything after the remote's ":",
- * stay as they are; `secretInPath`: that rest holds what looks like a secret parameter (a value with
- * an unquoted ":" ended the parameters early: rclone would read the rest, secrets too, as the path).
+ * The name, the parameters and the path of a remote; undefined for a local path (no "name:" first)
+ * and for parameters that no ":" ends (rclone says what is wrong). A value is quoted when it starts
+ * with ' or ", to the same quote not doubled; elsewhere a quote is a plain character.
  */
-export function secretsToEnv(remote: string): { remote: string; env: Record<string, string>; secretInPath: boolean } {
-  const m = /^(:?)([^:,]*),/.exec(remote);
-  if (!m) return { remote, env: {}, secretInPath: false };
+function splitRemote(remote: string): RemoteParts | undefined {
+  const m = /^:?[^:,/\\]+(?=[,:])/.exec(remote);
+  if (!m) return undefined;
   const params: string[] = [];
-  let quote: string | undefined;
-  let start = m[0].length;
-  let end = -1;
-  for (let i = start; i < remote.length && end < 0; i++) {
-    const c = remote[i];
-    if (quote) {
-      if (c === quote) quote = undefined;
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === ',' || c === ':') {
-      params.push(remote.slice(start, i));
-      start = i + 1;
-      if (c === ':') end = i;
+  let i = m[0].length;
+  while (remote[i] === ',') {
+    const start = ++i;
+    while (i < remote.length && !',:='.includes(remote[i])) i++;
+    if (remote[i] === '=') {
+      const q = remote[++i];
+      if (q === '"' || q === "'") {
+        for (i++; i < remote.length; i++) {
+          if (remote[i] !== q) continue;
+          if (remote[i + 1] !== q) break;
+          i++; // a doubled quote
+        }
+        if (i >= remote.length) return undefined;
+        i++;
+      }
+      while (i < remote.length && !',:'.includes(remote[i])) i++;
     }
+    params.push(remote.slice(start, i));
   }
-  if (end < 0) return { remote, env: {}, secretInPath: false }; // no ":" after the parameters: rclone says what is wrong
-  const env: Record<string, string> = {};
-  const prefix = m[1] === ':' ? `RCLONE_${m[2]}` : `RCLONE_CONFIG_${m[2]}`;
-  const isSecret = (p: string) => p.includes('=') && SECRET_PARAM.test(p.slice(0, p.indexOf('=')));
-  const kept = params.filter((p) => {
-    if (!isSecret(p)) return true;
-    const eq = p.indexOf('=');
-    env[`${prefix}_${p.slice(0, eq)}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_')] = unquote(p.slice(eq + 1));
-    return false;
-  });
-  const path = remote.slice(end);
-  return { remote: `${m[1]}${m[2]}${kept.map((p) => `,${p}`).join('')}${path}`, env, secretInPath: path.split(',').some(isSecret) };
+  if (remote[i] !== ':') return undefined;
+  return { name: m[0], params, path: remote.slice(i) };
+}
+
+/** A remote's "name[,parameters]:" and its path from that ":" on; undefined for a local path. */
+export function remoteParts(remote: string): { remote: string; path: string } | undefined {
+  const parts = splitRemote(remote);
+  return parts && { remote: remote.slice(0, remote.length - parts.path.length + 1), path: parts.path };
 }
 
 /** A connection string's value as rclone reads it: quoted in "…" or '…', a quote doubled inside. */
@@ -90,10 +96,134 @@ function unquote(v: string): string {
   return v;
 }
 
-/** Secrets in a connection string (key=value pairs between ':backend,' and ':') and in URLs. */
+/** A value written back into a connection string, quoted when rclone would otherwise split it. */
+function quote(v: string): string {
+  return /[,:'"]/.test(v) ? `'${v.split("'").join("''")}'` : v;
+}
+
+/**
+ * rclone's variables for an option of a remote (fs.ConfigToEnv): RCLONE_CONFIG_ + NAME_OPTION in
+ * capitals. The option's "-" is "_"; the name's is "_" in older rclones and kept in newer ones (1.60
+ * reads RCLONE_CONFIG_MY-BOX_PASS, not RCLONE_CONFIG_MY_BOX_PASS): a name with "-" gets both.
+ */
+function setConfigEnv(env: Record<string, string>, remoteName: string, option: string, value: string): void {
+  const name = remoteName.toUpperCase();
+  const opt = option.toUpperCase().replace(/-/g, '_');
+  env[`RCLONE_CONFIG_${name}_${opt}`] = value;
+  env[`RCLONE_CONFIG_${name.replace(/-/g, '_')}_${opt}`] = value;
+}
+
+/** The parameters whose values are remotes themselves: alias, crypt, chunker, compress, hasher, cache (remote); union, combine (upstreams). */
+const NESTED_REMOTE = 'remote';
+const NESTED_UPSTREAMS = 'upstreams';
+
+export interface HiddenSecrets {
+  /** The remote to put on rclone's command line: no secret in it. */
+  readonly remote: string;
+  /** rclone's environment additions that carry the secrets. */
+  readonly env: Record<string, string>;
+  /** Why the secrets cannot be kept off the command line (the URL is refused); undefined when they can. */
+  readonly problem?: string;
+  /** The names given to backends made on the fly, with what the user wrote ("offsite_s3_1" → ":s3"), for messages. */
+  readonly renamed: ReadonlyArray<readonly [given: string, written: string]>;
+}
+
+/**
+ * A remote without its secret parameters, at any depth, which go into rclone's environment instead:
+ * a command line is readable by every user of the machine (/proc/PID/cmdline, ps), a process's
+ * environment only by its owner. rclone reads a remote's options there as RCLONE_CONFIG_NAME_OPTION,
+ * above the config file (its "remote specific" variables). For a section of rclone.conf ("name,pass=P:
+ * dir") that is its own name; a backend made on the fly (":s3,secret_access_key=S:bucket") becomes a
+ * remote defined by those variables alone (RCLONE_CONFIG_OFFSITE_S3_1_TYPE=s3, its secrets beside it),
+ * so that no other remote of the same type sees them (rclone's RCLONE_S3_… variables would reach every
+ * s3 remote of the command, also one of rclone.conf that an alias or union names). Nested remotes (the
+ * value of crypt's or alias's `remote`, the remotes of union's `upstreams`) are handled alike. Unlike
+ * a backend made on the fly, such a remote can save what its backend changes (a refreshed OAuth token)
+ * to rclone.conf under its name. Refused
+ * (`problem`): a secret that rclone would read as a path (a value with an unquoted ":" ended the
+ * parameters early), one in a parameter whose value is not a remote, and a remote of rclone.conf given
+ * different secrets in two places (one variable cannot hold both).
+ */
+export function secretsToEnv(remote: string): HiddenSecrets {
+  const env: Record<string, string> = {};
+  const renamed: Array<[string, string]> = [];
+  /** For each remote of rclone.conf seen: its secret parameters, to find one given different ones. */
+  const sections = new Map<string, string>();
+  let problem: string | undefined;
+  const refuse = (why: string): void => {
+    problem ??= why;
+  };
+  const rewriteUpstreams = (value: string): string =>
+    value
+      .split(' ')
+      .map((u) => {
+        // combine's "dir=remote:path", union's "remote:path:ro" (:nc, :writeback).
+        const dir = /^[^:,=]+=/.exec(u)?.[0] ?? '';
+        const mode = /:(?:ro|nc|writeback)$/.exec(u.slice(dir.length))?.[0] ?? '';
+        return dir + rewrite(u.slice(dir.length, u.length - mode.length)) + mode;
+      })
+      .join(' ');
+  const rewrite = (r: string): string => {
+    const parts = splitRemote(r);
+    if (!parts) return r;
+    const { name, params, path } = parts;
+    if (path.split(',').some(isSecretParam)) refuse(`a parameter's value holding ":" must be quoted (name='a:b'), or rclone reads the parameters after it, secrets too, as the path`);
+    const secrets: Array<[string, string]> = [];
+    const kept = params.flatMap((p) => {
+      const eq = p.indexOf('=');
+      if (eq < 0) return [p];
+      const key = p.slice(0, eq);
+      const value = unquote(p.slice(eq + 1));
+      if (isSecretParam(p)) {
+        secrets.push([key, value]);
+        return [];
+      }
+      const nested = key === NESTED_REMOTE ? rewrite(value) : key === NESTED_UPSTREAMS ? rewriteUpstreams(value) : value;
+      if (nested === value) {
+        if (redactSecretAssignments(value) !== value) refuse(`the parameter ${key} holds a secret that cannot be kept off rclone's command line`);
+        return [p];
+      }
+      return [`${key}=${quote(nested)}`];
+    });
+    let section = name;
+    if (secrets.length > 0 && name.startsWith(':')) {
+      section = `offsite_${name.slice(1).replace(/[^A-Za-z0-9]/g, '')}_${renamed.length + 1}`;
+      renamed.push([section, name]);
+      setConfigEnv(env, section, 'type', name.slice(1));
+    } else if (secrets.length > 0) {
+      const given = JSON.stringify(secrets);
+      if ((sections.get(name) ?? given) !== given) refuse(`the remote "${name}" is given different secrets in two places`);
+      sections.set(name, given);
+    }
+    for (const [key, value] of secrets) setConfigEnv(env, section, key, value);
+    return `${section}${kept.map((p) => `,${p}`).join('')}${path}`;
+  };
+  const hidden = rewrite(remote);
+  if (problem) {
+    problem += ': write it as a remote of rclone.conf (`rclone config`) and name that remote in the URL';
+  }
+  return { remote: hidden, env, problem, renamed };
+}
+
+/** Whether a parameter ("key=value") names a secret by its key. */
+function isSecretParam(p: string): boolean {
+  const eq = p.indexOf('=');
+  return eq > 0 && SECRET_PARAM.test(p.slice(0, eq));
+}
+
+/**
+ * Secrets in a connection string (key=value pairs between ':backend,' and ':') and in URLs; the remote
+ * as written or as given to rclone (secretsToEnv) is shown as displayRemote, a backend made on the fly
+ * by the name the user wrote (":s3", not "offsite_s3_1").
+ */
 export function makeRedactor(remote: string): (text: string) => string {
   const shown = displayRemote(remote);
-  return (text) => maskPasswordsIn(redactSecretAssignments(text.split(remote).join(shown)));
+  const hidden = secretsToEnv(remote);
+  return (text) => {
+    let t = text.split(remote).join(shown).split(hidden.remote).join(shown);
+    for (const [given, written] of hidden.renamed) t = t.split(given).join(written);
+    return maskPasswordsIn(redactSecretAssignments(t));
+  };
 }
 
 /**
@@ -102,18 +232,11 @@ export function makeRedactor(remote: string): (text: string) => string {
  * (":s3,access_key_id=acct:user,secret_access_key=S:bucket"): their values are shown as ***.
  */
 export function displayRemote(remote: string): string {
-  // The name ends at the first ',' or ':'; parameters run to the first ':' outside quotes.
+  const parts = splitRemote(remote);
+  if (parts) return parts.params.length > 0 ? `${parts.name}${redactSecretValues(parts.path)}` : remote;
+  // Parameters that no ":" ends: the name alone.
   const m = /^(:?[^:,]*),/.exec(remote);
-  if (!m) return remote;
-  let quote: string | undefined;
-  for (let i = m[0].length; i < remote.length; i++) {
-    const c = remote[i];
-    if (quote) {
-      if (c === quote) quote = undefined;
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === ':') return redactSecretValues(`${m[1]}${remote.slice(i)}`);
-  }
-  return `${m[1]}:`;
+  return m ? `${m[1]}:` : remote;
 }
 
 /** Starts rclone; the caller handles stdin and stdout. stderr's tail is gathered in `stderr()`. */

@@ -1,9 +1,10 @@
 // rclone:// URLs as duplicity reads them, redaction of secrets, and rclone's errors (pure), plus the
 // registry opening both new schemes.
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import '../../../../src/engine/backend/all';
 import { BackendError } from '../../../../src/engine/backend/backend';
-import { redactSecretValues } from '../../../../src/engine/backend/backendUtil';
+import { SECRET_PARAM, redactSecretValues } from '../../../../src/engine/backend/backendUtil';
 import { openBackend } from '../../../../src/engine/backend/registry';
 import { classifyRclone, displayRemote, lastError, makeRedactor, rcloneEnv, secretsToEnv } from '../../../../src/engine/backend/rclone/rcloneRun';
 import { RcloneBackend, parseRcloneUrl, rcloneSlashWarning, rcloneTimeoutArgs } from '../../../../src/engine/backend/rcloneBackend';
@@ -42,6 +43,22 @@ describe('rclone:// URLs and errors', () => {
     }
   });
 
+  it("takes every option rclone marks as a password for a secret, and the keys, tokens and credentials rclone's help names", () => {
+    const providers = JSON.parse(execFileSync('rclone', ['config', 'providers'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })) as Array<{ Name: string; Options: Array<{ Name: string; IsPassword?: boolean; Sensitive?: boolean }> }>;
+    const marked = providers.flatMap((p) => p.Options.filter((o) => o.IsPassword || o.Sensitive).map((o) => `${p.Name}: ${o.Name}`));
+    assert.ok(marked.length >= 10, `rclone marked only ${marked.length} options`);
+    assert.deepEqual(marked.filter((m) => !SECRET_PARAM.test(m.slice(m.indexOf(': ') + 2))), [], 'options rclone marks as secret that Offsite would show');
+    const names = new Set(providers.flatMap((p) => p.Options.map((o) => o.Name)));
+    for (const name of ['sas_url', 'key', 'client_secret', 'service_account_credentials', 'token', 'authorization', 'headers', 'secret_access_key', 'sse_customer_key']) {
+      assert.ok(names.has(name), `rclone has no option ${name}`);
+      assert.ok(SECRET_PARAM.test(name), name);
+      assert.ok(!redactSecretValues(`rclone://:azureblob,account=acct,${name}='V4LUE':c`).includes('V4LUE'), name);
+      assert.ok(!makeRedactor('x:')(`bad ${name}="V4LUE"`).includes('V4LUE'), name);
+      assert.deepEqual(secretsToEnv(`box,${name}=V4LUE:c`).env, { [`RCLONE_CONFIG_BOX_${name.toUpperCase()}`]: 'V4LUE' }, name);
+    }
+    for (const name of ['account', 'endpoint', 'region', 'provider', 'env_auth', 'upstreams', 'remote']) assert.ok(!SECRET_PARAM.test(name), name);
+  });
+
   it('never shows a secret that follows a ":" left unquoted in a parameter (rclone reads the rest as the path)', () => {
     // An access key id with a colon (Swift's "account:user"), written without quotes.
     const remote = ':s3,provider=Other,access_key_id=acct:user,secret_access_key=S3CRET,region=us-east-1:bucket/x';
@@ -53,18 +70,64 @@ describe('rclone:// URLs and errors', () => {
   });
 
   it("moves a connection string's secret parameters into rclone's environment, off its command line", () => {
+    // A backend made on the fly becomes a remote of its own, defined in the environment: rclone's
+    // RCLONE_S3_… would reach every s3 remote of the command.
     assert.deepEqual(secretsToEnv(":s3,provider=Other,access_key_id=AK,secret_access_key='S3''C,R:ET',endpoint='http://h:1':bucket/x"), {
-      remote: ":s3,provider=Other,endpoint='http://h:1':bucket/x",
-      env: { RCLONE_S3_ACCESS_KEY_ID: 'AK', RCLONE_S3_SECRET_ACCESS_KEY: "S3'C,R:ET" },
-      secretInPath: false,
+      remote: "offsite_s3_1,provider=Other,endpoint='http://h:1':bucket/x",
+      env: { RCLONE_CONFIG_OFFSITE_S3_1_TYPE: 's3', RCLONE_CONFIG_OFFSITE_S3_1_ACCESS_KEY_ID: 'AK', RCLONE_CONFIG_OFFSITE_S3_1_SECRET_ACCESS_KEY: "S3'C,R:ET" },
+      problem: undefined,
+      renamed: [['offsite_s3_1', ':s3']],
     });
-    assert.deepEqual(secretsToEnv('my-sftp,pass="p,w":dir'), { remote: 'my-sftp:dir', env: { RCLONE_CONFIG_MY_SFTP_PASS: 'p,w' }, secretInPath: false });
+    // rclone 1.60 reads RCLONE_CONFIG_MY-SFTP_PASS, older ones RCLONE_CONFIG_MY_SFTP_PASS: both are set.
+    assert.deepEqual(secretsToEnv('my-sftp,pass="p,w":dir'), { remote: 'my-sftp:dir', env: { 'RCLONE_CONFIG_MY-SFTP_PASS': 'p,w', RCLONE_CONFIG_MY_SFTP_PASS: 'p,w' }, problem: undefined, renamed: [] });
+    // rclone's own variable name for a remote with a "." (fs.ConfigToEnv: capitals, "-" as "_").
+    assert.deepEqual(secretsToEnv('my.box,pass=P:dir').env, { 'RCLONE_CONFIG_MY.BOX_PASS': 'P' });
     // A value with an unquoted ":" ends the parameters: what follows, a secret too, would be the path.
-    assert.equal(secretsToEnv(':s3,endpoint=http://h:1,secret_access_key=S:bucket').secretInPath, true);
+    assert.match(secretsToEnv(':s3,endpoint=http://h:1,secret_access_key=S:bucket').problem ?? '', /must be quoted/);
     assert.deepEqual(secretsToEnv('gd,team_drive=x:dir').env, {});
     assert.equal(secretsToEnv('plain:dir').remote, 'plain:dir');
+    assert.equal(secretsToEnv('/local/path').remote, '/local/path');
     // A ":" left unquoted ends the parameters: the URL is refused, the rest would be rclone's path, secrets too.
     assert.throws(() => parseRcloneUrl('rclone://:s3,access_key_id=acct:user,secret_access_key=S3CRET:bucket'), (e) => OffsiteError.is(e, 'usage') && !e.message.includes('S3CRET'));
+  });
+
+  it('moves the secrets of nested remotes (crypt, alias, union…) into the environment too, at any depth', () => {
+    const crypt = secretsToEnv(":crypt,password=OUTER,remote=':crypt,password=IN''NER,remote=/srv/b:',filename_encryption=off:sub");
+    assert.deepEqual(crypt.env, {
+      RCLONE_CONFIG_OFFSITE_CRYPT_1_TYPE: 'crypt',
+      RCLONE_CONFIG_OFFSITE_CRYPT_1_PASSWORD: "IN'NER",
+      RCLONE_CONFIG_OFFSITE_CRYPT_2_TYPE: 'crypt',
+      RCLONE_CONFIG_OFFSITE_CRYPT_2_PASSWORD: 'OUTER',
+    });
+    assert.equal(crypt.remote, "offsite_crypt_2,remote='offsite_crypt_1,remote=/srv/b:',filename_encryption=off:sub");
+    const alias = secretsToEnv(`:alias,remote=":s3,provider=Other,secret_access_key='S3CRET',env_auth=false:bucket/x":`);
+    assert.equal(alias.remote, ":alias,remote='offsite_s3_1,provider=Other,env_auth=false:bucket/x':");
+    assert.deepEqual(alias.env, { RCLONE_CONFIG_OFFSITE_S3_1_TYPE: 's3', RCLONE_CONFIG_OFFSITE_S3_1_SECRET_ACCESS_KEY: 'S3CRET' });
+    // union's upstreams, with a mode; combine's dir=remote.
+    const union = secretsToEnv(":union,upstreams='a:x :sftp,host=h,pass=P1:y:ro d=box,pass=P2:z':");
+    assert.equal(union.remote, ":union,upstreams='a:x offsite_sftp_1,host=h:y:ro d=box:z':");
+    assert.deepEqual(union.env, { RCLONE_CONFIG_OFFSITE_SFTP_1_TYPE: 'sftp', RCLONE_CONFIG_OFFSITE_SFTP_1_PASS: 'P1', RCLONE_CONFIG_BOX_PASS: 'P2' });
+    for (const [remote, why] of [
+      [":crypt,password=P,remote='box,pass=A:x',password2=Q:y", undefined],
+      [":union,upstreams='box,pass=A:x box,pass=B:y':", /"box" is given different secrets/],
+      [":sftp,host=h,set_env='PASSWORD=SECRET':", /parameter set_env holds a secret/],
+      [":crypt,remote=':s3,endpoint=http://h:1,secret_access_key=S:b':", /must be quoted/],
+    ] as const) {
+      const r = secretsToEnv(remote);
+      if (why) assert.match(r.problem ?? '', why, remote);
+      else assert.equal(r.problem, undefined, remote);
+      if (why) assert.match(r.problem ?? '', /rclone\.conf/);
+    }
+    assert.throws(() => parseRcloneUrl(":union,upstreams='box,pass=A:x box,pass=B:y':".replace(/^/, 'rclone://')), (e) => OffsiteError.is(e, 'usage') && !/\b[AB]:/.test(e.message) && /rclone\.conf/.test(e.message));
+  });
+
+  it('shows a backend made on the fly by the name the URL gave it in rclone\'s messages, secrets hidden', () => {
+    const remote = ":alias,remote=':s3,secret_access_key=S3CRET:bucket':x";
+    const given = secretsToEnv(remote).remote;
+    const out = makeRedactor(remote)(`Failed to create file system for "${given}": oops; ERROR : offsite_s3_1: bad`);
+    assert.ok(!out.includes('S3CRET') && !out.includes('offsite_s3_1'), out);
+    assert.match(out, /":alias:x"/);
+    assert.equal(new RcloneBackend({ remote, env: {} }).displayUrl, 'rclone://:alias:x');
   });
 
   it('hands AWS_CA_BUNDLE to rclone as RCLONE_CA_CERT (rclone 1.60 cannot use it)', () => {

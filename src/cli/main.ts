@@ -18,7 +18,8 @@ import type { Logger } from '../engine/log';
 import { indexFromBytes, indexToString } from '../engine/pathIndex';
 import { backup } from '../engine/ops/backup';
 import { cleanup } from '../engine/ops/cleanup';
-import { damageAdvice, describeSet, fileHistory, formatListLine, formatStatus, listFiles, status, TYPE_WORDS } from '../engine/ops/inspect';
+import { KEEP_RECENT_SECONDS } from '../engine/ops/audit';
+import { damageAdvice, describeInProgress, describeSet, fileHistory, formatListLine, formatStatus, listFiles, status, TYPE_WORDS } from '../engine/ops/inspect';
 import { describeNotRestored } from '../engine/ops/notRestored';
 import { restore, type RestoreResult } from '../engine/ops/restore';
 import { removeAllButNFull, removeOlderThan, type RemovalPlan } from '../engine/ops/retention';
@@ -201,6 +202,13 @@ function volsize(mb: string | undefined): number {
   const n = mb === undefined ? DEFAULT_VOLSIZE_MB : Number(mb);
   if (!Number.isFinite(n) || n < 1 || n > 4096) throw new OffsiteError('usage', `--volsize must be a number of MB between 1 and 4096 (got ${mb})`);
   return Math.round(n * MiB);
+}
+
+function keepRecentSeconds(hours: string | undefined): number | undefined {
+  if (hours === undefined) return undefined;
+  const n = Number(hours);
+  if (hours.trim() === '' || !Number.isFinite(n) || n < 0) throw new OffsiteError('usage', `--keep-recent must be a number of hours, 0 or more (got ${hours})`);
+  return Math.round(n * 3600);
 }
 
 function printRemoval(plan: RemovalPlan): void {
@@ -520,15 +528,18 @@ export function buildProgram(signal: AbortSignal): Command {
     .description('delete what interrupted runs left behind (lists it unless --force)')
     .argument('<url>')
     .option('--force', 'really delete')
+    .option('--keep-recent <hours>', `keep sets without a manifest and temporary uploads written in the last HOURS (default ${KEEP_RECENT_SECONDS / 3600}), or of unknown age: a backup running on another machine may be writing them; 0 deletes them too`)
     .action(async (url: string, o) => {
       const g = globals();
       const log = makeLogger(g);
+      const keepRecent = keepRecentSeconds(o.keepRecent);
       const backend = await openRemote(url, g, log, signal);
       try {
-        const r = await cleanup({ backend, archive: archiveFor(url, g), crypto: cryptoForRead({}), log, force: !!o.force, signal });
+        const r = await cleanup({ backend, archive: archiveFor(url, g), crypto: cryptoForRead({}), log, force: !!o.force, keepRecent, signal });
         const all = [...r.remote, ...r.temporary, ...r.local];
         if (all.length === 0) process.stdout.write('Nothing to clean up.\n');
         else for (const f of all) process.stdout.write(`${r.deleted ? 'Deleted' : 'Would delete'} ${f}\n`);
+        for (const p of r.inProgress) process.stdout.write(`${describeInProgress(p)}\n`);
         if (r.resumable) process.stdout.write(`Kept ${r.resumable.files.length} file(s) of the interrupted ${describeSet(r.resumable)}: the next backup (of the same folder, to the same keys) resumes it.\n`);
         for (const d of r.damaged) {
           process.stdout.write(`Kept ${d.files.length} file(s) of the damaged ${describeSet(d)}: ${d.reason}. ${damageAdvice(d)}\n`);

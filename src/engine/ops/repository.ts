@@ -361,6 +361,9 @@ async function unreadableSigtar(file: string): Promise<string | undefined> {
     for await (const e of readTar(openCachedSigtar(file))) void e;
     return undefined;
   } catch (e) {
+    // Not ours to read (left by another user): not damage, and not to be removed (cacheAccessError).
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw e;
     return (e as Error).message;
   }
 }

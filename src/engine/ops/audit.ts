@@ -211,7 +211,7 @@ export function auditRemote(repo: Repository, opts?: AuditOptions): RemoteAudit 
 }
 
 /** Seconds since the epoch of the newest of `names` the remote dates; undefined when it dates none. */
-function lastWrite(repo: Repository, names: readonly string[]): number | undefined {
+export function lastWrite(repo: Repository, names: readonly string[]): number | undefined {
   const times = names.flatMap((n) => repo.remoteMtime(n)?.getTime() ?? []);
   return times.length ? Math.floor(Math.max(...times) / 1000) : undefined;
 }

@@ -8,7 +8,7 @@ import '../engine/backend/all';
 import { openBackend } from '../engine/backend/registry';
 import { RetryBackend } from '../engine/backend/retryBackend';
 import type { Backend } from '../engine/backend/backend';
-import { ArchiveDir, archiveDirFor, defaultCacheRoot, keyCacheDir } from '../engine/cache/archiveDir';
+import { ArchiveDir, archiveDirFor, cacheAccessError, defaultCacheRoot, keyCacheDir } from '../engine/cache/archiveDir';
 import { parseTimeSpec, timeToString } from '../engine/chain/time';
 import { codeRoute } from '../engine/codeRoute';
 import { cryptoForBackup, cryptoForRead, type KeyConfig } from '../engine/cryptoConfig';
@@ -18,7 +18,8 @@ import type { Logger } from '../engine/log';
 import { indexFromBytes, indexToString } from '../engine/pathIndex';
 import { backup } from '../engine/ops/backup';
 import { cleanup } from '../engine/ops/cleanup';
-import { damageAdvice, describeSet, fileHistory, formatListLine, formatStatus, listFiles, status, TYPE_WORDS } from '../engine/ops/inspect';
+import { KEEP_RECENT_SECONDS } from '../engine/ops/audit';
+import { damageAdvice, describeInProgress, describeSet, fileHistory, formatListLine, formatStatus, listFiles, status, TYPE_WORDS } from '../engine/ops/inspect';
 import { describeNotRestored } from '../engine/ops/notRestored';
 import { restore, type RestoreResult } from '../engine/ops/restore';
 import { removeAllButNFull, removeOlderThan, type RemovalPlan } from '../engine/ops/retention';
@@ -159,9 +160,14 @@ function cacheRoot(g: Globals): string {
   return g.archiveDir ? path.resolve(g.archiveDir) : defaultCacheRoot();
 }
 
+/** The cache folder this run opened (archiveFor): a file in it refused to this user is reported as the cache's (cacheAccessError). */
+let openedCache: string | undefined;
+
 function archiveFor(url: string, g: Globals): ArchiveDir {
   // --archive-dir is the root of the cache, like duplicity's; each remote has its own folder in it.
-  return ArchiveDir.open(archiveDirFor(url, cacheRoot(g)));
+  const archive = ArchiveDir.open(archiveDirFor(url, cacheRoot(g)));
+  openedCache = archive.dir;
+  return archive;
 }
 
 function parseTime(spec: string | undefined): number | undefined {
@@ -201,6 +207,13 @@ function volsize(mb: string | undefined): number {
   const n = mb === undefined ? DEFAULT_VOLSIZE_MB : Number(mb);
   if (!Number.isFinite(n) || n < 1 || n > 4096) throw new OffsiteError('usage', `--volsize must be a number of MB between 1 and 4096 (got ${mb})`);
   return Math.round(n * MiB);
+}
+
+function keepRecentSeconds(hours: string | undefined): number | undefined {
+  if (hours === undefined) return undefined;
+  const n = Number(hours);
+  if (hours.trim() === '' || !Number.isFinite(n) || n < 0) throw new OffsiteError('usage', `--keep-recent must be a number of hours, 0 or more (got ${hours})`);
+  return Math.round(n * 3600);
 }
 
 function printRemoval(plan: RemovalPlan): void {
@@ -520,15 +533,18 @@ export function buildProgram(signal: AbortSignal): Command {
     .description('delete what interrupted runs left behind (lists it unless --force)')
     .argument('<url>')
     .option('--force', 'really delete')
+    .option('--keep-recent <hours>', `keep sets without a manifest and temporary uploads written in the last HOURS (default ${KEEP_RECENT_SECONDS / 3600}), or of unknown age: a backup running on another machine may be writing them; 0 deletes them too`)
     .action(async (url: string, o) => {
       const g = globals();
       const log = makeLogger(g);
+      const keepRecent = keepRecentSeconds(o.keepRecent);
       const backend = await openRemote(url, g, log, signal);
       try {
-        const r = await cleanup({ backend, archive: archiveFor(url, g), crypto: cryptoForRead({}), log, force: !!o.force, signal });
+        const r = await cleanup({ backend, archive: archiveFor(url, g), crypto: cryptoForRead({}), log, force: !!o.force, keepRecent, signal });
         const all = [...r.remote, ...r.temporary, ...r.local];
         if (all.length === 0) process.stdout.write('Nothing to clean up.\n');
         else for (const f of all) process.stdout.write(`${r.deleted ? 'Deleted' : 'Would delete'} ${f}\n`);
+        for (const p of r.inProgress) process.stdout.write(`${describeInProgress(p)}\n`);
         if (r.resumable) process.stdout.write(`Kept ${r.resumable.files.length} file(s) of the interrupted ${describeSet(r.resumable)}: the next backup (of the same folder, to the same keys) resumes it.\n`);
         for (const d of r.damaged) {
           process.stdout.write(`Kept ${d.files.length} file(s) of the damaged ${describeSet(d)}: ${d.reason}. ${damageAdvice(d)}\n`);
@@ -633,6 +649,7 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   currentRules = [];
   route = outcome = undefined;
+  openedCache = undefined;
   let command: string | undefined;
   const program = buildProgram(ac.signal).hook('preAction', (_program, action) => {
     command = action.name();
@@ -641,7 +658,8 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     if (command !== undefined) route = codeRoute(command, outcome);
     return 0;
-  } catch (e) {
+  } catch (thrown) {
+    const e = openedCache === undefined ? thrown : cacheAccessError(thrown, openedCache);
     if (e instanceof Exit) return e.code;
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1;
     if (isCancellation(e)) {

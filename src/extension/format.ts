@@ -143,6 +143,8 @@ export function formatStatusReport(folderName: string, url: string, s: Collectio
   }
   if (s.leftovers.length) lines.push('', `  ${s.leftovers.length} file(s) of interrupted backups remain; "offsite cleanup" removes them.`);
   if (temporary) lines.push('', temporary);
+  const running = (s.inProgress ?? []).reduce((n, p) => n + p.files.length, 0);
+  if (running) lines.push('', `  In progress? ${running} file(s) of an unfinished backup written recently: a backup on another machine may be writing them; "offsite cleanup" keeps them.`);
   for (const d of s.damaged) lines.push('', `  Damaged ${d.type === 'full' ? 'full' : 'incremental'} set of ${formatTime(d.time)} (kept): ${d.reason}.`);
   lines.push('');
   return lines.join('\n');

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { archiveDirFor } from '../../src/engine/cache/archiveDir';
 import { COPY_RECORDS } from '../../src/engine/cache/copyRecords';
-import { offsite } from '../helpers/cli';
+import { OFFSITE, offsite, run } from '../helpers/cli';
 import { RSA_PUB, RSA_SEC } from '../helpers/gpg';
 import { tempDir } from '../helpers/tmp';
 
@@ -194,5 +194,40 @@ describe('a damaged local cache', function () {
     const l2 = await cli('list', '--key', RSA_SEC, url);
     assert.equal(l2.code, 0, l2.stderr);
     assert.match(l2.stdout, / a\n/);
+  });
+
+  it('files another user (a run with sudo) left in a cache folder that is ours, unreadable to us: one line naming the cache folder and what to do, for list, backup, restore and verify; nothing removed', async () => {
+    // As a user who is not root (setpriv): the folders become that user's, the files stay root's (0600).
+    const NOBODY = 65534;
+    const box = tempDir('offsite-cache-other-');
+    fs.chmodSync(box, 0o777);
+    fs.chmodSync(work, 0o755);
+    const remote = url.slice('file://'.length);
+    fs.chmodSync(remote, 0o755);
+    for (const n of fs.readdirSync(remote)) fs.chmodSync(path.join(remote, n), 0o644);
+    fs.chmodSync(src, 0o755);
+    fs.chmodSync(path.join(src, 'a'), 0o644);
+    const key = path.join(box, 'key.asc');
+    fs.copyFileSync(RSA_SEC, key);
+    fs.chmodSync(key, 0o644);
+    for (const d of [cacheRoot, cache, ...fs.readdirSync(cache).map((n) => path.join(cache, n)).filter((p) => fs.statSync(p).isDirectory())]) fs.chownSync(d, NOBODY, NOBODY);
+    const rootsFiles = fs.readdirSync(cache).filter((n) => fs.statSync(path.join(cache, n)).isFile()).sort();
+    assert.ok(rootsFiles.some((n) => n.endsWith('.manifest')) && rootsFiles.some((n) => n.endsWith('.sigtar.gz')), rootsFiles.join(' '));
+    const asNobody = (...args: string[]) =>
+      run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, OFFSITE, '--archive-dir', cacheRoot, ...args], { env: { HOME: box, OFFSITE_PASSPHRASE: '' } });
+    const runs: [string, string[]][] = [
+      ['list', ['list', url]],
+      ['backup', ['backup', '--encrypt-key', RSA_PUB, src, url]],
+      ['restore', ['restore', '--key', key, url, path.join(box, 'out')]],
+      ['verify', ['verify', '--key', key, url, src]],
+    ];
+    for (const [what, args] of runs) {
+      const r = await asNobody(...args);
+      assert.equal(r.code, 1, `${what}: ${r.stdout}${r.stderr}`);
+      const line = errorLine(r.stderr);
+      assert.match(line, new RegExp(`^offsite: Cannot use duplicity-\\S+ in the local cache folder ${cache}: permission denied \\(open\\)\\. Make the folder and everything in it yours and readable .*, or remove the folder: it is rebuilt from the remote`), what);
+      assert.doesNotMatch(line, /EACCES|damaged/, what);
+    }
+    assert.deepEqual(fs.readdirSync(cache).filter((n) => fs.statSync(path.join(cache, n)).isFile()).sort(), rootsFiles, 'nothing removed as if damaged');
   });
 });

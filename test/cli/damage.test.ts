@@ -198,9 +198,11 @@ describe('status, cleanup and retention on damaged and interrupted remotes', fun
       const r = await threeSets();
       fs.rmSync(path.join(r.vault, `duplicity-inc.${r.full}.to.${r.inc1}.manifest.gpg`));
       const damaged = files(r);
-      // A set without a manifest that nothing continues: an interrupted run's leftover.
+      // A set without a manifest that nothing continues: the leftover of a run interrupted two days ago.
       const leftover = `duplicity-inc.${r.inc2}.to.20991231T000000Z.vol1.difftar.gpg`;
       fs.writeFileSync(path.join(r.vault, leftover), 'partial');
+      const twoDaysAgo = Date.now() / 1000 - 2 * 86400;
+      fs.utimesSync(path.join(r.vault, leftover), twoDaysAgo, twoDaysAgo);
       const st = await cli(r, 'status', r.url);
       assert.match(st.stdout, /Found 1 file\(s\) of incomplete backup sets that nothing depends on \(offsite cleanup removes them\)/);
       assert.match(st.stdout, new RegExp(`Damaged incremental set of ${r.inc1} .*1 complete set\\(s\\) after it \\(${r.inc2}\\)`));

@@ -94,17 +94,57 @@ describe('status, list, verify, retention and cleanup', function () {
     assert.equal((await offsite(['--archive-dir', cache, 'restore', '--key', RSA_SEC, url, out])).code, 0);
   });
 
+  /** Writes `name` in the remote folder, last modified `secondsAgo` ago. */
+  function written(name: string, secondsAgo: number): string {
+    const f = path.join(vault, name);
+    fs.writeFileSync(f, 'partial');
+    const t = (Date.now() - secondsAgo * 1000) / 1000;
+    fs.utimesSync(f, t, t);
+    return name;
+  }
+
   it('cleanup lists and removes leftovers of interrupted runs, never a complete set', async () => {
     const complete = fs.readdirSync(vault).sort();
-    // Leftovers: a volume of a set that never got its manifest, and a temporary upload.
-    fs.writeFileSync(path.join(vault, 'duplicity-full.20300101T000000Z.vol1.difftar.gpg'), 'partial');
+    // Leftovers of a run interrupted two days ago: a volume of a set that never got its manifest, and a temporary upload.
+    written('duplicity-full.20300101T000000Z.vol1.difftar.gpg', 2 * 86400);
+    written('.offsite-part-0123456789ab', 2 * 86400);
     const r0 = await offsite(['--archive-dir', cache, 'cleanup', url]);
     assert.equal(r0.code, 0, r0.stderr);
     assert.match(r0.stdout, /Would delete duplicity-full\.20300101T000000Z\.vol1\.difftar\.gpg/);
+    assert.match(r0.stdout, /Would delete \.offsite-part-0123456789ab/);
     const r = await offsite(['--archive-dir', cache, 'cleanup', '--force', url]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(fs.readdirSync(vault).sort(), complete);
     const again = await offsite(['--archive-dir', cache, 'cleanup', url]);
     assert.match(again.stdout, /Nothing to clean up/);
+  });
+
+  it('cleanup --force keeps a set without its manifest and a temporary upload written in the last day (a backup running on another machine may be writing them), status says "In progress?"; --keep-recent sets the time, 0 deletes them', async () => {
+    const complete = fs.readdirSync(vault).sort();
+    // Another machine's backup, running: its first volume written 3 h ago, its second 10 min ago, one uploading now.
+    const vols = [written('duplicity-inc.20300101T000000Z.to.20300102T000000Z.vol1.difftar.gpg', 3 * 3600), written('duplicity-inc.20300101T000000Z.to.20300102T000000Z.vol2.difftar.gpg', 600)];
+    const temp = written('.offsite-part-ba9876543210-duplicity-inc.20300101T000000Z.to.20300102T000000Z.vol3.difftar.gpg', 60);
+    const st = await offsite(['--archive-dir', cache, 'status', url]);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, /In progress\? 2 file\(s\) of the incomplete incremental set of 20300102T000000Z: last written \S+ by the remote's clock \(10 min ago\), so a backup running on another machine may be writing it; offsite cleanup keeps it \(--keep-recent 0 deletes it\)\./);
+    assert.match(st.stdout, /In progress\? the temporary upload \.offsite-part-ba9876543210-\S+: last written \S+ by the remote's clock \(1 min ago\)/);
+    assert.doesNotMatch(st.stdout, /Damaged|Found \d+ file\(s\) of incomplete backup sets|temporary upload\(s\) that did not finish|No orphaned/);
+    const kept = await offsite(['--archive-dir', cache, 'cleanup', '--force', url]);
+    assert.equal(kept.code, 0, kept.stderr);
+    assert.match(kept.stdout, /Nothing to clean up/);
+    assert.match(kept.stdout, /In progress\? 2 file\(s\) of the incomplete incremental set/);
+    assert.deepEqual(fs.readdirSync(vault).sort(), [...complete, ...vols, temp].sort());
+    // Written more than 6 minutes ago: the set goes, the upload of a minute ago stays.
+    const older = await offsite(['--archive-dir', cache, 'cleanup', '--force', '--keep-recent', '0.1', url]);
+    assert.equal(older.code, 0, older.stderr);
+    for (const v of vols) assert.ok(older.stdout.includes(`Deleted ${v}`), older.stdout);
+    assert.deepEqual(fs.readdirSync(vault).sort(), [...complete, temp].sort());
+    const all = await offsite(['--archive-dir', cache, 'cleanup', '--force', '--keep-recent', '0', url]);
+    assert.equal(all.code, 0, all.stderr);
+    assert.ok(all.stdout.includes(`Deleted ${temp}`), all.stdout);
+    assert.deepEqual(fs.readdirSync(vault).sort(), complete);
+    const bad = await offsite(['--archive-dir', cache, 'cleanup', '--keep-recent', 'soon', url]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--keep-recent must be a number of hours, 0 or more \(got soon\)/);
   });
 });

@@ -207,16 +207,29 @@ describe('offsite CLI over sftp://', function () {
     }
   });
 
-  it('status reports the temporary uploads of a killed backup, the ones cleanup removes', async () => {
+  it('status reports the temporary uploads of a killed backup, the ones cleanup removes; those written in the last day (by the server\'s clock) it keeps, a backup elsewhere may be writing them', async () => {
     const src = makeSource();
     const { dir, url } = fx.freshRemote();
     ok(await cli(['backup', '--encrypt-key', RSA_PUB, src, url]), 'backup');
     const clean = await cli(['status', url]);
     ok(clean, 'status');
     assert.match(clean.stdout, /No orphaned or incomplete backup sets found/);
-    // What a backup killed mid-upload leaves: temporary files under the names its uploads use.
+    // What a backup killed mid-upload leaves: temporary files under the names its uploads use, and a
+    // set without its manifest. Written just now: as a backup running on another machine writes them.
     const temps = ['.offsite-part-0123456789ab-duplicity-inc.20240101T000000Z.to.20240102T000000Z.vol1.difftar.gpg', '.offsite-part-ba9876543210'];
-    for (const t of temps) fs.writeFileSync(path.join(dir, t), 'partial');
+    const vol = 'duplicity-inc.20240101T000000Z.to.20240102T000000Z.vol1.difftar.gpg';
+    for (const t of [...temps, vol]) fs.writeFileSync(path.join(dir, t), 'partial');
+    const running = await cli(['status', url]);
+    ok(running, 'status');
+    assert.equal(running.stdout.match(/^In progress\? .*offsite cleanup keeps it/gm)?.length, 3, running.stdout);
+    assert.match(running.stdout, /In progress\? 1 file\(s\) of the incomplete incremental set of 20240102T000000Z: last written \S+ by the remote's clock/);
+    const keeps = await cli(['cleanup', '--force', url]);
+    ok(keeps, 'cleanup --force');
+    assert.match(keeps.stdout, /Nothing to clean up/);
+    for (const t of [...temps, vol]) assert.ok(fs.existsSync(path.join(dir, t)), t);
+    // Two days later (the sftp server's mtimes say so) they are what an interrupted run left.
+    const twoDaysAgo = Date.now() / 1000 - 2 * 86400;
+    for (const t of [...temps, vol]) fs.utimesSync(path.join(dir, t), twoDaysAgo, twoDaysAgo);
     const st = await cli(['status', url]);
     ok(st, 'status');
     assert.match(st.stdout, /Found 2 temporary upload\(s\) that did not finish.*\(offsite cleanup removes them\)/);
@@ -225,7 +238,7 @@ describe('offsite CLI over sftp://', function () {
     assert.deepEqual(json.temporary, [...temps].sort());
     const dry = await cli(['cleanup', url]);
     ok(dry, 'cleanup');
-    for (const t of temps) assert.ok(dry.stdout.includes(t), dry.stdout);
+    for (const t of [...temps, vol]) assert.ok(dry.stdout.includes(`Would delete ${t}`), dry.stdout);
     ok(await cli(['cleanup', '--force', url]), 'cleanup --force');
     assert.match((await cli(['status', url])).stdout, /No orphaned or incomplete backup sets found/);
   });

@@ -31,6 +31,8 @@ export interface BackendFileInfo {
    * nothing to get or stat. Its size is 0 when the remote does not tell (a multipart upload).
    */
   readonly partial?: true;
+  /** A leftover's final name, the file it was an upload of, when the leftover tells it. */
+  readonly target?: string;
 }
 
 export interface BackendProperties {
@@ -49,6 +51,16 @@ export interface ListOptions extends OpOptions {
    * for multipart uploads; a store that refuses that one lists the rest and logs why.
    */
   readonly partial?: boolean;
+}
+
+export interface CleanupPartialOptions extends OpOptions {
+  /** Only report what would be removed. */
+  readonly dryRun?: boolean;
+  /**
+   * Only these leftovers (by the names list({ partial: true }) gave them), the others are left alone,
+   * neither removed nor returned: a newer one may be an upload running on another machine.
+   */
+  readonly only?: ReadonlySet<string>;
 }
 
 export interface PutOptions extends OpOptions {
@@ -81,10 +93,10 @@ export interface Backend {
   removeMany?(names: readonly string[], options?: OpOptions): Promise<void>;
   /**
    * Finds leftovers of interrupted uploads (temporary files, incomplete multipart uploads) and, unless
-   * dryRun, removes them. Returns their names, sorted. Never touches final names. (To only see them,
-   * list({ partial: true }) does it with the listing of the final names.)
+   * dryRun, removes them (only those in `only` when given). Returns their names, sorted. Never touches final
+   * names. (To only see them, list({ partial: true }) does it with the listing of the final names.)
    */
-  cleanupPartial(options?: OpOptions & { readonly dryRun?: boolean }): Promise<string[]>;
+  cleanupPartial(options?: CleanupPartialOptions): Promise<string[]>;
   close(): Promise<void>;
   /**
    * Optional: when the remote's files are plain local files (file://), the path of `name`, so readers

@@ -8,6 +8,7 @@ import type {
   BackendFileInfo,
   BackendProperties,
   BlobSource,
+  CleanupPartialOptions,
   GetOptions,
   ListOptions,
   OpOptions,
@@ -213,7 +214,7 @@ export class FaultBackend implements Backend {
     if (rule?.action === 'lostReply') throw this.inject(call, rule, 'lostReply');
   }
 
-  cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
+  cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     return this.inner.cleanupPartial(options);
   }
 

@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
@@ -25,6 +25,15 @@ const WRITE_BATCH = 1024 * 1024;
 /** True for the names of temporary files of puts (in progress or interrupted). */
 export function isPartialName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX);
+}
+
+/**
+ * The final name a temporary name of partialNameFor carries (it does when that fits), as the `target`
+ * of its BackendFileInfo: an object to spread into one, empty when it carries none.
+ */
+export function partialTarget(partial: string): { target?: string } {
+  const m = partial.startsWith(TEMP_PREFIX) ? /^[0-9a-f]{12}-(.+)$/s.exec(partial.slice(TEMP_PREFIX.length)) : null;
+  return m ? { target: m[1] } : {};
 }
 
 /** A fresh temporary name for an upload of `name` (it carries the final name when that fits). */
@@ -299,7 +308,7 @@ export class FileBackend implements Backend {
         try {
           const st = await fsp.stat(path.join(this.dir, name));
           if (!st.isFile()) return undefined;
-          return isPartialName(name) ? { name, size: st.size, mtime: st.mtime, partial: true } : { name, size: st.size, mtime: st.mtime };
+          return isPartialName(name) ? { name, size: st.size, mtime: st.mtime, partial: true, ...partialTarget(name) } : { name, size: st.size, mtime: st.mtime };
         } catch (e) {
           if (errno(e) === 'ENOENT') return undefined; // removed while we listed
           throw this.fsError('list', name, e);
@@ -320,11 +329,11 @@ export class FileBackend implements Backend {
     }
   }
 
-  async cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
+  async cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     throwIfAborted(options.signal);
     let names: string[];
     try {
-      names = (await fsp.readdir(this.dir)).filter((n) => isPartialName(n) && !this.inflight.has(n));
+      names = (await fsp.readdir(this.dir)).filter((n) => isPartialName(n) && !this.inflight.has(n) && (!options.only || options.only.has(n)));
     } catch (e) {
       if (errno(e) === 'ENOENT') return [];
       throw this.fsError('cleanupPartial', undefined, e);

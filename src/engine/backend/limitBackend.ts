@@ -3,7 +3,7 @@
 // or is destroyed, since the transfer is what loads the remote. Waiters are served first come, first served.
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { cancelled, throwIfAborted } from '../errors';
 
 export class LimitBackend implements Backend {
@@ -89,7 +89,7 @@ export class LimitBackend implements Backend {
     }
   }
 
-  cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
+  cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     return this.inner.cleanupPartial(options);
   }
 

@@ -2,7 +2,7 @@
 // puts, no clobber, ranged gets, abort) and lets tests reach the stored bytes directly. A failed put
 // leaves a partial entry behind, as a crashed upload would, so cleanupPartial has real work to do.
 import { Readable } from 'node:stream';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
 import { cancelled, throwIfAborted } from '../errors';
@@ -18,7 +18,7 @@ export class MemoryBackend implements Backend {
   readonly displayUrl: string;
   readonly properties: BackendProperties;
   private readonly files = new Map<string, StoredFile>();
-  private readonly partials = new Map<string, Buffer[]>();
+  private readonly partials = new Map<string, { chunks: Buffer[]; mtime: Date }>();
   private partialSeq = 0;
 
   constructor(options: { name?: string; connections?: number } = {}) {
@@ -34,7 +34,7 @@ export class MemoryBackend implements Backend {
     // The partial exists from the first byte on, like an upload in progress.
     const partialName = `${name}.partial-${++this.partialSeq}`;
     const chunks: Buffer[] = [];
-    this.partials.set(partialName, chunks);
+    this.partials.set(partialName, { chunks, mtime: new Date() });
     let received = 0;
     const stream = source.open();
     const onAbort = (): void => {
@@ -118,9 +118,9 @@ export class MemoryBackend implements Backend {
       yield { name, size: file.data.length, mtime: file.mtime };
     }
     if (!options.partial) return;
-    for (const [name, chunks] of [...this.partials]) {
+    for (const [name, { chunks, mtime }] of [...this.partials]) {
       throwIfAborted(options.signal);
-      yield { name, size: chunks.reduce((n, c) => n + c.length, 0), partial: true };
+      yield { name, size: chunks.reduce((n, c) => n + c.length, 0), mtime, partial: true, target: name.replace(/\.partial-\d+$/, '') };
     }
   }
 
@@ -130,9 +130,9 @@ export class MemoryBackend implements Backend {
     this.files.delete(name);
   }
 
-  async cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
+  async cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     throwIfAborted(options.signal);
-    const names = [...this.partials.keys()].sort();
+    const names = [...this.partials.keys()].filter((n) => !options.only || options.only.has(n)).sort();
     if (!options.dryRun) for (const n of names) this.partials.delete(n);
     return names;
   }

@@ -8,10 +8,10 @@ import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ChildProcess } from 'node:child_process';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
-import { isPartialName, partialNameFor } from './fileBackend';
+import { isPartialName, partialNameFor, partialTarget } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
 import { classifyRclone, displayRemote, makeRedactor, rcloneEnv, remoteParts, runRclone, secretsToEnv, spawnRclone, stopChild, type RcloneEnv } from './rclone/rcloneRun';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
@@ -424,7 +424,7 @@ export class RcloneBackend implements Backend {
       const name = e.Name ?? e.Path ?? '';
       if (e.IsDir || name === '' || name.includes('/') || typeof e.Size !== 'number') continue;
       if (!isPartialName(name)) yield { name, size: e.Size, mtime: toDate(e.ModTime) };
-      else if (options.partial && !this.inflight.has(name)) yield { name, size: e.Size, mtime: toDate(e.ModTime), partial: true };
+      else if (options.partial && !this.inflight.has(name)) yield { name, size: e.Size, mtime: toDate(e.ModTime), partial: true, ...partialTarget(name) };
     }
   }
 
@@ -436,10 +436,10 @@ export class RcloneBackend implements Backend {
     if (err.kind !== 'notFound') throw err;
   }
 
-  async cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
+  async cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     const names = (await this.lsjson('cleanupPartial', options.signal))
       .map((e) => e.Name ?? '')
-      .filter((n) => isPartialName(n) && !this.inflight.has(n))
+      .filter((n) => isPartialName(n) && !this.inflight.has(n) && (!options.only || options.only.has(n)))
       .sort();
     if (options.dryRun) return names;
     const removed: string[] = [];

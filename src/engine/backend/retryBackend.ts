@@ -2,7 +2,7 @@
 // exists, auth, permission, noSpace, permanent), cancellations and non-backend errors (a local source
 // that fails) go straight to the caller: retrying them cannot help.
 import type { Readable } from 'node:stream';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { abortableDelay } from './backendUtil';
 import { throwIfAborted } from '../errors';
@@ -96,7 +96,7 @@ export class RetryBackend implements Backend {
     for (const n of names) await this.remove(n, options);
   }
 
-  cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
+  cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     return this.run(options.signal, () => this.inner.cleanupPartial(options));
   }
 

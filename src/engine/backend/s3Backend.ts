@@ -24,10 +24,10 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { checkName, checkRange, envNumber, normalizeAbort, sizeMismatch } from './backendUtil';
-import { isPartialName, partialNameFor } from './fileBackend';
+import { isPartialName, partialNameFor, partialTarget } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
 import { checkEndpoint, createS3Client } from './s3/s3Client';
 import { classifyS3Error, isArchiveClass, s3ErrorCode, s3HttpStatus } from './s3/s3Errors';
@@ -555,7 +555,7 @@ export class S3Backend implements Backend {
         const name = o.Key?.slice(this.prefix.length) ?? '';
         if (name === '' || name.includes('/')) continue;
         if (!isPartialName(name)) yield { name, size: o.Size ?? 0, mtime: o.LastModified };
-        else if (options.partial && !this.inflight.has(name)) yield { name, size: o.Size ?? 0, mtime: o.LastModified, partial: true };
+        else if (options.partial && !this.inflight.has(name)) yield { name, size: o.Size ?? 0, mtime: o.LastModified, partial: true, ...partialTarget(name) };
       }
       // Part of a listing is worse than none: a set whose manifest is not listed looks interrupted,
       // and the next backup or cleanup would delete its volumes.
@@ -569,7 +569,7 @@ export class S3Backend implements Backend {
     if (!options.partial) return;
     // Another API: a key allowed to list objects may not be allowed this (s3:ListBucketMultipartUploads),
     // and some stores lack it. What was listed stands; the log says what could not be.
-    let uploads: Array<{ label: string }>;
+    let uploads: Array<{ label: string; target: string; initiated?: Date }>;
     try {
       uploads = await this.multipartUploads(signal);
     } catch (e) {
@@ -580,12 +580,12 @@ export class S3Backend implements Backend {
       }
       throw err;
     }
-    for (const u of uploads) yield { name: u.label, size: 0, partial: true };
+    for (const u of uploads) yield { name: u.label, size: 0, ...(u.initiated ? { mtime: u.initiated } : {}), partial: true, target: u.target };
   }
 
   /** The unfinished multipart uploads under the prefix, except this backend's own in progress. */
-  private async multipartUploads(signal?: AbortSignal): Promise<Array<{ label: string; key: string; uploadId: string }>> {
-    const found: Array<{ label: string; key: string; uploadId: string }> = [];
+  private async multipartUploads(signal?: AbortSignal): Promise<Array<{ label: string; target: string; key: string; uploadId: string; initiated?: Date }>> {
+    const found: Array<{ label: string; target: string; key: string; uploadId: string; initiated?: Date }> = [];
     let keyMarker: string | undefined;
     let idMarker: string | undefined;
     do {
@@ -596,7 +596,7 @@ export class S3Backend implements Backend {
       for (const u of page.Uploads ?? []) {
         const rest = u.Key?.slice(this.prefix.length) ?? '';
         if (!u.Key || !u.UploadId || rest === '' || rest.includes('/') || this.inflight.has(u.UploadId)) continue;
-        found.push({ label: multipartLeftoverName(rest, u.UploadId), key: u.Key, uploadId: u.UploadId });
+        found.push({ label: multipartLeftoverName(rest, u.UploadId), target: rest, key: u.Key, uploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) });
       }
       const more = page.IsTruncated && (page.NextKeyMarker || page.NextUploadIdMarker);
       keyMarker = more ? page.NextKeyMarker : undefined;
@@ -642,7 +642,7 @@ export class S3Backend implements Backend {
     }
   }
 
-  async cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
+  async cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     const { signal } = options;
     throwIfAborted(signal);
     try {
@@ -660,10 +660,11 @@ export class S3Backend implements Backend {
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
-      found.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
-      if (options.dryRun) return found.map((f) => f.label);
+      const left = found.filter((f) => !options.only || options.only.has(f.label));
+      left.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+      if (options.dryRun) return left.map((f) => f.label);
       const done: string[] = [];
-      for (const f of found) {
+      for (const f of left) {
         throwIfAborted(signal);
         try {
           if (f.uploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: f.key, UploadId: f.uploadId }), { abortSignal: signal });

@@ -8,10 +8,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { FileEntry, Stats } from 'ssh2';
-import type { Backend, BackendFileInfo, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
+import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
 import { abortableDelay, checkName, checkRange, envNumber, normalizeAbort, sizeMismatch } from './backendUtil';
-import { isPartialName, partialNameFor } from './fileBackend';
+import { isPartialName, partialNameFor, partialTarget } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
 import { SftpConnection, type ConnectParams, type Log } from './sftp/sftpConnection';
@@ -481,7 +481,7 @@ export class SftpBackend implements Backend {
       if ((e.attrs.mode & 0o170000) !== 0o100000) continue;
       const info = { name: e.filename, size: e.attrs.size, mtime: new Date(e.attrs.mtime * 1000) };
       if (!isPartialName(e.filename)) yield info;
-      else if (options.partial && !this.inflight.has(e.filename)) yield { ...info, partial: true };
+      else if (options.partial && !this.inflight.has(e.filename)) yield { ...info, partial: true, ...partialTarget(e.filename) };
     }
   }
 
@@ -538,9 +538,9 @@ export class SftpBackend implements Backend {
     }
   }
 
-  async cleanupPartial(options: OpOptions & { readonly dryRun?: boolean } = {}): Promise<string[]> {
+  async cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     return await this.withConnection('cleanup', undefined, options.signal, async (conn) => {
-      const found = (await this.readDir(conn, 'cleanup')).map((e) => e.filename).filter((n) => isPartialName(n) && !this.inflight.has(n));
+      const found = (await this.readDir(conn, 'cleanup')).map((e) => e.filename).filter((n) => isPartialName(n) && !this.inflight.has(n) && (!options.only || options.only.has(n)));
       found.sort();
       if (!options.dryRun) for (const n of found) await this.removeOn(conn, this.remote(n));
       return found;

@@ -94,6 +94,23 @@ function adoptLegacy(legacy: string, dir: string): void {
   }
 }
 
+/**
+ * `e` as an error a user can act on when the file system refused this user a file in the cache folder
+ * `dir` (EACCES, EPERM: most often a file a run as another user, or with sudo, left in a folder that is
+ * writable all the same): it names the folder and says what to do. Other errors come back unchanged.
+ */
+export function cacheAccessError(e: unknown, dir: string): unknown {
+  const err = e as NodeJS.ErrnoException | undefined;
+  if ((err?.code !== 'EACCES' && err?.code !== 'EPERM') || typeof err.path !== 'string') return e;
+  const rel = path.relative(dir, path.resolve(err.path));
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) return e; // the folder itself: ArchiveDir.open says so
+  return new OffsiteError('permission', `Cannot use ${rel} in the local cache folder ${dir}: permission denied (${err.syscall ?? 'access'})`, {
+    file: err.path,
+    cause: e,
+    hint: 'Make the folder and everything in it yours and readable (a run as another user, or with sudo, may have left the file there), or remove the folder: it is rebuilt from the remote (for an encrypted backup that takes your private key, --key)',
+  });
+}
+
 export class ArchiveDir {
   constructor(readonly dir: string) {}
 

@@ -34,12 +34,50 @@ export interface InterruptedSet {
   readonly blocker?: string;
 }
 
+/**
+ * Files without use that a backup running on another machine may be writing right now (the local lock
+ * only keeps runs on this machine apart): the files of a set without its manifest, or a temporary
+ * upload, written less than `keepRecent` seconds ago by the remote's clock, or whose age the remote does
+ * not tell. cleanup keeps them; status shows them as "in progress?".
+ */
+export interface InProgressFiles {
+  /** The set they are of; undefined for a temporary upload. */
+  readonly set?: { readonly type: SetType; readonly startTime?: number; readonly time: number };
+  readonly files: readonly string[];
+  /** When the newest of them was written (seconds, the remote's clock); undefined when the remote does not say. */
+  readonly lastWrite?: number;
+  /** Seconds from lastWrite to this machine's clock when audited (negative when the remote's clock is ahead). */
+  readonly age?: number;
+}
+
+/**
+ * How long after its last write a set without its manifest (or a temporary upload) is kept as possibly
+ * being written by a backup running on another machine: a day. A running backup writes to the remote
+ * at least once a volume (32 MB by default: minutes even on a slow uplink), but between two volumes it
+ * may scan for long (an incremental of a large tree with few changes), and the remote's clock, which
+ * dates the files, may be behind this machine's by minutes. Keeping an interrupted set for a day costs
+ * only space, and a daily `cleanup --force` removes it the day after; deleting a running backup's
+ * volumes leaves a set whose manifest names volumes that are gone.
+ */
+export const KEEP_RECENT_SECONDS = 24 * 3600;
+
+export interface AuditOptions {
+  /** This machine's clock, seconds. */
+  readonly now: number;
+  /** KEEP_RECENT_SECONDS unless given; 0 keeps none (the user said so). */
+  readonly keepRecent?: number;
+}
+
 export interface RemoteAudit {
   /** The chains whose full set evidently cannot be restored, with the reason. */
   readonly chainDamage: ReadonlyMap<BackupChain, string>;
   readonly interrupted?: InterruptedSet;
   /** Files of nothing anyone can use: what cleanup removes (besides an interrupted set that cannot be resumed). */
   readonly leftovers: readonly string[];
+  /** Temporary uploads that did not finish (Repository.temporaryUploads), as leftovers: what cleanup removes. */
+  readonly temporary: readonly string[];
+  /** Leftovers and temporary uploads a backup running elsewhere may be writing (with AuditOptions only): kept. */
+  readonly inProgress: readonly InProgressFiles[];
   readonly damaged: readonly DamagedSet[];
 }
 
@@ -88,7 +126,7 @@ export function chainsDamage(repo: Repository): Map<BackupChain, string> {
   return out;
 }
 
-export function auditRemote(repo: Repository): RemoteAudit {
+export function auditRemote(repo: Repository, opts?: AuditOptions): RemoteAudit {
   const c = repo.collection;
   const chainDamage = chainsDamage(repo);
 
@@ -168,7 +206,51 @@ export function auditRemote(repo: Repository): RemoteAudit {
     if (interrupted && key === setKeyOf(interrupted.type, interrupted.startTime, interrupted.time)) interruptedFiles.push(name);
     else leftovers.push(name);
   }
-  return { chainDamage, interrupted, leftovers, damaged };
+  const ours = checkpoint && setKeyOf(checkpoint.type, checkpoint.startTime, checkpoint.time);
+  return { chainDamage, interrupted, damaged, ...splitInProgress(repo, leftovers, ours, opts) };
+}
+
+/** Seconds since the epoch of the newest of `names` the remote dates; undefined when it dates none. */
+export function lastWrite(repo: Repository, names: readonly string[]): number | undefined {
+  const times = names.flatMap((n) => repo.remoteMtime(n)?.getTime() ?? []);
+  return times.length ? Math.floor(Math.max(...times) / 1000) : undefined;
+}
+
+/**
+ * The leftovers and temporary uploads a backup running elsewhere may be writing, set apart (see
+ * InProgressFiles). A temporary upload for a file of `ours` (the set key of this machine's checkpoint:
+ * its backup is not running, the lock says so) is a leftover whatever its age.
+ */
+function splitInProgress(repo: Repository, leftovers: string[], ours: string | undefined, opts: AuditOptions | undefined): Pick<RemoteAudit, 'leftovers' | 'temporary' | 'inProgress'> {
+  const keepRecent = opts?.keepRecent ?? KEEP_RECENT_SECONDS;
+  if (!opts || keepRecent <= 0) return { leftovers, temporary: repo.temporaryUploads, inProgress: [] };
+  const recent = (t: number | undefined) => t === undefined || t > opts.now - keepRecent;
+  const when = (t: number | undefined) => (t === undefined ? {} : { lastWrite: t, age: opts.now - t });
+  const bySet = new Map<string, string[]>();
+  for (const name of leftovers) {
+    const p = parseName(name)!;
+    const key = setKeyOf(p.setType, p.startTime, p.endTime);
+    bySet.set(key, [...(bySet.get(key) ?? []), name]);
+  }
+  const inProgress: InProgressFiles[] = [];
+  for (const files of bySet.values()) {
+    const t = lastWrite(repo, files);
+    if (!recent(t)) continue;
+    const p = parseName(files[0])!;
+    inProgress.push({ set: { type: p.setType, startTime: p.startTime, time: p.endTime }, files, ...when(t) });
+  }
+  const temporary: string[] = [];
+  const isOurs = (name: string) => {
+    const p = parseName(repo.uploadTarget(name) ?? '');
+    return p !== undefined && setKeyOf(p.setType, p.startTime, p.endTime) === ours;
+  };
+  for (const name of repo.temporaryUploads) {
+    const t = lastWrite(repo, [name]);
+    if (recent(t) && !isOurs(name)) inProgress.push({ files: [name], ...when(t) });
+    else temporary.push(name);
+  }
+  const kept = new Set(inProgress.flatMap((x) => x.files));
+  return { leftovers: leftovers.filter((n) => !kept.has(n)), temporary, inProgress };
 }
 
 /** Why a set that has its manifest is in no chain (and is kept all the same). */

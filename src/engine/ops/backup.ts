@@ -37,7 +37,7 @@ import { NoChangeProbe, type ProbeResult } from '../scan/noChangeProbe';
 import { RACY_WINDOW_NS, STAT_CACHES, StatCacheCursor, statCacheComplete, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
-import { setDamage } from './audit';
+import { auditRemote, setDamage } from './audit';
 import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, resumeBlocker, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
 import { encodeToFile, encoder, type CryptoContext } from './remoteFiles';
 import { cacheNameOf, Repository } from './repository';
@@ -404,10 +404,11 @@ class BackupRun {
     sourceFolderStat(source, 'Check the path you gave to back up');
     if (opts.crypto.recipients.length === 0) encoder(opts.crypto); // throws the 'no key' error
 
-    let collection = await this.repo.refresh(opts.signal);
+    const previous = readCheckpoint(opts.archive);
+    // After an interrupted run, with the temporary uploads, which settling it removes.
+    let collection = await this.repo.refresh(opts.signal, { partial: previous !== undefined });
     this.repo.pruneCache();
     const recipients = opts.crypto.recipients.map((k) => asRecipient(k).fingerprint).sort();
-    const previous = readCheckpoint(opts.archive);
     const resumable = previous ? await this.settlePrevious(previous, collection, source, recipients) : undefined;
     // Settling removed files of the interrupted run (its signature file may have made the chain look
     // longer than it is): decide on the remote as it is now.
@@ -517,8 +518,10 @@ class BackupRun {
   private async settlePrevious(c: Checkpoint, collection: Collection, source: string, recipients: string[]): Promise<Checkpoint | undefined> {
     const { opts } = this;
     // Its temporary uploads go in any case: even a run that finished on the remote may have been
-    // killed between placing its last file and removing that file's temporary copy.
-    const temps = await opts.backend.cleanupPartial({ signal: opts.signal });
+    // killed between placing its last file and removing that file's temporary copy. Not those of a
+    // backup that may be running on another machine (audit.ts InProgressFiles).
+    const ended = auditRemote(this.repo, { now: Math.floor(this.now() / 1000) }).temporary;
+    const temps = await opts.backend.cleanupPartial({ only: new Set(ended), signal: opts.signal });
     if (temps.length) opts.log.info(`Removed ${temps.length} temporary upload(s) of an interrupted run`);
     const complete = collection.chains.some((ch) => [ch.fullSet, ...ch.incSets].some((s) => s.endTime === c.time));
     if (complete) {

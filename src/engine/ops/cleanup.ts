@@ -3,10 +3,12 @@
 // backup that cannot be resumed, temporary objects of interrupted uploads, and stale local temp
 // folders. Without `force` it only lists them. It never removes a set that has its manifest, the
 // volumes of a set that complete later sets continue (damage: it says so, see audit.ts), or the set
-// of an interrupted backup the next backup resumes.
+// of an interrupted backup the next backup resumes; nor, unless `keepRecent` is 0, a set without its
+// manifest or a temporary upload written in the last `keepRecent` seconds (or of unknown age): a
+// backup running on another machine may be writing it (audit.ts InProgressFiles).
 import * as fs from 'node:fs';
 import { acquireLock } from '../cache/lock';
-import { auditRemote, type DamagedSet, type InterruptedSet } from './audit';
+import { auditRemote, type DamagedSet, type InProgressFiles, type InterruptedSet } from './audit';
 import { clearCheckpoint } from './checkpoint';
 import { openForRead, type ReadOptions } from './restore';
 import { removeFiles } from './retention';
@@ -20,18 +22,21 @@ export interface CleanupResult {
   readonly resumable?: InterruptedSet;
   /** Sets no restore can use that are kept all the same, with the reason. */
   readonly damaged: readonly DamagedSet[];
+  /** Files a backup running on another machine may be writing: kept. */
+  readonly inProgress: readonly InProgressFiles[];
 }
 
-export async function cleanup(opts: ReadOptions & { force?: boolean }): Promise<CleanupResult> {
+export async function cleanup(opts: ReadOptions & { force?: boolean; keepRecent?: number }): Promise<CleanupResult> {
   const lock = await acquireLock(opts.archive.file('lockfile'), 'cleanup', { signal: opts.signal });
   try {
     const local = [...opts.archive.staleTempDirs(), ...opts.archive.staleTempFiles()];
-    const { repo, tempDir } = await openForRead(opts);
+    const { repo, tempDir } = await openForRead(opts, { partial: true });
     try {
-      const audit = auditRemote(repo);
+      const audit = auditRemote(repo, { now: Math.floor((opts.now ?? Date.now)() / 1000), keepRecent: opts.keepRecent });
       const interrupted = audit.interrupted;
       const remote = [...audit.leftovers, ...(interrupted?.blocker !== undefined ? interrupted.files : [])];
-      const temporary = await opts.backend.cleanupPartial({ dryRun: !opts.force, signal: opts.signal });
+      // Only those the listing saw, and found old: one that appeared since is an upload just begun.
+      const temporary = await opts.backend.cleanupPartial({ dryRun: !opts.force, only: new Set(audit.temporary), signal: opts.signal });
       if (opts.force) {
         await removeFiles(repo, remote, opts.signal);
         // The next backup would otherwise try to settle a checkpoint whose files are gone.
@@ -45,6 +50,7 @@ export async function cleanup(opts: ReadOptions & { force?: boolean }): Promise<
         deleted: !!opts.force,
         ...(interrupted && interrupted.blocker === undefined ? { resumable: interrupted } : {}),
         damaged: audit.damaged,
+        inProgress: audit.inProgress,
       };
     } finally {
       fs.rmSync(tempDir, { recursive: true, force: true });

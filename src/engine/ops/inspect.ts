@@ -8,7 +8,7 @@ import { OffsiteError } from '../errors';
 import { manifestName, parseName, setKeyOf } from '../manifest/naming';
 import { compareIndex, indexEquals, indexToBytes } from '../pathIndex';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
-import { auditRemote, setDamage, type DamagedSet, type InterruptedSet } from './audit';
+import { auditRemote, setDamage, type DamagedSet, type InProgressFiles, type InterruptedSet } from './audit';
 import type { Repository } from './repository';
 import { openForRead, setsForTime, type ReadOptions } from './restore';
 import { mergeSignatureChain, readCachedSigtar, readCachedSigtarHeaders, type HeaderEntry } from './sigtar';
@@ -50,6 +50,8 @@ export interface CollectionStatus {
   readonly temporary: readonly string[];
   /** Temporary files and folders of runs that died, in the local cache: `cleanup` removes them too. */
   readonly localTemporary: readonly string[];
+  /** Sets without a manifest and temporary uploads written recently: a backup running elsewhere may be writing them (cleanup keeps them). */
+  readonly inProgress?: readonly InProgressFiles[];
   /** The newest restorable chain's end, dated in the future by this machine's clock (`now`): a clock was wrong (chain/collection.ts futureChainTime). */
   readonly future?: { readonly time: number; readonly now: number };
 }
@@ -68,7 +70,8 @@ export async function status(opts: ReadOptions): Promise<CollectionStatus> {
   try {
     const c = repo.collection;
     const sizes = repo.remoteFiles;
-    const audit = auditRemote(repo);
+    const now = Math.floor((opts.now ?? Date.now)() / 1000);
+    const audit = auditRemote(repo, { now });
     const chains = c.chains.map((chain: BackupChain) => {
       const damage = audit.chainDamage.get(chain);
       return {
@@ -82,8 +85,6 @@ export async function status(opts: ReadOptions): Promise<CollectionStatus> {
         ...(damage === undefined ? {} : { damage }),
       };
     });
-    const temporary = [...repo.temporaryUploads];
-    const now = Math.floor((opts.now ?? Date.now)() / 1000);
     const future = futureChainTime(c.chains.filter((ch) => !audit.chainDamage.has(ch)), now);
     return {
       url: opts.backend.displayUrl,
@@ -91,8 +92,9 @@ export async function status(opts: ReadOptions): Promise<CollectionStatus> {
       leftovers: audit.leftovers,
       ...(audit.interrupted ? { interrupted: audit.interrupted } : {}),
       damaged: audit.damaged,
-      temporary,
+      temporary: audit.temporary,
       localTemporary,
+      inProgress: audit.inProgress,
       ...(future === undefined ? {} : { future: { time: future, now } }),
     };
   } finally {
@@ -142,6 +144,19 @@ function damagedSetAdvice(chains: readonly ChainStatus[], ci: number, si: number
   return `${restore}${ci === chains.length - 1 ? '; make a new full backup (offsite backup --full)' : ''}.`;
 }
 
+/** What status and cleanup say of files a backup running elsewhere may be writing (audit.ts InProgressFiles). */
+export function describeInProgress(p: InProgressFiles): string {
+  const what = p.set ? `${p.files.length} file(s) of the incomplete ${describeSet(p.set)}` : `the temporary upload ${p.files[0]}`;
+  const when =
+    p.lastWrite === undefined || p.age === undefined ? 'the remote does not tell when it was written'
+    : `last written ${timeToString(p.lastWrite)} by the remote's clock (${p.age <= 0 ? 'not before now by this one' : `${agoText(p.age)} ago`})`;
+  return `In progress? ${what}: ${when}, so a backup running on another machine may be writing it; offsite cleanup keeps it (--keep-recent 0 deletes it).`;
+}
+
+function agoText(seconds: number): string {
+  return seconds < 3600 ? `${Math.max(1, Math.round(seconds / 60))} min` : `${(seconds / 3600).toFixed(1)} h`;
+}
+
 export function formatStatus(s: CollectionStatus): string {
   const lines: string[] = [`Collection status of ${s.url}`, ''];
   if (s.chains.length === 0) lines.push('No backup chains found.');
@@ -182,8 +197,9 @@ export function formatStatus(s: CollectionStatus): string {
   if (s.localTemporary.length) {
     lines.push(`Found ${s.localTemporary.length} temporary file(s) of runs that died in the local cache (offsite cleanup removes them).`);
   }
+  for (const p of s.inProgress ?? []) lines.push(describeInProgress(p));
   for (const d of s.damaged) lines.push(`Damaged ${describeSet(d)} (${d.files.length} file(s), offsite cleanup keeps them): ${d.reason}. ${damageAdvice(d)}`);
-  if (!i && s.leftovers.length === 0 && s.temporary.length === 0 && s.localTemporary.length === 0 && s.damaged.length === 0 && s.chains.every((c) => c.damage === undefined && c.sets.every((x) => x.damage === undefined))) {
+  if (!i && s.leftovers.length === 0 && s.temporary.length === 0 && s.localTemporary.length === 0 && (s.inProgress ?? []).length === 0 && s.damaged.length === 0 && s.chains.every((c) => c.damage === undefined && c.sets.every((x) => x.damage === undefined))) {
     lines.push('No orphaned or incomplete backup sets found.');
   }
   return `${lines.join('\n')}\n`;

@@ -31,6 +31,8 @@ export class Repository {
   private _collection?: Collection;
   private remote = new Map<string, number>();
   private partial: readonly string[] = [];
+  private mtimes = new Map<string, Date>();
+  private targets = new Map<string, string>();
   readonly copies: CopyRecords;
   /**
    * A cached manifest without a record (written by duplicity, or by an Offsite before records) is
@@ -68,15 +70,34 @@ export class Repository {
     return this.partial;
   }
 
+  /**
+   * When the remote last wrote `name` (a remote file or a leftover of an unfinished upload), by the
+   * remote's clock, as the last refresh listed it; undefined when the remote does not say.
+   */
+  remoteMtime(name: string): Date | undefined {
+    return this.mtimes.get(name);
+  }
+
+  /** The final name a leftover of an unfinished upload was for, when the remote tells it (BackendFileInfo.target). */
+  uploadTarget(partialName: string): string | undefined {
+    return this.targets.get(partialName);
+  }
+
   /** Lists the remote; with `partial`, the leftovers of unfinished uploads too, in the same listing. */
   async refresh(signal?: AbortSignal, options: { partial?: boolean } = {}): Promise<Collection> {
     const names = new Map<string, number>();
     const partial: string[] = [];
+    const mtimes = new Map<string, Date>();
+    const targets = new Map<string, string>();
     for await (const f of this.backend.list({ signal, partial: options.partial })) {
       if (f.partial) partial.push(f.name);
       else names.set(f.name, f.size);
+      if (f.mtime) mtimes.set(f.name, f.mtime);
+      if (f.partial && f.target !== undefined) targets.set(f.name, f.target);
     }
     this.remote = names;
+    this.mtimes = mtimes;
+    this.targets = targets;
     this.partial = partial.sort();
     this._collection = buildCollection(names.keys());
     return this._collection;
@@ -340,6 +361,9 @@ async function unreadableSigtar(file: string): Promise<string | undefined> {
     for await (const e of readTar(openCachedSigtar(file))) void e;
     return undefined;
   } catch (e) {
+    // Not ours to read (left by another user): not damage, and not to be removed (cacheAccessError).
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw e;
     return (e as Error).message;
   }
 }

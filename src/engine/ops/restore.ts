@@ -12,6 +12,7 @@ import { manifestName, signatureName } from '../manifest/naming';
 import { indexToString } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
 import type { PathIndex } from '../types';
+import { KEEP_RECENT_SECONDS, lastWrite } from './audit';
 import { readCheckpoint } from './checkpoint';
 import type { CryptoContext } from './remoteFiles';
 import { Repository } from './repository';
@@ -98,6 +99,8 @@ function checkListsVolumes(set: BackupSet, m: Manifest): void {
  * `time` that cannot be used (its manifest or signature file is missing, or it continues a set that
  * is) means the remote lost files, by damage or by someone deleting them to roll the backup back. The
  * one set this machine's checkpoint explains (a backup interrupted or running here) is not damage.
+ * Sets without a manifest written recently may be a backup running on another machine (audit.ts
+ * InProgressFiles): still refused, as that cannot be told from damage, but the hint says so.
  */
 function checkNoNewerDamagedSets(repo: Repository, chosen: number, time: number): void {
   const c = repo.collection;
@@ -114,9 +117,16 @@ function checkNoNewerDamagedSets(repo: Repository, chosen: number, time: number)
   });
   const unique = [...new Set(missing)];
   const newer = chosen < 0 ? 'Backups' : `Backups newer than ${timeToString(chosen)}`;
+  const anyway = chosen < 0 ? '' : `; to restore the last complete backup anyway, give --time ${timeToString(chosen)}`;
+  const now = Math.floor(Date.now() / 1000);
+  const written = suspects.map((s) => (s.manifestName ? undefined : lastWrite(repo, [...s.volumes.values()])));
+  const running = written.every((t) => t !== undefined && t > now - KEEP_RECENT_SECONDS);
   throw new OffsiteError('integrity', `${newer} cannot be used: ${unique.join(', ')} ${unique.length === 1 ? 'is' : 'are'} missing on the remote`, {
     file: unique[0],
-    hint: `If a backup was interrupted, run the next backup or offsite cleanup first${chosen < 0 ? '' : `; to restore the last complete backup anyway, give --time ${timeToString(chosen)}`}`,
+    hint:
+      running ?
+        `A backup running on another machine may be writing ${suspects.length === 1 ? 'that set' : 'those sets'} (last written ${timeToString(Math.max(...(written as number[])))} by the remote's clock): restore again once it has finished${anyway}`
+      : `If a backup was interrupted, run the next backup or offsite cleanup first${anyway}`,
   });
 }
 

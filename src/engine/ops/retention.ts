@@ -180,20 +180,28 @@ export function removeOlderThan(opts: ReadOptions & { time: number; force?: bool
 }
 
 /**
- * All chains older than the newest `n` restorable ones. Damaged chains are not counted, and those
- * newer than the oldest chain kept stay. With fewer than `n` restorable chains nothing is deleted.
+ * duplicity's remove-all-but-n-full: the chains that end before the full backup of the `n`th newest
+ * restorable chain, newest by that full backup (get_nth_last_backup_chain sorts by start time). On
+ * one machine chains do not overlap, and these are the chains before the `n` newest. When two machines
+ * back up into one remote their chains overlap: one begun earlier that ends after that full backup
+ * holds backups newer than it, and is kept (ordered by end time instead, the other machine's newer
+ * full backup would go). Damaged chains are not counted, and those that end after that time stay.
+ * With fewer than `n` restorable chains nothing is deleted.
  */
 export function removeAllButNFull(opts: ReadOptions & { n: number; force?: boolean }): Promise<RemovalPlan> {
   if (!Number.isInteger(opts.n) || opts.n < 1) throw new OffsiteError('usage', `Keep at least one full backup (got ${opts.n})`);
+  const newest = opts.n === 1 ? 'the restorable chain with the newest full backup' : `one of the ${opts.n} restorable chains with the newest full backups`;
   return removePlan(opts, (chains, damage) => {
-    const restorable = chains.filter((ch) => !damage.has(ch));
-    const oldestKept = restorable.length >= opts.n ? chains.indexOf(restorable[restorable.length - opts.n]) : 0;
+    const restorable = chains.filter((ch) => !damage.has(ch)).sort((a, b) => a.startTime - b.startTime);
+    const kept = new Set(restorable.slice(-opts.n));
+    const since = restorable.length >= opts.n ? restorable[restorable.length - opts.n].startTime : undefined;
     return {
-      remove: chains.slice(0, oldestKept),
-      reason: (_ch, d) =>
-        restorable.length < opts.n ? `fewer than ${opts.n} chain(s) can be restored, so none is deleted`
-        : d === undefined ? (opts.n === 1 ? 'the newest restorable chain' : `one of the ${opts.n} newest restorable chains`)
-        : damagedReason(opts.n === 1 ? 'the newest restorable chain' : 'the oldest restorable chain kept'),
+      remove: since === undefined ? [] : chains.filter((ch) => ch.endTime < since),
+      reason: (ch, d) =>
+        since === undefined ? `fewer than ${opts.n} chain(s) can be restored, so none is deleted`
+        : d !== undefined ? damagedReason(opts.n === 1 ? 'the newest restorable chain' : 'the oldest restorable chain kept')
+        : kept.has(ch) ? newest
+        : `it ends after ${timeToString(since)}, the ${opts.n === 1 ? 'newest full backup' : 'oldest full backup kept'} (it overlaps that chain: a backup from another machine into this remote?)`,
     };
   });
 }

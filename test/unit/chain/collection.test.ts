@@ -217,11 +217,16 @@ describe('collections (dup_collections rules)', () => {
   });
 
   it('picks chains by time and refuses a time covered by two chains', () => {
+    // Two machines into one remote: one chain from day 0 to day 4, the other from day 2 to day 3.
     const names = [...full(0), ...inc(0, 4), ...full(2), ...inc(2, 3)];
     const c = buildCollection(names);
     assert.equal(c.chains.length, 2);
     assert.equal(chainAtTime(c, t(1)), c.chains.find((ch) => ch.startTime === t(0)));
     assert.throws(() => chainAtTime(c, t(3)), (e: unknown) => OffsiteError.is(e, 'format'));
+    // After both: the chain with the newest backup (day 4), not the one with the newest full backup
+    // (day 2, whose newest is day 3): chains ordered by end time, as duplicity's all_backup_chains.
+    assert.deepEqual(setsAtTime(chainAtTime(c, t(9))!, t(9)).map((s) => s.endTime), [t(0), t(4)]);
+    assert.deepEqual(c.chains.map((ch) => ch.endTime), [t(3), t(4)]);
     compareWithDuplicity([{ names, times: TIMES }]);
   });
 

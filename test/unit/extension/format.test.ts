@@ -97,6 +97,9 @@ describe('extension: wording', () => {
     assert.match(text, /incremental\s+\S+ \S+\s+1 volume\(s\)\s+10 B/);
     assert.match(text, /1 file\(s\) of interrupted backups remain; "offsite cleanup" removes them/);
     assert.match(text, /2 temporary upload\(s\) that did not finish remain; "offsite cleanup" removes them/);
+    const running = formatStatusReport('p', 'u', { ...s, inProgress: [{ set: { type: 'inc', startTime: 0, time: 200 }, files: ['v1', 'v2'], lastWrite: 300, age: 60 }, { files: ['.offsite-part-c'] }] });
+    assert.match(running, /In progress\? 3 file\(s\) of an unfinished backup written recently: a backup on another machine may be writing them; "offsite cleanup" keeps them\./);
+    assert.doesNotMatch(text, /In progress/);
     assert.match(formatStatusReport('p', 'u', { url: 'u', chains: [], leftovers: [], damaged: [], temporary: [], localTemporary: [] }), /No backups yet/);
     assert.match(formatStatusReport('p', 'u', { url: 'u', chains: [], leftovers: [], damaged: [], temporary: ['.offsite-part-a'], localTemporary: [] }), /No backups yet\.\n  1 temporary upload/);
     assert.match(formatStatusReport('p', 'u', undefined, 'connection refused'), /Could not read the remote: connection refused/);

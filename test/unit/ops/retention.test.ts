@@ -14,8 +14,9 @@ import { formatStatus, status } from '../../../src/engine/ops/inspect';
 import type { CryptoContext } from '../../../src/engine/ops/remoteFiles';
 import { restore } from '../../../src/engine/ops/restore';
 import { removeAllButNFull, removeOlderThan } from '../../../src/engine/ops/retention';
-import { parseName } from '../../../src/engine/manifest/naming';
+import { manifestName, parseName, signatureName, volumeName } from '../../../src/engine/manifest/naming';
 import { timeToString } from '../../../src/engine/chain/time';
+import { runPython } from '../../helpers/dupSamples';
 import { rsaCrypto } from '../../helpers/gpg';
 import { makeTree, snapshotTree } from '../../helpers/tree';
 import { tempDir } from '../../helpers/tmp';
@@ -71,7 +72,8 @@ describe('retention (in-process)', function () {
         await restore({ ...run(remote, cache), time: chain.endTime, target: out });
         assert.deepEqual(snapshotTree(out), trees.get(chain.endTime), `k=${k}, chain of ${chain.endTime}`);
       }
-      await cleanup({ ...run(remote, cache), force: true });
+      // The files were all written seconds ago: cleanup is told no backup elsewhere writes them.
+      await cleanup({ ...run(remote, cache), force: true, keepRecent: 0 });
       await removeAllButNFull({ ...run(remote, cache), n: 1, force: true });
       assert.deepEqual(fs.readdirSync(remote).sort(), expected, `k=${k}`);
       const c = await cleanup(run(remote, cache));
@@ -142,5 +144,51 @@ describe('retention (in-process)', function () {
     assert.equal((await status({ ...ops, now: () => (times[5] - 30) * 1000 })).future, undefined);
     assert.equal((await removeAllButNFull({ ...ops, now: () => (times[5] - 30) * 1000, n: 3 })).files.length, 0);
   });
+
+  it('two machines backing up into one remote (overlapping chains): remove-all-but-n-full keeps the chain with the newest full backup and the one that ends after it, as duplicity does', async () => {
+    const D = 86_400;
+    const t = (k: number) => 1_800_000_000 + k * D;
+    const set = (type: 'full' | 'inc', end: number, start?: number) => [volumeName(type, t(end), start === undefined ? undefined : t(start), 1, 'gpg'), manifestName(type, t(end), start === undefined ? undefined : t(start), true), signatureName(type, t(end), start === undefined ? undefined : t(start), 'gpg')];
+    // An old chain; machine A's, begun on day 0 and continued up to day 4; machine B's, a full backup on day 2 continued on day 3.
+    const names = [...set('full', -2), ...set('inc', -1, -2), ...set('full', 0), ...set('inc', 1, 0), ...set('inc', 4, 1), ...set('full', 2), ...set('inc', 3, 2)];
+    const duplicity = runPython<Record<string, number[]>>(PY_REMOVE_ALL_BUT_N_FULL, { names, ns: [1, 2, 3, 4] });
+    assert.deepEqual({ ...duplicity }, { 1: [t(-1)], 2: [t(-1)], 3: [], 4: [] }, "duplicity's choice");
+    for (const n of [1, 2, 3, 4]) {
+      const remote = tempDir('offsite-retention-two-');
+      for (const name of names) fs.writeFileSync(path.join(remote, name), 'x');
+      const ops = { backend: new FileBackend(remote), archive: ArchiveDir.open(tempDir('offsite-retention-cache-')), crypto, log: new MemoryLogger(), now: () => t(10) * 1000 };
+      const plan = await removeAllButNFull({ ...ops, n, force: true });
+      assert.deepEqual(plan.chains, duplicity[n], `n=${n}`);
+      // B's chain (the newest full backup) is never the one to go, nor A's, which has the newest data.
+      assert.ok(fs.existsSync(path.join(remote, manifestName('full', t(2), undefined, true))), `n=${n}`);
+      assert.ok(fs.existsSync(path.join(remote, manifestName('inc', t(4), t(1), true))), `n=${n}`);
+      if (n === 1) {
+        assert.deepEqual(
+          plan.kept.map((k) => [k.startTime, k.reason]),
+          [
+            [t(2), 'the restorable chain with the newest full backup'],
+            [t(0), `it ends after ${timeToString(t(2))}, the newest full backup (it overlaps that chain: a backup from another machine into this remote?)`],
+          ],
+        );
+      }
+    }
+  });
 });
 
+/** duplicity's remove-all-but-n-full (dup_main.remove_all_but_n_full): the end times of the chains it removes, for each n. */
+const PY_REMOVE_ALL_BUT_N_FULL = `
+import gettext, json, sys
+gettext.install('duplicity')
+from duplicity import dup_collections, log
+log.setup(); log.setverbosity(log.ERROR)
+class Backend: pass
+sc = json.load(sys.stdin)
+names = [n.encode() for n in sc['names']]
+cs = dup_collections.CollectionsStatus(Backend(), None, 'replicate')
+chains, cs.orphaned_backup_sets, cs.incomplete_backup_sets = cs.get_backup_chains(names)
+cs.all_backup_chains = cs.get_sorted_chains(chains)
+sig_chains, _ = cs.get_signature_chains(False, filelist=names)
+cs.set_matched_chain_pair(sig_chains, cs.all_backup_chains)
+cs.values_set = 1
+print(json.dumps({str(n): [c.end_time for c in cs.get_chains_older_than(cs.get_nth_last_full_backup_time(n))] for n in sc['ns']}))
+`;

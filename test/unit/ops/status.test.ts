@@ -1,5 +1,6 @@
 // status: one listing of the remote gives its sets and the leftovers of unfinished uploads (what
-// cleanup removes), not a listing and then a dry run of cleanupPartial.
+// cleanup removes, or keeps as written by a backup running elsewhere), not a listing and then a dry run
+// of cleanupPartial.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -48,9 +49,16 @@ describe('status (collection status of a remote)', function () {
     const left = backend.partialNames();
     assert.equal(left.length, 2);
     backend.calls.length = 0;
-    const s = await status({ backend, archive, crypto, log });
+    // Just written: a backup running on another machine may be writing them.
+    const fresh = await status({ backend, archive, crypto, log });
     assert.deepEqual(backend.calls, ['list partial'], 'one listing, no dry run of cleanupPartial');
+    assert.deepEqual(fresh.temporary, []);
+    assert.deepEqual(fresh.inProgress?.map((p) => p.files), left.map((n) => [n]));
+    assert.match(formatStatus(fresh), /In progress\? the temporary upload .*: last written .* by the remote's clock \(.*\), so a backup running on another machine may be writing it; offsite cleanup keeps it/);
+    // A day and a minute later they are leftovers.
+    const s = await status({ backend, archive, crypto, log, now: () => Date.now() + (24 * 3600 + 60) * 1000 });
     assert.deepEqual(s.temporary, left);
+    assert.deepEqual(s.inProgress, []);
     assert.equal(s.chains.length, 1);
     assert.equal(s.chains[0].sets.length, 1, 'the partial uploads are no sets');
     assert.match(formatStatus(s), /Found 2 temporary upload\(s\) that did not finish, of an interrupted backup or of one running now \(offsite cleanup removes them\)\./);

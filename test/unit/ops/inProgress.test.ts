@@ -1,0 +1,85 @@
+// Another machine's backup into the same remote, running now (the local lock only keeps runs on this
+// machine apart): its set without a manifest and its temporary uploads are recent, and neither cleanup
+// nor this machine's next backup (settling its own interrupted run) removes them; this machine's own
+// interrupted run's temporary uploads go, however recent, as its checkpoint says they are its own. A
+// restore as of its time is refused, saying it may be running.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FaultBackend } from '../../../src/engine/backend/faultBackend';
+import { FileBackend } from '../../../src/engine/backend/fileBackend';
+import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
+import { timeToString } from '../../../src/engine/chain/time';
+import { OffsiteError } from '../../../src/engine/errors';
+import { MemoryLogger } from '../../../src/engine/log';
+import { volumeName } from '../../../src/engine/manifest/naming';
+import { backup } from '../../../src/engine/ops/backup';
+import { readCheckpoint } from '../../../src/engine/ops/checkpoint';
+import { cleanup } from '../../../src/engine/ops/cleanup';
+import { status } from '../../../src/engine/ops/inspect';
+import { restore } from '../../../src/engine/ops/restore';
+import { rsaCrypto } from '../../helpers/gpg';
+import { makeTree, randomBytesSeeded } from '../../helpers/tree';
+import { tempDir } from '../../helpers/tmp';
+
+describe('a backup running on another machine into the same remote', function () {
+  this.timeout(60_000);
+
+  it("is kept by cleanup and by this machine's next backup; this machine's interrupted run's temporary uploads go, however recent", async () => {
+    const work = tempDir('offsite-inprogress-');
+    const src = path.join(work, 'src');
+    const vault = path.join(work, 'vault');
+    makeTree(src, { 'a.txt': 'one' });
+    const archive = ArchiveDir.open(path.join(work, 'cache'));
+    const crypto = await rsaCrypto();
+    const log = new MemoryLogger();
+    await backup({ source: src, backend: new FileBackend(vault), archive, crypto, log, volumeSize: 1 << 20 });
+    // This machine's next backup stops at its second upload: a checkpoint, one volume on the remote.
+    fs.writeFileSync(path.join(src, 'big.bin'), randomBytesSeeded(3_000_000, 1));
+    const faulty = new FaultBackend(new FileBackend(vault), { rules: [{ op: 'put', calls: [2], action: 'fail', kind: 'permanent' }] });
+    await assert.rejects(backup({ source: src, backend: faulty, archive, crypto, log, volumeSize: 512 * 1024 }));
+    const cp = readCheckpoint(archive)!;
+    assert.ok(cp);
+    // Its temporary upload a kill left (a process killed mid-upload leaves one), and another machine's
+    // backup, running: a volume written a minute ago and the upload of its next one.
+    const ours = `.offsite-part-0123456789ab-${volumeName(cp.type, cp.time, cp.startTime, 7, 'gpg')}`;
+    const elsewhere = cp.time + 3600;
+    const theirVolume = volumeName('full', elsewhere, undefined, 1, 'gpg');
+    const theirUpload = `.offsite-part-ba9876543210-${volumeName('full', elsewhere, undefined, 2, 'gpg')}`;
+    const minuteAgo = Date.now() / 1000 - 60;
+    for (const n of [ours, theirVolume, theirUpload]) {
+      fs.writeFileSync(path.join(vault, n), 'partial');
+      fs.utimesSync(path.join(vault, n), minuteAgo, minuteAgo);
+    }
+
+    const s = await status({ backend: new FileBackend(vault), archive, crypto, log });
+    assert.deepEqual(s.temporary, [ours]);
+    assert.deepEqual(
+      s.inProgress?.map((p) => [p.set && timeToString(p.set.time), p.files]),
+      [
+        [timeToString(elsewhere), [theirVolume]],
+        [undefined, [theirUpload]],
+      ],
+    );
+    const dry = await cleanup({ backend: new FileBackend(vault), archive, crypto, log });
+    assert.deepEqual(dry.temporary, [ours]);
+    assert.ok(!dry.remote.includes(theirVolume));
+    // A restore as of its time is refused (it cannot be told from a set that lost its manifest), saying why.
+    const restoreThen = () => restore({ backend: new FileBackend(vault), archive, crypto, log, time: elsewhere, target: path.join(tempDir('offsite-inprogress-out-'), 'o') });
+    await assert.rejects(restoreThen(), (e: unknown) => OffsiteError.is(e, 'integrity') && /^A backup running on another machine may be writing that set \(last written \S+ by the remote's clock\): restore again once it has finished; to restore the last complete backup anyway, give --time /.test(e.hint ?? ''));
+
+    // The next backup settles the interrupted run: its own temporary upload goes, the other machine's files stay.
+    await backup({ source: src, backend: new FileBackend(vault), archive, crypto, log, volumeSize: 512 * 1024 });
+    const left = fs.readdirSync(vault);
+    assert.ok(!left.includes(ours), 'our temporary upload is removed');
+    assert.ok(left.includes(theirUpload) && left.includes(theirVolume), "the other machine's files are kept");
+
+    // A day later nothing writes them any more: cleanup removes them.
+    const dayAgo = Date.now() / 1000 - 25 * 3600;
+    for (const n of [theirVolume, theirUpload]) fs.utimesSync(path.join(vault, n), dayAgo, dayAgo);
+    await assert.rejects(restoreThen(), (e: unknown) => OffsiteError.is(e, 'integrity') && /^If a backup was interrupted, run the next backup or offsite cleanup first/.test(e.hint ?? ''));
+    const r = await cleanup({ backend: new FileBackend(vault), archive, crypto, log, force: true });
+    assert.deepEqual([r.remote, r.temporary, r.inProgress], [[theirVolume], [theirUpload], []]);
+    assert.ok(!fs.readdirSync(vault).some((n) => n === theirVolume || n === theirUpload));
+  });
+});

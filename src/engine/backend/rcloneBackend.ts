@@ -385,7 +385,10 @@ export class RcloneBackend implements Backend {
   }
 
   private async lsjson(op: string, signal?: AbortSignal): Promise<LsEntry[]> {
-    const res = await this.run(['lsjson', '--files-only', '--no-mimetype', '--no-modtime', this.remote], op, undefined, signal);
+    // Each file's time as the remote tells it in the listing (an object store's upload time, with
+    // --use-server-modtime: no request per object for its modtime metadata): cleanup keeps the sets a
+    // backup elsewhere may be writing by it (audit.ts). --no-modtime would give none, and keep them all.
+    const res = await this.run(['lsjson', '--files-only', '--no-mimetype', '--use-server-modtime', this.remote], op, undefined, signal);
     if (res.code === 3) {
       // No folder yet: the first put creates it; but not a bucket (a mistyped name), as s3:// does not.
       const bucket = await this.missingBucket(op, signal);

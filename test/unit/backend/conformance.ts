@@ -286,6 +286,21 @@ export function describeBackendConformance(title: string, makeBackend: MakeBacke
       });
     }
 
+    // cleanup keeps a set that a backup on another machine may be writing by the age of its files
+    // (audit.ts KEEP_RECENT_SECONDS): a listing that dates none would keep every interrupted set.
+    it('list and stat date each file: when it was written, by the remote\'s clock (here the same as this machine\'s)', async () => {
+      const b = await fresh();
+      const before = Date.now();
+      await b.put('dated.bin', bufferSource(randomBytes(10)));
+      const listed: BackendFileInfo[] = [];
+      for await (const f of b.list()) listed.push(f);
+      for (const [how, info] of [['list', listed[0]], ['stat', await b.stat('dated.bin')]] as const) {
+        assert.ok(info?.mtime instanceof Date && !Number.isNaN(info.mtime.getTime()), `${how} gives no mtime: ${JSON.stringify(info)}`);
+        // A second either way: file systems and S3 keep whole seconds or less.
+        assert.ok(Math.abs(info.mtime.getTime() - before) < 60_000, `${how}: ${info.mtime.toISOString()} is not when it was written (${new Date(before).toISOString()})`);
+      }
+    });
+
     if (!cannot.has('progress')) {
       it('reports put progress, ending at the full size', async () => {
         const b = await fresh();

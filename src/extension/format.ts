@@ -29,14 +29,19 @@ export function retentionFailureText(folder: string, failure: { readonly message
 export type OperationKind = 'backup' | 'restore' | 'verify' | 'drill';
 
 const OPERATION_NAMES: Record<OperationKind, readonly [name: string, doing: string]> = {
-  backup: ['backup', 'backing up…'],
-  restore: ['restore', 'restoring…'],
-  verify: ['verify', 'verifying…'],
-  drill: ['restore drill', 'running a restore drill…'],
+  backup: ['backup', 'backing up'],
+  restore: ['restore', 'restoring'],
+  verify: ['verify', 'verifying'],
+  drill: ['restore drill', 'running a restore drill'],
 };
 
 /** What a folder runs, as the Backups view says it beside the folder: "backing up…", "verifying…". */
 export function operationDoing(kind: OperationKind): string {
+  return `${operationActivity(kind)}…`;
+}
+
+/** The same without the ellipsis, to be named in a sentence: "backing up", "running a restore drill". */
+export function operationActivity(kind: OperationKind): string {
   return OPERATION_NAMES[kind][1];
 }
 

@@ -3,7 +3,7 @@
 // Node with made-up clocks.
 import type { DrillRecord } from '../engine/ops/drill';
 import type { BackupStats } from '../engine/ops/stats';
-import { formatAge, formatBytes, formatTime, statsSummary } from './format';
+import { formatAge, formatBytes, formatTime, operationActivity, statsSummary, type OperationKind } from './format';
 
 const HOUR = 3600;
 const DAY = 86400;
@@ -82,7 +82,8 @@ export interface FolderView {
   readonly name: string;
   readonly url: string;
   readonly record: FolderRecord;
-  readonly running: boolean;
+  /** What the folder runs now (a backup, a restore, a verify, a drill); undefined when idle. */
+  readonly running?: OperationKind;
   readonly staleAfterHours: number;
 }
 
@@ -102,6 +103,21 @@ export function currentFailure(rec: FolderRecord): FolderRecord['lastFailure'] {
   return f && !(rec.lastSuccess !== undefined && rec.lastSuccess >= f.time) ? f : undefined;
 }
 
+const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+/**
+ * What runs, as the status bar says it: "Verifying…" with one folder; with several, each running
+ * folder by name, grouped by what it runs ("Backing up a, b, verifying c…").
+ */
+function runningText(running: readonly FolderView[], named: boolean): string {
+  const kinds = [...new Set(running.map((f) => f.running!))];
+  const parts = kinds.map((k) => {
+    const doing = operationActivity(k);
+    return named ? `${doing} ${running.filter((f) => f.running === k).map((f) => f.name).join(', ')}` : doing;
+  });
+  return `${capitalized(parts.join(', '))}…`;
+}
+
 /** One item for all folders: the spinner while any runs, else the oldest success; a warning on failure or staleness. */
 export function statusBarView(folders: readonly FolderView[], now: number): StatusBarView {
   const running = folders.filter((f) => f.running);
@@ -110,7 +126,7 @@ export function statusBarView(folders: readonly FolderView[], now: number): Stat
   const successes = folders.map((f) => f.record.lastSuccess);
   const oldest = successes.some((s) => s === undefined) ? undefined : Math.min(...(successes as number[]));
   let text: string;
-  if (running.length) text = `$(sync~spin) Backing up${folders.length > 1 ? ` ${running.map((f) => f.name).join(', ')}` : ''}…`;
+  if (running.length) text = `$(sync~spin) ${runningText(running, folders.length > 1)}`;
   else if (failed.length) text = `$(warning) Backup failed`;
   else if (oldest === undefined) text = '$(cloud-upload) No backup yet';
   else text = `${stale.length ? '$(warning)' : '$(cloud-upload)'} ${formatAge(now - oldest)}`;
@@ -121,7 +137,7 @@ export function statusBarView(folders: readonly FolderView[], now: number): Stat
 function folderTooltip(f: FolderView, now: number): string {
   const r = f.record;
   const lines = [`**${escapeMd(f.name)}** → \`${f.url}\``];
-  if (f.running) lines.push('Backing up now…');
+  if (f.running) lines.push(`${capitalized(operationActivity(f.running))} now…`);
   if (r.lastSuccess !== undefined) {
     lines.push(`Last backup: ${formatTime(r.lastSuccess)} (${formatAge(now - r.lastSuccess)})${r.lastType ? `, ${r.lastType === 'full' ? 'full' : 'incremental'}` : ''}`);
   } else lines.push('No backup yet');

@@ -39,7 +39,7 @@ export class BackupStatusBar implements vscode.Disposable {
       return;
     }
     const view = statusBarView(
-      folders.map((f) => ({ name: f.name, url: redactUrl(f.config.url), record: this.model.record(f), running: !!f.running, staleAfterHours: f.config.settings.staleAfter })),
+      folders.map((f) => ({ name: f.name, url: redactUrl(f.config.url), record: this.model.record(f), running: f.running?.kind, staleAfterHours: f.config.settings.staleAfter })),
       Date.now() / 1000,
     );
     const untrusted = !vscode.workspace.isTrusted;

@@ -7,7 +7,7 @@ const H = 3600;
 const NOW = 1_800_000_000;
 
 function view(p: Partial<FolderView> & { record?: FolderView['record'] }): FolderView {
-  return { name: 'proj', url: 'file:///b/proj', running: false, staleAfterHours: 24, record: {}, ...p };
+  return { name: 'proj', url: 'file:///b/proj', staleAfterHours: 24, record: {}, ...p };
 }
 
 describe('extension: schedule rules', () => {
@@ -65,7 +65,18 @@ describe('extension: schedule rules', () => {
     assert.match(drilled.tooltip, /Last restore drill: .* \(2d ago\): 20 file\(s\) matched, 1 changed since the backup/);
     const damaged = statusBarView([view({ record: { ...ok.record, lastDrill: { at: NOW - 60, ok: false, setTime: NOW - 3 * H, matched: 19, failed: 1, changed: 0 } } })], NOW);
     assert.match(damaged.tooltip, /\$\(error\) Last restore drill: .*1 file\(s\) FAILED/);
-    assert.equal(statusBarView([{ ...ok, running: true }], NOW).text, '$(sync~spin) Backing up…');
+    assert.equal(statusBarView([{ ...ok, running: 'backup' }], NOW).text, '$(sync~spin) Backing up…');
+    // Whatever runs is said as it is: a verify is no backup (the bar said "Backing up" for all four).
+    for (const [kind, text, line] of [
+      ['verify', 'Verifying…', 'Verifying now…'],
+      ['restore', 'Restoring…', 'Restoring now…'],
+      ['drill', 'Running a restore drill…', 'Running a restore drill now…'],
+    ] as const) {
+      const v = statusBarView([{ ...ok, running: kind }], NOW);
+      assert.equal(v.text, `$(sync~spin) ${text}`);
+      assert.match(v.tooltip, new RegExp(`^${line} *$`, 'm'));
+      assert.doesNotMatch(v.tooltip, /Backing up/);
+    }
     const failed = statusBarView([view({ record: { ...ok.record, lastFailure: { time: NOW - 60, message: 'disk full' } } })], NOW);
     assert.equal(failed.text, '$(warning) Backup failed');
     assert.equal(failed.warning, true);
@@ -93,7 +104,9 @@ describe('extension: schedule rules', () => {
     const a = view({ name: 'a', record: { lastSuccess: NOW - 60 } });
     const b = view({ name: 'b', record: { lastSuccess: NOW - 5 * H } });
     assert.equal(statusBarView([a, b], NOW).text, '$(cloud-upload) 5h ago');
-    assert.equal(statusBarView([a, { ...b, running: true }], NOW).text, '$(sync~spin) Backing up b…');
+    assert.equal(statusBarView([a, { ...b, running: 'backup' }], NOW).text, '$(sync~spin) Backing up b…');
+    const c = view({ name: 'c' });
+    assert.equal(statusBarView([{ ...a, running: 'backup' }, { ...b, running: 'verify' }, { ...c, running: 'backup' }], NOW).text, '$(sync~spin) Backing up a, c, verifying b…');
     assert.equal(statusBarView([a, view({ name: 'c' })], NOW).text, '$(cloud-upload) No backup yet');
     assert.equal(statusBarView([a, b], NOW).tooltip.split('---').length, 2, 'one tooltip section per folder');
   });

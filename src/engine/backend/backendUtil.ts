@@ -1,12 +1,17 @@
 // Small pieces every backend needs: name and range checks, the "source lied about its size" error,
 // abort plumbing. Shared so that all backends classify these cases the same way.
-import { BackendError } from './backend';
+import { BackendError, type CleanupPartialOptions } from './backend';
 import { OffsiteError, cancelled, isCancellation } from '../errors';
 
 /**
  * Remote names are flat file names (duplicity's remote is one folder). Anything else is a bug in the
  * caller, never something to retry.
  */
+/** Whether cleanupPartial(options) may report and remove the leftover `name` (options.only, when given, names them). */
+export function inCleanupScope(options: CleanupPartialOptions, name: string): boolean {
+  return !options.only || options.only.has(name);
+}
+
 export function checkName(op: string, name: string): void {
   if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
     throw new BackendError('permanent', op, String(name), `"${String(name)}" is not a valid remote file name`, {

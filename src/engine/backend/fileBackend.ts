@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
-import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
+import { checkName, checkRange, inCleanupScope, normalizeAbort, sizeMismatch } from './backendUtil';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
 
 /**
@@ -333,7 +333,7 @@ export class FileBackend implements Backend {
     throwIfAborted(options.signal);
     let names: string[];
     try {
-      names = (await fsp.readdir(this.dir)).filter((n) => isPartialName(n) && !this.inflight.has(n) && (!options.only || options.only.has(n)));
+      names = (await fsp.readdir(this.dir)).filter((n) => isPartialName(n) && !this.inflight.has(n) && inCleanupScope(options, n));
     } catch (e) {
       if (errno(e) === 'ENOENT') return [];
       throw this.fsError('cleanupPartial', undefined, e);

@@ -4,7 +4,7 @@
 import { Readable } from 'node:stream';
 import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
-import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
+import { checkName, checkRange, inCleanupScope, normalizeAbort, sizeMismatch } from './backendUtil';
 import { cancelled, throwIfAborted } from '../errors';
 
 interface StoredFile {
@@ -132,7 +132,7 @@ export class MemoryBackend implements Backend {
 
   async cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     throwIfAborted(options.signal);
-    const names = [...this.partials.keys()].filter((n) => !options.only || options.only.has(n)).sort();
+    const names = [...this.partials.keys()].filter((n) => inCleanupScope(options, n)).sort();
     if (!options.dryRun) for (const n of names) this.partials.delete(n);
     return names;
   }

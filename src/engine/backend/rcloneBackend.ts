@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ChildProcess } from 'node:child_process';
 import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
-import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
+import { checkName, checkRange, inCleanupScope, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor, partialTarget } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
 import { classifyRclone, displayRemote, makeRedactor, rcloneEnv, remoteParts, runRclone, secretsToEnv, spawnRclone, stopChild, type RcloneEnv } from './rclone/rcloneRun';
@@ -123,8 +123,10 @@ export class RcloneBackend implements Backend {
   private readonly rc: RcloneEnv;
   /** The remote given to rclone: its secrets are in rclone's environment (secretsToEnv). */
   private readonly remote: string;
-  /** The remote as the URL wrote it. */
-  private readonly written: string;
+  /** The name of the rclone.conf remote the URL names; undefined for a backend made on the fly (":s3,…"). */
+  private readonly confName: string | undefined;
+  /** The bucket a missing folder may be (missingBucket): rclone's features of the remote, asked once. */
+  private bucketRoot: Promise<string | undefined> | undefined;
   /** Temp names of this backend's puts in progress: cleanupPartial leaves them alone. */
   private readonly inflight = new Set<string>();
   /** rclone processes running, so close() can end them. */
@@ -136,8 +138,9 @@ export class RcloneBackend implements Backend {
     // Secrets of a connection string go to rclone in its environment, never on its command line.
     const hidden = secretsToEnv(params.remote);
     this.remote = hidden.remote;
-    this.written = params.remote;
-    const redact = makeRedactor(params.remote);
+    const name = remoteParts(params.remote)?.name;
+    this.confName = name?.startsWith(':') ? undefined : name;
+    const redact = makeRedactor(params.remote, hidden);
     this.displayUrl = `rclone://${displayRemote(params.remote)}`;
     const env = { ...rcloneEnv(params.env ?? process.env), ...hidden.env };
     this.configSource = params.config ? 'the rclone config option' : env.RCLONE_CONFIG ? 'RCLONE_CONFIG' : "rclone's default";
@@ -183,8 +186,8 @@ export class RcloneBackend implements Backend {
   async check(signal?: AbortSignal): Promise<void> {
     const res = await this.run(['listremotes'], 'open', undefined, signal);
     if (res.code !== 0) throw this.fail(res, 'open');
-    if (this.written.startsWith(':')) return;
-    const name = this.written.slice(0, this.written.search(/[:,]/));
+    const name = this.confName;
+    if (name === undefined) return;
     const known = res.stdout.toString('utf8').split('\n').map((l) => l.trim().replace(/:$/, ''));
     // Single-letter names are Windows drives ("C:") to rclone: local paths, not remotes.
     if (!known.includes(name) && !(name.length === 1 && process.platform === 'win32')) {
@@ -410,16 +413,27 @@ export class RcloneBackend implements Backend {
    */
   private async missingBucket(op: string, signal?: AbortSignal): Promise<string | undefined> {
     const parts = remoteParts(this.remote);
-    const res = await this.run(['backend', 'features', this.remote], op, undefined, signal);
-    if (!parts || res.code !== 0) return undefined;
-    const f = parseJson<{ Root?: string; Features?: { BucketBased?: boolean } }>(res.stdout, op, undefined, this.displayUrl);
-    const trim = (p: string): string => p.replace(/^\/+|\/+$/g, '');
-    const root = trim(parts.path.slice(1));
-    if (!f?.Features?.BucketBased || trim(f.Root ?? '') !== root || root === '') return undefined;
+    if (!parts) return undefined;
+    this.bucketRoot ??= this.bucketOf(parts.path, op, signal).catch((e: unknown) => {
+      this.bucketRoot = undefined; // a failed or cancelled ask is asked again next time
+      throw e;
+    });
+    const root = await this.bucketRoot;
+    if (root === undefined) return undefined;
     const bucket = root.split('/')[0];
     if (bucket === root) return bucket; // the bucket itself is the folder not found
     const top = await this.run(['lsjson', '--files-only', '--no-mimetype', '--no-modtime', '--max-depth', '1', `${parts.remote}${bucket}`], op, undefined, signal);
     return top.code === 3 ? bucket : undefined;
+  }
+
+  /** The URL's path (without its ":") when the remote is bucket-based and rooted there; else undefined. */
+  private async bucketOf(path: string, op: string, signal?: AbortSignal): Promise<string | undefined> {
+    const res = await this.run(['backend', 'features', this.remote], op, undefined, signal);
+    if (res.code !== 0) return undefined;
+    const f = parseJson<{ Root?: string; Features?: { BucketBased?: boolean } }>(res.stdout, op, undefined, this.displayUrl);
+    const trim = (p: string): string => p.replace(/^\/+|\/+$/g, '');
+    const root = trim(path.slice(1));
+    return f?.Features?.BucketBased && trim(f.Root ?? '') === root && root !== '' ? root : undefined;
   }
 
   async *list(options: ListOptions = {}): AsyncIterable<BackendFileInfo> {
@@ -442,7 +456,7 @@ export class RcloneBackend implements Backend {
   async cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     const names = (await this.lsjson('cleanupPartial', options.signal))
       .map((e) => e.Name ?? '')
-      .filter((n) => isPartialName(n) && !this.inflight.has(n) && (!options.only || options.only.has(n)))
+      .filter((n) => isPartialName(n) && !this.inflight.has(n) && inCleanupScope(options, n))
       .sort();
     if (options.dryRun) return names;
     const removed: string[] = [];

@@ -26,7 +26,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
-import { checkName, checkRange, envNumber, normalizeAbort, sizeMismatch } from './backendUtil';
+import { checkName, checkRange, inCleanupScope, envNumber, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor, partialTarget } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
 import { checkEndpoint, createS3Client } from './s3/s3Client';
@@ -660,7 +660,7 @@ export class S3Backend implements Backend {
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
-      const left = found.filter((f) => !options.only || options.only.has(f.label));
+      const left = found.filter((f) => inCleanupScope(options, f.label));
       left.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
       if (options.dryRun) return left.map((f) => f.label);
       const done: string[] = [];

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import type { FileEntry, Stats } from 'ssh2';
 import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
-import { abortableDelay, checkName, checkRange, envNumber, normalizeAbort, sizeMismatch } from './backendUtil';
+import { abortableDelay, checkName, checkRange, inCleanupScope, envNumber, normalizeAbort, sizeMismatch } from './backendUtil';
 import { isPartialName, partialNameFor, partialTarget } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
@@ -540,7 +540,7 @@ export class SftpBackend implements Backend {
 
   async cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     return await this.withConnection('cleanup', undefined, options.signal, async (conn) => {
-      const found = (await this.readDir(conn, 'cleanup')).map((e) => e.filename).filter((n) => isPartialName(n) && !this.inflight.has(n) && (!options.only || options.only.has(n)));
+      const found = (await this.readDir(conn, 'cleanup')).map((e) => e.filename).filter((n) => isPartialName(n) && !this.inflight.has(n) && inCleanupScope(options, n));
       found.sort();
       if (!options.dryRun) for (const n of found) await this.removeOn(conn, this.remote(n));
       return found;

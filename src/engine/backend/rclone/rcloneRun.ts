@@ -84,9 +84,9 @@ function splitRemote(remote: string): RemoteParts | undefined {
 }
 
 /** A remote's "name[,parameters]:" and its path from that ":" on; undefined for a local path. */
-export function remoteParts(remote: string): { remote: string; path: string } | undefined {
+export function remoteParts(remote: string): { name: string; remote: string; path: string } | undefined {
   const parts = splitRemote(remote);
-  return parts && { remote: remote.slice(0, remote.length - parts.path.length + 1), path: parts.path };
+  return parts && { name: parts.name, remote: remote.slice(0, remote.length - parts.path.length + 1), path: parts.path };
 }
 
 /** A connection string's value as rclone reads it: quoted in "…" or '…', a quote doubled inside. */
@@ -216,12 +216,13 @@ function isSecretParam(p: string): boolean {
  * as written or as given to rclone (secretsToEnv) is shown as displayRemote, a backend made on the fly
  * by the name the user wrote (":s3", not "offsite_s3_1").
  */
-export function makeRedactor(remote: string): (text: string) => string {
+export function makeRedactor(remote: string, hidden: HiddenSecrets = secretsToEnv(remote)): (text: string) => string {
   const shown = displayRemote(remote);
-  const hidden = secretsToEnv(remote);
+  // The longest given name first: offsite_s3_1 is the start of offsite_s3_10.
+  const renamed = [...hidden.renamed].sort((a, b) => b[0].length - a[0].length);
   return (text) => {
     let t = text.split(remote).join(shown).split(hidden.remote).join(shown);
-    for (const [given, written] of hidden.renamed) t = t.split(given).join(written);
+    for (const [given, written] of renamed) t = t.split(given).join(written);
     return maskPasswordsIn(redactSecretAssignments(t));
   };
 }

@@ -76,7 +76,7 @@ export interface RemoteAudit {
   readonly leftovers: readonly string[];
   /** Temporary uploads that did not finish (Repository.temporaryUploads), as leftovers: what cleanup removes. */
   readonly temporary: readonly string[];
-  /** Leftovers and temporary uploads a backup running elsewhere may be writing (with AuditOptions only): kept. */
+  /** Leftovers and temporary uploads a backup running elsewhere may be writing: kept. */
   readonly inProgress: readonly InProgressFiles[];
   readonly damaged: readonly DamagedSet[];
 }
@@ -126,7 +126,7 @@ export function chainsDamage(repo: Repository): Map<BackupChain, string> {
   return out;
 }
 
-export function auditRemote(repo: Repository, opts?: AuditOptions): RemoteAudit {
+export function auditRemote(repo: Repository, opts: AuditOptions): RemoteAudit {
   const c = repo.collection;
   const chainDamage = chainsDamage(repo);
 
@@ -150,6 +150,7 @@ export function auditRemote(repo: Repository, opts?: AuditOptions): RemoteAudit 
   };
 
   const checkpoint = readCheckpoint(repo.archive);
+  const ours = checkpoint && setKeyOf(checkpoint.type, checkpoint.startTime, checkpoint.time);
   // Set keys kept, with the file list of their damaged entry (signature files join it).
   const kept = new Map<string, string[] | undefined>([...inChains].map((x) => [setKey(x), undefined]));
   const leftovers: string[] = [];
@@ -182,7 +183,7 @@ export function auditRemote(repo: Repository, opts?: AuditOptions): RemoteAudit 
       continue;
     }
     const files = filesOf(s);
-    if (checkpoint && setKey(s) === setKeyOf(checkpoint.type, checkpoint.startTime, checkpoint.time)) {
+    if (checkpoint && setKey(s) === ours) {
       const blocker = resumeBlocker(checkpoint, c, repo.remoteFiles, repo.archive);
       interrupted = { type: s.type, startTime: s.startTime, time: s.endTime, files: interruptedFiles, ...(blocker ? { blocker } : {}) };
       if (!blocker) kept.set(setKey(s), undefined);
@@ -206,8 +207,15 @@ export function auditRemote(repo: Repository, opts?: AuditOptions): RemoteAudit 
     if (interrupted && key === setKeyOf(interrupted.type, interrupted.startTime, interrupted.time)) interruptedFiles.push(name);
     else leftovers.push(name);
   }
-  const ours = checkpoint && setKeyOf(checkpoint.type, checkpoint.startTime, checkpoint.time);
   return { chainDamage, interrupted, damaged, ...splitInProgress(repo, leftovers, ours, opts) };
+}
+
+/**
+ * Whether files last written at `t` (seconds, the remote's clock; undefined: it does not say) may be a
+ * backup's still running elsewhere, at `now`: the one rule of status, cleanup, backup and restore.
+ */
+export function writtenRecently(t: number | undefined, now: number, keepRecent = KEEP_RECENT_SECONDS): boolean {
+  return t === undefined || t > now - keepRecent;
 }
 
 /** Seconds since the epoch of the newest of `names` the remote dates; undefined when it dates none. */
@@ -221,10 +229,10 @@ export function lastWrite(repo: Repository, names: readonly string[]): number | 
  * InProgressFiles). A temporary upload for a file of `ours` (the set key of this machine's checkpoint:
  * its backup is not running, the lock says so) is a leftover whatever its age.
  */
-function splitInProgress(repo: Repository, leftovers: string[], ours: string | undefined, opts: AuditOptions | undefined): Pick<RemoteAudit, 'leftovers' | 'temporary' | 'inProgress'> {
-  const keepRecent = opts?.keepRecent ?? KEEP_RECENT_SECONDS;
-  if (!opts || keepRecent <= 0) return { leftovers, temporary: repo.temporaryUploads, inProgress: [] };
-  const recent = (t: number | undefined) => t === undefined || t > opts.now - keepRecent;
+function splitInProgress(repo: Repository, leftovers: string[], ours: string | undefined, opts: AuditOptions): Pick<RemoteAudit, 'leftovers' | 'temporary' | 'inProgress'> {
+  const keepRecent = opts.keepRecent ?? KEEP_RECENT_SECONDS;
+  if (keepRecent <= 0) return { leftovers, temporary: repo.temporaryUploads, inProgress: [] };
+  const recent = (t: number | undefined) => writtenRecently(t, opts.now, keepRecent);
   const when = (t: number | undefined) => (t === undefined ? {} : { lastWrite: t, age: opts.now - t });
   const bySet = new Map<string, string[]>();
   for (const name of leftovers) {

@@ -521,7 +521,7 @@ class BackupRun {
     // killed between placing its last file and removing that file's temporary copy. Not those of a
     // backup that may be running on another machine (audit.ts InProgressFiles).
     const ended = auditRemote(this.repo, { now: Math.floor(this.now() / 1000) }).temporary;
-    const temps = await opts.backend.cleanupPartial({ only: new Set(ended), signal: opts.signal });
+    const temps = ended.length ? await opts.backend.cleanupPartial({ only: new Set(ended), signal: opts.signal }) : [];
     if (temps.length) opts.log.info(`Removed ${temps.length} temporary upload(s) of an interrupted run`);
     const complete = collection.chains.some((ch) => [ch.fullSet, ...ch.incSets].some((s) => s.endTime === c.time));
     if (complete) {

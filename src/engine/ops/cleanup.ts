@@ -36,7 +36,9 @@ export async function cleanup(opts: ReadOptions & { force?: boolean; keepRecent?
       const interrupted = audit.interrupted;
       const remote = [...audit.leftovers, ...(interrupted?.blocker !== undefined ? interrupted.files : [])];
       // Only those the listing saw, and found old: one that appeared since is an upload just begun.
-      const temporary = await opts.backend.cleanupPartial({ dryRun: !opts.force, only: new Set(audit.temporary), signal: opts.signal });
+      // Without --force the listing's are the answer: the remote is not listed again to say them.
+      let temporary = [...audit.temporary].sort();
+      if (opts.force && temporary.length) temporary = await opts.backend.cleanupPartial({ only: new Set(temporary), signal: opts.signal });
       if (opts.force) {
         await removeFiles(repo, remote, opts.signal);
         // The next backup would otherwise try to settle a checkpoint whose files are gone.

@@ -12,7 +12,7 @@ import { manifestName, signatureName } from '../manifest/naming';
 import { indexToString } from '../pathIndex';
 import { throttled, type ProgressSink } from '../progress';
 import type { PathIndex } from '../types';
-import { KEEP_RECENT_SECONDS, lastWrite } from './audit';
+import { lastWrite, writtenRecently } from './audit';
 import { readCheckpoint } from './checkpoint';
 import type { CryptoContext } from './remoteFiles';
 import { Repository } from './repository';
@@ -120,7 +120,7 @@ function checkNoNewerDamagedSets(repo: Repository, chosen: number, time: number)
   const anyway = chosen < 0 ? '' : `; to restore the last complete backup anyway, give --time ${timeToString(chosen)}`;
   const now = Math.floor(Date.now() / 1000);
   const written = suspects.map((s) => (s.manifestName ? undefined : lastWrite(repo, [...s.volumes.values()])));
-  const running = written.every((t) => t !== undefined && t > now - KEEP_RECENT_SECONDS);
+  const running = written.every((t) => writtenRecently(t, now));
   throw new OffsiteError('integrity', `${newer} cannot be used: ${unique.join(', ')} ${unique.length === 1 ? 'is' : 'are'} missing on the remote`, {
     file: unique[0],
     hint:

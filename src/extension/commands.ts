@@ -13,7 +13,7 @@ import { describeNotRestored } from '../engine/ops/notRestored';
 import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey, needsSignKey, SettingError } from './engineClient';
 import { redactUrl } from '../engine/backend/backendUtil';
 import { crontabLine, cronUrl, offsiteForCron, offsiteOnPath, workspaceRelative } from './folderConfig';
-import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, operationDoing, retentionFailureText, statsSummary, tooLargeToCompare } from './format';
+import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, folderDescription, retentionFailureText, statsSummary, tooLargeToCompare } from './format';
 import { BusyError, type BackupModel, type FolderBackup } from './model';
 import { currentFailure, drillLine } from './schedule';
 import type { Secrets } from './secrets';
@@ -144,7 +144,8 @@ export class CommandCenter implements vscode.Disposable {
     if (needsSignKey(e)) actions[openSettings] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'offsite.signKey');
     actions[showLog] = () => this.log.show();
     const text = errorText(e);
-    // Not found, busy, or nothing to act on (no file open, an unsaved document): said, not alarmed.
+    // Not found, a remote another run holds, or nothing to act on (no file open, an unsaved document):
+    // said, not alarmed. (A folder busy here is showBusy's.)
     const severity = e.code === 'notFound' || e.code === 'target' || e.code === 'noFolder' || isHeldElsewhere(e) ? 'warning' : 'error';
     void this.ui.notify(severity, vscode.l10n.t('Offsite: {0}', text.replace(/\.\.$/, '.')), {}, ...Object.keys(actions)).then((a) => a && actions[a]?.());
   }
@@ -163,7 +164,8 @@ export class CommandCenter implements vscode.Disposable {
       ? { [showLog]: () => this.log.show() }
       : { [showProgress]: () => vscode.commands.executeCommand('notifications.showList') };
     actions[cancel] = () => running.abort.abort();
-    void this.ui.notify('info', vscode.l10n.t('{0}. Wait for it to finish, or cancel it.', e.message), {}, ...Object.keys(actions)).then((a) => a && actions[a]?.());
+    // errorText: the message and BusyError's hint, "Wait for it to finish, or cancel it".
+    void this.ui.notify('info', `${errorText(e)}.`, {}, ...Object.keys(actions)).then((a) => a && actions[a]?.());
   }
 
   // ---- targets ---------------------------------------------------------------------------------
@@ -183,7 +185,7 @@ export class CommandCenter implements vscode.Disposable {
       else if (byEditor && candidates.includes(byEditor) && arg === undefined && folders.length > 1 && candidates.length > 1) f = byEditor;
       else if (candidates.length > 1) {
         const pick = await this.ui.pick(
-          candidates.map((x) => ({ label: x.name, description: [x.config.url ? redactUrl(x.config.url) : '', x.running ? operationDoing(x.running.kind) : ''].filter(Boolean).join(' · '), folder: x })),
+          candidates.map((x) => ({ label: x.name, description: folderDescription(x.config.url ? redactUrl(x.config.url) : undefined, x.running?.kind) ?? '', folder: x })),
           { title: vscode.l10n.t('Which folder?') },
         );
         if (!pick) fail('cancelled', 'Cancelled');

@@ -7,7 +7,7 @@ import { CommandCenter } from './commands';
 import { EngineClient } from './engineClient';
 import { DrillReminder } from './drillReminder';
 import { redactUrl } from '../engine/backend/backendUtil';
-import { operationDoing } from './format';
+import { folderDescription } from './format';
 import { EngineGateway } from './gateway';
 import { BackupModel } from './model';
 import { Scheduler } from './scheduler';
@@ -63,7 +63,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
     const folders = model.folders;
     const only = folders.length === 1 ? folders[0] : undefined;
     const where = only?.config.url ? redactUrl(only.config.url) : undefined;
-    treeView.description = only?.running && where ? `${operationDoing(only.running.kind)} · ${where}` : where;
+    treeView.description = folderDescription(where, only?.running?.kind);
   };
   describeView();
 

@@ -40,6 +40,14 @@ export function operationDoing(kind: OperationKind): string {
   return `${operationActivity(kind)}…`;
 }
 
+/**
+ * A folder as described beside its name (the Backups view, the view's title with one folder, the
+ * folder pick): what it runs, if anything, then where its backups go. "backing up… · sftp://h/p".
+ */
+export function folderDescription(where: string | undefined, running: OperationKind | undefined): string | undefined {
+  return running ? [operationDoing(running), where].filter(Boolean).join(' · ') : where;
+}
+
 /** The same without the ellipsis, to be named in a sentence: "backing up", "running a restore drill". */
 export function operationActivity(kind: OperationKind): string {
   return OPERATION_NAMES[kind][1];

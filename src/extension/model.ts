@@ -16,8 +16,6 @@ import { busyText, currentChainIndex, lastRestorableTime, progressMessage, type 
 import type { EngineGateway, RequestBuilder } from './gateway';
 import type { FolderRecord } from './schedule';
 
-export type { OperationKind } from './format';
-
 /** The entries of one folder of a set loaded so far (pages are appended as the user asks for more). */
 export interface FolderListing {
   readonly nodes: FileNode[];
@@ -236,7 +234,6 @@ export class BackupModel implements vscode.Disposable {
       // The settings may have changed meanwhile: the folder's FolderBackup is then a new one sharing it.
       for (const x of [f, ...this._folders]) if (x.running === running) x.running = undefined;
       unregister();
-      await this.updateContext();
       this._onDidChangeState.fire();
     }
   }

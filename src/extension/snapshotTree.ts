@@ -7,7 +7,7 @@ import type { ChainStatus, SetStatus } from '../engine/ops/inspect';
 import { isCancelled } from './engineClient';
 import type { FileNode } from './fileTree';
 import { redactUrl } from '../engine/backend/backendUtil';
-import { currentChainIndex, formatAge, formatBytes, formatTime, operationDoing, unrestorableSets } from './format';
+import { currentChainIndex, folderDescription, formatAge, formatBytes, formatTime, unrestorableSets } from './format';
 import type { BackupModel, FolderBackup } from './model';
 
 export type BackupNode = FolderNode | ChainNode | SetNode | EntryNode | MoreNode | MessageNode;
@@ -126,7 +126,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
         const item = new vscode.TreeItem(n.folder.name, vscode.TreeItemCollapsibleState.Expanded);
         const running = n.folder.running;
         const where = n.folder.config.url ? redactUrl(n.folder.config.url) : vscode.l10n.t('not configured');
-        item.description = running ? `${operationDoing(running.kind)} · ${where}` : where;
+        item.description = folderDescription(where, running?.kind);
         item.tooltip = n.folder.config.url ? `${n.folder.folder.uri.fsPath} → ${redactUrl(n.folder.config.url)}` : undefined;
         item.iconPath = new vscode.ThemeIcon(running ? 'sync~spin' : 'root-folder');
         // Busy: its Backup action gives way to Cancel (for this folder only; the others keep theirs).

@@ -64,6 +64,13 @@ describe('Offsite in a multi-root workspace', () => {
       assert.equal(warned.length, 1, JSON.stringify(shown));
       assert.equal(warned[0].severity, 'warning', 'busy is not a failure');
       assert.match(warned[0].message, /1 of 2 folders not backed up: workspace: Offsite is already running a scheduled backup of workspace/);
+      // Asked of that folder alone: said with its ways out; a scheduled backup shows no progress, so Show Log.
+      const alone = api.ui.notices.length;
+      assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace', folder.folder.uri), undefined);
+      assert.deepEqual(
+        api.ui.notices.slice(alone).map((n) => [n.severity, n.message, n.actions]),
+        [['info', 'Offsite is already running a scheduled backup of workspace. Wait for it to finish, or cancel it.', ['Show Log', 'Cancel It']]],
+      );
     } finally {
       folder.running = undefined;
     }

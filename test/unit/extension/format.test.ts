@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { emptyStats } from '../../../src/engine/ops/stats';
-import { busyText, currentChainIndex, drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, lastRestorableTime, operationDoing, progressMessage, retentionFailureText, statsSummary, tooLargeToCompare, unrestorableSets } from '../../../src/extension/format';
+import { busyText, currentChainIndex, drillSummary, folderDescription, formatAge, formatBytes, formatStatusReport, formatTime, lastRestorableTime, operationDoing, progressMessage, retentionFailureText, statsSummary, tooLargeToCompare, unrestorableSets } from '../../../src/extension/format';
 
 describe('extension: wording', () => {
   it('ages', () => {
@@ -29,6 +29,11 @@ describe('extension: wording', () => {
     assert.equal(busyText('web', { kind: 'drill', background: false }), 'Offsite is already running a restore drill of web');
     assert.equal(busyText('web', { kind: 'verify', background: false }), 'Offsite is already running a verify of web');
     assert.deepEqual((['backup', 'restore', 'verify', 'drill'] as const).map(operationDoing), ['backing up…', 'restoring…', 'verifying…', 'running a restore drill…']);
+    // Beside a folder's name: what it runs first, then where (the view, its title, the folder pick alike).
+    assert.equal(folderDescription('file:///b/app', 'verify'), 'verifying… · file:///b/app');
+    assert.equal(folderDescription('file:///b/app', undefined), 'file:///b/app');
+    assert.equal(folderDescription(undefined, 'backup'), 'backing up…');
+    assert.equal(folderDescription(undefined, undefined), undefined);
   });
 
   it('the current chain: the newest not marked damaged, -1 when every one is', () => {

@@ -7,6 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FaultBackend } from '../../../src/engine/backend/faultBackend';
+import type { BackendFileInfo, ListOptions } from '../../../src/engine/backend/backend';
 import { FileBackend } from '../../../src/engine/backend/fileBackend';
 import { ArchiveDir } from '../../../src/engine/cache/archiveDir';
 import { timeToString } from '../../../src/engine/chain/time';
@@ -16,7 +17,7 @@ import { volumeName } from '../../../src/engine/manifest/naming';
 import { backup } from '../../../src/engine/ops/backup';
 import { readCheckpoint } from '../../../src/engine/ops/checkpoint';
 import { cleanup } from '../../../src/engine/ops/cleanup';
-import { status } from '../../../src/engine/ops/inspect';
+import { describeInProgress, status } from '../../../src/engine/ops/inspect';
 import { restore } from '../../../src/engine/ops/restore';
 import { rsaCrypto } from '../../helpers/gpg';
 import { makeTree, randomBytesSeeded } from '../../helpers/tree';
@@ -82,4 +83,41 @@ describe('a backup running on another machine into the same remote', function ()
     assert.deepEqual([r.remote, r.temporary, r.inProgress], [[theirVolume], [theirUpload], []]);
     assert.ok(!fs.readdirSync(vault).some((n) => n === theirVolume || n === theirUpload));
   });
+
+  it('a remote that does not say when its files were written: their sets are kept as possibly in progress, unless --keep-recent 0', async () => {
+    const work = tempDir('offsite-inprogress-');
+    const src = path.join(work, 'src');
+    const vault = path.join(work, 'vault');
+    makeTree(src, { 'a.txt': 'one' });
+    const archive = ArchiveDir.open(path.join(work, 'cache'));
+    const crypto = await rsaCrypto();
+    const log = new MemoryLogger();
+    await backup({ source: src, backend: new FileBackend(vault), archive, crypto, log, volumeSize: 1 << 20 });
+    // A volume of a set without its manifest, written two days ago (which this remote does not tell).
+    const volume = volumeName('full', Math.floor(Date.now() / 1000) - 3600, undefined, 1, 'gpg');
+    const twoDaysAgo = Date.now() / 1000 - 48 * 3600;
+    fs.writeFileSync(path.join(vault, volume), 'partial');
+    fs.utimesSync(path.join(vault, volume), twoDaysAgo, twoDaysAgo);
+    const undated = () => new UndatedBackend(vault);
+
+    const s = await status({ backend: undated(), archive, crypto, log });
+    assert.deepEqual(s.inProgress?.map((p) => [p.files, p.lastWrite]), [[[volume], undefined]]);
+    assert.match(describeInProgress(s.inProgress![0]), /the remote does not tell when it was written/);
+    const kept = await cleanup({ backend: undated(), archive, crypto, log, force: true });
+    assert.deepEqual([kept.remote, kept.inProgress.map((p) => p.files)], [[], [[volume]]]);
+    assert.ok(fs.existsSync(path.join(vault, volume)), 'kept');
+    // Dated, it is two days old: removed with no option.
+    const dated = await cleanup({ backend: new FileBackend(vault), archive, crypto, log });
+    assert.deepEqual(dated.remote, [volume]);
+    const removed = await cleanup({ backend: undated(), archive, crypto, log, force: true, keepRecent: 0 });
+    assert.deepEqual([removed.remote, removed.inProgress], [[volume], []]);
+    assert.ok(!fs.existsSync(path.join(vault, volume)));
+  });
 });
+
+/** A remote whose listing gives no file times (some rclone backends, a store that does not say). */
+class UndatedBackend extends FileBackend {
+  override async *list(options?: ListOptions): AsyncIterable<BackendFileInfo> {
+    for await (const f of super.list(options)) yield { ...f, mtime: undefined };
+  }
+}

@@ -23,18 +23,24 @@ import { rsaCrypto } from '../../helpers/gpg';
 import { makeTree, randomBytesSeeded } from '../../helpers/tree';
 import { tempDir } from '../../helpers/tmp';
 
+/** A folder backed up once (a full set) to a file:// remote, with the cache and keys that made it. */
+async function backedUp() {
+  const work = tempDir('offsite-inprogress-');
+  const src = path.join(work, 'src');
+  const vault = path.join(work, 'vault');
+  makeTree(src, { 'a.txt': 'one' });
+  const archive = ArchiveDir.open(path.join(work, 'cache'));
+  const crypto = await rsaCrypto();
+  const log = new MemoryLogger();
+  await backup({ source: src, backend: new FileBackend(vault), archive, crypto, log, volumeSize: 1 << 20 });
+  return { src, vault, archive, crypto, log };
+}
+
 describe('a backup running on another machine into the same remote', function () {
   this.timeout(60_000);
 
   it("is kept by cleanup and by this machine's next backup; this machine's interrupted run's temporary uploads go, however recent", async () => {
-    const work = tempDir('offsite-inprogress-');
-    const src = path.join(work, 'src');
-    const vault = path.join(work, 'vault');
-    makeTree(src, { 'a.txt': 'one' });
-    const archive = ArchiveDir.open(path.join(work, 'cache'));
-    const crypto = await rsaCrypto();
-    const log = new MemoryLogger();
-    await backup({ source: src, backend: new FileBackend(vault), archive, crypto, log, volumeSize: 1 << 20 });
+    const { src, vault, archive, crypto, log } = await backedUp();
     // This machine's next backup stops at its second upload: a checkpoint, one volume on the remote.
     fs.writeFileSync(path.join(src, 'big.bin'), randomBytesSeeded(3_000_000, 1));
     const faulty = new FaultBackend(new FileBackend(vault), { rules: [{ op: 'put', calls: [2], action: 'fail', kind: 'permanent' }] });
@@ -85,14 +91,7 @@ describe('a backup running on another machine into the same remote', function ()
   });
 
   it('a remote that does not say when its files were written: their sets are kept as possibly in progress, unless --keep-recent 0', async () => {
-    const work = tempDir('offsite-inprogress-');
-    const src = path.join(work, 'src');
-    const vault = path.join(work, 'vault');
-    makeTree(src, { 'a.txt': 'one' });
-    const archive = ArchiveDir.open(path.join(work, 'cache'));
-    const crypto = await rsaCrypto();
-    const log = new MemoryLogger();
-    await backup({ source: src, backend: new FileBackend(vault), archive, crypto, log, volumeSize: 1 << 20 });
+    const { vault, archive, crypto, log } = await backedUp();
     // A volume of a set without its manifest, written two days ago (which this remote does not tell).
     const volume = volumeName('full', Math.floor(Date.now() / 1000) - 3600, undefined, 1, 'gpg');
     const twoDaysAgo = Date.now() / 1000 - 48 * 3600;

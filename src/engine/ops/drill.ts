@@ -151,7 +151,7 @@ export async function drill(opts: DrillOptions): Promise<DrillResult> {
     // A fresh cache: nothing of this machine's cache is used.
     const archive = ArchiveDir.open(path.join(temp, 'cache'));
     const time = opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000);
-    const read = { backend: opts.backend, archive, crypto: opts.crypto, log: opts.log, time, signal: opts.signal };
+    const read = { backend: opts.backend, archive, crypto: opts.crypto, log: opts.log, time, signal: opts.signal, now: opts.now };
 
     const pick = reservoir<PathIndex>(want, seed);
     for await (const f of listFiles(read)) if (f.meta.type === 'reg') pick.offer(f.index);
@@ -162,7 +162,7 @@ export async function drill(opts: DrillOptions): Promise<DrillResult> {
     let setTime = time;
     let bytes = 0;
     try {
-      const sets = await setsForTime(repo, time, opts.signal);
+      const sets = await setsForTime(repo, time, opts);
       setTime = sets.at(-1)!.set.endTime;
       const ctx: ReadContext = { repo, log: opts.log, signal: opts.signal, refusals: [] };
       const out = path.join(temp, 'restore');

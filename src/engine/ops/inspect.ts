@@ -215,14 +215,14 @@ export interface ListedFile {
  * that backup's last set; undefined when there is nothing to list. Throws the clear errors: no backup
  * at that time, or its signature files missing.
  */
-export async function signatureFilesAt(repo: Repository, time: number, signal?: AbortSignal): Promise<{ last: BackupSet; files: string[] } | undefined> {
+export async function signatureFilesAt(repo: Repository, time: number, opts: Pick<ReadOptions, 'signal' | 'now'>): Promise<{ last: BackupSet; files: string[] } | undefined> {
   const c = repo.collection;
   const chain = chainAtTime(c, time);
   // As restore (setsForTime): for a time before the oldest full set there is no answer; duplicity's
   // oldest chain would list later files as if they were older.
   const sets = chain && chain.fullSet.endTime <= time ? setsAtTime(chain, time) : [];
   if (!chain || sets.length === 0) {
-    await setsForTime(repo, time, signal); // throws the clear 'no backup' error
+    await setsForTime(repo, time, opts); // throws the clear 'no backup' error
     return undefined;
   }
   const sig = signatureChainFor(c, chain);
@@ -233,7 +233,7 @@ export async function signatureFilesAt(repo: Repository, time: number, signal?: 
   }
   const names = [sig.full, ...sig.incs.filter((i) => i.endTime <= last.endTime).map((i) => i.name)].filter((n): n is string => !!n);
   const files: string[] = [];
-  for (const n of names) files.push(await repo.sigtarFile(n, signal));
+  for (const n of names) files.push(await repo.sigtarFile(n, opts.signal));
   return { last, files };
 }
 
@@ -241,7 +241,7 @@ export async function signatureFilesAt(repo: Repository, time: number, signal?: 
 export async function* listFiles(opts: ReadOptions): AsyncGenerator<ListedFile> {
   const { repo, tempDir } = await openForRead(opts);
   try {
-    const at = await signatureFilesAt(repo, opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000), opts.signal);
+    const at = await signatureFilesAt(repo, opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000), opts);
     if (!at) return;
     for await (const e of mergeSignatureChain(at.files.map((f) => readCachedSigtar(f)))) yield { index: e.index, meta: e.meta };
   } finally {

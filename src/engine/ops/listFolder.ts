@@ -64,7 +64,7 @@ export async function* listFolder(opts: ListFolderOptions): AsyncGenerator<Folde
   if (limit === 0) return;
   const { repo, tempDir } = await openForRead(opts);
   try {
-    const at = await signatureFilesAt(repo, opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000), opts.signal);
+    const at = await signatureFilesAt(repo, opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000), opts);
     if (!at) return;
     const { last } = at;
     let gone: FolderEntry[] = [];

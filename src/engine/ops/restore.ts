@@ -50,14 +50,18 @@ export interface RestoreResult {
   readonly refusals: readonly Refusal[];
 }
 
-/** The sets to read for a time, with their manifests: the chain's full set and its incrementals up to then. */
-export async function setsForTime(repo: Repository, time: number, signal?: AbortSignal): Promise<{ set: BackupSet; manifest: Manifest }[]> {
+/**
+ * The sets to read for a time, with their manifests: the chain's full set and its incrementals up to
+ * then. `opts.now`: this machine's clock (ReadOptions.now), which judges whether a newer set without
+ * its manifest may be a backup still running elsewhere.
+ */
+export async function setsForTime(repo: Repository, time: number, opts: Pick<ReadOptions, 'signal' | 'now'>): Promise<{ set: BackupSet; manifest: Manifest }[]> {
   const collection: Collection = repo.collection;
   const chain = collection.chains.length ? chainAtTime(collection, time) : undefined;
   // duplicity falls back to the oldest full backup for a time before it; restoring a later state as if
   // it were older would mislead, so that is an error here.
   const sets = chain && chain.fullSet.endTime <= time ? setsAtTime(chain, time) : [];
-  checkNoNewerDamagedSets(repo, sets.at(-1)?.endTime ?? -1, time);
+  checkNoNewerDamagedSets(repo, sets.at(-1)?.endTime ?? -1, time, Math.floor((opts.now ?? Date.now)() / 1000));
   if (collection.chains.length === 0) {
     throw new OffsiteError('notFound', `No backups found at ${repo.backend.displayUrl}`, { hint: 'Check the URL, or run a backup first' });
   }
@@ -70,7 +74,7 @@ export async function setsForTime(repo: Repository, time: number, signal?: Abort
   }
   const out: { set: BackupSet; manifest: Manifest }[] = [];
   for (const set of sets) {
-    const manifest = await repo.manifest(set, signal);
+    const manifest = await repo.manifest(set, opts.signal);
     checkListsVolumes(set, manifest);
     out.push({ set, manifest });
   }
@@ -102,7 +106,7 @@ function checkListsVolumes(set: BackupSet, m: Manifest): void {
  * Sets without a manifest written recently may be a backup running on another machine (audit.ts
  * InProgressFiles): still refused, as that cannot be told from damage, but the hint says so.
  */
-function checkNoNewerDamagedSets(repo: Repository, chosen: number, time: number): void {
+function checkNoNewerDamagedSets(repo: Repository, chosen: number, time: number, now: number): void {
   const c = repo.collection;
   const explained = readCheckpoint(repo.archive)?.time;
   const suspects = [...c.incompleteSets, ...c.orphanedIncs].filter((s) => s.endTime > chosen && s.endTime <= time && s.endTime !== explained);
@@ -118,7 +122,6 @@ function checkNoNewerDamagedSets(repo: Repository, chosen: number, time: number)
   const unique = [...new Set(missing)];
   const newer = chosen < 0 ? 'Backups' : `Backups newer than ${timeToString(chosen)}`;
   const anyway = chosen < 0 ? '' : `; to restore the last complete backup anyway, give --time ${timeToString(chosen)}`;
-  const now = Math.floor(Date.now() / 1000);
   const written = suspects.map((s) => (s.manifestName ? undefined : lastWrite(repo, [...s.volumes.values()])));
   const running = written.every((t) => writtenRecently(t, now));
   throw new OffsiteError('integrity', `${newer} cannot be used: ${unique.join(', ')} ${unique.length === 1 ? 'is' : 'are'} missing on the remote`, {
@@ -180,7 +183,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const { repo, tempDir } = await openForRead(opts);
   try {
     const time = opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000);
-    const sets = await setsForTime(repo, time, opts.signal);
+    const sets = await setsForTime(repo, time, opts);
     const refusals: Refusal[] = [];
     const ctx: ReadContext = { repo, log: opts.log, signal: opts.signal, refusals };
     const progress = throttled(opts.onProgress);
@@ -221,7 +224,7 @@ export async function readFileAt(opts: ReadOptions & { path: PathIndex }, write:
   const { repo, tempDir } = await openForRead(opts);
   try {
     const time = opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000);
-    const sets = await setsForTime(repo, time, opts.signal);
+    const sets = await setsForTime(repo, time, opts);
     const ctx: ReadContext = { repo, log: opts.log, signal: opts.signal, refusals: [] };
     for await (const item of restoreRecords(ctx, sets, opts.path)) {
       if (item.index.length !== opts.path.length) continue;

@@ -150,7 +150,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   let listings: ListingCache | undefined;
   try {
     const time = opts.time ?? Math.floor((opts.now ?? Date.now)() / 1000);
-    const sets = await setsForTime(repo, time, opts.signal);
+    const sets = await setsForTime(repo, time, opts);
     const ctx: ReadContext = { repo, log: opts.log, signal: opts.signal, refusals: [] };
     const sigs = await signatureFilesOf(repo, sets.map((s) => s.set), opts.signal);
     const sigIt = mergeSignatureChain(sigs.streams)[Symbol.asyncIterator]();

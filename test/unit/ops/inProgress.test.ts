@@ -72,8 +72,12 @@ describe('a backup running on another machine into the same remote', function ()
     assert.deepEqual(dry.temporary, [ours]);
     assert.ok(!dry.remote.includes(theirVolume));
     // A restore as of its time is refused (it cannot be told from a set that lost its manifest), saying why.
-    const restoreThen = () => restore({ backend: new FileBackend(vault), archive, crypto, log, time: elsewhere, target: path.join(tempDir('offsite-inprogress-out-'), 'o') });
+    const restoreThen = (now?: () => number) => restore({ backend: new FileBackend(vault), archive, crypto, log, time: elsewhere, now, target: path.join(tempDir('offsite-inprogress-out-'), 'o') });
     await assert.rejects(restoreThen(), (e: unknown) => OffsiteError.is(e, 'integrity') && /^A backup running on another machine may be writing that set \(last written \S+ by the remote's clock\): restore again once it has finished; to restore the last complete backup anyway, give --time /.test(e.hint ?? ''));
+    // By the clock the options give (as every other age the engine judges), a day later the set is no
+    // longer being written.
+    const dayLater = () => Date.now() + 25 * 3600 * 1000;
+    await assert.rejects(restoreThen(dayLater), (e: unknown) => OffsiteError.is(e, 'integrity') && /^If a backup was interrupted, run the next backup or offsite cleanup first/.test(e.hint ?? ''));
 
     // The next backup settles the interrupted run: its own temporary upload goes, the other machine's files stay.
     await backup({ source: src, backend: new FileBackend(vault), archive, crypto, log, volumeSize: 512 * 1024 });

@@ -8,7 +8,7 @@ import type { BackupChain, BackupSet } from '../chain/collection';
 import { timeToString } from '../chain/time';
 import { parseManifest } from '../manifest/manifest';
 import { manifestName, parseName, setKeyOf, signatureName, type SetType } from '../manifest/naming';
-import { readCheckpoint, resumeBlocker } from './checkpoint';
+import { readCheckpoint, resumeBlocker, type Checkpoint } from './checkpoint';
 import { cacheNameOf, type Repository } from './repository';
 
 /** A set kept on the remote although no restore can use it. */
@@ -82,6 +82,7 @@ export interface RemoteAudit {
 }
 
 const setKey = (s: BackupSet) => setKeyOf(s.type, s.startTime, s.endTime);
+const checkpointKey = (c: Checkpoint | undefined) => c && setKeyOf(c.type, c.startTime, c.time);
 const filesOf = (s: BackupSet) => [...(s.manifestName ? [s.manifestName] : []), ...[...s.volumes.entries()].sort((a, b) => a[0] - b[0]).map(([, n]) => n)];
 
 /**
@@ -150,7 +151,7 @@ export function auditRemote(repo: Repository, opts: AuditOptions): RemoteAudit {
   };
 
   const checkpoint = readCheckpoint(repo.archive);
-  const ours = checkpoint && setKeyOf(checkpoint.type, checkpoint.startTime, checkpoint.time);
+  const ours = checkpointKey(checkpoint);
   // Set keys kept, with the file list of their damaged entry (signature files join it).
   const kept = new Map<string, string[] | undefined>([...inChains].map((x) => [setKey(x), undefined]));
   const leftovers: string[] = [];
@@ -207,7 +208,7 @@ export function auditRemote(repo: Repository, opts: AuditOptions): RemoteAudit {
     if (interrupted && key === setKeyOf(interrupted.type, interrupted.startTime, interrupted.time)) interruptedFiles.push(name);
     else leftovers.push(name);
   }
-  return { chainDamage, interrupted, damaged, ...splitInProgress(repo, leftovers, ours, opts) };
+  return { chainDamage, interrupted, damaged, ...splitInProgress(repo, leftovers, checkpoint, opts) };
 }
 
 /**
@@ -226,40 +227,55 @@ export function lastWrite(repo: Repository, names: readonly string[]): number | 
 
 /**
  * The leftovers and temporary uploads a backup running elsewhere may be writing, set apart (see
- * InProgressFiles). A temporary upload for a file of `ours` (the set key of this machine's checkpoint:
- * its backup is not running, the lock says so) is a leftover whatever its age.
+ * InProgressFiles).
  */
-function splitInProgress(repo: Repository, leftovers: string[], ours: string | undefined, opts: AuditOptions): Pick<RemoteAudit, 'leftovers' | 'temporary' | 'inProgress'> {
+function splitInProgress(repo: Repository, leftovers: string[], checkpoint: Checkpoint | undefined, opts: AuditOptions): Pick<RemoteAudit, 'leftovers' | 'temporary' | 'inProgress'> {
+  const { temporary, inProgress } = splitTemporaryUploads(repo, checkpoint, opts);
   const keepRecent = opts.keepRecent ?? KEEP_RECENT_SECONDS;
-  if (keepRecent <= 0) return { leftovers, temporary: repo.temporaryUploads, inProgress: [] };
-  const recent = (t: number | undefined) => writtenRecently(t, opts.now, keepRecent);
-  const when = (t: number | undefined) => (t === undefined ? {} : { lastWrite: t, age: opts.now - t });
+  if (keepRecent <= 0) return { leftovers, temporary, inProgress };
   const bySet = new Map<string, string[]>();
   for (const name of leftovers) {
     const p = parseName(name)!;
     const key = setKeyOf(p.setType, p.startTime, p.endTime);
     bySet.set(key, [...(bySet.get(key) ?? []), name]);
   }
-  const inProgress: InProgressFiles[] = [];
+  const sets: InProgressFiles[] = [];
   for (const files of bySet.values()) {
     const t = lastWrite(repo, files);
-    if (!recent(t)) continue;
+    if (!writtenRecently(t, opts.now, keepRecent)) continue;
     const p = parseName(files[0])!;
-    inProgress.push({ set: { type: p.setType, startTime: p.startTime, time: p.endTime }, files, ...when(t) });
+    sets.push({ set: { type: p.setType, startTime: p.startTime, time: p.endTime }, files, ...writtenAt(t, opts.now) });
   }
-  const temporary: string[] = [];
+  const kept = new Set(sets.flatMap((x) => x.files));
+  return { leftovers: leftovers.filter((n) => !kept.has(n)), temporary, inProgress: [...sets, ...inProgress] };
+}
+
+/**
+ * The temporary uploads of the last listing (Repository.temporaryUploads) that no backup writes any
+ * more (`temporary`: what cleanup, and a backup settling an interrupted run, remove), set apart from
+ * those a backup running elsewhere may be writing (`inProgress`), without the rest of the audit. One
+ * for a file of the set of this machine's `checkpoint` (its backup is not running: the lock says so)
+ * is ended whatever its age.
+ */
+export function splitTemporaryUploads(repo: Repository, checkpoint: Checkpoint | undefined, opts: AuditOptions): { temporary: string[]; inProgress: InProgressFiles[] } {
+  const keepRecent = opts.keepRecent ?? KEEP_RECENT_SECONDS;
+  if (keepRecent <= 0) return { temporary: [...repo.temporaryUploads], inProgress: [] };
+  const ours = checkpointKey(checkpoint);
   const isOurs = (name: string) => {
     const p = parseName(repo.uploadTarget(name) ?? '');
     return p !== undefined && setKeyOf(p.setType, p.startTime, p.endTime) === ours;
   };
+  const temporary: string[] = [];
+  const inProgress: InProgressFiles[] = [];
   for (const name of repo.temporaryUploads) {
     const t = lastWrite(repo, [name]);
-    if (recent(t) && !isOurs(name)) inProgress.push({ files: [name], ...when(t) });
+    if (writtenRecently(t, opts.now, keepRecent) && !isOurs(name)) inProgress.push({ files: [name], ...writtenAt(t, opts.now) });
     else temporary.push(name);
   }
-  const kept = new Set(inProgress.flatMap((x) => x.files));
-  return { leftovers: leftovers.filter((n) => !kept.has(n)), temporary, inProgress };
+  return { temporary, inProgress };
 }
+
+const writtenAt = (t: number | undefined, now: number) => (t === undefined ? {} : { lastWrite: t, age: now - t });
 
 /** Why a set that has its manifest is in no chain (and is kept all the same). */
 function keptCompleteReason(repo: Repository, s: BackupSet): string {

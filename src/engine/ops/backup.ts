@@ -37,7 +37,7 @@ import { NoChangeProbe, type ProbeResult } from '../scan/noChangeProbe';
 import { RACY_WINDOW_NS, STAT_CACHES, StatCacheCursor, statCacheComplete, statCacheWholeTree, StatCacheWriter, statRecordOf, statUnchanged, type StatRecord } from '../scan/statCache';
 import type { EntryMeta, EntryType, PathIndex } from '../types';
 import { deletedHeader, formatMemberName, metaToTarHeader } from '../volume/difftar';
-import { auditRemote, setDamage } from './audit';
+import { setDamage, splitTemporaryUploads } from './audit';
 import { clearCheckpoint, PARTIAL_FILELIST, PARTIAL_SIGTAR, readCheckpoint, resumeBlocker, writeCheckpoint, type Checkpoint, type ResumePoint } from './checkpoint';
 import { encodeToFile, encoder, type CryptoContext } from './remoteFiles';
 import { cacheNameOf, Repository } from './repository';
@@ -519,8 +519,9 @@ class BackupRun {
     const { opts } = this;
     // Its temporary uploads go in any case: even a run that finished on the remote may have been
     // killed between placing its last file and removing that file's temporary copy. Not those of a
-    // backup that may be running on another machine (audit.ts InProgressFiles).
-    const ended = auditRemote(this.repo, { now: Math.floor(this.now() / 1000) }).temporary;
+    // backup that may be running on another machine (audit.ts InProgressFiles). Only the temporary
+    // uploads are judged: the rest of the audit (damage, leftovers) is cleanup's and status's.
+    const ended = splitTemporaryUploads(this.repo, c, { now: Math.floor(this.now() / 1000) }).temporary;
     const temps = ended.length ? await opts.backend.cleanupPartial({ only: new Set(ended), signal: opts.signal }) : [];
     if (temps.length) opts.log.info(`Removed ${temps.length} temporary upload(s) of an interrupted run`);
     const complete = collection.chains.some((ch) => [ch.fullSet, ...ch.incSets].some((s) => s.endTime === c.time));

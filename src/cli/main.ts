@@ -8,7 +8,7 @@ import '../engine/backend/all';
 import { openBackend } from '../engine/backend/registry';
 import { RetryBackend } from '../engine/backend/retryBackend';
 import type { Backend } from '../engine/backend/backend';
-import { ArchiveDir, archiveDirFor, cacheAccessError, defaultCacheRoot, keyCacheDir } from '../engine/cache/archiveDir';
+import { ArchiveDir, archiveDirFor, defaultCacheRoot, keyCacheDir } from '../engine/cache/archiveDir';
 import { parseTimeSpec, timeToString } from '../engine/chain/time';
 import { codeRoute } from '../engine/codeRoute';
 import { cryptoForBackup, cryptoForRead, type KeyConfig } from '../engine/cryptoConfig';
@@ -160,14 +160,9 @@ function cacheRoot(g: Globals): string {
   return g.archiveDir ? path.resolve(g.archiveDir) : defaultCacheRoot();
 }
 
-/** The cache folder this run opened (archiveFor): a file in it refused to this user is reported as the cache's (cacheAccessError). */
-let openedCache: string | undefined;
-
 function archiveFor(url: string, g: Globals): ArchiveDir {
   // --archive-dir is the root of the cache, like duplicity's; each remote has its own folder in it.
-  const archive = ArchiveDir.open(archiveDirFor(url, cacheRoot(g)));
-  openedCache = archive.dir;
-  return archive;
+  return ArchiveDir.open(archiveDirFor(url, cacheRoot(g)));
 }
 
 function parseTime(spec: string | undefined): number | undefined {
@@ -649,7 +644,6 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   currentRules = [];
   route = outcome = undefined;
-  openedCache = undefined;
   let command: string | undefined;
   const program = buildProgram(ac.signal).hook('preAction', (_program, action) => {
     command = action.name();
@@ -658,8 +652,7 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     if (command !== undefined) route = codeRoute(command, outcome);
     return 0;
-  } catch (thrown) {
-    const e = openedCache === undefined ? thrown : cacheAccessError(thrown, openedCache);
+  } catch (e) {
     if (e instanceof Exit) return e.code;
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1;
     if (isCancellation(e)) {

@@ -8,7 +8,7 @@ import type { Backend } from './backend/backend';
 import './backend/all';
 import { openBackend } from './backend/registry';
 import { RetryBackend } from './backend/retryBackend';
-import { ArchiveDir, archiveDirFor, cacheAccessError, defaultCacheRoot, keyCacheDir } from './cache/archiveDir';
+import { ArchiveDir, archiveDirFor, defaultCacheRoot, keyCacheDir } from './cache/archiveDir';
 import { parseTimeSpec, timeToString } from './chain/time';
 import { generateKeyPair } from './crypto/keys';
 import { cryptoForBackup, cryptoForRead, type KeyConfig } from './cryptoConfig';
@@ -307,8 +307,6 @@ export async function handle(req: ServiceRequest, ctx: ServiceContext): Promise<
         return r;
       }
     }
-  } catch (e) {
-    throw cacheAccessError(e, archive.dir);
   } finally {
     await backend.close();
   }

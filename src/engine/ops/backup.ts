@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { BackendError, type Backend } from '../backend/backend';
-import type { ArchiveDir } from '../cache/archiveDir';
+import { cacheAccessError, type ArchiveDir } from '../cache/archiveDir';
 import { acquireLock } from '../cache/lock';
 import type { BackupChain, BackupSet, Collection } from '../chain/collection';
 import { CLOCK_SKEW_SECONDS, signatureChainFor } from '../chain/collection';
@@ -586,8 +586,12 @@ class BackupRun {
     const sigDeflate = { ...deflate, storeAboveEntropy: Infinity };
     const r = this.resumeFrom;
     if (r) this.stats = { ...r.stats, StartTime: this.stats.StartTime, TotalDestinationSizeChange: r.sizes.reduce((a, b) => a + b, 0) };
-    this.sigtar = await SigtarWriter.open(opts.archive.file(PARTIAL_SIGTAR), r?.sigtarBytes);
-    this.filelist = await AppendFile.open(opts.archive.file(PARTIAL_FILELIST), r?.filelistBytes);
+    try {
+      this.sigtar = await SigtarWriter.open(opts.archive.file(PARTIAL_SIGTAR), r?.sigtarBytes);
+      this.filelist = await AppendFile.open(opts.archive.file(PARTIAL_FILELIST), r?.filelistBytes);
+    } catch (e) {
+      throw cacheAccessError(e, opts.archive.dir); // another user's (sudo) interrupted run left them
+    }
     this.nextConfirm = (r?.volumes.length ?? 0) + 1;
     this.volumes = new VolumeWriter({
       volumeSize: opts.volumeSize,

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Backend } from '../backend/backend';
-import type { ArchiveDir } from '../cache/archiveDir';
+import { cacheAccessError, type ArchiveDir } from '../cache/archiveDir';
 import { CopyRecords, type CopyRecord } from '../cache/copyRecords';
 import { isCancellation, OffsiteError } from '../errors';
 import type { Logger } from '../log';
@@ -140,12 +140,21 @@ export class Repository {
 
   /** Records a manifest's cached copy (written by the caller) as made from a remote file of `remoteSize` bytes. */
   recordManifestCopy(local: string, text: Buffer, remoteSize: number): void {
-    this.copies.set(local, { size: text.length, sha256: sha256(text), remoteSize });
+    this.recordCopy(local, { size: text.length, sha256: sha256(text), remoteSize });
   }
 
   /** Records a signature archive's cached copy (written by the caller) as made from a remote file of `remoteSize` bytes. */
   recordSigtarCopy(local: string, remoteSize: number, size = fs.statSync(this.archive.file(local)).size): void {
-    this.copies.set(local, { size, remoteSize });
+    this.recordCopy(local, { size, remoteSize });
+  }
+
+  /** The records' folder may be another user's (a run with sudo made it): the cache folder's error. */
+  private recordCopy(local: string, record: CopyRecord): void {
+    try {
+      this.copies.set(local, record);
+    } catch (e) {
+      throw cacheAccessError(e, this.archive.dir);
+    }
   }
 
   /**
@@ -159,7 +168,7 @@ export class Repository {
     const local = cacheNameOf(remoteName);
     const file = this.archive.file(local);
     if ((fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0) > MAX_MANIFEST_BYTES) throw manifestTooLarge(remoteName, `(its copy in the local cache, ${file}) is larger than any manifest`);
-    const text = readIfExists(file);
+    const text = this.readCached(file);
     if (text === undefined) return this.fetchManifest(remoteName, local, signal);
     const rec = this.copies.get(local);
     if (rec) {
@@ -241,6 +250,16 @@ export class Repository {
     });
   }
 
+  /** A cached file's bytes; undefined when there is none, the cache folder's error when this user may not read it. */
+  private readCached(file: string): Buffer | undefined {
+    try {
+      return fs.readFileSync(file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw cacheAccessError(e, this.archive.dir);
+    }
+  }
+
   /** Fetches a manifest, caches and records its plaintext, and parses it. */
   private async fetchManifest(remoteName: string, local: string, signal?: AbortSignal): Promise<Manifest> {
     return this.keepManifest(remoteName, local, await this.readRemoteManifest(remoteName, signal));
@@ -295,7 +314,7 @@ export class Repository {
           : remoteSize !== undefined && rec.remoteSize !== remoteSize ? `the remote file has ${remoteSize} bytes now, ${rec.remoteSize} when the copy was made`
           : undefined;
       } else {
-        why = await unreadableSigtar(file);
+        why = await unreadableSigtar(file, this.archive.dir);
         if (why === undefined && remoteSize !== undefined) this.recordSigtarCopy(local, remoteSize, st.size);
       }
       if (why === undefined) return file;
@@ -346,24 +365,18 @@ function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
-function readIfExists(file: string): Buffer | undefined {
-  try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
-
-/** Why a cached signature archive cannot be read to its end (gzip and tar), or undefined when it can. */
-async function unreadableSigtar(file: string): Promise<string | undefined> {
+/**
+ * Why a cached signature archive cannot be read to its end (gzip and tar), or undefined when it can.
+ * One this user may not read (left by another user) is not damage, and not to be removed: that throws
+ * the cache folder's error (cacheAccessError).
+ */
+async function unreadableSigtar(file: string, cacheDir: string): Promise<string | undefined> {
   try {
     for await (const e of readTar(openCachedSigtar(file))) void e;
     return undefined;
   } catch (e) {
-    // Not ours to read (left by another user): not damage, and not to be removed (cacheAccessError).
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') throw e;
+    if (code === 'EACCES' || code === 'EPERM') throw cacheAccessError(e, cacheDir);
     return (e as Error).message;
   }
 }

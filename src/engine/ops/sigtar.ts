@@ -3,8 +3,10 @@
 // in index order. A full-signatures file describes the whole tree; the state at the end of a chain is
 // the merge of its signature files, later ones winning, `deleted/` removing.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
+import { cacheAccessError } from '../cache/archiveDir';
 import type { EntryMeta, PathIndex } from '../types';
 import { OffsiteError } from '../errors';
 import { compareIndex } from '../pathIndex';
@@ -169,10 +171,13 @@ export function openCachedSigtar(file: string): Readable {
 /**
  * A cached copy found damaged while it was read (gzip's CRC-32 or length, a cut deflate stream, a tar
  * header's checksum): it is removed, so the next run fetches it again from the remote, and the error
- * names it and says so. Other errors (cancellation, a file system error) pass unchanged.
+ * names it and says so. One this user may not read (left by another user) is not damage: the cache
+ * folder's error (cacheAccessError), nothing removed. Other errors (cancellation, a file system error)
+ * pass unchanged.
  */
 function cachedCopyError(file: string, e: unknown): unknown {
   const code = (e as NodeJS.ErrnoException)?.code;
+  if (code === 'EACCES' || code === 'EPERM') return cacheAccessError(e, path.dirname(file));
   const damaged = (typeof code === 'string' && code.startsWith('Z_')) || OffsiteError.is(e, 'format') || OffsiteError.is(e, 'integrity');
   if (!damaged) return e;
   fs.rmSync(file, { force: true });

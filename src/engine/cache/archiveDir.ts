@@ -101,7 +101,7 @@ function adoptLegacy(legacy: string, dir: string): void {
  */
 export function cacheAccessError(e: unknown, dir: string): unknown {
   const err = e as NodeJS.ErrnoException | undefined;
-  if ((err?.code !== 'EACCES' && err?.code !== 'EPERM') || typeof err.path !== 'string') return e;
+  if (!accessDenied(e) || typeof err?.path !== 'string') return e;
   const rel = path.relative(dir, path.resolve(err.path));
   if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) return e; // the folder itself: ArchiveDir.open says so
   return new OffsiteError('permission', `Cannot use ${rel} in the local cache folder ${dir}: permission denied (${err.syscall ?? 'access'})`, {
@@ -109,6 +109,12 @@ export function cacheAccessError(e: unknown, dir: string): unknown {
     cause: e,
     hint: 'Make the folder and everything in it yours and readable (a run as another user, or with sudo, may have left the file there), or remove the folder: it is rebuilt from the remote (for an encrypted backup that takes your private key, --key)',
   });
+}
+
+/** Whether the file system refused this user (EACCES, EPERM). */
+export function accessDenied(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EACCES' || code === 'EPERM';
 }
 
 export class ArchiveDir {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Backend } from '../backend/backend';
-import { cacheAccessError, type ArchiveDir } from '../cache/archiveDir';
+import { accessDenied, cacheAccessError, type ArchiveDir } from '../cache/archiveDir';
 import { CopyRecords, type CopyRecord } from '../cache/copyRecords';
 import { isCancellation, OffsiteError } from '../errors';
 import type { Logger } from '../log';
@@ -375,8 +375,7 @@ async function unreadableSigtar(file: string, cacheDir: string): Promise<string 
     for await (const e of readTar(openCachedSigtar(file))) void e;
     return undefined;
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') throw cacheAccessError(e, cacheDir);
+    if (accessDenied(e)) throw cacheAccessError(e, cacheDir);
     return (e as Error).message;
   }
 }

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { cacheAccessError } from '../cache/archiveDir';
+import { accessDenied, cacheAccessError } from '../cache/archiveDir';
 import type { EntryMeta, PathIndex } from '../types';
 import { OffsiteError } from '../errors';
 import { compareIndex } from '../pathIndex';
@@ -176,8 +176,8 @@ export function openCachedSigtar(file: string): Readable {
  * pass unchanged.
  */
 function cachedCopyError(file: string, e: unknown): unknown {
+  if (accessDenied(e)) return cacheAccessError(e, path.dirname(file));
   const code = (e as NodeJS.ErrnoException)?.code;
-  if (code === 'EACCES' || code === 'EPERM') return cacheAccessError(e, path.dirname(file));
   const damaged = (typeof code === 'string' && code.startsWith('Z_')) || OffsiteError.is(e, 'format') || OffsiteError.is(e, 'integrity');
   if (!damaged) return e;
   fs.rmSync(file, { force: true });

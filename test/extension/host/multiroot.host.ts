@@ -81,6 +81,42 @@ describe('Offsite in a multi-root workspace', () => {
     assert.equal(manifests(fx.remoteDir).length, 1);
   });
 
+  it('a folder\'s operation beginning or ending refreshes that folder\'s item in the Backups view, not the whole tree', async () => {
+    const [first, second] = api.model.folders;
+    const items = (await api.tree.getChildren()) as BackupNode[];
+    assert.deepEqual(items.map((n) => n.kind === 'folder' && n.folder), [first, second]);
+    const chains = async () => ((await api.tree.getChildren(items[0])) as BackupNode[]).map((n) => (n.kind === 'chain' ? n.chain.startTime : n.kind));
+    const chainsBefore = await chains();
+    // VS Code has shown both items, idle.
+    for (const n of items) assert.equal(api.tree.getTreeItem(n).contextValue, 'folder');
+    const fired: (BackupNode | undefined | void)[] = [];
+    const sub = api.tree.onDidChangeTreeData((e) => fired.push(e));
+    try {
+      // A verify of the first folder begins: its state changes before verify() waits for anything.
+      const verifying = api.model.verify(first);
+      assert.equal(fired.length, 1, 'one change');
+      assert.equal(fired[0], items[0], 'of the first folder\'s item (the object VS Code has), not of the whole tree (undefined)');
+      assert.equal(api.tree.getTreeItem(items[0]).contextValue, 'folder-busy');
+      assert.match(String(api.tree.getTreeItem(items[0]).description), /^verifying… · /);
+      // It ends (cancelled): the same item again, before verify() returns.
+      fired.length = 0;
+      api.model.cancel(first);
+      await verifying.catch(() => undefined);
+      assert.ok(fired.includes(items[0]), `the first folder's item: ${fired.length} change(s)`);
+      assert.ok(!fired.includes(items[1]), 'the other folder\'s item is left alone');
+      assert.equal(api.tree.getTreeItem(items[0]).contextValue, 'folder');
+      // A state change that leaves every folder as it was (a record written) refreshes no item.
+      fired.length = 0;
+      await api.model.updateRecord(second, {});
+      assert.ok(!fired.some((e) => e !== undefined && e.kind === 'folder'), 'no folder item for a change of no folder\'s operation');
+    } finally {
+      sub.dispose();
+      api.model.cancel(first);
+    }
+    // Under the refreshed item, the same chains.
+    assert.deepEqual(await chains(), chainsBefore);
+  });
+
   it('a folder whose remote another live run has locked (cron, another window) is named as not backed up, in a warning; the other is backed up', async function () {
     this.timeout(60_000);
     const second = api.model.folders[1];

@@ -968,7 +968,7 @@ describe('Offsite in a real VS Code extension host', () => {
       assert.equal(refused.length, 1, JSON.stringify(refused));
       // Said, not alarmed: which folder runs what, and the ways to its progress and to cancel it.
       assert.equal(refused[0].severity, 'info');
-      assert.equal(refused[0].message, `Offsite is already running a backup of ${api.model.folders[0].name}. Wait for it to finish, or cancel it.`);
+      assert.equal(refused[0].message, `Offsite is already backing up ${api.model.folders[0].name}. Wait for it to finish, or cancel it.`);
       assert.deepEqual(refused[0].actions, ['Show Progress', 'Cancel It']);
       assert.deepEqual(api.model.record(api.model.folders[0]).lastFailure, failureBefore, 'a backup that never started is not a failed one');
       assert.equal(await vscode.commands.executeCommand('offsite.cancel'), 1, 'the running one can be cancelled');

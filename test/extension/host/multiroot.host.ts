@@ -201,7 +201,7 @@ describe('Offsite in a multi-root workspace', () => {
       const said = api.ui.notices.slice(notices);
       assert.deepEqual(
         said.map((n) => [n.severity, n.message, n.actions]),
-        [['info', 'Offsite is already running a backup of workspace. Wait for it to finish, or cancel it.', ['Show Progress', 'Cancel It']]],
+        [['info', 'Offsite is already backing up workspace. Wait for it to finish, or cancel it.', ['Show Progress', 'Cancel It']]],
       );
       assert.equal(first.running, run, 'the same run goes on: no second one');
       assert.equal(api.model.record(first).lastAttempt, attempt, 'a refused backup is no attempt (it would put the schedule off)');

@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 import { archiveDirFor } from '../../../src/engine/cache/archiveDir';
 import type { OffsiteApi } from '../../../src/extension/extension';
 import type { BackupNode } from '../../../src/extension/snapshotTree';
-import { fixture, manifests, nextSecond, offsite, waitFor, writeRandomBlobs } from './fixture';
+import { fixture, logText, manifests, nextSecond, offsite, waitFor, writeRandomBlobs } from './fixture';
 
 const fx = fixture();
 const secondRemote = () => path.join(path.dirname(fx.remoteDir), 'second');
@@ -79,6 +79,12 @@ describe('Offsite in a multi-root workspace', () => {
     const both = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as unknown[] | undefined;
     assert.equal(both?.length, 2, JSON.stringify(api.ui.notices.slice(-3)));
     assert.equal(manifests(fx.remoteDir).length, 1);
+    // Each refusal is logged once (Backup Workspace's of that folder, and the one asked of it alone),
+    // before the backup of it that followed.
+    await waitFor('the backup in the log', () => logText(api).includes('Backup of workspace done'));
+    const refusals = logText(api).split('\n').filter((l) => l.includes('Offsite is already running a scheduled backup of workspace'));
+    assert.equal(refusals.length, 2, refusals.join('\n'));
+    assert.ok(refusals.every((l) => l.includes('Not backing up workspace: ')), refusals.join('\n'));
   });
 
   it('a folder\'s operation beginning or ending refreshes that folder\'s item in the Backups view, not the whole tree', async () => {

@@ -967,7 +967,24 @@ describe('Offsite in a real VS Code extension host', () => {
       const logLines = (text: string) => logText(api).split('\n').filter((l) => l.includes(text));
       const cancelled = `Backup of ${api.model.folders[0].name} cancelled`;
       const [busyLogged, cancelLogged] = [logLines(busy).length, logLines(cancelled).length];
-      assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
+      // Its Show Progress is chosen: it opens the notification center, where the backup's progress is.
+      const commands = vscode.commands as { executeCommand: typeof vscode.commands.executeCommand };
+      const execute = commands.executeCommand;
+      const executed: { id: string; done: Thenable<unknown> }[] = [];
+      commands.executeCommand = ((id: string, ...args: unknown[]) => {
+        const done = execute(id, ...args);
+        executed.push({ id, done });
+        return done;
+      }) as typeof execute;
+      api.ui.click('Show Progress');
+      try {
+        assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
+        const shown = await waitFor('Show Progress to open the notification center', () => executed.find((c) => c.id === 'notifications.showList'));
+        await shown.done; // (rejects for a command VS Code does not have)
+      } finally {
+        commands.executeCommand = execute;
+      }
+      await vscode.commands.executeCommand('notifications.hideList');
       const refused = api.ui.notices.slice(notices);
       assert.equal(refused.length, 1, JSON.stringify(refused));
       // Said, not alarmed: which folder runs what, and the ways to its progress and to cancel it.

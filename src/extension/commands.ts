@@ -100,7 +100,7 @@ export class CommandCenter implements vscode.Disposable {
       return;
     }
     if (e instanceof BusyError) {
-      this.showBusy(id, e);
+      this.showBusy(e);
       return;
     }
     const showLog = vscode.l10n.t('Show Log');
@@ -154,8 +154,8 @@ export class CommandCenter implements vscode.Disposable {
    * A command asked of a folder that runs an operation: said (which folder, what it runs), with a way
    * to its progress (the notification center; a scheduled backup shows none: the log) and to cancel it.
    */
-  private showBusy(id: string, e: BusyError): void {
-    this.log.info(`${id}: ${e.message}`);
+  private showBusy(e: BusyError): void {
+    // (model.assertIdle, which refused it, has logged it.)
     const { running } = e;
     const showProgress = vscode.l10n.t('Show Progress');
     const showLog = vscode.l10n.t('Show Log');
@@ -506,7 +506,7 @@ export class CommandCenter implements vscode.Disposable {
     if (n?.kind !== 'entry' || time === undefined) fail('target', vscode.l10n.t('Pick a file or folder in the Backups view'));
     this.requireTrust();
     if (n.node.kind !== 'dir') return this.restoreFileVersion(n.folder, n.node.path, time, false);
-    this.model.assertIdle(n.folder);
+    this.model.assertIdle(n.folder, 'restore');
     const restore = vscode.l10n.t('Restore');
     const answer = await this.ui.notify(
       'warning',
@@ -534,7 +534,7 @@ export class CommandCenter implements vscode.Disposable {
     const time = n?.kind === 'entry' ? versionTimeOf(n) : undefined;
     if (n?.kind !== 'entry' || time === undefined) fail('target', vscode.l10n.t('Pick a file, folder or backup in the Backups view'));
     if (n.node.kind !== 'dir') return this.restoreFileTo(n.folder, n.node.path, time);
-    this.model.assertIdle(n.folder);
+    this.model.assertIdle(n.folder, 'restore');
     const dest = await this.ui.openDialog({ title: vscode.l10n.t('Restore the folder {0} into…', n.node.path), canSelectFolders: true, canSelectFiles: false, openLabel: vscode.l10n.t('Restore Here') });
     if (!dest) return undefined;
     const r = await this.model.run(n.folder, 'restore', vscode.l10n.t('Offsite: restoring {0}', n.node.path), 'restore', (remote, keys) => ({
@@ -597,14 +597,14 @@ export class CommandCenter implements vscode.Disposable {
   private async restoreWorkspaceTo(arg: unknown): Promise<unknown> {
     const f = await this.pickFolder(arg);
     // (Said before a time and a place are asked for, not after.)
-    this.model.assertIdle(f);
+    this.model.assertIdle(f, 'restore');
     const t = hasFolder(arg) && (arg as { kind?: string }).kind === 'set' ? { time: (arg as SetNode).set.time, label: formatTime((arg as SetNode).set.time) } : await this.pickTime(f, undefined, vscode.l10n.t('Restore {0} as of…', f.name));
     return this.restoreFolderTo(f, t);
   }
 
   /** Restores a whole backup into a new folder under the chosen one; a failed or cancelled restore leaves nothing behind. */
   private async restoreFolderTo(f: FolderBackup, t: TimeChoice): Promise<unknown> {
-    this.model.assertIdle(f);
+    this.model.assertIdle(f, 'restore');
     const parent = await this.ui.openDialog({
       title: vscode.l10n.t('Restore {0} as of {1} into… (a new folder is made inside)', f.name, t.label),
       canSelectFolders: true,

@@ -28,11 +28,11 @@ export function retentionFailureText(folder: string, failure: { readonly message
 /** What runs on a folder (the model's exclusive operations: one at a time per folder). */
 export type OperationKind = 'backup' | 'restore' | 'verify' | 'drill';
 
-const OPERATION_NAMES: Record<OperationKind, readonly [name: string, doing: string]> = {
-  backup: ['backup', 'backing up'],
-  restore: ['restore', 'restoring'],
-  verify: ['verify', 'verifying'],
-  drill: ['restore drill', 'running a restore drill'],
+const OPERATION_WORDS: Record<OperationKind, { readonly name: string; readonly doing: string; readonly doingTo: (folder: string) => string }> = {
+  backup: { name: 'backup', doing: 'backing up', doingTo: (f) => `backing up ${f}` },
+  restore: { name: 'restore', doing: 'restoring', doingTo: (f) => `restoring from the backup of ${f}` },
+  verify: { name: 'verification', doing: 'verifying', doingTo: (f) => `verifying the backup of ${f}` },
+  drill: { name: 'restore drill', doing: 'running a restore drill', doingTo: (f) => `running a restore drill of ${f}` },
 };
 
 /** What a folder runs, as the Backups view says it beside the folder: "backing up…", "verifying…". */
@@ -50,15 +50,25 @@ export function folderDescription(where: string | undefined, running: OperationK
 
 /** The same without the ellipsis, to be named in a sentence: "backing up", "running a restore drill". */
 export function operationActivity(kind: OperationKind): string {
-  return OPERATION_NAMES[kind][1];
+  return OPERATION_WORDS[kind].doing;
+}
+
+/**
+ * An operation on a named folder, as the progress titles say it: "backing up web", "verifying the
+ * backup of web", "restoring from the backup of web", "running a restore drill of web".
+ */
+export function operationOn(kind: OperationKind, folder: string): string {
+  return OPERATION_WORDS[kind].doingTo(folder);
 }
 
 /**
  * Said when a command asks a folder for an operation while it runs one (another folder's run does not
- * matter): what it runs ("a backup", "a scheduled backup", "a restore drill"), and of which folder.
+ * matter): what it runs, and on which folder. "Offsite is already verifying the backup of web";
+ * one the scheduler started is named so: "Offsite is already running a scheduled backup of web".
  */
 export function busyText(folder: string, running: { readonly kind: OperationKind; readonly background: boolean }): string {
-  return `Offsite is already running a ${running.background ? 'scheduled ' : ''}${OPERATION_NAMES[running.kind][0]} of ${folder}`;
+  const doing = running.background ? `running a scheduled ${OPERATION_WORDS[running.kind].name} of ${folder}` : operationOn(running.kind, folder);
+  return `Offsite is already ${doing}`;
 }
 
 /** 1 decimal below 10 units, none above: "0 B", "512 B", "1.5 KB", "23 MB", "4.2 GB". */

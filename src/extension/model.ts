@@ -12,7 +12,7 @@ import { EngineError, isCancelled, isHeldElsewhere, SettingError, type EngineOp,
 import { FOLDER_PAGE, sortNodes, toPage, type FileNode } from './fileTree';
 import { redactUrl } from '../engine/backend/backendUtil';
 import type { FolderConfig } from './folderConfig';
-import { busyText, currentChainIndex, lastRestorableTime, progressMessage, type OperationKind } from './format';
+import { busyText, currentChainIndex, lastRestorableTime, operationOn, progressMessage, type OperationKind } from './format';
 import type { EngineGateway, RequestBuilder } from './gateway';
 import type { FolderRecord } from './schedule';
 
@@ -169,10 +169,15 @@ export class BackupModel implements vscode.Disposable {
 
   /**
    * Throws BusyError when the folder runs an operation (a backup, restore, verify or drill): before a
-   * command asks anything (a time, a place) or records an attempt. Only this folder's counts.
+   * command asks anything (a time, a place) or records an attempt. Only this folder's counts. The
+   * refusal is logged here, once, whoever asked (a command, Backup Workspace for one of its folders,
+   * the scheduler); what says it to the user does not log it again.
    */
-  assertIdle(f: FolderBackup): void {
-    if (f.running) throw new BusyError(f, f.running);
+  assertIdle(f: FolderBackup, asked: OperationKind): void {
+    if (!f.running) return;
+    const e = new BusyError(f, f.running);
+    this.log.info(`Not ${operationOn(asked, f.name)}: ${e.message}`);
+    throw e;
   }
 
   /**
@@ -203,7 +208,7 @@ export class BackupModel implements vscode.Disposable {
     build: RequestBuilder<Op>,
     opts: { background?: boolean } = {},
   ): Promise<EngineResults[Op]> {
-    this.assertIdle(f);
+    this.assertIdle(f, kind);
     const running: Running = { kind, background: !!opts.background, abort: new AbortController(), files: 0 };
     f.running = running;
     const unregister = this.operations.add(running.abort);
@@ -243,7 +248,7 @@ export class BackupModel implements vscode.Disposable {
     const cfg = f.config;
     try {
       // Refused before it counts as an attempt (which would put the next scheduled backup off).
-      this.assertIdle(f);
+      this.assertIdle(f, 'backup');
       await this.updateRecord(f, { lastAttempt: now() });
       this.log.info(`Backing up ${cfg.folder.fsPath} to ${redactUrl(cfg.url)}${opts.background ? ' (scheduled)' : ''}`);
       // A value it cannot honour (a volume size of -5, fullIfOlderThan "30 days") stops it, named, rather
@@ -272,9 +277,10 @@ export class BackupModel implements vscode.Disposable {
     } catch (e) {
       if (isCancelled(e)) this.log.info(`Backup of ${f.name} cancelled`);
       // Busy here, or the remote's lock held by another window or cron (whose backup is under way): not
-      // a failed backup of ours; if that writer never ends, the stale warning says so in time.
-      else if (isHeldElsewhere(e)) this.log.info(`Backup of ${f.name} not started: ${e.message}`);
-      else {
+      // a failed backup of ours; if that writer never ends, the stale warning says so in time. (A busy
+      // folder's refusal assertIdle has logged.)
+      else if (isHeldElsewhere(e) && !(e instanceof BusyError)) this.log.info(`Backup of ${f.name} not started: ${e.message}`);
+      else if (!isHeldElsewhere(e)) {
         const message = e instanceof Error ? e.message : String(e);
         this.log.error(`Backup of ${f.name} failed: ${message}`);
         await this.updateRecord(f, { lastFailure: { time: now(), message } });

@@ -7,7 +7,7 @@ import type { ChainStatus, SetStatus } from '../engine/ops/inspect';
 import { isCancelled } from './engineClient';
 import type { FileNode } from './fileTree';
 import { redactUrl } from '../engine/backend/backendUtil';
-import { currentChainIndex, folderDescription, formatAge, formatBytes, formatTime, unrestorableSets } from './format';
+import { currentChainIndex, folderDescription, formatAge, formatBytes, formatTime, unrestorableSets, type OperationKind } from './format';
 import type { BackupModel, FolderBackup } from './model';
 
 export type BackupNode = FolderNode | ChainNode | SetNode | EntryNode | MoreNode | MessageNode;
@@ -77,18 +77,26 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
   private readonly loadingChanges = new Set<FolderBackup>();
   /** unrestorableSets of each chain shown, worked out once per chain (a new status brings new chain objects). */
   private readonly unrestorable = new WeakMap<ChainStatus, Map<number, string>>();
-  /** What each folder ran when the tree was last refreshed (its folder item says so). */
-  private shownRunning = '';
+  /**
+   * Each folder's item (several folders), one object per folder: VS Code knows an element by its
+   * object, so a change of one folder's state refreshes that item (and its children) alone.
+   */
+  private readonly folderNodes = new WeakMap<FolderBackup, FolderNode>();
+  /** What each folder ran when its item was last made (its description, icon and actions say so). */
+  private readonly shownRunning = new WeakMap<FolderBackup, OperationKind | undefined>();
 
   constructor(private readonly model: BackupModel) {
     this.disposables.push(
       this._onDidChangeTreeData,
       model.onDidChangeBackups(() => this.refreshSoon()),
-      // A folder's operation began or ended: its item says so (and offers Cancel instead of Backup).
+      // A folder's operation began or ended: its item says so (and offers Cancel instead of Backup); the
+      // other folders' items are left as they are. (One folder has no item: the view's description says it.)
       model.onDidChangeState(() => {
-        const running = model.folders.map((f) => f.running?.kind ?? '').join('\n');
-        if (running !== this.shownRunning) this.refreshSoon();
-        this.shownRunning = running;
+        if (!this.showsFolders()) return;
+        for (const f of model.folders) {
+          const node = this.folderNodes.get(f);
+          if (node && this.shownRunning.get(f) !== f.running?.kind) this._onDidChangeTreeData.fire(node);
+        }
       }),
       // Internal (the tree's "Show more…" item), so not contributed in package.json.
       vscode.commands.registerCommand(SHOW_MORE, (n: MoreNode) => this.showMore(n)),
@@ -125,6 +133,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
       case 'folder': {
         const item = new vscode.TreeItem(n.folder.name, vscode.TreeItemCollapsibleState.Expanded);
         const running = n.folder.running;
+        this.shownRunning.set(n.folder, running?.kind);
         const where = n.folder.config.url ? redactUrl(n.folder.config.url) : vscode.l10n.t('not configured');
         item.description = folderDescription(where, running?.kind);
         item.tooltip = n.folder.config.url ? `${n.folder.folder.uri.fsPath} → ${redactUrl(n.folder.config.url)}` : undefined;
@@ -225,8 +234,12 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
       if (!vscode.workspace.isTrusted) return [];
       const folders = this.model.folders;
       if (folders.length === 1) return folders[0].config.configured ? this.chainsOf(folders[0]) : [];
-      if (!folders.some((f) => f.config.configured)) return [];
-      return folders.map((folder) => ({ kind: 'folder', folder }));
+      if (!this.showsFolders()) return [];
+      return folders.map((folder) => {
+        let node = this.folderNodes.get(folder);
+        if (!node) this.folderNodes.set(folder, (node = { kind: 'folder', folder }));
+        return node;
+      });
     }
     switch (n.kind) {
       case 'folder':
@@ -240,6 +253,12 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
       default:
         return [];
     }
+  }
+
+  /** Whether the view's top level is the folders (several, one configured at least). */
+  private showsFolders(): boolean {
+    const folders = this.model.folders;
+    return vscode.workspace.isTrusted && folders.length > 1 && folders.some((f) => f.config.configured);
   }
 
   private async chainsOf(f: FolderBackup): Promise<BackupNode[]> {

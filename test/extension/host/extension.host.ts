@@ -16,7 +16,7 @@ import { FOLDER_PAGE } from '../../../src/extension/fileTree';
 import { EngineGateway } from '../../../src/extension/gateway';
 import type { Secrets } from '../../../src/extension/secrets';
 import type { BackupNode, EntryNode, MoreNode, SetNode } from '../../../src/extension/snapshotTree';
-import { countReads, fixture, manifests, nextSecond, offsite, remoteFiles, waitFor, write, writeRandomBlobs } from './fixture';
+import { countReads, fixture, logText, manifests, nextSecond, offsite, remoteFiles, waitFor, write, writeRandomBlobs } from './fixture';
 
 const fx = fixture();
 const README_V1 = '# Demo\n\nfirst version\n';
@@ -366,7 +366,7 @@ describe('Offsite in a real VS Code extension host', () => {
     // The engine recorded it in its cache too (what the reminder reads, and what a CLI drill writes).
     const engine = await api.model.gateway.client.request({ op: 'lastDrill', remote: f.config.remote });
     assert.equal(engine?.matched, r.matched);
-    const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+    const log = logText(api);
     assert.match(log, /Restore drill of workspace: \d+ of \d+ file\(s\) restored/, 'logged');
   });
 
@@ -539,7 +539,7 @@ describe('Offsite in a real VS Code extension host', () => {
         if (e.type === 'sym') assert.equal(fs.readlinkSync(p), e.target, e.path);
         if (e.type === 'dir') assert.ok(fs.statSync(p).isDirectory(), e.path);
       }
-      const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+      const log = logText(api);
       assert.ok(!log.includes(sym.passphrase) && !log.includes('not-the-passphrase'), 'no passphrase in the log');
       // The workspace's own backup is encrypted to a key: with no restore key it says the private key is
       // needed and where to set it, and asks for no passphrase.
@@ -655,7 +655,7 @@ describe('Offsite in a real VS Code extension host', () => {
         assert.ok(!fs.readFileSync(path.join(fx.workspace, '.vscode', 'settings.json'), 'utf8').includes(secret));
         assert.ok(!JSON.stringify(vscode.workspace.getConfiguration('offsite')).includes(secret));
         assert.ok(!JSON.stringify(api.ui.notices).includes(secret));
-        const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+        const log = logText(api);
         assert.match(log, /Backing up .* to sftp:\/\//, 'the log is there');
         assert.ok(!log.includes(secret), 'no password in the log');
       }
@@ -693,7 +693,7 @@ describe('Offsite in a real VS Code extension host', () => {
       const [second] = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as { type: string }[];
       assert.equal(second?.type, 'inc', JSON.stringify(api.ui.notices.slice(-2)));
       assert.deepEqual(api.ui.prompts.slice(mark), []);
-      const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+      const log = logText(api);
       for (const secret of [sftp.protectedKeyPassphrase, 'not-the-key-passphrase']) {
         assert.ok(!fs.readFileSync(path.join(fx.workspace, '.vscode', 'settings.json'), 'utf8').includes(secret));
         assert.ok(!JSON.stringify(api.ui.notices).includes(secret));
@@ -737,7 +737,7 @@ describe('Offsite in a real VS Code extension host', () => {
       assert.ok(!fs.readFileSync(path.join(fx.workspace, '.vscode', 'settings.json'), 'utf8').includes(secret));
       assert.ok(!JSON.stringify(config.inspect('s3EndpointUrl')).includes(secret) && !JSON.stringify(vscode.workspace.getConfiguration('offsite')).includes(secret));
       assert.ok(!JSON.stringify(api.ui.notices).includes(secret) && !JSON.stringify(api.ui.notices).includes('not-the-secret'));
-      const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+      const log = logText(api);
       assert.match(log, /Backing up .* to s3:\/\//, 'the log is there');
       assert.ok(!log.includes(secret) && !log.includes('not-the-secret'), 'no key in the log');
       // "Forget Remembered Passphrases, Passwords and S3 Keys" forgets them too: the next backup asks again (declined: cancelled, no error).
@@ -938,7 +938,7 @@ describe('Offsite in a real VS Code extension host', () => {
       assert.equal(shown[0].severity, 'warning');
       assert.match(shown[0].message, /^Restored nest\/inner: 0 file\(s\), .* But 2 archive member\(s\) were not restored: nest\/inner \(nest in the target is not a folder but a symlink .*\); nest\/inner\/x\.txt .*No other file was restored; files in the target were in the way/);
       assert.deepEqual(fs.readdirSync(elsewhere), [], 'nothing written through the symlink');
-      const log = fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+      const log = logText(api);
       assert.match(log, /Not restoring nest\/inner: /);
     } finally {
       fs.rmSync(nest, { recursive: true, force: true });
@@ -963,16 +963,41 @@ describe('Offsite in a real VS Code extension host', () => {
       // One folder has no item of its own in the Backups view: the view's description says it.
       assert.match(api.backupsView.description ?? '', /^backing up… · file:\/\//);
       const notices = api.ui.notices.length;
-      assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
+      const busy = `Offsite is already backing up ${api.model.folders[0].name}`;
+      const logLines = (text: string) => logText(api).split('\n').filter((l) => l.includes(text));
+      const cancelled = `Backup of ${api.model.folders[0].name} cancelled`;
+      const [busyLogged, cancelLogged] = [logLines(busy).length, logLines(cancelled).length];
+      // Its Show Progress is chosen: it opens the notification center, where the backup's progress is.
+      const commands = vscode.commands as { executeCommand: typeof vscode.commands.executeCommand };
+      const execute = commands.executeCommand;
+      const executed: { id: string; done: Thenable<unknown> }[] = [];
+      commands.executeCommand = ((id: string, ...args: unknown[]) => {
+        const done = execute(id, ...args);
+        executed.push({ id, done });
+        return done;
+      }) as typeof execute;
+      api.ui.click('Show Progress');
+      try {
+        assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
+        const shown = await waitFor('Show Progress to open the notification center', () => executed.find((c) => c.id === 'notifications.showList'));
+        await shown.done; // (rejects for a command VS Code does not have)
+      } finally {
+        commands.executeCommand = execute;
+      }
+      await vscode.commands.executeCommand('notifications.hideList');
       const refused = api.ui.notices.slice(notices);
       assert.equal(refused.length, 1, JSON.stringify(refused));
       // Said, not alarmed: which folder runs what, and the ways to its progress and to cancel it.
       assert.equal(refused[0].severity, 'info');
-      assert.equal(refused[0].message, `Offsite is already running a backup of ${api.model.folders[0].name}. Wait for it to finish, or cancel it.`);
+      assert.equal(refused[0].message, `${busy}. Wait for it to finish, or cancel it.`);
       assert.deepEqual(refused[0].actions, ['Show Progress', 'Cancel It']);
       assert.deepEqual(api.model.record(api.model.folders[0]).lastFailure, failureBefore, 'a backup that never started is not a failed one');
       assert.equal(await vscode.commands.executeCommand('offsite.cancel'), 1, 'the running one can be cancelled');
       assert.equal(await running, undefined);
+      // The refusal is logged once. (The log is written in order: with the cancel, which came after, in
+      // it, every line of the refusal is too.)
+      await waitFor('the cancel in the log', () => logLines(cancelled).length > cancelLogged);
+      assert.equal(logLines(busy).length - busyLogged, 1, logLines(busy).join('\n'));
       assert.equal(api.model.folders[0].running, undefined);
       assert.deepEqual(api.model.record(api.model.folders[0]).lastFailure, failureBefore, 'cancelled: no failure recorded');
       assert.doesNotMatch(api.statusBar.view?.text ?? '', /Backing up|Backup failed/);
@@ -1099,14 +1124,13 @@ describe('Offsite in a real VS Code extension host', () => {
     const config = vscode.workspace.getConfiguration('offsite');
     const secret = 'hunter2-in-the-url';
     await config.update('remote', `sftp://me:${secret}@127.0.0.1:1/backups`, vscode.ConfigurationTarget.Workspace);
-    const logText = () => fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
     try {
       await waitFor('the sftp remote', () => api.model.folders[0].config.url.startsWith('sftp://'));
       const running = vscode.commands.executeCommand('offsite.backupWorkspace');
-      await waitFor('the log line', () => /Backing up .* to sftp:\/\/me:\*\*\*@127\.0\.0\.1:1\/backups\/workspace/.test(logText()));
+      await waitFor('the log line', () => /Backing up .* to sftp:\/\/me:\*\*\*@127\.0\.0\.1:1\/backups\/workspace/.test(logText(api)));
       await vscode.commands.executeCommand('offsite.cancel');
       await running;
-      assert.ok(!logText().includes(secret), 'no password in the log');
+      assert.ok(!logText(api).includes(secret), 'no password in the log');
       assert.ok(!JSON.stringify(api.ui.notices).includes(secret), 'nor in a notification');
       assert.ok(!(api.statusBar.view?.tooltip ?? '').includes(secret), 'nor in the status bar');
     } finally {

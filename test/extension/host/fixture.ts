@@ -75,6 +75,11 @@ export async function writeRandomBlobs(dir: string, count: number, mb: number): 
   for (let i = 0; i < count; i++) await promisify(execFile)('dd', ['if=/dev/urandom', `of=${path.join(dir, `blob${i}.bin`)}`, 'bs=1M', `count=${mb}`, 'status=none']);
 }
 
+/** What the extension has written to its log (the Offsite output channel) so far. */
+export function logText(api: OffsiteApi): string {
+  return fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+}
+
 /** Set times are whole seconds: wait into the next one so two backups never share a time. */
 export async function nextSecond(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1100 - (Date.now() % 1000)));

@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 import { archiveDirFor } from '../../../src/engine/cache/archiveDir';
 import type { OffsiteApi } from '../../../src/extension/extension';
 import type { BackupNode } from '../../../src/extension/snapshotTree';
-import { fixture, manifests, nextSecond, offsite, waitFor, writeRandomBlobs } from './fixture';
+import { fixture, logText, manifests, nextSecond, offsite, waitFor, writeRandomBlobs } from './fixture';
 
 const fx = fixture();
 const secondRemote = () => path.join(path.dirname(fx.remoteDir), 'second');
@@ -79,6 +79,48 @@ describe('Offsite in a multi-root workspace', () => {
     const both = (await vscode.commands.executeCommand('offsite.backupWorkspace')) as unknown[] | undefined;
     assert.equal(both?.length, 2, JSON.stringify(api.ui.notices.slice(-3)));
     assert.equal(manifests(fx.remoteDir).length, 1);
+    // Each refusal is logged once (Backup Workspace's of that folder, and the one asked of it alone),
+    // before the backup of it that followed.
+    await waitFor('the backup in the log', () => logText(api).includes('Backup of workspace done'));
+    const refusals = logText(api).split('\n').filter((l) => l.includes('Offsite is already running a scheduled backup of workspace'));
+    assert.equal(refusals.length, 2, refusals.join('\n'));
+    assert.ok(refusals.every((l) => l.includes('Not backing up workspace: ')), refusals.join('\n'));
+  });
+
+  it('a folder\'s operation beginning or ending refreshes that folder\'s item in the Backups view, not the whole tree', async () => {
+    const [first, second] = api.model.folders;
+    const items = (await api.tree.getChildren()) as BackupNode[];
+    assert.deepEqual(items.map((n) => n.kind === 'folder' && n.folder), [first, second]);
+    const chains = async () => ((await api.tree.getChildren(items[0])) as BackupNode[]).map((n) => (n.kind === 'chain' ? n.chain.startTime : n.kind));
+    const chainsBefore = await chains();
+    // VS Code has shown both items, idle.
+    for (const n of items) assert.equal(api.tree.getTreeItem(n).contextValue, 'folder');
+    const fired: (BackupNode | undefined | void)[] = [];
+    const sub = api.tree.onDidChangeTreeData((e) => fired.push(e));
+    try {
+      // A verify of the first folder begins: its state changes before verify() waits for anything.
+      const verifying = api.model.verify(first).catch(() => undefined); // (it ends cancelled)
+      assert.equal(fired.length, 1, 'one change');
+      assert.equal(fired[0], items[0], 'of the first folder\'s item (the object VS Code has), not of the whole tree (undefined)');
+      assert.equal(api.tree.getTreeItem(items[0]).contextValue, 'folder-busy');
+      assert.match(String(api.tree.getTreeItem(items[0]).description), /^verifying… · /);
+      // It ends (cancelled): the same item again, before verify() returns.
+      fired.length = 0;
+      api.model.cancel(first);
+      await verifying;
+      assert.ok(fired.includes(items[0]), `the first folder's item: ${fired.length} change(s)`);
+      assert.ok(!fired.includes(items[1]), 'the other folder\'s item is left alone');
+      assert.equal(api.tree.getTreeItem(items[0]).contextValue, 'folder');
+      // A state change that leaves every folder as it was (a record written) refreshes no item.
+      fired.length = 0;
+      await api.model.updateRecord(second, {});
+      assert.ok(!fired.some((e) => e !== undefined && e.kind === 'folder'), 'no folder item for a change of no folder\'s operation');
+    } finally {
+      sub.dispose();
+      api.model.cancel(first);
+    }
+    // Under the refreshed item, the same chains.
+    assert.deepEqual(await chains(), chainsBefore);
   });
 
   it('a folder whose remote another live run has locked (cron, another window) is named as not backed up, in a warning; the other is backed up', async function () {
@@ -165,7 +207,7 @@ describe('Offsite in a multi-root workspace', () => {
       const said = api.ui.notices.slice(notices);
       assert.deepEqual(
         said.map((n) => [n.severity, n.message, n.actions]),
-        [['info', 'Offsite is already running a backup of workspace. Wait for it to finish, or cancel it.', ['Show Progress', 'Cancel It']]],
+        [['info', 'Offsite is already backing up workspace. Wait for it to finish, or cancel it.', ['Show Progress', 'Cancel It']]],
       );
       assert.equal(first.running, run, 'the same run goes on: no second one');
       assert.equal(api.model.record(first).lastAttempt, attempt, 'a refused backup is no attempt (it would put the schedule off)');

@@ -24,10 +24,17 @@ describe('extension: wording', () => {
   });
 
   it('a folder that runs an operation: what it runs, named for the folder (a scheduled backup as such), and what its item in the Backups view says', () => {
-    assert.equal(busyText('app', { kind: 'backup', background: false }), 'Offsite is already running a backup of app');
+    // Each operation's sentence, as English (not "a verify of web").
+    assert.deepEqual(
+      (['backup', 'restore', 'verify', 'drill'] as const).map((kind) => busyText('web', { kind, background: false })),
+      [
+        'Offsite is already backing up web',
+        'Offsite is already restoring from the backup of web',
+        'Offsite is already verifying the backup of web',
+        'Offsite is already running a restore drill of web',
+      ],
+    );
     assert.equal(busyText('app', { kind: 'backup', background: true }), 'Offsite is already running a scheduled backup of app');
-    assert.equal(busyText('web', { kind: 'drill', background: false }), 'Offsite is already running a restore drill of web');
-    assert.equal(busyText('web', { kind: 'verify', background: false }), 'Offsite is already running a verify of web');
     assert.deepEqual((['backup', 'restore', 'verify', 'drill'] as const).map(operationDoing), ['backing up…', 'restoring…', 'verifying…', 'running a restore drill…']);
     // Beside a folder's name: what it runs first, then where (the view, its title, the folder pick alike).
     assert.equal(folderDescription('file:///b/app', 'verify'), 'verifying… · file:///b/app');

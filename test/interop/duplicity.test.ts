@@ -311,7 +311,7 @@ describe('interop with duplicity 0.8.22 and gpg 2.2', function () {
     }
   });
 
-  it('duplicity sets that gpg encrypted with Camellia (cipher-algo): Offsite restores those to an RSA key or a passphrase, and names the cipher for an ECC key', async () => {
+  it('duplicity sets that gpg encrypted with Camellia (cipher-algo): Offsite restores those to an RSA key, an ECC (cv25519) key or a passphrase', async () => {
     const work = tempDir('offsite-interop-camellia-');
     const src = path.join(work, 'src');
     makeTree(src, { 'a.txt': 'camellia\n', 'b.bin': randomBytesSeeded(200_000, 51) });
@@ -340,9 +340,11 @@ describe('interop with duplicity 0.8.22 and gpg 2.2', function () {
         assert.equal(wrong.code, 1);
         assert.match(wrong.stderr, /^offsite: .*Wrong passphrase/m);
       } else {
-        const r = await offsite(['--archive-dir', cache, 'restore', '--key', ECC_SEC, url, path.join(work, 'out-ecc')]);
-        assert.equal(r.code, 1);
-        assert.match(r.stderr, /^offsite: .*Your secret key opens this file, but it is encrypted with a cipher Offsite reads only for RSA keys and passphrases \(Camellia/m);
+        // The ECDH session key is opened by Offsite (ecdh.ts), so the cipher openpgp.js lacks is no obstacle.
+        const out = path.join(work, 'out-ecc');
+        const r = await offsite(['--archive-dir', cache, 'restore', '--key', ECC_SEC, url, out]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(snapshotTree(out), tree(src));
       }
     }
   });

@@ -22,6 +22,7 @@ import { createCfbDecipher } from './cfb';
 import { describeKey } from './keys';
 import { openpgpLib } from './openpgpLib';
 import { packet, packetBody, readPacketHeader, readSmallBody, Tag, TruncatedError, type PacketHeader } from './packets';
+import { nativeEcdhSessionKey } from './ecdh';
 import { nativeRsaSessionKey } from './rsaSessionKey';
 import { NOT_BY_SIGNER, parseOnePass, readSignaturePacket, SignatureHasher, verifyWithDigest } from './signature';
 import { readS2k, s2kKey } from './unlock';
@@ -321,9 +322,9 @@ async function* decryptSeipd(
 /** The session keys `keys` (loaded for a message encrypted to keys, else none) or the password open. */
 async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], skeskBodies: Buffer[], pkeskIds: string[], keys: PrivateKey[], opts: DecryptOptions): Promise<SessionKey[]> {
   const hasSkesk = skeskBodies.length > 0;
-  // RSA through OpenSSL first (see rsaSessionKey.ts); openpgp.js for everything else and for errors.
+  // RSA and ECDH through OpenSSL first (see rsaSessionKey.ts, ecdh.ts); openpgp.js for everything else and for errors.
   if (keys.length > 0 && keys.every((k) => k.isDecrypted())) {
-    const fast = nativeRsaSessionKey(pkeskBodies, keys);
+    const fast = nativeRsaSessionKey(pkeskBodies, keys) ?? nativeEcdhSessionKey(pkeskBodies, keys);
     if (fast) return [{ ...fast, fromPassword: false }];
   }
   const message = await openpgpLib().readMessage({ binaryMessage: Buffer.concat(keyPackets) }).catch((e: unknown) => {
@@ -363,22 +364,23 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], s
   }
   if (out.length > 0) return out;
   // openpgp.js opened the session key (its checksum holds) but does not know its cipher: Camellia,
-  // which Offsite reads only where it opens the session key itself (RSA keys, passphrases).
+  // which Offsite reads only where it opens the session key itself (RSA and ECDH keys, passphrases).
   if (keyError instanceof Error && /Invalid enum value/.test(keyError.message)) {
-    throw new OffsiteError('decrypt', 'Your secret key opens this file, but it is encrypted with a cipher Offsite reads only for RSA keys and passphrases (Camellia, which gpg uses when its cipher-algo or the key\'s preferences say so)', {
+    throw new OffsiteError('decrypt', 'Your secret key opens this file, but it is encrypted with a cipher Offsite reads only for RSA and ECDH keys and passphrases (Camellia, which gpg uses when its cipher-algo or the key\'s preferences say so)', {
       hint: 'Restore it with duplicity (gpg); for new backups, make gpg use AES (its default)',
       cause: keyError,
     });
   }
   if (pkeskIds.length > 0 && (keys.length > 0 || !hasSkesk)) {
     if (keys.length === 0 && opts.noKey) throw opts.noKey();
-    // The right key, which openpgp.js will not use (one it refuses or cannot verify, such as brainpool
-    // and secp256k1 keys on Node without its optional eckey-utils): say that, not "no key".
+    // The right key, which Offsite did not open the session key with (ecdh.ts: a damaged packet) and
+    // openpgp.js will not use (one it refuses or cannot verify, such as brainpool and secp256k1 keys
+    // on Node without its optional eckey-utils): say that, not "no key".
     const right = keys.find((k) => k.getKeys().some((sub) => pkeskIds.includes(sub.getKeyID().toHex().toUpperCase())));
     const unusable = right && (await right.getDecryptionKeys().then(() => undefined, (e: unknown) => e));
     if (right && unusable instanceof Error) {
-      throw new OffsiteError('decrypt', `The secret key ${describeKey(right)} is the one this file is encrypted to, but openpgp.js will not use it: ${unusable.message.split('\n')[0]}`, {
-        hint: 'gpg may still read it: restore with duplicity',
+      throw new OffsiteError('decrypt', `The secret key ${describeKey(right)} is the one this file is encrypted to, but its session key does not open with it, and openpgp.js will not use the key: ${unusable.message.split('\n')[0]}`, {
+        hint: 'The file may be damaged: restore it from another copy; gpg may still read it: restore with duplicity',
         cause: unusable,
       });
     }

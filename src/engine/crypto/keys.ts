@@ -117,7 +117,17 @@ export async function assertEncryptionKeyUsable(key: PublicKey): Promise<void> {
   try {
     enc = await key.getEncryptionKey(undefined, now);
   } catch (e) {
-    throw new OffsiteError('key', `The key ${d} has no valid encryption key: ${(e as Error).message}`, {
+    const why = (e as Error).message.split('\n')[0];
+    // ECDSA on brainpool and secp256k1 (gpg's keys made for those curves) needs openpgp.js's optional
+    // eckey-utils on Node, and its ECDH on secp256k1 is off: it cannot check such a key's signatures
+    // (expiry, revocation). Files encrypted to the key still decrypt (ecdh.ts).
+    if (/eckey-utils|curve .* is disabled/.test(why)) {
+      throw new OffsiteError('key', `The key ${d} cannot receive backups: openpgp.js, which checks a key (its signatures, expiry, revocation) before a backup goes to it, does not take its curve on Node (${why})`, {
+        hint: 'Encrypt new backups to an RSA, cv25519 or NIST-curve key; backups already encrypted to this key restore with its secret key',
+        cause: e,
+      });
+    }
+    throw new OffsiteError('key', `The key ${d} has no valid encryption key: ${why}`, {
       hint: 'Use a key with an encryption subkey that is neither expired nor revoked',
       cause: e,
     });

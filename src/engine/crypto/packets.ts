@@ -159,6 +159,15 @@ export function readMpi(b: Buffer, o: number): { value: Buffer; next: number } |
   return next > b.length ? undefined : { value: b.subarray(o + 2, next), next };
 }
 
+/** An MPI (RFC 4880 §3.2) of the unsigned big-endian number `b`: its bit count, then its bytes from the first non-zero one. */
+export function writeMpi(b: Buffer): Buffer {
+  let z = 0;
+  while (z < b.length - 1 && b[z] === 0) z++;
+  const v = b.subarray(z);
+  const bits = (v.length - 1) * 8 + (32 - Math.clz32(v[0]));
+  return Buffer.concat([Buffer.from([bits >> 8, bits & 0xff]), v]);
+}
+
 function formatError(message: string): OffsiteError {
   return new OffsiteError('format', message, {
     hint: 'The file is damaged or is not an OpenPGP message; restore it from another copy',

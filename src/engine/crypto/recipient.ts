@@ -2,12 +2,12 @@
 // gives a volume's session key to its key (RFC 4880 §5.1).
 //
 // openpgp.js decides which keys may receive backups (keys.ts: v4, not revoked or expired, an
-// encryption key gpg 2.2 reads) and which of a key's subkeys encrypts. For an RSA encryption key that
-// verdict is remembered in a small file named by a SHA-256 of the key's bytes (the key file, or
+// encryption key gpg 2.2 reads) and which of a key's subkeys encrypts. For an RSA or ECDH (ecdh.ts)
+// encryption key that verdict is remembered in a small file named by a SHA-256 of the key's bytes (the key file, or
 // gpg's export of a keyring entry) and of where they came from, so the next backup to the same
 // bytes writes its PKESKs with node:crypto and never loads openpgp.js: ~30–40 ms of every backup, a tenth of a no-change one
 // (bench/README.md). The remembered verdict holds only which subkey to use and until when; the RSA
-// numbers are read from the key's own bytes each time, so an altered cache file cannot point a backup
+// numbers (or curve and point) are read from the key's own bytes each time, so an altered cache file cannot point a backup
 // at a key that is not in them. It is trusted for a day at most, and never past an expiry date or a
 // packet dated after the check; after that, or when anything does not fit, openpgp.js checks again.
 import { constants, createHash, createPublicKey, publicEncrypt } from 'node:crypto';
@@ -20,7 +20,8 @@ import { checksum16, RSA_ALGOS } from './algorithms';
 import { dearmor, looksArmored } from './armor';
 import { assertEncryptionKeyUsable, assertSomeEncryptionKey, describeKey, keySpecBytes, publicKeysOf, usableEncryptionKeys, type KeySpecBytes } from './keys';
 import { openpgpLib } from './openpgpLib';
-import { packet, readMpi, splitPackets, Tag } from './packets';
+import { ECDH_ALGO, ecdhSessionKeyPacket, readEcdhPublic, type EcdhPublic } from './ecdh';
+import { packet, readMpi, splitPackets, Tag, writeMpi } from './packets';
 
 /** Someone a backup is encrypted to. */
 export interface Recipient {
@@ -67,13 +68,9 @@ interface Verdict {
   readonly keys: readonly { readonly fingerprint: string; readonly encryptionKey: string; readonly description: string }[];
 }
 
-/** An RSA key packet's public numbers, and its v4 fingerprint (lower-case hex). */
-interface RsaKeyPacket {
-  readonly fingerprint: string;
-  readonly algorithm: number;
-  readonly n: Buffer;
-  readonly e: Buffer;
-}
+/** A key packet node:crypto encrypts to: its v4 fingerprint (lower-case hex), and RSA's public numbers or ECDH's parameters. */
+type NativeKeyPacket = { readonly fingerprint: string; readonly algorithm: number } & NativeParams;
+type NativeParams = { readonly rsa: { readonly n: Buffer; readonly e: Buffer }; readonly ecdh?: undefined } | { readonly ecdh: EcdhPublic; readonly rsa?: undefined };
 
 /** The binary packets of a key file: armored ("PGP PUBLIC/PRIVATE KEY BLOCK") or not. */
 async function keyPacketBytes(data: Buffer): Promise<Buffer | undefined> {
@@ -87,51 +84,67 @@ async function keyPacketBytes(data: Buffer): Promise<Buffer | undefined> {
   return Buffer.concat(out);
 }
 
+/** The public parameters of a v4 key packet body node:crypto encrypts to (RSA, ECDH), and where they end. */
+function nativeParams(body: Buffer): (NativeParams & { end: number }) | undefined {
+  if (RSA_ALGOS.has(body[5])) {
+    const n = readMpi(body, 6);
+    const e = n && readMpi(body, n.next);
+    return n && e ? { rsa: { n: n.value, e: e.value }, end: e.next } : undefined;
+  }
+  const ecdh = body[5] === ECDH_ALGO ? readEcdhPublic(body, 6) : undefined;
+  return ecdh && { ecdh, end: ecdh.next };
+}
+
 /**
- * The v4 RSA key and subkey packets (public or secret: the public part) of a key file's bytes. Only
- * definite lengths, as keys are written; anything else ends the scan (the caller then asks openpgp.js).
+ * The v4 RSA and ECDH key and subkey packets (public or secret: the public part) of a key file's bytes.
+ * Only definite lengths, as keys are written; anything else ends the scan (the caller then asks openpgp.js).
  */
-export async function rsaKeyPackets(data: Buffer): Promise<RsaKeyPacket[]> {
+export async function nativeKeyPackets(data: Buffer): Promise<NativeKeyPacket[]> {
   const bin = await keyPacketBytes(data);
-  const out: RsaKeyPacket[] = [];
+  const out: NativeKeyPacket[] = [];
   if (!bin) return out;
   for (const { tag, body } of splitPackets(bin).packets) {
-    // Public key 6, public subkey 14, secret key 5, secret subkey 7: version 4, time, algorithm, MPIs.
-    if ((tag === 6 || tag === 14 || tag === 5 || tag === 7) && body[0] === 4 && RSA_ALGOS.has(body[5])) {
-      const n = readMpi(body, 6);
-      const e = n && readMpi(body, n.next);
-      if (n && e) {
-        const pub = body.subarray(0, e.next);
+    // Public key 6, public subkey 14, secret key 5, secret subkey 7: version 4, time, algorithm, parameters.
+    if ((tag === 6 || tag === 14 || tag === 5 || tag === 7) && body[0] === 4 && body.length > 6) {
+      const params = nativeParams(body);
+      if (params) {
+        const pub = body.subarray(0, params.end);
         const head = Buffer.from([0x99, pub.length >> 8, pub.length & 0xff]);
         const fingerprint = createHash('sha1').update(head).update(pub).digest('hex');
-        out.push({ fingerprint, algorithm: body[5], n: n.value, e: e.value });
+        const { end: _, ...p } = params;
+        out.push({ fingerprint, algorithm: body[5], ...p });
       }
     }
   }
   return out;
 }
 
-/** A recipient whose PKESKs node:crypto writes: RSA encryption with EME-PKCS1-v1_5 (RFC 4880 §5.1). */
-function nativeRecipient(k: RsaKeyPacket, fingerprint: string, description: string, until: number, recheck: () => Promise<Recipient>): Recipient {
-  const key = createPublicKey({ key: { kty: 'RSA', n: k.n.toString('base64url'), e: k.e.toString('base64url') }, format: 'jwk' });
+/** The PKESK v3 packet of RSA encryption with EME-PKCS1-v1_5 (RFC 4880 §5.1) to `k`. */
+function rsaWriter(algorithm: number, rsa: { readonly n: Buffer; readonly e: Buffer }, keyId: Buffer): (sessionKey: Buffer) => Buffer {
+  const key = createPublicKey({ key: { kty: 'RSA', n: rsa.n.toString('base64url'), e: rsa.e.toString('base64url') }, format: 'jwk' });
+  return (sessionKey) => {
+    const m = Buffer.alloc(sessionKey.length + 3);
+    m[0] = AES256;
+    sessionKey.copy(m, 1);
+    m.writeUInt16BE(checksum16(sessionKey), m.length - 2);
+    const c = publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, m);
+    return packet(Tag.PKESK, Buffer.concat([Buffer.from([3, ...keyId, algorithm]), writeMpi(c)]));
+  };
+}
+
+/** A recipient whose PKESKs node:crypto writes: RSA (EME-PKCS1-v1_5) or ECDH (ecdh.ts). */
+function nativeRecipient(k: NativeKeyPacket, fingerprint: string, description: string, until: number, recheck: () => Promise<Recipient>): Recipient {
   const keyId = Buffer.from(k.fingerprint.slice(-16), 'hex');
+  const fpr = Buffer.from(k.fingerprint, 'hex');
+  const { rsa, ecdh } = k;
+  const write = rsa ? rsaWriter(k.algorithm, rsa, keyId) : (sessionKey: Buffer) => ecdhSessionKeyPacket(ecdh, keyId, fpr, AES256, sessionKey);
   return {
     fingerprint,
     description,
     async sessionKeyPacket(sessionKey) {
       // A backup running past the verdict's end: openpgp.js checks the key again (and refuses it if it expired).
       if (Date.now() >= until) return (await recheck()).sessionKeyPacket(sessionKey);
-      const m = Buffer.alloc(sessionKey.length + 3);
-      m[0] = AES256;
-      sessionKey.copy(m, 1);
-      m.writeUInt16BE(checksum16(sessionKey), m.length - 2);
-      const c = publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, m);
-      let z = 0;
-      while (z < c.length - 1 && c[z] === 0) z++;
-      const mpi = c.subarray(z);
-      const bits = (mpi.length - 1) * 8 + (32 - Math.clz32(mpi[0]));
-      const head = Buffer.from([3, ...keyId, k.algorithm, bits >> 8, bits & 0xff]);
-      return packet(Tag.PKESK, Buffer.concat([head, mpi]));
+      return write(sessionKey);
     },
   };
 }
@@ -156,7 +169,8 @@ async function verdictOf(keys: readonly PublicKey[], now: Date): Promise<Verdict
   const out: Verdict['keys'][number][] = [];
   for (const key of keys) {
     const enc = await key.getEncryptionKey(undefined, now);
-    if (enc.keyPacket.version !== 4 || !RSA_ALGOS.has(enc.keyPacket.algorithm)) return undefined;
+    // Only keys node:crypto encrypts to: RSA, ECDH on a curve and with KDF parameters ecdh.ts handles.
+    if (enc.keyPacket.version !== 4 || !nativeParams(Buffer.from(enc.keyPacket.write()))) return undefined;
     const dates = keyDates(key, now.getTime());
     if (dates.newest > now.getTime()) return undefined; // a packet from the future may change the verdict
     until = Math.min(until, dates.expiry);
@@ -204,7 +218,7 @@ async function writeVerdict(dir: string, file: string, v: Verdict): Promise<void
 /** The recipients of one spec's bytes from a remembered verdict, or undefined when it does not apply. */
 async function fromVerdict(v: Verdict | undefined, bytes: KeySpecBytes, now: number): Promise<Recipient[] | undefined> {
   if (!v || now < v.checked || now >= v.until) return undefined;
-  const packets = new Map((await rsaKeyPackets(bytes.data)).map((p) => [p.fingerprint, p]));
+  const packets = new Map((await nativeKeyPackets(bytes.data)).map((p) => [p.fingerprint, p]));
   const out: Recipient[] = [];
   let parsed: Promise<PublicKey[]> | undefined;
   for (const k of v.keys) {

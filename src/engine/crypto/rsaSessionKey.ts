@@ -22,8 +22,6 @@ interface KeyPacketShape {
 }
 
 
-const cache = new WeakMap<PrivateKey, RsaKey[]>();
-
 const b64u = (u: Uint8Array) => Buffer.from(u).toString('base64url');
 const toBig = (u: Uint8Array) => BigInt(`0x${Buffer.from(u).toString('hex') || '0'}`);
 function fromBig(x: bigint): Buffer {
@@ -31,33 +29,49 @@ function fromBig(x: bigint): Buffer {
   return Buffer.from(h.length % 2 ? `0${h}` : h, 'hex');
 }
 
-/** The decrypted RSA (sub)keys of `k` as node KeyObjects (made once per key). */
-function rsaKeysOf(k: PrivateKey): RsaKey[] {
-  const known = cache.get(k);
-  if (known) return known;
-  const out: RsaKey[] = [];
-  for (const sub of k.getKeys()) {
-    const p = sub.keyPacket as unknown as KeyPacketShape;
-    if (!RSA_ALGOS.has(p.algorithm)) continue;
-    const n = p.publicParams?.n;
-    const e = p.publicParams?.e;
-    const s = p.privateParams;
-    if (!n || !e || !s?.d || !s.p || !s.q || !s.u) continue;
-    try {
-      // OpenPGP stores p < q and u = p⁻¹ mod q; JWK wants qi = q⁻¹ mod p. Swapping the primes makes
-      // OpenPGP's u exactly JWK's qi.
-      const d = toBig(s.d);
-      const jp = toBig(s.q);
-      const jq = toBig(s.p);
-      const jwk = { kty: 'RSA', n: b64u(n), e: b64u(e), d: b64u(s.d), p: b64u(s.q), q: b64u(s.p), dp: b64u(fromBig(d % (jp - 1n))), dq: b64u(fromBig(d % (jq - 1n))), qi: b64u(s.u) };
-      out.push({ keyId: sub.getKeyID().toHex().toUpperCase(), key: createPrivateKey({ key: jwk, format: 'jwk' }), modulusBytes: n.length });
-    } catch {
-      // Parameters OpenSSL does not take: openpgp.js will do it.
+type SubkeyOf = ReturnType<PrivateKey['getKeys']>[number];
+
+/**
+ * `read` of each (sub)key of a decrypted key, made once per key: what a subkey offers the native
+ * path, or undefined (also when `read` throws: parameters OpenSSL does not take, which openpgp.js then
+ * handles).
+ */
+export function perSubkey<T>(read: (sub: SubkeyOf) => T | undefined): (k: PrivateKey) => T[] {
+  const cache = new WeakMap<PrivateKey, T[]>();
+  return (k) => {
+    let out = cache.get(k);
+    if (!out) {
+      out = [];
+      for (const sub of k.getKeys()) {
+        try {
+          const r = read(sub);
+          if (r !== undefined) out.push(r);
+        } catch {
+          // openpgp.js will do it
+        }
+      }
+      cache.set(k, out);
     }
-  }
-  cache.set(k, out);
-  return out;
+    return out;
+  };
 }
+
+/** The decrypted RSA (sub)keys of `k` as node KeyObjects (made once per key). */
+const rsaKeysOf = perSubkey((sub): RsaKey | undefined => {
+  const p = sub.keyPacket as unknown as KeyPacketShape;
+  if (!RSA_ALGOS.has(p.algorithm)) return undefined;
+  const n = p.publicParams?.n;
+  const e = p.publicParams?.e;
+  const s = p.privateParams;
+  if (!n || !e || !s?.d || !s.p || !s.q || !s.u) return undefined;
+  // OpenPGP stores p < q and u = p⁻¹ mod q; JWK wants qi = q⁻¹ mod p. Swapping the primes makes
+  // OpenPGP's u exactly JWK's qi.
+  const d = toBig(s.d);
+  const jp = toBig(s.q);
+  const jq = toBig(s.p);
+  const jwk = { kty: 'RSA', n: b64u(n), e: b64u(e), d: b64u(s.d), p: b64u(s.q), q: b64u(s.p), dp: b64u(fromBig(d % (jp - 1n))), dq: b64u(fromBig(d % (jq - 1n))), qi: b64u(s.u) };
+  return { keyId: sub.getKeyID().toHex().toUpperCase(), key: createPrivateKey({ key: jwk, format: 'jwk' }), modulusBytes: n.length };
+});
 
 /** EME-PKCS1-v1_5 decoding plus OpenPGP's algorithm byte and two-byte checksum. */
 function unpad(block: Buffer): { data: Uint8Array; algorithm: string } | undefined {

@@ -13,6 +13,7 @@ import { createDecipheriv, createHash, type Hash } from 'node:crypto';
 import type { PrivateKey } from 'openpgp';
 import { OffsiteError } from '../errors';
 import { checksum16, HASH_NAMES, nodeCfb, symmetricById } from './algorithms';
+import { ecSecretMatches } from './ecdh';
 import { openpgpLib } from './openpgpLib';
 import { packet, readMpi, splitPackets } from './packets';
 
@@ -149,9 +150,29 @@ function wrongPassphrase(description: string): OffsiteError {
   return new OffsiteError('passphrase', `Wrong passphrase for the key ${description}`, { hint: 'Enter the passphrase again', needs: { input: 'passphrase', wrong: true } });
 }
 
+/** Whether every decrypted packet of `key` passes openpgp.js's check, or for EC keys ecdh.ts's ecSecretMatches. */
+async function eachPacketValid(key: PrivateKey): Promise<boolean> {
+  for (const sub of key.getKeys()) {
+    const p = sub.keyPacket as unknown as { isDummy(): boolean; isDecrypted(): boolean | null; privateParams?: { d?: Uint8Array }; writePublicKey(): Uint8Array; validate(): Promise<void> };
+    if (p.isDummy() || !p.isDecrypted()) continue;
+    const d = p.privateParams?.d;
+    const native = d === undefined ? undefined : ecSecretMatches(Buffer.from(p.writePublicKey()), d);
+    if (native !== undefined) {
+      if (!native) return false;
+      continue;
+    }
+    try {
+      await p.validate();
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
 /**
  * `key` unlocked with `passphrase` without openpgp.js's S2K (see the file comment), checked by
- * openpgp.js's validate() as decryptKey does; undefined when a packet is in a form not handled here.
+ * openpgp.js's validate() as decryptKey does (or eachPacketValid); undefined when a packet is in a form not handled here.
  * A wrong passphrase: OffsiteError('passphrase').
  */
 export async function unlockNatively(key: PrivateKey, passphrase: string, describe: () => string): Promise<PrivateKey | undefined> {
@@ -180,7 +201,10 @@ export async function unlockNatively(key: PrivateKey, passphrase: string, descri
     // What decryptKey does after deciphering (public in openpgp.js, missing from its type declarations).
     await (unlocked as unknown as { validate(): Promise<void> }).validate();
   } catch (e) {
-    // The numbers passed their check but do not make the key: a wrong passphrase the sum missed.
+    // The numbers passed their check but do not make the key: a wrong passphrase the sum missed. Unless
+    // openpgp.js could not check them: a brainpool or secp256k1 ECDSA key on Node (it signs with its
+    // optional eckey-utils), whose packets are checked again, those on such curves natively.
+    if (await eachPacketValid(unlocked)) return unlocked;
     throw new OffsiteError('passphrase', `Wrong passphrase for the key ${describe()}`, { hint: 'Enter the passphrase again', cause: e, needs: { input: 'passphrase', wrong: true } });
   }
   return unlocked;

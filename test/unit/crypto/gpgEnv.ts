@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { ByteReader } from '../../../src/engine/crypto/byteReader';
+import { readPacketHeader, readSmallBody, Tag } from '../../../src/engine/crypto/packets';
 import { tempDir } from '../../helpers/tmp';
 
 import { SAMPLES } from '../../helpers/gpg';
@@ -15,6 +17,8 @@ export const PROTECTED_SEC = path.resolve(__dirname, '../../fixtures/keys/protec
 export const PROTECTED_PASSPHRASE = 'offsite-test-passphrase';
 export const RSA_FPR = 'A53C2E541694B94C65CCD86BEA5CAF56C3041B62';
 export const ECC_FPR = 'A4CB3808A8A5DF42B26B4AB767E6A0ACFFF5C626';
+/** The cv25519 (ECDH) encryption subkey of ECC_FPR. */
+export const ECC_SUBKEY = '2B0E2B980973BC4A';
 export const PROTECTED_FPR = 'BE7001F563A15ABC94DCA79981FAA9BAA6EBA64C';
 
 export interface GpgRun {
@@ -54,6 +58,17 @@ export class GpgHome {
     const r = this.run(args, passphrase, input);
     if (r.status !== 0) throw new Error(`gpg ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
     return r.stdout;
+  }
+
+  /**
+   * Makes a key as gpg --quick-gen-key does for `primary` (an algorithm or curve), with an encryption
+   * subkey on `encryptionCurve`, protected by `passphrase` ('' for none); gives its fingerprint.
+   */
+  genKey(userId: string, primary: string, encryptionCurve: string, passphrase = ''): string {
+    this.ok(['--quick-gen-key', userId, primary, 'default', 'never'], passphrase);
+    const fpr = /^fpr:+([0-9A-F]{40}):/m.exec(this.ok(['--with-colons', '--list-keys', `=${userId}`]).toString())![1];
+    this.ok(['--quick-add-key', fpr, encryptionCurve, 'encr', 'never'], passphrase);
+    return fpr;
   }
 
   /** gpg -d of a file: plaintext and the status lines. */
@@ -150,4 +165,17 @@ export function sampleFiles(sample: string): string[] {
     .readdirSync(dir)
     .filter((f) => f.endsWith('.gpg'))
     .map((f) => path.join(dir, f));
+}
+
+/** The bodies of the PKESK packets at the start of a binary message. */
+export async function pkeskBodies(message: Uint8Array): Promise<Buffer[]> {
+  const r = new ByteReader((async function* () {
+    yield Buffer.from(message);
+  })());
+  const out: Buffer[] = [];
+  for (;;) {
+    const h = await readPacketHeader(r);
+    if (!h || h.tag !== Tag.PKESK) return out;
+    out.push(await readSmallBody(r, h));
+  }
 }

@@ -1,5 +1,5 @@
-// Recipients (crypto/recipient.ts): an RSA key checked once by openpgp.js is remembered by its bytes,
-// and later PKESKs are written by node:crypto; gpg 2.2 must decrypt those, and anything that does not
+// Recipients (crypto/recipient.ts): an RSA or ECDH key checked once by openpgp.js is remembered by its
+// bytes, and later PKESKs are written by node:crypto; gpg 2.2 must decrypt those, and anything that does not
 // fit the remembered check (other bytes, a verdict altered, past its time, a key expiring) goes back
 // to openpgp.js.
 import * as assert from 'node:assert/strict';
@@ -9,10 +9,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as openpgp from 'openpgp';
 import { createEncryptStream } from '../../../src/engine/crypto/encrypt';
 import { loadPublicKeys } from '../../../src/engine/crypto/keys';
-import { loadRecipients, rsaKeyPackets, type Recipient } from '../../../src/engine/crypto/recipient';
+import { loadRecipients, nativeKeyPackets, type Recipient } from '../../../src/engine/crypto/recipient';
 import { OffsiteError } from '../../../src/engine/errors';
 import { tempDir } from '../../helpers/tmp';
-import { ECC_PUB, GpgHome, RSA_FPR, RSA_PUB, RSA_SEC, RSA_SUBKEY, sourceText, through } from './gpgEnv';
+import { ECC_PUB, ECC_SEC, ECC_SUBKEY, GpgHome, RSA_FPR, RSA_PUB, RSA_SEC, RSA_SUBKEY, sourceText, through } from './gpgEnv';
 
 /** The one verdict file in `dir`, parsed, and its path. */
 function verdictIn(dir: string): { file: string; v: { checked: number; until: number; keys: { fingerprint: string; encryptionKey: string; description: string }[] } } {
@@ -58,20 +58,22 @@ describe('crypto: recipients remembered by their key bytes', function () {
 
   it('finds the RSA key packets of armored public and secret key files, with their v4 fingerprints', async () => {
     for (const file of [RSA_PUB, RSA_SEC]) {
-      const fprs = (await rsaKeyPackets(fs.readFileSync(file))).map((p) => p.fingerprint.toUpperCase());
+      const fprs = (await nativeKeyPackets(fs.readFileSync(file))).map((p) => p.fingerprint.toUpperCase());
       const key = (await loadPublicKeys([RSA_PUB]))[0];
       assert.deepEqual(fprs, key.getKeys().map((k) => k.getFingerprint().toUpperCase()));
       assert.equal(fprs[0], RSA_FPR);
       assert.ok(fprs[1].endsWith(RSA_SUBKEY));
     }
     const binary = (await loadPublicKeys([RSA_PUB]))[0].write();
-    assert.equal((await rsaKeyPackets(Buffer.from(binary))).length, 2);
-    assert.deepEqual(await rsaKeyPackets(fs.readFileSync(ECC_PUB)), []);
+    assert.equal((await nativeKeyPackets(Buffer.from(binary))).length, 2);
+    // The cv25519 key: its ECDH subkey, not its EdDSA primary.
+    const ecc = await nativeKeyPackets(fs.readFileSync(ECC_PUB));
+    assert.deepEqual(ecc.map((p) => [p.fingerprint.slice(-16).toUpperCase(), p.algorithm, p.ecdh?.curve.node]), [[ECC_SUBKEY, 18, 'X25519']]);
     // Cut anywhere, the bytes give the key packets wholly before the cut, in order, and no exception.
-    const whole = (await rsaKeyPackets(Buffer.from(binary))).map((p) => p.fingerprint);
+    const whole = (await nativeKeyPackets(Buffer.from(binary))).map((p) => p.fingerprint);
     const seen = new Set<number>();
     for (let cut = 0; cut < binary.length; cut += 7) {
-      const got = (await rsaKeyPackets(Buffer.from(binary.subarray(0, cut)))).map((p) => p.fingerprint);
+      const got = (await nativeKeyPackets(Buffer.from(binary.subarray(0, cut)))).map((p) => p.fingerprint);
       assert.deepEqual(got, whole.slice(0, got.length), `cut at ${cut}`);
       seen.add(got.length);
     }
@@ -158,11 +160,27 @@ describe('crypto: recipients remembered by their key bytes', function () {
     assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
   });
 
-  it('remembers nothing for keys it cannot write natively (ECDH); without a folder, keys still load', async () => {
+  it('remembers ECDH keys too: the next load writes their PKESKs natively, which gpg decrypts', async () => {
+    const dir = freshDir();
+    await loadRecipients([ECC_PUB], { verdictDir: dir });
+    mark(dir);
+    const r = await loadRecipients([ECC_PUB], { verdictDir: dir });
+    assert.equal(r[0].description, 'remembered');
+    const eccOnly = new GpgHome([ECC_SEC]);
+    const data = sourceText(100_000, 9);
+    const f = path.join(work, `ecc-${n++}.gpg`);
+    fs.writeFileSync(f, await through(createEncryptStream({ recipients: r }), data));
+    assert.match(eccOnly.run(['--list-packets', f], '').stdout.toString(), new RegExp(`:pubkey enc packet: version 3, algo 18, keyid ${ECC_SUBKEY}`));
+    const g = eccOnly.decrypt(f);
+    assert.equal(g.code, 0, g.stderr);
+    assert.ok(g.plain.equals(data));
+  });
+
+  it('remembers each key file, RSA and ECDH alike; without a folder, keys still load; no key at all is refused', async () => {
     const dir = freshDir();
     const r = await loadRecipients([ECC_PUB, RSA_PUB], { verdictDir: dir });
     assert.equal(r.length, 2);
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.json')).length, 1, 'only the RSA key file');
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.json')).length, 2, 'both key files');
     const none = await loadRecipients([RSA_PUB]);
     assert.equal(none.length, 1);
     await assert.rejects(loadRecipients([], { verdictDir: dir }), (e: unknown) => OffsiteError.is(e, 'key'));

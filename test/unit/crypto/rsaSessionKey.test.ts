@@ -6,22 +6,7 @@ import * as openpgp from 'openpgp';
 import type { PrivateKey, PublicKey } from 'openpgp';
 import { loadPrivateKeys, loadPublicKeys } from '../../../src/engine/crypto/keys';
 import { nativeRsaSessionKey } from '../../../src/engine/crypto/rsaSessionKey';
-import { readPacketHeader, readSmallBody, Tag } from '../../../src/engine/crypto/packets';
-import { ByteReader } from '../../../src/engine/crypto/byteReader';
-import { ECC_PUB, ECC_SEC, GpgHome, RSA_PUB, RSA_SEC, RSA_SUBKEY } from './gpgEnv';
-
-/** The bodies of the PKESK packets at the start of a binary message. */
-async function pkeskBodies(message: Uint8Array): Promise<Buffer[]> {
-  const r = new ByteReader((async function* () {
-    yield Buffer.from(message);
-  })());
-  const out: Buffer[] = [];
-  for (;;) {
-    const h = await readPacketHeader(r);
-    if (!h || h.tag !== Tag.PKESK) return out;
-    out.push(await readSmallBody(r, h));
-  }
-}
+import { ECC_PUB, ECC_SEC, GpgHome, pkeskBodies, RSA_PUB, RSA_SEC, RSA_SUBKEY } from './gpgEnv';
 
 describe('crypto: native RSA session keys', function () {
   this.timeout(60_000);

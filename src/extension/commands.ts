@@ -82,7 +82,10 @@ export class CommandCenter implements vscode.Disposable {
     this.disposables.push(vscode.window.tabGroups.onDidChangeTabs(updateDiffContext), vscode.window.onDidChangeActiveTextEditor(updateDiffContext));
   }
 
-  /** The one wrapper: errors → notifications, cancellation → silence. The command resolves to undefined on error. */
+  /**
+   * The one wrapper: errors → notifications, cancellation → silence; each logged once (BackupModel.logEnd:
+   * here, unless the operation that failed logged it). The command resolves to undefined on error.
+   */
   private createCommand(id: string, fn: Handler): Handler {
     return async (...args: unknown[]) => {
       try {
@@ -95,10 +98,9 @@ export class CommandCenter implements vscode.Disposable {
   }
 
   private showError(id: string, e: unknown): void {
-    if (isCancelled(e)) {
-      this.log.info(`${id}: cancelled`);
-      return;
-    }
+    // Once: unless the operation that failed (the model's) has logged it, as the command.
+    this.model.logEnd(id, e);
+    if (isCancelled(e)) return;
     if (e instanceof BusyError) {
       this.showBusy(e);
       return;
@@ -108,11 +110,9 @@ export class CommandCenter implements vscode.Disposable {
     const openSettings = vscode.l10n.t('Open Settings');
     const manageTrust = vscode.l10n.t('Manage Workspace Trust');
     if (!(e instanceof EngineError)) {
-      this.log.error(`${id}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       void this.ui.notify('error', vscode.l10n.t('Offsite: {0}', e instanceof Error ? e.message : String(e)), {}, showLog).then((a) => a && this.log.show());
       return;
     }
-    this.log.error(`${id}: [${e.code}] ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
     const actions: Record<string, () => unknown> = {};
     switch (e.code) {
       case 'noFolder':

@@ -29,7 +29,8 @@ export interface OffsiteApi {
   readonly statusBar: BackupStatusBar;
   readonly scheduler: Scheduler;
   readonly drillReminder: DrillReminder;
-  /** Where the log (the Offsite output channel) is written. */
+  /** The log (the Offsite output channel), and where it is written. */
+  readonly log: vscode.LogOutputChannel;
   readonly logUri: vscode.Uri;
   /** How long activate() took, in ms (for the benchmark). */
   readonly activationMs: number;
@@ -88,7 +89,7 @@ export function activate(context: vscode.ExtensionContext): OffsiteApi {
   context.subscriptions.push({ dispose: () => disposables.reverse().forEach((d) => d.dispose()) });
   const activationMs = performance.now() - t0;
   log.debug(`activated in ${activationMs.toFixed(1)} ms`);
-  return { enginePid: () => client.pid, ui, model, tree, backupsView: treeView, statusBar, scheduler, drillReminder, logUri: context.logUri, activationMs };
+  return { enginePid: () => client.pid, ui, model, tree, backupsView: treeView, statusBar, scheduler, drillReminder, log, logUri: context.logUri, activationMs };
 }
 
 export function deactivate(): void {

@@ -61,6 +61,12 @@ export function operationOn(kind: OperationKind, folder: string): string {
   return OPERATION_WORDS[kind].doingTo(folder);
 }
 
+/** An operation on a named folder, as the log says how it ended: "Backup of web", "Verification of web", "Restore drill of web". */
+export function operationOf(kind: OperationKind, folder: string): string {
+  const name = OPERATION_WORDS[kind].name;
+  return `${name[0].toUpperCase()}${name.slice(1)} of ${folder}`;
+}
+
 /**
  * Said when a command asks a folder for an operation while it runs one (another folder's run does not
  * matter): what it runs, and on which folder. "Offsite is already verifying the backup of web";

@@ -8,11 +8,11 @@ import type { CollectionStatus } from '../engine/ops/inspect';
 import type { Cancellables } from './cancellables';
 import type { SetChanges } from '../engine/service';
 import { folderConfig } from './config';
-import { EngineError, isCancelled, isHeldElsewhere, SettingError, type EngineOp, type EngineResults } from './engineClient';
+import { EngineError, hintOf, isCancelled, isHeldElsewhere, SettingError, type EngineOp, type EngineResults } from './engineClient';
 import { FOLDER_PAGE, sortNodes, toPage, type FileNode } from './fileTree';
 import { redactUrl } from '../engine/backend/backendUtil';
 import type { FolderConfig } from './folderConfig';
-import { busyText, currentChainIndex, lastRestorableTime, operationOn, progressMessage, type OperationKind } from './format';
+import { busyText, currentChainIndex, lastRestorableTime, operationOf, operationOn, progressMessage, type OperationKind } from './format';
 import type { EngineGateway, RequestBuilder } from './gateway';
 import type { FolderRecord } from './schedule';
 
@@ -96,6 +96,8 @@ export class BackupModel implements vscode.Disposable {
    * check of a record that looks stale or failed), so that none reads a remote another just read.
    */
   readonly statusReadAt = new Map<string, number>();
+  /** The errors logged so far (logEnd): each is logged once, by the first that meets it. */
+  private readonly logged = new WeakSet<object>();
 
   constructor(
     readonly gateway: EngineGateway,
@@ -177,7 +179,31 @@ export class BackupModel implements vscode.Disposable {
     if (!f.running) return;
     const e = new BusyError(f, f.running);
     this.log.info(`Not ${operationOn(asked, f.name)}: ${e.message}`);
+    this.logged.add(e);
     throw e;
+  }
+
+  /**
+   * Logs how `what` ended when it did not succeed, once per error: whoever meets it first logs it (an
+   * operation of the model, for whoever started it: a command, Backup Workspace for one of its
+   * folders, the scheduler; else the command that failed), and whoever meets it again (the command
+   * wrapper, which notifies) does not. Cancelled: as such, not as a failure. Refused because another
+   * run holds the remote: as not started. Else failed, with the error's code and the hint the user is
+   * shown (hintOf).
+   */
+  logEnd(what: string, e: unknown): void {
+    if (typeof e === 'object' && e !== null) {
+      if (this.logged.has(e)) return;
+      this.logged.add(e);
+    }
+    if (isCancelled(e)) this.log.info(`${what} cancelled`);
+    else if (!(e instanceof EngineError)) this.log.error(`${what} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    else {
+      const hint = hintOf(e);
+      const said = `[${e.code}] ${e.message}${hint ? ` (${hint})` : ''}`;
+      if (isHeldElsewhere(e)) this.log.info(`${what} not started: ${said}`);
+      else this.log.error(`${what} failed: ${said}`);
+    }
   }
 
   /**
@@ -235,6 +261,9 @@ export class BackupModel implements vscode.Disposable {
           }
         },
       );
+    } catch (e) {
+      this.logEnd(operationOf(kind, f.name), e);
+      throw e;
     } finally {
       // The settings may have changed meanwhile: the folder's FolderBackup is then a new one sharing it.
       for (const x of [f, ...this._folders]) if (x.running === running) x.running = undefined;
@@ -275,16 +304,11 @@ export class BackupModel implements vscode.Disposable {
       this._onDidBackup.fire(f);
       return r;
     } catch (e) {
-      if (isCancelled(e)) this.log.info(`Backup of ${f.name} cancelled`);
-      // Busy here, or the remote's lock held by another window or cron (whose backup is under way): not
-      // a failed backup of ours; if that writer never ends, the stale warning says so in time. (A busy
-      // folder's refusal assertIdle has logged.)
-      else if (isHeldElsewhere(e) && !(e instanceof BusyError)) this.log.info(`Backup of ${f.name} not started: ${e.message}`);
-      else if (!isHeldElsewhere(e)) {
-        const message = e instanceof Error ? e.message : String(e);
-        this.log.error(`Backup of ${f.name} failed: ${message}`);
-        await this.updateRecord(f, { lastFailure: { time: now(), message } });
-      }
+      // (What run() logged already, a refusal or a failure before it ran: a setting it cannot honour.)
+      this.logEnd(operationOf('backup', f.name), e);
+      // Cancelled; busy here, or the remote's lock held by another window or cron (whose backup is
+      // under way): not a failed backup of ours; if that writer never ends, the stale warning says so in time.
+      if (!isCancelled(e) && !isHeldElsewhere(e)) await this.updateRecord(f, { lastFailure: { time: now(), message: e instanceof Error ? e.message : String(e) } });
       throw e;
     }
   }

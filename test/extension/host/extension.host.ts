@@ -16,7 +16,7 @@ import { FOLDER_PAGE } from '../../../src/extension/fileTree';
 import { EngineGateway } from '../../../src/extension/gateway';
 import type { Secrets } from '../../../src/extension/secrets';
 import type { BackupNode, EntryNode, MoreNode, SetNode } from '../../../src/extension/snapshotTree';
-import { countReads, fixture, logText, manifests, nextSecond, offsite, remoteFiles, waitFor, write, writeRandomBlobs } from './fixture';
+import { countReads, fixture, logFrom, logText, manifests, nextSecond, offsite, remoteFiles, waitFor, write, writeRandomBlobs } from './fixture';
 
 const fx = fixture();
 const README_V1 = '# Demo\n\nfirst version\n';
@@ -287,12 +287,15 @@ describe('Offsite in a real VS Code extension host', () => {
     try {
       await waitFor('the new remote', () => api.model.folders[0].config.url.startsWith(`file://${blocker}`));
       const notices = api.ui.notices.length;
+      const log = await logFrom(api);
       const r = await vscode.commands.executeCommand('offsite.backupWorkspace');
       assert.equal(r, undefined, 'the command fails');
       const errors = api.ui.notices.slice(notices).filter((n) => n.severity === 'error');
       assert.equal(errors.length, 1, JSON.stringify(api.ui.notices.slice(notices)));
       assert.match(errors[0].message, /^Offsite: /);
       assert.ok(errors[0].actions.includes('Show Log'));
+      // Logged once, by the backup (as a scheduled one is), with its code and what the notification says; not again by the command.
+      assertLoggedOnce(await log.lines(), 'error', `Backup of ${api.model.folders[0].name} failed`, errors[0].message);
       const view = await waitFor('failure in the status bar', () => (api.statusBar.view?.warning ? api.statusBar.view : undefined));
       assert.equal(view.text, '$(warning) Backup failed');
       assert.match(view.tooltip, /Last attempt failed/);
@@ -312,11 +315,15 @@ describe('Offsite in a real VS Code extension host', () => {
     await writeRandomBlobs(big, 12, 8);
     await nextSecond();
     const notices = api.ui.notices.length;
+    const log = await logFrom(api);
     const running = vscode.commands.executeCommand('offsite.backupWorkspace');
     await waitFor('the backup to be under way', () => (api.model.folders[0].running?.files ?? 0) > 0, 60_000);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(await vscode.commands.executeCommand('offsite.cancel'), 1);
     assert.equal(await running, undefined, 'the cancelled command resolves without a result');
+    // Logged once, as cancelled (not as a failure): by the backup, not again by the command.
+    const cancelLines = (await log.lines()).filter((l) => /cancel|\[error\]/i.test(l));
+    assert.deepEqual(cancelLines.map((l) => l.replace(/^.*?\[/, '[')), [`[info] Backup of ${api.model.folders[0].name} cancelled`]);
     assert.equal(manifests(fx.remoteDir).length, sizeBefore, 'no new set on the remote');
     assert.deepEqual(api.ui.notices.slice(notices).filter((n) => n.severity === 'error'), [], 'cancelling is not an error');
     assert.equal(api.model.folders[0].running, undefined);
@@ -1019,11 +1026,14 @@ describe('Offsite in a real VS Code extension host', () => {
     const failureBefore = api.model.record(f).lastFailure;
     try {
       const notices = api.ui.notices.length;
+      const log = await logFrom(api);
       assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined, 'not backed up');
       const said = api.ui.notices.slice(notices);
       assert.equal(said.length, 1, JSON.stringify(said));
       assert.equal(said[0].severity, 'warning');
       assert.match(said[0].message, new RegExp(`Another Offsite run is writing to this backup: process ${process.pid}`));
+      // Logged once, not as a failure.
+      assertLoggedOnce(await log.lines(), 'info', `Backup of ${f.name} not started`, said[0].message);
       assert.deepEqual(api.model.record(f).lastFailure, failureBefore, 'a backup that could not start is not a failed one');
       assert.doesNotMatch(api.statusBar.view?.text ?? '', /Backup failed/);
       assert.ok(fs.existsSync(lock), 'the other run\'s lock is left alone');
@@ -1038,10 +1048,12 @@ describe('Offsite in a real VS Code extension host', () => {
     try {
       await waitFor('the missing key', () => api.model.folders[0].config.keys.encryptKeys?.[0]?.endsWith('missing-pub.asc'));
       const notices = api.ui.notices.length;
+      const log = await logFrom(api);
       assert.equal(await vscode.commands.executeCommand('offsite.backupWorkspace'), undefined);
       const errors = api.ui.notices.slice(notices).filter((n) => n.severity === 'error');
       assert.equal(errors.length, 1, JSON.stringify(api.ui.notices.slice(notices)));
       assert.match(errors[0].message, /The key file .*keys\/missing-pub\.asc does not exist\. Check the path of the key file/);
+      assertLoggedOnce(await log.lines(), 'error', `Backup of ${api.model.folders[0].name} failed`, errors[0].message);
       assert.doesNotMatch(errors[0].message, /restoreKey|private key/);
     } finally {
       await config.update('encryptKeys', [fx.keys.rsaPub], vscode.ConfigurationTarget.Workspace);
@@ -1103,6 +1115,7 @@ describe('Offsite in a real VS Code extension host', () => {
       assert.ok(first, JSON.stringify(api.ui.notices.at(-1)));
       await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(readme));
       const notices = api.ui.notices.length;
+      const log = await logFrom(api);
       api.ui.script('Type a date or time', String(first.time));
       api.ui.click('Open Settings');
       assert.equal(await vscode.commands.executeCommand('offsite.compareWithBackup'), undefined);
@@ -1113,6 +1126,23 @@ describe('Offsite in a real VS Code extension host', () => {
       assert.doesNotMatch(shown[0].message, /--key/);
       assert.deepEqual(shown[0].actions, ['Open Settings', 'Show Log']);
       await waitFor('the Settings editor', () => vscode.window.tabGroups.activeTabGroup.activeTab?.label === 'Settings');
+      // Logged once, with the hint the notification gives (offsite.restoreKey, not the CLI's --key).
+      assertLoggedOnce(await log.lines(), 'error', 'offsite.compareWithBackup failed', shown[0].message);
+      // A verify (an operation of the folder, as a backup) and a restore that need it: the same, each logged once.
+      for (const [command, what, answers] of [
+        ['offsite.verify', `Verification of ${api.model.folders[0].name} failed`, []],
+        ['offsite.restoreWorkspaceTo', `Restore of ${api.model.folders[0].name} failed`, [formatTime(first.time), fx.scratch]],
+      ] as const) {
+        const before = api.ui.notices.length;
+        const logged = await logFrom(api);
+        if (answers.length) api.ui.script(...answers);
+        assert.equal(await vscode.commands.executeCommand(command), undefined, command);
+        const failed = api.ui.notices.slice(before).filter((n) => n.severity === 'error');
+        assert.equal(failed.length, 1, JSON.stringify(api.ui.notices.slice(before)));
+        assert.match(failed[0].message, /The private key is needed .*Set offsite\.restoreKey/);
+        assertLoggedOnce(await logged.lines(), 'error', what, failed[0].message);
+      }
+      assert.deepEqual(api.ui.takeUnusedAnswers(), []);
     } finally {
       await config.update('remote', fx.remoteRoot, vscode.ConfigurationTarget.Workspace);
       await config.update('restoreKey', fx.keys.rsaSec, vscode.ConfigurationTarget.Workspace);
@@ -1139,3 +1169,23 @@ describe('Offsite in a real VS Code extension host', () => {
     await waitFor('the file remote again', () => api.model.folders[0].config.url.startsWith('file://'));
   });
 });
+
+/**
+ * A failure (or a refusal) in the log lines of one command: one line of it, at `level`, that says
+ * `what` (which operation on which folder, or which command), the error's [code], and the words of the
+ * notification (its message and hint).
+ */
+function assertLoggedOnce(lines: readonly string[], level: 'error' | 'info', what: string, notified: string): void {
+  const words = notified.replace(/^Offsite: /, '').replace(/\.$/, '');
+  // (The end of the hint, or of a message without one: what the line that starts the backup, naming the remote, does not say.)
+  const end = words.slice(-30);
+  const about = lines.filter((l) => l.includes(end) || /\[error\]/.test(l));
+  assert.equal(about.length, 1, about.join('\n'));
+  const [, lineLevel, said] = /\[(\w+)\] (.*)$/.exec(about[0]) ?? [];
+  assert.equal(lineLevel, level, about[0]);
+  assert.ok(said.startsWith(`${what}: [`), about[0]);
+  // "message (hint)" in the log, "message. hint" in the notification (either may have parentheses of its own).
+  const logged = said.replace(/^[^\]]*\] /, '');
+  const splits = [...logged.matchAll(/ \(/g)].map((m) => `${logged.slice(0, m.index)}. ${logged.slice(m.index + 2, -1)}`);
+  assert.ok(logged === words || (logged.endsWith(')') && splits.includes(words)), `${about[0]}\nnot the words of the notification:\n${words}`);
+}

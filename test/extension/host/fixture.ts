@@ -1,6 +1,7 @@
 // What the outer test (test/extension/extensionHost.test.ts) prepared for a run inside the extension
 // host, and small helpers the host suites share.
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -78,6 +79,28 @@ export async function writeRandomBlobs(dir: string, count: number, mb: number): 
 /** What the extension has written to its log (the Offsite output channel) so far. */
 export function logText(api: OffsiteApi): string {
   return fs.readdirSync(api.logUri.fsPath).map((n) => fs.readFileSync(path.join(api.logUri.fsPath, n), 'utf8')).join('\n');
+}
+
+/**
+ * The log from now on: `lines()` gives the lines the extension has written to it since, once all it
+ * has logged until then is in the file. (The log is written in order: a mark logged now and found in
+ * the file says that all before it is there too; no sleep.)
+ */
+export async function logFrom(api: OffsiteApi): Promise<{ readonly lines: () => Promise<string[]> }> {
+  const mark = async () => {
+    const text = `(test) log mark ${randomUUID()}`;
+    api.log.info(text);
+    await waitFor('the log mark', () => logText(api).includes(text));
+    return text;
+  };
+  const start = await mark();
+  return {
+    lines: async () => {
+      const end = await mark();
+      const lines = logText(api).split('\n');
+      return lines.slice(lines.findIndex((l) => l.includes(start)) + 1, lines.findIndex((l) => l.includes(end)));
+    },
+  };
 }
 
 /** Set times are whole seconds: wait into the next one so two backups never share a time. */

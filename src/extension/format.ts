@@ -54,8 +54,8 @@ export function operationActivity(kind: OperationKind): string {
 }
 
 /**
- * An operation on a named folder, as the progress titles say it: "backing up web", "verifying the
- * backup of web", "restoring from the backup of web", "running a restore drill of web".
+ * An operation on a named folder, as the busy message and the log say it: "backing up web", "verifying
+ * the backup of web", "restoring from the backup of web", "running a restore drill of web".
  */
 export function operationOn(kind: OperationKind, folder: string): string {
   return OPERATION_WORDS[kind].doingTo(folder);

@@ -74,6 +74,11 @@ export class FolderBackup {
 
 const RECORD_PREFIX = 'offsite.record:';
 
+/** A thrown value as an object (an Error for a primitive), so that BackupModel.logEnd can tell it again. */
+export function asObject(e: unknown): object {
+  return typeof e === 'object' && e !== null ? e : new Error(String(e));
+}
+
 function now(): number {
   return Date.now() / 1000;
 }
@@ -191,11 +196,9 @@ export class BackupModel implements vscode.Disposable {
    * run holds the remote: as not started. Else failed, with the error's code and the hint the user is
    * shown (hintOf).
    */
-  logEnd(what: string, e: unknown): void {
-    if (typeof e === 'object' && e !== null) {
-      if (this.logged.has(e)) return;
-      this.logged.add(e);
-    }
+  logEnd(what: string, e: object): void {
+    if (this.logged.has(e)) return;
+    this.logged.add(e);
     if (isCancelled(e)) this.log.info(`${what} cancelled`);
     else if (!(e instanceof EngineError)) this.log.error(`${what} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     else {
@@ -262,8 +265,9 @@ export class BackupModel implements vscode.Disposable {
         },
       );
     } catch (e) {
-      this.logEnd(operationOf(kind, f.name), e);
-      throw e;
+      const err = asObject(e); // logged once: a thrown primitive could not be told again (logEnd)
+      this.logEnd(operationOf(kind, f.name), err);
+      throw err;
     } finally {
       // The settings may have changed meanwhile: the folder's FolderBackup is then a new one sharing it.
       for (const x of [f, ...this._folders]) if (x.running === running) x.running = undefined;
@@ -303,7 +307,8 @@ export class BackupModel implements vscode.Disposable {
       void this.refreshStatus(f, { interactive: false }).catch(() => undefined);
       this._onDidBackup.fire(f);
       return r;
-    } catch (e) {
+    } catch (thrown) {
+      const e = asObject(thrown);
       // (What run() logged already, a refusal or a failure before it ran: a setting it cannot honour.)
       this.logEnd(operationOf('backup', f.name), e);
       // Cancelled; busy here, or the remote's lock held by another window or cron (whose backup is
@@ -401,6 +406,7 @@ export class BackupModel implements vscode.Disposable {
    */
   async drill(f: FolderBackup): Promise<EngineResults['drill']> {
     const cfg = f.config;
+    this.assertIdle(f, 'drill'); // before the line below, as backup does: a refused drill did not start
     this.log.info(`Restore drill of ${f.name} from ${redactUrl(cfg.url)}`);
     const r = await this.run(f, 'drill', vscode.l10n.t('Offsite: restore drill of {0}', f.name), 'drill', (remote, keys) => ({ op: 'drill', remote, keys, source: cfg.folder.fsPath }));
     await this.updateRecord(f, { lastDrill: { at: Math.floor(now()), ok: r.ok, setTime: r.time, matched: r.matched, failed: r.failed, changed: r.changed }, drillSnoozedUntil: undefined });

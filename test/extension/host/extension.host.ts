@@ -903,6 +903,19 @@ describe('Offsite in a real VS Code extension host', () => {
       assert.equal(more.kind, 'more');
       assert.equal(label(api, more), 'Show more…');
       assert.equal(api.tree.getTreeItem(more).command?.command, 'offsite.showMoreEntries');
+      // With the remote gone, the next page fails: logged once, and the item stays for another click.
+      const log = await logFrom(api);
+      const moved = `${fx.remoteDir}.away`;
+      fs.renameSync(fx.remoteDir, moved);
+      try {
+        await vscode.commands.executeCommand('offsite.showMoreEntries', more);
+      } finally {
+        fs.renameSync(moved, fx.remoteDir);
+      }
+      const failed = (await log.lines()).filter((l) => l.includes('Show more of many'));
+      assert.equal(failed.length, 1, failed.join('\n'));
+      assert.match(failed[0], /\[error\].*Show more of many failed: \[\w+\] /);
+      assert.equal(((await children(api, dir)) as BackupNode[]).at(-1)?.kind, 'more');
       await vscode.commands.executeCommand('offsite.showMoreEntries', more);
       const all = (await children(api, dir)) as EntryNode[];
       assert.equal(all.length, count + 1, 'every entry, and no "Show more…" left');

@@ -5,9 +5,10 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as openpgp from 'openpgp';
 import type { PrivateKey } from 'openpgp';
 import { createDecryptStream } from '../../../src/engine/crypto/decrypt';
-import { ECDH_ALGO, ecdhSessionKeyPacket, nativeEcdhSessionKey } from '../../../src/engine/crypto/ecdh';
+import { ECDH_ALGO, ecdhSessionKeyPacket, ecSecretMatches, nativeEcdhSessionKey, readEcdhPublic } from '../../../src/engine/crypto/ecdh';
 import { createEncryptStream } from '../../../src/engine/crypto/encrypt';
 import { loadPrivateKeys, loadVerificationKeys } from '../../../src/engine/crypto/keys';
 import { loadRecipients, nativeKeyPackets, type Recipient } from '../../../src/engine/crypto/recipient';
@@ -181,6 +182,58 @@ describe('crypto: ECDH with node:crypto, against gpg 2.2', function () {
       const e = await rejectsWith(loadRecipients([key(name).pubFile]), 'key', /cannot receive backups: openpgp\.js, which checks a key .* does not take its curve on Node/, { hint: true });
       assert.match(e.hint ?? '', /already encrypted to this key restore/);
       assert.doesNotMatch(e.message, /\n|Require stack/);
+    }
+  });
+});
+
+/** A big-endian number plus `add`, as OpenPGP writes a scalar. */
+function plus(d: Uint8Array, add: bigint): Buffer {
+  const h = (BigInt(`0x${Buffer.from(d).toString('hex') || '0'}`) + add).toString(16);
+  return Buffer.from(h.length % 2 ? `0${h}` : h, 'hex');
+}
+
+/** The (sub)key packets of a key openpgp.js makes: public part and secret scalar. */
+async function ecPackets(curve: 'nistP256' | 'curve25519Legacy'): Promise<{ algorithm: number; body: Buffer; d: Uint8Array }[]> {
+  const { privateKey } = await openpgp.generateKey({ type: 'ecc', curve, userIDs: [{ email: `ec-${curve}@example.invalid` }], format: 'object', config: { v6Keys: false } });
+  return privateKey.getKeys().map((sub) => {
+    const p = sub.keyPacket as unknown as { algorithm: number; privateParams: { d: Uint8Array }; writePublicKey(): Uint8Array };
+    return { algorithm: p.algorithm, body: Buffer.from(p.writePublicKey()), d: p.privateParams.d };
+  });
+}
+
+describe('crypto: ECDH key checks (ecdh.ts)', () => {
+  /** P-256's group order. */
+  const P256_ORDER = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+
+  it("ecSecretMatches: a NIST key's own scalar matches; d+1, the order and d plus the order (the same point, out of range) do not", async () => {
+    const packets = await ecPackets('nistP256');
+    assert.deepEqual(packets.map((p) => p.algorithm), [19, ECDH_ALGO]);
+    for (const { body, d } of packets) {
+      assert.equal(ecSecretMatches(body, d), true);
+      assert.equal(ecSecretMatches(body, plus(d, 1n)), false, 'd+1');
+      assert.equal(ecSecretMatches(body, plus(new Uint8Array(0), P256_ORDER)), false, 'the order');
+      assert.equal(ecSecretMatches(body, plus(d, P256_ORDER)), false, 'd + the order');
+    }
+  });
+
+  it("ecSecretMatches: a cv25519 subkey's own scalar matches, another does not (the X25519 key's public part is derived, not taken on trust)", async () => {
+    const [eddsa, ecdh] = await ecPackets('curve25519Legacy');
+    assert.equal(ecSecretMatches(eddsa.body, eddsa.d), undefined, 'EdDSA: not a curve of the table');
+    assert.equal(ecdh.algorithm, ECDH_ALGO);
+    assert.equal(ecSecretMatches(ecdh.body, ecdh.d), true);
+    // +8: X25519 clears the scalar's three lowest bits, so +1 would be the same key.
+    assert.equal(ecSecretMatches(ecdh.body, plus(ecdh.d, 8n)), false);
+  });
+
+  it('readEcdhPublic: KDF hashes SHA-256/384/512 only (RFC 6637 §9); SHA-1, MD5, RIPEMD-160 are left to openpgp.js', async () => {
+    const [, ecdh] = await ecPackets('nistP256');
+    const kdf = ecdh.body.length - 4;
+    assert.deepEqual([...ecdh.body.subarray(kdf, kdf + 2)], [3, 1], 'the KDF parameters end the packet');
+    for (const [id, ok] of [[8, true], [9, true], [10, true], [2, false], [1, false], [3, false], [11, false]] as const) {
+      const body = Buffer.from(ecdh.body);
+      body[kdf + 2] = id;
+      body[kdf + 3] = 9; // AES-256: a 32-byte wrap key, more than SHA-1's 20
+      assert.equal(readEcdhPublic(body, 6) !== undefined, ok, `hash ${id}`);
     }
   });
 });

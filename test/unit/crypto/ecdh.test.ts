@@ -150,6 +150,15 @@ describe('crypto: ECDH with node:crypto, against gpg 2.2', function () {
     await rejectsWith(decrypt(hidden, key('brainpoolP512r1').sec), 'decrypt', /^No secret key for this file: it is encrypted to hidden recipient/, { hint: true });
   });
 
+  it("a damaged ECDH session key to a brainpool key gpg made (which openpgp.js will not use): said so, with what to do", async () => {
+    const k = key('brainpoolP256r1');
+    const bytes = fs.readFileSync(gpgEncrypt('damaged-bp.gpg', ['--recipient', k.fpr]));
+    const [body] = await pkeskBodies(bytes);
+    bytes[bytes.indexOf(body) + body.length - 1] ^= 1; // the wrapped key's last byte
+    const e = await rejectsWith(through(createDecryptStream({ loadDecryptionKeys: async () => k.sec }), bytes), 'decrypt', /is the one this file is encrypted to, but its session key does not open with it/, { hint: true });
+    assert.equal(e.hint, 'The file may be damaged (restore it from another copy), or gpg may still read it (restore with duplicity)');
+  });
+
   it('new backups: a NIST, cv25519 or brainpool-subkey key checked once by openpgp.js is remembered and its PKESKs written natively; gpg decrypts', async () => {
     for (const name of ['nistp384', 'cv25519', 'ed25519+brainpoolP256r1']) {
       const k = key(name);

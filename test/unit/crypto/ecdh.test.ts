@@ -3,6 +3,7 @@
 // Camellia, which openpgp.js lacks), giving the session key gpg names; the PKESKs Offsite writes gpg
 // decrypts; a wrong key is told as before.
 import * as assert from 'node:assert/strict';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as openpgp from 'openpgp';
@@ -11,7 +12,9 @@ import { createDecryptStream } from '../../../src/engine/crypto/decrypt';
 import { ECDH_ALGO, ecdhSessionKeyPacket, ecSecretMatches, nativeEcdhSessionKey, readEcdhPublic } from '../../../src/engine/crypto/ecdh';
 import { createEncryptStream } from '../../../src/engine/crypto/encrypt';
 import { loadPrivateKeys, loadVerificationKeys } from '../../../src/engine/crypto/keys';
+import { packet, splitPackets } from '../../../src/engine/crypto/packets';
 import { loadRecipients, nativeKeyPackets, type Recipient } from '../../../src/engine/crypto/recipient';
+import { s2kKey } from '../../../src/engine/crypto/unlock';
 import { rejectsWith } from '../../helpers/errors';
 import { tempDir } from '../../helpers/tmp';
 import { GpgHome, mixedData, pkeskBodies, RSA_SEC, through } from './gpgEnv';
@@ -133,6 +136,32 @@ describe('crypto: ECDH with node:crypto, against gpg 2.2', function () {
     const sec = await loadPrivateKeys([secFile], async () => 'bp pass');
     assert.ok((await decrypt(gpgEncrypt('to-protected-bp.gpg', ['--recipient', fpr]), sec)).equals(data));
     await rejectsWith(loadPrivateKeys([secFile], async () => 'not it'), 'passphrase', /^Wrong passphrase for the key ECDSA-brainpoolP384r1/);
+  });
+
+  it("a brainpool key protected in a form openpgp.js unlocks (3DES: Offsite's own unlocking takes AES only) unlocks with its passphrase, its numbers checked natively; a wrong one is told", async () => {
+    const k = key('brainpoolP256r1');
+    const [sec] = k.sec;
+    const pass = '3des pass';
+    // Each secret packet protected as s2k usage 254 (SHA-1 check) with 3DES-CFB and iterated SHA-256.
+    const subs = sec.getKeys();
+    let n = 0;
+    const packets = splitPackets(Buffer.from(sec.write())).packets.map(({ tag, body }) => {
+      if (tag !== 5 && tag !== 7) return packet(tag, body);
+      const pubLen = (subs[n++].keyPacket as unknown as { writePublicKey(): Uint8Array }).writePublicKey().length;
+      assert.equal(body[pubLen], 0, 'exported unprotected');
+      const secret = body.subarray(pubLen + 1, body.length - 2);
+      const salt = randomBytes(8);
+      const iv = randomBytes(8);
+      const c = createCipheriv('des-ede3-cfb', s2kKey({ type: 3, hash: 'sha256', salt, count: 65536 }, Buffer.from(pass), 24), iv);
+      const enc = Buffer.concat([c.update(Buffer.concat([secret, createHash('sha1').update(secret).digest()])), c.final()]);
+      return packet(tag, Buffer.concat([body.subarray(0, pubLen), Buffer.from([254, 2, 3, 8]), salt, Buffer.from([0x60]), iv, enc]));
+    });
+    assert.equal(n, 2);
+    const file = path.join(dir, 'bp-3des-sec.gpg');
+    fs.writeFileSync(file, Buffer.concat(packets));
+    const unlocked = await loadPrivateKeys([file], async () => pass);
+    assert.ok((await decrypt(gpgEncrypt('to-bp-3des.gpg', ['--recipient', k.fpr]), unlocked)).equals(data));
+    await rejectsWith(loadPrivateKeys([file], async () => 'not it'), 'passphrase', /^Wrong passphrase for the key ECDSA-brainpoolP256r1/);
   });
 
   it('a hidden recipient (gpg --throw-keyids): the ECDH key is found by trying the keys given', async () => {

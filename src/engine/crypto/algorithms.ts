@@ -62,3 +62,22 @@ export function checksum16(b: Uint8Array): number {
   for (let i = 0; i < b.length; i++) s = (s + b[i]) & 0xffff;
   return s;
 }
+
+/** A session key as OpenPGP encrypts it to a public key: algorithm octet ‖ key ‖ checksum16 (RFC 9580 §5.1.3). */
+export function encodeSessionKey(algorithm: number, key: Uint8Array): Buffer {
+  const m = Buffer.alloc(key.length + 3);
+  m[0] = algorithm;
+  m.set(key, 1);
+  m.writeUInt16BE(checksum16(key), m.length - 2);
+  return m;
+}
+
+/** The session key of an encoded `m` (encodeSessionKey), or undefined when its algorithm, size or checksum does not fit. */
+export function decodeSessionKey(m: Uint8Array): { data: Uint8Array; algorithm: string } | undefined {
+  if (m.length < 3) return undefined;
+  const algorithm = symmetricById(m[0]);
+  const key = m.subarray(1, m.length - 2);
+  if (algorithm?.keyBytes !== key.length) return undefined;
+  if (checksum16(key) !== ((m[m.length - 2] << 8) | m[m.length - 1])) return undefined;
+  return { data: Uint8Array.from(key), algorithm: algorithm.name };
+}

@@ -380,7 +380,7 @@ async function decryptSessionKeys(keyPackets: Buffer[], pkeskBodies: Buffer[], s
     const unusable = right && (await right.getDecryptionKeys().then(() => undefined, (e: unknown) => e));
     if (right && unusable instanceof Error) {
       throw new OffsiteError('decrypt', `The secret key ${describeKey(right)} is the one this file is encrypted to, but its session key does not open with it, and openpgp.js will not use the key: ${unusable.message.split('\n')[0]}`, {
-        hint: 'The file may be damaged: restore it from another copy; gpg may still read it: restore with duplicity',
+        hint: 'The file may be damaged (restore it from another copy), or gpg may still read it (restore with duplicity)',
         cause: unusable,
       });
     }

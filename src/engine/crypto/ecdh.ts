@@ -6,11 +6,11 @@
 // and the session key's cipher may be any (Camellia, which openpgp.js lacks, goes on to node:crypto).
 // Decrypting with one's own secret key needs no check of the key's signatures, as with RSA
 // (rsaSessionKey.ts). Anything unexpected returns undefined, and the caller goes the openpgp.js way.
-import { createCipheriv, createDecipheriv, createECDH, createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createECDH, createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type ECDH, type KeyObject } from 'node:crypto';
 import type { PrivateKey } from 'openpgp';
-import { checksum16, HASH_NAMES, symmetricById } from './algorithms';
+import { decodeSessionKey, encodeSessionKey } from './algorithms';
 import { packet, readMpi, Tag, writeMpi } from './packets';
-import { perSubkey } from './rsaSessionKey';
+import { perSubkey } from './subkeys';
 
 /** OpenPGP's id of ECDH (RFC 6637 §5). */
 export const ECDH_ALGO = 18;
@@ -34,24 +34,67 @@ const CURVES: readonly Curve[] = [
   { oid: '2b060104019755010501', node: 'X25519', x25519: true },
 ];
 
+/** A key packet's curve and public point, from the curve field at `o` (OID length octet, OID, point MPI). */
+interface CurvePoint {
+  readonly curve: Curve;
+  /** The curve field as written: OID length octet and OID. */
+  readonly oidField: Buffer;
+  /** The public point Q (04‖x‖y, or 40‖u for cv25519). */
+  readonly q: Buffer;
+}
+
+/** The curve and point at `o` (and where they end), or undefined for a curve not in the table. */
+function readCurvePoint(body: Buffer, o: number): (CurvePoint & { next: number }) | undefined {
+  if (o >= body.length) return undefined;
+  const oidEnd = o + 1 + body[o];
+  const curve = CURVES.find((c) => c.oid === body.subarray(o + 1, oidEnd).toString('hex'));
+  const q = curve && oidEnd <= body.length ? readMpi(body, oidEnd) : undefined;
+  return curve && q ? { curve, oidField: body.subarray(o, oidEnd), q: q.value, next: q.next } : undefined;
+}
+
+const okpKey = (u: Buffer, d?: Buffer): KeyObject =>
+  d === undefined
+    ? createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: u.toString('base64url') }, format: 'jwk' })
+    : createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', x: u.toString('base64url'), d: d.toString('base64url') }, format: 'jwk' });
+
+/**
+ * The private key of the secret scalar `d` (as OpenPGP stores it, big-endian) on `k`'s curve. Throws
+ * when `d` does not give `k`'s public point (node takes an X25519 JWK's `x` without checking it) or
+ * is out of range.
+ */
+function privateKeyOf(k: CurvePoint, d: Uint8Array): { readonly ecdh: ECDH } | { readonly x25519: KeyObject } {
+  const n = k.curve.x25519 ? 32 : (k.q.length - 1) / 2;
+  const scalar = Buffer.alloc(Math.max(n, d.length));
+  scalar.set(d, scalar.length - d.length);
+  if (k.curve.x25519) {
+    // OpenPGP stores the X25519 secret big-endian; the native key is little-endian.
+    const x25519 = okpKey(k.q.subarray(1), scalar.reverse());
+    if (createPublicKey(x25519).export({ format: 'jwk' }).x !== k.q.subarray(1).toString('base64url')) throw notOurs();
+    return { x25519 };
+  }
+  const ecdh = createECDH(k.curve.node);
+  ecdh.setPrivateKey(scalar);
+  if (!ecdh.getPublicKey().equals(k.q)) throw notOurs();
+  return { ecdh };
+}
+
+const notOurs = () => new Error('the secret scalar does not belong to the public point');
+
 /**
  * Whether the secret scalar `d` of an EC key packet (ECDH 18 or ECDSA 19; `body` its v4 public part)
- * on a Weierstrass curve of the table gives the packet's public point; undefined for other packets.
- * openpgp.js's own check of a brainpool or secp256k1 ECDSA key fails on Node (it signs with the
- * optional eckey-utils), so unlock.ts asks this instead.
+ * on a curve of the table gives the packet's public point; undefined for other packets. openpgp.js's
+ * own check of a brainpool or secp256k1 ECDSA key fails on Node (it signs with the optional
+ * eckey-utils), so unlock.ts asks this instead.
  */
 export function ecSecretMatches(body: Buffer, d: Uint8Array): boolean | undefined {
-  if (body[0] !== 4 || (body[5] !== ECDH_ALGO && body[5] !== 19) || body.length < 7) return undefined;
-  const oidEnd = 7 + body[6];
-  const curve = CURVES.find((c) => c.oid === body.subarray(7, oidEnd).toString('hex'));
-  const q = readMpi(body, oidEnd);
-  if (!curve || curve.x25519 || !q) return undefined;
+  if (body.length < 7 || body[0] !== 4 || (body[5] !== ECDH_ALGO && body[5] !== 19)) return undefined;
+  const k = readCurvePoint(body, 6);
+  if (!k) return undefined;
   try {
-    const e = createECDH(curve.node);
-    e.setPrivateKey(d);
-    return e.getPublicKey().equals(q.value);
+    privateKeyOf(k, d);
+    return true;
   } catch {
-    return false; // a scalar out of range
+    return false; // another point, or a scalar out of range
   }
 }
 
@@ -64,13 +107,11 @@ const WRAP: Readonly<Record<number, { name: string; keyBytes: number }>> = {
 /** RFC 3394's default initial value. */
 const WRAP_IV = Buffer.from('a6a6a6a6a6a6a6a6', 'hex');
 
+/** The KDF's hashes RFC 6637 §9 allows (SHA-256/384/512), by OpenPGP id: each at least as long as any wrap key. */
+const KDF_HASHES: Readonly<Record<number, string>> = { 8: 'sha256', 9: 'sha384', 10: 'sha512' };
+
 /** An ECDH key packet's public part, as the KDF needs it. */
-export interface EcdhPublic {
-  readonly curve: Curve;
-  /** The curve field as written: OID length octet and OID. */
-  readonly oidField: Buffer;
-  /** The public point Q (04‖x‖y, or 40‖u for cv25519). */
-  readonly q: Buffer;
+export interface EcdhPublic extends CurvePoint {
   /** The KDF parameters field as written: size octet, 01, hash id, cipher id. */
   readonly kdfField: Buffer;
   readonly hash: string;
@@ -82,15 +123,12 @@ export interface EcdhPublic {
  * point MPI, KDF parameters), or undefined for a curve, hash or cipher not handled here.
  */
 export function readEcdhPublic(body: Buffer, o: number): (EcdhPublic & { next: number }) | undefined {
-  if (o >= body.length) return undefined;
-  const oidEnd = o + 1 + body[o];
-  const curve = CURVES.find((c) => c.oid === body.subarray(o + 1, oidEnd).toString('hex'));
-  const q = curve && oidEnd <= body.length ? readMpi(body, oidEnd) : undefined;
-  if (!curve || !q || q.next + 4 > body.length || body[q.next] !== 3 || body[q.next + 1] !== 1) return undefined;
-  const hash = HASH_NAMES[body[q.next + 2]];
-  const wrap = WRAP[body[q.next + 3]];
+  const cp = readCurvePoint(body, o);
+  if (!cp || cp.next + 4 > body.length || body[cp.next] !== 3 || body[cp.next + 1] !== 1) return undefined;
+  const hash = KDF_HASHES[body[cp.next + 2]];
+  const wrap = WRAP[body[cp.next + 3]];
   if (hash === undefined || wrap === undefined) return undefined;
-  return { curve, oidField: body.subarray(o, oidEnd), q: q.value, kdfField: body.subarray(q.next, q.next + 4), hash, wrap, next: q.next + 4 };
+  return { curve: cp.curve, oidField: cp.oidField, q: cp.q, kdfField: body.subarray(cp.next, cp.next + 4), hash, wrap, next: cp.next + 4 };
 }
 
 /**
@@ -103,16 +141,6 @@ function kek(k: EcdhPublic, z: Buffer, fingerprint: Uint8Array): Buffer {
   return createHash(k.hash).update(Buffer.from([0, 0, 0, 1])).update(z).update(param).digest().subarray(0, k.wrap.keyBytes);
 }
 
-const okpKey = (u: Buffer, d?: Buffer): KeyObject =>
-  d === undefined
-    ? createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: u.toString('base64url') }, format: 'jwk' })
-    : createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', x: u.toString('base64url'), d: d.toString('base64url') }, format: 'jwk' });
-
-/** The ECDH secret's field size in bytes (X25519: 32). */
-function fieldBytes(k: EcdhPublic): number {
-  return k.curve.x25519 ? 32 : (k.q.length - 1) / 2;
-}
-
 /** A point as this curve writes it: uncompressed (04‖x‖y), or 40‖u for cv25519. */
 function pointOk(k: EcdhPublic, p: Buffer): boolean {
   return k.curve.x25519 ? p.length === 33 && p[0] === 0x40 : p.length === k.q.length && p[0] === 4;
@@ -120,17 +148,8 @@ function pointOk(k: EcdhPublic, p: Buffer): boolean {
 
 /** Z, the shared secret of the secret scalar `d` (as OpenPGP stores it, big-endian) and the point `v`. */
 function sharedSecret(k: EcdhPublic, d: Uint8Array, v: Buffer): Buffer {
-  const n = fieldBytes(k);
-  const scalar = Buffer.alloc(Math.max(n, d.length));
-  scalar.set(d, scalar.length - d.length);
-  if (k.curve.x25519) {
-    // OpenPGP stores the X25519 secret big-endian; the native key is little-endian.
-    return diffieHellman({ privateKey: okpKey(k.q.subarray(1), Buffer.from(scalar).reverse()), publicKey: okpKey(v.subarray(1)) });
-  }
-  const e = createECDH(k.curve.node);
-  e.setPrivateKey(scalar);
-  if (!e.getPublicKey().equals(k.q)) throw new Error('the secret scalar does not belong to the public point');
-  return e.computeSecret(v);
+  const own = privateKeyOf(k, d);
+  return 'x25519' in own ? diffieHellman({ privateKey: own.x25519, publicKey: okpKey(v.subarray(1)) }) : own.ecdh.computeSecret(v);
 }
 
 /** The session key wrapped to `k` (the encoded m of RFC 6637 §8) with a fresh ephemeral key: V and C. */
@@ -156,8 +175,7 @@ function wrapSessionKey(k: EcdhPublic, fingerprint: Uint8Array, m: Buffer): { v:
  * ECDH key `k` whose key id and fingerprint are given.
  */
 export function ecdhSessionKeyPacket(k: EcdhPublic, keyId: Buffer, fingerprint: Uint8Array, algorithm: number, sessionKey: Buffer): Buffer {
-  const plain = Buffer.concat([Buffer.from([algorithm]), sessionKey, Buffer.alloc(2)]);
-  plain.writeUInt16BE(checksum16(sessionKey), plain.length - 2);
+  const plain = encodeSessionKey(algorithm, sessionKey);
   // PKCS#5 padding to a multiple of 8 octets (RFC 6637 §8).
   const pad = 8 - (plain.length % 8);
   const { v, c } = wrapSessionKey(k, fingerprint, Buffer.concat([plain, Buffer.alloc(pad, pad)]));
@@ -169,12 +187,7 @@ function unpad(m: Buffer): { data: Uint8Array; algorithm: string } | undefined {
   const pad = m[m.length - 1];
   if (pad < 1 || pad > 8 || m.length < pad + 3) return undefined;
   for (let i = m.length - pad; i < m.length; i++) if (m[i] !== pad) return undefined;
-  const body = m.subarray(0, m.length - pad);
-  const algorithm = symmetricById(body[0]);
-  const key = body.subarray(1, body.length - 2);
-  if (algorithm?.keyBytes !== key.length) return undefined;
-  if (checksum16(key) !== body.readUInt16BE(body.length - 2)) return undefined;
-  return { data: Uint8Array.from(key), algorithm: algorithm.name };
+  return decodeSessionKey(m.subarray(0, m.length - pad));
 }
 
 interface EcdhSecret {
@@ -184,17 +197,8 @@ interface EcdhSecret {
   readonly fingerprint: Uint8Array;
 }
 
-interface KeyPacketShape {
-  algorithm: number;
-  version: number;
-  privateParams?: { d?: Uint8Array };
-  writePublicKey(): Uint8Array;
-  getFingerprintBytes(): Uint8Array | null;
-}
-
 /** The decrypted ECDH (sub)keys of `k` (read once per key). */
-const ecdhKeysOf = perSubkey((sub): EcdhSecret | undefined => {
-  const p = sub.keyPacket as unknown as KeyPacketShape;
+const ecdhKeysOf = perSubkey((p, sub): EcdhSecret | undefined => {
   const d = p.privateParams?.d;
   if (p.algorithm !== ECDH_ALGO || !d) return undefined;
   // The public part: version, time, algorithm (v5: and a four-octet length), then the parameters.

@@ -8,7 +8,7 @@ import { OffsiteError } from '../errors';
 import { looksArmored } from './armor';
 import { gpgExportPublic, gpgExportSecret, type GpgOptions } from './gpgKeyring';
 import { openpgpLib } from './openpgpLib';
-import { unlockNatively } from './unlock';
+import { decryptKeyChecked, unlockNatively } from './unlock';
 
 /** Encryption algorithms gpg 2.2 handles: RSA (1, 2), ElGamal (16), ECDH (18). */
 const GPG22_ENCRYPTION_ALGOS = new Set([1, 2, 16, 18]);
@@ -233,7 +233,7 @@ async function unlock(key: PrivateKey, passphrase: string | undefined, getPassph
     // anything unexpected: openpgp.js unlocks it, and reports its own errors
   }
   try {
-    return await openpgpLib().decryptKey({ privateKey: key, passphrase: pass });
+    return await decryptKeyChecked(key, pass);
   } catch (e) {
     const msg = (e as Error).message;
     if (/incorrect|passphrase/i.test(msg)) {

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { PublicKey, Subkey } from 'openpgp';
 import { OffsiteError } from '../errors';
-import { checksum16, RSA_ALGOS } from './algorithms';
+import { encodeSessionKey, RSA_ALGOS } from './algorithms';
 import { dearmor, looksArmored } from './armor';
 import { assertEncryptionKeyUsable, assertSomeEncryptionKey, describeKey, keySpecBytes, publicKeysOf, usableEncryptionKeys, type KeySpecBytes } from './keys';
 import { openpgpLib } from './openpgpLib';
@@ -123,11 +123,7 @@ export async function nativeKeyPackets(data: Buffer): Promise<NativeKeyPacket[]>
 function rsaWriter(algorithm: number, rsa: { readonly n: Buffer; readonly e: Buffer }, keyId: Buffer): (sessionKey: Buffer) => Buffer {
   const key = createPublicKey({ key: { kty: 'RSA', n: rsa.n.toString('base64url'), e: rsa.e.toString('base64url') }, format: 'jwk' });
   return (sessionKey) => {
-    const m = Buffer.alloc(sessionKey.length + 3);
-    m[0] = AES256;
-    sessionKey.copy(m, 1);
-    m.writeUInt16BE(checksum16(sessionKey), m.length - 2);
-    const c = publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, m);
+    const c = publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, encodeSessionKey(AES256, sessionKey));
     return packet(Tag.PKESK, Buffer.concat([Buffer.from([3, ...keyId, algorithm]), writeMpi(c)]));
   };
 }

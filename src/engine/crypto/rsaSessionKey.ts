@@ -7,20 +7,14 @@
 // caller goes the openpgp.js way, which then reports the real problem.
 import { constants, createPrivateKey, privateDecrypt, type KeyObject } from 'node:crypto';
 import type { PrivateKey } from 'openpgp';
-import { checksum16, RSA_ALGOS, symmetricById } from './algorithms';
+import { decodeSessionKey, RSA_ALGOS } from './algorithms';
+import { perSubkey } from './subkeys';
 
 interface RsaKey {
   readonly keyId: string;
   readonly key: KeyObject;
   readonly modulusBytes: number;
 }
-
-interface KeyPacketShape {
-  algorithm: number;
-  publicParams?: { n?: Uint8Array; e?: Uint8Array };
-  privateParams?: { d?: Uint8Array; p?: Uint8Array; q?: Uint8Array; u?: Uint8Array };
-}
-
 
 const b64u = (u: Uint8Array) => Buffer.from(u).toString('base64url');
 const toBig = (u: Uint8Array) => BigInt(`0x${Buffer.from(u).toString('hex') || '0'}`);
@@ -29,36 +23,8 @@ function fromBig(x: bigint): Buffer {
   return Buffer.from(h.length % 2 ? `0${h}` : h, 'hex');
 }
 
-type SubkeyOf = ReturnType<PrivateKey['getKeys']>[number];
-
-/**
- * `read` of each (sub)key of a decrypted key, made once per key: what a subkey offers the native
- * path, or undefined (also when `read` throws: parameters OpenSSL does not take, which openpgp.js then
- * handles).
- */
-export function perSubkey<T>(read: (sub: SubkeyOf) => T | undefined): (k: PrivateKey) => T[] {
-  const cache = new WeakMap<PrivateKey, T[]>();
-  return (k) => {
-    let out = cache.get(k);
-    if (!out) {
-      out = [];
-      for (const sub of k.getKeys()) {
-        try {
-          const r = read(sub);
-          if (r !== undefined) out.push(r);
-        } catch {
-          // openpgp.js will do it
-        }
-      }
-      cache.set(k, out);
-    }
-    return out;
-  };
-}
-
 /** The decrypted RSA (sub)keys of `k` as node KeyObjects (made once per key). */
-const rsaKeysOf = perSubkey((sub): RsaKey | undefined => {
-  const p = sub.keyPacket as unknown as KeyPacketShape;
+const rsaKeysOf = perSubkey((p, sub): RsaKey | undefined => {
   if (!RSA_ALGOS.has(p.algorithm)) return undefined;
   const n = p.publicParams?.n;
   const e = p.publicParams?.e;
@@ -78,13 +44,7 @@ function unpad(block: Buffer): { data: Uint8Array; algorithm: string } | undefin
   if (block[0] !== 0 || block[1] !== 2) return undefined;
   const sep = block.indexOf(0, 2);
   if (sep < 10) return undefined; // at least 8 bytes of non-zero padding
-  const m = block.subarray(sep + 1);
-  if (m.length < 3) return undefined;
-  const algorithm = symmetricById(m[0]);
-  const key = m.subarray(1, m.length - 2);
-  if (algorithm?.keyBytes !== key.length) return undefined;
-  if (checksum16(key) !== m.readUInt16BE(m.length - 2)) return undefined;
-  return { data: Uint8Array.from(key), algorithm: algorithm.name };
+  return decodeSessionKey(block.subarray(sep + 1));
 }
 
 /**

@@ -171,6 +171,28 @@ async function eachPacketValid(key: PrivateKey): Promise<boolean> {
 }
 
 /**
+ * `key` unlocked by openpgp.js, as its decryptKey does (each packet deciphered, then the key
+ * validated), for the forms unlockNatively leaves to it (other ciphers, AEAD protection); a key whose
+ * validation openpgp.js cannot make on Node (brainpool, secp256k1 ECDSA) is checked by eachPacketValid,
+ * as unlockNatively does. Errors are openpgp.js's (the caller tells a wrong passphrase from them).
+ */
+export async function decryptKeyChecked(key: PrivateKey, passphrase: string): Promise<PrivateKey> {
+  const clone = (key as unknown as { clone(deep: boolean): PrivateKey }).clone(true);
+  try {
+    await Promise.all(clone.getKeys().map((sub) => (sub.keyPacket as unknown as { decrypt(p: string): Promise<void> }).decrypt(passphrase)));
+    try {
+      await (clone as unknown as { validate(): Promise<void> }).validate();
+    } catch (e) {
+      if (!(await eachPacketValid(clone))) throw e;
+    }
+    return clone;
+  } catch (e) {
+    (clone as unknown as { clearPrivateParams(): void }).clearPrivateParams();
+    throw new Error(`Error decrypting private key: ${(e as Error).message}`, { cause: e }); // as decryptKey says it
+  }
+}
+
+/**
  * `key` unlocked with `passphrase` without openpgp.js's S2K (see the file comment), checked by
  * openpgp.js's validate() as decryptKey does (or eachPacketValid); undefined when a packet is in a form not handled here.
  * A wrong passphrase: OffsiteError('passphrase').

@@ -133,7 +133,7 @@ export class Repository {
         removed.push(local);
       }
     }
-    for (const local of this.copies.names()) if (!wanted.has(local)) this.copies.remove(local);
+    for (const local of this.copies.names()) if (!wanted.has(local)) this.changeRecords((c) => c.remove(local));
     if (removed.length) this.log.info(`Removed ${removed.length} cached metadata file(s) no longer on the remote`);
     return removed;
   }
@@ -148,10 +148,14 @@ export class Repository {
     this.recordCopy(local, { size, remoteSize });
   }
 
-  /** The records' folder may be another user's (a run with sudo made it): the cache folder's error. */
   private recordCopy(local: string, record: CopyRecord): void {
+    this.changeRecords((c) => c.set(local, record));
+  }
+
+  /** A change to the copies' records, whose folder may be another user's (a run with sudo made it): the cache folder's error. */
+  private changeRecords(change: (copies: CopyRecords) => void): void {
     try {
-      this.copies.set(local, record);
+      change(this.copies);
     } catch (e) {
       throw cacheAccessError(e, this.archive.dir);
     }
@@ -280,7 +284,7 @@ export class Repository {
   private async refetchDamaged<T>(remoteName: string, local: string, why: string, fetch: () => Promise<T>): Promise<T> {
     const file = this.archive.file(local);
     this.archive.remove(local);
-    this.copies.remove(local);
+    this.changeRecords((c) => c.remove(local));
     this.log.warn(`The local cache copy ${file} is damaged (${why}): removed; fetching ${remoteName} again from the remote`);
     try {
       return await fetch();
@@ -333,13 +337,14 @@ export class Repository {
     try {
       await pipeline(await openDecoded(fetched.path, wrappingOf(p), this.crypto, remoteName), cachedSigtarGzip(), fs.createWriteStream(part, { mode: 0o600 }));
       fs.renameSync(part, file);
-      this.recordSigtarCopy(local, fetched.size);
     } catch (e) {
       fs.rmSync(part, { force: true });
       throw withFile(e, remoteName);
     } finally {
       fetched.dispose();
     }
+    // Outside the remote file's errors: a records folder another user's is the cache's (changeRecords).
+    this.recordSigtarCopy(local, fetched.size);
     return file;
   }
 }

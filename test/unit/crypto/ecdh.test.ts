@@ -3,14 +3,18 @@
 // Camellia, which openpgp.js lacks), giving the session key gpg names; the PKESKs Offsite writes gpg
 // decrypts; a wrong key is told as before.
 import * as assert from 'node:assert/strict';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as openpgp from 'openpgp';
 import type { PrivateKey } from 'openpgp';
 import { createDecryptStream } from '../../../src/engine/crypto/decrypt';
-import { ECDH_ALGO, ecdhSessionKeyPacket, nativeEcdhSessionKey } from '../../../src/engine/crypto/ecdh';
+import { ECDH_ALGO, ecdhSessionKeyPacket, ecSecretMatches, nativeEcdhSessionKey, readEcdhPublic } from '../../../src/engine/crypto/ecdh';
 import { createEncryptStream } from '../../../src/engine/crypto/encrypt';
 import { loadPrivateKeys, loadVerificationKeys } from '../../../src/engine/crypto/keys';
+import { packet, splitPackets } from '../../../src/engine/crypto/packets';
 import { loadRecipients, nativeKeyPackets, type Recipient } from '../../../src/engine/crypto/recipient';
+import { s2kKey } from '../../../src/engine/crypto/unlock';
 import { rejectsWith } from '../../helpers/errors';
 import { tempDir } from '../../helpers/tmp';
 import { GpgHome, mixedData, pkeskBodies, RSA_SEC, through } from './gpgEnv';
@@ -134,6 +138,32 @@ describe('crypto: ECDH with node:crypto, against gpg 2.2', function () {
     await rejectsWith(loadPrivateKeys([secFile], async () => 'not it'), 'passphrase', /^Wrong passphrase for the key ECDSA-brainpoolP384r1/);
   });
 
+  it("a brainpool key protected in a form openpgp.js unlocks (3DES: Offsite's own unlocking takes AES only) unlocks with its passphrase, its numbers checked natively; a wrong one is told", async () => {
+    const k = key('brainpoolP256r1');
+    const [sec] = k.sec;
+    const pass = '3des pass';
+    // Each secret packet protected as s2k usage 254 (SHA-1 check) with 3DES-CFB and iterated SHA-256.
+    const subs = sec.getKeys();
+    let n = 0;
+    const packets = splitPackets(Buffer.from(sec.write())).packets.map(({ tag, body }) => {
+      if (tag !== 5 && tag !== 7) return packet(tag, body);
+      const pubLen = (subs[n++].keyPacket as unknown as { writePublicKey(): Uint8Array }).writePublicKey().length;
+      assert.equal(body[pubLen], 0, 'exported unprotected');
+      const secret = body.subarray(pubLen + 1, body.length - 2);
+      const salt = randomBytes(8);
+      const iv = randomBytes(8);
+      const c = createCipheriv('des-ede3-cfb', s2kKey({ type: 3, hash: 'sha256', salt, count: 65536 }, Buffer.from(pass), 24), iv);
+      const enc = Buffer.concat([c.update(Buffer.concat([secret, createHash('sha1').update(secret).digest()])), c.final()]);
+      return packet(tag, Buffer.concat([body.subarray(0, pubLen), Buffer.from([254, 2, 3, 8]), salt, Buffer.from([0x60]), iv, enc]));
+    });
+    assert.equal(n, 2);
+    const file = path.join(dir, 'bp-3des-sec.gpg');
+    fs.writeFileSync(file, Buffer.concat(packets));
+    const unlocked = await loadPrivateKeys([file], async () => pass);
+    assert.ok((await decrypt(gpgEncrypt('to-bp-3des.gpg', ['--recipient', k.fpr]), unlocked)).equals(data));
+    await rejectsWith(loadPrivateKeys([file], async () => 'not it'), 'passphrase', /^Wrong passphrase for the key ECDSA-brainpoolP256r1/);
+  });
+
   it('a hidden recipient (gpg --throw-keyids): the ECDH key is found by trying the keys given', async () => {
     const f = gpgEncrypt('hidden.gpg', ['--recipient', key('secp256k1').fpr, '--throw-keyids']);
     assert.ok((await decrypt(f, [...rsaSec, ...key('brainpoolP384r1').sec, ...key('secp256k1').sec])).equals(data));
@@ -147,6 +177,15 @@ describe('crypto: ECDH with node:crypto, against gpg 2.2', function () {
     }
     const hidden = gpgEncrypt('hidden-bp.gpg', ['--recipient', bp.fpr, '--throw-keyids']);
     await rejectsWith(decrypt(hidden, key('brainpoolP512r1').sec), 'decrypt', /^No secret key for this file: it is encrypted to hidden recipient/, { hint: true });
+  });
+
+  it("a damaged ECDH session key to a brainpool key gpg made (which openpgp.js will not use): said so, with what to do", async () => {
+    const k = key('brainpoolP256r1');
+    const bytes = fs.readFileSync(gpgEncrypt('damaged-bp.gpg', ['--recipient', k.fpr]));
+    const [body] = await pkeskBodies(bytes);
+    bytes[bytes.indexOf(body) + body.length - 1] ^= 1; // the wrapped key's last byte
+    const e = await rejectsWith(through(createDecryptStream({ loadDecryptionKeys: async () => k.sec }), bytes), 'decrypt', /is the one this file is encrypted to, but its session key does not open with it/, { hint: true });
+    assert.equal(e.hint, 'The file may be damaged (restore it from another copy), or gpg may still read it (restore with duplicity)');
   });
 
   it('new backups: a NIST, cv25519 or brainpool-subkey key checked once by openpgp.js is remembered and its PKESKs written natively; gpg decrypts', async () => {
@@ -181,6 +220,58 @@ describe('crypto: ECDH with node:crypto, against gpg 2.2', function () {
       const e = await rejectsWith(loadRecipients([key(name).pubFile]), 'key', /cannot receive backups: openpgp\.js, which checks a key .* does not take its curve on Node/, { hint: true });
       assert.match(e.hint ?? '', /already encrypted to this key restore/);
       assert.doesNotMatch(e.message, /\n|Require stack/);
+    }
+  });
+});
+
+/** A big-endian number plus `add`, as OpenPGP writes a scalar. */
+function plus(d: Uint8Array, add: bigint): Buffer {
+  const h = (BigInt(`0x${Buffer.from(d).toString('hex') || '0'}`) + add).toString(16);
+  return Buffer.from(h.length % 2 ? `0${h}` : h, 'hex');
+}
+
+/** The (sub)key packets of a key openpgp.js makes: public part and secret scalar. */
+async function ecPackets(curve: 'nistP256' | 'curve25519Legacy'): Promise<{ algorithm: number; body: Buffer; d: Uint8Array }[]> {
+  const { privateKey } = await openpgp.generateKey({ type: 'ecc', curve, userIDs: [{ email: `ec-${curve}@example.invalid` }], format: 'object', config: { v6Keys: false } });
+  return privateKey.getKeys().map((sub) => {
+    const p = sub.keyPacket as unknown as { algorithm: number; privateParams: { d: Uint8Array }; writePublicKey(): Uint8Array };
+    return { algorithm: p.algorithm, body: Buffer.from(p.writePublicKey()), d: p.privateParams.d };
+  });
+}
+
+describe('crypto: ECDH key checks (ecdh.ts)', () => {
+  /** P-256's group order. */
+  const P256_ORDER = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+
+  it("ecSecretMatches: a NIST key's own scalar matches; d+1, the order and d plus the order (the same point, out of range) do not", async () => {
+    const packets = await ecPackets('nistP256');
+    assert.deepEqual(packets.map((p) => p.algorithm), [19, ECDH_ALGO]);
+    for (const { body, d } of packets) {
+      assert.equal(ecSecretMatches(body, d), true);
+      assert.equal(ecSecretMatches(body, plus(d, 1n)), false, 'd+1');
+      assert.equal(ecSecretMatches(body, plus(new Uint8Array(0), P256_ORDER)), false, 'the order');
+      assert.equal(ecSecretMatches(body, plus(d, P256_ORDER)), false, 'd + the order');
+    }
+  });
+
+  it("ecSecretMatches: a cv25519 subkey's own scalar matches, another does not (the X25519 key's public part is derived, not taken on trust)", async () => {
+    const [eddsa, ecdh] = await ecPackets('curve25519Legacy');
+    assert.equal(ecSecretMatches(eddsa.body, eddsa.d), undefined, 'EdDSA: not a curve of the table');
+    assert.equal(ecdh.algorithm, ECDH_ALGO);
+    assert.equal(ecSecretMatches(ecdh.body, ecdh.d), true);
+    // +8: X25519 clears the scalar's three lowest bits, so +1 would be the same key.
+    assert.equal(ecSecretMatches(ecdh.body, plus(ecdh.d, 8n)), false);
+  });
+
+  it('readEcdhPublic: KDF hashes SHA-256/384/512 only (RFC 6637 §9); SHA-1, MD5, RIPEMD-160 are left to openpgp.js', async () => {
+    const [, ecdh] = await ecPackets('nistP256');
+    const kdf = ecdh.body.length - 4;
+    assert.deepEqual([...ecdh.body.subarray(kdf, kdf + 2)], [3, 1], 'the KDF parameters end the packet');
+    for (const [id, ok] of [[8, true], [9, true], [10, true], [2, false], [1, false], [3, false], [11, false]] as const) {
+      const body = Buffer.from(ecdh.body);
+      body[kdf + 2] = id;
+      body[kdf + 3] = 9; // AES-256: a 32-byte wrap key, more than SHA-1's 20
+      assert.equal(readEcdhPublic(body, 6) !== undefined, ok, `hash ${id}`);
     }
   });
 });

@@ -3,14 +3,16 @@
 // and from openpgp.js unlocked to the same secret numbers as openpgp.js's decryptKey, wrong
 // passphrases refused, and what it does not handle left to openpgp.js.
 import * as assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as openpgp from 'openpgp';
 import type { PrivateKey } from 'openpgp';
+import { checksum16 } from '../../../src/engine/crypto/algorithms';
 import { createDecryptStream } from '../../../src/engine/crypto/decrypt';
 import { createEncryptStream } from '../../../src/engine/crypto/encrypt';
 import { generateKeyPair, loadPrivateKeys, loadPublicKeys } from '../../../src/engine/crypto/keys';
+import { packet, splitPackets, writeMpi } from '../../../src/engine/crypto/packets';
 import { s2kKey, unlockNatively } from '../../../src/engine/crypto/unlock';
 import { OffsiteError } from '../../../src/engine/errors';
 import { tempDir } from '../../helpers/tmp';
@@ -131,5 +133,34 @@ describe('crypto: unlocking protected secret keys natively', function () {
     const same = await unlockNatively(plain, 'ignored', () => 'k');
     assert.ok(same);
     assert.deepEqual(secrets(same), secrets(plain));
+  });
+
+  it("a usage-255 key whose secret scalar is not its point's (the sum made to fit) is a wrong passphrase: the EC check catches what the sum missed", async () => {
+    const { privateKey } = await openpgp.generateKey({ type: 'ecc', curve: 'nistP256', userIDs: [{ email: 'sum-255@example.invalid' }], format: 'object', config: { v6Keys: false } });
+    const p = privateKey.keyPacket as unknown as { privateParams: { d: Uint8Array }; writePublicKey(): Uint8Array };
+    const pass = 'sum pass';
+    /** The key with its primary's scalar `d` protected as s2k usage 255 does (AES-128, iterated SHA-256, two-byte sum). */
+    const protectedWith = async (d: Uint8Array) => {
+      const salt = randomBytes(8);
+      const iv = randomBytes(16);
+      const key = s2kKey({ type: 3, hash: 'sha256', salt, count: 65536 }, Buffer.from(pass), 16);
+      const secret = writeMpi(Buffer.from(d));
+      const sum = Buffer.alloc(2);
+      sum.writeUInt16BE(checksum16(secret));
+      const c = createCipheriv('aes-128-cfb', key, iv);
+      const enc = Buffer.concat([c.update(Buffer.concat([secret, sum])), c.final()]);
+      // count octet 0x60: (16 + 0) << (6 + 6) = 65536
+      const body = Buffer.concat([Buffer.from(p.writePublicKey()), Buffer.from([255, 7, 3, 8]), salt, Buffer.from([0x60]), iv, enc]);
+      const packets = splitPackets(Buffer.from(privateKey.write())).packets.map((q, i) => packet(q.tag, i === 0 ? body : q.body));
+      return openpgp.readPrivateKey({ binaryKey: Buffer.concat(packets) });
+    };
+    const right = await protectedWith(p.privateParams.d);
+    assert.equal(right.keyPacket.isDecrypted(), false, "the primary protected");
+    const unlocked = await unlockNatively(right, pass, () => 'k');
+    assert.ok(unlocked, 'handled natively');
+    assert.deepEqual(secrets(unlocked), secrets(privateKey));
+    const d1 = Buffer.from(p.privateParams.d);
+    d1[d1.length - 1] ^= 1;
+    await assert.rejects(unlockNatively(await protectedWith(d1), pass, () => 'k'), (e: unknown) => OffsiteError.is(e, 'passphrase') && /^Wrong passphrase for the key k$/.test((e as Error).message));
   });
 });

@@ -20,8 +20,8 @@ const NOBODY = 65534;
 const REPO = path.resolve(__dirname, '../../..');
 const src = (p: string) => JSON.stringify(path.join(REPO, 'src/engine', p));
 
-/** Runs each engine operation as nobody on `cache`; returns, by operation, 'ok' or its error's code and message. */
-function asNobody(work: string, cache: string, vault: string, source: string): Record<string, string | [string, string]> {
+/** Runs each engine operation (or those of `only`) as nobody on `cache`; returns, by operation, 'ok' or its error's code and message. */
+function asNobody(work: string, cache: string, vault: string, source: string, only?: readonly string[]): Record<string, string | [string, string]> {
   const script = path.join(work, 'run.ts');
   fs.writeFileSync(
     script,
@@ -37,6 +37,7 @@ function asNobody(work: string, cache: string, vault: string, source: string): R
       `  const base = async () => ({ backend: new FileBackend(${JSON.stringify(vault)}), archive: ArchiveDir.open(${JSON.stringify(cache)}), crypto: await rsaCrypto(), log: new MemoryLogger() });\n` +
       `  const out: Record<string, unknown> = {};\n` +
       `  const attempt = async (name: string, f: () => Promise<unknown>) => {\n` +
+      `    if (${JSON.stringify(only ?? null)}?.includes(name) === false) return;\n` +
       `    try { await f(); out[name] = 'ok'; } catch (e) { out[name] = [(e as { code?: string }).code, (e as Error).message]; }\n` +
       `  };\n` +
       `  await attempt('restore', async () => restore({ ...(await base()), target: ${JSON.stringify(path.join(work, 'out'))} }));\n` +
@@ -124,5 +125,32 @@ describe("the local cache holding another user's files (a run with sudo)", funct
     const [code, message] = asNobody(work, cache, vault, source).restore as [string, string];
     assert.equal(code, 'permission', message);
     assert.match(message, new RegExp(`^Cannot use ${COPY_RECORDS}/duplicity-\\S+\\.manifest\\.json\\.tmp-\\d+ in the local cache folder ${cache}: permission denied \\(open\\)$`));
+  });
+
+  /** Backed up by root; the metadata and its records nobody's own, the records' folder root's (readable). */
+  async function recordsFolderRoots() {
+    const b = await backedUpByRoot();
+    for (const n of files(b.cache)) if (n.startsWith('duplicity-')) fs.chownSync(path.join(b.cache, n), NOBODY, NOBODY);
+    const records = path.join(b.cache, COPY_RECORDS);
+    for (const n of fs.readdirSync(records)) fs.chownSync(path.join(records, n), NOBODY, NOBODY);
+    fs.chownSync(records, 0, 0);
+    fs.chmodSync(records, 0o755); // its records read, none written or removed
+    return { ...b, sigtar: files(b.cache).find((n) => n.endsWith('.sigtar.gz'))! };
+  }
+
+  it("the records' folder another user's: recording a fetched signature file's copy names the cache folder, not the remote file", async () => {
+    const { work, source, vault, cache, sigtar } = await recordsFolderRoots();
+    fs.rmSync(path.join(cache, sigtar)); // the manifest cached, its signature file fetched again
+    const [code, message] = asNobody(work, cache, vault, source, ['list']).list as [string, string];
+    assert.equal(code, 'permission', message);
+    assert.match(message, new RegExp(`^Cannot use ${COPY_RECORDS}/${sigtar.replace(/\./g, '\\.')}\\.json\\.tmp-\\d+ in the local cache folder ${cache}: permission denied \\(open\\)$`));
+  });
+
+  it("the records' folder another user's: removing a damaged copy's record names the cache folder", async () => {
+    const { work, source, vault, cache, sigtar } = await recordsFolderRoots();
+    fs.appendFileSync(path.join(cache, sigtar), 'x'); // its size no longer its record's: damaged
+    const [code, message] = asNobody(work, cache, vault, source, ['list']).list as [string, string];
+    assert.equal(code, 'permission', message);
+    assert.equal(message, `Cannot use ${COPY_RECORDS}/${sigtar}.json in the local cache folder ${cache}: permission denied (unlink)`);
   });
 });

@@ -177,7 +177,16 @@ async function decryptMessage(r: ByteReader, opts: DecryptOptions, push: (b: Buf
     // Not our fast path (SEIPD v2, AEAD, a cipher node lacks): replay what we read and hand the
     // whole message to openpgp.js with its session keys.
     const consumed = r.stopRecording();
-    await decryptWithOpenpgp(replay(consumed, r), opts, sessionKeys, push);
+    let out = 0;
+    try {
+      await decryptWithOpenpgp(replay(consumed, r), opts, sessionKeys, (b) => ((out += b.length), push(b)));
+    } catch (e) {
+      // A wrong passphrase opens the SKESK to random bytes, which now and then (~1 in 300) name a
+      // cipher of the right key size the fast path does not take (Twofish): openpgp.js then fails on
+      // the data before any comes out, as "damaged" — it is the passphrase.
+      if (out === 0 && sessionKeys.every((k) => k.fromPassword) && !OffsiteError.is(e, 'signature')) throw wrongPassword(e);
+      throw e;
+    }
     return;
   }
   r.stopRecording();

@@ -269,6 +269,24 @@ describe('crypto: createDecryptStream', function () {
       }
     });
 
+    it('a wrong passphrase that opens the SKESK to a cipher the fast path does not take (Twofish) is a wrong passphrase, not damage', async () => {
+      // A wrong passphrase decrypts the session key packet to random bytes; ~1 in 300 name a cipher with
+      // a key of the right size. Found here by asking openpgp.js (a low S2K count keeps the search short).
+      const config = { s2kIterationCountByte: 0, aeadProtect: false } as Partial<openpgp.Config>;
+      const msg = (await openpgp.encrypt({ message: await openpgp.createMessage({ binary: data }), passwords: ['right'], format: 'binary', config })) as Uint8Array;
+      const message = await openpgp.readMessage({ binaryMessage: msg });
+      let wrong: string | undefined;
+      for (let i = 0; wrong === undefined && i < 20_000; i++) {
+        const k = await openpgp.decryptSessionKeys({ message, passwords: [`wrong-${i}`] }).catch(() => undefined);
+        if (k?.[0].algorithm === 'twofish') wrong = `wrong-${i}`;
+      }
+      assert.ok(wrong, 'a wrong passphrase that opens the session key packet to Twofish');
+      const file = path.join(dir, 'twofish-by-chance.gpg');
+      fs.writeFileSync(file, msg);
+      assert.ok((await decryptFile(file, { password: async () => 'right' })).equals(data));
+      await rejectsWith(decryptFile(file, { password: async () => wrong }), 'passphrase', /Wrong passphrase/);
+    });
+
     it('a symmetric message: no password → needs it (symmetric), a wrong one → passphrase, wrong (symmetric)', async () => {
       const [sym] = sampleFiles('05-dup-symmetric');
       const needs = async (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ({ code: (e as OffsiteError).code, needs: (e as OffsiteError).needs }));

@@ -14,7 +14,7 @@ import { EngineError, errorText, isCancelled, isHeldElsewhere, needsRestoreKey, 
 import { redactUrl } from '../engine/backend/backendUtil';
 import { crontabLine, cronUrl, offsiteForCron, offsiteOnPath, workspaceRelative } from './folderConfig';
 import { drillSummary, formatAge, formatBytes, formatStatusReport, formatTime, folderDescription, retentionFailureText, statsSummary, tooLargeToCompare } from './format';
-import { asObject, BusyError, type BackupModel, type FolderBackup } from './model';
+import { BusyError, type BackupModel, type FolderBackup } from './model';
 import { currentFailure, drillLine } from './schedule';
 import type { Secrets } from './secrets';
 import { versionTimeOf, type EntryNode, type SetNode } from './snapshotTree';
@@ -99,7 +99,7 @@ export class CommandCenter implements vscode.Disposable {
 
   private showError(id: string, e: unknown): void {
     // Once: unless the operation that failed (the model's) has logged it, as the command.
-    this.model.logEnd(id, asObject(e));
+    this.model.logEnd(id, e);
     if (isCancelled(e)) return;
     if (e instanceof BusyError) {
       this.showBusy(e);

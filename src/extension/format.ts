@@ -36,7 +36,7 @@ const OPERATION_WORDS: Record<OperationKind, { readonly name: string; readonly d
 };
 
 /** What a folder runs, as the Backups view says it beside the folder: "backing up…", "verifying…". */
-export function operationDoing(kind: OperationKind): string {
+function operationDoing(kind: OperationKind): string {
   return `${operationActivity(kind)}…`;
 }
 
@@ -63,8 +63,12 @@ export function operationOn(kind: OperationKind, folder: string): string {
 
 /** An operation on a named folder, as the log says how it ended: "Backup of web", "Verification of web", "Restore drill of web". */
 export function operationOf(kind: OperationKind, folder: string): string {
-  const name = OPERATION_WORDS[kind].name;
-  return `${name[0].toUpperCase()}${name.slice(1)} of ${folder}`;
+  return `${capitalized(OPERATION_WORDS[kind].name)} of ${folder}`;
+}
+
+/** The text with its first letter in upper case. */
+export function capitalized(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 /**

@@ -74,10 +74,6 @@ export class FolderBackup {
 
 const RECORD_PREFIX = 'offsite.record:';
 
-/** A thrown value as an object (an Error for a primitive), so that BackupModel.logEnd can tell it again. */
-export function asObject(e: unknown): object {
-  return typeof e === 'object' && e !== null ? e : new Error(String(e));
-}
 
 function now(): number {
   return Date.now() / 1000;
@@ -196,8 +192,10 @@ export class BackupModel implements vscode.Disposable {
    * run holds the remote: as not started. Else failed, with the error's code and the hint the user is
    * shown (hintOf).
    */
-  logEnd(what: string, e: object): void {
-    if (this.logged.has(e)) return;
+  logEnd(what: string, thrown: unknown): object {
+    // An object (a thrown primitive made an Error), so that whoever meets it again can tell it; returned to be rethrown.
+    const e = typeof thrown === 'object' && thrown !== null ? thrown : new Error(String(thrown));
+    if (this.logged.has(e)) return e;
     this.logged.add(e);
     if (isCancelled(e)) this.log.info(`${what} cancelled`);
     else if (!(e instanceof EngineError)) this.log.error(`${what} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
@@ -207,6 +205,7 @@ export class BackupModel implements vscode.Disposable {
       if (isHeldElsewhere(e)) this.log.info(`${what} not started: ${said}`);
       else this.log.error(`${what} failed: ${said}`);
     }
+    return e;
   }
 
   /**
@@ -265,9 +264,7 @@ export class BackupModel implements vscode.Disposable {
         },
       );
     } catch (e) {
-      const err = asObject(e); // logged once: a thrown primitive could not be told again (logEnd)
-      this.logEnd(operationOf(kind, f.name), err);
-      throw err;
+      throw this.logEnd(operationOf(kind, f.name), e);
     } finally {
       // The settings may have changed meanwhile: the folder's FolderBackup is then a new one sharing it.
       for (const x of [f, ...this._folders]) if (x.running === running) x.running = undefined;
@@ -308,9 +305,8 @@ export class BackupModel implements vscode.Disposable {
       this._onDidBackup.fire(f);
       return r;
     } catch (thrown) {
-      const e = asObject(thrown);
       // (What run() logged already, a refusal or a failure before it ran: a setting it cannot honour.)
-      this.logEnd(operationOf('backup', f.name), e);
+      const e = this.logEnd(operationOf('backup', f.name), thrown);
       // Cancelled; busy here, or the remote's lock held by another window or cron (whose backup is
       // under way): not a failed backup of ours; if that writer never ends, the stale warning says so in time.
       if (!isCancelled(e) && !isHeldElsewhere(e)) await this.updateRecord(f, { lastFailure: { time: now(), message: e instanceof Error ? e.message : String(e) } });

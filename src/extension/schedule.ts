@@ -3,7 +3,7 @@
 // Node with made-up clocks.
 import type { DrillRecord } from '../engine/ops/drill';
 import type { BackupStats } from '../engine/ops/stats';
-import { formatAge, formatBytes, formatTime, operationActivity, statsSummary, type OperationKind } from './format';
+import { capitalized, formatAge, formatBytes, formatTime, operationActivity, statsSummary, type OperationKind } from './format';
 
 const HOUR = 3600;
 const DAY = 86400;
@@ -103,7 +103,6 @@ export function currentFailure(rec: FolderRecord): FolderRecord['lastFailure'] {
   return f && !(rec.lastSuccess !== undefined && rec.lastSuccess >= f.time) ? f : undefined;
 }
 
-const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 /**
  * What runs, as the status bar says it: "Verifying…" with one folder; with several, each running

@@ -8,7 +8,7 @@ import { isCancelled } from './engineClient';
 import type { FileNode } from './fileTree';
 import { redactUrl } from '../engine/backend/backendUtil';
 import { currentChainIndex, folderDescription, formatAge, formatBytes, formatTime, unrestorableSets, type OperationKind } from './format';
-import { asObject, type BackupModel, type FolderBackup } from './model';
+import type { BackupModel, FolderBackup } from './model';
 
 export type BackupNode = FolderNode | ChainNode | SetNode | EntryNode | MoreNode | MessageNode;
 
@@ -110,7 +110,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<BackupNode>
       await this.model.listMore(n.folder, n.setTime, n.dir);
     } catch (e) {
       // The item stays, so a click tries again.
-      this.model.logEnd(`Show more of ${n.dir || n.folder.name}`, asObject(e));
+      this.model.logEnd(`Show more of ${n.dir || n.folder.name}`, e);
       if (!isCancelled(e)) void vscode.window.showErrorMessage(vscode.l10n.t('Offsite: {0}', e instanceof Error ? e.message : String(e)));
     } finally {
       this._onDidChangeTreeData.fire(n.parent);

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { emptyStats } from '../../../src/engine/ops/stats';
-import { busyText, currentChainIndex, drillSummary, folderDescription, formatAge, formatBytes, formatStatusReport, formatTime, lastRestorableTime, operationDoing, operationOf, progressMessage, retentionFailureText, statsSummary, tooLargeToCompare, unrestorableSets } from '../../../src/extension/format';
+import { busyText, currentChainIndex, drillSummary, folderDescription, formatAge, formatBytes, formatStatusReport, formatTime, lastRestorableTime, operationOf, progressMessage, retentionFailureText, statsSummary, tooLargeToCompare, unrestorableSets } from '../../../src/extension/format';
 
 describe('extension: wording', () => {
   it('ages', () => {
@@ -35,7 +35,7 @@ describe('extension: wording', () => {
       ],
     );
     assert.equal(busyText('app', { kind: 'backup', background: true }), 'Offsite is already running a scheduled backup of app');
-    assert.deepEqual((['backup', 'restore', 'verify', 'drill'] as const).map(operationDoing), ['backing up…', 'restoring…', 'verifying…', 'running a restore drill…']);
+    assert.deepEqual((['backup', 'restore', 'verify', 'drill'] as const).map((k) => folderDescription(undefined, k)), ['backing up…', 'restoring…', 'verifying…', 'running a restore drill…']);
     // How the log names it when it fails or is cancelled.
     assert.deepEqual((['backup', 'restore', 'verify', 'drill'] as const).map((kind) => operationOf(kind, 'web')), ['Backup of web', 'Restore of web', 'Verification of web', 'Restore drill of web']);
     // Beside a folder's name: what it runs first, then where (the view, its title, the folder pick alike).

@@ -122,13 +122,17 @@ function checkNoNewerDamagedSets(repo: Repository, chosen: number, time: number,
   const unique = [...new Set(missing)];
   const newer = chosen < 0 ? 'Backups' : `Backups newer than ${timeToString(chosen)}`;
   const anyway = chosen < 0 ? '' : `; to restore the last complete backup anyway, give --time ${timeToString(chosen)}`;
-  const written = suspects.map((s) => (s.manifestName ? undefined : lastWrite(repo, [...s.volumes.values()])));
-  const running = written.every((t) => writtenRecently(t, now));
+  // A set with its manifest is damage, not a backup being written; one the remote does not date counts
+  // as possibly running (as status says), but has no time to name.
+  const written = suspects.map((s) => lastWrite(repo, [...s.volumes.values()]));
+  const running = suspects.every((s, i) => !s.manifestName && writtenRecently(written[i], now));
+  const dated = written.filter((t): t is number => t !== undefined);
+  const when = dated.length === suspects.length ? ` (last written ${timeToString(Math.max(...dated))} by the remote's clock)` : '';
   throw new OffsiteError('integrity', `${newer} cannot be used: ${unique.join(', ')} ${unique.length === 1 ? 'is' : 'are'} missing on the remote`, {
     file: unique[0],
     hint:
       running ?
-        `A backup running on another machine may be writing ${suspects.length === 1 ? 'that set' : 'those sets'} (last written ${timeToString(Math.max(...(written as number[])))} by the remote's clock): restore again once it has finished${anyway}`
+        `A backup running on another machine may be writing ${suspects.length === 1 ? 'that set' : 'those sets'}${when}: restore again once it has finished${anyway}`
       : `If a backup was interrupted, run the next backup or offsite cleanup first${anyway}`,
   });
 }

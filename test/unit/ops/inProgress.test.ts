@@ -108,6 +108,25 @@ describe('a backup running on another machine into the same remote', function ()
     assert.ok(!fs.readdirSync(vault).some((n) => n === theirVolume || n === theirUpload));
   });
 
+  it("a restore's refusal for newer sets, one of them with its manifest (an incremental on a set that lost its own), says interrupted or damaged, not running elsewhere", async () => {
+    const { src, vault, archive, crypto, log } = await backedUp();
+    for (const text of ['two', 'three']) {
+      await new Promise((r) => setTimeout(r, 1100)); // set times are whole seconds
+      fs.writeFileSync(path.join(src, 'a.txt'), text);
+      await backup({ source: src, backend: new FileBackend(vault), archive, crypto, log, volumeSize: 1 << 20 });
+    }
+    const incManifests = fs.readdirSync(vault).filter((n) => n.startsWith('duplicity-inc.') && n.includes('.manifest')).sort();
+    assert.equal(incManifests.length, 2);
+    fs.rmSync(path.join(vault, incManifests[0]));
+    const out = path.join(tempDir('offsite-inprogress-out-'), 'o');
+    await assert.rejects(restore({ backend: new FileBackend(vault), archive, crypto, log, target: out }), (e: unknown) => {
+      assert.ok(OffsiteError.is(e, 'integrity'), String(e));
+      assert.match(e.message, /^Backups newer than \S+ cannot be used: /);
+      assert.match(e.hint ?? '', /^If a backup was interrupted, run the next backup or offsite cleanup first/);
+      return true;
+    });
+  });
+
   it('a remote that does not say when its files were written: their sets are kept as possibly in progress, unless --keep-recent 0', async () => {
     const { vault, archive, crypto, log } = await backedUp();
     // A volume of a set without its manifest, written two days ago (which this remote does not tell).

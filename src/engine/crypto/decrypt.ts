@@ -181,10 +181,11 @@ async function decryptMessage(r: ByteReader, opts: DecryptOptions, push: (b: Buf
     try {
       await decryptWithOpenpgp(replay(consumed, r), opts, sessionKeys, (b) => ((out += b.length), push(b)));
     } catch (e) {
-      // A wrong passphrase opens the SKESK to random bytes, which now and then (~1 in 300) name a
+      // A wrong passphrase opens a v4 SKESK to random bytes, which now and then (~1 in 300) name a
       // cipher of the right key size the fast path does not take (Twofish): openpgp.js then fails on
-      // the data before any comes out, as "damaged" — it is the passphrase.
-      if (out === 0 && sessionKeys.every((k) => k.fromPassword) && !OffsiteError.is(e, 'signature')) throw wrongPassword(e);
+      // the SEIPD v1 data before any comes out, as "damaged" — it is the passphrase. (AEAD data, v2:
+      // a wrong passphrase fails at its SKESK already, so a failure there is the data's.)
+      if (fastShape && out === 0 && sessionKeys.every((k) => k.fromPassword) && !OffsiteError.is(e, 'signature')) throw wrongPassword(e);
       throw e;
     }
     return;

@@ -3,15 +3,15 @@
 import { BackendError, type CleanupPartialOptions } from './backend';
 import { OffsiteError, cancelled, isCancellation } from '../errors';
 
-/**
- * Remote names are flat file names (duplicity's remote is one folder). Anything else is a bug in the
- * caller, never something to retry.
- */
 /** Whether cleanupPartial(options) may report and remove the leftover `name` (options.only, when given, names them). */
 export function inCleanupScope(options: CleanupPartialOptions, name: string): boolean {
   return !options.only || options.only.has(name);
 }
 
+/**
+ * Remote names are flat file names (duplicity's remote is one folder). Anything else is a bug in the
+ * caller, never something to retry.
+ */
 export function checkName(op: string, name: string): void {
   if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
     throw new BackendError('permanent', op, String(name), `"${String(name)}" is not a valid remote file name`, {

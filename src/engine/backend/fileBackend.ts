@@ -27,6 +27,11 @@ export function isPartialName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX);
 }
 
+/** Whether cleanupPartial may remove `name`: a temporary upload, not one of this backend's own in flight, in options.only's scope. */
+export function cleanupCandidate(name: string, inflight: ReadonlySet<string>, options: CleanupPartialOptions): boolean {
+  return isPartialName(name) && !inflight.has(name) && inCleanupScope(options, name);
+}
+
 /**
  * The final name a temporary name of partialNameFor carries (it does when that fits), as the `target`
  * of its BackendFileInfo: an object to spread into one, empty when it carries none.
@@ -333,7 +338,7 @@ export class FileBackend implements Backend {
     throwIfAborted(options.signal);
     let names: string[];
     try {
-      names = (await fsp.readdir(this.dir)).filter((n) => isPartialName(n) && !this.inflight.has(n) && inCleanupScope(options, n));
+      names = (await fsp.readdir(this.dir)).filter((n) => cleanupCandidate(n, this.inflight, options));
     } catch (e) {
       if (errno(e) === 'ENOENT') return [];
       throw this.fsError('cleanupPartial', undefined, e);

@@ -10,8 +10,8 @@ import { pipeline } from 'node:stream/promises';
 import type { ChildProcess } from 'node:child_process';
 import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
-import { checkName, checkRange, inCleanupScope, normalizeAbort, sizeMismatch } from './backendUtil';
-import { isPartialName, partialNameFor, partialTarget } from './fileBackend';
+import { checkName, checkRange, normalizeAbort, sizeMismatch } from './backendUtil';
+import { cleanupCandidate, isPartialName, partialNameFor, partialTarget } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
 import { classifyRclone, displayRemote, makeRedactor, rcloneEnv, remoteParts, runRclone, secretsToEnv, spawnRclone, stopChild, type RcloneEnv } from './rclone/rcloneRun';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
@@ -456,7 +456,7 @@ export class RcloneBackend implements Backend {
   async cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     const names = (await this.lsjson('cleanupPartial', options.signal))
       .map((e) => e.Name ?? '')
-      .filter((n) => isPartialName(n) && !this.inflight.has(n) && inCleanupScope(options, n))
+      .filter((n) => cleanupCandidate(n, this.inflight, options))
       .sort();
     if (options.dryRun) return names;
     const removed: string[] = [];

@@ -10,8 +10,8 @@ import { Readable } from 'node:stream';
 import type { FileEntry, Stats } from 'ssh2';
 import type { Backend, BackendFileInfo, CleanupPartialOptions, BackendProperties, BlobSource, GetOptions, ListOptions, OpOptions, PutOptions } from './backend';
 import { BackendError } from './backend';
-import { abortableDelay, checkName, checkRange, inCleanupScope, envNumber, normalizeAbort, sizeMismatch } from './backendUtil';
-import { isPartialName, partialNameFor, partialTarget } from './fileBackend';
+import { abortableDelay, checkName, checkRange, envNumber, normalizeAbort, sizeMismatch } from './backendUtil';
+import { cleanupCandidate, isPartialName, partialNameFor, partialTarget } from './fileBackend';
 import { registerBackend, type BackendContext } from './registry';
 import { OffsiteError, cancelled, throwIfAborted } from '../errors';
 import { SftpConnection, type ConnectParams, type Log } from './sftp/sftpConnection';
@@ -540,7 +540,7 @@ export class SftpBackend implements Backend {
 
   async cleanupPartial(options: CleanupPartialOptions = {}): Promise<string[]> {
     return await this.withConnection('cleanup', undefined, options.signal, async (conn) => {
-      const found = (await this.readDir(conn, 'cleanup')).map((e) => e.filename).filter((n) => isPartialName(n) && !this.inflight.has(n) && inCleanupScope(options, n));
+      const found = (await this.readDir(conn, 'cleanup')).map((e) => e.filename).filter((n) => cleanupCandidate(n, this.inflight, options));
       found.sort();
       if (!options.dryRun) for (const n of found) await this.removeOn(conn, this.remote(n));
       return found;

@@ -37,7 +37,7 @@ export async function cleanup(opts: ReadOptions & { force?: boolean; keepRecent?
       const remote = [...audit.leftovers, ...(interrupted?.blocker !== undefined ? interrupted.files : [])];
       // Only those the listing saw, and found old: one that appeared since is an upload just begun.
       // Without --force the listing's are the answer: the remote is not listed again to say them.
-      let temporary = [...audit.temporary].sort();
+      let temporary = [...audit.temporary];
       if (opts.force && temporary.length) temporary = await opts.backend.cleanupPartial({ only: new Set(temporary), signal: opts.signal });
       if (opts.force) {
         await removeFiles(repo, remote, opts.signal);

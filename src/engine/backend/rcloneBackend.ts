@@ -427,12 +427,12 @@ export class RcloneBackend implements Backend {
   }
 
   /** The URL's path (without its ":") when the remote is bucket-based and rooted there; else undefined. */
-  private async bucketOf(path: string, op: string, signal?: AbortSignal): Promise<string | undefined> {
+  private async bucketOf(urlPath: string, op: string, signal?: AbortSignal): Promise<string | undefined> {
     const res = await this.run(['backend', 'features', this.remote], op, undefined, signal);
     if (res.code !== 0) return undefined;
     const f = parseJson<{ Root?: string; Features?: { BucketBased?: boolean } }>(res.stdout, op, undefined, this.displayUrl);
     const trim = (p: string): string => p.replace(/^\/+|\/+$/g, '');
-    const root = trim(path.slice(1));
+    const root = trim(urlPath.slice(1));
     return f?.Features?.BucketBased && trim(f.Root ?? '') === root && root !== '' ? root : undefined;
   }
 
